@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mafalda_host::demo::{self, DemoOptions};
-use mafalda_host::pool::{available_cores, PoolOptions, WorkerPool};
+use mafalda_host::pool::{available_cores, WorkerPool, WorkerTemplate};
 use mafalda_host::shutdown::{stop_requested, StopReason};
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -68,7 +68,7 @@ async fn main() -> Result<()> {
         .init();
     let workers = cli.workers.unwrap_or_else(available_cores);
     let duration = cli.duration.map(Duration::from_secs);
-    let pool = WorkerPool::start(PoolOptions::with_workers(workers))
+    let pool = WorkerPool::start(workers, WorkerTemplate::default())
         .await
         .context("starting mediasoup workers")?;
     match cli.command.unwrap_or(Command::Serve) {

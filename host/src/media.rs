@@ -112,6 +112,21 @@ pub fn opus_send_parameters(ssrc: u32) -> RtpParameters {
     }
 }
 
+/// Header extension id the generator uses for `ssrc-audio-level`.
+pub const AUDIO_LEVEL_EXTENSION_ID: u8 = 1;
+
+/// RTP parameters of a plain Opus sender using `ssrc` that announces its audio level (what
+/// audio level and active speaker observers read).
+pub fn opus_send_parameters_with_audio_level(ssrc: u32) -> RtpParameters {
+    let mut parameters = opus_send_parameters(ssrc);
+    parameters.header_extensions = vec![RtpHeaderExtensionParameters {
+        uri: RtpHeaderExtensionUri::SsrcAudioLevel,
+        id: u16::from(AUDIO_LEVEL_EXTENSION_ID),
+        encrypt: false,
+    }];
+    parameters
+}
+
 /// RTP parameters of a plain VP8 sender using `ssrc`.
 pub fn vp8_send_parameters(ssrc: u32) -> RtpParameters {
     RtpParameters {

@@ -2,7 +2,7 @@
 //! closed on demand, each with its thread id so its CPU time can be measured.
 
 use mediasoup::prelude::*;
-use mediasoup::worker::{WorkerId, WorkerLogLevel};
+use mediasoup::worker::{WorkerDtlsFiles, WorkerId, WorkerLogLevel, WorkerLogTag};
 use std::fs;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,31 +26,52 @@ pub enum PoolError {
     UnknownWorker(WorkerId),
 }
 
-/// How the pool starts its workers.
-#[derive(Debug, Clone)]
-pub struct PoolOptions {
-    /// Workers started up front.
-    pub initial_workers: NonZeroUsize,
+/// How the pool starts each worker.
+#[derive(Clone)]
+pub struct WorkerTemplate {
     /// Log level of the C++ workers (their logs are forwarded to `tracing`).
-    pub worker_log_level: WorkerLogLevel,
+    pub log_level: WorkerLogLevel,
+    /// Log tags of the C++ workers.
+    pub log_tags: Vec<WorkerLogTag>,
     /// UDP/TCP port range the workers allocate from.
     pub rtc_ports: std::ops::RangeInclusive<u16>,
+    /// DTLS certificate and key (generated per worker when `None`).
+    pub dtls_files: Option<WorkerDtlsFiles>,
+    /// Called on each worker thread before it starts (e.g. to pin it to a core).
+    pub thread_initializer: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
-impl PoolOptions {
-    /// `workers` workers, warnings only, the default port range.
-    pub fn with_workers(workers: NonZeroUsize) -> Self {
+impl std::fmt::Debug for WorkerTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerTemplate")
+            .field("log_level", &self.log_level)
+            .field("rtc_ports", &self.rtc_ports)
+            .finish()
+    }
+}
+
+impl Default for WorkerTemplate {
+    fn default() -> Self {
         Self {
-            initial_workers: workers,
-            worker_log_level: WorkerLogLevel::Warn,
+            log_level: WorkerLogLevel::Warn,
+            log_tags: Vec::new(),
             rtc_ports: 10_000..=59_999,
+            dtls_files: None,
+            thread_initializer: None,
         }
     }
 }
 
-impl Default for PoolOptions {
-    fn default() -> Self {
-        Self::with_workers(available_cores())
+impl WorkerTemplate {
+    /// The template an application asked for with mediasoup's `WorkerSettings`.
+    pub fn from_settings(settings: &WorkerSettings) -> Self {
+        Self {
+            log_level: settings.log_level,
+            log_tags: settings.log_tags.clone(),
+            rtc_ports: settings.rtc_port_range.clone(),
+            dtls_files: settings.dtls_files.clone(),
+            thread_initializer: settings.thread_initializer.clone(),
+        }
     }
 }
 
@@ -134,7 +155,7 @@ impl WorkerWatch {
 /// A pool of local mediasoup workers.
 pub struct WorkerPool {
     manager: WorkerManager,
-    options: PoolOptions,
+    template: Mutex<WorkerTemplate>,
     entries: Mutex<Vec<PooledWorker>>,
     spawned: AtomicUsize,
 }
@@ -148,47 +169,74 @@ impl std::fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts a pool with `options.initial_workers` workers.
-    pub async fn start(options: PoolOptions) -> Result<Self, PoolError> {
-        let pool = Self::empty(options);
-        for _ in 0..pool.options.initial_workers.get() {
+    /// Starts a pool with `count` workers made from `template`.
+    pub async fn start(count: NonZeroUsize, template: WorkerTemplate) -> Result<Self, PoolError> {
+        let pool = Self::empty(template);
+        for _ in 0..count.get() {
             pool.spawn_worker().await?;
         }
         Ok(pool)
     }
 
     /// A pool with no worker yet (workers are added with [`WorkerPool::spawn_worker`]).
-    pub fn empty(options: PoolOptions) -> Self {
+    pub fn empty(template: WorkerTemplate) -> Self {
+        Self::with_manager(WorkerManager::new(), template)
+    }
+
+    /// A pool with no worker yet, starting workers through `manager`.
+    pub fn with_manager(manager: WorkerManager, template: WorkerTemplate) -> Self {
         Self {
-            manager: WorkerManager::new(),
-            options,
+            manager,
+            template: Mutex::new(template),
             entries: Mutex::new(Vec::new()),
             spawned: AtomicUsize::new(0),
         }
     }
 
-    /// Starts `count` workers (at least one) with default options.
+    /// Starts `count` workers (at least one) with the default template.
     pub async fn with_workers(count: usize) -> Result<Self, PoolError> {
         let count = NonZeroUsize::new(count).ok_or(PoolError::NoWorkers)?;
-        Self::start(PoolOptions::with_workers(count)).await
+        Self::start(count, WorkerTemplate::default()).await
+    }
+
+    /// Changes how workers started from now on are made.
+    pub fn set_template(&self, template: WorkerTemplate) {
+        *self.template.lock().unwrap_or_else(PoisonError::into_inner) = template;
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<PooledWorker>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts one more worker.
+    /// Starts one more worker and keeps it in the pool.
     pub async fn spawn_worker(&self) -> Result<PooledWorker, PoolError> {
+        let pooled = self.start_worker().await?;
+        self.entries().push(pooled.clone());
+        Ok(pooled)
+    }
+
+    /// Starts a worker the caller owns (the pool does not keep it).
+    pub async fn start_worker(&self) -> Result<PooledWorker, PoolError> {
         let thread = Arc::new(WorkerThread::default());
+        let template = self
+            .template
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut settings = WorkerSettings::default();
-        settings.log_level = self.options.worker_log_level;
-        settings.log_tags = Vec::new();
-        settings.rtc_port_range = self.options.rtc_ports.clone();
+        settings.log_level = template.log_level;
+        settings.log_tags = template.log_tags;
+        settings.rtc_port_range = template.rtc_ports;
+        settings.dtls_files = template.dtls_files;
+        let user_initializer = template.thread_initializer;
         settings.thread_initializer = Some(Arc::new({
             let thread = Arc::clone(&thread);
             move || {
                 // SAFETY: gettid has no preconditions; it returns the calling thread's id.
                 let _ = thread.tid.set(unsafe { libc::gettid() });
+                if let Some(init) = &user_initializer {
+                    init();
+                }
             }
         }));
         let worker = self.manager.create_worker(settings).await?;
@@ -218,7 +266,6 @@ impl WorkerPool {
             },
         };
         info!(worker = index, %id, tid = ?pooled.thread().tid(), "worker started");
-        self.entries().push(pooled.clone());
         Ok(pooled)
     }
 

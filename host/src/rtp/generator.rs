@@ -4,7 +4,9 @@
 use super::packet::{self, RtpHeader};
 use super::payload::{self, PayloadKind};
 use crate::media::{OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
+use event_listener_primitives::HandlerId;
 use mediasoup::prelude::*;
+use mediasoup::types::data_structures::TransportTuple;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,8 @@ pub struct GeneratorConfig {
     pub count: Option<u64>,
     /// Payload length in bytes.
     pub payload_len: usize,
+    /// Add an `ssrc-audio-level` header extension `(extension id, level in -dBov)`.
+    pub audio_level: Option<(u8, u8)>,
 }
 
 impl GeneratorConfig {
@@ -45,6 +49,7 @@ impl GeneratorConfig {
             packets_per_second: 50,
             count: None,
             payload_len: 80,
+            audio_level: None,
         }
     }
 
@@ -58,12 +63,20 @@ impl GeneratorConfig {
             packets_per_second: 30,
             count: None,
             payload_len: 400,
+            audio_level: None,
         }
     }
 
     /// The same stream, stopping after `count` packets.
     pub fn with_count(mut self, count: u64) -> Self {
         self.count = Some(count);
+        self
+    }
+
+    /// The same stream with an `ssrc-audio-level` extension (id `extension_id`) saying the
+    /// voice is at `-dbov` dBov (0 is loudest, 127 silence).
+    pub fn with_audio_level(mut self, extension_id: u8, dbov: u8) -> Self {
+        self.audio_level = Some((extension_id, dbov.min(127)));
         self
     }
 
@@ -110,19 +123,55 @@ pub struct RtpGenerator {
 }
 
 /// The transport a generator feeds, held weakly: a generator never keeps a transport open (in
-/// mediasoup a transport closes when its last handle is dropped).
+/// mediasoup a transport closes when its last handle is dropped). Real mediasoup transports and
+/// virtual (mafalda) ones both work.
 #[derive(Debug, Clone)]
 pub struct GeneratorTarget {
     id: TransportId,
-    transport: WeakPlainTransport,
+    transport: Weak,
+}
+
+#[derive(Debug, Clone)]
+enum Weak {
+    Real(WeakPlainTransport),
+    Virtual(crate::plain_transport::WeakPlainTransport),
+}
+
+/// A live target.
+enum Live {
+    Real(PlainTransport),
+    Virtual(crate::plain_transport::PlainTransport),
+}
+
+impl Live {
+    fn closed(&self) -> bool {
+        match self {
+            Live::Real(t) => t.closed(),
+            Live::Virtual(t) => crate::transport::Transport::closed(t),
+        }
+    }
+
+    fn tuple(&self) -> TransportTuple {
+        match self {
+            Live::Real(t) => t.tuple(),
+            Live::Virtual(t) => t.tuple(),
+        }
+    }
+
+    fn on_close(&self, callback: Box<dyn FnOnce() + Send>) -> HandlerId {
+        match self {
+            Live::Real(t) => t.on_close(callback),
+            Live::Virtual(t) => crate::transport::Transport::on_close(t, callback),
+        }
+    }
 }
 
 impl GeneratorTarget {
-    /// Targets `transport`.
+    /// Targets a real mediasoup transport.
     pub fn of(transport: &PlainTransport) -> Self {
         Self {
             id: transport.id(),
-            transport: transport.downgrade(),
+            transport: Weak::Real(transport.downgrade()),
         }
     }
 
@@ -131,10 +180,12 @@ impl GeneratorTarget {
         self.id
     }
 
-    fn live(&self) -> Result<PlainTransport, GeneratorError> {
-        self.transport
-            .upgrade()
-            .filter(|t| !t.closed())
+    fn live(&self) -> Result<Live, GeneratorError> {
+        let live = match &self.transport {
+            Weak::Real(weak) => weak.upgrade().map(Live::Real),
+            Weak::Virtual(weak) => weak.upgrade().map(Live::Virtual),
+        };
+        live.filter(|t| !t.closed())
             .ok_or(GeneratorError::TransportClosed(self.id))
     }
 }
@@ -145,14 +196,23 @@ impl From<&PlainTransport> for GeneratorTarget {
     }
 }
 
-/// Where a datagram for `transport` must go.
-pub fn transport_address(transport: &PlainTransport) -> Result<SocketAddr, GeneratorError> {
-    let tuple = transport.tuple();
+impl From<&crate::plain_transport::PlainTransport> for GeneratorTarget {
+    fn from(transport: &crate::plain_transport::PlainTransport) -> Self {
+        let id = crate::transport::Transport::id(transport);
+        Self {
+            id,
+            transport: Weak::Virtual(transport.downgrade()),
+        }
+    }
+}
+
+/// Where a datagram for a transport with this `tuple` must go.
+fn tuple_address(id: TransportId, tuple: &TransportTuple) -> Result<SocketAddr, GeneratorError> {
     let ip: IpAddr = tuple
         .local_address()
         .parse()
         .map_err(|_| GeneratorError::BadAddress {
-            id: transport.id(),
+            id,
             address: tuple.local_address().clone(),
         })?;
     let ip = if ip.is_unspecified() {
@@ -161,6 +221,11 @@ pub fn transport_address(transport: &PlainTransport) -> Result<SocketAddr, Gener
         ip
     };
     Ok(SocketAddr::new(ip, tuple.local_port()))
+}
+
+/// Where a datagram for `transport` must go.
+pub fn transport_address(transport: &PlainTransport) -> Result<SocketAddr, GeneratorError> {
+    tuple_address(transport.id(), &transport.tuple())
 }
 
 impl RtpGenerator {
@@ -176,7 +241,8 @@ impl RtpGenerator {
         }
         let target: GeneratorTarget = target.into();
         let transport = target.live()?;
-        let target = transport_address(&transport)?;
+        let id = target.id();
+        let target = tuple_address(id, &transport.tuple())?;
         let bind: SocketAddr = match target.ip() {
             IpAddr::V4(ip) if ip.is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
             IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -190,9 +256,8 @@ impl RtpGenerator {
         }));
         // The transport may have closed between the check above and the registration.
         if transport.closed() {
-            return Err(GeneratorError::TransportClosed(transport.id()));
+            return Err(GeneratorError::TransportClosed(id));
         }
-        let id = transport.id();
         drop(transport);
         let (stop, stop_rx) = watch::channel(false);
         let sent = Arc::new(AtomicU64::new(0));
@@ -302,9 +367,14 @@ impl Sending {
                 ssrc: config.ssrc,
             };
             let body = payload::make(config.kind, index as u32, config.payload_len);
-            self.socket
-                .send_to(&packet::encode(&header, &body)?, self.target)
-                .await?;
+            let datagram = match config.audio_level {
+                // Voice activity bit set, level in the low 7 bits.
+                Some((id, level)) => {
+                    packet::encode_with_extensions(&header, &[(id, &[0x80 | level])], &body)?
+                }
+                None => packet::encode(&header, &body)?,
+            };
+            self.socket.send_to(&datagram, self.target).await?;
             index += 1;
             self.sent.store(index, Ordering::Relaxed);
         }

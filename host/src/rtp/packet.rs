@@ -37,6 +37,14 @@ pub enum RtpError {
     /// Padding length larger than the payload.
     #[error("padding of {0} bytes exceeds the payload")]
     BadPadding(usize),
+    /// A one-byte header extension element with an id outside 1..=14 or 0 or >16 bytes.
+    #[error("header extension id {id} with {len} bytes does not fit the one-byte format")]
+    BadExtension {
+        /// The extension id.
+        id: u8,
+        /// Its data length.
+        len: usize,
+    },
 }
 
 /// A parsed RTP packet borrowing its payload from the datagram.
@@ -59,6 +67,39 @@ pub fn encode(header: &RtpHeader, payload: &[u8]) -> Result<Vec<u8>, RtpError> {
     out.extend_from_slice(&header.sequence.to_be_bytes());
     out.extend_from_slice(&header.timestamp.to_be_bytes());
     out.extend_from_slice(&header.ssrc.to_be_bytes());
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// Writes a packet carrying one-byte header extensions (RFC 8285): `(id, data)` pairs with ids
+/// 1..=14 and 1..=16 bytes of data each.
+pub fn encode_with_extensions(
+    header: &RtpHeader,
+    extensions: &[(u8, &[u8])],
+    payload: &[u8],
+) -> Result<Vec<u8>, RtpError> {
+    if extensions.is_empty() {
+        return encode(header, payload);
+    }
+    let mut block = Vec::new();
+    for (id, data) in extensions {
+        if !(1..=14).contains(id) || data.is_empty() || data.len() > 16 {
+            return Err(RtpError::BadExtension {
+                id: *id,
+                len: data.len(),
+            });
+        }
+        block.push((id << 4) | (data.len() as u8 - 1));
+        block.extend_from_slice(data);
+    }
+    while block.len() % 4 != 0 {
+        block.push(0);
+    }
+    let mut out = encode(header, &[])?;
+    out[0] |= 0x10;
+    out.extend_from_slice(&[0xbe, 0xde]);
+    out.extend_from_slice(&((block.len() / 4) as u16).to_be_bytes());
+    out.extend_from_slice(&block);
     out.extend_from_slice(payload);
     Ok(out)
 }
@@ -171,6 +212,19 @@ mod tests {
             ..header()
         };
         assert_eq!(encode(&bad, b""), Err(RtpError::BadPayloadType(200)));
+    }
+
+    #[test]
+    fn writes_one_byte_header_extensions() {
+        let bytes = encode_with_extensions(&header(), &[(1, &[0x9e])], b"opus").unwrap();
+        assert_eq!(bytes[0] & 0x10, 0x10);
+        assert_eq!(&bytes[12..16], &[0xbe, 0xde, 0, 1]);
+        assert_eq!(&bytes[16..18], &[0x10, 0x9e]);
+        assert_eq!(parse(&bytes).unwrap().payload, b"opus");
+        assert_eq!(
+            encode_with_extensions(&header(), &[(15, &[1])], b""),
+            Err(RtpError::BadExtension { id: 15, len: 1 })
+        );
     }
 
     #[test]

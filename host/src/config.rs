@@ -1,0 +1,364 @@
+//! Host configuration: [`HostOptions`] in code, the same keys from a TOML file
+//! (`mafalda-host --config`, or `MAFALDA_CONFIG` for drop-in applications) and per-key
+//! environment overrides. Every key has a default, so no configuration is needed.
+//!
+//! Precedence: explicit options in code > environment (`MAFALDA_*`) > file > defaults.
+
+use crate::placement::{BinPack, PlacementPolicy, Spread, DEFAULT_CPU_WATERMARK};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid value for {key}: {reason}")]
+    Invalid {
+        /// The key (file key or environment variable).
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The worker pool: how many workers, when to add and release them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolOptions {
+    /// Most workers the pool may run (default: number of cores).
+    pub max_workers: usize,
+    /// Workers kept even when idle (default 1).
+    pub min_workers: usize,
+    /// CPU share above which the built-in packer counts a worker as full (default 0.6).
+    pub cpu_watermark: f64,
+    /// A worker that hosted nothing this long is released (default 30 s).
+    #[serde(with = "secs")]
+    pub idle_grace: Duration,
+    /// How often worker CPU is sampled and idle workers are checked (default 1 s).
+    #[serde(with = "secs")]
+    pub sample_interval: Duration,
+    /// Ports the workers allocate RTP/ICE ports from.
+    pub rtc_min_port: u16,
+    /// Upper end of the port range.
+    pub rtc_max_port: u16,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_workers: crate::pool::available_cores().get(),
+            min_workers: 1,
+            cpu_watermark: DEFAULT_CPU_WATERMARK,
+            idle_grace: Duration::from_secs(30),
+            sample_interval: Duration::from_secs(1),
+            rtc_min_port: 10_000,
+            rtc_max_port: 59_999,
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which placement policy decides.
+#[derive(Clone, Default)]
+pub enum PolicyChoice {
+    /// Built-in bin-packing under the CPU watermark (default).
+    #[default]
+    Pack,
+    /// Built-in least-loaded spreading.
+    Spread,
+    /// A placement plugin (`.wasm`), loaded by the plugin runtime.
+    Plugin(PathBuf),
+    /// A policy given in code.
+    Custom(Arc<dyn PlacementPolicy>),
+}
+
+impl std::fmt::Debug for PolicyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pack => f.write_str("Pack"),
+            Self::Spread => f.write_str("Spread"),
+            Self::Plugin(path) => f.debug_tuple("Plugin").field(path).finish(),
+            Self::Custom(policy) => f.debug_tuple("Custom").field(&policy.name()).finish(),
+        }
+    }
+}
+
+impl PolicyChoice {
+    /// Parses `pack`, `spread` or a path to a `.wasm` file.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        match text {
+            "pack" => Ok(Self::Pack),
+            "spread" => Ok(Self::Spread),
+            path if path.ends_with(".wasm") => Ok(Self::Plugin(PathBuf::from(path))),
+            other => Err(invalid(
+                "policy",
+                format!("'{other}' is not pack, spread or a .wasm file"),
+            )),
+        }
+    }
+
+    /// The native policy for this choice (plugins are resolved by the plugin runtime).
+    pub fn native(&self, watermark: f64) -> Option<Arc<dyn PlacementPolicy>> {
+        match self {
+            Self::Pack => Some(Arc::new(BinPack { watermark })),
+            Self::Spread => Some(Arc::new(Spread)),
+            Self::Custom(policy) => Some(Arc::clone(policy)),
+            Self::Plugin(_) => None,
+        }
+    }
+}
+
+/// How producers are piped between workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipeOptions {
+    /// Encrypt pipes with SRTP (default false: pipes stay on loopback).
+    pub srtp: bool,
+    /// Address pipe transports listen on (default 127.0.0.1).
+    pub listen_ip: IpAddr,
+}
+
+impl Default for PipeOptions {
+    fn default() -> Self {
+        Self {
+            srtp: false,
+            listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// The file form of the options (`[pool]`, `[placement]`, `[pipes]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    pool: PoolOptions,
+    placement: FilePlacement,
+    pipes: PipeOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FilePlacement {
+    policy: String,
+}
+
+impl Default for FilePlacement {
+    fn default() -> Self {
+        Self {
+            policy: "pack".into(),
+        }
+    }
+}
+
+/// Everything the host needs; pass it to `WorkerManager::with_options`.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// The worker pool.
+    pub pool: PoolOptions,
+    /// The placement policy.
+    pub policy: PolicyChoice,
+    /// Pipes between workers.
+    pub pipes: PipeOptions,
+    /// Name of this host in cell loads.
+    pub node: String,
+    /// Region of this host in cell loads.
+    pub region: String,
+}
+
+impl HostOptions {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source: Box::new(source),
+        })?;
+        let options = Self {
+            pool: file.pool,
+            policy: PolicyChoice::parse(&file.placement.policy)?,
+            pipes: file.pipes,
+            ..Self::default()
+        };
+        options.validate()
+    }
+
+    /// Defaults, then `MAFALDA_CONFIG` (a TOML file), then `MAFALDA_POLICY`,
+    /// `MAFALDA_MAX_WORKERS`, `MAFALDA_CPU_WATERMARK` from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|key| std::env::var(key).ok())
+    }
+
+    /// As [`HostOptions::from_env`], reading variables through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut options = match var("MAFALDA_CONFIG") {
+            Some(path) => Self::from_file(Path::new(&path))?,
+            None => Self::default(),
+        };
+        if let Some(policy) = var("MAFALDA_POLICY") {
+            options.policy = PolicyChoice::parse(&policy).map_err(|_| {
+                invalid(
+                    "MAFALDA_POLICY",
+                    format!("'{policy}' is not pack, spread or a .wasm file"),
+                )
+            })?;
+        }
+        if let Some(max) = var("MAFALDA_MAX_WORKERS") {
+            options.pool.max_workers = max
+                .parse()
+                .map_err(|_| invalid("MAFALDA_MAX_WORKERS", format!("'{max}' is not a number")))?;
+        }
+        if let Some(mark) = var("MAFALDA_CPU_WATERMARK") {
+            options.pool.cpu_watermark = mark.parse().map_err(|_| {
+                invalid("MAFALDA_CPU_WATERMARK", format!("'{mark}' is not a number"))
+            })?;
+        }
+        options.validate()
+    }
+
+    /// Checks ranges; returns the options unchanged when they are usable.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        let pool = &self.pool;
+        if pool.max_workers == 0 {
+            return Err(invalid("max_workers", "must be at least 1"));
+        }
+        if pool.min_workers > pool.max_workers {
+            return Err(invalid(
+                "min_workers",
+                format!(
+                    "{} exceeds max_workers {}",
+                    pool.min_workers, pool.max_workers
+                ),
+            ));
+        }
+        if !(pool.cpu_watermark > 0.0 && pool.cpu_watermark.is_finite()) {
+            return Err(invalid(
+                "cpu_watermark",
+                format!("{} is not a positive CPU share", pool.cpu_watermark),
+            ));
+        }
+        if pool.sample_interval.is_zero() {
+            return Err(invalid("sample_interval", "must be positive"));
+        }
+        if pool.rtc_min_port > pool.rtc_max_port {
+            return Err(invalid("rtc_min_port", "exceeds rtc_max_port"));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let options = HostOptions::from_vars(vars(&[])).unwrap();
+        assert_eq!(options.pool, PoolOptions::default());
+        assert!(matches!(options.policy, PolicyChoice::Pack));
+        assert!(options.pool.max_workers >= 1);
+    }
+
+    #[test]
+    fn file_keys_and_environment_overrides() {
+        let text = "[pool]\nmax_workers = 3\nidle_grace = 0.5\n[placement]\npolicy = \"spread\"\n[pipes]\nsrtp = true\n";
+        let options = HostOptions::from_toml(text).unwrap();
+        assert_eq!(options.pool.max_workers, 3);
+        assert_eq!(options.pool.idle_grace, Duration::from_millis(500));
+        assert!(matches!(options.policy, PolicyChoice::Spread));
+        assert!(options.pipes.srtp);
+
+        let options = HostOptions::from_vars(vars(&[
+            ("MAFALDA_POLICY", "policy.wasm"),
+            ("MAFALDA_MAX_WORKERS", "5"),
+            ("MAFALDA_CPU_WATERMARK", "0.8"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(options.policy, PolicyChoice::Plugin(ref p) if p == Path::new("policy.wasm"))
+        );
+        assert_eq!(options.pool.max_workers, 5);
+        assert_eq!(options.pool.cpu_watermark, 0.8);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_MAX_WORKERS", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("MAFALDA_MAX_WORKERS"), "{err}");
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_POLICY", "fastest")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("'fastest' is not pack, spread or a .wasm file"),
+            "{err}"
+        );
+        let err = HostOptions::from_toml("[pool]\nmax_workers = 0\n").unwrap_err();
+        assert!(err.to_string().contains("max_workers"), "{err}");
+        let err = HostOptions::from_toml("[pool]\nbogus = 1\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_CONFIG", "/nonexistent/mafalda.toml")]))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+}

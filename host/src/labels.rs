@@ -1,0 +1,137 @@
+//! Placement hints read from a transport's `app_data`: mediasoup applications attach arbitrary
+//! data; we understand string maps, JSON objects and our own [`PlacementHints`].
+//!
+//! Recognised keys: every string (or scalar JSON) value becomes a label `key=value`;
+//! `direction` = `send` | `recv` | `both` (or the mediasoup-demo booleans `producing` /
+//! `consuming`) sets the direction; `expected_consumers` a number.
+
+use crate::placement::{Direction, PlacementRequest};
+use mediasoup::prelude::AppData;
+use std::collections::{BTreeMap, HashMap};
+
+/// Explicit placement hints an application can put in `app_data`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacementHints {
+    /// Media direction of the transport.
+    pub direction: Direction,
+    /// Labels (room, peer, role, region …).
+    pub labels: Vec<(String, String)>,
+    /// Consumers the application expects for this transport's media.
+    pub expected_consumers: u32,
+}
+
+impl PlacementHints {
+    /// Hints with labels only.
+    pub fn labels<K: Into<String>, V: Into<String>>(
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut hints = Self::default();
+        for (key, value) in labels {
+            hints.set(key.into(), value.into());
+        }
+        hints
+    }
+
+    /// Adds a label, interpreting the special keys.
+    fn set(&mut self, key: String, value: String) {
+        match (key.as_str(), value.as_str()) {
+            ("direction", "send") | ("producing", "true") => self.direction = Direction::Send,
+            ("direction", "recv") | ("consuming", "true") => self.direction = Direction::Recv,
+            ("expected_consumers", n) => self.expected_consumers = n.parse().unwrap_or(0),
+            _ => {}
+        }
+        self.labels.push((key, value));
+    }
+}
+
+fn scalar(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The hints carried by `app_data` (empty when it holds nothing we understand).
+pub fn hints_of(app_data: &AppData) -> PlacementHints {
+    if let Some(hints) = app_data.downcast_ref::<PlacementHints>() {
+        return hints.clone();
+    }
+    let pairs: Vec<(String, String)> =
+        if let Some(map) = app_data.downcast_ref::<HashMap<String, String>>() {
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        } else if let Some(map) = app_data.downcast_ref::<BTreeMap<String, String>>() {
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        } else if let Some(list) = app_data.downcast_ref::<Vec<(String, String)>>() {
+            list.clone()
+        } else if let Some(serde_json::Value::Object(map)) =
+            app_data.downcast_ref::<serde_json::Value>()
+        {
+            map.iter()
+                .filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let mut sorted = pairs;
+    sorted.sort();
+    PlacementHints::labels(sorted)
+}
+
+/// A placement request for a transport of `router` with `app_data`.
+pub fn request_for(router: &str, app_data: &AppData) -> PlacementRequest {
+    let hints = hints_of(app_data);
+    PlacementRequest {
+        router: router.to_string(),
+        direction: hints.direction,
+        labels: hints.labels,
+        expected_consumers: hints.expected_consumers,
+        max_cells: 0,
+    }
+}
+
+/// The `key=value` labels counted per cell.
+pub fn cell_labels(request: &PlacementRequest) -> Vec<String> {
+    request
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_string_maps_json_and_hints() {
+        let map: HashMap<String, String> = [("room", "a"), ("direction", "recv")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let request = request_for("r1", &AppData::new(map));
+        assert_eq!(request.direction, Direction::Recv);
+        assert_eq!(request.label("room"), Some("a"));
+
+        let json = serde_json::json!({"producing": true, "peer": "p7", "expected_consumers": 12, "nested": {}});
+        let hints = hints_of(&AppData::new(json));
+        assert_eq!(hints.direction, Direction::Send);
+        assert_eq!(hints.expected_consumers, 12);
+        assert!(hints.labels.contains(&("peer".into(), "p7".into())));
+        assert!(!hints.labels.iter().any(|(k, _)| k == "nested"));
+
+        let explicit = PlacementHints::labels([("role", "presenter")]);
+        assert_eq!(hints_of(&AppData::new(explicit.clone())), explicit);
+        assert_eq!(
+            cell_labels(&request_for("r", &AppData::new(explicit))),
+            vec!["role=presenter"]
+        );
+    }
+
+    #[test]
+    fn unknown_app_data_gives_no_hints() {
+        assert_eq!(hints_of(&AppData::new(42_u8)), PlacementHints::default());
+        assert_eq!(hints_of(&AppData::default()), PlacementHints::default());
+    }
+}

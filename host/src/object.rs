@@ -1,0 +1,91 @@
+//! Plumbing shared by every virtual object: the detachable slot holding the real mediasoup
+//! object, inert handler ids for events on closed objects, and the [`Member`] trait through
+//! which a cell closes everything living in it.
+//!
+//! mediasoup closes an object when its last handle is dropped; a real object can therefore only
+//! be closed under a live application handle if the application's handle does not own it. Our
+//! virtual objects own their real object through a [`Slot`], from which the cell can take it
+//! away (closing it) when the cell's worker is retired or dies.
+
+use event_listener_primitives::{BagOnce, HandlerId};
+use mediasoup::worker::RequestError;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A new random id of a mediasoup id type (they are UUIDs; their own constructor is private).
+pub(crate) fn fresh_id<T: std::str::FromStr>() -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    match T::from_str(&uuid::Uuid::new_v4().to_string()) {
+        Ok(id) => id,
+        Err(error) => unreachable!("a v4 UUID always parses as a mediasoup id: {error:?}"),
+    }
+}
+
+/// Locks a mutex, ignoring poisoning (our critical sections never leave state half-written).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The real object behind a virtual one; empty once the object was detached (closed).
+#[derive(Debug)]
+pub(crate) struct Slot<T> {
+    real: Mutex<Option<T>>,
+}
+
+impl<T: Clone> Slot<T> {
+    /// A slot holding `real`.
+    pub(crate) fn new(real: T) -> Self {
+        Self {
+            real: Mutex::new(Some(real)),
+        }
+    }
+
+    /// The real object, if still attached.
+    pub(crate) fn get(&self) -> Option<T> {
+        lock(&self.real).clone()
+    }
+
+    /// The real object, or mediasoup's error for a closed channel.
+    pub(crate) fn request(&self) -> Result<T, RequestError> {
+        self.get().ok_or(RequestError::ChannelClosed)
+    }
+
+    /// Takes the real object out (the caller drops it, which closes it).
+    pub(crate) fn take(&self) -> Option<T> {
+        lock(&self.real).take()
+    }
+}
+
+/// A handler id for an event that can no longer fire (the object is closed).
+pub(crate) fn inert_handler() -> HandlerId {
+    BagOnce::<Box<dyn FnOnce() + Send>>::default().add(Box::new(|| {}))
+}
+
+/// Registers a once-handler on `bag`, or calls it at once when the object is already closed
+/// (mediasoup's behaviour for `on_close` on a closed object).
+pub(crate) fn on_close_handler(
+    bag: &BagOnce<Box<dyn FnOnce() + Send>>,
+    closed: bool,
+    callback: Box<dyn FnOnce() + Send>,
+) -> HandlerId {
+    if closed {
+        callback();
+        inert_handler()
+    } else {
+        bag.add(callback)
+    }
+}
+
+/// What a cell's closure took away, reported in worker-death events.
+#[derive(Debug, Default)]
+pub(crate) struct Lost {
+    /// Transports that were closed, with the virtual router they belonged to.
+    pub(crate) transports: Vec<(mediasoup::router::RouterId, mediasoup::prelude::TransportId)>,
+}
+
+/// A virtual object living in a cell; the cell detaches it when it closes.
+pub(crate) trait Member: Send + Sync {
+    /// Fires the object's close events and drops its real object.
+    fn detach(&self, lost: &mut Lost);
+}

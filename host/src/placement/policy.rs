@@ -1,0 +1,28 @@
+//! The policy seam: anything that maps (request, cells) to a decision. Built-in policies,
+//! native test policies and WebAssembly plugins all implement [`PlacementPolicy`].
+
+use super::model::{CellLoad, Decision, PlacementRequest};
+use thiserror::Error;
+
+/// A policy failed to answer (a plugin trapped, timed out, …).
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("placement policy {policy} failed: {reason}")]
+pub struct PolicyError {
+    /// The policy's name.
+    pub policy: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// Decides where transports go.
+pub trait PlacementPolicy: Send + Sync {
+    /// Short name for logs and stats.
+    fn name(&self) -> &str;
+
+    /// Decides where the transport described by `request` goes, given the current `cells`.
+    fn place(
+        &self,
+        request: &PlacementRequest,
+        cells: &[CellLoad],
+    ) -> Result<Decision, PolicyError>;
+}

@@ -1,0 +1,94 @@
+//! The virtual ActiveSpeakerObserver: the real observer lives in one cell; producers from other
+//! cells are piped to it; dominant-speaker events name the virtual producer.
+
+pub use mediasoup::active_speaker_observer::*;
+
+use super::producer::Producer;
+use super::real_routers::RouterUse;
+use super::rtp_observer::{virtual_observer, ObserverCore};
+use super::Router;
+use crate::cell::Cell;
+use crate::object::inert_handler;
+use event_listener_primitives::HandlerId;
+use std::sync::{Arc, Weak};
+
+/// The dominant speaker, as reported by [`ActiveSpeakerObserver::on_dominant_speaker`].
+#[derive(Debug, Clone)]
+pub struct ActiveSpeakerObserverDominantSpeaker {
+    /// The audio producer instance.
+    pub producer: Producer,
+}
+
+type Core = ObserverCore<mediasoup::active_speaker_observer::ActiveSpeakerObserver>;
+
+/// An active speaker observer monitors the speaking activity of the selected audio producers.
+#[derive(Clone)]
+#[must_use = "Active speaker observer will be closed on drop, make sure to keep it around for as long as needed"]
+pub struct ActiveSpeakerObserver {
+    inner: Arc<Core>,
+}
+
+virtual_observer!(ActiveSpeakerObserver);
+
+impl ActiveSpeakerObserver {
+    pub(crate) fn wrap(
+        router: &Router,
+        cell: Arc<Cell>,
+        router_use: RouterUse,
+        real: mediasoup::active_speaker_observer::ActiveSpeakerObserver,
+    ) -> Self {
+        Self {
+            inner: ObserverCore::new(router, cell, router_use, real),
+        }
+    }
+
+    /// Callback is called when another producer becomes the dominant speaker.
+    pub fn on_dominant_speaker<
+        F: Fn(&ActiveSpeakerObserverDominantSpeaker) + Send + Sync + 'static,
+    >(
+        &self,
+        callback: F,
+    ) -> HandlerId {
+        let router = self.inner.router.downgrade();
+        self.inner.real.get().map_or_else(inert_handler, |real| {
+            real.on_dominant_speaker(move |speaker| {
+                let producer = router
+                    .upgrade()
+                    .and_then(|router| Core::virtual_producer(&router, &speaker.producer));
+                if let Some(producer) = producer {
+                    callback(&ActiveSpeakerObserverDominantSpeaker { producer });
+                }
+            })
+        })
+    }
+
+    /// Downgrade to a weak handle.
+    #[must_use]
+    pub fn downgrade(&self) -> WeakActiveSpeakerObserver {
+        WeakActiveSpeakerObserver {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+}
+
+/// An active speaker observer that does not keep it alive.
+#[derive(Clone)]
+pub struct WeakActiveSpeakerObserver {
+    inner: Weak<Core>,
+}
+
+impl std::fmt::Debug for WeakActiveSpeakerObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakActiveSpeakerObserver").finish()
+    }
+}
+
+impl WeakActiveSpeakerObserver {
+    /// Upgrade to a strong handle, unless the observer is gone.
+    #[must_use]
+    pub fn upgrade(&self) -> Option<ActiveSpeakerObserver> {
+        self.inner
+            .upgrade()
+            .map(|inner| ActiveSpeakerObserver { inner })
+    }
+}

@@ -1,0 +1,535 @@
+//! What all four virtual transports share: the real transport in its cell, mediasoup's
+//! transport events, and produce/consume with on-demand piping.
+
+use super::consumer::{Consumer, ConsumerChild};
+use super::data_consumer::DataConsumer;
+use super::data_producer::DataProducer;
+use super::producer::Producer;
+use super::real_routers::RouterUse;
+use super::transport::{Transport, TransportTraceEventData, TransportTraceEventType};
+use super::Router;
+use crate::cell::{Cell, Count, Ticket};
+use crate::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
+use event_listener_primitives::{Bag, BagOnce, HandlerId};
+use mediasoup::prelude::{
+    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataConsumerOptions, DataProducerId,
+    DataProducerOptions, ProduceDataError, ProduceError, ProducerOptions, TransportId,
+};
+use mediasoup::transport::TransportGeneric as RealTransport;
+use mediasoup::worker::RequestError;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A producer or consumer whose transport was closed under it.
+pub(crate) trait Child: Send + Sync {
+    /// Fires `on_transport_close` then `on_close`, and drops the real object.
+    fn transport_closed(&self);
+}
+
+#[allow(clippy::type_complexity)]
+#[derive(Default)]
+struct Handlers {
+    new_producer: Bag<Arc<dyn Fn(&Producer) + Send + Sync>>,
+    new_consumer: Bag<Arc<dyn Fn(&Consumer) + Send + Sync>>,
+    new_data_producer: Bag<Arc<dyn Fn(&DataProducer) + Send + Sync>>,
+    new_data_consumer: Bag<Arc<dyn Fn(&DataConsumer) + Send + Sync>>,
+    router_close: BagOnce<Box<dyn FnOnce() + Send>>,
+    close: BagOnce<Box<dyn FnOnce() + Send>>,
+}
+
+/// The shared part of a virtual transport over real transport `T`, with type-specific data
+/// `X` kept for reading after the transport closed.
+pub(crate) struct TransportCore<T, X> {
+    pub(crate) id: TransportId,
+    pub(crate) extra: X,
+    pub(crate) router: Router,
+    pub(crate) cell: Arc<Cell>,
+    app_data: AppData,
+    pub(crate) real: Slot<T>,
+    handlers: Handlers,
+    closed: AtomicBool,
+    children: Mutex<Vec<Weak<dyn Child>>>,
+}
+
+impl<T, X> std::fmt::Debug for TransportCore<T, X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("id", &self.id)
+            .field("cell", &self.cell.id())
+            .finish()
+    }
+}
+
+/// The data producer id a `DataConsumerOptions` names (mediasoup keeps the field private;
+/// its `Debug` output is the only public view of it).
+pub(crate) fn data_producer_id_of(options: &DataConsumerOptions) -> Option<DataProducerId> {
+    let text = format!("{options:?}");
+    let start =
+        text.find("data_producer_id: DataProducerId(")? + "data_producer_id: DataProducerId(".len();
+    let end = start + text[start..].find(')')?;
+    DataProducerId::from_str(&text[start..end]).ok()
+}
+
+impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
+    /// Wraps `real`, created in `cell` under `router_use`; counts it (with its labels) until the
+    /// real transport closes. The core joins its cell and router, which close it with them.
+    pub(crate) fn new(
+        router: &Router,
+        cell: Arc<Cell>,
+        router_use: RouterUse,
+        labels: Vec<String>,
+        real: T,
+        extra: X,
+    ) -> Arc<Self> {
+        let ticket: Ticket = cell.ticket(&router.inner.counts, Count::Transport, labels);
+        real.on_close(Box::new(move || drop((router_use, ticket))))
+            .detach();
+        let core = Arc::new(Self {
+            id: real.id(),
+            extra,
+            router: router.clone(),
+            cell,
+            app_data: real.app_data().clone(),
+            real: Slot::new(real),
+            handlers: Handlers::default(),
+            closed: AtomicBool::new(false),
+            children: Mutex::default(),
+        });
+        let member: Weak<dyn Member> = Arc::downgrade(&core) as Weak<Self>;
+        core.cell.join(member.clone());
+        core.router.inner.registry.join(member);
+        core
+    }
+
+    pub(crate) fn app_data(&self) -> &AppData {
+        &self.app_data
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn adopt(&self, child: Weak<dyn Child>) {
+        let mut children = lock(&self.children);
+        children.retain(|c| c.strong_count() > 0);
+        children.push(child);
+    }
+
+    pub(crate) async fn produce(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: ProducerOptions,
+    ) -> Result<Producer, ProduceError> {
+        let real = self.real.request().map_err(ProduceError::Request)?;
+        let real_producer = real.produce(options).await?;
+        let id = real_producer.id();
+        if self.router.inner.registry.has_producer(&id) {
+            return Err(ProduceError::AlreadyExists(id));
+        }
+        let producer = Producer::wrap(real_producer, handle, &self.router, &self.cell);
+        self.router
+            .inner
+            .registry
+            .add_producer(&producer, &self.cell);
+        self.adopt(producer.as_child());
+        self.handlers.new_producer.call(|cb| cb(&producer));
+        Ok(producer)
+    }
+
+    pub(crate) async fn consume(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: ConsumerOptions,
+    ) -> Result<Consumer, ConsumeError> {
+        let real = self.real.request().map_err(ConsumeError::Request)?;
+        let id = options.producer_id;
+        let Some((_, home)) = self.router.inner.registry.producer_homed(&id) else {
+            // Unknown here: the real transport reports it exactly as mediasoup does (invalid
+            // capabilities first, then the unknown producer).
+            return match real.consume(options).await {
+                Err(error) => Err(error),
+                Ok(_) => Err(ConsumeError::ProducerNotFound(id)),
+            };
+        };
+        // Capabilities that cannot consume fail in the real consume below, with mediasoup's own
+        // error; the pipe made for it is then released with the lease.
+        let lease = self
+            .router
+            .ensure_producer_in(id, &home, &self.cell)
+            .await
+            .map_err(ConsumeError::Request)?;
+        let real_consumer = real.consume(options).await?;
+        let consumer = Consumer::wrap(real_consumer, handle, &self.router, &self.cell, lease);
+        self.adopt(ConsumerChild::of(&consumer));
+        self.handlers.new_consumer.call(|cb| cb(&consumer));
+        Ok(consumer)
+    }
+
+    pub(crate) async fn produce_data(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: DataProducerOptions,
+    ) -> Result<DataProducer, ProduceDataError> {
+        let real = self.real.request().map_err(ProduceDataError::Request)?;
+        let real_data_producer = real.produce_data(options).await?;
+        let id = real_data_producer.id();
+        if self
+            .router
+            .inner
+            .registry
+            .data_producer_homed(&id)
+            .is_some()
+        {
+            return Err(ProduceDataError::AlreadyExists(id));
+        }
+        let data_producer =
+            DataProducer::wrap(real_data_producer, handle, &self.router, &self.cell);
+        self.router
+            .inner
+            .registry
+            .add_data_producer(&data_producer, &self.cell);
+        self.adopt(data_producer.as_child());
+        self.handlers
+            .new_data_producer
+            .call(|cb| cb(&data_producer));
+        Ok(data_producer)
+    }
+
+    pub(crate) async fn consume_data(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: DataConsumerOptions,
+    ) -> Result<DataConsumer, ConsumeDataError> {
+        let real = self.real.request().map_err(ConsumeDataError::Request)?;
+        let id = data_producer_id_of(&options).ok_or_else(|| {
+            ConsumeDataError::Request(RequestError::Response {
+                reason: "no data producer id".into(),
+            })
+        })?;
+        let (_, home) = self
+            .router
+            .inner
+            .registry
+            .data_producer_homed(&id)
+            .ok_or(ConsumeDataError::DataProducerNotFound(id))?;
+        let lease = self
+            .router
+            .ensure_data_producer_in(id, &home, &self.cell)
+            .await
+            .map_err(ConsumeDataError::Request)?;
+        let real_data_consumer = real.consume_data(options).await?;
+        let data_consumer = DataConsumer::wrap(real_data_consumer, handle, &self.router, lease);
+        self.adopt(data_consumer.as_child());
+        self.handlers
+            .new_data_consumer
+            .call(|cb| cb(&data_consumer));
+        Ok(data_consumer)
+    }
+
+    pub(crate) async fn enable_trace_event(
+        &self,
+        types: Vec<TransportTraceEventType>,
+    ) -> Result<(), RequestError> {
+        self.real.request()?.enable_trace_event(types).await
+    }
+
+    pub(crate) fn on_new_producer(
+        &self,
+        callback: Arc<dyn Fn(&Producer) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        self.handlers.new_producer.add(callback)
+    }
+
+    pub(crate) fn on_new_consumer(
+        &self,
+        callback: Arc<dyn Fn(&Consumer) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        self.handlers.new_consumer.add(callback)
+    }
+
+    pub(crate) fn on_new_data_producer(
+        &self,
+        callback: Arc<dyn Fn(&DataProducer) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        self.handlers.new_data_producer.add(callback)
+    }
+
+    pub(crate) fn on_new_data_consumer(
+        &self,
+        callback: Arc<dyn Fn(&DataConsumer) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        self.handlers.new_data_consumer.add(callback)
+    }
+
+    pub(crate) fn on_trace(
+        &self,
+        callback: Arc<dyn Fn(&TransportTraceEventData) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        match self.real.get() {
+            Some(real) => real.on_trace(callback),
+            None => inert_handler(),
+        }
+    }
+
+    pub(crate) fn on_router_close(
+        &self,
+        callback: Box<dyn FnOnce() + Send + 'static>,
+    ) -> HandlerId {
+        if self.closed() {
+            return inert_handler();
+        }
+        self.handlers.router_close.add(callback)
+    }
+
+    pub(crate) fn on_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId {
+        on_close_handler(&self.handlers.close, self.closed(), callback)
+    }
+
+    /// The transport's cell or router went away: close everything on it, firing mediasoup's
+    /// events in mediasoup's order (children's `on_transport_close`, then `on_router_close`,
+    /// then `on_close`).
+    pub(crate) fn detach(&self, lost: &mut Lost) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        lost.transports.push((self.router.id(), self.id));
+        let children = std::mem::take(&mut *lock(&self.children));
+        for child in children.iter().filter_map(Weak::upgrade) {
+            child.transport_closed();
+        }
+        self.handlers.router_close.call_simple();
+        self.handlers.close.call_simple();
+        drop(self.real.take());
+    }
+}
+
+impl<T: RealTransport + Clone, X: Send + Sync + 'static> Member for TransportCore<T, X> {
+    fn detach(&self, lost: &mut Lost) {
+        TransportCore::detach(self, lost);
+    }
+}
+
+impl<T, X> Drop for TransportCore<T, X> {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.handlers.close.call_simple();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_private_data_producer_id() {
+        let id: DataProducerId = crate::object::fresh_id();
+        assert_eq!(
+            data_producer_id_of(&DataConsumerOptions::new_direct(id, None)),
+            Some(id)
+        );
+        assert_eq!(
+            data_producer_id_of(&DataConsumerOptions::new_sctp_ordered(id)),
+            Some(id)
+        );
+    }
+}
+
+/// Implements mediasoup's transport traits, `Debug`, `downgrade()` and the weak handle for a
+/// virtual transport `$name { inner: Arc<TransportCore<$real, $extra>> }`.
+macro_rules! virtual_transport {
+    ($name:ident, $weak:ident, $real:ty, $extra:ty) => {
+        impl $name {
+            fn handle(&self) -> std::sync::Arc<dyn $crate::router::transport::Transport> {
+                std::sync::Arc::new(self.clone())
+            }
+
+            /// Downgrade to a weak handle.
+            #[must_use]
+            pub fn downgrade(&self) -> $weak {
+                $weak {
+                    inner: std::sync::Arc::downgrade(&self.inner),
+                }
+            }
+
+            /// mafalda extension: the cell (worker) this transport was placed in.
+            #[must_use]
+            pub fn cell(&self) -> $crate::placement::CellId {
+                self.inner.cell.id()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("id", &self.inner.id)
+                    .field("cell", &self.inner.cell.id())
+                    .field("closed", &self.inner.closed())
+                    .finish()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::router::transport::Transport for $name {
+            fn id(&self) -> mediasoup::prelude::TransportId {
+                self.inner.id
+            }
+
+            fn router(&self) -> &$crate::router::Router {
+                &self.inner.router
+            }
+
+            fn app_data(&self) -> &mediasoup::prelude::AppData {
+                self.inner.app_data()
+            }
+
+            fn closed(&self) -> bool {
+                self.inner.closed()
+            }
+
+            async fn produce(
+                &self,
+                producer_options: mediasoup::prelude::ProducerOptions,
+            ) -> Result<$crate::router::producer::Producer, mediasoup::prelude::ProduceError> {
+                self.inner.produce(self.handle(), producer_options).await
+            }
+
+            async fn consume(
+                &self,
+                consumer_options: mediasoup::prelude::ConsumerOptions,
+            ) -> Result<$crate::router::consumer::Consumer, mediasoup::prelude::ConsumeError> {
+                self.inner.consume(self.handle(), consumer_options).await
+            }
+
+            async fn produce_data(
+                &self,
+                data_producer_options: mediasoup::prelude::DataProducerOptions,
+            ) -> Result<
+                $crate::router::data_producer::DataProducer,
+                mediasoup::prelude::ProduceDataError,
+            > {
+                self.inner
+                    .produce_data(self.handle(), data_producer_options)
+                    .await
+            }
+
+            async fn consume_data(
+                &self,
+                data_consumer_options: mediasoup::prelude::DataConsumerOptions,
+            ) -> Result<
+                $crate::router::data_consumer::DataConsumer,
+                mediasoup::prelude::ConsumeDataError,
+            > {
+                self.inner
+                    .consume_data(self.handle(), data_consumer_options)
+                    .await
+            }
+
+            async fn enable_trace_event(
+                &self,
+                types: Vec<$crate::router::transport::TransportTraceEventType>,
+            ) -> Result<(), mediasoup::worker::RequestError> {
+                self.inner.enable_trace_event(types).await
+            }
+
+            fn on_new_producer(
+                &self,
+                callback: std::sync::Arc<
+                    dyn Fn(&$crate::router::producer::Producer) + Send + Sync + 'static,
+                >,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_new_producer(callback)
+            }
+
+            fn on_new_consumer(
+                &self,
+                callback: std::sync::Arc<
+                    dyn Fn(&$crate::router::consumer::Consumer) + Send + Sync + 'static,
+                >,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_new_consumer(callback)
+            }
+
+            fn on_new_data_producer(
+                &self,
+                callback: std::sync::Arc<
+                    dyn Fn(&$crate::router::data_producer::DataProducer) + Send + Sync + 'static,
+                >,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_new_data_producer(callback)
+            }
+
+            fn on_new_data_consumer(
+                &self,
+                callback: std::sync::Arc<
+                    dyn Fn(&$crate::router::data_consumer::DataConsumer) + Send + Sync + 'static,
+                >,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_new_data_consumer(callback)
+            }
+
+            fn on_trace(
+                &self,
+                callback: std::sync::Arc<
+                    dyn Fn(&$crate::router::transport::TransportTraceEventData)
+                        + Send
+                        + Sync
+                        + 'static,
+                >,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_trace(callback)
+            }
+
+            fn on_router_close(
+                &self,
+                callback: Box<dyn FnOnce() + Send + 'static>,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_router_close(callback)
+            }
+
+            fn on_close(
+                &self,
+                callback: Box<dyn FnOnce() + Send + 'static>,
+            ) -> event_listener_primitives::HandlerId {
+                self.inner.on_close(callback)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::router::transport::TransportGeneric for $name {
+            type Dump = <$real as mediasoup::transport::TransportGeneric>::Dump;
+            type Stat = <$real as mediasoup::transport::TransportGeneric>::Stat;
+
+            async fn dump(&self) -> Result<Self::Dump, mediasoup::worker::RequestError> {
+                mediasoup::transport::TransportGeneric::dump(&self.inner.real.request()?).await
+            }
+
+            async fn get_stats(&self) -> Result<Vec<Self::Stat>, mediasoup::worker::RequestError> {
+                mediasoup::transport::TransportGeneric::get_stats(&self.inner.real.request()?).await
+            }
+        }
+
+        /// A weak handle that does not keep the transport alive.
+        #[derive(Clone)]
+        pub struct $weak {
+            inner: std::sync::Weak<$crate::router::transport_core::TransportCore<$real, $extra>>,
+        }
+
+        impl std::fmt::Debug for $weak {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($weak)).finish()
+            }
+        }
+
+        impl $weak {
+            /// Upgrade to a strong handle, unless the transport is gone.
+            #[must_use]
+            pub fn upgrade(&self) -> Option<$name> {
+                self.inner.upgrade().map(|inner| $name { inner })
+            }
+        }
+    };
+}
+
+pub(crate) use virtual_transport;
