@@ -3,7 +3,7 @@
 
 use crate::cell::Cell;
 use crate::config::HostOptions;
-use crate::object::lock;
+use crate::object::{lock, EventBag};
 use crate::placement::{
     BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy,
     PlacementRequest,
@@ -11,7 +11,7 @@ use crate::placement::{
 use crate::pool::{WorkerPool, WorkerTemplate};
 use crate::router::RouterInner;
 use crate::stats::{CellStats, HostStats};
-use event_listener_primitives::{Bag, HandlerId};
+use event_listener_primitives::HandlerId;
 use mediasoup::prelude::TransportId;
 use mediasoup::prelude::{RouterOptions, RtpCapabilitiesFinalized, RtpCodecCapability};
 use mediasoup::router::RouterId;
@@ -60,8 +60,8 @@ pub enum PlaceError {
 
 #[derive(Default)]
 struct Events {
-    new_cell: Bag<Arc<dyn Fn(&CellId) + Send + Sync>, CellId>,
-    cell_closed: Bag<Arc<dyn Fn(&CellClosed) + Send + Sync>, CellClosed>,
+    new_cell: EventBag<CellId>,
+    cell_closed: EventBag<CellClosed>,
 }
 
 /// The shared state behind every virtual worker and router of one `WorkerManager`.

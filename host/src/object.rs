@@ -7,9 +7,9 @@
 //! virtual objects own their real object through a [`Slot`], from which the cell can take it
 //! away (closing it) when the cell's worker is retired or dies.
 
-use event_listener_primitives::{BagOnce, HandlerId};
+use event_listener_primitives::{Bag, BagOnce, HandlerId};
 use mediasoup::worker::RequestError;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A new random id of a mediasoup id type (they are UUIDs; their own constructor is private).
 pub(crate) fn fresh_id<T: std::str::FromStr>() -> T
@@ -76,6 +76,9 @@ pub(crate) fn on_close_handler(
         bag.add(callback)
     }
 }
+
+/// Handlers of an event carrying an `A`.
+pub(crate) type EventBag<A> = Bag<Arc<dyn Fn(&A) + Send + Sync>, A>;
 
 /// What a cell's closure took away, reported in worker-death events.
 #[derive(Debug, Default)]

@@ -3,10 +3,11 @@
 
 use crate::config::{ConfigError, HostOptions};
 use crate::host::Host;
+use crate::object::EventBag;
 use crate::placement::{BinPack, PlacementPolicy};
 use crate::pool::WorkerTemplate;
 use crate::worker::Worker;
-use event_listener_primitives::{Bag, HandlerId};
+use event_listener_primitives::HandlerId;
 use mediasoup::worker::WorkerSettings;
 use std::io;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tracing::error;
 struct Inner {
     host: Arc<Host>,
     config_error: Option<String>,
-    new_worker: Bag<Arc<dyn Fn(&Worker) + Send + Sync>, Worker>,
+    new_worker: EventBag<Worker>,
 }
 
 /// Creates (virtual) workers; all of them share this manager's pool of real workers.
@@ -85,7 +86,7 @@ impl WorkerManager {
             inner: Arc::new(Inner {
                 host: Host::new(options, policy),
                 config_error,
-                new_worker: Bag::default(),
+                new_worker: EventBag::default(),
             }),
         }
     }

@@ -322,7 +322,6 @@ impl NonClosingDataProducer {
     }
 
     /// Turns into a regular data producer that closes on drop.
-    #[must_use]
     pub fn into_inner(mut self) -> DataProducer {
         match self.data_producer.take() {
             Some(data_producer) => data_producer,

@@ -4,7 +4,8 @@
 pub use mediasoup::direct_transport::*;
 
 use super::real_routers::RouterUse;
-use super::transport_core::{virtual_transport, TransportCore};
+use super::transport_core::TransportCore;
+use super::transport_macro::virtual_transport;
 use super::Router;
 use crate::cell::Cell;
 use crate::object::inert_handler;

@@ -20,6 +20,7 @@ mod registry;
 pub(crate) mod rtp_observer;
 pub(crate) mod transport;
 mod transport_core;
+mod transport_macro;
 pub(crate) mod webrtc_transport;
 
 pub use events::{CellLost, NewRtpObserver, NewTransport, PipeChange, PipeEvent};

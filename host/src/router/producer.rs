@@ -374,7 +374,6 @@ impl PipedProducer {
     }
 
     /// Turns into a regular producer that closes on drop.
-    #[must_use]
     pub fn into_inner(mut self) -> Producer {
         match self.producer.take() {
             Some(producer) => producer,

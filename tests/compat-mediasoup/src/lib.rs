@@ -1,0 +1,1 @@
+//! Holder crate for the shared drop-in compatibility test (see tests/compat/).
