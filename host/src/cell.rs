@@ -73,10 +73,7 @@ pub struct Cell {
 
 impl std::fmt::Debug for Cell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cell")
-            .field("id", &self.id)
-            .field("worker", &self.watch.id)
-            .finish()
+        f.debug_struct("Cell").field("id", &self.id).field("worker", &self.watch.id).finish()
     }
 }
 
@@ -164,12 +161,7 @@ impl Cell {
     }
 
     /// Counts an object (and its labels) here and in `router` until the ticket is dropped.
-    pub(crate) fn ticket(
-        self: &Arc<Self>,
-        router: &Arc<Counts>,
-        count: Count,
-        labels: Vec<String>,
-    ) -> Ticket {
+    pub(crate) fn ticket(self: &Arc<Self>, router: &Arc<Counts>, count: Count, labels: Vec<String>) -> Ticket {
         self.counts.add(count);
         router.add(count);
         let mut map = lock(&self.labels);
@@ -178,12 +170,7 @@ impl Cell {
         }
         drop(map);
         self.touch();
-        Ticket {
-            cell: Arc::clone(self),
-            router: Arc::clone(router),
-            count,
-            labels,
-        }
+        Ticket { cell: Arc::clone(self), router: Arc::clone(router), count, labels }
     }
 
     /// Records that a virtual router has (or no longer has) a real router here.
@@ -254,15 +241,9 @@ impl Cell {
 
     /// What placement sees of this cell.
     pub fn load(&self) -> CellLoad {
-        let mut routers: Vec<String> = lock(&self.routers)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let mut routers: Vec<String> = lock(&self.routers).iter().map(ToString::to_string).collect();
         routers.sort();
-        let mut labels: Vec<(String, u32)> = lock(&self.labels)
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let mut labels: Vec<(String, u32)> = lock(&self.labels).iter().map(|(k, v)| (k.clone(), *v)).collect();
         labels.sort();
         CellLoad {
             id: self.id,

@@ -42,10 +42,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
 }
 
 /// The worker pool: how many workers, when to add and release them.
@@ -130,10 +127,7 @@ impl PolicyChoice {
             "pack" => Ok(Self::Pack),
             "spread" => Ok(Self::Spread),
             path if path.ends_with(".wasm") => Ok(Self::Plugin(PathBuf::from(path))),
-            other => Err(invalid(
-                "policy",
-                format!("'{other}' is not pack, spread or a .wasm file"),
-            )),
+            other => Err(invalid("policy", format!("'{other}' is not pack, spread or a .wasm file"))),
         }
     }
 
@@ -160,10 +154,7 @@ pub struct PipeOptions {
 
 impl Default for PipeOptions {
     fn default() -> Self {
-        Self {
-            srtp: false,
-            listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        }
+        Self { srtp: false, listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
     }
 }
 
@@ -184,9 +175,7 @@ struct FilePlacement {
 
 impl Default for FilePlacement {
     fn default() -> Self {
-        Self {
-            policy: "pack".into(),
-        }
+        Self { policy: "pack".into() }
     }
 }
 
@@ -208,25 +197,18 @@ pub struct HostOptions {
 impl HostOptions {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
-                path: path.to_path_buf(),
-                source,
-            },
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.to_path_buf(), source },
             other => other,
         })
     }
 
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: PathBuf::new(),
-            source: Box::new(source),
-        })?;
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
         let options = Self {
             pool: file.pool,
             policy: PolicyChoice::parse(&file.placement.policy)?,
@@ -249,22 +231,16 @@ impl HostOptions {
             None => Self::default(),
         };
         if let Some(policy) = var("MAFALDA_POLICY") {
-            options.policy = PolicyChoice::parse(&policy).map_err(|_| {
-                invalid(
-                    "MAFALDA_POLICY",
-                    format!("'{policy}' is not pack, spread or a .wasm file"),
-                )
-            })?;
+            options.policy = PolicyChoice::parse(&policy)
+                .map_err(|_| invalid("MAFALDA_POLICY", format!("'{policy}' is not pack, spread or a .wasm file")))?;
         }
         if let Some(max) = var("MAFALDA_MAX_WORKERS") {
-            options.pool.max_workers = max
-                .parse()
-                .map_err(|_| invalid("MAFALDA_MAX_WORKERS", format!("'{max}' is not a number")))?;
+            options.pool.max_workers =
+                max.parse().map_err(|_| invalid("MAFALDA_MAX_WORKERS", format!("'{max}' is not a number")))?;
         }
         if let Some(mark) = var("MAFALDA_CPU_WATERMARK") {
-            options.pool.cpu_watermark = mark.parse().map_err(|_| {
-                invalid("MAFALDA_CPU_WATERMARK", format!("'{mark}' is not a number"))
-            })?;
+            options.pool.cpu_watermark =
+                mark.parse().map_err(|_| invalid("MAFALDA_CPU_WATERMARK", format!("'{mark}' is not a number")))?;
         }
         options.validate()
     }
@@ -278,17 +254,11 @@ impl HostOptions {
         if pool.min_workers > pool.max_workers {
             return Err(invalid(
                 "min_workers",
-                format!(
-                    "{} exceeds max_workers {}",
-                    pool.min_workers, pool.max_workers
-                ),
+                format!("{} exceeds max_workers {}", pool.min_workers, pool.max_workers),
             ));
         }
         if !(pool.cpu_watermark > 0.0 && pool.cpu_watermark.is_finite()) {
-            return Err(invalid(
-                "cpu_watermark",
-                format!("{} is not a positive CPU share", pool.cpu_watermark),
-            ));
+            return Err(invalid("cpu_watermark", format!("{} is not a positive CPU share", pool.cpu_watermark)));
         }
         if pool.sample_interval.is_zero() {
             return Err(invalid("sample_interval", "must be positive"));
@@ -306,10 +276,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -323,7 +290,8 @@ mod tests {
 
     #[test]
     fn file_keys_and_environment_overrides() {
-        let text = "[pool]\nmax_workers = 3\nidle_grace = 0.5\n[placement]\npolicy = \"spread\"\n[pipes]\nsrtp = true\n";
+        let text =
+            "[pool]\nmax_workers = 3\nidle_grace = 0.5\n[placement]\npolicy = \"spread\"\n[pipes]\nsrtp = true\n";
         let options = HostOptions::from_toml(text).unwrap();
         assert_eq!(options.pool.max_workers, 3);
         assert_eq!(options.pool.idle_grace, Duration::from_millis(500));
@@ -336,9 +304,7 @@ mod tests {
             ("MAFALDA_CPU_WATERMARK", "0.8"),
         ]))
         .unwrap();
-        assert!(
-            matches!(options.policy, PolicyChoice::Plugin(ref p) if p == Path::new("policy.wasm"))
-        );
+        assert!(matches!(options.policy, PolicyChoice::Plugin(ref p) if p == Path::new("policy.wasm")));
         assert_eq!(options.pool.max_workers, 5);
         assert_eq!(options.pool.cpu_watermark, 0.8);
     }
@@ -348,17 +314,12 @@ mod tests {
         let err = HostOptions::from_vars(vars(&[("MAFALDA_MAX_WORKERS", "lots")])).unwrap_err();
         assert!(err.to_string().contains("MAFALDA_MAX_WORKERS"), "{err}");
         let err = HostOptions::from_vars(vars(&[("MAFALDA_POLICY", "fastest")])).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("'fastest' is not pack, spread or a .wasm file"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("'fastest' is not pack, spread or a .wasm file"), "{err}");
         let err = HostOptions::from_toml("[pool]\nmax_workers = 0\n").unwrap_err();
         assert!(err.to_string().contains("max_workers"), "{err}");
         let err = HostOptions::from_toml("[pool]\nbogus = 1\n").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
-        let err = HostOptions::from_vars(vars(&[("MAFALDA_CONFIG", "/nonexistent/mafalda.toml")]))
-            .unwrap_err();
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_CONFIG", "/nonexistent/mafalda.toml")])).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 }

@@ -1,9 +1,7 @@
 //! `mafalda-host demo`: one producer fed by the built-in RTP generator on worker 0, consumers on
 //! every worker (piped from worker 0 where needed), and a live per-worker table.
 
-use crate::media::{
-    loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs,
-};
+use crate::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use crate::pool::{PoolError, PooledWorker, WorkerPool};
 use crate::rtp::{GeneratorConfig, GeneratorError, PayloadKind, RtpGenerator, RtpSink};
 use mediasoup::consumer::ConsumerRtpStreamStat;
@@ -148,12 +146,7 @@ pub struct DemoSnapshot {
 }
 
 async fn packets_in(producer: &Producer) -> Result<u64, RequestError> {
-    Ok(producer
-        .get_stats()
-        .await?
-        .iter()
-        .map(|s| s.packet_count)
-        .sum())
+    Ok(producer.get_stats().await?.iter().map(|s| s.packet_count).sum())
 }
 
 async fn packets_out(consumer: &Consumer) -> Result<u64, RequestError> {
@@ -174,12 +167,7 @@ impl DemoRoom {
         let workers = pool.workers();
         let mut routers = Vec::with_capacity(workers.len());
         for pooled in &workers {
-            routers.push(
-                pooled
-                    .worker
-                    .create_router(RouterOptions::new(router_codecs()))
-                    .await?,
-            );
+            routers.push(pooled.worker.create_router(RouterOptions::new(router_codecs())).await?);
         }
         let Some(home) = routers.first().cloned() else {
             return Err(PoolError::NoWorkers.into());
@@ -187,12 +175,7 @@ impl DemoRoom {
         let mut ingest_options = PlainTransportOptions::new(loopback_listen_info());
         ingest_options.comedia = true;
         let ingest = home.create_plain_transport(ingest_options).await?;
-        let producer = ingest
-            .produce(ProducerOptions::new(
-                MediaKind::Audio,
-                opus_send_parameters(DEMO_SSRC),
-            ))
-            .await?;
+        let producer = ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(DEMO_SSRC))).await?;
         info!(producer = %producer.id(), router = %home.id(), "demo producer on worker 0");
 
         let mut sides = Vec::with_capacity(workers.len());
@@ -202,22 +185,11 @@ impl DemoRoom {
             } else {
                 let mut pipe_options = PipeToRouterOptions::new(router.clone());
                 pipe_options.enable_srtp = options.srtp_pipes;
-                let pair = home
-                    .pipe_producer_to_router(producer.id(), pipe_options)
-                    .await?;
-                info!(
-                    to = pooled.index(),
-                    srtp = options.srtp_pipes,
-                    "producer piped"
-                );
-                Some(Pipe {
-                    consumer: pair.pipe_consumer,
-                    producer: pair.pipe_producer.into_inner(),
-                })
+                let pair = home.pipe_producer_to_router(producer.id(), pipe_options).await?;
+                info!(to = pooled.index(), srtp = options.srtp_pipes, "producer piped");
+                Some(Pipe { consumer: pair.pipe_consumer, producer: pair.pipe_producer.into_inner() })
             };
-            let source = pipe
-                .as_ref()
-                .map_or_else(|| producer.clone(), |p| p.producer.clone());
+            let source = pipe.as_ref().map_or_else(|| producer.clone(), |p| p.producer.clone());
             let mut side = WorkerSide {
                 pooled,
                 router,
@@ -235,10 +207,7 @@ impl DemoRoom {
         let config = GeneratorConfig::opus(DEMO_SSRC).with_rate(options.packets_per_second);
         let generator = RtpGenerator::start(&ingest, config).await?;
         let now = Instant::now();
-        let last_cpu = sides
-            .iter()
-            .map(|s| (now, s.pooled.thread().cpu_time()))
-            .collect();
+        let last_cpu = sides.iter().map(|s| (now, s.pooled.thread().cpu_time())).collect();
         Ok(Self {
             sides,
             generator: Some(generator),
@@ -293,12 +262,7 @@ impl DemoRoom {
             .sides
             .iter()
             .filter(|s| s.pipe.is_some())
-            .map(|s| PipeRow {
-                from: home,
-                to: s.pooled.index(),
-                producer: s.source.id(),
-                srtp: self.srtp_pipes,
-            })
+            .map(|s| PipeRow { from: home, to: s.pooled.index(), producer: s.source.id(), srtp: self.srtp_pipes })
             .collect();
         Ok(DemoSnapshot {
             elapsed: self.started.elapsed(),
@@ -322,10 +286,7 @@ impl DemoRoom {
 impl WorkerSide {
     async fn add_consumer(&mut self) -> Result<(), DemoError> {
         let sink = RtpSink::bind(PayloadKind::Opus).await?;
-        let transport = self
-            .router
-            .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
-            .await?;
+        let transport = self.router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await?;
         transport
             .connect(PlainTransportRemoteParameters {
                 ip: Some(sink.addr().ip()),
@@ -334,12 +295,7 @@ impl WorkerSide {
                 srtp_parameters: None,
             })
             .await?;
-        let consumer = transport
-            .consume(ConsumerOptions::new(
-                self.source.id(),
-                receiver_capabilities(),
-            ))
-            .await?;
+        let consumer = transport.consume(ConsumerOptions::new(self.source.id(), receiver_capabilities())).await?;
         self.consumers.push(consumer);
         self._transports.push(transport);
         self.sinks.push(sink);
@@ -349,31 +305,18 @@ impl WorkerSide {
 
 impl fmt::Display for DemoSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "t={:>5.1}s  generator sent {} RTP packets",
-            self.elapsed.as_secs_f64(),
-            self.sent
-        )?;
+        writeln!(f, "t={:>5.1}s  generator sent {} RTP packets", self.elapsed.as_secs_f64(), self.sent)?;
         writeln!(
             f,
             "  {:<7} {:>10} {:>9} {:>10} {:>11} {:>10} {:>6}",
             "worker", "transports", "consumers", "pkts in", "pkts out", "delivered", "cpu"
         )?;
         for row in &self.rows {
-            let cpu = row
-                .cpu
-                .map_or_else(|| "-".to_string(), |c| format!("{:.1}%", c * 100.0));
+            let cpu = row.cpu.map_or_else(|| "-".to_string(), |c| format!("{:.1}%", c * 100.0));
             writeln!(
                 f,
                 "  w{:<6} {:>10} {:>9} {:>10} {:>11} {:>10} {:>6}",
-                row.index,
-                row.transports,
-                row.consumers,
-                row.packets_in,
-                row.packets_out,
-                row.delivered,
-                cpu
+                row.index, row.transports, row.consumers, row.packets_in, row.packets_out, row.delivered, cpu
             )?;
         }
         if self.pipes.is_empty() {
@@ -382,21 +325,9 @@ impl fmt::Display for DemoSnapshot {
             let pipes: Vec<String> = self
                 .pipes
                 .iter()
-                .map(|p| {
-                    format!(
-                        "w{}->w{}{}",
-                        p.from,
-                        p.to,
-                        if p.srtp { " (srtp)" } else { "" }
-                    )
-                })
+                .map(|p| format!("w{}->w{}{}", p.from, p.to, if p.srtp { " (srtp)" } else { "" }))
                 .collect();
-            writeln!(
-                f,
-                "  pipes: {} for producer {}",
-                pipes.join(", "),
-                self.pipes[0].producer
-            )
+            writeln!(f, "  pipes: {} for producer {}", pipes.join(", "), self.pipes[0].producer)
         }
     }
 }
@@ -414,11 +345,7 @@ pub async fn run(
         options.packets_per_second,
         options.consumers_per_worker,
         pool.len(),
-        if options.srtp_pipes {
-            ", SRTP pipes"
-        } else {
-            ""
-        }
+        if options.srtp_pipes { ", SRTP pipes" } else { "" }
     );
     let mut ticker = tokio::time::interval(options.report_every);
     ticker.tick().await;

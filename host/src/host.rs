@@ -5,8 +5,7 @@ use crate::cell::Cell;
 use crate::config::HostOptions;
 use crate::object::{lock, EventBag};
 use crate::placement::{
-    BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy,
-    PlacementRequest,
+    BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy, PlacementRequest,
 };
 use crate::pool::{WorkerPool, WorkerTemplate};
 use crate::router::RouterInner;
@@ -79,10 +78,7 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host")
-            .field("cells", &self.cells().len())
-            .field("policy", &self.engine.policy_name())
-            .finish()
+        f.debug_struct("Host").field("cells", &self.cells().len()).field("policy", &self.engine.policy_name()).finish()
     }
 }
 
@@ -93,9 +89,7 @@ impl Host {
             rtc_ports: options.pool.rtc_min_port..=options.pool.rtc_max_port,
             ..WorkerTemplate::default()
         };
-        let fallback = BinPack {
-            watermark: options.pool.cpu_watermark,
-        };
+        let fallback = BinPack { watermark: options.pool.cpu_watermark };
         let host = Arc::new(Self {
             pool: WorkerPool::empty(template),
             cells: RwLock::default(),
@@ -129,10 +123,7 @@ impl Host {
 
     /// Open cells, in creation order.
     pub fn cells(&self) -> Vec<Arc<Cell>> {
-        self.cells
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The open cell with this id.
@@ -153,12 +144,7 @@ impl Host {
         }
         let pooled = self.pool.start_worker().await?;
         let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
-        let cell = Arc::new(Cell::new(
-            id,
-            &self.options.node,
-            &self.options.region,
-            pooled.clone(),
-        ));
+        let cell = Arc::new(Cell::new(id, &self.options.node, &self.options.region, pooled.clone()));
         cell.sample_cpu();
         let weak = Arc::downgrade(self);
         pooled
@@ -169,10 +155,7 @@ impl Host {
                 }
             })
             .detach();
-        self.cells
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Arc::clone(&cell));
+        self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(Arc::clone(&cell));
         info!(cell = %id, worker = %pooled.id(), "new cell");
         self.events.new_cell.call_simple(&id);
         Ok(Some(cell))
@@ -191,25 +174,18 @@ impl Host {
                 None => self
                     .spawn_cell()
                     .await
-                    .map_err(|e| {
-                        CreateRouterError::Request(RequestError::Response {
-                            reason: e.to_string(),
-                        })
-                    })?
+                    .map_err(|e| CreateRouterError::Request(RequestError::Response { reason: e.to_string() }))?
                     .ok_or(CreateRouterError::Request(RequestError::ChannelClosed))?,
             };
-            let worker = cell
-                .worker()
-                .ok_or(CreateRouterError::Request(RequestError::ChannelClosed))?;
+            let worker = cell.worker().ok_or(CreateRouterError::Request(RequestError::ChannelClosed))?;
             let real = worker.create_router(RouterOptions::new(Vec::new())).await?;
             lock(&self.calculator).get_or_insert((cell.id(), real));
         }
-        self.rtp_capabilities_for(media_codecs)
-            .map_err(|e| match e {
-                UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(e) => {
-                    CreateRouterError::FailedRtpCapabilitiesGeneration(e)
-                }
-            })
+        self.rtp_capabilities_for(media_codecs).map_err(|e| match e {
+            UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(e) => {
+                CreateRouterError::FailedRtpCapabilitiesGeneration(e)
+            }
+        })
     }
 
     /// As [`Host::rtp_capabilities`], synchronously (the calculator must exist: it does once a
@@ -218,25 +194,18 @@ impl Host {
         &self,
         media_codecs: Vec<RtpCodecCapability>,
     ) -> Result<RtpCapabilitiesFinalized, UpdateMediaCodecsError> {
-        let calculator = lock(&self.calculator)
-            .as_ref()
-            .map(|(_, real)| real.clone());
+        let calculator = lock(&self.calculator).as_ref().map(|(_, real)| real.clone());
         match calculator {
             Some(mut real) => {
                 real.update_media_codecs(media_codecs)?;
                 Ok(real.rtp_capabilities())
             }
-            None => Err(UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(
-                RtpCapabilitiesError::CannotAllocate,
-            )),
+            None => Err(UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(RtpCapabilitiesError::CannotAllocate)),
         }
     }
 
     /// Finds a cell for `request`, starting a worker when placement says so.
-    pub(crate) async fn place(
-        self: &Arc<Self>,
-        mut request: PlacementRequest,
-    ) -> Result<Arc<Cell>, PlaceError> {
+    pub(crate) async fn place(self: &Arc<Self>, mut request: PlacementRequest) -> Result<Arc<Cell>, PlaceError> {
         request.max_cells = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
         // A cell may vanish or the pool may fill between deciding and acting: decide again.
         for _ in 0..4 {
@@ -255,19 +224,14 @@ impl Host {
                 Placement::Rejected(reason) => return Err(PlaceError::Rejected(reason)),
             }
         }
-        Err(PlaceError::Rejected(
-            "the pool changed under every placement attempt".into(),
-        ))
+        Err(PlaceError::Rejected("the pool changed under every placement attempt".into()))
     }
 
     /// Closes a cell: every object in it is closed (their close events fire) and its worker is
     /// released. Returns what was lost, or `None` for an unknown or already closed cell.
     pub fn close_cell(&self, id: CellId, reason: CloseReason) -> Option<CellClosed> {
         let cell = {
-            let mut cells = self
-                .cells
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cells = self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let at = cells.iter().position(|c| c.id() == id)?;
             cells.remove(at)
         };
@@ -279,12 +243,7 @@ impl Host {
             }
         }
         let lost = cell.close()?;
-        let event = CellClosed {
-            cell: id,
-            worker: cell.watch().id,
-            reason,
-            lost_transports: lost.transports,
-        };
+        let event = CellClosed { cell: id, worker: cell.watch().id, reason, lost_transports: lost.transports };
         match reason {
             CloseReason::Died => {
                 warn!(cell = %id, lost = event.lost_transports.len(), "worker died; cell closed")
@@ -311,10 +270,7 @@ impl Host {
     }
 
     fn routers(&self) -> Vec<Arc<RouterInner>> {
-        lock(&self.routers)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
+        lock(&self.routers).iter().filter_map(Weak::upgrade).collect()
     }
 
     /// A snapshot of the whole host.
@@ -335,10 +291,7 @@ impl Host {
     }
 
     /// Called when a cell is closed (idle, retired or its worker died), with what was lost.
-    pub fn on_cell_closed<F: Fn(&CellClosed) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
+    pub fn on_cell_closed<F: Fn(&CellClosed) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.events.cell_closed.add(Arc::new(callback))
     }
 
@@ -364,18 +317,14 @@ impl Host {
 
 /// Samples every `sample_interval` until the host is dropped.
 fn spawn_sampler(host: Weak<Host>) {
-    let interval = host
-        .upgrade()
-        .map_or(Duration::from_secs(1), |h| h.options.pool.sample_interval);
-    let spawned = std::thread::Builder::new()
-        .name("mafalda-sampler".into())
-        .spawn(move || loop {
-            std::thread::sleep(interval);
-            match host.upgrade() {
-                Some(host) => host.sample(),
-                None => return,
-            }
-        });
+    let interval = host.upgrade().map_or(Duration::from_secs(1), |h| h.options.pool.sample_interval);
+    let spawned = std::thread::Builder::new().name("mafalda-sampler".into()).spawn(move || loop {
+        std::thread::sleep(interval);
+        match host.upgrade() {
+            Some(host) => host.sample(),
+            None => return,
+        }
+    });
     if let Err(error) = spawned {
         warn!(%error, "could not start the sampler thread: CPU is not measured, idle workers are kept");
     }

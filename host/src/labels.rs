@@ -22,9 +22,7 @@ pub struct PlacementHints {
 
 impl PlacementHints {
     /// Hints with labels only.
-    pub fn labels<K: Into<String>, V: Into<String>>(
-        labels: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn labels<K: Into<String>, V: Into<String>>(labels: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut hints = Self::default();
         for (key, value) in labels {
             hints.set(key.into(), value.into());
@@ -58,22 +56,17 @@ pub fn hints_of(app_data: &AppData) -> PlacementHints {
     if let Some(hints) = app_data.downcast_ref::<PlacementHints>() {
         return hints.clone();
     }
-    let pairs: Vec<(String, String)> =
-        if let Some(map) = app_data.downcast_ref::<HashMap<String, String>>() {
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        } else if let Some(map) = app_data.downcast_ref::<BTreeMap<String, String>>() {
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        } else if let Some(list) = app_data.downcast_ref::<Vec<(String, String)>>() {
-            list.clone()
-        } else if let Some(serde_json::Value::Object(map)) =
-            app_data.downcast_ref::<serde_json::Value>()
-        {
-            map.iter()
-                .filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v)))
-                .collect()
-        } else {
-            Vec::new()
-        };
+    let pairs: Vec<(String, String)> = if let Some(map) = app_data.downcast_ref::<HashMap<String, String>>() {
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    } else if let Some(map) = app_data.downcast_ref::<BTreeMap<String, String>>() {
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    } else if let Some(list) = app_data.downcast_ref::<Vec<(String, String)>>() {
+        list.clone()
+    } else if let Some(serde_json::Value::Object(map)) = app_data.downcast_ref::<serde_json::Value>() {
+        map.iter().filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v))).collect()
+    } else {
+        Vec::new()
+    };
     let mut sorted = pairs;
     sorted.sort();
     PlacementHints::labels(sorted)
@@ -93,11 +86,7 @@ pub fn request_for(router: &str, app_data: &AppData) -> PlacementRequest {
 
 /// The `key=value` labels counted per cell.
 pub fn cell_labels(request: &PlacementRequest) -> Vec<String> {
-    request
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect()
+    request.labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 #[cfg(test)]
@@ -106,10 +95,8 @@ mod tests {
 
     #[test]
     fn reads_string_maps_json_and_hints() {
-        let map: HashMap<String, String> = [("room", "a"), ("direction", "recv")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            [("room", "a"), ("direction", "recv")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let request = request_for("r1", &AppData::new(map));
         assert_eq!(request.direction, Direction::Recv);
         assert_eq!(request.label("room"), Some("a"));
@@ -123,10 +110,7 @@ mod tests {
 
         let explicit = PlacementHints::labels([("role", "presenter")]);
         assert_eq!(hints_of(&AppData::new(explicit.clone())), explicit);
-        assert_eq!(
-            cell_labels(&request_for("r", &AppData::new(explicit))),
-            vec!["role=presenter"]
-        );
+        assert_eq!(cell_labels(&request_for("r", &AppData::new(explicit))), vec!["role=presenter"]);
     }
 
     #[test]

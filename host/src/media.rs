@@ -100,14 +100,8 @@ pub fn opus_send_parameters(ssrc: u32) -> RtpParameters {
             rtcp_feedback: vec![],
         }],
         header_extensions: vec![],
-        encodings: vec![RtpEncodingParameters {
-            ssrc: Some(ssrc),
-            ..RtpEncodingParameters::default()
-        }],
-        rtcp: RtcpParameters {
-            cname: Some(format!("mafalda-{ssrc:08x}")),
-            reduced_size: true,
-        },
+        encodings: vec![RtpEncodingParameters { ssrc: Some(ssrc), ..RtpEncodingParameters::default() }],
+        rtcp: RtcpParameters { cname: Some(format!("mafalda-{ssrc:08x}")), reduced_size: true },
         msid: None,
     }
 }
@@ -139,14 +133,8 @@ pub fn vp8_send_parameters(ssrc: u32) -> RtpParameters {
             rtcp_feedback: vec![],
         }],
         header_extensions: vec![],
-        encodings: vec![RtpEncodingParameters {
-            ssrc: Some(ssrc),
-            ..RtpEncodingParameters::default()
-        }],
-        rtcp: RtcpParameters {
-            cname: Some(format!("mafalda-{ssrc:08x}")),
-            reduced_size: true,
-        },
+        encodings: vec![RtpEncodingParameters { ssrc: Some(ssrc), ..RtpEncodingParameters::default() }],
+        rtcp: RtcpParameters { cname: Some(format!("mafalda-{ssrc:08x}")), reduced_size: true },
         msid: None,
     }
 }

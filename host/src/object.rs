@@ -36,9 +36,7 @@ pub(crate) struct Slot<T> {
 impl<T: Clone> Slot<T> {
     /// A slot holding `real`.
     pub(crate) fn new(real: T) -> Self {
-        Self {
-            real: Mutex::new(Some(real)),
-        }
+        Self { real: Mutex::new(Some(real)) }
     }
 
     /// The real object, if still attached.

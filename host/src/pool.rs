@@ -87,6 +87,24 @@ pub struct WorkerThread {
 }
 
 impl WorkerThread {
+    /// Records the id of the calling thread (call it from the worker thread).
+    pub fn record_current(&self) {
+        // SAFETY: gettid has no preconditions; it returns the calling thread's id.
+        let _ = self.tid.set(unsafe { libc::gettid() });
+    }
+
+    /// A mediasoup `thread_initializer` that records the worker thread's id here, then runs
+    /// `then` (the application's own initializer, if any).
+    pub fn initializer(self: &Arc<Self>, then: Option<Arc<dyn Fn() + Send + Sync>>) -> Arc<dyn Fn() + Send + Sync> {
+        let thread = Arc::clone(self);
+        Arc::new(move || {
+            thread.record_current();
+            if let Some(init) = &then {
+                init();
+            }
+        })
+    }
+
     /// Linux thread id, once the worker thread has started.
     pub fn tid(&self) -> Option<libc::pid_t> {
         self.tid.get().copied()
@@ -162,9 +180,7 @@ pub struct WorkerPool {
 
 impl std::fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPool")
-            .field("workers", &self.len())
-            .finish()
+        f.debug_struct("WorkerPool").field("workers", &self.len()).finish()
     }
 }
 
@@ -185,12 +201,7 @@ impl WorkerPool {
 
     /// A pool with no worker yet, starting workers through `manager`.
     pub fn with_manager(manager: WorkerManager, template: WorkerTemplate) -> Self {
-        Self {
-            manager,
-            template: Mutex::new(template),
-            entries: Mutex::new(Vec::new()),
-            spawned: AtomicUsize::new(0),
-        }
+        Self { manager, template: Mutex::new(template), entries: Mutex::new(Vec::new()), spawned: AtomicUsize::new(0) }
     }
 
     /// Starts `count` workers (at least one) with the default template.
@@ -218,27 +229,13 @@ impl WorkerPool {
     /// Starts a worker the caller owns (the pool does not keep it).
     pub async fn start_worker(&self) -> Result<PooledWorker, PoolError> {
         let thread = Arc::new(WorkerThread::default());
-        let template = self
-            .template
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let template = self.template.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut settings = WorkerSettings::default();
         settings.log_level = template.log_level;
         settings.log_tags = template.log_tags;
         settings.rtc_port_range = template.rtc_ports;
         settings.dtls_files = template.dtls_files;
-        let user_initializer = template.thread_initializer;
-        settings.thread_initializer = Some(Arc::new({
-            let thread = Arc::clone(&thread);
-            move || {
-                // SAFETY: gettid has no preconditions; it returns the calling thread's id.
-                let _ = thread.tid.set(unsafe { libc::gettid() });
-                if let Some(init) = &user_initializer {
-                    init();
-                }
-            }
-        }));
+        settings.thread_initializer = Some(thread.initializer(template.thread_initializer));
         let worker = self.manager.create_worker(settings).await?;
         let index = self.spawned.fetch_add(1, Ordering::Relaxed);
         let id = worker.id();
@@ -256,15 +253,7 @@ impl WorkerPool {
                 Err(reason) => error!(worker = index, %id, %reason, "worker died"),
             })
             .detach();
-        let pooled = PooledWorker {
-            worker,
-            watch: WorkerWatch {
-                index,
-                id,
-                thread,
-                closed,
-            },
-        };
+        let pooled = PooledWorker { worker, watch: WorkerWatch { index, id, thread, closed } };
         info!(worker = index, %id, tid = ?pooled.thread().tid(), "worker started");
         Ok(pooled)
     }
@@ -276,11 +265,7 @@ impl WorkerPool {
 
     /// The worker with this id.
     pub fn worker(&self, id: WorkerId) -> Result<PooledWorker, PoolError> {
-        self.entries()
-            .iter()
-            .find(|w| w.id() == id)
-            .cloned()
-            .ok_or(PoolError::UnknownWorker(id))
+        self.entries().iter().find(|w| w.id() == id).cloned().ok_or(PoolError::UnknownWorker(id))
     }
 
     /// Number of workers in the pool.
@@ -299,10 +284,7 @@ impl WorkerPool {
     pub fn close_worker(&self, id: WorkerId) -> Result<WorkerWatch, PoolError> {
         let entry = {
             let mut entries = self.entries();
-            let at = entries
-                .iter()
-                .position(|w| w.id() == id)
-                .ok_or(PoolError::UnknownWorker(id))?;
+            let at = entries.iter().position(|w| w.id() == id).ok_or(PoolError::UnknownWorker(id))?;
             entries.remove(at)
         };
         info!(%id, "worker removed from the pool");

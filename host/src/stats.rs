@@ -101,31 +101,16 @@ pub struct HostStats {
 }
 
 impl HostStats {
-    pub(crate) fn new(
-        cells: Vec<CellStats>,
-        routers: Vec<RouterStats>,
-        placement: EngineCounters,
-    ) -> Self {
-        let totals = cells.iter().fold(
-            Totals {
-                cells: cells.len(),
-                ..Totals::default()
-            },
-            |mut t, c| {
-                t.transports += c.transports;
-                t.producers += c.producers;
-                t.consumers += c.consumers;
-                t.pipes += c.pipes;
-                t.cpu += c.cpu;
-                t
-            },
-        );
-        Self {
-            totals,
-            cells,
-            routers,
-            placement,
-        }
+    pub(crate) fn new(cells: Vec<CellStats>, routers: Vec<RouterStats>, placement: EngineCounters) -> Self {
+        let totals = cells.iter().fold(Totals { cells: cells.len(), ..Totals::default() }, |mut t, c| {
+            t.transports += c.transports;
+            t.producers += c.producers;
+            t.consumers += c.consumers;
+            t.pipes += c.pipes;
+            t.cpu += c.cpu;
+            t
+        });
+        Self { totals, cells, routers, placement }
     }
 
     /// The stats of one cell.

@@ -69,10 +69,7 @@ pub struct WebRtcServer {
 
 impl std::fmt::Debug for WebRtcServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebRtcServer")
-            .field("id", &self.inner.id)
-            .field("closed", &self.closed())
-            .finish()
+        f.debug_struct("WebRtcServer").field("id", &self.inner.id).field("closed", &self.closed()).finish()
     }
 }
 
@@ -91,11 +88,7 @@ fn listen_infos_for(base: &[ListenInfo], cell: CellId) -> Vec<ListenInfo> {
 
 impl WebRtcServer {
     pub(crate) fn new(worker: Worker, options: WebRtcServerOptions) -> Self {
-        let WebRtcServerOptions {
-            listen_infos,
-            app_data,
-            ..
-        } = options;
+        let WebRtcServerOptions { listen_infos, app_data, .. } = options;
         Self {
             inner: Arc::new(Inner {
                 id: fresh_id(),
@@ -118,11 +111,7 @@ impl WebRtcServer {
         if self.closed() {
             return Err(RequestError::ChannelClosed);
         }
-        let existing = |server: &Self| {
-            lock(&server.inner.reals)
-                .get(&cell.id())
-                .and_then(|r| lock(&r.real).clone())
-        };
+        let existing = |server: &Self| lock(&server.inner.reals).get(&cell.id()).and_then(|r| lock(&r.real).clone());
         if let Some(real) = existing(self) {
             return Ok(real);
         }
@@ -131,34 +120,21 @@ impl WebRtcServer {
             return Ok(real);
         }
         let worker = cell.worker().ok_or(RequestError::ChannelClosed)?;
-        let infos = WebRtcServerListenInfos::try_from(listen_infos_for(
-            &self.inner.listen_infos,
-            cell.id(),
-        ))
-        .map_err(|_| RequestError::Response {
-            reason: "a WebRtcServer needs at least one listen info".into(),
-        })?;
+        let infos = WebRtcServerListenInfos::try_from(listen_infos_for(&self.inner.listen_infos, cell.id()))
+            .map_err(|_| RequestError::Response { reason: "a WebRtcServer needs at least one listen info".into() })?;
         let mut options = WebRtcServerOptions::new(infos);
         options.app_data = self.inner.app_data.clone();
-        let real = worker
-            .create_webrtc_server(options)
-            .await
-            .map_err(|e| match e {
-                CreateWebRtcServerError::Request(request) => request,
-            })?;
-        let entry = Arc::new(RealServer {
-            real: Mutex::new(Some(real.clone())),
-        });
+        let real = worker.create_webrtc_server(options).await.map_err(|e| match e {
+            CreateWebRtcServerError::Request(request) => request,
+        })?;
+        let entry = Arc::new(RealServer { real: Mutex::new(Some(real.clone())) });
         cell.join(Arc::downgrade(&entry) as Weak<RealServer>);
         lock(&self.inner.reals).insert(cell.id(), entry);
         Ok(real)
     }
 
     pub(crate) fn transport_created(&self, transport: &WebRtcTransport) {
-        self.inner
-            .handlers
-            .new_webrtc_transport
-            .call(|cb| cb(transport));
+        self.inner.handlers.new_webrtc_transport.call(|cb| cb(transport));
     }
 
     pub(crate) fn close_from_worker(&self) {
@@ -196,20 +172,12 @@ impl WebRtcServer {
     /// Dump the server: the real servers' sockets and transports, merged.
     #[doc(hidden)]
     pub async fn dump(&self) -> Result<WebRtcServerDump, RequestError> {
-        let reals: Vec<_> = lock(&self.inner.reals)
-            .values()
-            .filter_map(|r| lock(&r.real).clone())
-            .collect();
+        let reals: Vec<_> = lock(&self.inner.reals).values().filter_map(|r| lock(&r.real).clone()).collect();
         let (mut udp, mut tcp, mut transports, mut fragments) = (vec![], vec![], vec![], vec![]);
         for real in reals {
-            let dump = serde_json::to_value(real.dump().await?)
-                .map_err(|e| RequestError::ResponseConversion(Box::new(e)))?;
-            let take = |key: &str| {
-                dump.get(key)
-                    .and_then(|v| v.as_array())
-                    .cloned()
-                    .unwrap_or_default()
-            };
+            let dump =
+                serde_json::to_value(real.dump().await?).map_err(|e| RequestError::ResponseConversion(Box::new(e)))?;
+            let take = |key: &str| dump.get(key).and_then(|v| v.as_array()).cloned().unwrap_or_default();
             udp.extend(take("udpSockets"));
             tcp.extend(take("tcpServers"));
             transports.extend(take("webRtcTransportIds"));
@@ -235,27 +203,18 @@ impl WebRtcServer {
     where
         F: Fn(&WebRtcTransport) + Send + 'static,
     {
-        self.inner
-            .handlers
-            .new_webrtc_transport
-            .add(Box::new(callback))
+        self.inner.handlers.new_webrtc_transport.add(Box::new(callback))
     }
 
     /// Callback is called when the WebRTC server is closed for whatever reason.
     pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        on_close_handler(
-            &self.inner.handlers.close,
-            self.closed(),
-            Box::new(callback),
-        )
+        on_close_handler(&self.inner.handlers.close, self.closed(), Box::new(callback))
     }
 
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakWebRtcServer {
-        WeakWebRtcServer {
-            inner: Arc::downgrade(&self.inner),
-        }
+        WeakWebRtcServer { inner: Arc::downgrade(&self.inner) }
     }
 }
 

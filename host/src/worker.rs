@@ -59,10 +59,7 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
-            .field("id", &self.inner.id)
-            .field("closed", &self.closed())
-            .finish()
+        f.debug_struct("Worker").field("id", &self.inner.id).field("closed", &self.closed()).finish()
     }
 }
 
@@ -111,11 +108,8 @@ impl Worker {
         if self.closed() {
             return Err(RequestError::ChannelClosed);
         }
-        let routers: Vec<String> = lock(&self.inner.routers)
-            .iter()
-            .filter_map(WeakRouter::upgrade)
-            .map(|r| r.id().to_string())
-            .collect();
+        let routers: Vec<String> =
+            lock(&self.inner.routers).iter().filter_map(WeakRouter::upgrade).map(|r| r.id().to_string()).collect();
         let servers: Vec<String> = lock(&self.inner.servers)
             .iter()
             .filter_map(WeakWebRtcServer::upgrade)
@@ -149,9 +143,7 @@ impl Worker {
         webrtc_server_options: WebRtcServerOptions,
     ) -> Result<WebRtcServer, CreateWebRtcServerError> {
         if self.closed() {
-            return Err(CreateWebRtcServerError::Request(
-                RequestError::ChannelClosed,
-            ));
+            return Err(CreateWebRtcServerError::Request(RequestError::ChannelClosed));
         }
         let server = WebRtcServer::new(self.clone(), webrtc_server_options);
         {
@@ -164,30 +156,13 @@ impl Worker {
     }
 
     /// Create a (virtual) router.
-    pub async fn create_router(
-        &self,
-        router_options: RouterOptions,
-    ) -> Result<Router, CreateRouterError> {
+    pub async fn create_router(&self, router_options: RouterOptions) -> Result<Router, CreateRouterError> {
         if self.closed() {
             return Err(CreateRouterError::Request(RequestError::ChannelClosed));
         }
-        let RouterOptions {
-            media_codecs,
-            app_data,
-            ..
-        } = router_options;
-        let rtp_capabilities = self
-            .inner
-            .host
-            .rtp_capabilities(media_codecs.clone())
-            .await?;
-        let router = Router::new(
-            self.clone(),
-            Arc::clone(&self.inner.host),
-            media_codecs,
-            rtp_capabilities,
-            app_data,
-        );
+        let RouterOptions { media_codecs, app_data, .. } = router_options;
+        let rtp_capabilities = self.inner.host.rtp_capabilities(media_codecs.clone()).await?;
+        let router = Router::new(self.clone(), Arc::clone(&self.inner.host), media_codecs, rtp_capabilities, app_data);
         {
             let mut routers = lock(&self.inner.routers);
             routers.retain(|r| r.upgrade().is_some());
@@ -198,14 +173,8 @@ impl Worker {
     }
 
     /// Callback is called when a new WebRTC server is created.
-    pub fn on_new_webrtc_server<F: Fn(&WebRtcServer) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.inner
-            .handlers
-            .new_webrtc_server
-            .add(Arc::new(callback))
+    pub fn on_new_webrtc_server<F: Fn(&WebRtcServer) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.new_webrtc_server.add(Arc::new(callback))
     }
 
     /// Callback is called when a new router is created.
@@ -216,20 +185,13 @@ impl Worker {
     /// Callback is called when the worker dies (with [`Worker::close`], the closest thing a
     /// virtual worker has to a death; single real workers dying are reported per router with
     /// `Router::on_worker_died`).
-    pub fn on_dead<F: FnOnce(Result<(), ExitError>) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
+    pub fn on_dead<F: FnOnce(Result<(), ExitError>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.inner.handlers.dead.add(Box::new(callback))
     }
 
     /// Callback is called when the worker is closed for whatever reason.
     pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        on_close_handler(
-            &self.inner.handlers.close,
-            self.closed(),
-            Box::new(callback),
-        )
+        on_close_handler(&self.inner.handlers.close, self.closed(), Box::new(callback))
     }
 
     /// mafalda extension: closes this virtual worker and everything created under it, firing
@@ -240,17 +202,11 @@ impl Worker {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let routers: Vec<Router> = lock(&self.inner.routers)
-            .drain(..)
-            .filter_map(|r| r.upgrade())
-            .collect();
+        let routers: Vec<Router> = lock(&self.inner.routers).drain(..).filter_map(|r| r.upgrade()).collect();
         for router in routers {
             router.inner.close_from_worker();
         }
-        let servers: Vec<WebRtcServer> = lock(&self.inner.servers)
-            .drain(..)
-            .filter_map(|s| s.upgrade())
-            .collect();
+        let servers: Vec<WebRtcServer> = lock(&self.inner.servers).drain(..).filter_map(|s| s.upgrade()).collect();
         for server in servers {
             server.close_from_worker();
         }

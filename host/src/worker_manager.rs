@@ -27,9 +27,7 @@ pub struct WorkerManager {
 
 impl std::fmt::Debug for WorkerManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerManager")
-            .field("host", &self.inner.host)
-            .finish()
+        f.debug_struct("WorkerManager").field("host", &self.inner.host).finish()
     }
 }
 
@@ -78,16 +76,10 @@ impl WorkerManager {
     fn build(options: HostOptions, mut config_error: Option<String>) -> Self {
         let policy = policy_of(&options).unwrap_or_else(|error| {
             config_error.get_or_insert_with(|| error.to_string());
-            Arc::new(BinPack {
-                watermark: options.pool.cpu_watermark,
-            })
+            Arc::new(BinPack { watermark: options.pool.cpu_watermark })
         });
         Self {
-            inner: Arc::new(Inner {
-                host: Host::new(options, policy),
-                config_error,
-                new_worker: EventBag::default(),
-            }),
+            inner: Arc::new(Inner { host: Host::new(options, policy), config_error, new_worker: EventBag::default() }),
         }
     }
 

@@ -29,16 +29,10 @@ fn last_table(stdout: &str) -> Vec<(String, u64, u64, u64)> {
 
 #[test]
 fn bounded_demo_shows_packets_flowing_through_two_workers() {
-    let out = demo(&["--workers", "2", "--duration", "3", "--pps", "100"])
-        .output()
-        .expect("run demo");
+    let out = demo(&["--workers", "2", "--duration", "3", "--pps", "100"]).output().expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     let rows = last_table(&stdout);
     assert_eq!(rows.len(), 2, "one row per worker:\n{stdout}");
     for (worker, packets_in, packets_out, delivered) in &rows {
@@ -46,10 +40,7 @@ fn bounded_demo_shows_packets_flowing_through_two_workers() {
         assert!(*packets_out > 0, "{worker} sent nothing:\n{stdout}");
         assert!(*delivered > 0, "{worker} delivered nothing:\n{stdout}");
     }
-    assert!(
-        stdout.contains("pipes: w0->w1"),
-        "the pipe is shown:\n{stdout}"
-    );
+    assert!(stdout.contains("pipes: w0->w1"), "the pipe is shown:\n{stdout}");
     assert!(stdout.contains("closed 2 workers cleanly"), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -75,9 +66,7 @@ fn ctrl_c_ends_the_demo_cleanly() {
     });
     // Wait for the first live table (an event from the process, not a fixed sleep).
     loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("demo printed a table");
+        let line = lines_rx.recv_timeout(Duration::from_secs(60)).expect("demo printed a table");
         if line.starts_with("t=") {
             break;
         }
@@ -93,10 +82,6 @@ fn ctrl_c_ends_the_demo_cleanly() {
     assert!(stdout.contains("demo: interrupted"), "{stdout}");
     assert!(stdout.contains("(srtp)"), "SRTP pipe shown: {stdout}");
     assert!(stdout.contains("closed 2 workers cleanly"), "{stdout}");
-    assert_eq!(
-        err.matches("worker closed").count(),
-        2,
-        "both close events logged:\n{err}"
-    );
+    assert_eq!(err.matches("worker closed").count(), 2, "both close events logged:\n{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

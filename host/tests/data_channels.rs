@@ -22,14 +22,7 @@ fn text(message: &WebRtcMessage<'_>) -> Option<String> {
 }
 
 fn send(producer: &DirectDataProducer, body: String) {
-    producer
-        .send(
-            WebRtcMessage::String(Cow::Owned(body.into_bytes())),
-            None,
-            None,
-            None,
-        )
-        .expect("send");
+    producer.send(WebRtcMessage::String(Cow::Owned(body.into_bytes())), None, None, None).expect("send");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,27 +31,16 @@ async fn data_consumers_on_two_workers_receive_everything_in_order() {
     let (_worker, router) = router(&manager).await;
     let mut options = DirectTransportOptions::default();
     options.app_data = slot(0);
-    let sending = router
-        .create_direct_transport(options)
-        .await
-        .expect("direct transport");
-    let data_producer = sending
-        .produce_data(DataProducerOptions::new_direct())
-        .await
-        .expect("data producer");
-    let DataProducer::Direct(direct) = &data_producer else {
-        panic!("a direct transport makes direct data producers")
-    };
+    let sending = router.create_direct_transport(options).await.expect("direct transport");
+    let data_producer = sending.produce_data(DataProducerOptions::new_direct()).await.expect("data producer");
+    let DataProducer::Direct(direct) = &data_producer else { panic!("a direct transport makes direct data producers") };
 
     let mut inboxes = Vec::new();
     let mut keep = Vec::new();
     for k in [1, 2] {
         let mut options = DirectTransportOptions::default();
         options.app_data = slot(k);
-        let transport = router
-            .create_direct_transport(options)
-            .await
-            .expect("direct transport");
+        let transport = router.create_direct_transport(options).await.expect("direct transport");
         assert_ne!(transport.cell(), sending.cell());
         let consumer = transport
             .consume_data(DataConsumerOptions::new_direct(data_producer.id(), None))
@@ -79,9 +61,7 @@ async fn data_consumers_on_two_workers_receive_everything_in_order() {
     assert_eq!(cells.len(), 2, "consumers on two different workers");
     let pipes = router.pipes();
     assert_eq!(pipes.len(), 2);
-    assert!(pipes
-        .iter()
-        .all(|(source, _)| *source == PipeSource::DataProducer(data_producer.id())));
+    assert!(pipes.iter().all(|(source, _)| *source == PipeSource::DataProducer(data_producer.id())));
 
     // The pipes' SCTP associations come up asynchronously (as in mediasoup): probe until both
     // consumers heard one, then send the real messages.
@@ -89,10 +69,7 @@ async fn data_consumers_on_two_workers_receive_everything_in_order() {
     let mut probe = tokio::time::interval(Duration::from_millis(20));
     let deadline = tokio::time::Instant::now() + EVENT_LIMIT;
     while heard != [true, true] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "pipes never carried a probe: {heard:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "pipes never carried a probe: {heard:?}");
         probe.tick().await;
         send(direct, "probe".into());
         for (i, inbox) in inboxes.iter_mut().enumerate() {
@@ -107,10 +84,8 @@ async fn data_consumers_on_two_workers_receive_everything_in_order() {
     for (i, inbox) in inboxes.iter_mut().enumerate() {
         let mut got = Vec::new();
         while got.len() < MESSAGES {
-            let message = tokio::time::timeout(EVENT_LIMIT, inbox.recv())
-                .await
-                .expect("message in time")
-                .expect("open");
+            let message =
+                tokio::time::timeout(EVENT_LIMIT, inbox.recv()).await.expect("message in time").expect("open");
             if message != "probe" {
                 got.push(message);
             }

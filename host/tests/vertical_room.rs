@@ -24,51 +24,29 @@ async fn a_room_over_three_workers() {
     let (_worker, router) = router(&manager).await;
     let pipe_events = Arc::new(Mutex::new(Vec::new()));
     let events = Arc::clone(&pipe_events);
-    router
-        .on_pipe(move |e| events.lock().unwrap().push(e.clone()))
-        .detach();
+    router.on_pipe(move |e| events.lock().unwrap().push(e.clone())).detach();
 
-    let (audio_in, audio) =
-        plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0xa0d1)).await;
-    let (video_in, video) =
-        plain_producer(&router, 0, MediaKind::Video, vp8_send_parameters(0x7e0)).await;
+    let (audio_in, audio) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0xa0d1)).await;
+    let (video_in, video) = plain_producer(&router, 0, MediaKind::Video, vp8_send_parameters(0x7e0)).await;
 
     // 12 consumers, 4 per worker: slots 0,1,2 alternate; audio and video alternate.
     let mut consumers = Vec::new();
     for i in 0..12 {
-        let (producer, kind) = if i % 2 == 0 {
-            (audio.id(), PayloadKind::Opus)
-        } else {
-            (video.id(), PayloadKind::Vp8KeyFrame)
-        };
+        let (producer, kind) =
+            if i % 2 == 0 { (audio.id(), PayloadKind::Opus) } else { (video.id(), PayloadKind::Vp8KeyFrame) };
         consumers.push((i % 3, sink_consumer(&router, producer, kind, i % 3).await));
     }
     let cells: BTreeSet<CellId> = consumers.iter().map(|(_, (t, _, _))| t.cell()).collect();
-    assert_eq!(
-        cells.len(),
-        3,
-        "the policy spread the consumers over 3 workers"
-    );
+    assert_eq!(cells.len(), 3, "the policy spread the consumers over 3 workers");
     assert_eq!(manager.host().cells().len(), 3);
     let home = audio_in.cell();
     assert_eq!(video_in.cell(), home);
 
-    let audio_gen = RtpGenerator::start(
-        &audio_in,
-        GeneratorConfig::opus(0xa0d1)
-            .with_rate(200)
-            .with_count(PACKETS.into()),
-    );
-    let video_gen = RtpGenerator::start(
-        &video_in,
-        GeneratorConfig::vp8(0x7e0)
-            .with_rate(200)
-            .with_count(PACKETS.into()),
-    );
-    let (audio_gen, video_gen) = (
-        audio_gen.await.expect("audio generator"),
-        video_gen.await.expect("video generator"),
-    );
+    let audio_gen =
+        RtpGenerator::start(&audio_in, GeneratorConfig::opus(0xa0d1).with_rate(200).with_count(PACKETS.into()));
+    let video_gen =
+        RtpGenerator::start(&video_in, GeneratorConfig::vp8(0x7e0).with_rate(200).with_count(PACKETS.into()));
+    let (audio_gen, video_gen) = (audio_gen.await.expect("audio generator"), video_gen.await.expect("video generator"));
     audio_gen.finished().await.expect("audio sent");
     video_gen.finished().await.expect("video sent");
     for (slot, (_, consumer, sink)) in &consumers {
@@ -88,21 +66,11 @@ async fn a_room_over_three_workers() {
     let extra: Vec<CellId> = cells.iter().copied().filter(|c| *c != home).collect();
     assert_eq!(pipes.len(), 4, "{pipes:?}");
     for producer in [audio.id(), video.id()] {
-        let into: Vec<CellId> = pipes
-            .iter()
-            .filter(|(s, _)| *s == PipeSource::Producer(producer))
-            .map(|(_, c)| *c)
-            .collect();
-        assert_eq!(
-            into.iter().copied().collect::<BTreeSet<_>>(),
-            extra.iter().copied().collect()
-        );
+        let into: Vec<CellId> =
+            pipes.iter().filter(|(s, _)| *s == PipeSource::Producer(producer)).map(|(_, c)| *c).collect();
+        assert_eq!(into.iter().copied().collect::<BTreeSet<_>>(), extra.iter().copied().collect());
     }
-    assert_eq!(
-        pipe_events.lock().unwrap().len(),
-        4,
-        "one pipe event per pipe"
-    );
+    assert_eq!(pipe_events.lock().unwrap().len(), 4, "one pipe event per pipe");
     assert_eq!(router.stats().pipes, 4);
     assert_eq!(router.stats().consumers, 12);
 
@@ -123,45 +91,26 @@ async fn a_room_over_three_workers() {
         })
         .detach();
     let last = *extra.iter().max().expect("an extra cell");
-    let last_slot = consumers
-        .iter()
-        .find(|(_, (t, _, _))| t.cell() == last)
-        .map(|(s, _)| *s)
-        .expect("slot");
+    let last_slot = consumers.iter().find(|(_, (t, _, _))| t.cell() == last).map(|(s, _)| *s).expect("slot");
     consumers.retain(|(slot, _)| *slot != last_slot);
     let pipes = router.pipes();
-    assert_eq!(
-        pipes.len(),
-        2,
-        "the 2 pipes into {last} were released: {pipes:?}"
-    );
+    assert_eq!(pipes.len(), 2, "the 2 pipes into {last} were released: {pipes:?}");
     assert!(pipes.iter().all(|(_, cell)| *cell != last));
     assert_eq!(router.stats().pipes, 2);
-    let closed = tokio::time::timeout(EVENT_LIMIT, closed_rx.recv())
-        .await
-        .expect("idle release")
-        .expect("event");
+    let closed = tokio::time::timeout(EVENT_LIMIT, closed_rx.recv()).await.expect("idle release").expect("event");
     assert_eq!(closed.cell, last);
     assert_eq!(closed.reason, CloseReason::Idle);
     assert!(closed.lost_transports.is_empty());
     assert_eq!(manager.host().cells().len(), 2);
 
     // The two remaining workers keep serving: a new producer piped to the middle worker flows.
-    let (fresh_in, fresh) =
-        plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0xa0d2)).await;
+    let (fresh_in, fresh) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0xa0d2)).await;
     let (_t, _c, sink) = sink_consumer(&router, fresh.id(), PayloadKind::Opus, 1).await;
-    let generator = RtpGenerator::start(
-        &fresh_in,
-        GeneratorConfig::opus(0xa0d2).with_rate(200).with_count(30),
-    )
-    .await
-    .expect("generator");
+    let generator = RtpGenerator::start(&fresh_in, GeneratorConfig::opus(0xa0d2).with_rate(200).with_count(30))
+        .await
+        .expect("generator");
     generator.finished().await.expect("sent");
     let report = sink.wait_for(30, EVENT_LIMIT).await;
-    assert!(
-        report.has_all(30),
-        "after the release: {} of 30",
-        report.indices.len()
-    );
+    assert!(report.has_all(30), "after the release: {} of 30", report.indices.len());
     assert_eq!(router.pipes().len(), 3);
 }

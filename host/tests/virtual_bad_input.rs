@@ -28,24 +28,18 @@ fn fired() -> (Arc<AtomicUsize>, impl Fn() + Send + Sync + Clone + 'static) {
 async fn plain_in(router: &Router, k: usize) -> PlainTransport {
     let mut options = PlainTransportOptions::new(loopback_listen_info());
     options.app_data = slot(k);
-    router
-        .create_plain_transport(options)
-        .await
-        .expect("transport")
+    router.create_plain_transport(options).await.expect("transport")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_producers_and_unusable_capabilities() {
     let manager = slotted_manager(2);
     let (_worker, router) = router(&manager).await;
-    let (_input, producer) =
-        plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(1)).await;
+    let (_input, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(1)).await;
     let far = plain_in(&router, 1).await;
     assert_ne!(far.cell(), _input.cell());
 
-    let unknown: ProducerId = "00000000-0000-4000-8000-000000000001"
-        .parse()
-        .expect("uuid");
+    let unknown: ProducerId = "00000000-0000-4000-8000-000000000001".parse().expect("uuid");
     let caps = mafalda_host::media::receiver_capabilities();
     match far.consume(ConsumerOptions::new(unknown, caps)).await {
         Err(ConsumeError::ProducerNotFound(id)) => assert_eq!(id, unknown),
@@ -64,17 +58,11 @@ async fn unknown_producers_and_unusable_capabilities() {
         header_extensions: vec![],
     };
     assert!(!router.can_consume(&producer.id(), &video_only));
-    match far
-        .consume(ConsumerOptions::new(producer.id(), video_only))
-        .await
-    {
+    match far.consume(ConsumerOptions::new(producer.id(), video_only)).await {
         Err(ConsumeError::BadConsumerRtpParameters(_)) => {}
         other => panic!("expected BadConsumerRtpParameters, got {other:?}"),
     }
-    assert!(
-        router.pipes().is_empty(),
-        "the pipe made for the attempt was released"
-    );
+    assert!(router.pipes().is_empty(), "the pipe made for the attempt was released");
     let stats = router.stats();
     assert_eq!((stats.consumers, stats.pipes, stats.producers), (0, 0, 1));
 }
@@ -86,9 +74,7 @@ async fn closed_router_refuses_transports() {
     let transport = plain_in(&router, 0).await;
     let (router_closes, on_router_close) = fired();
     let (worker_closes, on_worker_close) = fired();
-    transport
-        .on_router_close(Box::new(on_router_close.clone()))
-        .detach();
+    transport.on_router_close(Box::new(on_router_close.clone())).detach();
     router.on_worker_close(on_worker_close).detach();
 
     worker.close();
@@ -96,39 +82,24 @@ async fn closed_router_refuses_transports() {
     assert!(transport.closed());
     assert_eq!(router_closes.load(Ordering::SeqCst), 1);
     assert_eq!(worker_closes.load(Ordering::SeqCst), 1);
-    match router
-        .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
-        .await
-    {
+    match router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await {
         Err(RequestError::ChannelClosed) => {}
         other => panic!("expected ChannelClosed, got {other:?}"),
     }
-    match worker
-        .create_router(RouterOptions::new(mafalda_host::media::router_codecs()))
-        .await
-    {
+    match worker.create_router(RouterOptions::new(mafalda_host::media::router_codecs())).await {
         Err(CreateRouterError::Request(RequestError::ChannelClosed)) => {}
         other => panic!("expected ChannelClosed, got {other:?}"),
     }
-    assert!(matches!(
-        router.dump().await,
-        Err(RequestError::ChannelClosed)
-    ));
-    assert_eq!(
-        manager.host().stats().totals.transports,
-        0,
-        "nothing counted any more"
-    );
+    assert!(matches!(router.dump().await, Err(RequestError::ChannelClosed)));
+    assert_eq!(manager.host().stats().totals.transports, 0, "nothing counted any more");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_closed_under_live_consumers() {
     let manager = slotted_manager(2);
     let (_worker, router) = router(&manager).await;
-    let (input, producer) =
-        plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(7)).await;
-    let (_near_t, _near, near_sink) =
-        sink_consumer(&router, producer.id(), PayloadKind::Opus, 0).await;
+    let (input, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(7)).await;
+    let (_near_t, _near, near_sink) = sink_consumer(&router, producer.id(), PayloadKind::Opus, 0).await;
     let (far_t, far, _far_sink) = sink_consumer(&router, producer.id(), PayloadKind::Opus, 1).await;
     let doomed = far_t.cell();
     assert_ne!(doomed, input.cell());
@@ -147,34 +118,18 @@ async fn worker_closed_under_live_consumers() {
         })
         .detach();
 
-    let closed = manager
-        .host()
-        .close_cell(doomed, CloseReason::Retired)
-        .expect("cell closed");
+    let closed = manager.host().close_cell(doomed, CloseReason::Retired).expect("cell closed");
     assert_eq!(closed.lost_transports, vec![(router.id(), far_t.id())]);
-    let lost = tokio::time::timeout(EVENT_LIMIT, lost_rx)
-        .await
-        .expect("event")
-        .expect("sent");
+    let lost = tokio::time::timeout(EVENT_LIMIT, lost_rx).await.expect("event").expect("sent");
     assert_eq!(lost.cell, doomed);
     assert_eq!(lost.reason, CloseReason::Retired);
     assert_eq!(lost.lost_transports, vec![far_t.id()]);
 
-    assert_eq!(
-        transport_closes.load(Ordering::SeqCst),
-        1,
-        "on_transport_close fired"
-    );
+    assert_eq!(transport_closes.load(Ordering::SeqCst), 1, "on_transport_close fired");
     assert_eq!(closes.load(Ordering::SeqCst), 1, "on_close fired once");
     assert!(far.closed() && far_t.closed());
-    assert!(matches!(
-        far.get_stats().await,
-        Err(RequestError::ChannelClosed)
-    ));
-    assert!(matches!(
-        far.pause().await,
-        Err(RequestError::ChannelClosed)
-    ));
+    assert!(matches!(far.get_stats().await, Err(RequestError::ChannelClosed)));
+    assert!(matches!(far.pause().await, Err(RequestError::ChannelClosed)));
     match RtpGenerator::start(&far_t, GeneratorConfig::opus(7)).await {
         Err(GeneratorError::TransportClosed(id)) => assert_eq!(id, far_t.id()),
         other => panic!("expected TransportClosed, got {other:?}"),
@@ -185,28 +140,13 @@ async fn worker_closed_under_live_consumers() {
     assert!(stats.cell(doomed).is_none());
     assert_eq!(stats.totals.cells, 1);
     let router_stats = router.stats();
-    assert_eq!(
-        (
-            router_stats.transports,
-            router_stats.consumers,
-            router_stats.pipes
-        ),
-        (2, 1, 0)
-    );
+    assert_eq!((router_stats.transports, router_stats.consumers, router_stats.pipes), (2, 1, 0));
     assert!(router.pipes().is_empty());
 
     // The surviving worker still forwards.
-    let generator = RtpGenerator::start(
-        &input,
-        GeneratorConfig::opus(7).with_rate(200).with_count(40),
-    )
-    .await
-    .expect("gen");
+    let generator =
+        RtpGenerator::start(&input, GeneratorConfig::opus(7).with_rate(200).with_count(40)).await.expect("gen");
     generator.finished().await.expect("sent");
     let report = near_sink.wait_for(40, EVENT_LIMIT).await;
-    assert!(
-        report.has_all(40),
-        "the survivor forwarded {} of 40",
-        report.indices.len()
-    );
+    assert!(report.has_all(40), "the survivor forwarded {} of 40", report.indices.len());
 }

@@ -1,9 +1,7 @@
 //! Closing a worker fires its close event (the pool's and the user's handlers); the rest of the
 //! host keeps forwarding media.
 
-use mafalda_host::media::{
-    loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs,
-};
+use mafalda_host::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_host::pool::{PoolError, WorkerPool};
 use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
 use mediasoup::prelude::*;
@@ -18,11 +16,7 @@ async fn closing_a_worker_fires_close_and_the_host_keeps_serving() {
     let pool = WorkerPool::with_workers(2).await.expect("two workers");
     let [survivor, doomed] = <[_; 2]>::try_from(pool.workers()).expect("two workers");
 
-    let router = doomed
-        .worker
-        .create_router(RouterOptions::new(router_codecs()))
-        .await
-        .expect("router");
+    let router = doomed.worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let (close_tx, close_rx) = oneshot::channel();
     doomed
         .worker
@@ -37,14 +31,9 @@ async fn closing_a_worker_fires_close_and_the_host_keeps_serving() {
     assert!(!watch.is_closed());
     drop(doomed);
     drop(router);
-    timeout(LIMIT, watch.closed())
-        .await
-        .expect("worker close event");
+    timeout(LIMIT, watch.closed()).await.expect("worker close event");
     assert!(watch.is_closed(), "close event fired");
-    timeout(LIMIT, close_rx)
-        .await
-        .expect("user handler ran")
-        .expect("user handler ran once");
+    timeout(LIMIT, close_rx).await.expect("user handler ran").expect("user handler ran once");
 
     // Closing it again is a clear error, not a panic.
     match pool.close_worker(watch.id) {
@@ -53,29 +42,14 @@ async fn closing_a_worker_fires_close_and_the_host_keeps_serving() {
     }
 
     // The surviving worker still forwards media.
-    let router = survivor
-        .worker
-        .create_router(RouterOptions::new(router_codecs()))
-        .await
-        .expect("router");
+    let router = survivor.worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let mut ingest_options = PlainTransportOptions::new(loopback_listen_info());
     ingest_options.comedia = true;
-    let ingest = router
-        .create_plain_transport(ingest_options)
-        .await
-        .expect("ingest");
-    let producer = ingest
-        .produce(ProducerOptions::new(
-            MediaKind::Audio,
-            opus_send_parameters(7),
-        ))
-        .await
-        .expect("producer");
+    let ingest = router.create_plain_transport(ingest_options).await.expect("ingest");
+    let producer =
+        ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(7))).await.expect("producer");
     let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-    let out = router
-        .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
-        .await
-        .expect("out");
+    let out = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("out");
     out.connect(PlainTransportRemoteParameters {
         ip: Some(sink.addr().ip()),
         port: Some(sink.addr().port()),
@@ -84,23 +58,12 @@ async fn closing_a_worker_fires_close_and_the_host_keeps_serving() {
     })
     .await
     .expect("connect");
-    let _consumer = out
-        .consume(ConsumerOptions::new(producer.id(), receiver_capabilities()))
-        .await
-        .expect("consume");
-    let generator = RtpGenerator::start(
-        &ingest,
-        GeneratorConfig::opus(7).with_rate(200).with_count(50),
-    )
-    .await
-    .expect("generator");
+    let _consumer = out.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+    let generator =
+        RtpGenerator::start(&ingest, GeneratorConfig::opus(7).with_rate(200).with_count(50)).await.expect("generator");
     generator.finished().await.expect("sent");
     let report = sink.wait_for(50, LIMIT).await;
-    assert!(
-        report.has_all(50),
-        "survivor forwarded {} of 50",
-        report.indices.len()
-    );
+    assert!(report.has_all(50), "survivor forwarded {} of 50", report.indices.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,10 +45,7 @@ fn opus() -> RtpCodecCapability {
 }
 
 fn receiver() -> RtpCapabilities {
-    RtpCapabilities {
-        codecs: vec![opus()],
-        header_extensions: vec![],
-    }
+    RtpCapabilities { codecs: vec![opus()], header_extensions: vec![] }
 }
 
 fn opus_parameters() -> RtpParameters {
@@ -63,14 +60,8 @@ fn opus_parameters() -> RtpParameters {
             rtcp_feedback: vec![],
         }],
         header_extensions: vec![],
-        encodings: vec![RtpEncodingParameters {
-            ssrc: Some(SSRC),
-            ..RtpEncodingParameters::default()
-        }],
-        rtcp: RtcpParameters {
-            cname: Some("compat".into()),
-            reduced_size: true,
-        },
+        encodings: vec![RtpEncodingParameters { ssrc: Some(SSRC), ..RtpEncodingParameters::default() }],
+        rtcp: RtcpParameters { cname: Some("compat".into()), reduced_size: true },
         msid: None,
     }
 }
@@ -86,10 +77,7 @@ fn rtp_packet(seq: u16) -> Vec<u8> {
 }
 
 fn address(tuple: &mediasoup::types::data_structures::TransportTuple) -> SocketAddr {
-    SocketAddr::new(
-        tuple.local_address().parse().expect("ip"),
-        tuple.local_port(),
-    )
+    SocketAddr::new(tuple.local_address().parse().expect("ip"), tuple.local_port())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,21 +86,13 @@ async fn conferencing_flow() {
     let mut settings = WorkerSettings::default();
     settings.log_level = WorkerLogLevel::Warn;
     settings.log_tags = vec![];
-    let worker = worker_manager
-        .create_worker(settings)
-        .await
-        .expect("worker");
-    let router = worker
-        .create_router(RouterOptions::new(vec![opus()]))
-        .await
-        .expect("router");
+    let worker = worker_manager.create_worker(settings).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(vec![opus()])).await.expect("router");
     assert!(!router.rtp_capabilities().codecs.is_empty());
 
     // A WebRTC transport: ICE and DTLS parameters come from the worker.
     let webrtc = router
-        .create_webrtc_transport(WebRtcTransportOptions::new(
-            WebRtcTransportListenInfos::new(listen()),
-        ))
+        .create_webrtc_transport(WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(listen())))
         .await
         .expect("webrtc transport");
     assert!(!webrtc.ice_parameters().username_fragment.is_empty());
@@ -123,18 +103,10 @@ async fn conferencing_flow() {
     let mut options = PlainTransportOptions::new(listen());
     options.comedia = true;
     let input = router.create_plain_transport(options).await.expect("input");
-    let producer = input
-        .produce(ProducerOptions::new(MediaKind::Audio, opus_parameters()))
-        .await
-        .expect("producer");
+    let producer = input.produce(ProducerOptions::new(MediaKind::Audio, opus_parameters())).await.expect("producer");
     let receiver_socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    receiver_socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let output = router
-        .create_plain_transport(PlainTransportOptions::new(listen()))
-        .await
-        .expect("output");
+    receiver_socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let output = router.create_plain_transport(PlainTransportOptions::new(listen())).await.expect("output");
     output
         .connect(PlainTransportRemoteParameters {
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
@@ -145,14 +117,9 @@ async fn conferencing_flow() {
         .await
         .expect("connect");
     assert!(router.can_consume(&producer.id(), &receiver()));
-    let consumer = output
-        .consume(ConsumerOptions::new(producer.id(), receiver()))
-        .await
-        .expect("consumer");
-    let webrtc_consumer = webrtc
-        .consume(ConsumerOptions::new(producer.id(), receiver()))
-        .await
-        .expect("webrtc consumer");
+    let consumer = output.consume(ConsumerOptions::new(producer.id(), receiver())).await.expect("consumer");
+    let webrtc_consumer =
+        webrtc.consume(ConsumerOptions::new(producer.id(), receiver())).await.expect("webrtc consumer");
     assert_eq!(consumer.producer_id(), producer.id());
     assert_eq!(consumer.kind(), MediaKind::Audio);
 
@@ -167,8 +134,7 @@ async fn conferencing_flow() {
             // The worker may add header extensions: skip CSRCs and the extension block.
             let mut offset = 12 + 4 * usize::from(buf[0] & 0x0f);
             if buf[0] & 0x10 != 0 && len >= offset + 4 {
-                offset +=
-                    4 + 4 * usize::from(u16::from_be_bytes([buf[offset + 2], buf[offset + 3]]));
+                offset += 4 + 4 * usize::from(u16::from_be_bytes([buf[offset + 2], buf[offset + 3]]));
             }
             if buf[1] & 0x7f == 100 && len == offset + 41 && buf[offset] == 0xfc {
                 intact += 1;
@@ -181,19 +147,9 @@ async fn conferencing_flow() {
         sender.send_to(&rtp_packet(seq), target).expect("send");
         tokio::time::sleep(Duration::from_millis(5)).await; // pacing, as a real sender does
     }
-    assert_eq!(
-        receiving.await.expect("receiver"),
-        PACKETS,
-        "every packet forwarded"
-    );
+    assert_eq!(receiving.await.expect("receiver"), PACKETS, "every packet forwarded");
 
-    let received: u64 = producer
-        .get_stats()
-        .await
-        .expect("stats")
-        .iter()
-        .map(|s| s.packet_count)
-        .sum();
+    let received: u64 = producer.get_stats().await.expect("stats").iter().map(|s| s.packet_count).sum();
     assert!(received >= u64::from(PACKETS));
     let sent: u64 = consumer
         .get_stats()
@@ -208,22 +164,11 @@ async fn conferencing_flow() {
     assert!(sent >= u64::from(PACKETS));
 
     // Data through direct transports.
-    let sending = router
-        .create_direct_transport(DirectTransportOptions::default())
-        .await
-        .expect("direct");
-    let data_producer = sending
-        .produce_data(DataProducerOptions::new_direct())
-        .await
-        .expect("data producer");
-    let receiving = router
-        .create_direct_transport(DirectTransportOptions::default())
-        .await
-        .expect("direct");
-    let data_consumer = receiving
-        .consume_data(DataConsumerOptions::new_direct(data_producer.id(), None))
-        .await
-        .expect("data consumer");
+    let sending = router.create_direct_transport(DirectTransportOptions::default()).await.expect("direct");
+    let data_producer = sending.produce_data(DataProducerOptions::new_direct()).await.expect("data producer");
+    let receiving = router.create_direct_transport(DirectTransportOptions::default()).await.expect("direct");
+    let data_consumer =
+        receiving.consume_data(DataConsumerOptions::new_direct(data_producer.id(), None)).await.expect("data consumer");
     let (tx, mut rx) = mpsc::unbounded_channel();
     data_consumer
         .on_message(move |message| {
@@ -232,53 +177,26 @@ async fn conferencing_flow() {
             }
         })
         .detach();
-    let DataProducer::Direct(direct) = &data_producer else {
-        panic!("direct data producer")
-    };
+    let DataProducer::Direct(direct) = &data_producer else { panic!("direct data producer") };
     for i in 0..10 {
-        direct
-            .send(
-                WebRtcMessage::String(Cow::Owned(format!("m{i}").into_bytes())),
-                None,
-                None,
-                None,
-            )
-            .expect("send");
+        direct.send(WebRtcMessage::String(Cow::Owned(format!("m{i}").into_bytes())), None, None, None).expect("send");
     }
     for i in 0..10 {
-        let message = tokio::time::timeout(LIMIT, rx.recv())
-            .await
-            .expect("in time")
-            .expect("open");
+        let message = tokio::time::timeout(LIMIT, rx.recv()).await.expect("in time").expect("open");
         assert_eq!(message, format!("m{i}"));
     }
 
     // The dump shows what the application created.
     let dump = router.dump().await.expect("dump");
-    for id in [
-        webrtc.id(),
-        input.id(),
-        output.id(),
-        sending.id(),
-        receiving.id(),
-    ] {
-        assert!(
-            dump.transport_ids.contains(&id),
-            "dump lists transport {id}"
-        );
+    for id in [webrtc.id(), input.id(), output.id(), sending.id(), receiving.id()] {
+        assert!(dump.transport_ids.contains(&id), "dump lists transport {id}");
     }
     assert_eq!(dump.transport_ids.len(), 5);
     let consumers = &dump.map_producer_id_consumer_ids[&producer.id()];
     assert!(consumers.contains(&consumer.id()) && consumers.contains(&webrtc_consumer.id()));
     assert_eq!(consumers.len(), 2);
-    assert_eq!(
-        dump.map_consumer_id_producer_id[&consumer.id()],
-        producer.id()
-    );
-    assert!(
-        dump.map_data_producer_id_data_consumer_ids[&data_producer.id()]
-            .contains(&data_consumer.id())
-    );
+    assert_eq!(dump.map_consumer_id_producer_id[&consumer.id()], producer.id());
+    assert!(dump.map_data_producer_id_data_consumer_ids[&data_producer.id()].contains(&data_consumer.id()));
 
     // Events: closing the producer closes its consumers (`on_producer_close`, then `on_close`).
     let (producer_closed_tx, producer_closed_rx) = oneshot::channel();
@@ -294,13 +212,7 @@ async fn conferencing_flow() {
         })
         .detach();
     drop(producer);
-    tokio::time::timeout(LIMIT, producer_closed_rx)
-        .await
-        .expect("producer close event")
-        .expect("fired");
-    tokio::time::timeout(LIMIT, closed_rx)
-        .await
-        .expect("close event")
-        .expect("fired");
+    tokio::time::timeout(LIMIT, producer_closed_rx).await.expect("producer close event").expect("fired");
+    tokio::time::timeout(LIMIT, closed_rx).await.expect("close event").expect("fired");
     assert!(consumer.closed());
 }

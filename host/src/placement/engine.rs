@@ -41,24 +41,17 @@ pub struct EngineCounters {
 }
 
 /// Checks a decision against the cells that exist and the pool's maximum.
-pub fn validate(
-    decision: Decision,
-    request: &PlacementRequest,
-    cells: &[CellLoad],
-) -> Result<Placement, String> {
+pub fn validate(decision: Decision, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Placement, String> {
     match decision {
         Decision::Cell(id) => match cells.iter().find(|c| c.id == id) {
             Some(cell) if cell.draining => Err(format!("{id} is draining")),
             Some(_) => Ok(Placement::Existing(id)),
             None => Err(format!("{id} does not exist")),
         },
-        Decision::NewCell if (cells.len() as u64) < u64::from(request.max_cells) => {
-            Ok(Placement::Spawn)
+        Decision::NewCell if (cells.len() as u64) < u64::from(request.max_cells) => Ok(Placement::Spawn),
+        Decision::NewCell => {
+            Err(format!("asked for a new cell but the pool is at its maximum of {}", request.max_cells))
         }
-        Decision::NewCell => Err(format!(
-            "asked for a new cell but the pool is at its maximum of {}",
-            request.max_cells
-        )),
         Decision::Reject(reason) => Ok(Placement::Rejected(reason)),
     }
 }
@@ -74,9 +67,7 @@ pub struct PlacementEngine {
 
 impl std::fmt::Debug for PlacementEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlacementEngine")
-            .field("policy", &self.policy_name())
-            .finish()
+        f.debug_struct("PlacementEngine").field("policy", &self.policy_name()).finish()
     }
 }
 
@@ -116,19 +107,13 @@ impl PlacementEngine {
             .map_err(|e| e.to_string())
             .and_then(|decision| validate(decision, request, cells));
         let outcome = match checked {
-            Ok(placement) => Outcome {
-                placement,
-                fallback_reason: None,
-            },
+            Ok(placement) => Outcome { placement, fallback_reason: None },
             Err(reason) => {
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
                 warn!(policy = policy.name(), %reason, "placement policy overruled; built-in packer decides");
-                let placement = validate(self.fallback.decide(request, cells), request, cells)
-                    .unwrap_or_else(Placement::Rejected);
-                Outcome {
-                    placement,
-                    fallback_reason: Some(reason),
-                }
+                let placement =
+                    validate(self.fallback.decide(request, cells), request, cells).unwrap_or_else(Placement::Rejected);
+                Outcome { placement, fallback_reason: Some(reason) }
             }
         };
         if matches!(outcome.placement, Placement::Rejected(_)) {
@@ -168,27 +153,17 @@ mod tests {
     }
 
     fn cells() -> Vec<CellLoad> {
-        vec![CellLoad {
-            id: CellId(3),
-            cpu: 0.1,
-            ..CellLoad::default()
-        }]
+        vec![CellLoad { id: CellId(3), cpu: 0.1, ..CellLoad::default() }]
     }
 
     fn request(max_cells: u32) -> PlacementRequest {
-        PlacementRequest {
-            max_cells,
-            ..PlacementRequest::default()
-        }
+        PlacementRequest { max_cells, ..PlacementRequest::default() }
     }
 
     #[test]
     fn valid_answers_pass_through() {
         let e = engine(Ok(Decision::Cell(CellId(3))));
-        assert_eq!(
-            e.decide(&request(2), &cells()).placement,
-            Placement::Existing(CellId(3))
-        );
+        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Existing(CellId(3)));
         let e = engine(Ok(Decision::NewCell));
         assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Spawn);
         assert_eq!(e.counters().fallbacks, 0);
@@ -199,10 +174,7 @@ mod tests {
         let e = engine(Ok(Decision::Cell(CellId(99))));
         let out = e.decide(&request(2), &cells());
         assert_eq!(out.placement, Placement::Existing(CellId(3)));
-        assert!(out
-            .fallback_reason
-            .unwrap()
-            .contains("cell-99 does not exist"));
+        assert!(out.fallback_reason.unwrap().contains("cell-99 does not exist"));
         let e = engine(Ok(Decision::NewCell));
         let out = e.decide(&request(1), &cells());
         assert_eq!(out.placement, Placement::Existing(CellId(3)));
@@ -211,27 +183,11 @@ mod tests {
 
     #[test]
     fn policy_failures_fall_back_and_rejections_are_counted() {
-        let e = engine(Err(PolicyError {
-            policy: "fixed".into(),
-            reason: "trap".into(),
-        }));
-        assert_eq!(
-            e.decide(&request(2), &cells()).placement,
-            Placement::Existing(CellId(3))
-        );
+        let e = engine(Err(PolicyError { policy: "fixed".into(), reason: "trap".into() }));
+        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Existing(CellId(3)));
         let e = engine(Ok(Decision::Reject("full".into())));
-        assert_eq!(
-            e.decide(&request(2), &cells()).placement,
-            Placement::Rejected("full".into())
-        );
-        assert_eq!(
-            e.counters(),
-            EngineCounters {
-                decisions: 1,
-                fallbacks: 0,
-                rejections: 1
-            }
-        );
+        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Rejected("full".into()));
+        assert_eq!(e.counters(), EngineCounters { decisions: 1, fallbacks: 0, rejections: 1 });
     }
 
     #[test]

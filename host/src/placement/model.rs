@@ -5,9 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Identifies a cell: one place mediasoup objects can live (a worker).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CellId(pub u32);
 
 impl fmt::Display for CellId {
@@ -47,10 +45,7 @@ pub struct PlacementRequest {
 impl PlacementRequest {
     /// The value of label `key`, if present.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,10 +84,7 @@ impl CellLoad {
 
     /// How many transports here carry label `key=value` (given as `"key=value"`).
     pub fn label_count(&self, key_value: &str) -> u32 {
-        self.labels
-            .iter()
-            .find(|(kv, _)| kv == key_value)
-            .map_or(0, |(_, n)| *n)
+        self.labels.iter().find(|(kv, _)| kv == key_value).map_or(0, |(_, n)| *n)
     }
 }
 

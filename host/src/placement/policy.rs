@@ -20,9 +20,5 @@ pub trait PlacementPolicy: Send + Sync {
     fn name(&self) -> &str;
 
     /// Decides where the transport described by `request` goes, given the current `cells`.
-    fn place(
-        &self,
-        request: &PlacementRequest,
-        cells: &[CellLoad],
-    ) -> Result<Decision, PolicyError>;
+    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError>;
 }

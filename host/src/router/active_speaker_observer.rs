@@ -37,24 +37,18 @@ impl ActiveSpeakerObserver {
         router_use: RouterUse,
         real: mediasoup::active_speaker_observer::ActiveSpeakerObserver,
     ) -> Self {
-        Self {
-            inner: ObserverCore::new(router, cell, router_use, real),
-        }
+        Self { inner: ObserverCore::new(router, cell, router_use, real) }
     }
 
     /// Callback is called when another producer becomes the dominant speaker.
-    pub fn on_dominant_speaker<
-        F: Fn(&ActiveSpeakerObserverDominantSpeaker) + Send + Sync + 'static,
-    >(
+    pub fn on_dominant_speaker<F: Fn(&ActiveSpeakerObserverDominantSpeaker) + Send + Sync + 'static>(
         &self,
         callback: F,
     ) -> HandlerId {
         let router = self.inner.router.downgrade();
         self.inner.real.get().map_or_else(inert_handler, |real| {
             real.on_dominant_speaker(move |speaker| {
-                let producer = router
-                    .upgrade()
-                    .and_then(|router| Core::virtual_producer(&router, &speaker.producer));
+                let producer = router.upgrade().and_then(|router| Core::virtual_producer(&router, &speaker.producer));
                 if let Some(producer) = producer {
                     callback(&ActiveSpeakerObserverDominantSpeaker { producer });
                 }
@@ -65,9 +59,7 @@ impl ActiveSpeakerObserver {
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakActiveSpeakerObserver {
-        WeakActiveSpeakerObserver {
-            inner: Arc::downgrade(&self.inner),
-        }
+        WeakActiveSpeakerObserver { inner: Arc::downgrade(&self.inner) }
     }
 }
 
@@ -87,8 +79,6 @@ impl WeakActiveSpeakerObserver {
     /// Upgrade to a strong handle, unless the observer is gone.
     #[must_use]
     pub fn upgrade(&self) -> Option<ActiveSpeakerObserver> {
-        self.inner
-            .upgrade()
-            .map(|inner| ActiveSpeakerObserver { inner })
+        self.inner.upgrade().map(|inner| ActiveSpeakerObserver { inner })
     }
 }

@@ -39,17 +39,12 @@ impl AudioLevelObserver {
         router_use: RouterUse,
         real: mediasoup::audio_level_observer::AudioLevelObserver,
     ) -> Self {
-        Self {
-            inner: ObserverCore::new(router, cell, router_use, real),
-        }
+        Self { inner: ObserverCore::new(router, cell, router_use, real) }
     }
 
     /// Callback is called at most every interval with the loudest producers (virtual ones,
     /// wherever they live).
-    pub fn on_volumes<F: Fn(&[AudioLevelObserverVolume]) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
+    pub fn on_volumes<F: Fn(&[AudioLevelObserverVolume]) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         let router = self.inner.router.downgrade();
         self.inner.real.get().map_or_else(inert_handler, |real| {
             real.on_volumes(move |volumes| {
@@ -59,12 +54,8 @@ impl AudioLevelObserver {
                 let mapped: Vec<AudioLevelObserverVolume> = volumes
                     .iter()
                     .filter_map(|v| {
-                        Core::virtual_producer(&router, &v.producer).map(|producer| {
-                            AudioLevelObserverVolume {
-                                producer,
-                                volume: v.volume,
-                            }
-                        })
+                        Core::virtual_producer(&router, &v.producer)
+                            .map(|producer| AudioLevelObserverVolume { producer, volume: v.volume })
                     })
                     .collect();
                 if !mapped.is_empty() {
@@ -76,18 +67,13 @@ impl AudioLevelObserver {
 
     /// Callback is called when no one of the producers is above the threshold.
     pub fn on_silence<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.inner
-            .real
-            .get()
-            .map_or_else(inert_handler, |real| real.on_silence(callback))
+        self.inner.real.get().map_or_else(inert_handler, |real| real.on_silence(callback))
     }
 
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakAudioLevelObserver {
-        WeakAudioLevelObserver {
-            inner: Arc::downgrade(&self.inner),
-        }
+        WeakAudioLevelObserver { inner: Arc::downgrade(&self.inner) }
     }
 }
 
@@ -107,8 +93,6 @@ impl WeakAudioLevelObserver {
     /// Upgrade to a strong handle, unless the observer is gone.
     #[must_use]
     pub fn upgrade(&self) -> Option<AudioLevelObserver> {
-        self.inner
-            .upgrade()
-            .map(|inner| AudioLevelObserver { inner })
+        self.inner.upgrade().map(|inner| AudioLevelObserver { inner })
     }
 }

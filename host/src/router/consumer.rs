@@ -192,14 +192,7 @@ impl Consumer {
     /// Consumer score.
     #[must_use]
     pub fn score(&self) -> ConsumerScore {
-        self.live().map_or(
-            ConsumerScore {
-                score: 0,
-                producer_score: 0,
-                producer_scores: Vec::new(),
-            },
-            |r| r.score(),
-        )
+        self.live().map_or(ConsumerScore { score: 0, producer_score: 0, producer_scores: Vec::new() }, |r| r.score())
     }
 
     /// Preferred spatial and temporal layers.
@@ -248,10 +241,7 @@ impl Consumer {
     }
 
     /// Sets the preferred (highest) spatial and temporal layers to be sent to the endpoint.
-    pub async fn set_preferred_layers(
-        &self,
-        consumer_layers: ConsumerLayers,
-    ) -> Result<(), RequestError> {
+    pub async fn set_preferred_layers(&self, consumer_layers: ConsumerLayers) -> Result<(), RequestError> {
         self.real()?.set_preferred_layers(consumer_layers).await
     }
 
@@ -271,68 +261,48 @@ impl Consumer {
     }
 
     /// Instructs the consumer to emit "trace" events.
-    pub async fn enable_trace_event(
-        &self,
-        types: Vec<ConsumerTraceEventType>,
-    ) -> Result<(), RequestError> {
+    pub async fn enable_trace_event(&self, types: Vec<ConsumerTraceEventType>) -> Result<(), RequestError> {
         self.real()?.enable_trace_event(types).await
     }
 
     /// Callback is called for every RTP packet (only for consumers on a direct transport).
     pub fn on_rtp<F: Fn(&[u8]) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_rtp(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_rtp(callback))
     }
 
     /// Callback is called when the consumer or its producer is paused.
     pub fn on_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_pause(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_pause(callback))
     }
 
     /// Callback is called when the consumer or its producer is resumed.
     pub fn on_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_resume(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_resume(callback))
     }
 
     /// Callback is called when the associated producer is paused.
     pub fn on_producer_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_producer_pause(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_producer_pause(callback))
     }
 
     /// Callback is called when the associated producer is resumed.
     pub fn on_producer_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_producer_resume(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_producer_resume(callback))
     }
 
     /// Callback is called when the consumer score changes.
-    pub fn on_score<F: Fn(&ConsumerScore) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_score(callback))
+    pub fn on_score<F: Fn(&ConsumerScore) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_score(callback))
     }
 
     /// Callback is called when the spatial/temporal layers being sent to the endpoint change.
-    pub fn on_layers_change<F: Fn(&Option<ConsumerLayers>) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_layers_change(callback))
+    pub fn on_layers_change<F: Fn(&Option<ConsumerLayers>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_layers_change(callback))
     }
 
     /// See [`Consumer::enable_trace_event`].
-    pub fn on_trace<F: Fn(&ConsumerTraceEventData) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_trace(callback))
+    pub fn on_trace<F: Fn(&ConsumerTraceEventData) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_trace(callback))
     }
 
     /// Callback is called when the associated producer is closed.
@@ -353,9 +323,7 @@ impl Consumer {
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakConsumer {
-        WeakConsumer {
-            inner: Arc::downgrade(&self.inner),
-        }
+        WeakConsumer { inner: Arc::downgrade(&self.inner) }
     }
 }
 

@@ -8,35 +8,23 @@ use super::pipe_transport::{PipeTransport, PipeTransportOptions, PipeTransportRe
 use super::producer::{PipedProducer, Producer, ProducerOptions};
 use super::transport::Transport;
 use super::{
-    PipeDataProducerToRouterError, PipeDataProducerToRouterPair, PipeProducerToRouterError,
-    PipeProducerToRouterPair, PipeToRouterOptions, Router,
+    PipeDataProducerToRouterError, PipeDataProducerToRouterPair, PipeProducerToRouterError, PipeProducerToRouterPair,
+    PipeToRouterOptions, Router,
 };
 use crate::cell::Cell;
 use crate::media::loopback_listen_info;
 use crate::object::fresh_id;
-use mediasoup::prelude::{
-    ConsumerOptions, DataConsumerOptions, DataProducerId, ProducerId, RtpCapabilities,
-};
+use mediasoup::prelude::{ConsumerOptions, DataConsumerOptions, DataProducerId, ProducerId, RtpCapabilities};
 use mediasoup::worker::RequestError;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 fn remote_of(transport: &PipeTransport) -> Result<PipeTransportRemoteParameters, RequestError> {
     let tuple = transport.tuple();
-    let ip: IpAddr = tuple
-        .local_address()
-        .parse()
-        .map_err(|_| RequestError::Response {
-            reason: format!(
-                "pipe transport address {} is not an IP",
-                tuple.local_address()
-            ),
-        })?;
-    Ok(PipeTransportRemoteParameters {
-        ip,
-        port: tuple.local_port(),
-        srtp_parameters: transport.srtp_parameters(),
-    })
+    let ip: IpAddr = tuple.local_address().parse().map_err(|_| RequestError::Response {
+        reason: format!("pipe transport address {} is not an IP", tuple.local_address()),
+    })?;
+    Ok(PipeTransportRemoteParameters { ip, port: tuple.local_port(), srtp_parameters: transport.srtp_parameters() })
 }
 
 /// A connected pair of pipe transports: `local` in `source`, `remote` in `target`, both in `cell`.
@@ -51,18 +39,10 @@ async fn transport_pair(
     transport_options.enable_rtx = options.enable_rtx;
     transport_options.enable_srtp = options.enable_srtp;
     let local_use = source.real_router_use(cell).await?;
-    let local = source
-        .create_pipe_transport_at(
-            Arc::clone(cell),
-            local_use,
-            Vec::new(),
-            transport_options.clone(),
-        )
-        .await?;
+    let local =
+        source.create_pipe_transport_at(Arc::clone(cell), local_use, Vec::new(), transport_options.clone()).await?;
     let remote_use = target.real_router_use(cell).await?;
-    let remote = target
-        .create_pipe_transport_at(Arc::clone(cell), remote_use, Vec::new(), transport_options)
-        .await?;
+    let remote = target.create_pipe_transport_at(Arc::clone(cell), remote_use, Vec::new(), transport_options).await?;
     local.connect(remote_of(&remote)?).await?;
     remote.connect(remote_of(&local)?).await?;
     Ok((local, remote))
@@ -82,18 +62,9 @@ pub(crate) async fn pipe_producer(
         .producer_homed(&producer_id)
         .ok_or(PipeProducerToRouterError::ProducerNotFound(producer_id))?;
     let (local, remote) = transport_pair(source, &options.router, &home, &options).await?;
-    let pipe_consumer: Consumer = local
-        .consume(ConsumerOptions::new(
-            producer_id,
-            RtpCapabilities::default(),
-        ))
-        .await?;
+    let pipe_consumer: Consumer = local.consume(ConsumerOptions::new(producer_id, RtpCapabilities::default())).await?;
     let mut producer_options = ProducerOptions::new_pipe_transport(
-        if options.keep_id {
-            producer_id
-        } else {
-            fresh_id()
-        },
+        if options.keep_id { producer_id } else { fresh_id() },
         pipe_consumer.kind(),
         pipe_consumer.rtp_parameters().clone(),
     );
@@ -127,39 +98,22 @@ pub(crate) async fn pipe_data_producer(
         .inner
         .registry
         .data_producer_homed(&data_producer_id)
-        .ok_or(PipeDataProducerToRouterError::DataProducerNotFound(
-            data_producer_id,
-        ))?;
+        .ok_or(PipeDataProducerToRouterError::DataProducerNotFound(data_producer_id))?;
     let (local, remote) = transport_pair(source, &options.router, &home, &options).await?;
-    let pipe_data_consumer = local
-        .consume_data(DataConsumerOptions::new_sctp(data_producer_id))
-        .await?;
+    let pipe_data_consumer = local.consume_data(DataConsumerOptions::new_sctp(data_producer_id)).await?;
     let sctp = pipe_data_consumer.sctp_stream_parameters().ok_or_else(|| {
         PipeDataProducerToRouterError::TransportFailed(RequestError::Response {
             reason: "pipe data consumer has no SCTP stream parameters (enable_sctp is off)".into(),
         })
     })?;
-    let mut producer_options = DataProducerOptions::new_pipe_transport(
-        if options.keep_id {
-            data_producer_id
-        } else {
-            fresh_id()
-        },
-        sctp,
-    );
-    producer_options
-        .label
-        .clone_from(pipe_data_consumer.label());
-    producer_options
-        .protocol
-        .clone_from(pipe_data_consumer.protocol());
+    let mut producer_options =
+        DataProducerOptions::new_pipe_transport(if options.keep_id { data_producer_id } else { fresh_id() }, sctp);
+    producer_options.label.clone_from(pipe_data_consumer.label());
+    producer_options.protocol.clone_from(pipe_data_consumer.protocol());
     producer_options.app_data = data_producer.app_data().clone();
     let pipe_data_producer = remote.produce_data(producer_options).await?;
     Ok(PipeDataProducerToRouterPair {
         pipe_data_consumer,
-        pipe_data_producer: NonClosingDataProducer::new(
-            pipe_data_producer,
-            data_producer.downgrade(),
-        ),
+        pipe_data_producer: NonClosingDataProducer::new(pipe_data_producer, data_producer.downgrade()),
     })
 }

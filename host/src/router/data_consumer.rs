@@ -64,9 +64,7 @@ pub struct RegularDataConsumer {
 
 impl fmt::Debug for RegularDataConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegularDataConsumer")
-            .field("id", &self.inner.id)
-            .finish()
+        f.debug_struct("RegularDataConsumer").field("id", &self.inner.id).finish()
     }
 }
 
@@ -95,9 +93,7 @@ pub struct DirectDataConsumer {
 
 impl fmt::Debug for DirectDataConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DirectDataConsumer")
-            .field("id", &self.inner.id)
-            .finish()
+        f.debug_struct("DirectDataConsumer").field("id", &self.inner.id).finish()
     }
 }
 
@@ -120,10 +116,7 @@ pub enum DataConsumer {
 
 impl fmt::Debug for DataConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataConsumer")
-            .field("id", &self.inner().id)
-            .field("closed", &self.closed())
-            .finish()
+        f.debug_struct("DataConsumer").field("id", &self.inner().id).field("closed", &self.closed()).finish()
     }
 }
 
@@ -299,13 +292,8 @@ impl DataConsumer {
 
     /// Whenever the underlying SCTP association buffered bytes drop to this value,
     /// `on_buffered_amount_low` is called.
-    pub async fn set_buffered_amount_low_threshold(
-        &self,
-        threshold: u32,
-    ) -> Result<(), RequestError> {
-        self.real()?
-            .set_buffered_amount_low_threshold(threshold)
-            .await
+    pub async fn set_buffered_amount_low_threshold(&self, threshold: u32) -> Result<(), RequestError> {
+        self.real()?.set_buffered_amount_low_threshold(threshold).await
     }
 
     /// Sets subchannels to the worker DataConsumer.
@@ -324,30 +312,18 @@ impl DataConsumer {
     }
 
     /// Callback is called when a message has been received from the corresponding data producer.
-    pub fn on_message<F: Fn(&WebRtcMessage<'_>) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_message(callback))
+    pub fn on_message<F: Fn(&WebRtcMessage<'_>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_message(callback))
     }
 
     /// Callback is called when a message could not be sent because the SCTP send buffer was full.
-    pub fn on_sctp_send_buffer_full<F: Fn() + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_sctp_send_buffer_full(callback))
+    pub fn on_sctp_send_buffer_full<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_sctp_send_buffer_full(callback))
     }
 
     /// Emitted when the underlying SCTP association buffered bytes drop down to the threshold.
-    pub fn on_buffered_amount_low<F: Fn(u32) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_buffered_amount_low(callback))
+    pub fn on_buffered_amount_low<F: Fn(u32) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_buffered_amount_low(callback))
     }
 
     /// Callback is called when the associated data producer is closed.
@@ -357,32 +333,22 @@ impl DataConsumer {
 
     /// Callback is called when the data consumer is paused.
     pub fn on_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_pause(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_pause(callback))
     }
 
     /// Callback is called when the data consumer is resumed.
     pub fn on_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_resume(callback))
+        self.live().map_or_else(inert_handler, |r| r.on_resume(callback))
     }
 
     /// Callback is called when the associated data producer is paused.
-    pub fn on_data_producer_pause<F: Fn() + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_data_producer_pause(callback))
+    pub fn on_data_producer_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_data_producer_pause(callback))
     }
 
     /// Callback is called when the associated data producer is resumed.
-    pub fn on_data_producer_resume<F: Fn() + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.live()
-            .map_or_else(inert_handler, |r| r.on_data_producer_resume(callback))
+    pub fn on_data_producer_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.live().map_or_else(inert_handler, |r| r.on_data_producer_resume(callback))
     }
 
     /// Callback is called when the transport this data consumer belongs to is closed.
@@ -398,9 +364,7 @@ impl DataConsumer {
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakDataConsumer {
-        WeakDataConsumer {
-            inner: Arc::downgrade(self.inner()),
-        }
+        WeakDataConsumer { inner: Arc::downgrade(self.inner()) }
     }
 }
 

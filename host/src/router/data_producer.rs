@@ -65,9 +65,7 @@ pub struct RegularDataProducer {
 
 impl fmt::Debug for RegularDataProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegularDataProducer")
-            .field("id", &self.inner.id)
-            .finish()
+        f.debug_struct("RegularDataProducer").field("id", &self.inner.id).finish()
     }
 }
 
@@ -86,9 +84,7 @@ pub struct DirectDataProducer {
 
 impl fmt::Debug for DirectDataProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DirectDataProducer")
-            .field("id", &self.inner.id)
-            .finish()
+        f.debug_struct("DirectDataProducer").field("id", &self.inner.id).finish()
     }
 }
 
@@ -109,12 +105,7 @@ impl DirectDataProducer {
     ) -> Result<(), NotificationError> {
         match self.inner.real.get() {
             Some(mediasoup::data_producer::DataProducer::Direct(real)) => real
-                .send(
-                    message,
-                    subchannels,
-                    required_subchannel,
-                    ignored_subchannel,
-                )
+                .send(message, subchannels, required_subchannel, ignored_subchannel)
                 .map_err(|_| NotificationError::ChannelClosed),
             _ => Err(NotificationError::ChannelClosed),
         }
@@ -134,10 +125,7 @@ pub enum DataProducer {
 
 impl fmt::Debug for DataProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataProducer")
-            .field("id", &self.inner().id)
-            .field("closed", &self.closed())
-            .finish()
+        f.debug_struct("DataProducer").field("id", &self.inner().id).field("closed", &self.closed()).finish()
     }
 }
 
@@ -270,18 +258,12 @@ impl DataProducer {
 
     /// Callback is called when the data producer is paused.
     pub fn on_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(crate::object::inert_handler, |r| r.on_pause(callback))
+        self.inner().real.get().map_or_else(crate::object::inert_handler, |r| r.on_pause(callback))
     }
 
     /// Callback is called when the data producer is resumed.
     pub fn on_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(crate::object::inert_handler, |r| r.on_resume(callback))
+        self.inner().real.get().map_or_else(crate::object::inert_handler, |r| r.on_resume(callback))
     }
 
     /// Callback is called when the data producer is closed for whatever reason.
@@ -292,9 +274,7 @@ impl DataProducer {
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakDataProducer {
-        WeakDataProducer {
-            inner: Arc::downgrade(self.inner()),
-        }
+        WeakDataProducer { inner: Arc::downgrade(self.inner()) }
     }
 }
 
@@ -307,18 +287,13 @@ pub struct NonClosingDataProducer {
 
 impl fmt::Debug for NonClosingDataProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NonClosingDataProducer")
-            .field("data_producer", &self.data_producer)
-            .finish()
+        f.debug_struct("NonClosingDataProducer").field("data_producer", &self.data_producer).finish()
     }
 }
 
 impl NonClosingDataProducer {
     pub(crate) fn new(data_producer: DataProducer, source: WeakDataProducer) -> Self {
-        Self {
-            data_producer: Some(data_producer),
-            source,
-        }
+        Self { data_producer: Some(data_producer), source }
     }
 
     /// Turns into a regular data producer that closes on drop.

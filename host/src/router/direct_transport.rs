@@ -20,12 +20,7 @@ pub struct DirectTransport {
     pub(crate) inner: Arc<TransportCore<mediasoup::direct_transport::DirectTransport, ()>>,
 }
 
-virtual_transport!(
-    DirectTransport,
-    WeakDirectTransport,
-    mediasoup::direct_transport::DirectTransport,
-    ()
-);
+virtual_transport!(DirectTransport, WeakDirectTransport, mediasoup::direct_transport::DirectTransport, ());
 
 impl DirectTransport {
     pub(crate) fn wrap(
@@ -35,26 +30,19 @@ impl DirectTransport {
         labels: Vec<String>,
         real: mediasoup::direct_transport::DirectTransport,
     ) -> Self {
-        Self {
-            inner: TransportCore::new(router, cell, router_use, labels, real, ()),
-        }
+        Self { inner: TransportCore::new(router, cell, router_use, labels, real, ()) }
     }
 
     /// Send an RTCP packet from the Rust process.
     pub fn send_rtcp(&self, rtcp_packet: Vec<u8>) -> Result<(), NotificationError> {
         match self.inner.real.get() {
-            Some(real) => real
-                .send_rtcp(rtcp_packet)
-                .map_err(|_| NotificationError::ChannelClosed),
+            Some(real) => real.send_rtcp(rtcp_packet).map_err(|_| NotificationError::ChannelClosed),
             None => Err(NotificationError::ChannelClosed),
         }
     }
 
     /// Callback is called when the direct transport receives an RTCP packet from its router.
     pub fn on_rtcp<F: Fn(&[u8]) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.inner
-            .real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_rtcp(callback))
+        self.inner.real.get().map_or_else(inert_handler, |r| r.on_rtcp(callback))
     }
 }

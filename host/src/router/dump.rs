@@ -15,30 +15,25 @@ pub(crate) struct Internal {
 
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         _ => Vec::new(),
     }
 }
 
 fn map_of_sets(value: Option<&Value>) -> BTreeMap<String, BTreeSet<String>> {
     match value {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| (k.clone(), strings(Some(v)).into_iter().collect()))
-            .collect(),
+        Some(Value::Object(map)) => {
+            map.iter().map(|(k, v)| (k.clone(), strings(Some(v)).into_iter().collect())).collect()
+        }
         _ => BTreeMap::new(),
     }
 }
 
 fn map_of_strings(value: Option<&Value>) -> BTreeMap<String, String> {
     match value {
-        Some(Value::Object(map)) => map
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-            .collect(),
+        Some(Value::Object(map)) => {
+            map.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect()
+        }
         _ => BTreeMap::new(),
     }
 }
@@ -59,65 +54,31 @@ pub(crate) fn merge(id: &str, dumps: &[Value], internal: &Internal) -> Map<Strin
     let visible = |id: &String| !internal.consumers.contains(id);
     for dump in dumps {
         let field = |name: &str| dump.get(name);
-        transports.extend(
-            strings(field("transportIds"))
-                .into_iter()
-                .filter(|t| !internal.transports.contains(t)),
-        );
+        transports.extend(strings(field("transportIds")).into_iter().filter(|t| !internal.transports.contains(t)));
         observers.extend(strings(field("rtpObserverIds")));
-        consumer_producer.extend(
-            map_of_strings(field("mapConsumerIdProducerId"))
-                .into_iter()
-                .filter(|(c, _)| visible(c)),
-        );
-        data_consumer_producer.extend(
-            map_of_strings(field("mapDataConsumerIdDataProducerId"))
-                .into_iter()
-                .filter(|(c, _)| visible(c)),
-        );
+        consumer_producer
+            .extend(map_of_strings(field("mapConsumerIdProducerId")).into_iter().filter(|(c, _)| visible(c)));
+        data_consumer_producer
+            .extend(map_of_strings(field("mapDataConsumerIdDataProducerId")).into_iter().filter(|(c, _)| visible(c)));
         for (producer, consumers) in map_of_sets(field("mapProducerIdConsumerIds")) {
-            producer_consumers
-                .entry(producer)
-                .or_default()
-                .extend(consumers.into_iter().filter(visible));
+            producer_consumers.entry(producer).or_default().extend(consumers.into_iter().filter(visible));
         }
         for (producer, consumers) in map_of_sets(field("mapDataProducerIdDataConsumerIds")) {
-            data_producer_consumers
-                .entry(producer)
-                .or_default()
-                .extend(consumers.into_iter().filter(visible));
+            data_producer_consumers.entry(producer).or_default().extend(consumers.into_iter().filter(visible));
         }
         for (producer, observer_ids) in map_of_sets(field("mapProducerIdObserverIds")) {
-            producer_observers
-                .entry(producer)
-                .or_default()
-                .extend(observer_ids);
+            producer_observers.entry(producer).or_default().extend(observer_ids);
         }
     }
     let mut out = Map::new();
     out.insert("id".into(), Value::from(id));
     out.insert("transportIds".into(), serde_json::json!(transports));
     out.insert("rtpObserverIds".into(), serde_json::json!(observers));
-    out.insert(
-        "mapConsumerIdProducerId".into(),
-        serde_json::json!(consumer_producer),
-    );
-    out.insert(
-        "mapDataConsumerIdDataProducerId".into(),
-        serde_json::json!(data_consumer_producer),
-    );
-    out.insert(
-        "mapProducerIdConsumerIds".into(),
-        serde_json::json!(producer_consumers),
-    );
-    out.insert(
-        "mapDataProducerIdDataConsumerIds".into(),
-        serde_json::json!(data_producer_consumers),
-    );
-    out.insert(
-        "mapProducerIdObserverIds".into(),
-        serde_json::json!(producer_observers),
-    );
+    out.insert("mapConsumerIdProducerId".into(), serde_json::json!(consumer_producer));
+    out.insert("mapDataConsumerIdDataProducerId".into(), serde_json::json!(data_consumer_producer));
+    out.insert("mapProducerIdConsumerIds".into(), serde_json::json!(producer_consumers));
+    out.insert("mapDataProducerIdDataConsumerIds".into(), serde_json::json!(data_producer_consumers));
+    out.insert("mapProducerIdObserverIds".into(), serde_json::json!(producer_observers));
     out
 }
 
@@ -161,14 +122,8 @@ mod tests {
         let merged = Value::Object(merge("virtual", &[a, b], &internal));
         assert_eq!(merged["id"], "virtual");
         assert_eq!(merged["transportIds"], json!(["t1", "t2"]));
-        assert_eq!(
-            merged["mapProducerIdConsumerIds"],
-            json!({"p1": ["c1", "c2"]})
-        );
-        assert_eq!(
-            merged["mapConsumerIdProducerId"],
-            json!({"c1": "p1", "c2": "p1"})
-        );
+        assert_eq!(merged["mapProducerIdConsumerIds"], json!({"p1": ["c1", "c2"]}));
+        assert_eq!(merged["mapConsumerIdProducerId"], json!({"c1": "p1", "c2": "p1"}));
         assert_eq!(merged["mapProducerIdObserverIds"], json!({"p1": ["o1"]}));
     }
 }

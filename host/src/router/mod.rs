@@ -43,9 +43,9 @@ use direct_transport::DirectTransport;
 use event_listener_primitives::HandlerId;
 use events::Handlers;
 use mediasoup::prelude::{
-    ActiveSpeakerObserverOptions, AppData, AudioLevelObserverOptions, DataProducerId,
-    DirectTransportOptions, PipeTransportOptions, PlainTransportOptions, ProducerId,
-    RtpCapabilities, RtpCapabilitiesFinalized, RtpCodecCapability,
+    ActiveSpeakerObserverOptions, AppData, AudioLevelObserverOptions, DataProducerId, DirectTransportOptions,
+    PipeTransportOptions, PlainTransportOptions, ProducerId, RtpCapabilities, RtpCapabilitiesFinalized,
+    RtpCodecCapability,
 };
 use mediasoup::worker::RequestError;
 use pipe_transport::PipeTransport;
@@ -78,13 +78,7 @@ impl PipeToRouterOptions {
     /// Options for piping into `router`.
     #[must_use]
     pub fn new(router: Router) -> Self {
-        Self {
-            router,
-            keep_id: true,
-            enable_sctp: true,
-            enable_rtx: false,
-            enable_srtp: false,
-        }
+        Self { router, keep_id: true, enable_sctp: true, enable_rtx: false, enable_srtp: false }
     }
 }
 
@@ -140,12 +134,8 @@ impl Drop for RouterInner {
 impl RouterInner {
     /// Reacts to a cell closing: reports this router's lost transports (if it used the cell).
     pub(crate) fn cell_closed(&self, event: &CellClosed, was_present: bool) {
-        let lost: Vec<_> = event
-            .lost_transports
-            .iter()
-            .filter(|(router, _)| *router == self.id)
-            .map(|(_, t)| *t)
-            .collect();
+        let lost: Vec<_> =
+            event.lost_transports.iter().filter(|(router, _)| *router == self.id).map(|(_, t)| *t).collect();
         if was_present || !lost.is_empty() {
             self.handlers.cell_lost.call_simple(&CellLost {
                 cell: event.cell,
@@ -190,18 +180,13 @@ pub struct Router {
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router")
-            .field("id", &self.inner.id)
-            .field("closed", &self.closed())
-            .finish()
+        f.debug_struct("Router").field("id", &self.inner.id).field("closed", &self.closed()).finish()
     }
 }
 
 /// Maps a placement failure to the error mediasoup reports for a failed worker request.
 fn place_error(error: PlaceError) -> RequestError {
-    RequestError::Response {
-        reason: error.to_string(),
-    }
+    RequestError::Response { reason: error.to_string() }
 }
 
 impl Router {
@@ -280,27 +265,16 @@ impl Router {
     }
 
     /// Asks placement for a cell and takes a use of this router's real router there.
-    pub(crate) async fn place(
-        &self,
-        app_data: &AppData,
-    ) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
+    pub(crate) async fn place(&self, app_data: &AppData) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
         self.check_open()?;
         let request = request_for(&self.id().to_string(), app_data);
-        let cell = self
-            .inner
-            .host
-            .place(request.clone())
-            .await
-            .map_err(place_error)?;
+        let cell = self.inner.host.place(request.clone()).await.map_err(place_error)?;
         let router_use = self.real_router_use(&cell).await?;
         Ok((cell, router_use, cell_labels(&request)))
     }
 
     /// A use of the real router in `cell`, creating it (and firing `on_new_cell`) if needed.
-    pub(crate) async fn real_router_use(
-        &self,
-        cell: &Arc<Cell>,
-    ) -> Result<RouterUse, RequestError> {
+    pub(crate) async fn real_router_use(&self, cell: &Arc<Cell>) -> Result<RouterUse, RequestError> {
         let (router_use, created) = self.inner.reals.acquire(cell).await?;
         if created {
             self.inner.handlers.new_cell.call_simple(&cell.id());
@@ -314,13 +288,8 @@ impl Router {
         webrtc_transport_options: WebRtcTransportOptions,
     ) -> Result<WebRtcTransport, RequestError> {
         let (cell, router_use, labels) = self.place(&webrtc_transport_options.app_data).await?;
-        let transport =
-            WebRtcTransport::create(self, cell, router_use, labels, webrtc_transport_options)
-                .await?;
-        self.inner
-            .handlers
-            .new_transport
-            .call(|cb| cb(NewTransport::WebRtc(&transport)));
+        let transport = WebRtcTransport::create(self, cell, router_use, labels, webrtc_transport_options).await?;
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::WebRtc(&transport)));
         Ok(transport)
     }
 
@@ -330,15 +299,9 @@ impl Router {
         plain_transport_options: PlainTransportOptions,
     ) -> Result<PlainTransport, RequestError> {
         let (cell, router_use, labels) = self.place(&plain_transport_options.app_data).await?;
-        let real = router_use
-            .real()
-            .create_plain_transport(plain_transport_options)
-            .await?;
+        let real = router_use.real().create_plain_transport(plain_transport_options).await?;
         let transport = PlainTransport::wrap(self, cell, router_use, labels, real);
-        self.inner
-            .handlers
-            .new_transport
-            .call(|cb| cb(NewTransport::Plain(&transport)));
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Plain(&transport)));
         Ok(transport)
     }
 
@@ -348,8 +311,7 @@ impl Router {
         pipe_transport_options: PipeTransportOptions,
     ) -> Result<PipeTransport, RequestError> {
         let (cell, router_use, labels) = self.place(&pipe_transport_options.app_data).await?;
-        self.create_pipe_transport_at(cell, router_use, labels, pipe_transport_options)
-            .await
+        self.create_pipe_transport_at(cell, router_use, labels, pipe_transport_options).await
     }
 
     /// Creates a PipeTransport in a given cell.
@@ -360,15 +322,9 @@ impl Router {
         labels: Vec<String>,
         pipe_transport_options: PipeTransportOptions,
     ) -> Result<PipeTransport, RequestError> {
-        let real = router_use
-            .real()
-            .create_pipe_transport(pipe_transport_options)
-            .await?;
+        let real = router_use.real().create_pipe_transport(pipe_transport_options).await?;
         let transport = PipeTransport::wrap(self, cell, router_use, labels, real);
-        self.inner
-            .handlers
-            .new_transport
-            .call(|cb| cb(NewTransport::Pipe(&transport)));
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Pipe(&transport)));
         Ok(transport)
     }
 
@@ -378,15 +334,9 @@ impl Router {
         direct_transport_options: DirectTransportOptions,
     ) -> Result<DirectTransport, RequestError> {
         let (cell, router_use, labels) = self.place(&direct_transport_options.app_data).await?;
-        let real = router_use
-            .real()
-            .create_direct_transport(direct_transport_options)
-            .await?;
+        let real = router_use.real().create_direct_transport(direct_transport_options).await?;
         let transport = DirectTransport::wrap(self, cell, router_use, labels, real);
-        self.inner
-            .handlers
-            .new_transport
-            .call(|cb| cb(NewTransport::Direct(&transport)));
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Direct(&transport)));
         Ok(transport)
     }
 
@@ -396,15 +346,9 @@ impl Router {
         audio_level_observer_options: AudioLevelObserverOptions,
     ) -> Result<AudioLevelObserver, RequestError> {
         let (cell, router_use, _) = self.place(&audio_level_observer_options.app_data).await?;
-        let real = router_use
-            .real()
-            .create_audio_level_observer(audio_level_observer_options)
-            .await?;
+        let real = router_use.real().create_audio_level_observer(audio_level_observer_options).await?;
         let observer = AudioLevelObserver::wrap(self, cell, router_use, real);
-        self.inner
-            .handlers
-            .new_rtp_observer
-            .call(|cb| cb(NewRtpObserver::AudioLevel(&observer)));
+        self.inner.handlers.new_rtp_observer.call(|cb| cb(NewRtpObserver::AudioLevel(&observer)));
         Ok(observer)
     }
 
@@ -413,18 +357,10 @@ impl Router {
         &self,
         active_speaker_observer_options: ActiveSpeakerObserverOptions,
     ) -> Result<ActiveSpeakerObserver, RequestError> {
-        let (cell, router_use, _) = self
-            .place(&active_speaker_observer_options.app_data)
-            .await?;
-        let real = router_use
-            .real()
-            .create_active_speaker_observer(active_speaker_observer_options)
-            .await?;
+        let (cell, router_use, _) = self.place(&active_speaker_observer_options.app_data).await?;
+        let real = router_use.real().create_active_speaker_observer(active_speaker_observer_options).await?;
         let observer = ActiveSpeakerObserver::wrap(self, cell, router_use, real);
-        self.inner
-            .handlers
-            .new_rtp_observer
-            .call(|cb| cb(NewRtpObserver::ActiveSpeaker(&observer)));
+        self.inner.handlers.new_rtp_observer.call(|cb| cb(NewRtpObserver::ActiveSpeaker(&observer)));
         Ok(observer)
     }
 
@@ -443,9 +379,7 @@ impl Router {
         let lease = self
             .inner
             .pipes
-            .acquire(source, target.id(), [home, target], || {
-                self.open_pipe(source, home, target)
-            })
+            .acquire(source, target.id(), [home, target], || self.open_pipe(source, home, target))
             .await?;
         Ok(Some(lease))
     }
@@ -464,9 +398,7 @@ impl Router {
         let lease = self
             .inner
             .pipes
-            .acquire(source, target.id(), [home, target], || {
-                self.open_pipe(source, home, target)
-            })
+            .acquire(source, target.id(), [home, target], || self.open_pipe(source, home, target))
             .await?;
         Ok(Some(lease))
     }
@@ -482,34 +414,16 @@ impl Router {
         let mut options = mediasoup::router::PipeToRouterOptions::new(to.real().clone());
         options.enable_srtp = self.inner.host.options().pipes.srtp;
         let failed = |e: &dyn std::fmt::Display| RequestError::Response {
-            reason: format!(
-                "piping {source:?} from {} to {} failed: {e}",
-                home.id(),
-                target.id()
-            ),
+            reason: format!("piping {source:?} from {} to {} failed: {e}", home.id(), target.id()),
         };
         let ends = match source {
             PipeSource::Producer(id) => {
-                let pair = from
-                    .real()
-                    .pipe_producer_to_router(id, options)
-                    .await
-                    .map_err(|e| failed(&e))?;
-                PipeEnds::Media {
-                    consumer: pair.pipe_consumer,
-                    producer: pair.pipe_producer.into_inner(),
-                }
+                let pair = from.real().pipe_producer_to_router(id, options).await.map_err(|e| failed(&e))?;
+                PipeEnds::Media { consumer: pair.pipe_consumer, producer: pair.pipe_producer.into_inner() }
             }
             PipeSource::DataProducer(id) => {
-                let pair = from
-                    .real()
-                    .pipe_data_producer_to_router(id, options)
-                    .await
-                    .map_err(|e| failed(&e))?;
-                PipeEnds::Data {
-                    consumer: pair.pipe_data_consumer,
-                    producer: pair.pipe_data_producer.into_inner(),
-                }
+                let pair = from.real().pipe_data_producer_to_router(id, options).await.map_err(|e| failed(&e))?;
+                PipeEnds::Data { consumer: pair.pipe_data_consumer, producer: pair.pipe_data_producer.into_inner() }
             }
         };
         // The pipe counts in the target cell for as long as its receiving half lives.
@@ -524,10 +438,7 @@ impl Router {
             to: target.id(),
             change: PipeChange::Opened,
         });
-        Ok(PipeParts {
-            ends,
-            _uses: (from, to),
-        })
+        Ok(PipeParts { ends, _uses: (from, to) })
     }
 
     /// Pipes a producer of this router into another (virtual) router, as mediasoup does between
@@ -551,11 +462,7 @@ impl Router {
 
     /// Check whether the given RTP capabilities can consume the given producer.
     #[must_use]
-    pub fn can_consume(
-        &self,
-        producer_id: &ProducerId,
-        rtp_capabilities: &RtpCapabilities,
-    ) -> bool {
+    pub fn can_consume(&self, producer_id: &ProducerId, rtp_capabilities: &RtpCapabilities) -> bool {
         self.inner
             .registry
             .producer_homed(producer_id)
@@ -564,10 +471,7 @@ impl Router {
     }
 
     /// Update the router's media codecs (its real routers' too, and those created later).
-    pub fn update_media_codecs(
-        &mut self,
-        media_codecs: Vec<RtpCodecCapability>,
-    ) -> Result<(), UpdateMediaCodecsError> {
+    pub fn update_media_codecs(&mut self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError> {
         let capabilities = self.inner.host.rtp_capabilities_for(media_codecs.clone())?;
         for (_, mut real) in self.inner.reals.all() {
             real.update_media_codecs(media_codecs.clone())?;
@@ -578,18 +482,12 @@ impl Router {
     }
 
     /// Callback is called when a new transport is created.
-    pub fn on_new_transport<F: Fn(NewTransport<'_>) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
+    pub fn on_new_transport<F: Fn(NewTransport<'_>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.inner.handlers.new_transport.add(Arc::new(callback))
     }
 
     /// Callback is called when a new RTP observer is created.
-    pub fn on_new_rtp_observer<F: Fn(NewRtpObserver<'_>) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
+    pub fn on_new_rtp_observer<F: Fn(NewRtpObserver<'_>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.inner.handlers.new_rtp_observer.add(Arc::new(callback))
     }
 
@@ -619,10 +517,7 @@ impl Router {
 
     /// mafalda extension: called when a cell this router used was closed (its worker died or
     /// was retired), with the transports of this router that were lost.
-    pub fn on_worker_died<F: Fn(&CellLost) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
+    pub fn on_worker_died<F: Fn(&CellLost) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.inner.handlers.cell_lost.add(Arc::new(callback))
     }
 
@@ -647,9 +542,7 @@ impl Router {
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakRouter {
-        WeakRouter {
-            inner: Arc::downgrade(&self.inner),
-        }
+        WeakRouter { inner: Arc::downgrade(&self.inner) }
     }
 }
 

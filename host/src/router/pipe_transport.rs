@@ -29,12 +29,7 @@ pub struct PipeTransport {
     pub(crate) inner: Arc<TransportCore<mediasoup::pipe_transport::PipeTransport, PipeData>>,
 }
 
-virtual_transport!(
-    PipeTransport,
-    WeakPipeTransport,
-    mediasoup::pipe_transport::PipeTransport,
-    PipeData
-);
+virtual_transport!(PipeTransport, WeakPipeTransport, mediasoup::pipe_transport::PipeTransport, PipeData);
 
 impl PipeTransport {
     pub(crate) fn wrap(
@@ -49,9 +44,7 @@ impl PipeTransport {
             sctp_parameters: real.sctp_parameters(),
             srtp_parameters: real.srtp_parameters(),
         };
-        Self {
-            inner: TransportCore::new(router, cell, router_use, labels, real, data),
-        }
+        Self { inner: TransportCore::new(router, cell, router_use, labels, real, data) }
     }
 
     fn real(&self) -> Option<mediasoup::pipe_transport::PipeTransport> {
@@ -59,27 +52,19 @@ impl PipeTransport {
     }
 
     /// Provide the PipeTransport with remote parameters.
-    pub async fn connect(
-        &self,
-        remote_parameters: PipeTransportRemoteParameters,
-    ) -> Result<(), RequestError> {
+    pub async fn connect(&self, remote_parameters: PipeTransportRemoteParameters) -> Result<(), RequestError> {
         self.inner.real.request()?.connect(remote_parameters).await
     }
 
     /// Set maximum incoming bitrate for media streams sent by the remote endpoint.
     pub async fn set_max_incoming_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
-        self.inner
-            .real
-            .request()?
-            .set_max_incoming_bitrate(bitrate)
-            .await
+        self.inner.real.request()?.set_max_incoming_bitrate(bitrate).await
     }
 
     /// The transport tuple.
     #[must_use]
     pub fn tuple(&self) -> TransportTuple {
-        self.real()
-            .map_or_else(|| self.inner.extra.tuple.clone(), |r| r.tuple())
+        self.real().map_or_else(|| self.inner.extra.tuple.clone(), |r| r.tuple())
     }
 
     /// Local SCTP parameters.
@@ -106,27 +91,16 @@ impl PipeTransport {
     /// Local SRTP parameters.
     #[must_use]
     pub fn srtp_parameters(&self) -> Option<SrtpParameters> {
-        self.real().map_or_else(
-            || self.inner.extra.srtp_parameters.clone(),
-            |r| r.srtp_parameters(),
-        )
+        self.real().map_or_else(|| self.inner.extra.srtp_parameters.clone(), |r| r.srtp_parameters())
     }
 
     /// Callback is called when the transport tuple changes.
-    pub fn on_tuple<F: Fn(&TransportTuple) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_tuple(callback))
+    pub fn on_tuple<F: Fn(&TransportTuple) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_tuple(callback))
     }
 
     /// Callback is called when the transport SCTP state changes.
-    pub fn on_sctp_state_change<F: Fn(SctpState) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_sctp_state_change(callback))
+    pub fn on_sctp_state_change<F: Fn(SctpState) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_sctp_state_change(callback))
     }
 }

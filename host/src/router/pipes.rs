@@ -77,10 +77,8 @@ impl Member for Pipe {
     fn detach(&self, _lost: &mut Lost) {
         if let Some(shared) = self.registry.upgrade() {
             let mut slots = lock(&shared.slots);
-            let ours = slots
-                .get(&self.key)
-                .and_then(|s| s.pipe.get())
-                .is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self));
+            let ours =
+                slots.get(&self.key).and_then(|s| s.pipe.get()).is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self));
             if ours {
                 slots.remove(&self.key);
             }
@@ -118,11 +116,7 @@ impl Drop for PipeLease {
             let mut users = lock(&self.slot.users);
             *users -= 1;
             let last = *users == 0;
-            if last
-                && slots
-                    .get(&self.key)
-                    .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
-            {
+            if last && slots.get(&self.key).is_some_and(|s| Arc::ptr_eq(s, &self.slot)) {
                 slots.remove(&self.key);
             }
             last
@@ -164,22 +158,14 @@ impl PipeRegistry {
             slot
         };
         // From here on, dropping the lease (also on error) releases our use.
-        let lease = PipeLease {
-            key,
-            slot,
-            registry: Arc::downgrade(&self.shared),
-        };
+        let lease = PipeLease { key, slot, registry: Arc::downgrade(&self.shared) };
         let registry = Arc::downgrade(&self.shared);
         lease
             .slot
             .pipe
             .get_or_try_init(|| async move {
                 let parts = create().await?;
-                let pipe = Arc::new(Pipe {
-                    key,
-                    parts: Mutex::new(Some(parts)),
-                    registry,
-                });
+                let pipe = Arc::new(Pipe { key, parts: Mutex::new(Some(parts)), registry });
                 for cell in cells {
                     let member: Weak<dyn Member> = Arc::downgrade(&pipe) as Weak<Pipe>;
                     cell.join(member);
@@ -193,36 +179,25 @@ impl PipeRegistry {
     /// Open pipes: (source, target cell).
     pub(crate) fn open(&self) -> Vec<(PipeSource, CellId)> {
         let slots = lock(&self.shared.slots);
-        slots
-            .iter()
-            .filter(|(_, slot)| slot.pipe.get().is_some_and(|p| p.is_open()))
-            .map(|(key, _)| *key)
-            .collect()
+        slots.iter().filter(|(_, slot)| slot.pipe.get().is_some_and(|p| p.is_open())).map(|(key, _)| *key).collect()
     }
 
     /// Ids of the pipes' real objects (hidden from the merged dump).
     pub(crate) fn internal_ids(&self) -> Internal {
-        let pipes: Vec<Arc<Pipe>> = lock(&self.shared.slots)
-            .values()
-            .filter_map(|s| s.pipe.get().cloned())
-            .collect();
+        let pipes: Vec<Arc<Pipe>> = lock(&self.shared.slots).values().filter_map(|s| s.pipe.get().cloned()).collect();
         let mut internal = Internal::default();
         for pipe in pipes {
             if let Some(parts) = lock(&pipe.parts).as_ref() {
                 let (consumer, transports) = match &parts.ends {
-                    PipeEnds::Media { consumer, producer } => (
-                        consumer.id().to_string(),
-                        [consumer.transport().id(), producer.transport().id()],
-                    ),
-                    PipeEnds::Data { consumer, producer } => (
-                        consumer.id().to_string(),
-                        [consumer.transport().id(), producer.transport().id()],
-                    ),
+                    PipeEnds::Media { consumer, producer } => {
+                        (consumer.id().to_string(), [consumer.transport().id(), producer.transport().id()])
+                    }
+                    PipeEnds::Data { consumer, producer } => {
+                        (consumer.id().to_string(), [consumer.transport().id(), producer.transport().id()])
+                    }
                 };
                 internal.consumers.insert(consumer);
-                internal
-                    .transports
-                    .extend(transports.iter().map(ToString::to_string));
+                internal.transports.extend(transports.iter().map(ToString::to_string));
             }
         }
         internal

@@ -29,12 +29,7 @@ pub struct PlainTransport {
     pub(crate) inner: Arc<TransportCore<mediasoup::plain_transport::PlainTransport, PlainData>>,
 }
 
-virtual_transport!(
-    PlainTransport,
-    WeakPlainTransport,
-    mediasoup::plain_transport::PlainTransport,
-    PlainData
-);
+virtual_transport!(PlainTransport, WeakPlainTransport, mediasoup::plain_transport::PlainTransport, PlainData);
 
 impl PlainTransport {
     pub(crate) fn wrap(
@@ -49,9 +44,7 @@ impl PlainTransport {
             sctp_parameters: real.sctp_parameters(),
             srtp_parameters: real.srtp_parameters(),
         };
-        Self {
-            inner: TransportCore::new(router, cell, router_use, labels, real, data),
-        }
+        Self { inner: TransportCore::new(router, cell, router_use, labels, real, data) }
     }
 
     fn real(&self) -> Option<mediasoup::plain_transport::PlainTransport> {
@@ -59,27 +52,19 @@ impl PlainTransport {
     }
 
     /// Provide the PlainTransport with remote parameters.
-    pub async fn connect(
-        &self,
-        remote_parameters: PlainTransportRemoteParameters,
-    ) -> Result<(), RequestError> {
+    pub async fn connect(&self, remote_parameters: PlainTransportRemoteParameters) -> Result<(), RequestError> {
         self.inner.real.request()?.connect(remote_parameters).await
     }
 
     /// Set maximum incoming bitrate for media streams sent by the remote endpoint.
     pub async fn set_max_incoming_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
-        self.inner
-            .real
-            .request()?
-            .set_max_incoming_bitrate(bitrate)
-            .await
+        self.inner.real.request()?.set_max_incoming_bitrate(bitrate).await
     }
 
     /// The transport tuple.
     #[must_use]
     pub fn tuple(&self) -> TransportTuple {
-        self.real()
-            .map_or_else(|| self.inner.extra.tuple.clone(), |r| r.tuple())
+        self.real().map_or_else(|| self.inner.extra.tuple.clone(), |r| r.tuple())
     }
 
     /// The transport tuple for RTCP (when RTCP is not multiplexed).
@@ -112,36 +97,21 @@ impl PlainTransport {
     /// Local SRTP parameters.
     #[must_use]
     pub fn srtp_parameters(&self) -> Option<SrtpParameters> {
-        self.real().map_or_else(
-            || self.inner.extra.srtp_parameters.clone(),
-            |r| r.srtp_parameters(),
-        )
+        self.real().map_or_else(|| self.inner.extra.srtp_parameters.clone(), |r| r.srtp_parameters())
     }
 
     /// Callback is called after the remote RTP origin has been discovered (comedia mode).
-    pub fn on_tuple<F: Fn(&TransportTuple) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_tuple(callback))
+    pub fn on_tuple<F: Fn(&TransportTuple) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_tuple(callback))
     }
 
     /// Callback is called after the remote RTCP origin has been discovered.
-    pub fn on_rtcp_tuple<F: Fn(&TransportTuple) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_rtcp_tuple(callback))
+    pub fn on_rtcp_tuple<F: Fn(&TransportTuple) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_rtcp_tuple(callback))
     }
 
     /// Callback is called when the transport SCTP state changes.
-    pub fn on_sctp_state_change<F: Fn(SctpState) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_sctp_state_change(callback))
+    pub fn on_sctp_state_change<F: Fn(SctpState) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_sctp_state_change(callback))
     }
 }

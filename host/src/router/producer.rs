@@ -67,9 +67,7 @@ pub struct RegularProducer {
 
 impl fmt::Debug for RegularProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegularProducer")
-            .field("id", &self.inner.id)
-            .finish()
+        f.debug_struct("RegularProducer").field("id", &self.inner.id).finish()
     }
 }
 
@@ -87,9 +85,7 @@ pub struct DirectProducer {
 
 impl fmt::Debug for DirectProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DirectProducer")
-            .field("id", &self.inner.id)
-            .finish()
+        f.debug_struct("DirectProducer").field("id", &self.inner.id).finish()
     }
 }
 
@@ -103,9 +99,9 @@ impl DirectProducer {
     /// Sends an RTP packet from the Rust process.
     pub fn send(&self, rtp_packet: Vec<u8>) -> Result<(), NotificationError> {
         match self.inner.real.get() {
-            Some(mediasoup::producer::Producer::Direct(real)) => real
-                .send(rtp_packet)
-                .map_err(|_| NotificationError::ChannelClosed),
+            Some(mediasoup::producer::Producer::Direct(real)) => {
+                real.send(rtp_packet).map_err(|_| NotificationError::ChannelClosed)
+            }
             _ => Err(NotificationError::ChannelClosed),
         }
     }
@@ -227,11 +223,7 @@ impl Producer {
     /// Producer score list.
     #[must_use]
     pub fn score(&self) -> Vec<ProducerScore> {
-        self.inner()
-            .real
-            .get()
-            .map(|r| r.score())
-            .unwrap_or_default()
+        self.inner().real.get().map(|r| r.score()).unwrap_or_default()
     }
 
     /// Custom application data.
@@ -268,22 +260,13 @@ impl Producer {
     }
 
     /// Instructs the producer to emit "trace" events.
-    pub async fn enable_trace_event(
-        &self,
-        types: Vec<ProducerTraceEventType>,
-    ) -> Result<(), RequestError> {
+    pub async fn enable_trace_event(&self, types: Vec<ProducerTraceEventType>) -> Result<(), RequestError> {
         self.real()?.enable_trace_event(types).await
     }
 
     /// Callback is called when the producer score changes.
-    pub fn on_score<F: Fn(&[ProducerScore]) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_score(callback))
+    pub fn on_score<F: Fn(&[ProducerScore]) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner().real.get().map_or_else(inert_handler, |r| r.on_score(callback))
     }
 
     /// Callback is called when the video orientation changes.
@@ -291,37 +274,22 @@ impl Producer {
         &self,
         callback: F,
     ) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_video_orientation_change(callback))
+        self.inner().real.get().map_or_else(inert_handler, |r| r.on_video_orientation_change(callback))
     }
 
     /// Callback is called when the producer is paused.
     pub fn on_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_pause(callback))
+        self.inner().real.get().map_or_else(inert_handler, |r| r.on_pause(callback))
     }
 
     /// Callback is called when the producer is resumed.
     pub fn on_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_resume(callback))
+        self.inner().real.get().map_or_else(inert_handler, |r| r.on_resume(callback))
     }
 
     /// See [`Producer::enable_trace_event`].
-    pub fn on_trace<F: Fn(&ProducerTraceEventData) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.inner()
-            .real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_trace(callback))
+    pub fn on_trace<F: Fn(&ProducerTraceEventData) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner().real.get().map_or_else(inert_handler, |r| r.on_trace(callback))
     }
 
     /// Callback is called when the transport this producer belongs to is closed.
@@ -344,9 +312,7 @@ impl Producer {
     /// Downgrade to a weak handle.
     #[must_use]
     pub fn downgrade(&self) -> WeakProducer {
-        WeakProducer {
-            inner: Arc::downgrade(self.inner()),
-        }
+        WeakProducer { inner: Arc::downgrade(self.inner()) }
     }
 }
 
@@ -359,18 +325,13 @@ pub struct PipedProducer {
 
 impl fmt::Debug for PipedProducer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipedProducer")
-            .field("producer", &self.producer)
-            .finish()
+        f.debug_struct("PipedProducer").field("producer", &self.producer).finish()
     }
 }
 
 impl PipedProducer {
     pub(crate) fn new(producer: Producer, source: WeakProducer) -> Self {
-        Self {
-            producer: Some(producer),
-            source,
-        }
+        Self { producer: Some(producer), source }
     }
 
     /// Turns into a regular producer that closes on drop.

@@ -84,11 +84,7 @@ pub(crate) type Created = bool;
 
 impl RealRouters {
     /// No real router yet; they will be created with the virtual router's codecs.
-    pub(crate) fn new(
-        owner: RouterId,
-        media_codecs: Vec<RtpCodecCapability>,
-        app_data: AppData,
-    ) -> Self {
+    pub(crate) fn new(owner: RouterId, media_codecs: Vec<RtpCodecCapability>, app_data: AppData) -> Self {
         Self {
             owner,
             media_codecs: Mutex::new(media_codecs),
@@ -112,18 +108,11 @@ impl RealRouters {
     fn take_use(&self, entry: &Arc<Entry>) -> RouterUse {
         *lock(&entry.users) += 1;
         entry.cell.set_router_present(self.owner, true);
-        RouterUse {
-            entry: Arc::clone(entry),
-            shared: Arc::downgrade(&self.shared),
-            owner: self.owner,
-        }
+        RouterUse { entry: Arc::clone(entry), shared: Arc::downgrade(&self.shared), owner: self.owner }
     }
 
     /// A use of the real router in `cell`, creating it when needed.
-    pub(crate) async fn acquire(
-        &self,
-        cell: &Arc<Cell>,
-    ) -> Result<(RouterUse, Created), RequestError> {
+    pub(crate) async fn acquire(&self, cell: &Arc<Cell>) -> Result<(RouterUse, Created), RequestError> {
         if let Some(entry) = lock(&self.shared.entries).get(&cell.id()) {
             return Ok((self.take_use(entry), false));
         }
@@ -132,20 +121,11 @@ impl RealRouters {
             return Ok((self.take_use(entry), false));
         }
         let worker = cell.worker().ok_or(RequestError::ChannelClosed)?;
-        let real = worker
-            .create_router(self.options())
-            .await
-            .map_err(|e| match e {
-                mediasoup::worker::CreateRouterError::Request(request) => request,
-                other => RequestError::Response {
-                    reason: other.to_string(),
-                },
-            })?;
-        let entry = Arc::new(Entry {
-            cell: Arc::clone(cell),
-            real,
-            users: Mutex::new(0),
-        });
+        let real = worker.create_router(self.options()).await.map_err(|e| match e {
+            mediasoup::worker::CreateRouterError::Request(request) => request,
+            other => RequestError::Response { reason: other.to_string() },
+        })?;
+        let entry = Arc::new(Entry { cell: Arc::clone(cell), real, users: Mutex::new(0) });
         let taken = self.take_use(&entry);
         lock(&self.shared.entries).insert(cell.id(), entry);
         Ok((taken, true))
@@ -154,19 +134,14 @@ impl RealRouters {
     /// The real routers, by cell.
     pub(crate) fn all(&self) -> Vec<(CellId, mediasoup::router::Router)> {
         let entries = lock(&self.shared.entries);
-        let mut all: Vec<_> = entries
-            .iter()
-            .map(|(id, e)| (*id, e.real.clone()))
-            .collect();
+        let mut all: Vec<_> = entries.iter().map(|(id, e)| (*id, e.real.clone())).collect();
         all.sort_by_key(|(id, _)| *id);
         all
     }
 
     /// The real router in `cell`, if there is one.
     pub(crate) fn get(&self, cell: CellId) -> Option<mediasoup::router::Router> {
-        lock(&self.shared.entries)
-            .get(&cell)
-            .map(|e| e.real.clone())
+        lock(&self.shared.entries).get(&cell).map(|e| e.real.clone())
     }
 
     /// Forgets every real router (the virtual router closed); users still holding a

@@ -29,19 +29,10 @@ impl Registry {
     /// Records a producer; false if the id is taken by a live producer.
     pub(crate) fn add_producer(&self, producer: &Producer, home: &Arc<Cell>) -> bool {
         let mut map = lock(&self.producers);
-        if map
-            .get(&producer.id())
-            .is_some_and(|h| h.weak.upgrade().is_some())
-        {
+        if map.get(&producer.id()).is_some_and(|h| h.weak.upgrade().is_some()) {
             return false;
         }
-        map.insert(
-            producer.id(),
-            Homed {
-                home: Arc::clone(home),
-                weak: producer.downgrade(),
-            },
-        );
+        map.insert(producer.id(), Homed { home: Arc::clone(home), weak: producer.downgrade() });
         true
     }
 
@@ -71,19 +62,10 @@ impl Registry {
     /// Records a data producer; false if the id is taken by a live one.
     pub(crate) fn add_data_producer(&self, data_producer: &DataProducer, home: &Arc<Cell>) -> bool {
         let mut map = lock(&self.data_producers);
-        if map
-            .get(&data_producer.id())
-            .is_some_and(|h| h.weak.upgrade().is_some())
-        {
+        if map.get(&data_producer.id()).is_some_and(|h| h.weak.upgrade().is_some()) {
             return false;
         }
-        map.insert(
-            data_producer.id(),
-            Homed {
-                home: Arc::clone(home),
-                weak: data_producer.downgrade(),
-            },
-        );
+        map.insert(data_producer.id(), Homed { home: Arc::clone(home), weak: data_producer.downgrade() });
         true
     }
 
@@ -93,10 +75,7 @@ impl Registry {
     }
 
     /// A live data producer and its home cell.
-    pub(crate) fn data_producer_homed(
-        &self,
-        id: &DataProducerId,
-    ) -> Option<(DataProducer, Arc<Cell>)> {
+    pub(crate) fn data_producer_homed(&self, id: &DataProducerId) -> Option<(DataProducer, Arc<Cell>)> {
         let map = lock(&self.data_producers);
         let homed = map.get(id)?;
         let data_producer = homed.weak.upgrade().filter(|p| !p.closed())?;

@@ -62,16 +62,10 @@ pub trait RtpObserver {
     fn on_resume(&self, callback: Box<dyn Fn() + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when a new producer is added into the RTP observer.
-    fn on_add_producer(
-        &self,
-        callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_add_producer(&self, callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when a producer is removed from the RTP observer.
-    fn on_remove_producer(
-        &self,
-        callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_remove_producer(&self, callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when the router this RTP observer belongs to is closed.
     fn on_router_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId;
@@ -94,12 +88,7 @@ pub(crate) struct ObserverCore<T> {
 }
 
 impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
-    pub(crate) fn new(
-        router: &Router,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        real: T,
-    ) -> Arc<Self> {
+    pub(crate) fn new(router: &Router, cell: Arc<Cell>, router_use: RouterUse, real: T) -> Arc<Self> {
         real.on_close(Box::new(move || drop(router_use))).detach();
         let core = Arc::new(Self {
             id: real.id(),
@@ -119,10 +108,7 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
     }
 
     /// Maps a real producer reported by the real observer to the virtual one.
-    pub(crate) fn virtual_producer(
-        router: &Router,
-        real: &mediasoup::producer::Producer,
-    ) -> Option<Producer> {
+    pub(crate) fn virtual_producer(router: &Router, real: &mediasoup::producer::Producer) -> Option<Producer> {
         router.inner.registry.producer(&real.id())
     }
 
@@ -157,13 +143,8 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
             .inner
             .registry
             .producer_homed(&id)
-            .ok_or_else(|| RequestError::Response {
-                reason: format!("Producer with id \"{id}\" not found"),
-            })?;
-        let lease = self
-            .router
-            .ensure_producer_in(id, &home, &self.cell)
-            .await?;
+            .ok_or_else(|| RequestError::Response { reason: format!("Producer with id \"{id}\" not found") })?;
+        let lease = self.router.ensure_producer_in(id, &home, &self.cell).await?;
         real.add_producer(options).await?;
         lock(&self.leases).insert(id, lease);
         // When the producer goes, so does our hold on its pipe.
@@ -178,65 +159,43 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
         Ok(())
     }
 
-    pub(crate) async fn remove_producer(
-        &self,
-        producer_id: ProducerId,
-    ) -> Result<(), RequestError> {
+    pub(crate) async fn remove_producer(&self, producer_id: ProducerId) -> Result<(), RequestError> {
         self.real.request()?.remove_producer(producer_id).await?;
         lock(&self.leases).remove(&producer_id);
         Ok(())
     }
 
     pub(crate) fn on_pause(&self, callback: Box<dyn Fn() + Send + Sync + 'static>) -> HandlerId {
-        self.real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_pause(callback))
+        self.real.get().map_or_else(inert_handler, |r| r.on_pause(callback))
     }
 
     pub(crate) fn on_resume(&self, callback: Box<dyn Fn() + Send + Sync + 'static>) -> HandlerId {
-        self.real
-            .get()
-            .map_or_else(inert_handler, |r| r.on_resume(callback))
+        self.real.get().map_or_else(inert_handler, |r| r.on_resume(callback))
     }
 
-    pub(crate) fn on_add_producer(
-        &self,
-        callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>,
-    ) -> HandlerId {
+    pub(crate) fn on_add_producer(&self, callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId {
         let router = self.router.downgrade();
         self.real.get().map_or_else(inert_handler, |r| {
             r.on_add_producer(Box::new(move |real| {
-                if let Some(producer) = router
-                    .upgrade()
-                    .and_then(|router| Self::virtual_producer(&router, real))
-                {
+                if let Some(producer) = router.upgrade().and_then(|router| Self::virtual_producer(&router, real)) {
                     callback(&producer);
                 }
             }))
         })
     }
 
-    pub(crate) fn on_remove_producer(
-        &self,
-        callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>,
-    ) -> HandlerId {
+    pub(crate) fn on_remove_producer(&self, callback: Box<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId {
         let router = self.router.downgrade();
         self.real.get().map_or_else(inert_handler, |r| {
             r.on_remove_producer(Box::new(move |real| {
-                if let Some(producer) = router
-                    .upgrade()
-                    .and_then(|router| Self::virtual_producer(&router, real))
-                {
+                if let Some(producer) = router.upgrade().and_then(|router| Self::virtual_producer(&router, real)) {
                     callback(&producer);
                 }
             }))
         })
     }
 
-    pub(crate) fn on_router_close(
-        &self,
-        callback: Box<dyn FnOnce() + Send + 'static>,
-    ) -> HandlerId {
+    pub(crate) fn on_router_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId {
         if self.closed() {
             return inert_handler();
         }
@@ -360,10 +319,7 @@ macro_rules! virtual_observer {
                 self.inner.on_router_close(callback)
             }
 
-            fn on_close(
-                &self,
-                callback: Box<dyn FnOnce() + Send + 'static>,
-            ) -> event_listener_primitives::HandlerId {
+            fn on_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> event_listener_primitives::HandlerId {
                 self.inner.on_close(callback)
             }
         }

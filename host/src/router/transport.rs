@@ -10,9 +10,7 @@ use super::producer::Producer;
 use super::Router;
 use async_trait::async_trait;
 use event_listener_primitives::HandlerId;
-use mediasoup::prelude::{
-    AppData, ConsumerOptions, DataConsumerOptions, DataProducerOptions, ProducerOptions,
-};
+use mediasoup::prelude::{AppData, ConsumerOptions, DataConsumerOptions, DataProducerOptions, ProducerOptions};
 use mediasoup::worker::RequestError;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -43,52 +41,28 @@ pub trait Transport: Debug + Send + Sync {
     async fn consume(&self, consumer_options: ConsumerOptions) -> Result<Consumer, ConsumeError>;
 
     /// Instructs the router to receive data messages.
-    async fn produce_data(
-        &self,
-        data_producer_options: DataProducerOptions,
-    ) -> Result<DataProducer, ProduceDataError>;
+    async fn produce_data(&self, data_producer_options: DataProducerOptions) -> Result<DataProducer, ProduceDataError>;
 
     /// Instructs the router to send data messages; pipes the data producer here when needed.
-    async fn consume_data(
-        &self,
-        data_consumer_options: DataConsumerOptions,
-    ) -> Result<DataConsumer, ConsumeDataError>;
+    async fn consume_data(&self, data_consumer_options: DataConsumerOptions) -> Result<DataConsumer, ConsumeDataError>;
 
     /// Instructs the transport to emit "trace" events.
-    async fn enable_trace_event(
-        &self,
-        types: Vec<TransportTraceEventType>,
-    ) -> Result<(), RequestError>;
+    async fn enable_trace_event(&self, types: Vec<TransportTraceEventType>) -> Result<(), RequestError>;
 
     /// Callback is called when a new producer is created.
-    fn on_new_producer(
-        &self,
-        callback: Arc<dyn Fn(&Producer) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_new_producer(&self, callback: Arc<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when a new consumer is created.
-    fn on_new_consumer(
-        &self,
-        callback: Arc<dyn Fn(&Consumer) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_new_consumer(&self, callback: Arc<dyn Fn(&Consumer) + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when a new data producer is created.
-    fn on_new_data_producer(
-        &self,
-        callback: Arc<dyn Fn(&DataProducer) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_new_data_producer(&self, callback: Arc<dyn Fn(&DataProducer) + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when a new data consumer is created.
-    fn on_new_data_consumer(
-        &self,
-        callback: Arc<dyn Fn(&DataConsumer) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_new_data_consumer(&self, callback: Arc<dyn Fn(&DataConsumer) + Send + Sync + 'static>) -> HandlerId;
 
     /// See [`Transport::enable_trace_event`].
-    fn on_trace(
-        &self,
-        callback: Arc<dyn Fn(&TransportTraceEventData) + Send + Sync + 'static>,
-    ) -> HandlerId;
+    fn on_trace(&self, callback: Arc<dyn Fn(&TransportTraceEventData) + Send + Sync + 'static>) -> HandlerId;
 
     /// Callback is called when the router this transport belongs to is closed for whatever
     /// reason (also when the worker hosting this transport was closed).

@@ -12,8 +12,8 @@ use crate::cell::{Cell, Count, Ticket};
 use crate::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
 use mediasoup::prelude::{
-    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataConsumerOptions, DataProducerId,
-    DataProducerOptions, ProduceDataError, ProduceError, ProducerOptions, TransportId,
+    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataConsumerOptions, DataProducerId, DataProducerOptions,
+    ProduceDataError, ProduceError, ProducerOptions, TransportId,
 };
 use mediasoup::transport::TransportGeneric as RealTransport;
 use mediasoup::worker::RequestError;
@@ -54,10 +54,7 @@ pub(crate) struct TransportCore<T, X> {
 
 impl<T, X> std::fmt::Debug for TransportCore<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("id", &self.id)
-            .field("cell", &self.cell.id())
-            .finish()
+        f.debug_struct("Transport").field("id", &self.id).field("cell", &self.cell.id()).finish()
     }
 }
 
@@ -65,8 +62,7 @@ impl<T, X> std::fmt::Debug for TransportCore<T, X> {
 /// its `Debug` output is the only public view of it).
 pub(crate) fn data_producer_id_of(options: &DataConsumerOptions) -> Option<DataProducerId> {
     let text = format!("{options:?}");
-    let start =
-        text.find("data_producer_id: DataProducerId(")? + "data_producer_id: DataProducerId(".len();
+    let start = text.find("data_producer_id: DataProducerId(")? + "data_producer_id: DataProducerId(".len();
     let end = start + text[start..].find(')')?;
     DataProducerId::from_str(&text[start..end]).ok()
 }
@@ -83,8 +79,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         extra: X,
     ) -> Arc<Self> {
         let ticket: Ticket = cell.ticket(&router.inner.counts, Count::Transport, labels);
-        real.on_close(Box::new(move || drop((router_use, ticket))))
-            .detach();
+        real.on_close(Box::new(move || drop((router_use, ticket)))).detach();
         let core = Arc::new(Self {
             id: real.id(),
             extra,
@@ -128,10 +123,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
             return Err(ProduceError::AlreadyExists(id));
         }
         let producer = Producer::wrap(real_producer, handle, &self.router, &self.cell);
-        self.router
-            .inner
-            .registry
-            .add_producer(&producer, &self.cell);
+        self.router.inner.registry.add_producer(&producer, &self.cell);
         self.adopt(producer.as_child());
         self.handlers.new_producer.call(|cb| cb(&producer));
         Ok(producer)
@@ -154,11 +146,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         };
         // Capabilities that cannot consume fail in the real consume below, with mediasoup's own
         // error; the pipe made for it is then released with the lease.
-        let lease = self
-            .router
-            .ensure_producer_in(id, &home, &self.cell)
-            .await
-            .map_err(ConsumeError::Request)?;
+        let lease = self.router.ensure_producer_in(id, &home, &self.cell).await.map_err(ConsumeError::Request)?;
         let real_consumer = real.consume(options).await?;
         let consumer = Consumer::wrap(real_consumer, handle, &self.router, &self.cell, lease);
         self.adopt(ConsumerChild::of(&consumer));
@@ -174,25 +162,13 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         let real = self.real.request().map_err(ProduceDataError::Request)?;
         let real_data_producer = real.produce_data(options).await?;
         let id = real_data_producer.id();
-        if self
-            .router
-            .inner
-            .registry
-            .data_producer_homed(&id)
-            .is_some()
-        {
+        if self.router.inner.registry.data_producer_homed(&id).is_some() {
             return Err(ProduceDataError::AlreadyExists(id));
         }
-        let data_producer =
-            DataProducer::wrap(real_data_producer, handle, &self.router, &self.cell);
-        self.router
-            .inner
-            .registry
-            .add_data_producer(&data_producer, &self.cell);
+        let data_producer = DataProducer::wrap(real_data_producer, handle, &self.router, &self.cell);
+        self.router.inner.registry.add_data_producer(&data_producer, &self.cell);
         self.adopt(data_producer.as_child());
-        self.handlers
-            .new_data_producer
-            .call(|cb| cb(&data_producer));
+        self.handlers.new_data_producer.call(|cb| cb(&data_producer));
         Ok(data_producer)
     }
 
@@ -203,48 +179,28 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
     ) -> Result<DataConsumer, ConsumeDataError> {
         let real = self.real.request().map_err(ConsumeDataError::Request)?;
         let id = data_producer_id_of(&options).ok_or_else(|| {
-            ConsumeDataError::Request(RequestError::Response {
-                reason: "no data producer id".into(),
-            })
+            ConsumeDataError::Request(RequestError::Response { reason: "no data producer id".into() })
         })?;
-        let (_, home) = self
-            .router
-            .inner
-            .registry
-            .data_producer_homed(&id)
-            .ok_or(ConsumeDataError::DataProducerNotFound(id))?;
-        let lease = self
-            .router
-            .ensure_data_producer_in(id, &home, &self.cell)
-            .await
-            .map_err(ConsumeDataError::Request)?;
+        let (_, home) =
+            self.router.inner.registry.data_producer_homed(&id).ok_or(ConsumeDataError::DataProducerNotFound(id))?;
+        let lease =
+            self.router.ensure_data_producer_in(id, &home, &self.cell).await.map_err(ConsumeDataError::Request)?;
         let real_data_consumer = real.consume_data(options).await?;
         let data_consumer = DataConsumer::wrap(real_data_consumer, handle, &self.router, lease);
         self.adopt(data_consumer.as_child());
-        self.handlers
-            .new_data_consumer
-            .call(|cb| cb(&data_consumer));
+        self.handlers.new_data_consumer.call(|cb| cb(&data_consumer));
         Ok(data_consumer)
     }
 
-    pub(crate) async fn enable_trace_event(
-        &self,
-        types: Vec<TransportTraceEventType>,
-    ) -> Result<(), RequestError> {
+    pub(crate) async fn enable_trace_event(&self, types: Vec<TransportTraceEventType>) -> Result<(), RequestError> {
         self.real.request()?.enable_trace_event(types).await
     }
 
-    pub(crate) fn on_new_producer(
-        &self,
-        callback: Arc<dyn Fn(&Producer) + Send + Sync + 'static>,
-    ) -> HandlerId {
+    pub(crate) fn on_new_producer(&self, callback: Arc<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId {
         self.handlers.new_producer.add(callback)
     }
 
-    pub(crate) fn on_new_consumer(
-        &self,
-        callback: Arc<dyn Fn(&Consumer) + Send + Sync + 'static>,
-    ) -> HandlerId {
+    pub(crate) fn on_new_consumer(&self, callback: Arc<dyn Fn(&Consumer) + Send + Sync + 'static>) -> HandlerId {
         self.handlers.new_consumer.add(callback)
     }
 
@@ -272,10 +228,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         }
     }
 
-    pub(crate) fn on_router_close(
-        &self,
-        callback: Box<dyn FnOnce() + Send + 'static>,
-    ) -> HandlerId {
+    pub(crate) fn on_router_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId {
         if self.closed() {
             return inert_handler();
         }
@@ -325,13 +278,7 @@ mod tests {
     #[test]
     fn reads_the_private_data_producer_id() {
         let id: DataProducerId = crate::object::fresh_id();
-        assert_eq!(
-            data_producer_id_of(&DataConsumerOptions::new_direct(id, None)),
-            Some(id)
-        );
-        assert_eq!(
-            data_producer_id_of(&DataConsumerOptions::new_sctp_ordered(id)),
-            Some(id)
-        );
+        assert_eq!(data_producer_id_of(&DataConsumerOptions::new_direct(id, None)), Some(id));
+        assert_eq!(data_producer_id_of(&DataConsumerOptions::new_sctp_ordered(id)), Some(id));
     }
 }

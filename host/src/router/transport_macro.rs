@@ -12,9 +12,7 @@ macro_rules! virtual_transport {
             /// Downgrade to a weak handle.
             #[must_use]
             pub fn downgrade(&self) -> $weak {
-                $weak {
-                    inner: std::sync::Arc::downgrade(&self.inner),
-                }
+                $weak { inner: std::sync::Arc::downgrade(&self.inner) }
             }
 
             /// mafalda extension: the cell (worker) this transport was placed in.
@@ -69,25 +67,15 @@ macro_rules! virtual_transport {
             async fn produce_data(
                 &self,
                 data_producer_options: mediasoup::prelude::DataProducerOptions,
-            ) -> Result<
-                $crate::router::data_producer::DataProducer,
-                mediasoup::prelude::ProduceDataError,
-            > {
-                self.inner
-                    .produce_data(self.handle(), data_producer_options)
-                    .await
+            ) -> Result<$crate::router::data_producer::DataProducer, mediasoup::prelude::ProduceDataError> {
+                self.inner.produce_data(self.handle(), data_producer_options).await
             }
 
             async fn consume_data(
                 &self,
                 data_consumer_options: mediasoup::prelude::DataConsumerOptions,
-            ) -> Result<
-                $crate::router::data_consumer::DataConsumer,
-                mediasoup::prelude::ConsumeDataError,
-            > {
-                self.inner
-                    .consume_data(self.handle(), data_consumer_options)
-                    .await
+            ) -> Result<$crate::router::data_consumer::DataConsumer, mediasoup::prelude::ConsumeDataError> {
+                self.inner.consume_data(self.handle(), data_consumer_options).await
             }
 
             async fn enable_trace_event(
@@ -99,36 +87,28 @@ macro_rules! virtual_transport {
 
             fn on_new_producer(
                 &self,
-                callback: std::sync::Arc<
-                    dyn Fn(&$crate::router::producer::Producer) + Send + Sync + 'static,
-                >,
+                callback: std::sync::Arc<dyn Fn(&$crate::router::producer::Producer) + Send + Sync + 'static>,
             ) -> event_listener_primitives::HandlerId {
                 self.inner.on_new_producer(callback)
             }
 
             fn on_new_consumer(
                 &self,
-                callback: std::sync::Arc<
-                    dyn Fn(&$crate::router::consumer::Consumer) + Send + Sync + 'static,
-                >,
+                callback: std::sync::Arc<dyn Fn(&$crate::router::consumer::Consumer) + Send + Sync + 'static>,
             ) -> event_listener_primitives::HandlerId {
                 self.inner.on_new_consumer(callback)
             }
 
             fn on_new_data_producer(
                 &self,
-                callback: std::sync::Arc<
-                    dyn Fn(&$crate::router::data_producer::DataProducer) + Send + Sync + 'static,
-                >,
+                callback: std::sync::Arc<dyn Fn(&$crate::router::data_producer::DataProducer) + Send + Sync + 'static>,
             ) -> event_listener_primitives::HandlerId {
                 self.inner.on_new_data_producer(callback)
             }
 
             fn on_new_data_consumer(
                 &self,
-                callback: std::sync::Arc<
-                    dyn Fn(&$crate::router::data_consumer::DataConsumer) + Send + Sync + 'static,
-                >,
+                callback: std::sync::Arc<dyn Fn(&$crate::router::data_consumer::DataConsumer) + Send + Sync + 'static>,
             ) -> event_listener_primitives::HandlerId {
                 self.inner.on_new_data_consumer(callback)
             }
@@ -136,10 +116,7 @@ macro_rules! virtual_transport {
             fn on_trace(
                 &self,
                 callback: std::sync::Arc<
-                    dyn Fn(&$crate::router::transport::TransportTraceEventData)
-                        + Send
-                        + Sync
-                        + 'static,
+                    dyn Fn(&$crate::router::transport::TransportTraceEventData) + Send + Sync + 'static,
                 >,
             ) -> event_listener_primitives::HandlerId {
                 self.inner.on_trace(callback)
@@ -152,10 +129,7 @@ macro_rules! virtual_transport {
                 self.inner.on_router_close(callback)
             }
 
-            fn on_close(
-                &self,
-                callback: Box<dyn FnOnce() + Send + 'static>,
-            ) -> event_listener_primitives::HandlerId {
+            fn on_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> event_listener_primitives::HandlerId {
                 self.inner.on_close(callback)
             }
         }

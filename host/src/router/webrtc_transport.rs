@@ -62,10 +62,7 @@ pub struct WebRtcTransportOptions {
 }
 
 impl WebRtcTransportOptions {
-    fn from_real(
-        listen: WebRtcTransportListen,
-        real: mediasoup::webrtc_transport::WebRtcTransportOptions,
-    ) -> Self {
+    fn from_real(listen: WebRtcTransportListen, real: mediasoup::webrtc_transport::WebRtcTransportOptions) -> Self {
         Self {
             listen,
             enable_bwe: real.enable_bwe,
@@ -84,8 +81,7 @@ impl WebRtcTransportOptions {
             sctp_send_buffer_size: real.sctp_send_buffer_size,
             sctp_per_stream_send_queue_limit: real.sctp_per_stream_send_queue_limit,
             sctp_max_receiver_window_buffer_size: real.sctp_max_receiver_window_buffer_size,
-            sctp_default_stream_buffered_amount_low_threshold: real
-                .sctp_default_stream_buffered_amount_low_threshold,
+            sctp_default_stream_buffered_amount_low_threshold: real.sctp_default_stream_buffered_amount_low_threshold,
             sctp_zero_checksum: real.sctp_zero_checksum,
             app_data: real.app_data,
         }
@@ -101,11 +97,10 @@ impl WebRtcTransportOptions {
     /// Options sharing the ports of `webrtc_server` (mediasoup's defaults otherwise).
     #[must_use]
     pub fn new_with_server(webrtc_server: WebRtcServer) -> Self {
-        let template = mediasoup::webrtc_transport::WebRtcTransportOptions::new(
-            WebRtcTransportListenInfos::new(crate::media::loopback_listen_info()),
-        );
-        let mut options =
-            Self::from_real(WebRtcTransportListen::Server { webrtc_server }, template);
+        let template = mediasoup::webrtc_transport::WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(
+            crate::media::loopback_listen_info(),
+        ));
+        let mut options = Self::from_real(WebRtcTransportListen::Server { webrtc_server }, template);
         options.enable_tcp = true; // as mediasoup's new_with_server
         options
     }
@@ -116,9 +111,7 @@ impl WebRtcTransportOptions {
         server: Option<mediasoup::webrtc_server::WebRtcServer>,
     ) -> mediasoup::webrtc_transport::WebRtcTransportOptions {
         let mut real = match (self.listen, server) {
-            (_, Some(server)) => {
-                mediasoup::webrtc_transport::WebRtcTransportOptions::new_with_server(server)
-            }
+            (_, Some(server)) => mediasoup::webrtc_transport::WebRtcTransportOptions::new_with_server(server),
             (WebRtcTransportListen::Individual { listen_infos }, None) => {
                 mediasoup::webrtc_transport::WebRtcTransportOptions::new(listen_infos)
             }
@@ -142,8 +135,7 @@ impl WebRtcTransportOptions {
         real.sctp_send_buffer_size = self.sctp_send_buffer_size;
         real.sctp_per_stream_send_queue_limit = self.sctp_per_stream_send_queue_limit;
         real.sctp_max_receiver_window_buffer_size = self.sctp_max_receiver_window_buffer_size;
-        real.sctp_default_stream_buffered_amount_low_threshold =
-            self.sctp_default_stream_buffered_amount_low_threshold;
+        real.sctp_default_stream_buffered_amount_low_threshold = self.sctp_default_stream_buffered_amount_low_threshold;
         real.sctp_zero_checksum = self.sctp_zero_checksum;
         real.app_data = self.app_data;
         real
@@ -167,12 +159,7 @@ pub struct WebRtcTransport {
     pub(crate) inner: Arc<TransportCore<mediasoup::webrtc_transport::WebRtcTransport, WebRtcData>>,
 }
 
-virtual_transport!(
-    WebRtcTransport,
-    WeakWebRtcTransport,
-    mediasoup::webrtc_transport::WebRtcTransport,
-    WebRtcData
-);
+virtual_transport!(WebRtcTransport, WeakWebRtcTransport, mediasoup::webrtc_transport::WebRtcTransport, WebRtcData);
 
 impl WebRtcTransport {
     pub(crate) async fn create(
@@ -190,10 +177,7 @@ impl WebRtcTransport {
             Some(server) => Some(server.real_in(&cell).await?),
             None => None,
         };
-        let real = router_use
-            .real()
-            .create_webrtc_transport(options.into_real(real_server))
-            .await?;
+        let real = router_use.real().create_webrtc_transport(options.into_real(real_server)).await?;
         let data = WebRtcData {
             ice_role: real.ice_role(),
             ice_parameters: real.ice_parameters().clone(),
@@ -202,9 +186,7 @@ impl WebRtcTransport {
             sctp_parameters: real.sctp_parameters(),
             webrtc_server: server.clone(),
         };
-        let transport = Self {
-            inner: TransportCore::new(router, cell, router_use, labels, real, data),
-        };
+        let transport = Self { inner: TransportCore::new(router, cell, router_use, labels, real, data) };
         if let Some(server) = server {
             server.transport_created(&transport);
         }
@@ -216,10 +198,7 @@ impl WebRtcTransport {
     }
 
     /// Provide the WebRtcTransport with remote parameters.
-    pub async fn connect(
-        &self,
-        remote_parameters: WebRtcTransportRemoteParameters,
-    ) -> Result<(), RequestError> {
+    pub async fn connect(&self, remote_parameters: WebRtcTransportRemoteParameters) -> Result<(), RequestError> {
         self.inner.real.request()?.connect(remote_parameters).await
     }
 
@@ -230,29 +209,17 @@ impl WebRtcTransport {
 
     /// Set maximum incoming bitrate for media streams sent by the remote endpoint.
     pub async fn set_max_incoming_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
-        self.inner
-            .real
-            .request()?
-            .set_max_incoming_bitrate(bitrate)
-            .await
+        self.inner.real.request()?.set_max_incoming_bitrate(bitrate).await
     }
 
     /// Set maximum outgoing bitrate for media streams sent by mediasoup.
     pub async fn set_max_outgoing_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
-        self.inner
-            .real
-            .request()?
-            .set_max_outgoing_bitrate(bitrate)
-            .await
+        self.inner.real.request()?.set_max_outgoing_bitrate(bitrate).await
     }
 
     /// Set minimum outgoing bitrate for media streams sent by mediasoup.
     pub async fn set_min_outgoing_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
-        self.inner
-            .real
-            .request()?
-            .set_min_outgoing_bitrate(bitrate)
-            .await
+        self.inner.real.request()?.set_min_outgoing_bitrate(bitrate).await
     }
 
     /// Local ICE role.
@@ -276,8 +243,7 @@ impl WebRtcTransport {
     /// Current ICE state (`Disconnected` once closed).
     #[must_use]
     pub fn ice_state(&self) -> IceState {
-        self.real()
-            .map_or(IceState::Disconnected, |r| r.ice_state())
+        self.real().map_or(IceState::Disconnected, |r| r.ice_state())
     }
 
     /// The selected transport tuple if ICE is in `Connected` or `Completed` state.
@@ -289,10 +255,7 @@ impl WebRtcTransport {
     /// Local DTLS parameters.
     #[must_use]
     pub fn dtls_parameters(&self) -> DtlsParameters {
-        self.real().map_or_else(
-            || self.inner.extra.dtls_parameters.clone(),
-            |r| r.dtls_parameters(),
-        )
+        self.real().map_or_else(|| self.inner.extra.dtls_parameters.clone(), |r| r.dtls_parameters())
     }
 
     /// Current DTLS state (`Closed` once closed).
@@ -334,10 +297,7 @@ impl WebRtcTransport {
     }
 
     /// Callback is called when the WebRTC server used during creation of this transport is closed.
-    pub fn on_webrtc_server_close(
-        &self,
-        callback: Box<dyn FnOnce() + Send + 'static>,
-    ) -> HandlerId {
+    pub fn on_webrtc_server_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId {
         match &self.inner.extra.webrtc_server {
             Some(server) => server.on_close(callback),
             None => inert_handler(),
@@ -345,12 +305,8 @@ impl WebRtcTransport {
     }
 
     /// Callback is called when the transport ICE state changes.
-    pub fn on_ice_state_change<F: Fn(IceState) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_ice_state_change(callback))
+    pub fn on_ice_state_change<F: Fn(IceState) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_ice_state_change(callback))
     }
 
     /// Callback is called after ICE state becomes `Completed` and when the selected tuple changes.
@@ -358,25 +314,16 @@ impl WebRtcTransport {
         &self,
         callback: F,
     ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_ice_selected_tuple_change(callback))
+        self.real().map_or_else(inert_handler, |r| r.on_ice_selected_tuple_change(callback))
     }
 
     /// Callback is called when the transport DTLS state changes.
-    pub fn on_dtls_state_change<F: Fn(DtlsState) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_dtls_state_change(callback))
+    pub fn on_dtls_state_change<F: Fn(DtlsState) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_dtls_state_change(callback))
     }
 
     /// Callback is called when the transport SCTP state changes.
-    pub fn on_sctp_state_change<F: Fn(SctpState) + Send + Sync + 'static>(
-        &self,
-        callback: F,
-    ) -> HandlerId {
-        self.real()
-            .map_or_else(inert_handler, |r| r.on_sctp_state_change(callback))
+    pub fn on_sctp_state_change<F: Fn(SctpState) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.real().map_or_else(inert_handler, |r| r.on_sctp_state_change(callback))
     }
 }

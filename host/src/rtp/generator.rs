@@ -169,10 +169,7 @@ impl Live {
 impl GeneratorTarget {
     /// Targets a real mediasoup transport.
     pub fn of(transport: &PlainTransport) -> Self {
-        Self {
-            id: transport.id(),
-            transport: Weak::Real(transport.downgrade()),
-        }
+        Self { id: transport.id(), transport: Weak::Real(transport.downgrade()) }
     }
 
     /// The target transport's id.
@@ -185,8 +182,7 @@ impl GeneratorTarget {
             Weak::Real(weak) => weak.upgrade().map(Live::Real),
             Weak::Virtual(weak) => weak.upgrade().map(Live::Virtual),
         };
-        live.filter(|t| !t.closed())
-            .ok_or(GeneratorError::TransportClosed(self.id))
+        live.filter(|t| !t.closed()).ok_or(GeneratorError::TransportClosed(self.id))
     }
 }
 
@@ -199,10 +195,7 @@ impl From<&PlainTransport> for GeneratorTarget {
 impl From<&crate::plain_transport::PlainTransport> for GeneratorTarget {
     fn from(transport: &crate::plain_transport::PlainTransport) -> Self {
         let id = crate::transport::Transport::id(transport);
-        Self {
-            id,
-            transport: Weak::Virtual(transport.downgrade()),
-        }
+        Self { id, transport: Weak::Virtual(transport.downgrade()) }
     }
 }
 
@@ -211,15 +204,8 @@ fn tuple_address(id: TransportId, tuple: &TransportTuple) -> Result<SocketAddr, 
     let ip: IpAddr = tuple
         .local_address()
         .parse()
-        .map_err(|_| GeneratorError::BadAddress {
-            id,
-            address: tuple.local_address().clone(),
-        })?;
-    let ip = if ip.is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        ip
-    };
+        .map_err(|_| GeneratorError::BadAddress { id, address: tuple.local_address().clone() })?;
+    let ip = if ip.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { ip };
     Ok(SocketAddr::new(ip, tuple.local_port()))
 }
 
@@ -232,10 +218,7 @@ impl RtpGenerator {
     /// Starts sending to `target` (a comedia PlainTransport with a producer for
     /// `config.ssrc`). Fails at once if the transport is already closed; stops with
     /// [`GeneratorError::TransportClosed`] if it closes while sending.
-    pub async fn start(
-        target: impl Into<GeneratorTarget>,
-        config: GeneratorConfig,
-    ) -> Result<Self, GeneratorError> {
+    pub async fn start(target: impl Into<GeneratorTarget>, config: GeneratorConfig) -> Result<Self, GeneratorError> {
         if config.packets_per_second == 0 {
             return Err(GeneratorError::ZeroRate);
         }
@@ -261,25 +244,13 @@ impl RtpGenerator {
         drop(transport);
         let (stop, stop_rx) = watch::channel(false);
         let sent = Arc::new(AtomicU64::new(0));
-        let sending = Sending {
-            socket,
-            target,
-            config,
-            sent: Arc::clone(&sent),
-            id,
-        };
+        let sending = Sending { socket, target, config, sent: Arc::clone(&sent), id };
         let task = tokio::spawn(async move {
             let result = sending.run(stop_rx, closed_rx).await;
             drop(on_close);
             result
         });
-        Ok(Self {
-            sent,
-            stop,
-            task: Some(task),
-            local_addr,
-            target,
-        })
+        Ok(Self { sent, stop, task: Some(task), local_addr, target })
     }
 
     /// Packets sent so far.
@@ -311,9 +282,7 @@ impl RtpGenerator {
 
     async fn join(&mut self) -> Result<u64, GeneratorError> {
         match self.task.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| GeneratorError::Io(io::Error::other(e)))?,
+            Some(task) => task.await.map_err(|e| GeneratorError::Io(io::Error::other(e)))?,
             None => Ok(self.sent()),
         }
     }
@@ -369,9 +338,7 @@ impl Sending {
             let body = payload::make(config.kind, index as u32, config.payload_len);
             let datagram = match config.audio_level {
                 // Voice activity bit set, level in the low 7 bits.
-                Some((id, level)) => {
-                    packet::encode_with_extensions(&header, &[(id, &[0x80 | level])], &body)?
-                }
+                Some((id, level)) => packet::encode_with_extensions(&header, &[(id, &[0x80 | level])], &body)?,
                 None => packet::encode(&header, &body)?,
             };
             self.socket.send_to(&datagram, self.target).await?;

@@ -84,10 +84,7 @@ pub fn encode_with_extensions(
     let mut block = Vec::new();
     for (id, data) in extensions {
         if !(1..=14).contains(id) || data.is_empty() || data.len() > 16 {
-            return Err(RtpError::BadExtension {
-                id: *id,
-                len: data.len(),
-            });
+            return Err(RtpError::BadExtension { id: *id, len: data.len() });
         }
         block.push((id << 4) | (data.len() as u8 - 1));
         block.extend_from_slice(data);
@@ -124,9 +121,7 @@ pub fn parse(datagram: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     let csrc_count = usize::from(datagram[0] & 0x0f);
     let mut offset = FIXED_HEADER_LEN + 4 * csrc_count;
     if has_extension {
-        let ext = datagram
-            .get(offset..offset + 4)
-            .ok_or(RtpError::TooShort(len))?;
+        let ext = datagram.get(offset..offset + 4).ok_or(RtpError::TooShort(len))?;
         offset += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
     }
     if offset > len {
@@ -140,14 +135,7 @@ pub fn parse(datagram: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
         }
         end -= pad;
     }
-    let word = |at: usize| {
-        u32::from_be_bytes([
-            datagram[at],
-            datagram[at + 1],
-            datagram[at + 2],
-            datagram[at + 3],
-        ])
-    };
+    let word = |at: usize| u32::from_be_bytes([datagram[at], datagram[at + 1], datagram[at + 2], datagram[at + 3]]);
     Ok(RtpPacket {
         header: RtpHeader {
             marker: datagram[1] & 0x80 != 0,
@@ -165,13 +153,7 @@ mod tests {
     use super::*;
 
     fn header() -> RtpHeader {
-        RtpHeader {
-            marker: true,
-            payload_type: 100,
-            sequence: 65_535,
-            timestamp: 0xdead_beef,
-            ssrc: 0x1122_3344,
-        }
+        RtpHeader { marker: true, payload_type: 100, sequence: 65_535, timestamp: 0xdead_beef, ssrc: 0x1122_3344 }
     }
 
     #[test]
@@ -207,10 +189,7 @@ mod tests {
         bytes[0] = 0xa0; // padding bit with a padding count larger than the payload
         bytes[12] = 9;
         assert_eq!(parse(&bytes), Err(RtpError::BadPadding(9)));
-        let bad = RtpHeader {
-            payload_type: 200,
-            ..header()
-        };
+        let bad = RtpHeader { payload_type: 200, ..header() };
         assert_eq!(encode(&bad, b""), Err(RtpError::BadPayloadType(200)));
     }
 

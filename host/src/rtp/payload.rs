@@ -16,9 +16,7 @@ pub enum PayloadKind {
 const OPUS_TOC: u8 = 0xfc;
 /// VP8 payload descriptor (start of partition 0) + frame tag (key frame, shown) + start code
 /// + 320x240.
-const VP8_KEY_FRAME_PREFIX: [u8; 11] = [
-    0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00,
-];
+const VP8_KEY_FRAME_PREFIX: [u8; 11] = [0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
 
 impl PayloadKind {
     fn prefix(self) -> &'static [u8] {
@@ -35,10 +33,7 @@ impl PayloadKind {
 }
 
 fn filler(index: u32, at: usize) -> u8 {
-    (at as u8)
-        .wrapping_mul(31)
-        .wrapping_add(index as u8)
-        .wrapping_add((index >> 8) as u8)
+    (at as u8).wrapping_mul(31).wrapping_add(index as u8).wrapping_add((index >> 8) as u8)
 }
 
 /// The payload number `index` of length `len` (at least [`PayloadKind::min_len`]).
@@ -57,11 +52,7 @@ pub fn verify(kind: PayloadKind, payload: &[u8]) -> Option<u32> {
     let prefix = kind.prefix();
     let rest = payload.strip_prefix(prefix)?;
     let index = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
-    let intact = payload
-        .iter()
-        .enumerate()
-        .skip(prefix.len() + 4)
-        .all(|(at, byte)| *byte == filler(index, at));
+    let intact = payload.iter().enumerate().skip(prefix.len() + 4).all(|(at, byte)| *byte == filler(index, at));
     intact.then_some(index)
 }
 
@@ -86,11 +77,7 @@ mod tests {
         for at in 0..payload.len() {
             let mut bad = payload.clone();
             bad[at] ^= 0x01;
-            assert_ne!(
-                verify(PayloadKind::Opus, &bad),
-                Some(7),
-                "byte {at} flipped"
-            );
+            assert_ne!(verify(PayloadKind::Opus, &bad), Some(7), "byte {at} flipped");
         }
         assert_eq!(verify(PayloadKind::Opus, &payload[..3]), None);
         assert_eq!(verify(PayloadKind::Vp8KeyFrame, &payload), None);
@@ -98,9 +85,6 @@ mod tests {
 
     #[test]
     fn short_lengths_are_raised_to_the_minimum() {
-        assert_eq!(
-            make(PayloadKind::Vp8KeyFrame, 1, 0).len(),
-            PayloadKind::Vp8KeyFrame.min_len()
-        );
+        assert_eq!(make(PayloadKind::Vp8KeyFrame, 1, 0).len(), PayloadKind::Vp8KeyFrame.min_len());
     }
 }

@@ -49,12 +49,7 @@ impl RtpSink {
         let report = Arc::new(Mutex::new(SinkReport::default()));
         let (tx, updates) = watch::channel(0);
         let task = tokio::spawn(receive(socket, kind, Arc::clone(&report), tx));
-        Ok(Self {
-            addr,
-            report,
-            updates,
-            task,
-        })
+        Ok(Self { addr, report, updates, task })
     }
 
     /// Where consumers should send.
@@ -64,10 +59,7 @@ impl RtpSink {
 
     /// A snapshot of what arrived.
     pub fn report(&self) -> SinkReport {
-        self.report
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.report.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Waits until `count` distinct intact payloads arrived, or `limit` passed; returns the
@@ -85,12 +77,7 @@ impl Drop for RtpSink {
     }
 }
 
-async fn receive(
-    socket: UdpSocket,
-    kind: PayloadKind,
-    report: Arc<Mutex<SinkReport>>,
-    updates: watch::Sender<u64>,
-) {
+async fn receive(socket: UdpSocket, kind: PayloadKind, report: Arc<Mutex<SinkReport>>, updates: watch::Sender<u64>) {
     let mut buf = vec![0u8; 2048];
     while let Ok((len, _from)) = socket.recv_from(&mut buf).await {
         let datagram = &buf[..len];
@@ -99,10 +86,7 @@ async fn receive(
             report.rtcp += 1;
             continue;
         }
-        match packet::parse(datagram)
-            .ok()
-            .and_then(|p| payload::verify(kind, p.payload))
-        {
+        match packet::parse(datagram).ok().and_then(|p| payload::verify(kind, p.payload)) {
             Some(index) => {
                 report.intact += 1;
                 report.indices.insert(index);

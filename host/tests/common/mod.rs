@@ -19,18 +19,9 @@ impl PlacementPolicy for ForceBySlot {
         "force-by-slot"
     }
 
-    fn place(
-        &self,
-        request: &PlacementRequest,
-        cells: &[CellLoad],
-    ) -> Result<Decision, PolicyError> {
-        let slot: usize = request
-            .label("slot")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Ok(cells
-            .get(slot)
-            .map_or(Decision::NewCell, |c| Decision::Cell(c.id)))
+    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
+        let slot: usize = request.label("slot").and_then(|s| s.parse().ok()).unwrap_or(0);
+        Ok(cells.get(slot).map_or(Decision::NewCell, |c| Decision::Cell(c.id)))
     }
 }
 
@@ -69,14 +60,8 @@ pub fn quiet_settings() -> WorkerSettings {
 
 /// A virtual router with Opus and VP8 from a fresh worker of `manager`.
 pub async fn router(manager: &WorkerManager) -> (Worker, Router) {
-    let worker = manager
-        .create_worker(quiet_settings())
-        .await
-        .expect("worker");
-    let router = worker
-        .create_router(RouterOptions::new(router_codecs()))
-        .await
-        .expect("router");
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     (worker, router)
 }
 
@@ -90,14 +75,8 @@ pub async fn plain_producer(
     let mut options = PlainTransportOptions::new(loopback_listen_info());
     options.comedia = true;
     options.app_data = slot(k);
-    let transport = router
-        .create_plain_transport(options)
-        .await
-        .expect("producer transport");
-    let producer = transport
-        .produce(ProducerOptions::new(kind, parameters))
-        .await
-        .expect("producer");
+    let transport = router.create_plain_transport(options).await.expect("producer transport");
+    let producer = transport.produce(ProducerOptions::new(kind, parameters)).await.expect("producer");
     (transport, producer)
 }
 
@@ -111,10 +90,7 @@ pub async fn sink_consumer(
     let sink = RtpSink::bind(kind).await.expect("sink");
     let mut options = PlainTransportOptions::new(loopback_listen_info());
     options.app_data = slot(k);
-    let transport = router
-        .create_plain_transport(options)
-        .await
-        .expect("consumer transport");
+    let transport = router.create_plain_transport(options).await.expect("consumer transport");
     transport
         .connect(PlainTransportRemoteParameters {
             ip: Some(sink.addr().ip()),
@@ -124,10 +100,7 @@ pub async fn sink_consumer(
         })
         .await
         .expect("connect");
-    let consumer = transport
-        .consume(ConsumerOptions::new(producer, receiver_capabilities()))
-        .await
-        .expect("consume");
+    let consumer = transport.consume(ConsumerOptions::new(producer, receiver_capabilities())).await.expect("consume");
     (transport, consumer, sink)
 }
 
