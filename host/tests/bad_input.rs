@@ -59,7 +59,8 @@ fn serve_runs_and_stops_cleanly() {
     let dir = std::env::temp_dir().join(format!("mafalda-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let config = dir.join("mafalda.toml");
-    std::fs::write(&config, "[pool]\nmax_workers = 2\nidle_grace = 60\n[placement]\npolicy = \"spread\"\n").expect("write");
+    std::fs::write(&config, "[pool]\nmax_workers = 2\nidle_grace = 60\n[placement]\npolicy = \"spread\"\n")
+        .expect("write");
     let out = host(&["--workers", "2", "--duration", "1", "--config", config.to_str().expect("utf-8")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

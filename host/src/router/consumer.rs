@@ -87,6 +87,7 @@ impl Consumer {
     /// released when the real consumer closes, for whatever reason.
     pub(crate) fn wrap(
         real: mediasoup::consumer::Consumer,
+        producer_id: ProducerId,
         transport: Arc<dyn Transport>,
         router: &Router,
         cell: &Arc<Cell>,
@@ -95,7 +96,7 @@ impl Consumer {
         let ticket = cell.ticket(&router.inner.counts, Count::Consumer, Vec::new());
         let inner = Arc::new(ConsumerInner {
             id: real.id(),
-            producer_id: real.producer_id(),
+            producer_id,
             kind: real.kind(),
             rtp_parameters: real.rtp_parameters().clone(),
             r#type: real.r#type(),

@@ -56,21 +56,20 @@ pub(crate) async fn pipe_producer(
     if options.keep_id && options.router.id() == source.id() {
         return Err(PipeProducerToRouterError::SameRouter);
     }
-    let (producer, home) = source
-        .inner
-        .registry
-        .producer_homed(&producer_id)
-        .ok_or(PipeProducerToRouterError::ProducerNotFound(producer_id))?;
+    let found =
+        source.inner.registry.producer(&producer_id).ok_or(PipeProducerToRouterError::ProducerNotFound(producer_id))?;
+    let (producer, home) = (found.object, found.home);
     let (local, remote) = transport_pair(source, &options.router, &home, &options).await?;
     let pipe_consumer: Consumer = local.consume(ConsumerOptions::new(producer_id, RtpCapabilities::default())).await?;
-    let mut producer_options = ProducerOptions::new_pipe_transport(
-        if options.keep_id { producer_id } else { fresh_id() },
-        pipe_consumer.kind(),
-        pipe_consumer.rtp_parameters().clone(),
-    );
+    // mediasoup ids are unique per worker and both ends live in the producer's worker: the
+    // real pipe producer gets a fresh id; the application sees `producer_id` (keep_id).
+    let real_id: ProducerId = fresh_id();
+    let mut producer_options =
+        ProducerOptions::new_pipe_transport(real_id, pipe_consumer.kind(), pipe_consumer.rtp_parameters().clone());
     producer_options.paused = pipe_consumer.producer_paused();
     producer_options.app_data = producer.app_data().clone();
-    let pipe_producer: Producer = remote.produce(producer_options).await?;
+    let virtual_id = if options.keep_id { producer_id } else { real_id };
+    let pipe_producer: Producer = remote.inner.produce_as(remote.handle(), producer_options, Some(virtual_id)).await?;
     // The pipe producer goes when the pipe consumer goes (source producer closed).
     let weak = pipe_producer.downgrade();
     pipe_consumer
@@ -94,11 +93,12 @@ pub(crate) async fn pipe_data_producer(
     if options.keep_id && options.router.id() == source.id() {
         return Err(PipeDataProducerToRouterError::SameRouter);
     }
-    let (data_producer, home) = source
+    let found = source
         .inner
         .registry
-        .data_producer_homed(&data_producer_id)
+        .data_producer(&data_producer_id)
         .ok_or(PipeDataProducerToRouterError::DataProducerNotFound(data_producer_id))?;
+    let (data_producer, home) = (found.object, found.home);
     let (local, remote) = transport_pair(source, &options.router, &home, &options).await?;
     let pipe_data_consumer = local.consume_data(DataConsumerOptions::new_sctp(data_producer_id)).await?;
     let sctp = pipe_data_consumer.sctp_stream_parameters().ok_or_else(|| {
@@ -106,12 +106,13 @@ pub(crate) async fn pipe_data_producer(
             reason: "pipe data consumer has no SCTP stream parameters (enable_sctp is off)".into(),
         })
     })?;
-    let mut producer_options =
-        DataProducerOptions::new_pipe_transport(if options.keep_id { data_producer_id } else { fresh_id() }, sctp);
+    let real_id: DataProducerId = fresh_id();
+    let mut producer_options = DataProducerOptions::new_pipe_transport(real_id, sctp);
     producer_options.label.clone_from(pipe_data_consumer.label());
     producer_options.protocol.clone_from(pipe_data_consumer.protocol());
     producer_options.app_data = data_producer.app_data().clone();
-    let pipe_data_producer = remote.produce_data(producer_options).await?;
+    let virtual_id = if options.keep_id { data_producer_id } else { real_id };
+    let pipe_data_producer = remote.inner.produce_data_as(remote.handle(), producer_options, Some(virtual_id)).await?;
     Ok(PipeDataProducerToRouterPair {
         pipe_data_consumer,
         pipe_data_producer: NonClosingDataProducer::new(pipe_data_producer, data_producer.downgrade()),

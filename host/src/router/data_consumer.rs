@@ -125,13 +125,14 @@ impl DataConsumer {
     /// data consumer closes.
     pub(crate) fn wrap(
         real: mediasoup::data_consumer::DataConsumer,
+        data_producer_id: DataProducerId,
         transport: Arc<dyn Transport>,
         _router: &Router,
         lease: Option<PipeLease>,
     ) -> Self {
         let inner = Arc::new(DataConsumerInner {
             id: real.id(),
-            data_producer_id: real.data_producer_id(),
+            data_producer_id,
             r#type: real.r#type(),
             sctp_stream_parameters: real.sctp_stream_parameters(),
             label: real.label().clone(),

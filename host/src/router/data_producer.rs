@@ -130,14 +130,16 @@ impl fmt::Debug for DataProducer {
 }
 
 impl DataProducer {
+    /// Wraps a real data producer; `id` is the virtual id (the real one except for data
+    /// producers piped between virtual routers).
     pub(crate) fn wrap(
         real: mediasoup::data_producer::DataProducer,
+        id: DataProducerId,
         transport: Arc<dyn Transport>,
         router: &Router,
-        _cell: &Arc<crate::cell::Cell>,
     ) -> Self {
         let inner = Arc::new(DataProducerInner {
-            id: real.id(),
+            id,
             r#type: real.r#type(),
             sctp_stream_parameters: real.sctp_stream_parameters(),
             label: real.label().clone(),

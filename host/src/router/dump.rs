@@ -2,6 +2,7 @@
 //! shape, without the internal pipes the host made between cells.
 
 use super::{Router, RouterDump};
+use mediasoup::prelude::{DataProducerId, ProducerId};
 use mediasoup::worker::RequestError;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,8 +43,17 @@ fn conversion(error: impl std::error::Error + Send + Sync + 'static) -> RequestE
     RequestError::ResponseConversion(Box::new(error))
 }
 
+/// Renames real producer (or data producer) ids to the ids the application knows.
+pub(crate) type Rename<'a> = &'a dyn Fn(&str) -> String;
+
 /// Merges real router dumps (as JSON) into one virtual dump.
-pub(crate) fn merge(id: &str, dumps: &[Value], internal: &Internal) -> Map<String, Value> {
+pub(crate) fn merge(
+    id: &str,
+    dumps: &[Value],
+    internal: &Internal,
+    producer: Rename<'_>,
+    data_producer: Rename<'_>,
+) -> Map<String, Value> {
     let mut transports = BTreeSet::new();
     let mut observers = BTreeSet::new();
     let mut consumer_producer = BTreeMap::new();
@@ -56,18 +66,21 @@ pub(crate) fn merge(id: &str, dumps: &[Value], internal: &Internal) -> Map<Strin
         let field = |name: &str| dump.get(name);
         transports.extend(strings(field("transportIds")).into_iter().filter(|t| !internal.transports.contains(t)));
         observers.extend(strings(field("rtpObserverIds")));
-        consumer_producer
-            .extend(map_of_strings(field("mapConsumerIdProducerId")).into_iter().filter(|(c, _)| visible(c)));
+        let visible_pairs = |name: &str| map_of_strings(field(name)).into_iter().filter(|(c, _)| visible(c));
+        consumer_producer.extend(visible_pairs("mapConsumerIdProducerId").map(|(c, p)| (c, producer(&p))));
         data_consumer_producer
-            .extend(map_of_strings(field("mapDataConsumerIdDataProducerId")).into_iter().filter(|(c, _)| visible(c)));
-        for (producer, consumers) in map_of_sets(field("mapProducerIdConsumerIds")) {
-            producer_consumers.entry(producer).or_default().extend(consumers.into_iter().filter(visible));
+            .extend(visible_pairs("mapDataConsumerIdDataProducerId").map(|(c, p)| (c, data_producer(&p))));
+        for (id, consumers) in map_of_sets(field("mapProducerIdConsumerIds")) {
+            producer_consumers.entry(producer(&id)).or_default().extend(consumers.into_iter().filter(visible));
         }
-        for (producer, consumers) in map_of_sets(field("mapDataProducerIdDataConsumerIds")) {
-            data_producer_consumers.entry(producer).or_default().extend(consumers.into_iter().filter(visible));
+        for (id, consumers) in map_of_sets(field("mapDataProducerIdDataConsumerIds")) {
+            data_producer_consumers
+                .entry(data_producer(&id))
+                .or_default()
+                .extend(consumers.into_iter().filter(visible));
         }
-        for (producer, observer_ids) in map_of_sets(field("mapProducerIdObserverIds")) {
-            producer_observers.entry(producer).or_default().extend(observer_ids);
+        for (id, observer_ids) in map_of_sets(field("mapProducerIdObserverIds")) {
+            producer_observers.entry(producer(&id)).or_default().extend(observer_ids);
         }
     }
     let mut out = Map::new();
@@ -90,7 +103,16 @@ pub(crate) async fn merged(router: &Router) -> Result<RouterDump, RequestError> 
         dumps.push(serde_json::to_value(&dump).map_err(conversion)?);
     }
     let internal = router.inner.pipes.internal_ids();
-    let merged = merge(&router.id().to_string(), &dumps, &internal);
+    let registry = &router.inner.registry;
+    let producer = |id: &str| match id.parse::<ProducerId>() {
+        Ok(real) => registry.producer_id_of_real(&real).to_string(),
+        Err(_) => id.to_string(),
+    };
+    let data_producer = |id: &str| match id.parse::<DataProducerId>() {
+        Ok(real) => registry.data_producer_id_of_real(&real).to_string(),
+        Err(_) => id.to_string(),
+    };
+    let merged = merge(&router.id().to_string(), &dumps, &internal, &producer, &data_producer);
     serde_json::from_value(Value::Object(merged)).map_err(conversion)
 }
 
@@ -119,11 +141,13 @@ mod tests {
             transports: ["pipeA", "pipeB"].iter().map(|s| s.to_string()).collect(),
             consumers: ["pc"].iter().map(|s| s.to_string()).collect(),
         };
-        let merged = Value::Object(merge("virtual", &[a, b], &internal));
+        let renamed = |id: &str| if id == "p1" { "virtual-p1".to_string() } else { id.to_string() };
+        let same = |id: &str| id.to_string();
+        let merged = Value::Object(merge("virtual", &[a, b], &internal, &renamed, &same));
         assert_eq!(merged["id"], "virtual");
         assert_eq!(merged["transportIds"], json!(["t1", "t2"]));
-        assert_eq!(merged["mapProducerIdConsumerIds"], json!({"p1": ["c1", "c2"]}));
-        assert_eq!(merged["mapConsumerIdProducerId"], json!({"c1": "p1", "c2": "p1"}));
-        assert_eq!(merged["mapProducerIdObserverIds"], json!({"p1": ["o1"]}));
+        assert_eq!(merged["mapProducerIdConsumerIds"], json!({"virtual-p1": ["c1", "c2"]}));
+        assert_eq!(merged["mapConsumerIdProducerId"], json!({"c1": "virtual-p1", "c2": "virtual-p1"}));
+        assert_eq!(merged["mapProducerIdObserverIds"], json!({"virtual-p1": ["o1"]}));
     }
 }

@@ -146,6 +146,14 @@ impl RouterInner {
         }
     }
 
+    /// The pipe source as the application names it (virtual ids).
+    fn virtual_source(&self, source: PipeSource) -> PipeSource {
+        match source {
+            PipeSource::Producer(id) => PipeSource::Producer(self.registry.producer_id_of_real(&id)),
+            PipeSource::DataProducer(id) => PipeSource::DataProducer(self.registry.data_producer_id_of_real(&id)),
+        }
+    }
+
     /// This router's stats.
     pub(crate) fn stats(&self) -> RouterStats {
         RouterStats {
@@ -433,7 +441,7 @@ impl Router {
             PipeEnds::Data { producer, .. } => producer.on_close(move || drop(ticket)).detach(),
         }
         self.inner.handlers.pipe.call_simple(&PipeEvent {
-            source,
+            source: self.inner.virtual_source(source),
             from: home.id(),
             to: target.id(),
             change: PipeChange::Opened,
@@ -463,11 +471,9 @@ impl Router {
     /// Check whether the given RTP capabilities can consume the given producer.
     #[must_use]
     pub fn can_consume(&self, producer_id: &ProducerId, rtp_capabilities: &RtpCapabilities) -> bool {
-        self.inner
-            .registry
-            .producer_homed(producer_id)
-            .and_then(|(_, home)| self.inner.reals.get(home.id()))
-            .is_some_and(|real| real.can_consume(producer_id, rtp_capabilities))
+        self.inner.registry.producer(producer_id).is_some_and(|found| {
+            self.inner.reals.get(found.home.id()).is_some_and(|real| real.can_consume(&found.real_id, rtp_capabilities))
+        })
     }
 
     /// Update the router's media codecs (its real routers' too, and those created later).
@@ -530,7 +536,7 @@ impl Router {
     /// mafalda extension: open pipes (source, target cell).
     #[must_use]
     pub fn pipes(&self) -> Vec<(PipeSource, CellId)> {
-        self.inner.pipes.open()
+        self.inner.pipes.open().into_iter().map(|(source, cell)| (self.inner.virtual_source(source), cell)).collect()
     }
 
     /// mafalda extension: the real routers, by cell.

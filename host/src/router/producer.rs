@@ -129,8 +129,11 @@ impl fmt::Debug for Producer {
 }
 
 impl Producer {
+    /// Wraps a real producer; `id` is the virtual id (the real one except for producers piped
+    /// between virtual routers).
     pub(crate) fn wrap(
         real: mediasoup::producer::Producer,
+        id: ProducerId,
         transport: Arc<dyn Transport>,
         router: &Router,
         cell: &Arc<Cell>,
@@ -139,7 +142,7 @@ impl Producer {
         real.on_close(move || drop(ticket)).detach();
         let direct = matches!(real, mediasoup::producer::Producer::Direct(_));
         let inner = Arc::new(ProducerInner {
-            id: real.id(),
+            id,
             kind: real.kind(),
             rtp_parameters: real.rtp_parameters().clone(),
             consumable_rtp_parameters: real.consumable_rtp_parameters().clone(),

@@ -81,7 +81,8 @@ pub(crate) struct ObserverCore<T> {
     pub(crate) cell: Arc<Cell>,
     app_data: AppData,
     pub(crate) real: Slot<T>,
-    leases: Mutex<HashMap<ProducerId, Option<PipeLease>>>,
+    /// Observed producers: virtual id -> (real id, hold on the pipe bringing it here).
+    leases: Mutex<HashMap<ProducerId, (ProducerId, Option<PipeLease>)>>,
     closed: AtomicBool,
     router_close: BagOnce<Box<dyn FnOnce() + Send>>,
     close: BagOnce<Box<dyn FnOnce() + Send>>,
@@ -109,7 +110,7 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
 
     /// Maps a real producer reported by the real observer to the virtual one.
     pub(crate) fn virtual_producer(router: &Router, real: &mediasoup::producer::Producer) -> Option<Producer> {
-        router.inner.registry.producer(&real.id())
+        router.inner.registry.producer_by_real(&real.id())
     }
 
     pub(crate) fn app_data(&self) -> &AppData {
@@ -138,18 +139,19 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
     ) -> Result<(), RequestError> {
         let real = self.real.request()?;
         let id = options.producer_id;
-        let (producer, home) = self
+        let found = self
             .router
             .inner
             .registry
-            .producer_homed(&id)
+            .producer(&id)
             .ok_or_else(|| RequestError::Response { reason: format!("Producer with id \"{id}\" not found") })?;
-        let lease = self.router.ensure_producer_in(id, &home, &self.cell).await?;
-        real.add_producer(options).await?;
-        lock(&self.leases).insert(id, lease);
+        let lease = self.router.ensure_producer_in(found.real_id, &found.home, &self.cell).await?;
+        real.add_producer(RtpObserverAddProducerOptions::new(found.real_id)).await?;
+        lock(&self.leases).insert(id, (found.real_id, lease));
         // When the producer goes, so does our hold on its pipe.
         let weak = Arc::downgrade(self);
-        producer
+        found
+            .object
             .on_close(move || {
                 if let Some(core) = weak.upgrade() {
                     lock(&core.leases).remove(&id);
@@ -160,7 +162,8 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
     }
 
     pub(crate) async fn remove_producer(&self, producer_id: ProducerId) -> Result<(), RequestError> {
-        self.real.request()?.remove_producer(producer_id).await?;
+        let real_id = lock(&self.leases).get(&producer_id).map_or(producer_id, |(real_id, _)| *real_id);
+        self.real.request()?.remove_producer(real_id).await?;
         lock(&self.leases).remove(&producer_id);
         Ok(())
     }

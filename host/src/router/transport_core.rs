@@ -13,7 +13,7 @@ use crate::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
 use mediasoup::prelude::{
     AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataConsumerOptions, DataProducerId, DataProducerOptions,
-    ProduceDataError, ProduceError, ProducerOptions, TransportId,
+    ProduceDataError, ProduceError, ProducerId, ProducerOptions, TransportId,
 };
 use mediasoup::transport::TransportGeneric as RealTransport;
 use mediasoup::worker::RequestError;
@@ -67,6 +67,31 @@ pub(crate) fn data_producer_id_of(options: &DataConsumerOptions) -> Option<DataP
     DataProducerId::from_str(&text[start..end]).ok()
 }
 
+/// The same options naming another data producer (mediasoup keeps the id and the SCTP
+/// reliability fields private; `Debug` is their only public view, and the constructors the
+/// only way to set them).
+pub(crate) fn retarget(options: DataConsumerOptions, data_producer_id: DataProducerId) -> DataConsumerOptions {
+    let text = format!("{options:?}");
+    let field = |name: &str| -> Option<u16> {
+        let start = text.find(&format!("{name}: Some("))? + name.len() + ": Some(".len();
+        text[start..].split(')').next()?.parse().ok()
+    };
+    let mut out = if text.contains("ordered: Some(true)") {
+        DataConsumerOptions::new_sctp_ordered(data_producer_id)
+    } else if let Some(life_time) = field("max_packet_life_time") {
+        DataConsumerOptions::new_sctp_unordered_with_life_time(data_producer_id, life_time)
+    } else if let Some(retransmits) = field("max_retransmits") {
+        DataConsumerOptions::new_sctp_unordered_with_retransmits(data_producer_id, retransmits)
+    } else {
+        // `new_sctp` and `new_direct` differ only in the (public) subchannels.
+        DataConsumerOptions::new_direct(data_producer_id, None)
+    };
+    out.paused = options.paused;
+    out.subchannels = options.subchannels;
+    out.app_data = options.app_data;
+    out
+}
+
 impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
     /// Wraps `real`, created in `cell` under `router_use`; counts it (with its labels) until the
     /// real transport closes. The core joins its cell and router, which close it with them.
@@ -116,14 +141,26 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         handle: Arc<dyn Transport>,
         options: ProducerOptions,
     ) -> Result<Producer, ProduceError> {
+        self.produce_as(handle, options, None).await
+    }
+
+    /// Produces; the virtual producer gets `virtual_id` instead of the real id when given.
+    pub(crate) async fn produce_as(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: ProducerOptions,
+        virtual_id: Option<ProducerId>,
+    ) -> Result<Producer, ProduceError> {
         let real = self.real.request().map_err(ProduceError::Request)?;
         let real_producer = real.produce(options).await?;
-        let id = real_producer.id();
-        if self.router.inner.registry.has_producer(&id) {
+        let real_id = real_producer.id();
+        let id = virtual_id.unwrap_or(real_id);
+        let registry = &self.router.inner.registry;
+        if registry.producer(&id).is_some() {
             return Err(ProduceError::AlreadyExists(id));
         }
-        let producer = Producer::wrap(real_producer, handle, &self.router, &self.cell);
-        self.router.inner.registry.add_producer(&producer, &self.cell);
+        let producer = Producer::wrap(real_producer, id, handle, &self.router, &self.cell);
+        registry.add_producer(&producer, &self.cell, real_id);
         self.adopt(producer.as_child());
         self.handlers.new_producer.call(|cb| cb(&producer));
         Ok(producer)
@@ -136,7 +173,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
     ) -> Result<Consumer, ConsumeError> {
         let real = self.real.request().map_err(ConsumeError::Request)?;
         let id = options.producer_id;
-        let Some((_, home)) = self.router.inner.registry.producer_homed(&id) else {
+        let Some(found) = self.router.inner.registry.producer(&id) else {
             // Unknown here: the real transport reports it exactly as mediasoup does (invalid
             // capabilities first, then the unknown producer).
             return match real.consume(options).await {
@@ -146,9 +183,15 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         };
         // Capabilities that cannot consume fail in the real consume below, with mediasoup's own
         // error; the pipe made for it is then released with the lease.
-        let lease = self.router.ensure_producer_in(id, &home, &self.cell).await.map_err(ConsumeError::Request)?;
+        let lease = self
+            .router
+            .ensure_producer_in(found.real_id, &found.home, &self.cell)
+            .await
+            .map_err(ConsumeError::Request)?;
+        let mut options = options;
+        options.producer_id = found.real_id;
         let real_consumer = real.consume(options).await?;
-        let consumer = Consumer::wrap(real_consumer, handle, &self.router, &self.cell, lease);
+        let consumer = Consumer::wrap(real_consumer, id, handle, &self.router, &self.cell, lease);
         self.adopt(ConsumerChild::of(&consumer));
         self.handlers.new_consumer.call(|cb| cb(&consumer));
         Ok(consumer)
@@ -159,14 +202,26 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         handle: Arc<dyn Transport>,
         options: DataProducerOptions,
     ) -> Result<DataProducer, ProduceDataError> {
+        self.produce_data_as(handle, options, None).await
+    }
+
+    /// Produces data; the virtual data producer gets `virtual_id` when given.
+    pub(crate) async fn produce_data_as(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: DataProducerOptions,
+        virtual_id: Option<DataProducerId>,
+    ) -> Result<DataProducer, ProduceDataError> {
         let real = self.real.request().map_err(ProduceDataError::Request)?;
         let real_data_producer = real.produce_data(options).await?;
-        let id = real_data_producer.id();
-        if self.router.inner.registry.data_producer_homed(&id).is_some() {
+        let real_id = real_data_producer.id();
+        let id = virtual_id.unwrap_or(real_id);
+        let registry = &self.router.inner.registry;
+        if registry.data_producer(&id).is_some() {
             return Err(ProduceDataError::AlreadyExists(id));
         }
-        let data_producer = DataProducer::wrap(real_data_producer, handle, &self.router, &self.cell);
-        self.router.inner.registry.add_data_producer(&data_producer, &self.cell);
+        let data_producer = DataProducer::wrap(real_data_producer, id, handle, &self.router);
+        registry.add_data_producer(&data_producer, &self.cell, real_id);
         self.adopt(data_producer.as_child());
         self.handlers.new_data_producer.call(|cb| cb(&data_producer));
         Ok(data_producer)
@@ -181,12 +236,15 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         let id = data_producer_id_of(&options).ok_or_else(|| {
             ConsumeDataError::Request(RequestError::Response { reason: "no data producer id".into() })
         })?;
-        let (_, home) =
-            self.router.inner.registry.data_producer_homed(&id).ok_or(ConsumeDataError::DataProducerNotFound(id))?;
-        let lease =
-            self.router.ensure_data_producer_in(id, &home, &self.cell).await.map_err(ConsumeDataError::Request)?;
+        let found = self.router.inner.registry.data_producer(&id).ok_or(ConsumeDataError::DataProducerNotFound(id))?;
+        let lease = self
+            .router
+            .ensure_data_producer_in(found.real_id, &found.home, &self.cell)
+            .await
+            .map_err(ConsumeDataError::Request)?;
+        let options = retarget(options, found.real_id);
         let real_data_consumer = real.consume_data(options).await?;
-        let data_consumer = DataConsumer::wrap(real_data_consumer, handle, &self.router, lease);
+        let data_consumer = DataConsumer::wrap(real_data_consumer, id, handle, &self.router, lease);
         self.adopt(data_consumer.as_child());
         self.handlers.new_data_consumer.call(|cb| cb(&data_consumer));
         Ok(data_consumer)
@@ -274,6 +332,29 @@ impl<T, X> Drop for TransportCore<T, X> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retargets_every_kind_of_data_consumer_options() {
+        let (from, to) = (
+            DataProducerId::from_str("00000000-0000-4000-8000-00000000000a").unwrap(),
+            DataProducerId::from_str("00000000-0000-4000-8000-00000000000b").unwrap(),
+        );
+        let make: [fn(DataProducerId) -> DataConsumerOptions; 5] = [
+            DataConsumerOptions::new_sctp,
+            |id| DataConsumerOptions::new_direct(id, Some(vec![1, 2])),
+            DataConsumerOptions::new_sctp_ordered,
+            |id| DataConsumerOptions::new_sctp_unordered_with_life_time(id, 1500),
+            |id| DataConsumerOptions::new_sctp_unordered_with_retransmits(id, 7),
+        ];
+        for make in make {
+            let mut original = make(from);
+            original.paused = true;
+            let moved = retarget(original.clone(), to);
+            assert_eq!(data_producer_id_of(&moved), Some(to));
+            let expected = format!("{original:?}").replace(&from.to_string(), &to.to_string());
+            assert_eq!(format!("{moved:?}"), expected);
+        }
+    }
 
     #[test]
     fn reads_the_private_data_producer_id() {

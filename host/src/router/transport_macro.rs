@@ -5,7 +5,7 @@
 macro_rules! virtual_transport {
     ($name:ident, $weak:ident, $real:ty, $extra:ty) => {
         impl $name {
-            fn handle(&self) -> std::sync::Arc<dyn $crate::router::transport::Transport> {
+            pub(crate) fn handle(&self) -> std::sync::Arc<dyn $crate::router::transport::Transport> {
                 std::sync::Arc::new(self.clone())
             }
 
