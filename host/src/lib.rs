@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod host;
 pub mod labels;
+mod lifecycle;
 pub mod media;
 mod object;
 pub mod placement;

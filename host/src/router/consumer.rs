@@ -9,12 +9,12 @@ use super::transport::Transport;
 use super::transport_core::Child;
 use super::Router;
 use crate::cell::{Cell, Count};
-use crate::object::{inert_handler, on_close_handler, Slot};
-use event_listener_primitives::{BagOnce, HandlerId};
+use crate::lifecycle::Lifecycle;
+use crate::object::{inert_handler, Slot};
+use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, MediaKind, ProducerId, RtpParameters};
 use mediasoup::worker::RequestError;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 pub(crate) struct ConsumerInner {
@@ -26,23 +26,12 @@ pub(crate) struct ConsumerInner {
     app_data: AppData,
     transport: Arc<dyn Transport>,
     real: Slot<mediasoup::consumer::Consumer>,
-    closed: AtomicBool,
-    producer_close: BagOnce<Box<dyn FnOnce() + Send>>,
-    transport_close: BagOnce<Box<dyn FnOnce() + Send>>,
-    close: BagOnce<Box<dyn FnOnce() + Send>>,
-}
-
-impl ConsumerInner {
-    fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.close.call_simple();
-        }
-    }
+    life: Lifecycle,
 }
 
 impl Drop for ConsumerInner {
     fn drop(&mut self) {
-        self.close();
+        self.life.close();
     }
 }
 
@@ -57,10 +46,7 @@ impl ConsumerChild {
 
 impl Child for ConsumerInner {
     fn transport_closed(&self) {
-        if !self.closed.load(Ordering::Acquire) {
-            self.transport_close.call_simple();
-            self.close();
-        }
+        self.life.transport_closed();
         drop(self.real.take());
     }
 }
@@ -103,18 +89,12 @@ impl Consumer {
             app_data: real.app_data().clone(),
             transport,
             real: Slot::new(real.clone()),
-            closed: AtomicBool::new(false),
-            producer_close: BagOnce::default(),
-            transport_close: BagOnce::default(),
-            close: BagOnce::default(),
+            life: Lifecycle::default(),
         });
         let weak = Arc::downgrade(&inner);
         real.on_producer_close(move || {
             if let Some(inner) = weak.upgrade() {
-                if !inner.closed.load(Ordering::Acquire) {
-                    inner.producer_close.call_simple();
-                    inner.close();
-                }
+                inner.life.source_closed();
             }
         })
         .detach();
@@ -122,7 +102,7 @@ impl Consumer {
         real.on_close(move || {
             drop((ticket, lease));
             if let Some(inner) = weak.upgrade() {
-                inner.close();
+                inner.life.close();
             }
         })
         .detach();
@@ -217,7 +197,7 @@ impl Consumer {
     /// Whether the consumer is closed.
     #[must_use]
     pub fn closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.life.closed()
     }
 
     /// Dump Consumer.
@@ -308,17 +288,17 @@ impl Consumer {
 
     /// Callback is called when the associated producer is closed.
     pub fn on_producer_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        self.inner.producer_close.add(Box::new(callback))
+        self.inner.life.on_source_close(Box::new(callback))
     }
 
     /// Callback is called when the transport this consumer belongs to is closed.
     pub fn on_transport_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        self.inner.transport_close.add(Box::new(callback))
+        self.inner.life.on_transport_close(Box::new(callback))
     }
 
     /// Callback is called when the consumer is closed for whatever reason.
     pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        on_close_handler(&self.inner.close, self.closed(), Box::new(callback))
+        self.inner.life.on_close(Box::new(callback))
     }
 
     /// Downgrade to a weak handle.

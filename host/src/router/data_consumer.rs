@@ -7,12 +7,12 @@ use super::pipes::PipeLease;
 use super::transport::Transport;
 use super::transport_core::Child;
 use super::Router;
-use crate::object::{inert_handler, on_close_handler, Slot};
-use event_listener_primitives::{BagOnce, HandlerId};
+use crate::lifecycle::Lifecycle;
+use crate::object::{inert_handler, Slot};
+use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, DataProducerId, SctpStreamParameters, WebRtcMessage};
 use mediasoup::worker::RequestError;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 pub(crate) struct DataConsumerInner {
@@ -26,32 +26,18 @@ pub(crate) struct DataConsumerInner {
     app_data: AppData,
     transport: Arc<dyn Transport>,
     real: Slot<mediasoup::data_consumer::DataConsumer>,
-    closed: AtomicBool,
-    data_producer_close: BagOnce<Box<dyn FnOnce() + Send>>,
-    transport_close: BagOnce<Box<dyn FnOnce() + Send>>,
-    close: BagOnce<Box<dyn FnOnce() + Send>>,
-}
-
-impl DataConsumerInner {
-    fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.close.call_simple();
-        }
-    }
+    life: Lifecycle,
 }
 
 impl Drop for DataConsumerInner {
     fn drop(&mut self) {
-        self.close();
+        self.life.close();
     }
 }
 
 impl Child for DataConsumerInner {
     fn transport_closed(&self) {
-        if !self.closed.load(Ordering::Acquire) {
-            self.transport_close.call_simple();
-            self.close();
-        }
+        self.life.transport_closed();
         drop(self.real.take());
     }
 }
@@ -141,18 +127,12 @@ impl DataConsumer {
             app_data: real.app_data().clone(),
             transport,
             real: Slot::new(real.clone()),
-            closed: AtomicBool::new(false),
-            data_producer_close: BagOnce::default(),
-            transport_close: BagOnce::default(),
-            close: BagOnce::default(),
+            life: Lifecycle::default(),
         });
         let weak = Arc::downgrade(&inner);
         real.on_data_producer_close(move || {
             if let Some(inner) = weak.upgrade() {
-                if !inner.closed.load(Ordering::Acquire) {
-                    inner.data_producer_close.call_simple();
-                    inner.close();
-                }
+                inner.life.source_closed();
             }
         })
         .detach();
@@ -160,7 +140,7 @@ impl DataConsumer {
         real.on_close(move || {
             drop(lease);
             if let Some(inner) = weak.upgrade() {
-                inner.close();
+                inner.life.close();
             }
         })
         .detach();
@@ -262,7 +242,7 @@ impl DataConsumer {
     /// Whether the data consumer is closed.
     #[must_use]
     pub fn closed(&self) -> bool {
-        self.inner().closed.load(Ordering::Acquire)
+        self.inner().life.closed()
     }
 
     /// Dump DataConsumer.
@@ -329,7 +309,7 @@ impl DataConsumer {
 
     /// Callback is called when the associated data producer is closed.
     pub fn on_data_producer_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        self.inner().data_producer_close.add(Box::new(callback))
+        self.inner().life.on_source_close(Box::new(callback))
     }
 
     /// Callback is called when the data consumer is paused.
@@ -354,12 +334,12 @@ impl DataConsumer {
 
     /// Callback is called when the transport this data consumer belongs to is closed.
     pub fn on_transport_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        self.inner().transport_close.add(Box::new(callback))
+        self.inner().life.on_transport_close(Box::new(callback))
     }
 
     /// Callback is called when the data consumer is closed for whatever reason.
     pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        on_close_handler(&self.inner().close, self.closed(), Box::new(callback))
+        self.inner().life.on_close(Box::new(callback))
     }
 
     /// Downgrade to a weak handle.

@@ -5,13 +5,13 @@ pub use mediasoup::data_producer::*;
 use super::transport::Transport;
 use super::transport_core::Child;
 use super::{Router, RouterInner};
-use crate::object::{on_close_handler, Slot};
+use crate::lifecycle::Lifecycle;
+use crate::object::Slot;
 use crate::worker::NotificationError;
-use event_listener_primitives::{BagOnce, HandlerId};
+use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, SctpStreamParameters, WebRtcMessage};
 use mediasoup::worker::RequestError;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 pub(crate) struct DataProducerInner {
@@ -25,19 +25,21 @@ pub(crate) struct DataProducerInner {
     transport: Arc<dyn Transport>,
     router: Weak<RouterInner>,
     real: Slot<mediasoup::data_producer::DataProducer>,
-    closed: AtomicBool,
-    transport_close: BagOnce<Box<dyn FnOnce() + Send>>,
-    close: BagOnce<Box<dyn FnOnce() + Send>>,
+    life: Lifecycle,
 }
 
 impl DataProducerInner {
-    fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.close.call_simple();
+    /// Leaves the router's registry once closed.
+    fn forget(&self, closed_now: bool) {
+        if closed_now {
             if let Some(router) = self.router.upgrade() {
                 router.registry.remove_data_producer(&self.id);
             }
         }
+    }
+
+    fn close(&self) {
+        self.forget(self.life.close());
     }
 }
 
@@ -49,10 +51,7 @@ impl Drop for DataProducerInner {
 
 impl Child for DataProducerInner {
     fn transport_closed(&self) {
-        if !self.closed.load(Ordering::Acquire) {
-            self.transport_close.call_simple();
-            self.close();
-        }
+        self.forget(self.life.transport_closed());
         drop(self.real.take());
     }
 }
@@ -149,9 +148,7 @@ impl DataProducer {
             transport,
             router: Arc::downgrade(&router.inner),
             real: Slot::new(real),
-            closed: AtomicBool::new(false),
-            transport_close: BagOnce::default(),
-            close: BagOnce::default(),
+            life: Lifecycle::default(),
         });
         Self::from_inner(inner)
     }
@@ -229,7 +226,7 @@ impl DataProducer {
     /// Whether the data producer is closed.
     #[must_use]
     pub fn closed(&self) -> bool {
-        self.inner().closed.load(Ordering::Acquire)
+        self.inner().life.closed()
     }
 
     /// Dump DataProducer.
@@ -255,7 +252,7 @@ impl DataProducer {
 
     /// Callback is called when the transport this data producer belongs to is closed.
     pub fn on_transport_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        self.inner().transport_close.add(Box::new(callback))
+        self.inner().life.on_transport_close(Box::new(callback))
     }
 
     /// Callback is called when the data producer is paused.
@@ -270,7 +267,7 @@ impl DataProducer {
 
     /// Callback is called when the data producer is closed for whatever reason.
     pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        on_close_handler(&self.inner().close, self.closed(), Box::new(callback))
+        self.inner().life.on_close(Box::new(callback))
     }
 
     /// Downgrade to a weak handle.

@@ -372,37 +372,17 @@ impl Router {
         Ok(observer)
     }
 
-    /// Makes `producer_id` available in `cell` (piping it there once; shared, ref-counted).
-    /// `None` when the producer already lives there.
-    pub(crate) async fn ensure_producer_in(
+    /// Makes `source` (a real producer or data producer id living in `home`) available in
+    /// `target`, piping it there once (shared, ref-counted). `None` when it already lives there.
+    pub(crate) async fn ensure_in(
         &self,
-        producer_id: ProducerId,
+        source: PipeSource,
         home: &Arc<Cell>,
         target: &Arc<Cell>,
     ) -> Result<Option<PipeLease>, RequestError> {
         if home.id() == target.id() {
             return Ok(None);
         }
-        let source = PipeSource::Producer(producer_id);
-        let lease = self
-            .inner
-            .pipes
-            .acquire(source, target.id(), [home, target], || self.open_pipe(source, home, target))
-            .await?;
-        Ok(Some(lease))
-    }
-
-    /// Makes `data_producer_id` available in `cell`; `None` when it already lives there.
-    pub(crate) async fn ensure_data_producer_in(
-        &self,
-        data_producer_id: DataProducerId,
-        home: &Arc<Cell>,
-        target: &Arc<Cell>,
-    ) -> Result<Option<PipeLease>, RequestError> {
-        if home.id() == target.id() {
-            return Ok(None);
-        }
-        let source = PipeSource::DataProducer(data_producer_id);
         let lease = self
             .inner
             .pipes

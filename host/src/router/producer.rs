@@ -7,13 +7,13 @@ use super::transport::Transport;
 use super::transport_core::Child;
 use super::{Router, RouterInner};
 use crate::cell::{Cell, Count};
-use crate::object::{inert_handler, on_close_handler, Slot};
+use crate::lifecycle::Lifecycle;
+use crate::object::{inert_handler, Slot};
 use crate::worker::NotificationError;
-use event_listener_primitives::{BagOnce, HandlerId};
+use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, MediaKind, RtpParameters};
 use mediasoup::worker::RequestError;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 pub(crate) struct ProducerInner {
@@ -27,19 +27,21 @@ pub(crate) struct ProducerInner {
     transport: Arc<dyn Transport>,
     router: Weak<RouterInner>,
     real: Slot<mediasoup::producer::Producer>,
-    closed: AtomicBool,
-    transport_close: BagOnce<Box<dyn FnOnce() + Send>>,
-    close: BagOnce<Box<dyn FnOnce() + Send>>,
+    life: Lifecycle,
 }
 
 impl ProducerInner {
-    fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.close.call_simple();
+    /// Leaves the router's registry once closed.
+    fn forget(&self, closed_now: bool) {
+        if closed_now {
             if let Some(router) = self.router.upgrade() {
                 router.registry.remove_producer(&self.id);
             }
         }
+    }
+
+    fn close(&self) {
+        self.forget(self.life.close());
     }
 }
 
@@ -51,10 +53,7 @@ impl Drop for ProducerInner {
 
 impl Child for ProducerInner {
     fn transport_closed(&self) {
-        if !self.closed.load(Ordering::Acquire) {
-            self.transport_close.call_simple();
-            self.close();
-        }
+        self.forget(self.life.transport_closed());
         drop(self.real.take());
     }
 }
@@ -152,9 +151,7 @@ impl Producer {
             transport,
             router: Arc::downgrade(&router.inner),
             real: Slot::new(real),
-            closed: AtomicBool::new(false),
-            transport_close: BagOnce::default(),
-            close: BagOnce::default(),
+            life: Lifecycle::default(),
         });
         Self::from_inner(inner)
     }
@@ -238,7 +235,7 @@ impl Producer {
     /// Whether the producer is closed.
     #[must_use]
     pub fn closed(&self) -> bool {
-        self.inner().closed.load(Ordering::Acquire)
+        self.inner().life.closed()
     }
 
     /// Dump Producer.
@@ -297,12 +294,12 @@ impl Producer {
 
     /// Callback is called when the transport this producer belongs to is closed.
     pub fn on_transport_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        self.inner().transport_close.add(Box::new(callback))
+        self.inner().life.on_transport_close(Box::new(callback))
     }
 
     /// Callback is called when the producer is closed for whatever reason.
     pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
-        on_close_handler(&self.inner().close, self.closed(), Box::new(callback))
+        self.inner().life.on_close(Box::new(callback))
     }
 
     /// Consumable RTP parameters.

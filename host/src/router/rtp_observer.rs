@@ -4,6 +4,7 @@
 pub use mediasoup::rtp_observer::*;
 
 use super::pipes::PipeLease;
+use super::pipes::PipeSource;
 use super::producer::Producer;
 use super::real_routers::RouterUse;
 use super::Router;
@@ -145,7 +146,7 @@ impl<T: RealObserver + Clone + Send + Sync + 'static> ObserverCore<T> {
             .registry
             .producer(&id)
             .ok_or_else(|| RequestError::Response { reason: format!("Producer with id \"{id}\" not found") })?;
-        let lease = self.router.ensure_producer_in(found.real_id, &found.home, &self.cell).await?;
+        let lease = self.router.ensure_in(PipeSource::Producer(found.real_id), &found.home, &self.cell).await?;
         real.add_producer(RtpObserverAddProducerOptions::new(found.real_id)).await?;
         lock(&self.leases).insert(id, (found.real_id, lease));
         // When the producer goes, so does our hold on its pipe.

@@ -4,6 +4,7 @@
 use super::consumer::{Consumer, ConsumerChild};
 use super::data_consumer::DataConsumer;
 use super::data_producer::DataProducer;
+use super::pipes::PipeSource;
 use super::producer::Producer;
 use super::real_routers::RouterUse;
 use super::transport::{Transport, TransportTraceEventData, TransportTraceEventType};
@@ -185,7 +186,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         // error; the pipe made for it is then released with the lease.
         let lease = self
             .router
-            .ensure_producer_in(found.real_id, &found.home, &self.cell)
+            .ensure_in(PipeSource::Producer(found.real_id), &found.home, &self.cell)
             .await
             .map_err(ConsumeError::Request)?;
         let mut options = options;
@@ -239,7 +240,7 @@ impl<T: RealTransport + Clone, X: Send + Sync + 'static> TransportCore<T, X> {
         let found = self.router.inner.registry.data_producer(&id).ok_or(ConsumeDataError::DataProducerNotFound(id))?;
         let lease = self
             .router
-            .ensure_data_producer_in(found.real_id, &found.home, &self.cell)
+            .ensure_in(PipeSource::DataProducer(found.real_id), &found.home, &self.cell)
             .await
             .map_err(ConsumeDataError::Request)?;
         let options = retarget(options, found.real_id);
