@@ -246,7 +246,7 @@ impl Cell {
         let mut labels: Vec<(String, u32)> = lock(&self.labels).iter().map(|(k, v)| (k.clone(), *v)).collect();
         labels.sort();
         CellLoad {
-            id: self.id,
+            id: self.id.0,
             node: self.node.clone(),
             region: self.region.clone(),
             cpu: self.cpu(),

@@ -105,6 +105,8 @@ pub enum PolicyChoice {
     Spread,
     /// A placement plugin (`.wasm`), loaded by the plugin runtime.
     Plugin(PathBuf),
+    /// The default placement plugin (`plugins/pack`, embedded in the host).
+    PackPlugin,
     /// A policy given in code.
     Custom(Arc<dyn PlacementPolicy>),
 }
@@ -115,19 +117,21 @@ impl std::fmt::Debug for PolicyChoice {
             Self::Pack => f.write_str("Pack"),
             Self::Spread => f.write_str("Spread"),
             Self::Plugin(path) => f.debug_tuple("Plugin").field(path).finish(),
+            Self::PackPlugin => f.write_str("PackPlugin"),
             Self::Custom(policy) => f.debug_tuple("Custom").field(&policy.name()).finish(),
         }
     }
 }
 
 impl PolicyChoice {
-    /// Parses `pack`, `spread` or a path to a `.wasm` file.
+    /// Parses `pack`, `spread`, `pack-plugin` or a path to a `.wasm` file.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         match text {
             "pack" => Ok(Self::Pack),
             "spread" => Ok(Self::Spread),
+            "pack-plugin" => Ok(Self::PackPlugin),
             path if path.ends_with(".wasm") => Ok(Self::Plugin(PathBuf::from(path))),
-            other => Err(invalid("policy", format!("'{other}' is not pack, spread or a .wasm file"))),
+            other => Err(invalid("policy", format!("'{other}' is not pack, spread, pack-plugin or a .wasm file"))),
         }
     }
 
@@ -137,7 +141,7 @@ impl PolicyChoice {
             Self::Pack => Some(Arc::new(BinPack { watermark })),
             Self::Spread => Some(Arc::new(Spread)),
             Self::Custom(policy) => Some(Arc::clone(policy)),
-            Self::Plugin(_) => None,
+            Self::Plugin(_) | Self::PackPlugin => None,
         }
     }
 }
@@ -231,8 +235,9 @@ impl HostOptions {
             None => Self::default(),
         };
         if let Some(policy) = var("MAFALDA_POLICY") {
-            options.policy = PolicyChoice::parse(&policy)
-                .map_err(|_| invalid("MAFALDA_POLICY", format!("'{policy}' is not pack, spread or a .wasm file")))?;
+            options.policy = PolicyChoice::parse(&policy).map_err(|_| {
+                invalid("MAFALDA_POLICY", format!("'{policy}' is not pack, spread, pack-plugin or a .wasm file"))
+            })?;
         }
         if let Some(max) = var("MAFALDA_MAX_WORKERS") {
             options.pool.max_workers =
@@ -314,7 +319,7 @@ mod tests {
         let err = HostOptions::from_vars(vars(&[("MAFALDA_MAX_WORKERS", "lots")])).unwrap_err();
         assert!(err.to_string().contains("MAFALDA_MAX_WORKERS"), "{err}");
         let err = HostOptions::from_vars(vars(&[("MAFALDA_POLICY", "fastest")])).unwrap_err();
-        assert!(err.to_string().contains("'fastest' is not pack, spread or a .wasm file"), "{err}");
+        assert!(err.to_string().contains("'fastest' is not pack, spread, pack-plugin or a .wasm file"), "{err}");
         let err = HostOptions::from_toml("[pool]\nmax_workers = 0\n").unwrap_err();
         assert!(err.to_string().contains("max_workers"), "{err}");
         let err = HostOptions::from_toml("[pool]\nbogus = 1\n").unwrap_err();

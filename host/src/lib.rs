@@ -25,6 +25,7 @@ mod lifecycle;
 pub mod media;
 mod object;
 pub mod placement;
+pub mod plugin;
 mod plugin_policy;
 pub mod pool;
 pub mod prelude;

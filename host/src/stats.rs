@@ -38,7 +38,7 @@ impl CellStats {
     pub fn of(cell: &Cell) -> Self {
         let load = cell.load();
         Self {
-            id: load.id,
+            id: cell.id(),
             worker: cell.watch().id,
             cpu: load.cpu,
             transports: load.transports,

@@ -41,7 +41,7 @@ fn bad_configuration_is_a_clear_error() {
     let out = host(&["--policy", "fastest"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("'fastest' is not pack, spread or a .wasm file"), "stderr: {stderr}");
+    assert!(stderr.contains("'fastest' is not pack, spread, pack-plugin or a .wasm file"), "stderr: {stderr}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
         .args(["--duration", "0"])

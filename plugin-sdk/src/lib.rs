@@ -1,1 +1,43 @@
-//! Guest SDK for mafalda-host plugins. Empty until the WASM plugins issue fills it.
+//! Write mafalda-host plugins in plain Rust.
+//!
+//! A plugin implements one hook — [`Placement`](guest::Placement), [`Auth`](guest::Auth) or
+//! [`Autoscale`](guest::Autoscale) — on a type, and exports it with one macro:
+//!
+//! ```
+//! use mafalda_plugin_sdk::prelude::*;
+//!
+//! struct FirstFit;
+//!
+//! impl Placement for FirstFit {
+//!     fn place(request: &Request, cells: &[Cell]) -> Decision {
+//!         cells.iter().find(|c| !c.draining && c.cpu < 0.8).map_or(Decision::NewCell, |c| Decision::Cell(c.id))
+//!     }
+//! }
+//!
+//! mafalda_plugin_sdk::export_placement!(FirstFit);
+//! # fn main() {
+//! assert_eq!(FirstFit::place(&Request::new("r"), &[Cell::new(4)]), Decision::Cell(4));
+//! # }
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-unknown-unknown` and load the `.wasm`
+//! with `mafalda-host --plugin`. The same type is unit-tested natively with `cargo test`:
+//! call `FirstFit::place(&Request::new("r"), &[Cell::new(0)])` (see [`testing`]).
+
+pub mod policies;
+pub mod testing;
+pub mod types;
+mod wit_conversions;
+
+#[cfg(feature = "guest")]
+pub mod guest;
+
+/// What a plugin usually needs.
+pub mod prelude {
+    #[cfg(feature = "guest")]
+    pub use crate::guest::{log, now_ms, Auth, Autoscale, Placement};
+    pub use crate::types::{
+        Action, AuthRequest, Cell, Config, Decision, Denial, Direction, Grant, LogLevel, Node, NodeAdvice, Operation,
+        Request, Snapshot,
+    };
+}

@@ -43,11 +43,14 @@ pub struct EngineCounters {
 /// Checks a decision against the cells that exist and the pool's maximum.
 pub fn validate(decision: Decision, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Placement, String> {
     match decision {
-        Decision::Cell(id) => match cells.iter().find(|c| c.id == id) {
-            Some(cell) if cell.draining => Err(format!("{id} is draining")),
-            Some(_) => Ok(Placement::Existing(id)),
-            None => Err(format!("{id} does not exist")),
-        },
+        Decision::Cell(raw) => {
+            let id = CellId(raw);
+            match cells.iter().find(|c| c.id == raw) {
+                Some(cell) if cell.draining => Err(format!("{id} is draining")),
+                Some(_) => Ok(Placement::Existing(id)),
+                None => Err(format!("{id} does not exist")),
+            }
+        }
         Decision::NewCell if (cells.len() as u64) < u64::from(request.max_cells) => Ok(Placement::Spawn),
         Decision::NewCell => {
             Err(format!("asked for a new cell but the pool is at its maximum of {}", request.max_cells))
@@ -153,7 +156,7 @@ mod tests {
     }
 
     fn cells() -> Vec<CellLoad> {
-        vec![CellLoad { id: CellId(3), cpu: 0.1, ..CellLoad::default() }]
+        vec![CellLoad::new(3).with_cpu(0.1)]
     }
 
     fn request(max_cells: u32) -> PlacementRequest {
@@ -162,7 +165,7 @@ mod tests {
 
     #[test]
     fn valid_answers_pass_through() {
-        let e = engine(Ok(Decision::Cell(CellId(3))));
+        let e = engine(Ok(Decision::Cell(3)));
         assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Existing(CellId(3)));
         let e = engine(Ok(Decision::NewCell));
         assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Spawn);
@@ -171,7 +174,7 @@ mod tests {
 
     #[test]
     fn unknown_cells_and_impossible_spawns_fall_back() {
-        let e = engine(Ok(Decision::Cell(CellId(99))));
+        let e = engine(Ok(Decision::Cell(99)));
         let out = e.decide(&request(2), &cells());
         assert_eq!(out.placement, Placement::Existing(CellId(3)));
         assert!(out.fallback_reason.unwrap().contains("cell-99 does not exist"));
@@ -194,7 +197,7 @@ mod tests {
     fn draining_cells_are_refused() {
         let mut cells = cells();
         cells[0].draining = true;
-        let e = engine(Ok(Decision::Cell(CellId(3))));
+        let e = engine(Ok(Decision::Cell(3)));
         assert_eq!(e.decide(&request(2), &cells).placement, Placement::Spawn);
     }
 }

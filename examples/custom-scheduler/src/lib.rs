@@ -1,0 +1,54 @@
+//! A custom placement plugin in a few lines: keep each room on as few workers as possible, but
+//! never put two "presenter" transports on one worker. See README.md for the walkthrough.
+
+use mafalda_plugin_sdk::prelude::*;
+
+/// Rooms together, presenters apart.
+pub struct RoomAffinity;
+
+impl Placement for RoomAffinity {
+    fn place(request: &Request, cells: &[Cell]) -> Decision {
+        let presenter = request.label("role") == Some("presenter");
+        let room = request.label("room").map(|room| format!("room={room}"));
+        let in_room = |c: &Cell| room.as_deref().map_or(0, |r| c.label_count(r));
+        let allowed = |c: &&Cell| !c.draining && c.cpu < 0.8 && !(presenter && c.label_count("role=presenter") > 0);
+        // Most transports of the room first, then the fullest worker: pack the room tightly.
+        let best = cells.iter().filter(allowed).max_by_key(|c| (in_room(c), c.transports, std::cmp::Reverse(c.id)));
+        match best {
+            Some(cell) => Decision::Cell(cell.id),
+            None if (cells.len() as u32) < request.max_cells => Decision::NewCell,
+            None => Decision::Reject("every worker already has a presenter (or is full)".into()),
+        }
+    }
+}
+
+mafalda_plugin_sdk::export_placement!(RoomAffinity);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mafalda_plugin_sdk::{cells, testing::cell};
+
+    fn request(role: &str) -> Request {
+        Request::new("r").with_label("room", "blue").with_label("role", role).with_max_cells(3)
+    }
+
+    #[test]
+    fn a_room_stays_together() {
+        let cells = cells![cell(0).with_transports(5), cell(1).with_transports(1).with_label("room=blue", 1)];
+        assert_eq!(RoomAffinity::place(&request("viewer"), &cells), Decision::Cell(1));
+    }
+
+    #[test]
+    fn presenters_never_share_a_worker() {
+        let cells = cells![cell(0).with_label("room=blue", 2).with_label("role=presenter", 1), cell(1)];
+        assert_eq!(RoomAffinity::place(&request("presenter"), &cells), Decision::Cell(1));
+        let both_taken = cells![
+            cell(0).with_label("role=presenter", 1),
+            cell(1).with_label("role=presenter", 1),
+            cell(2).with_label("role=presenter", 1),
+        ];
+        assert!(matches!(RoomAffinity::place(&request("presenter"), &both_taken), Decision::Reject(_)));
+        assert_eq!(RoomAffinity::place(&request("presenter"), &both_taken[..2]), Decision::NewCell);
+    }
+}

@@ -1,0 +1,34 @@
+//! A placement plugin as the placement engine's policy. Its failures (trap, timeout, backoff)
+//! are reported as [`PolicyError`]s, so the engine's built-in packer decides instead; invalid
+//! answers are caught by the engine's validation.
+
+use super::bindings::placement::PlacementPlugin;
+use super::convert::{cell_to_wit, decision_from_wit, request_to_wit};
+use super::instances::{Instances, PluginCounters};
+use super::swap::Swappable;
+use crate::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest, PolicyError};
+
+/// A placement policy implemented by a WebAssembly plugin (hot-swappable).
+pub type WasmPlacement = Swappable<PlacementPlugin>;
+
+impl PlacementPolicy for WasmPlacement {
+    fn name(&self) -> &str {
+        self.label()
+    }
+
+    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
+        let request = request_to_wit(request);
+        let cells: Vec<_> = cells.iter().map(cell_to_wit).collect();
+        self.current()
+            .call(|plugin, store| plugin.mafalda_plugin_placement().call_place(store, &request, &cells))
+            .map(decision_from_wit)
+            .map_err(|e| PolicyError { policy: self.label().to_string(), reason: e.to_string() })
+    }
+}
+
+impl WasmPlacement {
+    /// The current plugin's counters.
+    pub fn counters(&self) -> PluginCounters {
+        Instances::counters(&self.current())
+    }
+}

@@ -1,0 +1,245 @@
+//! The plugin runtime: one wasmtime engine (component model, epoch interruption, optional fuel),
+//! the epoch ticker that enforces call deadlines, and loading: bytes → component (a core module
+//! carrying wit-bindgen metadata is componentised here) → compiled (cached) → checked against
+//! the contract (which hook it implements, nothing but `log`/`clock` imported).
+
+use super::cache::{self, ArtifactCache};
+use super::error::PluginError;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+/// Interval at which the engine's epoch advances: the resolution of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Which hook a plugin implements (its world).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// `placement-plugin`.
+    Placement,
+    /// `auth-plugin`.
+    Auth,
+    /// `autoscale-plugin`.
+    Autoscale,
+}
+
+impl PluginKind {
+    /// The world's name in `wit/plugin.wit`.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Placement => "placement-plugin",
+            Self::Auth => "auth-plugin",
+            Self::Autoscale => "autoscale-plugin",
+        }
+    }
+
+    fn hook_export(self) -> &'static str {
+        match self {
+            Self::Placement => "mafalda:plugin/placement@0.1.0",
+            Self::Auth => "mafalda:plugin/auth@0.1.0",
+            Self::Autoscale => "mafalda:plugin/autoscale@0.1.0",
+        }
+    }
+}
+
+/// Limits applied to every plugin call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Wall-clock budget of one call (placement default 5 ms).
+    pub deadline: Duration,
+    /// Most linear memory a plugin instance may have (default 16 MiB).
+    pub memory: usize,
+    /// Wasm fuel per call, when set (deterministic instruction budget).
+    pub fuel: Option<u64>,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self { deadline: Duration::from_millis(5), memory: 16 << 20, fuel: None }
+    }
+}
+
+/// A compiled, checked plugin.
+pub struct Compiled {
+    /// Name (file stem) for logs and errors.
+    pub name: String,
+    /// The hook it implements.
+    pub kind: PluginKind,
+    /// The compiled component.
+    pub component: Component,
+    /// Exported interface names.
+    pub exports: Vec<String>,
+    /// Imported interface names.
+    pub imports: Vec<String>,
+    /// Whether the native code came from the artifact cache.
+    pub from_cache: bool,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").field("name", &self.name).field("kind", &self.kind).finish()
+    }
+}
+
+/// The engine and everything shared by all plugins.
+pub struct PluginRuntime {
+    engine: Engine,
+    limits: PluginLimits,
+    cache: Option<ArtifactCache>,
+    ticking: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime").field("limits", &self.limits).finish()
+    }
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The name a plugin is known by: its file stem.
+pub fn plugin_name(path: &Path) -> String {
+    path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+impl PluginRuntime {
+    /// A runtime with `limits`, caching compiled artifacts in `cache_dir` (the default folder
+    /// when `None`; a cache that cannot be opened only costs recompilation).
+    pub fn new(limits: PluginLimits, cache_dir: Option<PathBuf>) -> Result<Arc<Self>, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.consume_fuel(limits.fuel.is_some());
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(e.to_string()))?;
+        let cache = match ArtifactCache::open(&cache_dir.unwrap_or_else(cache::default_dir)) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!(%error, "plugin artifact cache unavailable; plugins are compiled on every load");
+                None
+            }
+        };
+        let ticking = Arc::new(AtomicBool::new(true));
+        let ticker = engine.weak();
+        let running = Arc::clone(&ticking);
+        std::thread::Builder::new()
+            .name("mafalda-epoch".into())
+            .spawn(move || {
+                while running.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| PluginError::Engine(format!("epoch ticker thread: {e}")))?;
+        Ok(Arc::new(Self { engine, limits, cache, ticking }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The call limits.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// Epoch ticks in one call deadline.
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.limits.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64
+    }
+
+    /// Reads and loads a plugin file.
+    pub fn load_file(&self, path: &Path) -> Result<Compiled, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        self.load(&plugin_name(path), &bytes)
+    }
+
+    /// Loads a plugin from its bytes: a component, or a core module with wit-bindgen metadata.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Compiled, PluginError> {
+        let name = name.to_string();
+        let component = to_component(&name, bytes)?;
+        let compiled = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &component),
+            None => Component::new(&self.engine, &component).map(|c| (c, false)),
+        };
+        let (component, from_cache) =
+            compiled.map_err(|e| PluginError::Compile { name: name.clone(), reason: format!("{e:#}") })?;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let provided = ["mafalda:plugin/log@0.1.0", "mafalda:plugin/clock@0.1.0", "mafalda:plugin/types@0.1.0"];
+        let foreign: Vec<&String> = imports.iter().filter(|i| !provided.contains(&i.as_str())).collect();
+        if !foreign.is_empty() {
+            let imports = foreign.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(PluginError::Imports { name, imports });
+        }
+        let kinds: Vec<PluginKind> = [PluginKind::Placement, PluginKind::Auth, PluginKind::Autoscale]
+            .into_iter()
+            .filter(|k| exports.iter().any(|e| e == k.hook_export()))
+            .collect();
+        let kind = match kinds.as_slice() {
+            [kind] => *kind,
+            [] => {
+                return Err(PluginError::WrongWorld {
+                    name,
+                    reason: "it implements none of placement, auth, autoscale".into(),
+                    exports: exports.join(", "),
+                })
+            }
+            _ => {
+                return Err(PluginError::WrongWorld {
+                    name,
+                    reason: "a plugin implements exactly one hook".into(),
+                    exports: exports.join(", "),
+                })
+            }
+        };
+        Ok(Compiled { name, kind, component, exports, imports, from_cache })
+    }
+}
+
+/// The component form of `bytes`.
+fn to_component(name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
+    if !bytes.starts_with(b"\0asm") || bytes.len() < 8 {
+        return Err(PluginError::NotWasm { name: name.to_string() });
+    }
+    // Layer byte: 0 for a core module, 1 for a component.
+    if bytes[6] == 1 {
+        return Ok(bytes.to_vec());
+    }
+    wit_component::ComponentEncoder::default()
+        .module(bytes)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .map_err(|e| PluginError::Componentize { name: name.to_string(), reason: format!("{e:#}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_not_wasm() {
+        assert!(matches!(to_component("x", b"hello, world"), Err(PluginError::NotWasm { .. })));
+        assert!(matches!(to_component("x", b""), Err(PluginError::NotWasm { .. })));
+    }
+
+    #[test]
+    fn a_module_without_metadata_cannot_be_componentised() {
+        // The smallest valid core module: header only.
+        let empty = b"\0asm\x01\0\0\0";
+        match to_component("empty", empty) {
+            Err(PluginError::Componentize { reason, .. }) => assert!(!reason.is_empty()),
+            other => panic!("expected Componentize, got {other:?}"),
+        }
+    }
+}

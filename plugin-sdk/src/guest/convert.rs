@@ -1,0 +1,35 @@
+//! Conversions between the guest's WIT types and the SDK's plain types, and the adapters the
+//! export macros call.
+
+use super::{Auth, Autoscale, Placement};
+
+crate::wit_conversions!(super::wit);
+
+/// Runs `P::place` on WIT values.
+pub fn place<P: Placement>(
+    request: super::wit::PlacementRequest,
+    cells: Vec<super::wit::Cell>,
+) -> super::wit::Decision {
+    let cells: Vec<crate::types::Cell> = cells.into_iter().map(cell_from_wit).collect();
+    decision_to_wit(P::place(&request_from_wit(request), &cells))
+}
+
+/// Runs `A::authorize` on WIT values.
+pub fn authorize<A: Auth>(request: super::wit::AuthRequest) -> Result<super::wit::Grant, super::wit::Denial> {
+    A::authorize(&auth_request_from_wit(request)).map(grant_to_wit).map_err(denial_to_wit)
+}
+
+/// Runs `A::evaluate` on WIT values.
+pub fn evaluate<A: Autoscale>(snapshot: super::wit::ClusterSnapshot) -> Vec<super::wit::Action> {
+    A::evaluate(&snapshot_from_wit(snapshot)).into_iter().map(action_to_wit).collect()
+}
+
+/// The configuration entries as a [`Config`](crate::types::Config).
+pub fn config(entries: Vec<super::wit::ConfigEntry>) -> crate::types::Config {
+    config_from_wit(entries)
+}
+
+/// The WIT log level of a [`LogLevel`](crate::types::LogLevel).
+pub fn log_level(level: crate::types::LogLevel) -> super::wit::LogLevel {
+    log_level_to_wit(level)
+}

@@ -1,0 +1,130 @@
+//! Placement algorithms shared by the host's built-in policies and the shipped plugins (the
+//! `pack` plugin is the built-in packer plus room affinity, by construction).
+
+use crate::types::{Cell, Decision, Request};
+use std::cmp::Ordering;
+
+/// Default CPU watermark of bin-packing.
+pub const DEFAULT_CPU_WATERMARK: f64 = 0.6;
+
+fn by_cpu(a: &Cell, b: &Cell) -> Ordering {
+    a.cpu.total_cmp(&b.cpu)
+}
+
+/// True while the pool may still grow.
+pub fn has_room(request: &Request, cells: &[Cell]) -> bool {
+    (cells.len() as u64) < u64::from(request.max_cells)
+}
+
+/// The accepting cell with the lowest CPU, or a reject when none accepts.
+pub fn least_cpu(cells: &[Cell]) -> Decision {
+    cells
+        .iter()
+        .filter(|c| !c.draining)
+        .min_by(|a, b| by_cpu(a, b).then(a.transports.cmp(&b.transports)).then(a.id.cmp(&b.id)))
+        .map_or_else(
+            || Decision::Reject("no worker accepts transports and the pool is at its maximum".into()),
+            |c| Decision::Cell(c.id),
+        )
+}
+
+/// Transports in `cell` sharing the request's `room` label.
+fn room_share(request: &Request, cell: &Cell) -> u32 {
+    request.label("room").map_or(0, |room| cell.label_count(&format!("room={room}")))
+}
+
+/// Bin-packing: the busiest accepting cell under `watermark`, preferring one that already
+/// hosts the router (and, with `room_affinity`, the most transports of the same room); a new
+/// cell only when every cell is above the watermark and the pool may grow; else the least
+/// loaded.
+pub fn bin_pack(request: &Request, cells: &[Cell], watermark: f64, room_affinity: bool) -> Decision {
+    let affinity = |c: &Cell| if room_affinity { room_share(request, c) } else { 0 };
+    let best = cells.iter().filter(|c| !c.draining && c.cpu < watermark).max_by(|a, b| {
+        affinity(a)
+            .cmp(&affinity(b))
+            .then(a.hosts_router(&request.router).cmp(&b.hosts_router(&request.router)))
+            .then(by_cpu(a, b))
+            .then(a.transports.cmp(&b.transports))
+            .then(b.id.cmp(&a.id))
+    });
+    match best {
+        Some(cell) => Decision::Cell(cell.id),
+        None if has_room(request, cells) => Decision::NewCell,
+        None => least_cpu(cells),
+    }
+}
+
+/// Spreading: a new cell while every cell carries something and the pool may grow, then the
+/// cell carrying the fewest objects (CPU breaks ties).
+pub fn spread(request: &Request, cells: &[Cell]) -> Decision {
+    let has_empty = cells.iter().any(|c| !c.draining && c.transports == 0);
+    if !has_empty && has_room(request, cells) {
+        return Decision::NewCell;
+    }
+    cells
+        .iter()
+        .filter(|c| !c.draining)
+        .min_by(|a, b| a.objects().cmp(&b.objects()).then(by_cpu(a, b)).then(a.id.cmp(&b.id)))
+        .map_or_else(|| least_cpu(cells), |c| Decision::Cell(c.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(id: u32, cpu: f64, routers: &[&str]) -> Cell {
+        let mut cell = Cell::new(id).with_cpu(cpu).with_transports(1);
+        for r in routers {
+            cell = cell.with_router(*r);
+        }
+        cell
+    }
+
+    fn request(max_cells: u32) -> Request {
+        Request::new("r").with_max_cells(max_cells)
+    }
+
+    #[test]
+    fn pack_fills_the_busiest_cell_under_the_watermark() {
+        let cells = [cell(0, 0.2, &[]), cell(1, 0.5, &[]), cell(2, 0.7, &[])];
+        assert_eq!(bin_pack(&request(4), &cells, 0.6, false), Decision::Cell(1));
+    }
+
+    #[test]
+    fn pack_prefers_a_cell_already_hosting_the_router() {
+        let cells = [cell(0, 0.1, &["r"]), cell(1, 0.5, &["other"])];
+        assert_eq!(bin_pack(&request(4), &cells, 0.6, false), Decision::Cell(0));
+    }
+
+    #[test]
+    fn pack_spawns_only_when_all_are_full_and_there_is_room() {
+        let cells = [cell(0, 0.9, &[]), cell(1, 0.65, &[])];
+        assert_eq!(bin_pack(&request(3), &cells, 0.6, false), Decision::NewCell);
+        assert_eq!(bin_pack(&request(2), &cells, 0.6, false), Decision::Cell(1));
+    }
+
+    #[test]
+    fn pack_starts_the_first_cell_and_skips_draining_ones() {
+        assert_eq!(bin_pack(&request(1), &[], 0.6, false), Decision::NewCell);
+        let draining = cell(0, 0.1, &["r"]).draining();
+        assert_eq!(bin_pack(&request(2), &[draining.clone()], 0.6, false), Decision::NewCell);
+        assert!(matches!(bin_pack(&request(1), &[draining], 0.6, false), Decision::Reject(_)));
+    }
+
+    #[test]
+    fn room_affinity_keeps_a_room_together() {
+        let request = request(4).with_label("room", "blue");
+        let cells = [cell(0, 0.5, &["r"]), cell(1, 0.1, &["r"]).with_label("room=blue", 3)];
+        assert_eq!(bin_pack(&request, &cells, 0.6, false), Decision::Cell(0), "busiest without affinity");
+        assert_eq!(bin_pack(&request, &cells, 0.6, true), Decision::Cell(1), "the room's cell with affinity");
+    }
+
+    #[test]
+    fn spread_uses_every_core_then_the_fewest_objects() {
+        assert_eq!(spread(&request(2), &[cell(0, 0.1, &[])]), Decision::NewCell);
+        let cells = [cell(0, 0.4, &[]), cell(1, 0.2, &[])];
+        assert_eq!(spread(&request(2), &cells), Decision::Cell(1));
+        let cells = [cell(0, 0.4, &[]), cell(1, 0.1, &[]).with_consumers(100)];
+        assert_eq!(spread(&request(2), &cells), Decision::Cell(0), "counts first");
+    }
+}

@@ -1,0 +1,67 @@
+//! `pack`, the default placement plugin: fill the busiest worker that is still under the CPU
+//! watermark, keep a room's transports together (room affinity), prefer workers already
+//! hosting the router, start a worker only when every worker is above the watermark.
+//!
+//! Configuration: `cpu_watermark` (default 0.6).
+
+use mafalda_plugin_sdk::policies::{bin_pack, DEFAULT_CPU_WATERMARK};
+use mafalda_plugin_sdk::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static WATERMARK: AtomicU64 = AtomicU64::new(0);
+
+fn watermark() -> f64 {
+    match WATERMARK.load(Ordering::Relaxed) {
+        0 => DEFAULT_CPU_WATERMARK,
+        bits => f64::from_bits(bits),
+    }
+}
+
+/// The packing policy.
+pub struct Pack;
+
+impl Placement for Pack {
+    fn place(request: &Request, cells: &[Cell]) -> Decision {
+        bin_pack(request, cells, watermark(), true)
+    }
+
+    fn configure(config: &Config) -> Result<(), String> {
+        let mark: f64 = config.parse_or("cpu_watermark", DEFAULT_CPU_WATERMARK)?;
+        if !(mark >= 0.0 && mark.is_finite()) {
+            return Err(format!("cpu_watermark must be a non-negative CPU share, got {mark}"));
+        }
+        WATERMARK.store(mark.to_bits().max(1), Ordering::Relaxed);
+        log(LogLevel::Info, &format!("pack: cpu_watermark {mark}"));
+        Ok(())
+    }
+}
+
+mafalda_plugin_sdk::export_placement!(Pack);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mafalda_plugin_sdk::{cells, testing::cell};
+
+    #[test]
+    fn keeps_a_room_together_and_spawns_when_full() {
+        let request = Request::new("r").with_label("room", "blue").with_max_cells(3);
+        let cells = cells![
+            cell(0).with_cpu(0.4).with_router("r"),
+            cell(1).with_cpu(0.1).with_router("r").with_label("room=blue", 2)
+        ];
+        assert_eq!(Pack::place(&request, &cells), Decision::Cell(1));
+        let full = cells![cell(0).with_cpu(0.95), cell(1).with_cpu(0.9)];
+        assert_eq!(Pack::place(&request, &full), Decision::NewCell);
+    }
+
+    #[test]
+    fn configuration_is_validated() {
+        assert!(Pack::configure(&Config::new([("cpu_watermark", "lots")])).is_err());
+        assert!(Pack::configure(&Config::new([("cpu_watermark", "-1")])).is_err());
+        Pack::configure(&Config::new([("cpu_watermark", "0.8")])).expect("valid");
+        assert_eq!(watermark(), 0.8);
+        let cells = cells![cell(0).with_cpu(0.7)];
+        assert_eq!(Pack::place(&Request::new("r").with_max_cells(2), &cells), Decision::Cell(0));
+    }
+}

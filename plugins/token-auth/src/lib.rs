@@ -1,0 +1,119 @@
+//! `token-auth`: grants operations to holders of a token signed with HMAC-SHA256.
+//!
+//! A token is `base64url(claims) "." base64url(hmac_sha256(secret, claims))` where the claims
+//! are `sub=<identity>&room=<room or *>&exp=<unix seconds>`. An operation on a room is granted
+//! when the signature is valid, the token has not expired and its room claim is that room (or
+//! `*`). Configuration: `secret` (required), `leeway_secs` (clock skew allowed, default 0).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use mafalda_plugin_sdk::prelude::*;
+use sha2::Sha256;
+use std::sync::Mutex;
+
+type HmacSha256 = Hmac<Sha256>;
+
+struct Settings {
+    secret: Vec<u8>,
+    leeway: u64,
+}
+
+static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
+
+fn mac(secret: &[u8]) -> HmacSha256 {
+    match HmacSha256::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    }
+}
+
+/// Mints a token (for operators and tests): `identity` may use `room` until `expires_unix`.
+pub fn mint(secret: &[u8], identity: &str, room: &str, expires_unix: u64) -> String {
+    let claims = format!("sub={identity}&room={room}&exp={expires_unix}");
+    let mut signature = mac(secret);
+    signature.update(claims.as_bytes());
+    let tag = signature.finalize().into_bytes();
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(claims), URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// The claims of a token whose signature verifies under `secret`.
+fn verify<'a>(secret: &[u8], token: &str, claims: &'a mut String) -> Result<Vec<(&'a str, &'a str)>, Denial> {
+    let (body, tag) = token.split_once('.').ok_or_else(|| Denial::new("malformed token"))?;
+    let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| Denial::new("malformed token"))?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Denial::new("malformed token"))?;
+    let mut check = mac(secret);
+    check.update(&body);
+    check.verify_slice(&tag).map_err(|_| Denial::new("bad token signature"))?;
+    *claims = String::from_utf8(body).map_err(|_| Denial::new("malformed token"))?;
+    Ok(claims.split('&').filter_map(|pair| pair.split_once('=')).collect())
+}
+
+/// The token policy.
+pub struct TokenAuth;
+
+impl Auth for TokenAuth {
+    fn authorize(request: &AuthRequest) -> Result<Grant, Denial> {
+        let settings = SETTINGS.lock().map_err(|_| Denial::new("auth state poisoned"))?;
+        let settings = settings.as_ref().ok_or_else(|| Denial::new("token-auth is not configured"))?;
+        let token = request.token.as_deref().ok_or_else(|| Denial::new("no token"))?;
+        let mut text = String::new();
+        let claims = verify(&settings.secret, token, &mut text)?;
+        let claim = |key: &str| claims.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        let identity = claim("sub").ok_or_else(|| Denial::new("token has no subject"))?;
+        let room = claim("room").ok_or_else(|| Denial::new("token has no room"))?;
+        let expires: u64 =
+            claim("exp").and_then(|e| e.parse().ok()).ok_or_else(|| Denial::new("token has no expiry"))?;
+        if expires.saturating_add(settings.leeway) <= request.now_unix {
+            return Err(Denial::new(format!("token expired at {expires}")));
+        }
+        if let Some(wanted) = &request.room {
+            if room != "*" && room != wanted {
+                return Err(Denial::new(format!("token is for room {room}, not {wanted}")));
+            }
+        }
+        let rooms = if room == "*" { Vec::new() } else { vec![room.to_string()] };
+        Ok(Grant { identity: identity.to_string(), rooms, expires_unix: Some(expires) })
+    }
+
+    fn configure(config: &Config) -> Result<(), String> {
+        let secret = config.get("secret").filter(|s| !s.is_empty()).ok_or("token-auth needs a `secret`")?;
+        let leeway = config.parse_or("leeway_secs", 0u64)?;
+        let mut settings = SETTINGS.lock().map_err(|_| "auth state poisoned".to_string())?;
+        *settings = Some(Settings { secret: secret.as_bytes().to_vec(), leeway });
+        Ok(())
+    }
+}
+
+mafalda_plugin_sdk::export_auth!(TokenAuth);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(token: Option<String>, room: &str, now: u64) -> AuthRequest {
+        AuthRequest {
+            token,
+            peer: None,
+            operation: Operation::Connect,
+            router: None,
+            room: Some(room.into()),
+            now_unix: now,
+        }
+    }
+
+    #[test]
+    fn grants_valid_tokens_and_denies_the_rest() {
+        TokenAuth::configure(&Config::new([("secret", "s3cret")])).expect("configured");
+        let good = mint(b"s3cret", "alice", "blue", 2_000);
+        let grant = TokenAuth::authorize(&request(Some(good.clone()), "blue", 1_000)).expect("granted");
+        assert_eq!(grant.identity, "alice");
+        assert_eq!(grant.rooms, vec!["blue".to_string()]);
+        assert!(TokenAuth::authorize(&request(Some(good.clone()), "red", 1_000)).is_err());
+        assert!(TokenAuth::authorize(&request(Some(good), "blue", 2_000)).is_err());
+        assert!(TokenAuth::authorize(&request(Some(mint(b"other", "alice", "blue", 2_000)), "blue", 1)).is_err());
+        assert!(TokenAuth::authorize(&request(Some("garbage".into()), "blue", 1)).is_err());
+        assert!(TokenAuth::authorize(&request(None, "blue", 1)).is_err());
+        assert!(TokenAuth::configure(&Config::default()).is_err(), "a secret is required");
+    }
+}
