@@ -66,6 +66,7 @@ pub struct Cell {
     labels: Mutex<HashMap<String, u32>>,
     members: Mutex<Vec<Weak<dyn Member>>>,
     draining: AtomicBool,
+    retiring: AtomicBool,
     closed: AtomicBool,
     cpu: Mutex<CpuMeter>,
     idle_since: Mutex<Option<Instant>>,
@@ -119,6 +120,7 @@ impl Cell {
             labels: Mutex::default(),
             members: Mutex::default(),
             draining: AtomicBool::new(false),
+            retiring: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             cpu: Mutex::default(),
             idle_since: Mutex::new(Some(Instant::now())),
@@ -153,6 +155,17 @@ impl Cell {
     /// Stops (or resumes) placing transports here.
     pub fn set_draining(&self, draining: bool) {
         self.draining.store(draining, Ordering::Relaxed);
+    }
+
+    /// Drains the cell and marks it to be closed as soon as it is idle.
+    pub fn set_retiring(&self) {
+        self.set_draining(true);
+        self.retiring.store(true, Ordering::Relaxed);
+    }
+
+    /// True when the cell closes as soon as it is idle.
+    pub fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed)
     }
 
     /// Current value of one count.

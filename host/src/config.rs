@@ -171,20 +171,14 @@ struct FileConfig {
     pipes: PipeOptions,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FilePlacement {
-    policy: String,
-}
-
-impl Default for FilePlacement {
-    fn default() -> Self {
-        Self { policy: "pack".into() }
-    }
+    policy: Option<String>,
 }
 
 /// Everything the host needs; pass it to `WorkerManager::with_options`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostOptions {
     /// The worker pool.
     pub pool: PoolOptions,
@@ -196,6 +190,30 @@ pub struct HostOptions {
     pub node: String,
     /// Region of this host in cell loads.
     pub region: String,
+    /// Whether the policy was chosen (file or environment) rather than defaulted.
+    pub policy_given: bool,
+}
+
+/// This machine's host name (`local` when unknown).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_string())
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            pool: PoolOptions::default(),
+            policy: PolicyChoice::default(),
+            pipes: PipeOptions::default(),
+            node: host_name(),
+            region: "local".to_string(),
+            policy_given: false,
+        }
+    }
 }
 
 impl HostOptions {
@@ -213,12 +231,9 @@ impl HostOptions {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let file: FileConfig = toml::from_str(text)
             .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
-        let options = Self {
-            pool: file.pool,
-            policy: PolicyChoice::parse(&file.placement.policy)?,
-            pipes: file.pipes,
-            ..Self::default()
-        };
+        let policy_given = file.placement.policy.is_some();
+        let policy = file.placement.policy.as_deref().map(PolicyChoice::parse).transpose()?.unwrap_or_default();
+        let options = Self { pool: file.pool, policy, pipes: file.pipes, policy_given, ..Self::default() };
         options.validate()
     }
 
@@ -235,6 +250,7 @@ impl HostOptions {
             None => Self::default(),
         };
         if let Some(policy) = var("MAFALDA_POLICY") {
+            options.policy_given = true;
             options.policy = PolicyChoice::parse(&policy).map_err(|_| {
                 invalid("MAFALDA_POLICY", format!("'{policy}' is not pack, spread, pack-plugin or a .wasm file"))
             })?;

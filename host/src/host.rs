@@ -1,16 +1,20 @@
 //! The host: the cells (workers) shared by every virtual worker and router, the placement
 //! engine, the background sampler (CPU per worker, idle release) and host-wide events.
 
+use crate::autoscale::ScaleAdvice;
 use crate::cell::Cell;
 use crate::config::HostOptions;
 use crate::object::{lock, EventBag};
 use crate::placement::{
     BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy, PlacementRequest,
 };
+use crate::plugin::monotonic_ms;
+use crate::plugin::AuthGate;
 use crate::pool::{WorkerPool, WorkerTemplate};
 use crate::router::RouterInner;
 use crate::stats::{CellStats, HostStats};
 use event_listener_primitives::HandlerId;
+use mafalda_plugin_sdk::types::{AuthRequest, Denial, Grant, Node, Snapshot};
 use mediasoup::prelude::TransportId;
 use mediasoup::prelude::{RouterOptions, RtpCapabilitiesFinalized, RtpCodecCapability};
 use mediasoup::router::RouterId;
@@ -61,6 +65,7 @@ pub enum PlaceError {
 struct Events {
     new_cell: EventBag<CellId>,
     cell_closed: EventBag<CellClosed>,
+    scale_advice: EventBag<ScaleAdvice>,
 }
 
 /// The shared state behind every virtual worker and router of one `WorkerManager`.
@@ -73,6 +78,7 @@ pub struct Host {
     spawn_lock: tokio::sync::Mutex<()>,
     routers: Mutex<Vec<Weak<RouterInner>>>,
     calculator: Mutex<Option<(CellId, mediasoup::router::Router)>>,
+    auth: RwLock<Option<Arc<AuthGate>>>,
     events: Events,
 }
 
@@ -98,6 +104,7 @@ impl Host {
             spawn_lock: tokio::sync::Mutex::new(()),
             routers: Mutex::default(),
             calculator: Mutex::default(),
+            auth: RwLock::default(),
             events: Events::default(),
             options,
         });
@@ -262,6 +269,59 @@ impl Host {
         self.cell(id).map(|cell| cell.set_draining(true)).is_some()
     }
 
+    /// Retires a cell: drains it and closes it once idle (at once when idle now).
+    pub fn retire_cell(&self, id: CellId) -> bool {
+        let Some(cell) = self.cell(id) else { return false };
+        cell.set_retiring();
+        info!(cell = %id, "cell retiring");
+        if cell.is_idle() {
+            self.close_cell(id, CloseReason::Retired);
+        }
+        true
+    }
+
+    /// What the autoscaler sees: this node and its cells.
+    pub fn snapshot(&self) -> Snapshot {
+        let cells = self.loads();
+        let cpu = if cells.is_empty() { 0.0 } else { cells.iter().map(|c| c.cpu).sum::<f64>() / cells.len() as f64 };
+        let node = Node {
+            name: self.options.node.clone(),
+            region: self.options.region.clone(),
+            workers: cells.len() as u32,
+            max_workers: u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX),
+            cpu,
+            draining: false,
+        };
+        Snapshot { nodes: vec![node], cells, now_ms: monotonic_ms() }
+    }
+
+    /// Installs the auth plugin every [`Host::authorize`] call goes through.
+    pub fn set_auth(&self, gate: Option<Arc<AuthGate>>) {
+        *self.auth.write().unwrap_or_else(std::sync::PoisonError::into_inner) = gate;
+    }
+
+    /// Grants or denies an operation: through the auth plugin when one is installed (which fails
+    /// closed); without one, everything is granted (in-process use needs no auth).
+    pub fn authorize(&self, request: &AuthRequest) -> Result<Grant, Denial> {
+        let gate = self.auth.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match gate {
+            Some(gate) => gate.authorize(request),
+            None => {
+                Ok(Grant { identity: request.peer.clone().unwrap_or_default(), rooms: Vec::new(), expires_unix: None })
+            }
+        }
+    }
+
+    /// Emits a node action of the autoscaler.
+    pub(crate) fn advise(&self, advice: &ScaleAdvice) {
+        self.events.scale_advice.call_simple(advice);
+    }
+
+    /// Called with each node action the autoscaler asks for (add, remove or drain a node).
+    pub fn on_scale_advice<F: Fn(&ScaleAdvice) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.events.scale_advice.add(Arc::new(callback))
+    }
+
     /// Registers a virtual router for stats and cell events.
     pub(crate) fn add_router(&self, router: Weak<RouterInner>) {
         let mut routers = lock(&self.routers);
@@ -301,6 +361,10 @@ impl Host {
         for cell in &cells {
             cell.sample_cpu();
         }
+        for cell in cells.iter().filter(|c| c.is_retiring() && c.is_idle()) {
+            self.close_cell(cell.id(), CloseReason::Retired);
+        }
+        let cells = self.cells();
         let grace = self.options.pool.idle_grace;
         let mut open = cells.len();
         for cell in cells {

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autoscale;
 pub mod cell;
 pub mod config;
 pub mod demo;
@@ -32,6 +33,7 @@ pub mod prelude;
 pub mod router;
 pub mod rtp;
 pub mod shutdown;
+pub mod simulate;
 pub mod stats;
 pub mod webrtc_server;
 pub mod worker;

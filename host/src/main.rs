@@ -1,31 +1,44 @@
-//! The `mafalda-host` binary: runs mediasoup workers and the jobs built on them.
+//! The `mafalda-host` binary: runs mediasoup workers with their plugins, and the tools around
+//! them (demo, plugin check, simulator).
+
+mod cmd;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use cmd::plugins::PluginFlags;
+use mafalda_host::autoscale::AutoscaleOptions;
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::demo::{self, DemoOptions};
-use mafalda_host::host::CloseReason;
-use mafalda_host::pool::{available_cores, WorkerPool, WorkerTemplate};
-use mafalda_host::shutdown::{stop_requested, StopReason};
-use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
-use mafalda_host::worker_manager::WorkerManager;
+use mafalda_host::pool::available_cores;
+use mafalda_host::shutdown::stop_requested;
+use mafalda_host::simulate::Shape;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
-use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-/// mafalda-host: one logical mediasoup Router over every core.
+/// mafalda-host: one logical mediasoup Router over every core, placed by plugins.
 ///
 /// Without a command, starts the workers and keeps them running until Ctrl-C (or --duration).
 /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=mafalda_host=debug,mediasoup=warn) to choose
 /// what is logged. Configuration: --config FILE (TOML), then MAFALDA_* environment variables,
-/// then the flags below (flags win).
+/// then the flags below (flags win). SIGHUP reloads the plugins.
 #[derive(Debug, Parser)]
 #[command(name = "mafalda-host", version, about, long_about)]
 struct Cli {
     #[command(flatten)]
     host: HostFlags,
+
+    #[command(flatten)]
+    plugins: PluginFlags,
+
+    /// Seconds between two evaluations of the autoscale plugin.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 10.0)]
+    autoscale_interval: f64,
+
+    /// Command run for each node action of the autoscale plugin, the advice as JSON on stdin.
+    #[arg(long, global = true, value_name = "CMD")]
+    scale_hook: Option<String>,
 
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, global = true, value_name = "SECS")]
@@ -47,7 +60,8 @@ struct HostFlags {
     #[arg(long, global = true, value_name = "N", value_parser = parse_workers)]
     max_workers: Option<NonZeroUsize>,
 
-    /// Placement policy: pack (bin-pack under the CPU watermark), spread (least loaded).
+    /// Placement policy: pack (built-in bin-packing), spread (built-in least loaded),
+    /// pack-plugin (the embedded default plugin, used when nothing else is chosen) or a .wasm.
     #[arg(long, global = true, value_name = "POLICY", value_parser = parse_policy)]
     policy: Option<PolicyChoice>,
 
@@ -59,7 +73,7 @@ struct HostFlags {
     #[arg(long, global = true, value_name = "SECS")]
     idle_grace: Option<f64>,
 
-    /// TOML configuration file (sections [pool], [placement], [pipes]; see the README).
+    /// TOML configuration file (sections [pool], [placement], [pipes]; see docs/drop-in.md).
     #[arg(long, global = true, value_name = "FILE", env = "MAFALDA_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -80,6 +94,46 @@ enum Command {
         /// Encrypt the pipes between workers with SRTP.
         #[arg(long)]
         srtp_pipes: bool,
+    },
+    /// Plugin tools.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Replays a join/leave trace against each --plugin (a .wasm, or pack, spread,
+    /// pack-plugin) and prints their cells, CPU, pipes and rejections side by side.
+    Simulate {
+        /// The trace (JSON lines; `mafalda-host trace` makes one).
+        #[arg(long, value_name = "FILE")]
+        trace: PathBuf,
+    },
+    /// Prints a generated join/leave trace (JSON lines) of typical rooms.
+    Trace {
+        /// Room shape.
+        #[arg(value_enum)]
+        shape: Shape,
+        /// Rooms.
+        #[arg(long, default_value_t = 20)]
+        rooms: u32,
+        /// Typical peers per room.
+        #[arg(long, default_value_t = 8)]
+        peers: u32,
+        /// Trace length in seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u32,
+        /// Seed (same seed, same trace).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Validates a plugin: loads, compiles, instantiates and configures it; prints its world,
+    /// exports and imports. Exits non-zero with the reason when it is not usable.
+    Check {
+        /// The plugin file.
+        file: PathBuf,
     },
 }
 
@@ -116,29 +170,45 @@ impl HostFlags {
         }
         if let Some(policy) = &self.policy {
             options.policy = policy.clone();
+            options.policy_given = true;
         }
         Ok(options.validate()?)
     }
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() {
     let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("mafalda-host: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let duration = cli.duration.map(Duration::from_secs);
+    let autoscale = AutoscaleOptions {
+        interval: Duration::try_from_secs_f64(cli.autoscale_interval).context("--autoscale-interval")?,
+        scale_hook: cli.scale_hook.clone(),
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let options = cli.host.options()?;
+            let policy_given = options.policy_given;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
-            serve(cli.host.options()?, initial, duration).await
+            let running = cmd::serve::start(options, policy_given, &cli.plugins, autoscale, initial).await?;
+            cmd::serve::serve(running, duration).await
         }
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
             let workers = cli.host.workers.unwrap_or_else(available_cores);
-            let pool =
-                WorkerPool::start(workers, WorkerTemplate::default()).await.context("starting mediasoup workers")?;
+            let pool = mafalda_host::pool::WorkerPool::start(workers, Default::default())
+                .await
+                .context("starting mediasoup workers")?;
             let options = DemoOptions {
                 consumers_per_worker,
                 packets_per_second: pps,
@@ -152,35 +222,13 @@ async fn main() -> Result<()> {
             demo::run(pool, options, shutdown).await.context("demo failed")?;
             Ok(())
         }
-    }
-}
-
-/// Runs the host (workers, placement, sampler) until stopped, with `initial` workers up front
-/// (those above `min_workers` are released once idle for the grace period).
-async fn serve(options: HostOptions, initial: NonZeroUsize, duration: Option<Duration>) -> Result<()> {
-    let policy = format!("{:?}", options.policy);
-    let manager = WorkerManager::with_options(options);
-    let mut settings = WorkerSettings::default();
-    settings.log_level = WorkerLogLevel::Warn;
-    settings.log_tags = Vec::new();
-    let _worker = manager.create_worker(settings).await.context("starting mediasoup workers")?;
-    let host = manager.host();
-    while host.cells().len() < initial.get() {
-        if host.spawn_cell().await.context("starting a mediasoup worker")?.is_none() {
-            break;
+        Command::Plugin { command: PluginCommand::Check { file } } => cmd::plugins::check(&cli.plugins, &file),
+        Command::Simulate { trace } => {
+            let max = cli.host.max_workers.map_or(8, NonZeroUsize::get);
+            cmd::simulate::simulate(&cli.plugins, &trace, u32::try_from(max).unwrap_or(u32::MAX))
+        }
+        Command::Trace { shape, rooms, peers, seconds, seed } => {
+            cmd::simulate::trace(shape, rooms, peers, seconds, seed)
         }
     }
-    info!(workers = host.cells().len(), max = host.options().pool.max_workers, %policy, "mafalda-host running; Ctrl-C to stop");
-    let reason = stop_requested(duration).await.context("installing signal handlers")?;
-    info!(?reason, "stopping");
-    let cells = host.cells();
-    for cell in &cells {
-        host.close_cell(cell.id(), CloseReason::Retired);
-        cell.watch().closed().await;
-    }
-    info!(workers = cells.len(), "all workers closed");
-    if reason == StopReason::Deadline {
-        println!("mafalda-host: ran for the requested duration; closed {} workers", cells.len());
-    }
-    Ok(())
 }

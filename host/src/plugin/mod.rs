@@ -13,14 +13,23 @@ pub mod placement;
 pub mod runtime;
 pub mod set;
 pub mod swap;
+pub mod watch;
 
 pub use auth::AuthGate;
 pub use autoscale::AutoscaleHook;
+pub use bindings::monotonic_ms;
 pub use error::PluginError;
 pub use instances::PluginCounters;
 pub use placement::WasmPlacement;
 pub use runtime::{plugin_name, Compiled, PluginKind, PluginLimits, PluginRuntime};
 pub use set::PluginSet;
+
+/// The three worlds' host bindings (for code generic over [`instances::Instances`]).
+pub mod worlds {
+    pub use super::bindings::auth::AuthPlugin;
+    pub use super::bindings::autoscale::AutoscalePlugin;
+    pub use super::bindings::placement::PlacementPlugin;
+}
 
 /// The default placement plugin (`plugins/pack`), compiled to wasm by the build and embedded.
 pub const DEFAULT_PLACEMENT_WASM: &[u8] =

@@ -1,0 +1,122 @@
+//! Plugin flags shared by the commands, and `mafalda-host plugin check`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mafalda_host::config::PolicyChoice;
+use mafalda_host::placement::PlacementPolicy;
+use mafalda_host::plugin::{
+    swap, worlds, PluginKind, PluginLimits, PluginRuntime, PluginSet, WasmPlacement, DEFAULT_PLACEMENT_WASM,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `--plugin*` flags.
+#[derive(Debug, Args)]
+pub struct PluginFlags {
+    /// A plugin (.wasm component, or core module built with the SDK); its world decides its hook
+    /// (placement, auth, autoscale). Repeat for several. Without a placement plugin the embedded
+    /// default `pack` plugin places transports.
+    #[arg(long = "plugin", global = true, value_name = "FILE")]
+    pub plugins: Vec<PathBuf>,
+
+    /// Configuration given to every plugin's `configure` (repeatable), e.g. cpu_watermark=0.7.
+    #[arg(long = "plugin-config", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub plugin_config: Vec<(String, String)>,
+
+    /// Reload plugins when their files change (they are also reloaded on SIGHUP).
+    #[arg(long = "plugin-watch", global = true)]
+    pub watch: bool,
+
+    /// Deadline of one plugin call, in milliseconds.
+    #[arg(long = "plugin-deadline-ms", global = true, value_name = "MS", default_value_t = 5)]
+    pub deadline_ms: u64,
+
+    /// Memory cap of one plugin instance, in MiB.
+    #[arg(long = "plugin-memory-mib", global = true, value_name = "MIB", default_value_t = 16)]
+    pub memory_mib: usize,
+
+    /// Wasm fuel per plugin call (deterministic instruction budget); off by default.
+    #[arg(long = "plugin-fuel", global = true, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("'{text}' is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("'{text}' has an empty key"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+impl PluginFlags {
+    /// The runtime these flags describe.
+    pub fn runtime(&self) -> Result<Arc<PluginRuntime>> {
+        let limits = PluginLimits {
+            deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            memory: self.memory_mib.max(1) << 20,
+            fuel: self.fuel,
+        };
+        Ok(PluginRuntime::new(limits, None)?)
+    }
+
+    /// Loads the `--plugin` files.
+    pub fn load(&self, runtime: &Arc<PluginRuntime>) -> Result<PluginSet> {
+        PluginSet::load(runtime, &self.plugins, &self.plugin_config).context("loading plugins")
+    }
+
+    /// The embedded default placement plugin, configured.
+    pub fn default_placement(&self, runtime: &Arc<PluginRuntime>) -> Result<Arc<WasmPlacement>> {
+        let plugin = WasmPlacement::from_bytes(
+            Arc::clone(runtime),
+            PluginKind::Placement,
+            "pack",
+            DEFAULT_PLACEMENT_WASM,
+            &self.plugin_config,
+        )
+        .context("loading the embedded pack plugin")?;
+        Ok(Arc::new(plugin))
+    }
+}
+
+/// A placement policy for the simulator: a `.wasm` file, or a built-in name.
+pub fn placement_policy(
+    flags: &PluginFlags,
+    runtime: &Arc<PluginRuntime>,
+    spec: &Path,
+) -> Result<Arc<dyn PlacementPolicy>> {
+    let text = spec.to_string_lossy();
+    if !spec.exists() {
+        if let Ok(choice) = PolicyChoice::parse(&text) {
+            return match choice {
+                PolicyChoice::PackPlugin => Ok(flags.default_placement(runtime)?),
+                other => other.native(mafalda_host::placement::DEFAULT_CPU_WATERMARK).context("unknown policy"),
+            };
+        }
+    }
+    let compiled = runtime.load_file(spec)?;
+    let instances = swap::build(runtime, PluginKind::Placement, compiled, &flags.plugin_config)?;
+    Ok(Arc::new(WasmPlacement::new(Arc::clone(runtime), instances, Some(spec), &flags.plugin_config)))
+}
+
+/// `mafalda-host plugin check FILE`: validates a plugin and describes it.
+pub fn check(flags: &PluginFlags, file: &Path) -> Result<()> {
+    let runtime = flags.runtime()?;
+    let compiled = runtime.load_file(file).with_context(|| format!("{} is not a usable plugin", file.display()))?;
+    println!("plugin:  {}", compiled.name);
+    println!("world:   mafalda:plugin/{}@0.1.0", compiled.kind.world());
+    println!("exports: {}", compiled.exports.join(", "));
+    println!("imports: {}", if compiled.imports.is_empty() { "none".to_string() } else { compiled.imports.join(", ") });
+    let kind = compiled.kind;
+    match kind {
+        PluginKind::Placement => {
+            drop(swap::build::<worlds::PlacementPlugin>(&runtime, kind, compiled, &flags.plugin_config)?)
+        }
+        PluginKind::Auth => drop(swap::build::<worlds::AuthPlugin>(&runtime, kind, compiled, &flags.plugin_config)?),
+        PluginKind::Autoscale => {
+            drop(swap::build::<worlds::AutoscalePlugin>(&runtime, kind, compiled, &flags.plugin_config)?)
+        }
+    }
+    println!("check:   instantiated and configured within {} MiB", flags.memory_mib);
+    Ok(())
+}
