@@ -107,7 +107,7 @@ mod tests {
     fn pack_starts_the_first_cell_and_skips_draining_ones() {
         assert_eq!(bin_pack(&request(1), &[], 0.6, false), Decision::NewCell);
         let draining = cell(0, 0.1, &["r"]).draining();
-        assert_eq!(bin_pack(&request(2), &[draining.clone()], 0.6, false), Decision::NewCell);
+        assert_eq!(bin_pack(&request(2), std::slice::from_ref(&draining), 0.6, false), Decision::NewCell);
         assert!(matches!(bin_pack(&request(1), &[draining], 0.6, false), Decision::Reject(_)));
     }
 

@@ -3,7 +3,7 @@
 #![allow(missing_docs)]
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 
 /// The `placement-plugin` world (it also defines the types and imports every world uses).
@@ -40,12 +40,28 @@ pub mod autoscale {
 /// The WIT types, as the host sees them.
 pub use placement::mafalda::plugin::types as wit;
 
-/// What each plugin store holds: its name (for logs) and its resource limits.
+/// What each plugin store holds: its name (for logs), its resource limits and the CPU-time
+/// budget of the call in progress.
 pub struct PluginState {
     /// The plugin's name.
     pub name: String,
     /// Memory and instance limits of the store.
     pub limits: StoreLimits,
+    /// CPU time one call may use.
+    pub budget: Duration,
+    /// The calling thread's CPU time when the current call started.
+    pub started: Duration,
+}
+
+/// CPU time used so far by the calling thread.
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_THREAD_CPUTIME_ID is valid.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 impl placement::mafalda::plugin::types::Host for PluginState {}

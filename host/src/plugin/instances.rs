@@ -3,7 +3,9 @@
 //! the memory cap and optional fuel. An instance that failed is dropped (a fresh one is built
 //! for the next call) and the plugin backs off exponentially before it is called again.
 
-use super::bindings::{auth::AuthPlugin, autoscale::AutoscalePlugin, placement::PlacementPlugin, wit, PluginState};
+use super::bindings::{
+    auth::AuthPlugin, autoscale::AutoscalePlugin, placement::PlacementPlugin, thread_cpu_time, wit, PluginState,
+};
 use super::error::PluginError;
 use super::runtime::{Compiled, PluginRuntime};
 use crate::object::lock;
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 /// Backoff after the first failure; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -160,7 +162,11 @@ impl<W: World> Instances<W> {
         }
     }
 
+    /// Arms the call limits. The deadline is a budget of the calling thread's CPU time,
+    /// checked on every epoch tick once the wall-clock deadline has passed: a thread the
+    /// scheduler set aside (another core compiling a reload, say) does not time a plugin out.
     fn arm(&self, store: &mut Store<PluginState>) -> Result<(), PluginError> {
+        store.data_mut().started = thread_cpu_time();
         store.set_epoch_deadline(self.runtime.deadline_ticks());
         if let Some(fuel) = self.runtime.limits().fuel {
             store.set_fuel(fuel).map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -176,8 +182,15 @@ impl<W: World> Instances<W> {
             .instances(8)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(self.runtime.engine(), PluginState { name: name.clone(), limits });
+        let budget = self.runtime.limits().deadline;
+        let state = PluginState { name: name.clone(), limits, budget, started: Duration::ZERO };
+        let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            let used = thread_cpu_time().saturating_sub(state.started);
+            Ok(if used < state.budget { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
+        });
         self.arm(&mut store)?;
         let bindings = W::instantiate(&mut store, &self.compiled.component, &self.linker)
             .map_err(|e| self.classify(e, |reason| PluginError::Instantiate { name: name.clone(), reason }))?;
@@ -195,7 +208,7 @@ impl<W: World> Instances<W> {
         let name = self.compiled.name.clone();
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
-                PluginError::Timeout { name, limit: format!("deadline {:?}", self.runtime.limits().deadline) }
+                PluginError::Timeout { name, limit: format!("CPU budget {:?}", self.runtime.limits().deadline) }
             }
             Some(Trap::OutOfFuel) => PluginError::Timeout { name, limit: "fuel".into() },
             Some(_) => PluginError::Trap { name, reason: format!("{error:#}") },

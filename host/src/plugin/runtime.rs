@@ -48,7 +48,7 @@ impl PluginKind {
 /// Limits applied to every plugin call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginLimits {
-    /// Wall-clock budget of one call (placement default 5 ms).
+    /// CPU-time budget of one call (default 5 ms).
     pub deadline: Duration,
     /// Most linear memory a plugin instance may have (default 16 MiB).
     pub memory: usize,
@@ -117,6 +117,8 @@ impl PluginRuntime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.consume_fuel(limits.fuel.is_some());
+        // Compiling a reload on every core would starve the threads placing transports.
+        config.parallel_compilation(false);
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(e.to_string()))?;
         let cache = match ArtifactCache::open(&cache_dir.unwrap_or_else(cache::default_dir)) {
             Ok(cache) => Some(cache),
@@ -217,10 +219,19 @@ fn to_component(name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
     if bytes[6] == 1 {
         return Ok(bytes.to_vec());
     }
-    wit_component::ComponentEncoder::default()
-        .module(bytes)
-        .and_then(|encoder| encoder.validate(true).encode())
-        .map_err(|e| PluginError::Componentize { name: name.to_string(), reason: format!("{e:#}") })
+    let refuse = |reason: String| PluginError::Componentize { name: name.to_string(), reason };
+    // Validate first: wit-component assumes a well-formed module.
+    wasmparser::Validator::new().validate_all(bytes).map_err(|e| refuse(format!("invalid wasm: {e}")))?;
+    // A well-formed module can still carry a malformed metadata section; wit-component may
+    // panic on it, which must not take the host down.
+    let encoded = std::panic::catch_unwind(|| {
+        wit_component::ComponentEncoder::default().module(bytes).and_then(|encoder| encoder.validate(true).encode())
+    });
+    match encoded {
+        Ok(Ok(component)) => Ok(component),
+        Ok(Err(e)) => Err(refuse(format!("{e:#}"))),
+        Err(_) => Err(refuse("malformed component-type metadata".into())),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use super::error::PluginError;
 use super::instances::{Instances, World};
 use super::runtime::{PluginKind, PluginRuntime};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// A swappable plugin of world `W`.
@@ -15,6 +16,7 @@ pub struct Swappable<W> {
     config: Vec<(String, String)>,
     runtime: Arc<PluginRuntime>,
     current: RwLock<Arc<Instances<W>>>,
+    swaps: AtomicU64,
 }
 
 impl<W> std::fmt::Debug for Swappable<W> {
@@ -37,6 +39,7 @@ impl<W: World> Swappable<W> {
             config: config.to_vec(),
             runtime,
             current: RwLock::new(Arc::new(instances)),
+            swaps: AtomicU64::new(0),
         }
     }
 
@@ -62,6 +65,11 @@ impl<W: World> Swappable<W> {
         self.source.as_deref()
     }
 
+    /// How many times a reload swapped a new version in.
+    pub fn swaps(&self) -> u64 {
+        self.swaps.load(Ordering::Acquire)
+    }
+
     /// The instances calls should use now.
     pub fn current(&self) -> Arc<Instances<W>> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
@@ -74,6 +82,7 @@ impl<W: World> Swappable<W> {
         };
         let fresh = build::<W>(&self.runtime, kind, self.runtime.load_file(path)?, &self.config)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        self.swaps.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }

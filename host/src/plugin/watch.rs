@@ -28,9 +28,10 @@ fn fingerprint(files: &[PathBuf]) -> Vec<Option<(u64, SystemTime)>> {
 pub fn watch(set: PluginSet, every: Duration) -> std::io::Result<WatchGuard> {
     let running = Arc::new(AtomicBool::new(true));
     let files = set.sources();
+    // Taken before returning, so a change made right after `watch` returns is seen.
+    let mut last = fingerprint(&files);
     let flag = Arc::clone(&running);
     std::thread::Builder::new().name("mafalda-plugin-watch".into()).spawn(move || {
-        let mut last = fingerprint(&files);
         while flag.load(Ordering::Relaxed) {
             std::thread::sleep(every);
             let now = fingerprint(&files);

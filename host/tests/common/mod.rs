@@ -106,3 +106,23 @@ pub async fn sink_consumer(
 
 /// Upper bound for waiting on an event that should come quickly.
 pub const EVENT_LIMIT: Duration = Duration::from_secs(15);
+
+/// A plugin the build compiled to wasm (`plugins/*`, the example, the test plugins).
+pub fn built_plugin(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(mafalda_host::plugin::BUILT_PLUGIN_DIR).join(format!("{name}.wasm"))
+}
+
+/// A plugin runtime with default limits and a private artifact cache.
+pub fn plugin_runtime() -> Arc<mafalda_host::plugin::PluginRuntime> {
+    let cache = std::env::temp_dir().join(format!("mafalda-test-cache-{}", std::process::id()));
+    mafalda_host::plugin::PluginRuntime::new(mafalda_host::plugin::PluginLimits::default(), Some(cache))
+        .expect("plugin runtime")
+}
+
+/// A placement plugin loaded from the built plugins, configured with `config`.
+pub fn placement_plugin(name: &str, config: &[(&str, &str)]) -> Arc<mafalda_host::plugin::WasmPlacement> {
+    let runtime = plugin_runtime();
+    let config: Vec<(String, String)> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let set = mafalda_host::plugin::PluginSet::load(&runtime, &[built_plugin(name)], &config).expect("plugin loads");
+    set.placement.expect("a placement plugin")
+}

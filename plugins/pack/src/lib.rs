@@ -6,15 +6,12 @@
 
 use mafalda_plugin_sdk::policies::{bin_pack, DEFAULT_CPU_WATERMARK};
 use mafalda_plugin_sdk::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-static WATERMARK: AtomicU64 = AtomicU64::new(0);
+static WATERMARK: Mutex<f64> = Mutex::new(DEFAULT_CPU_WATERMARK);
 
 fn watermark() -> f64 {
-    match WATERMARK.load(Ordering::Relaxed) {
-        0 => DEFAULT_CPU_WATERMARK,
-        bits => f64::from_bits(bits),
-    }
+    WATERMARK.lock().map_or(DEFAULT_CPU_WATERMARK, |mark| *mark)
 }
 
 /// The packing policy.
@@ -30,7 +27,7 @@ impl Placement for Pack {
         if !(mark >= 0.0 && mark.is_finite()) {
             return Err(format!("cpu_watermark must be a non-negative CPU share, got {mark}"));
         }
-        WATERMARK.store(mark.to_bits().max(1), Ordering::Relaxed);
+        *WATERMARK.lock().map_err(|_| "state poisoned".to_string())? = mark;
         log(LogLevel::Info, &format!("pack: cpu_watermark {mark}"));
         Ok(())
     }

@@ -23,7 +23,7 @@ mod tests {
     #[test]
     fn fills_every_worker_then_the_emptiest() {
         let request = Request::new("r").with_max_cells(2);
-        assert_eq!(Spread::place(&request, &cells![cell(0).with_transports(1)]), Decision::NewCell);
+        assert_eq!(Spread::place(&request, &[cell(0).with_transports(1)]), Decision::NewCell);
         let cells = cells![cell(0).with_transports(3), cell(1).with_transports(1)];
         assert_eq!(Spread::place(&request, &cells), Decision::Cell(1));
     }

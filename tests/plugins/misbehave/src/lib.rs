@@ -22,9 +22,10 @@ impl Placement for Misbehave {
                 }
             }
             "hog" => {
+                // Reserve (grow memory) without touching it: hits the memory cap, not the deadline.
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    hoard.push(vec![1u8; 1 << 20]);
+                    hoard.push(Vec::with_capacity(4 << 20));
                     std::hint::black_box(&hoard);
                 }
             }
