@@ -9,21 +9,25 @@
 //! struct FirstFit;
 //!
 //! impl Placement for FirstFit {
-//!     fn place(request: &Request, cells: &[Cell]) -> Decision {
+//!     fn place(request: &Request, cells: &[Candidate]) -> Decision {
 //!         cells.iter().find(|c| !c.draining && c.cpu < 0.8).map_or(Decision::NewCell, |c| Decision::Cell(c.id))
 //!     }
 //! }
 //!
 //! mafalda_plugin_sdk::export_placement!(FirstFit);
 //! # fn main() {
-//! assert_eq!(FirstFit::place(&Request::new("r"), &[Cell::new(4)]), Decision::Cell(4));
+//! use mafalda_plugin_sdk::testing::{cell, place};
+//! assert_eq!(place::<FirstFit>(&Request::new("r"), &[cell(4)]), Decision::Cell(4));
 //! # }
 //! ```
 //!
-//! Build with `cargo build --release --target wasm32-unknown-unknown` and load the `.wasm`
-//! with `mafalda-host --plugin`. The same type is unit-tested natively with `cargo test`:
-//! call `FirstFit::place(&Request::new("r"), &[Cell::new(0)])` (see [`testing`]).
+//! A placement policy sees each open cell as a [`Candidate`](candidate::Candidate): its load,
+//! where it runs and how it relates to the request (the request's router present, transports
+//! sharing each of its labels). Build with `cargo build --release --target
+//! wasm32-unknown-unknown` and load the `.wasm` with `mafalda-host --plugin`. The same type is
+//! unit-tested natively with `cargo test`, describing cells in full (see [`testing`]).
 
+pub mod candidate;
 pub mod policies;
 pub mod testing;
 pub mod types;
@@ -34,6 +38,7 @@ pub mod guest;
 
 /// What a plugin usually needs.
 pub mod prelude {
+    pub use crate::candidate::{Candidate, LabelMatch};
     #[cfg(feature = "guest")]
     pub use crate::guest::{log, now_ms, Auth, Autoscale, Placement};
     pub use crate::types::{

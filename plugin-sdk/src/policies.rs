@@ -1,23 +1,25 @@
 //! Placement algorithms shared by the host's built-in policies and the shipped plugins (the
-//! `pack` plugin is the built-in packer plus room affinity, by construction).
+//! `pack` plugin is the built-in packer plus room affinity, by construction). They decide on
+//! [`Candidate`]s, the view of the cells a placement plugin receives.
 
-use crate::types::{Cell, Decision, Request};
+use crate::candidate::Candidate;
+use crate::types::{Decision, Request};
 use std::cmp::Ordering;
 
 /// Default CPU watermark of bin-packing.
 pub const DEFAULT_CPU_WATERMARK: f64 = 0.6;
 
-fn by_cpu(a: &Cell, b: &Cell) -> Ordering {
+fn by_cpu(a: &Candidate, b: &Candidate) -> Ordering {
     a.cpu.total_cmp(&b.cpu)
 }
 
 /// True while the pool may still grow.
-pub fn has_room(request: &Request, cells: &[Cell]) -> bool {
+pub fn has_room(request: &Request, cells: &[Candidate]) -> bool {
     (cells.len() as u64) < u64::from(request.max_cells)
 }
 
 /// The accepting cell with the lowest CPU, or a reject when none accepts.
-pub fn least_cpu(cells: &[Cell]) -> Decision {
+pub fn least_cpu(cells: &[Candidate]) -> Decision {
     cells
         .iter()
         .filter(|c| !c.draining)
@@ -28,21 +30,17 @@ pub fn least_cpu(cells: &[Cell]) -> Decision {
         )
 }
 
-/// Transports in `cell` sharing the request's `room` label.
-fn room_share(request: &Request, cell: &Cell) -> u32 {
-    request.label("room").map_or(0, |room| cell.label_count(&format!("room={room}")))
-}
-
 /// Bin-packing: the busiest accepting cell under `watermark`, preferring one that already
 /// hosts the router (and, with `room_affinity`, the most transports of the same room); a new
 /// cell only when every cell is above the watermark and the pool may grow; else the least
 /// loaded.
-pub fn bin_pack(request: &Request, cells: &[Cell], watermark: f64, room_affinity: bool) -> Decision {
-    let affinity = |c: &Cell| if room_affinity { room_share(request, c) } else { 0 };
+pub fn bin_pack(request: &Request, cells: &[Candidate], watermark: f64, room_affinity: bool) -> Decision {
+    let room = if room_affinity { request.label_index("room") } else { None };
     let best = cells.iter().filter(|c| !c.draining && c.cpu < watermark).max_by(|a, b| {
-        affinity(a)
-            .cmp(&affinity(b))
-            .then(a.hosts_router(&request.router).cmp(&b.hosts_router(&request.router)))
+        a.label_at(room)
+            .same
+            .cmp(&b.label_at(room).same)
+            .then(a.hosts_router.cmp(&b.hosts_router))
             .then(by_cpu(a, b))
             .then(a.transports.cmp(&b.transports))
             .then(b.id.cmp(&a.id))
@@ -56,7 +54,7 @@ pub fn bin_pack(request: &Request, cells: &[Cell], watermark: f64, room_affinity
 
 /// Spreading: a new cell while every cell carries something and the pool may grow, then the
 /// cell carrying the fewest objects (CPU breaks ties).
-pub fn spread(request: &Request, cells: &[Cell]) -> Decision {
+pub fn spread(request: &Request, cells: &[Candidate]) -> Decision {
     let has_empty = cells.iter().any(|c| !c.draining && c.transports == 0);
     if !has_empty && has_room(request, cells) {
         return Decision::NewCell;
@@ -71,6 +69,16 @@ pub fn spread(request: &Request, cells: &[Cell]) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::candidate::candidates;
+    use crate::types::Cell;
+
+    fn bin_pack(request: &Request, cells: &[Cell], watermark: f64, room_affinity: bool) -> Decision {
+        super::bin_pack(request, &candidates(request, cells), watermark, room_affinity)
+    }
+
+    fn spread(request: &Request, cells: &[Cell]) -> Decision {
+        super::spread(request, &candidates(request, cells))
+    }
 
     fn cell(id: u32, cpu: f64, routers: &[&str]) -> Cell {
         let mut cell = Cell::new(id).with_cpu(cpu).with_transports(1);

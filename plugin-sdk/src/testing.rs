@@ -1,4 +1,5 @@
-//! Native test helpers: build requests and cells tersely, without wasm.
+//! Native test helpers: describe cells in full and tersely, and run a placement policy on them
+//! as the host would (through the [`Candidate`](crate::candidate::Candidate) view), without wasm.
 //!
 //! ```
 //! use mafalda_plugin_sdk::{cells, testing::cell, types::Request};
@@ -22,4 +23,10 @@ macro_rules! cells {
     ($($cell:expr),* $(,)?) => {
         vec![$($cell),*]
     };
+}
+
+/// What placement policy `P` decides for `request` given `cells`, seen as the host shows them.
+#[cfg(feature = "guest")]
+pub fn place<P: crate::guest::Placement>(request: &crate::types::Request, cells: &[Cell]) -> crate::types::Decision {
+    P::place(request, &crate::candidate::candidates(request, cells))
 }

@@ -44,6 +44,12 @@ impl Request {
         self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// The position of label `key` among the request's labels (see
+    /// [`Candidate::label_at`](crate::candidate::Candidate::label_at)).
+    pub fn label_index(&self, key: &str) -> Option<usize> {
+        self.labels.iter().position(|(k, _)| k == key)
+    }
+
     /// Adds a label.
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.push((key.into(), value.into()));

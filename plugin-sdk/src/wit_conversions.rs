@@ -82,6 +82,30 @@ macro_rules! wit_conversions {
             }
         }
 
+        /// The open cells as `request` sees them, packed (what `place` receives).
+        #[allow(dead_code)]
+        pub fn candidates_to_wit(request: &$crate::types::Request, cells: &[$crate::types::Cell]) -> $($wit)+::Candidates {
+            let packed = $crate::candidate::pack(request, cells);
+            $($wit)+::Candidates {
+                locations: packed.locations.into_iter().map(|(node, region)| $($wit)+::Location { node, region }).collect(),
+                loads: packed.loads,
+                cpu: packed.cpu,
+                labels: packed.labels,
+            }
+        }
+
+        /// The SDK's candidates of `request` from the packed view.
+        #[allow(dead_code)]
+        pub fn candidates_from_wit(request: &$crate::types::Request, view: $($wit)+::Candidates) -> ::std::vec::Vec<$crate::candidate::Candidate> {
+            let packed = $crate::candidate::Packed {
+                locations: view.locations.into_iter().map(|l| (l.node, l.region)).collect(),
+                loads: view.loads,
+                cpu: view.cpu,
+                labels: view.labels,
+            };
+            $crate::candidate::unpack(request, packed)
+        }
+
         #[allow(dead_code)]
         pub fn decision_from_wit(d: $($wit)+::Decision) -> $crate::types::Decision {
             match d {

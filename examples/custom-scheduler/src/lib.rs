@@ -7,11 +7,12 @@ use mafalda_plugin_sdk::prelude::*;
 pub struct RoomAffinity;
 
 impl Placement for RoomAffinity {
-    fn place(request: &Request, cells: &[Cell]) -> Decision {
+    fn place(request: &Request, cells: &[Candidate]) -> Decision {
         let presenter = request.label("role") == Some("presenter");
-        let room = request.label("room").map(|room| format!("room={room}"));
-        let in_room = |c: &Cell| room.as_deref().map_or(0, |r| c.label_count(r));
-        let allowed = |c: &&Cell| !c.draining && c.cpu < 0.8 && !(presenter && c.label_count("role=presenter") > 0);
+        // Transports of this room / presenters already in a cell (the host counts the labels).
+        let (room, role) = (request.label_index("room"), request.label_index("role"));
+        let in_room = |c: &Candidate| c.label_at(room).same;
+        let allowed = |c: &&Candidate| !c.draining && c.cpu < 0.8 && !(presenter && c.label_at(role).same > 0);
         // Most transports of the room first, then the fullest worker: pack the room tightly.
         let best = cells.iter().filter(allowed).max_by_key(|c| (in_room(c), c.transports, std::cmp::Reverse(c.id)));
         match best {
@@ -27,7 +28,8 @@ mafalda_plugin_sdk::export_placement!(RoomAffinity);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mafalda_plugin_sdk::{cells, testing::cell};
+    use mafalda_plugin_sdk::cells;
+    use mafalda_plugin_sdk::testing::{cell, place};
 
     fn request(role: &str) -> Request {
         Request::new("r").with_label("room", "blue").with_label("role", role).with_max_cells(3)
@@ -36,19 +38,19 @@ mod tests {
     #[test]
     fn a_room_stays_together() {
         let cells = cells![cell(0).with_transports(5), cell(1).with_transports(1).with_label("room=blue", 1)];
-        assert_eq!(RoomAffinity::place(&request("viewer"), &cells), Decision::Cell(1));
+        assert_eq!(place::<RoomAffinity>(&request("viewer"), &cells), Decision::Cell(1));
     }
 
     #[test]
     fn presenters_never_share_a_worker() {
         let cells = cells![cell(0).with_label("room=blue", 2).with_label("role=presenter", 1), cell(1)];
-        assert_eq!(RoomAffinity::place(&request("presenter"), &cells), Decision::Cell(1));
+        assert_eq!(place::<RoomAffinity>(&request("presenter"), &cells), Decision::Cell(1));
         let both_taken = cells![
             cell(0).with_label("role=presenter", 1),
             cell(1).with_label("role=presenter", 1),
             cell(2).with_label("role=presenter", 1),
         ];
-        assert!(matches!(RoomAffinity::place(&request("presenter"), &both_taken), Decision::Reject(_)));
-        assert_eq!(RoomAffinity::place(&request("presenter"), &both_taken[..2]), Decision::NewCell);
+        assert!(matches!(place::<RoomAffinity>(&request("presenter"), &both_taken), Decision::Reject(_)));
+        assert_eq!(place::<RoomAffinity>(&request("presenter"), &both_taken[..2]), Decision::NewCell);
     }
 }

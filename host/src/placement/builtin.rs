@@ -4,6 +4,7 @@
 
 use super::model::{CellLoad, Decision, PlacementRequest};
 use super::policy::{PlacementPolicy, PolicyError};
+use mafalda_plugin_sdk::candidate::candidates;
 use mafalda_plugin_sdk::policies;
 
 pub use policies::DEFAULT_CPU_WATERMARK;
@@ -26,7 +27,7 @@ impl Default for BinPack {
 impl BinPack {
     /// The bin-packing decision (infallible; used as the fallback of every other policy).
     pub fn decide(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Decision {
-        policies::bin_pack(request, cells, self.watermark, false)
+        policies::bin_pack(request, &candidates(request, cells), self.watermark, false)
     }
 }
 
@@ -51,6 +52,6 @@ impl PlacementPolicy for Spread {
     }
 
     fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
-        Ok(policies::spread(request, cells))
+        Ok(policies::spread(request, &candidates(request, cells)))
     }
 }

@@ -49,8 +49,10 @@ pub struct PluginState {
     pub limits: StoreLimits,
     /// CPU time one call may use.
     pub budget: Duration,
-    /// The calling thread's CPU time when the current call started.
-    pub started: Duration,
+    /// The calling thread's CPU time when the current call started, counted conservatively
+    /// from one epoch tick before the call first outlived a tick (`None` until then: short
+    /// calls never read the clock).
+    pub started: Option<Duration>,
 }
 
 /// CPU time used so far by the calling thread.

@@ -7,7 +7,7 @@ use super::bindings::{
     auth::AuthPlugin, autoscale::AutoscalePlugin, placement::PlacementPlugin, thread_cpu_time, wit, PluginState,
 };
 use super::error::PluginError;
-use super::runtime::{Compiled, PluginRuntime};
+use super::runtime::{Compiled, PluginRuntime, EPOCH_TICK};
 use crate::object::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,8 +166,10 @@ impl<W: World> Instances<W> {
     /// checked on every epoch tick once the wall-clock deadline has passed: a thread the
     /// scheduler set aside (another core compiling a reload, say) does not time a plugin out.
     fn arm(&self, store: &mut Store<PluginState>) -> Result<(), PluginError> {
-        store.data_mut().started = thread_cpu_time();
-        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        // The clock is read only once a call outlives one tick (see the epoch callback), so a
+        // typical microsecond call costs no system call.
+        store.data_mut().started = None;
+        store.set_epoch_deadline(1);
         if let Some(fuel) = self.runtime.limits().fuel {
             store.set_fuel(fuel).map_err(|e| PluginError::Engine(e.to_string()))?;
         }
@@ -183,12 +185,15 @@ impl<W: World> Instances<W> {
             .trap_on_grow_failure(true)
             .build();
         let budget = self.runtime.limits().deadline;
-        let state = PluginState { name: name.clone(), limits, budget, started: Duration::ZERO };
+        let state = PluginState { name: name.clone(), limits, budget, started: None };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|context| {
-            let state = context.data();
-            let used = thread_cpu_time().saturating_sub(state.started);
+        store.epoch_deadline_callback(|mut context| {
+            let state = context.data_mut();
+            let now = thread_cpu_time();
+            // First tick of this call: assume the whole tick was spent on it (conservative).
+            let started = *state.started.get_or_insert_with(|| now.saturating_sub(EPOCH_TICK));
+            let used = now.saturating_sub(started);
             Ok(if used < state.budget { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
         });
         self.arm(&mut store)?;

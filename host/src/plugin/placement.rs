@@ -3,7 +3,7 @@
 //! answers are caught by the engine's validation.
 
 use super::bindings::placement::PlacementPlugin;
-use super::convert::{cell_to_wit, decision_from_wit, request_to_wit};
+use super::convert::{candidates_to_wit, decision_from_wit, request_to_wit};
 use super::instances::{Instances, PluginCounters};
 use super::swap::Swappable;
 use crate::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest, PolicyError};
@@ -17,10 +17,10 @@ impl PlacementPolicy for WasmPlacement {
     }
 
     fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
+        let view = candidates_to_wit(request, cells);
         let request = request_to_wit(request);
-        let cells: Vec<_> = cells.iter().map(cell_to_wit).collect();
         self.current()
-            .call(|plugin, store| plugin.mafalda_plugin_placement().call_place(store, &request, &cells))
+            .call(|plugin, store| plugin.mafalda_plugin_placement().call_place(store, &request, &view))
             .map(decision_from_wit)
             .map_err(|e| PolicyError { policy: self.label().to_string(), reason: e.to_string() })
     }

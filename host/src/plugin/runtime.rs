@@ -155,11 +155,6 @@ impl PluginRuntime {
         &self.limits
     }
 
-    /// Epoch ticks in one call deadline.
-    pub fn deadline_ticks(&self) -> u64 {
-        (self.limits.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64
-    }
-
     /// Reads and loads a plugin file.
     pub fn load_file(&self, path: &Path) -> Result<Compiled, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
@@ -222,6 +217,11 @@ fn to_component(name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
     let refuse = |reason: String| PluginError::Componentize { name: name.to_string(), reason };
     // Validate first: wit-component assumes a well-formed module.
     wasmparser::Validator::new().validate_all(bytes).map_err(|e| refuse(format!("invalid wasm: {e}")))?;
+    if !has_component_type_metadata(bytes) {
+        return Err(refuse(
+            "the module carries no component-type metadata: build it with mafalda-plugin-sdk (wit-bindgen)".into(),
+        ));
+    }
     // A well-formed module can still carry a malformed metadata section; wit-component may
     // panic on it, which must not take the host down.
     let encoded = std::panic::catch_unwind(|| {
@@ -232,6 +232,13 @@ fn to_component(name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
         Ok(Err(e)) => Err(refuse(format!("{e:#}"))),
         Err(_) => Err(refuse("malformed component-type metadata".into())),
     }
+}
+
+/// Whether a (validated) core module has a `component-type*` custom section, as wit-bindgen emits.
+fn has_component_type_metadata(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(bytes).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(section)) if section.name().starts_with("component-type"))
+    })
 }
 
 #[cfg(test)]

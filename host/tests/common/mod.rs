@@ -119,10 +119,14 @@ pub fn plugin_runtime() -> Arc<mafalda_host::plugin::PluginRuntime> {
         .expect("plugin runtime")
 }
 
-/// A placement plugin loaded from the built plugins, configured with `config`.
-pub fn placement_plugin(name: &str, config: &[(&str, &str)]) -> Arc<mafalda_host::plugin::WasmPlacement> {
+/// One built plugin loaded into a plugin set, configured with `config`.
+pub fn plugin_set(name: &str, config: &[(&str, &str)]) -> mafalda_host::plugin::PluginSet {
     let runtime = plugin_runtime();
     let config: Vec<(String, String)> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let set = mafalda_host::plugin::PluginSet::load(&runtime, &[built_plugin(name)], &config).expect("plugin loads");
-    set.placement.expect("a placement plugin")
+    mafalda_host::plugin::PluginSet::load(&runtime, &[built_plugin(name)], &config).expect("plugin loads")
+}
+
+/// A placement plugin loaded from the built plugins, configured with `config`.
+pub fn placement_plugin(name: &str, config: &[(&str, &str)]) -> Arc<mafalda_host::plugin::WasmPlacement> {
+    plugin_set(name, config).placement.expect("a placement plugin")
 }

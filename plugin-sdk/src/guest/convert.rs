@@ -8,10 +8,11 @@ crate::wit_conversions!(super::wit);
 /// Runs `P::place` on WIT values.
 pub fn place<P: Placement>(
     request: super::wit::PlacementRequest,
-    cells: Vec<super::wit::Cell>,
+    cells: super::wit::Candidates,
 ) -> super::wit::Decision {
-    let cells: Vec<crate::types::Cell> = cells.into_iter().map(cell_from_wit).collect();
-    decision_to_wit(P::place(&request_from_wit(request), &cells))
+    let request = request_from_wit(request);
+    let cells = candidates_from_wit(&request, cells);
+    decision_to_wit(P::place(&request, &cells))
 }
 
 /// Runs `A::authorize` on WIT values.

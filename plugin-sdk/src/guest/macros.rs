@@ -12,7 +12,7 @@ macro_rules! export_placement {
         impl $crate::guest::bindings::placement::exports::mafalda::plugin::placement::Guest for __MafaldaPlacementExport {
             fn place(
                 request: $crate::guest::wit::PlacementRequest,
-                cells: ::std::vec::Vec<$crate::guest::wit::Cell>,
+                cells: $crate::guest::wit::Candidates,
             ) -> $crate::guest::wit::Decision {
                 $crate::guest::convert::place::<$policy>(request, cells)
             }

@@ -6,15 +6,17 @@ pub mod bindings;
 pub mod convert;
 mod macros;
 
-use crate::types::{Action, AuthRequest, Cell, Config, Decision, Denial, Grant, LogLevel, Request, Snapshot};
+use crate::candidate::Candidate;
+use crate::types::{Action, AuthRequest, Config, Decision, Denial, Grant, LogLevel, Request, Snapshot};
 
 /// The generated WIT types (what crosses the component boundary).
 pub use bindings::placement::mafalda::plugin::types as wit;
 
 /// A placement policy: where a transport goes.
 pub trait Placement {
-    /// Decides where the transport described by `request` goes, given the open `cells`.
-    fn place(request: &Request, cells: &[Cell]) -> Decision;
+    /// Decides where the transport described by `request` goes, given the open `cells` as
+    /// the request sees them.
+    fn place(request: &Request, cells: &[Candidate]) -> Decision;
 
     /// Receives the plugin's configuration once, before any `place` call.
     fn configure(config: &Config) -> Result<(), String> {

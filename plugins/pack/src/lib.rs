@@ -18,7 +18,7 @@ fn watermark() -> f64 {
 pub struct Pack;
 
 impl Placement for Pack {
-    fn place(request: &Request, cells: &[Cell]) -> Decision {
+    fn place(request: &Request, cells: &[Candidate]) -> Decision {
         bin_pack(request, cells, watermark(), true)
     }
 
@@ -38,7 +38,8 @@ mafalda_plugin_sdk::export_placement!(Pack);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mafalda_plugin_sdk::{cells, testing::cell};
+    use mafalda_plugin_sdk::cells;
+    use mafalda_plugin_sdk::testing::{cell, place};
 
     #[test]
     fn keeps_a_room_together_and_spawns_when_full() {
@@ -47,9 +48,9 @@ mod tests {
             cell(0).with_cpu(0.4).with_router("r"),
             cell(1).with_cpu(0.1).with_router("r").with_label("room=blue", 2)
         ];
-        assert_eq!(Pack::place(&request, &cells), Decision::Cell(1));
+        assert_eq!(place::<Pack>(&request, &cells), Decision::Cell(1));
         let full = cells![cell(0).with_cpu(0.95), cell(1).with_cpu(0.9)];
-        assert_eq!(Pack::place(&request, &full), Decision::NewCell);
+        assert_eq!(place::<Pack>(&request, &full), Decision::NewCell);
     }
 
     #[test]
@@ -59,6 +60,6 @@ mod tests {
         Pack::configure(&Config::new([("cpu_watermark", "0.8")])).expect("valid");
         assert_eq!(watermark(), 0.8);
         let cells = cells![cell(0).with_cpu(0.7)];
-        assert_eq!(Pack::place(&Request::new("r").with_max_cells(2), &cells), Decision::Cell(0));
+        assert_eq!(place::<Pack>(&Request::new("r").with_max_cells(2), &cells), Decision::Cell(0));
     }
 }

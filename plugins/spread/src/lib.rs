@@ -8,7 +8,7 @@ use mafalda_plugin_sdk::prelude::*;
 pub struct Spread;
 
 impl Placement for Spread {
-    fn place(request: &Request, cells: &[Cell]) -> Decision {
+    fn place(request: &Request, cells: &[Candidate]) -> Decision {
         spread(request, cells)
     }
 }
@@ -18,13 +18,14 @@ mafalda_plugin_sdk::export_placement!(Spread);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mafalda_plugin_sdk::{cells, testing::cell};
+    use mafalda_plugin_sdk::cells;
+    use mafalda_plugin_sdk::testing::{cell, place};
 
     #[test]
     fn fills_every_worker_then_the_emptiest() {
         let request = Request::new("r").with_max_cells(2);
-        assert_eq!(Spread::place(&request, &[cell(0).with_transports(1)]), Decision::NewCell);
+        assert_eq!(place::<Spread>(&request, &[cell(0).with_transports(1)]), Decision::NewCell);
         let cells = cells![cell(0).with_transports(3), cell(1).with_transports(1)];
-        assert_eq!(Spread::place(&request, &cells), Decision::Cell(1));
+        assert_eq!(place::<Spread>(&request, &cells), Decision::Cell(1));
     }
 }

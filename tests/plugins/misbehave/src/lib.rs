@@ -11,7 +11,7 @@ static MODE: Mutex<String> = Mutex::new(String::new());
 pub struct Misbehave;
 
 impl Placement for Misbehave {
-    fn place(_request: &Request, cells: &[Cell]) -> Decision {
+    fn place(_request: &Request, cells: &[Candidate]) -> Decision {
         let mode = MODE.lock().map(|m| m.clone()).unwrap_or_default();
         match mode.as_str() {
             "trap" => panic!("misbehave: trapping as configured"),

@@ -1,0 +1,166 @@
+//! Plugin benchmark P3: placement by the default `pack` plugin in wasm vs the same policy
+//! compiled natively (the SDK's `candidates` view and `bin_pack`, which the plugin wraps), with
+//! 16 and 64 cells:
+//! median and p99 µs per decision and their ratio; then the wasm decision as a share of one
+//! `consume()` on a real worker (goal: ≤ 1 %), and transport creation (where placement runs)
+//! with the plugin vs the native packer, end to end.
+//!
+//! Run: `cargo bench -p mafalda-host --bench plugins`.
+
+use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
+use mafalda_host::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
+use mafalda_host::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
+use mafalda_host::prelude::*;
+use mafalda_plugin_sdk::candidate::candidates;
+use mafalda_plugin_sdk::policies::bin_pack;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WATERMARK: f64 = 0.6;
+const CALLS: usize = 20_000;
+const CONSUMES: usize = 300;
+
+/// Median and 99th percentile, in µs.
+fn summary(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99))
+}
+
+/// `n` cells of a busy node: mixed CPU, several routers and rooms.
+fn cells(n: u32) -> Vec<CellLoad> {
+    (0..n)
+        .map(|i| {
+            let cpu = f64::from((i * 37) % 90) / 100.0;
+            CellLoad::new(i)
+                .with_cpu(cpu)
+                .with_transports(i % 7 * 10)
+                .with_router(format!("router-{}", i % 3))
+                .with_label(format!("room=room-{}", i % 5), i % 4 + 1)
+        })
+        .collect()
+}
+
+/// Requests over rooms that exist and one that does not.
+fn requests(max_cells: u32) -> Vec<PlacementRequest> {
+    (0..6)
+        .map(|i| {
+            PlacementRequest::new(format!("router-{}", i % 3))
+                .with_label("room", format!("room-{i}"))
+                .with_max_cells(max_cells + 4)
+        })
+        .collect()
+}
+
+fn time_calls(mut call: impl FnMut(usize)) -> Vec<Duration> {
+    for i in 0..1_000 {
+        call(i);
+    }
+    (0..CALLS)
+        .map(|i| {
+            let started = Instant::now();
+            call(i);
+            started.elapsed()
+        })
+        .collect()
+}
+
+/// Placement alone; returns the wasm median at each size.
+fn placement(plugin: &WasmPlacement) -> Vec<(u32, f64)> {
+    println!("P3 placement: pack plugin (wasm) vs the same bin_pack native, {CALLS} decisions each");
+    println!("  cells   native median/p99 µs    wasm median/p99 µs    ratio (median)");
+    let mut wasm_medians = Vec::new();
+    for n in [16, 64] {
+        let cells = cells(n);
+        let requests = requests(n);
+        for request in &requests {
+            let native = bin_pack(request, &candidates(request, &cells), WATERMARK, true);
+            let wasm = plugin.place(request, &cells).expect("the plugin decides");
+            assert_eq!(native, wasm, "the plugin and the native policy agree");
+        }
+        let native = summary(time_calls(|i| {
+            let request = &requests[i % requests.len()];
+            std::hint::black_box(bin_pack(request, &candidates(request, &cells), WATERMARK, true));
+        }));
+        let wasm = summary(time_calls(|i| {
+            std::hint::black_box(plugin.place(&requests[i % requests.len()], &cells).ok());
+        }));
+        println!(
+            "  {n:>5}   {:>8.3} / {:<8.3}       {:>8.3} / {:<8.3}      {:>6.1}x",
+            native.0,
+            native.1,
+            wasm.0,
+            wasm.1,
+            wasm.0 / native.0
+        );
+        wasm_medians.push((n, wasm.0));
+    }
+    wasm_medians
+}
+
+fn quiet() -> WorkerSettings {
+    let mut settings = WorkerSettings::default();
+    settings.log_level = mafalda_host::worker::WorkerLogLevel::Warn;
+    settings.log_tags = Vec::new();
+    settings
+}
+
+fn manager(policy: PolicyChoice) -> WorkerManager {
+    let pool = PoolOptions { max_workers: 1, ..PoolOptions::default() };
+    WorkerManager::with_options(HostOptions { pool, policy, ..HostOptions::default() })
+}
+
+/// Median µs of `create_plain_transport` and of `consume()` on one worker under `policy`.
+async fn operations(policy: PolicyChoice) -> (f64, f64) {
+    let manager = manager(policy);
+    let worker = manager.create_worker(quiet()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut options = PlainTransportOptions::new(loopback_listen_info());
+    options.comedia = true;
+    let input = router.create_plain_transport(options).await.expect("transport");
+    let producer =
+        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x93))).await.expect("producer");
+    let mut creates = Vec::new();
+    let mut consumes = Vec::new();
+    let mut kept = Vec::new();
+    for _ in 0..CONSUMES {
+        let started = Instant::now();
+        let transport =
+            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("transport");
+        creates.push(started.elapsed());
+        let started = Instant::now();
+        let consumer =
+            transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+        consumes.push(started.elapsed());
+        kept.push((transport, consumer));
+    }
+    (summary(creates).0, summary(consumes).0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let runtime = PluginRuntime::new(PluginLimits::default(), None).expect("plugin runtime");
+    let config = vec![("cpu_watermark".to_string(), WATERMARK.to_string())];
+    let plugin = WasmPlacement::from_bytes(runtime, PluginKind::Placement, "pack", DEFAULT_PLACEMENT_WASM, &config)
+        .expect("the embedded pack plugin loads");
+    let wasm_medians = placement(&plugin);
+
+    let plugin = Arc::new(plugin);
+    let (native_create, native_consume) = operations(PolicyChoice::Pack).await;
+    let (wasm_create, wasm_consume) = operations(PolicyChoice::Custom(plugin.clone())).await;
+    println!("P3 end to end on a real worker, {CONSUMES} operations each (median µs):");
+    println!(
+        "  create_plain_transport: native pack {native_create:.1}, wasm pack {wasm_create:.1}, ratio {:.3}",
+        wasm_create / native_create
+    );
+    println!("  consume():              native pack {native_consume:.1}, wasm pack {wasm_consume:.1}");
+    for (n, median) in wasm_medians {
+        println!(
+            "  one wasm decision at {n} cells = {:.2} % of one consume() (goal <= 1 %)",
+            median / native_consume * 100.0
+        );
+    }
+    let counters = plugin.counters();
+    println!("  plugin counters: {counters:?}");
+}

@@ -1,0 +1,144 @@
+//! The autoscale hook through the host, with the shipped `threshold-autoscale` plugin in wasm
+//! and real media as the load: RTP through a worker raises its measured CPU, the plugin asks for
+//! a worker and the host starts one; when the media stops the plugin retires the emptiest worker
+//! and the host closes it; with the pool full the plugin advises a new node and the scale hook
+//! command receives that advice as JSON.
+
+mod common;
+
+use common::{options_with, plain_producer, plugin_set, quiet_settings, sink_consumer, ForceBySlot, EVENT_LIMIT};
+use mafalda_host::autoscale::{self, AutoscaleOptions};
+use mafalda_host::host::{CellClosed, CloseReason};
+use mafalda_host::media::{router_codecs, vp8_send_parameters};
+use mafalda_host::placement::CellId;
+use mafalda_host::plugin::AutoscaleHook;
+use mafalda_host::prelude::*;
+use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_plugin_sdk::types::Action;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Adds above 2 % mean CPU, retires below 0.5 %: media at a few thousand packets per second is
+/// far above the first, idle workers far below the second.
+const THRESHOLDS: &[(&str, &str)] =
+    &[("add_above", "0.02"), ("retire_below", "0.005"), ("min_workers", "1"), ("cooldown_ms", "0")];
+
+fn threshold_plugin() -> Arc<AutoscaleHook> {
+    plugin_set("mafalda_plugin_threshold_autoscale", THRESHOLDS).autoscale.expect("an autoscale plugin")
+}
+
+/// A manager placing every transport on the first worker, keeping idle workers (only the
+/// autoscaler retires them), sampling CPU every 50 ms.
+fn manager(max_workers: usize) -> WorkerManager {
+    let mut options = options_with(max_workers, Arc::new(ForceBySlot));
+    options.pool.idle_grace = Duration::from_secs(3600);
+    WorkerManager::with_options(options)
+}
+
+/// A VP8 producer on the first worker with `consumers` consumers, and a generator feeding it
+/// `pps` packets per second until stopped.
+struct Load {
+    _producer: Producer,
+    _consumers: Vec<(PlainTransport, Consumer, RtpSink)>,
+    input: PlainTransport,
+    generator: RtpGenerator,
+}
+
+async fn media_load(router: &Router, consumers: usize, pps: u32) -> Load {
+    let (input, producer) = plain_producer(router, 0, MediaKind::Video, vp8_send_parameters(0x5ca1e)).await;
+    let mut kept = Vec::new();
+    for _ in 0..consumers {
+        kept.push(sink_consumer(router, producer.id(), PayloadKind::Vp8KeyFrame, 0).await);
+    }
+    let generator = RtpGenerator::start(&input, GeneratorConfig::vp8(0x5ca1e).with_rate(pps)).await.expect("generator");
+    Load { _producer: producer, _consumers: kept, input, generator }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_adds_a_worker_and_idleness_retires_it() {
+    let manager = manager(2);
+    let host = manager.host();
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (new_cells, mut new_cell) = mpsc::unbounded_channel::<CellId>();
+    let _on_new = host.on_new_cell(move |id| {
+        let _ = new_cells.send(*id);
+    });
+    let (closed_cells, mut closed) = mpsc::unbounded_channel::<CellClosed>();
+    let _on_closed = host.on_cell_closed(move |event| {
+        let _ = closed_cells.send(event.clone());
+    });
+    assert_eq!(host.cells().len(), 1);
+
+    let options = AutoscaleOptions { interval: Duration::from_millis(100), scale_hook: None };
+    let _loop = autoscale::spawn(host, threshold_plugin(), options);
+
+    let load = media_load(&router, 4, 3000).await;
+    let added = tokio::time::timeout(EVENT_LIMIT, new_cell.recv()).await.expect("a worker was added under load");
+    let added = added.expect("event");
+    assert_eq!(host.cells().len(), 2);
+    let loaded = load.input.cell();
+    assert_ne!(added, loaded);
+    let cpu = host.cell(loaded).expect("loaded cell").cpu();
+    assert!(cpu > 0.02, "the plugin added a worker because the loaded one measured {cpu}");
+
+    assert!(closed.try_recv().is_err(), "nothing was retired while the media flowed");
+    let sent = load.generator.stop().await.expect("generator");
+    assert!(sent > 0);
+
+    let event = tokio::time::timeout(EVENT_LIMIT, closed.recv()).await.expect("a worker was retired").expect("event");
+    assert_eq!(event.reason, CloseReason::Retired);
+    assert_eq!(event.cell, added, "the emptiest worker is retired");
+    assert!(event.lost_transports.is_empty(), "retiring lost nothing");
+    assert_eq!(host.cells().len(), 1, "min_workers is kept");
+    assert!(host.cell(loaded).is_some(), "the worker with the transports stays");
+    drop(load.input);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_advises_a_node_through_the_scale_hook() {
+    let manager = manager(1);
+    let host = manager.host();
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (advices, mut advice) = mpsc::unbounded_channel::<String>();
+    let _on_advice = host.on_scale_advice(move |a| {
+        let _ = advices.send(a.json.clone());
+    });
+    let dir = std::env::temp_dir().join(format!("mafalda-scale-hook-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let received = dir.join("advice.json");
+    let options = AutoscaleOptions {
+        interval: Duration::from_millis(100),
+        scale_hook: Some(format!("cat > '{}'", received.display())),
+    };
+    let hook = threshold_plugin();
+    let load = media_load(&router, 4, 3000).await;
+
+    // Rounds of the autoscale loop, run here so that the hook has finished when one returns.
+    let mut ticker = tokio::time::interval(options.interval);
+    let deadline = tokio::time::Instant::now() + EVENT_LIMIT;
+    let actions = loop {
+        ticker.tick().await;
+        let actions = autoscale::round(host, &hook, &options).await;
+        if !actions.is_empty() || tokio::time::Instant::now() > deadline {
+            break actions;
+        }
+    };
+    load.generator.stop().await.expect("generator");
+    let [Action::AddNode(node)] = &actions[..] else { panic!("one add-node action, got {actions:?}") };
+    assert_eq!(node.region, "local");
+    assert!(node.reason.contains("pool is full"), "{}", node.reason);
+    assert_eq!(host.cells().len(), 1, "no worker beyond max_workers");
+
+    let emitted = advice.try_recv().expect("the advice was emitted as an event");
+    let written = std::fs::read_to_string(&received).expect("the scale hook wrote its stdin");
+    assert_eq!(written, emitted);
+    let json: serde_json::Value = serde_json::from_str(&written).expect("JSON");
+    assert_eq!(json["action"], "add-node", "{json}");
+    assert_eq!(json["workers"], 1);
+    assert_eq!(json["max_workers"], 1);
+    assert!(json["cpu"].as_f64().is_some_and(|cpu| cpu > 0.02), "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
