@@ -20,8 +20,10 @@ const PLUGINS: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("workspace root").to_path_buf();
+    // Relative to this package, so that clones sharing a build cache (fingerprints do not depend
+    // on where the workspace lives) each watch their own sources.
     for watched in ["wit", "plugin-sdk", "plugins", "examples/custom-scheduler", "tests/plugins"] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+        println!("cargo:rerun-if-changed=../{watched}");
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     // <target>/<profile>/build/<pkg>/out → <target>: keep the wasm build next to the host's, so

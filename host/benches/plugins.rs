@@ -13,7 +13,7 @@ use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
 use mafalda_host::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
 use mafalda_host::prelude::*;
 use mafalda_plugin_sdk::candidate::candidates;
-use mafalda_plugin_sdk::policies::bin_pack;
+use mafalda_plugin_sdk::policies::{bin_pack, PackRules};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,17 +71,18 @@ fn placement(plugin: &WasmPlacement) -> Vec<(u32, f64)> {
     println!("P3 placement: pack plugin (wasm) vs the same bin_pack native, {CALLS} decisions each");
     println!("  cells   native median/p99 µs    wasm median/p99 µs    ratio (median)");
     let mut wasm_medians = Vec::new();
+    let rules = PackRules { room_affinity: true, ..PackRules::watermark(WATERMARK) };
     for n in [16, 64] {
         let cells = cells(n);
         let requests = requests(n);
         for request in &requests {
-            let native = bin_pack(request, &candidates(request, &cells), WATERMARK, true);
+            let native = bin_pack(request, &candidates(request, &cells), &rules);
             let wasm = plugin.place(request, &cells).expect("the plugin decides");
             assert_eq!(native, wasm, "the plugin and the native policy agree");
         }
         let native = summary(time_calls(|i| {
             let request = &requests[i % requests.len()];
-            std::hint::black_box(bin_pack(request, &candidates(request, &cells), WATERMARK, true));
+            std::hint::black_box(bin_pack(request, &candidates(request, &cells), &rules));
         }));
         let wasm = summary(time_calls(|i| {
             std::hint::black_box(plugin.place(&requests[i % requests.len()], &cells).ok());

@@ -1,31 +1,36 @@
-//! `mafalda-host demo`: one producer fed by the built-in RTP generator on worker 0, consumers on
-//! every worker (piped from worker 0 where needed), and a live per-worker table.
+//! `mafalda-host demo`: the host and its placement policy at work. One virtual router, one Opus
+//! producer fed by the built-in RTP generator, consumers joining one after another: the
+//! placement policy (the embedded `pack` plugin unless told otherwise) picks each transport's
+//! worker, the virtual router pipes the producer wherever a consumer lands, and a live table
+//! shows per worker what it carries and the packets crossing it.
 
+use crate::host::Host;
+use crate::labels::PlacementHints;
 use crate::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
-use crate::pool::{PoolError, PooledWorker, WorkerPool};
+use crate::placement::{CellId, Direction};
+use crate::prelude::*;
+use crate::router::PipeSource;
 use crate::rtp::{GeneratorConfig, GeneratorError, PayloadKind, RtpGenerator, RtpSink};
 use mediasoup::consumer::ConsumerRtpStreamStat;
-use mediasoup::prelude::*;
-use mediasoup::router::PipeProducerToRouterError;
 use mediasoup::worker::{CreateRouterError, RequestError};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tracing::info;
 
 const DEMO_SSRC: u32 = 0x4d41_4641; // "MAFA"
+const DEMO_ROOM: &str = "demo";
 
 /// Errors of the demo job.
 #[derive(Debug, Error)]
 pub enum DemoError {
-    /// The worker pool failed.
-    #[error(transparent)]
-    Pool(#[from] PoolError),
-    /// A router could not be created.
-    #[error("creating a router failed: {0}")]
+    /// The router could not be created.
+    #[error("creating the router failed: {0}")]
     Router(#[from] CreateRouterError),
-    /// A request to a worker failed.
+    /// A request to a worker failed (placement refusals included).
     #[error("worker request failed: {0}")]
     Request(#[from] RequestError),
     /// The producer could not be created.
@@ -34,13 +39,10 @@ pub enum DemoError {
     /// A consumer could not be created.
     #[error("consuming failed: {0}")]
     Consume(#[from] ConsumeError),
-    /// Piping the producer to another worker failed.
-    #[error("piping the producer failed: {0}")]
-    Pipe(#[from] PipeProducerToRouterError),
     /// The RTP generator failed.
     #[error(transparent)]
     Generator(#[from] GeneratorError),
-    /// A sink socket could not be bound.
+    /// A receiving socket could not be bound.
     #[error("binding a receiving socket failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -48,12 +50,10 @@ pub enum DemoError {
 /// What the demo builds.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Consumers created on each worker.
-    pub consumers_per_worker: usize,
+    /// Consumers joining the room (each on its own transport, placed by the policy).
+    pub consumers: usize,
     /// Packet rate of the generated Opus stream.
     pub packets_per_second: u32,
-    /// Encrypt the pipes between workers with SRTP.
-    pub srtp_pipes: bool,
     /// Stop after this long; `None` runs until Ctrl-C.
     pub duration: Option<Duration>,
     /// How often the table is printed.
@@ -62,70 +62,54 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self {
-            consumers_per_worker: 2,
-            packets_per_second: 50,
-            srtp_pipes: false,
-            duration: None,
-            report_every: Duration::from_secs(1),
-        }
+        Self { consumers: 5, packets_per_second: 50, duration: None, report_every: Duration::from_secs(1) }
     }
 }
 
-/// A pipe carrying the producer from worker 0 to another worker.
-struct Pipe {
+/// One consumer of the room and where its packets end up.
+struct Listener {
+    transport: PlainTransport,
     consumer: Consumer,
-    producer: Producer,
-}
-
-/// Everything the demo created on one worker.
-struct WorkerSide {
-    pooled: PooledWorker,
-    router: Router,
-    /// The producer consumers on this worker read from (the original or a pipe producer).
-    source: Producer,
-    pipe: Option<Pipe>,
-    consumers: Vec<Consumer>,
-    _transports: Vec<PlainTransport>,
-    sinks: Vec<RtpSink>,
+    sink: RtpSink,
 }
 
 /// The running demo room.
 pub struct DemoRoom {
-    sides: Vec<WorkerSide>,
+    host: Arc<Host>,
+    router: Router,
+    ingest: PlainTransport,
+    producer: Producer,
+    listeners: Vec<Listener>,
     generator: Option<RtpGenerator>,
-    _ingest: PlainTransport,
     started: Instant,
-    last_cpu: Vec<(Instant, Option<Duration>)>,
-    srtp_pipes: bool,
 }
 
-/// One row of the live table.
+/// One row of the live table: one worker (cell).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerRow {
-    /// Worker position in the pool.
-    pub index: usize,
-    /// Transports in the worker's router (from the router's dump).
-    pub transports: usize,
-    /// Consumers on the worker (pipe consumers included).
-    pub consumers: usize,
-    /// RTP packets received by producers on the worker (pipe producers included).
+    /// The cell.
+    pub cell: CellId,
+    /// Transports placed here (all routers).
+    pub transports: u32,
+    /// Consumers here (pipe consumers not included).
+    pub consumers: u32,
+    /// RTP packets the producer feeding this worker received (the original or its pipe).
     pub packets_in: u64,
-    /// RTP packets sent by consumers on the worker (pipe consumers included).
+    /// RTP packets this worker's consumers sent.
     pub packets_out: u64,
     /// Packets that reached the demo's receivers intact.
     pub delivered: u64,
-    /// Share of one core the worker thread used since the previous snapshot.
-    pub cpu: Option<f64>,
+    /// Share of one core the worker used at the last sample.
+    pub cpu: f64,
 }
 
 /// A pipe in use, for the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipeRow {
-    /// Source worker index.
-    pub from: usize,
-    /// Destination worker index.
-    pub to: usize,
+    /// Source cell.
+    pub from: CellId,
+    /// Destination cell.
+    pub to: CellId,
     /// The piped producer.
     pub producer: ProducerId,
     /// Whether the pipe is SRTP-encrypted.
@@ -145,129 +129,106 @@ pub struct DemoSnapshot {
     pub pipes: Vec<PipeRow>,
 }
 
-async fn packets_in(producer: &Producer) -> Result<u64, RequestError> {
-    Ok(producer.get_stats().await?.iter().map(|s| s.packet_count).sum())
+/// `app_data` of a demo transport: the room label and its direction, for the policy.
+fn hints(direction: Direction) -> AppData {
+    let mut hints = PlacementHints::labels([("room", DEMO_ROOM)]);
+    hints.direction = direction;
+    AppData::new(hints)
 }
 
-async fn packets_out(consumer: &Consumer) -> Result<u64, RequestError> {
-    Ok(consumer
-        .get_stats()
-        .await?
-        .iter()
-        .map(|s| match s {
-            ConsumerRtpStreamStat::Outbound(stat) => stat.packet_count,
-            ConsumerRtpStreamStat::Inbound(_) => 0,
-        })
-        .sum())
+/// Sums of the consumer's outbound streams and the largest inbound (its producer's) count.
+async fn consumer_packets(consumer: &Consumer) -> Result<(u64, u64), RequestError> {
+    let (mut sent, mut received) = (0, 0);
+    for stat in consumer.get_stats().await? {
+        match stat {
+            ConsumerRtpStreamStat::Outbound(stat) => sent += stat.packet_count,
+            ConsumerRtpStreamStat::Inbound(stat) => received = received.max(stat.packet_count),
+        }
+    }
+    Ok((sent, received))
 }
 
 impl DemoRoom {
-    /// Builds the room over every worker of `pool` and starts the generator.
-    pub async fn build(pool: &WorkerPool, options: &DemoOptions) -> Result<Self, DemoError> {
-        let workers = pool.workers();
-        let mut routers = Vec::with_capacity(workers.len());
-        for pooled in &workers {
-            routers.push(pooled.worker.create_router(RouterOptions::new(router_codecs())).await?);
-        }
-        let Some(home) = routers.first().cloned() else {
-            return Err(PoolError::NoWorkers.into());
-        };
+    /// Builds the room on `worker` (a virtual worker: the host places every transport) and
+    /// starts the generator.
+    pub async fn build(worker: &Worker, options: &DemoOptions) -> Result<Self, DemoError> {
+        let host = Arc::clone(worker.host());
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await?;
         let mut ingest_options = PlainTransportOptions::new(loopback_listen_info());
         ingest_options.comedia = true;
-        let ingest = home.create_plain_transport(ingest_options).await?;
+        ingest_options.app_data = hints(Direction::Send);
+        let ingest = router.create_plain_transport(ingest_options).await?;
         let producer = ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(DEMO_SSRC))).await?;
-        info!(producer = %producer.id(), router = %home.id(), "demo producer on worker 0");
-
-        let mut sides = Vec::with_capacity(workers.len());
-        for (pooled, router) in workers.into_iter().zip(routers) {
-            let pipe = if router.id() == home.id() {
-                None
-            } else {
-                let mut pipe_options = PipeToRouterOptions::new(router.clone());
-                pipe_options.enable_srtp = options.srtp_pipes;
-                let pair = home.pipe_producer_to_router(producer.id(), pipe_options).await?;
-                info!(to = pooled.index(), srtp = options.srtp_pipes, "producer piped");
-                Some(Pipe { consumer: pair.pipe_consumer, producer: pair.pipe_producer.into_inner() })
-            };
-            let source = pipe.as_ref().map_or_else(|| producer.clone(), |p| p.producer.clone());
-            let mut side = WorkerSide {
-                pooled,
-                router,
-                source,
-                pipe,
-                consumers: Vec::new(),
-                _transports: Vec::new(),
-                sinks: Vec::new(),
-            };
-            for _ in 0..options.consumers_per_worker {
-                side.add_consumer().await?;
-            }
-            sides.push(side);
+        info!(producer = %producer.id(), cell = %ingest.cell(), "demo producer placed");
+        let mut listeners = Vec::with_capacity(options.consumers);
+        for _ in 0..options.consumers {
+            let sink = RtpSink::bind(PayloadKind::Opus).await?;
+            let mut transport_options = PlainTransportOptions::new(loopback_listen_info());
+            transport_options.app_data = hints(Direction::Recv);
+            let transport = router.create_plain_transport(transport_options).await?;
+            transport
+                .connect(PlainTransportRemoteParameters {
+                    ip: Some(sink.addr().ip()),
+                    port: Some(sink.addr().port()),
+                    rtcp_port: None,
+                    srtp_parameters: None,
+                })
+                .await?;
+            let consumer = transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await?;
+            info!(consumer = %consumer.id(), cell = %transport.cell(), "demo consumer placed");
+            listeners.push(Listener { transport, consumer, sink });
         }
         let config = GeneratorConfig::opus(DEMO_SSRC).with_rate(options.packets_per_second);
         let generator = RtpGenerator::start(&ingest, config).await?;
-        let now = Instant::now();
-        let last_cpu = sides.iter().map(|s| (now, s.pooled.thread().cpu_time())).collect();
-        Ok(Self {
-            sides,
-            generator: Some(generator),
-            _ingest: ingest,
-            started: now,
-            last_cpu,
-            srtp_pipes: options.srtp_pipes,
-        })
+        Ok(Self { host, router, ingest, producer, listeners, generator: Some(generator), started: Instant::now() })
     }
 
     /// Collects the numbers of one table.
-    pub async fn snapshot(&mut self) -> Result<DemoSnapshot, DemoError> {
-        let mut rows = Vec::with_capacity(self.sides.len());
-        for (side, last) in self.sides.iter().zip(self.last_cpu.iter_mut()) {
-            let packets_in_total = packets_in(&side.source).await?;
-            let mut packets_out_total = 0;
-            for consumer in &side.consumers {
-                packets_out_total += packets_out(consumer).await?;
-            }
-            let mut consumers = side.consumers.len();
-            if side.pipe.is_none() {
-                // The home worker also runs the sending half of every pipe.
-                for other in &self.sides {
-                    if let Some(pipe) = &other.pipe {
-                        packets_out_total += packets_out(&pipe.consumer).await?;
-                        consumers += 1;
-                    }
-                }
-            }
-            let now = Instant::now();
-            let cpu_now = side.pooled.thread().cpu_time();
-            let cpu = match (last.1, cpu_now) {
-                (Some(before), Some(after)) => {
-                    let wall = now.duration_since(last.0).as_secs_f64();
-                    (wall > 0.0).then(|| after.saturating_sub(before).as_secs_f64() / wall)
-                }
-                _ => None,
-            };
-            *last = (now, cpu_now);
-            rows.push(WorkerRow {
-                index: side.pooled.index(),
-                transports: side.router.dump().await?.transport_ids.len(),
-                consumers,
-                packets_in: packets_in_total,
-                packets_out: packets_out_total,
-                delivered: side.sinks.iter().map(|s| s.report().intact).sum(),
-                cpu,
-            });
-        }
-        let home = self.sides.first().map_or(0, |s| s.pooled.index());
-        let pipes = self
-            .sides
+    pub async fn snapshot(&self) -> Result<DemoSnapshot, DemoError> {
+        let stats = self.host.stats();
+        let mut rows: BTreeMap<CellId, WorkerRow> = stats
+            .cells
             .iter()
-            .filter(|s| s.pipe.is_some())
-            .map(|s| PipeRow { from: home, to: s.pooled.index(), producer: s.source.id(), srtp: self.srtp_pipes })
+            .map(|cell| {
+                let row = WorkerRow {
+                    cell: cell.id,
+                    transports: cell.transports,
+                    consumers: cell.consumers,
+                    packets_in: 0,
+                    packets_out: 0,
+                    delivered: 0,
+                    cpu: cell.cpu,
+                };
+                (cell.id, row)
+            })
+            .collect();
+        let home = self.ingest.cell();
+        let produced: u64 = self.producer.get_stats().await?.iter().map(|s| s.packet_count).sum();
+        if let Some(row) = rows.get_mut(&home) {
+            row.packets_in = produced;
+        }
+        for listener in &self.listeners {
+            let (sent, received) = consumer_packets(&listener.consumer).await?;
+            if let Some(row) = rows.get_mut(&listener.transport.cell()) {
+                row.packets_out += sent;
+                row.packets_in = row.packets_in.max(received);
+                row.delivered += listener.sink.report().intact;
+            }
+        }
+        let srtp = self.host.options().pipes.srtp;
+        let pipes = self
+            .router
+            .pipes()
+            .into_iter()
+            .filter_map(|(source, to)| match source {
+                PipeSource::Producer(producer) => Some(PipeRow { from: home, to, producer, srtp }),
+                PipeSource::DataProducer(_) => None,
+            })
             .collect();
         Ok(DemoSnapshot {
             elapsed: self.started.elapsed(),
             sent: self.generator.as_ref().map_or(0, RtpGenerator::sent),
-            rows,
+            rows: rows.into_values().collect(),
             pipes,
         })
     }
@@ -283,26 +244,6 @@ impl DemoRoom {
     }
 }
 
-impl WorkerSide {
-    async fn add_consumer(&mut self) -> Result<(), DemoError> {
-        let sink = RtpSink::bind(PayloadKind::Opus).await?;
-        let transport = self.router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await?;
-        transport
-            .connect(PlainTransportRemoteParameters {
-                ip: Some(sink.addr().ip()),
-                port: Some(sink.addr().port()),
-                rtcp_port: None,
-                srtp_parameters: None,
-            })
-            .await?;
-        let consumer = transport.consume(ConsumerOptions::new(self.source.id(), receiver_capabilities())).await?;
-        self.consumers.push(consumer);
-        self._transports.push(transport);
-        self.sinks.push(sink);
-        Ok(())
-    }
-}
-
 impl fmt::Display for DemoSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "t={:>5.1}s  generator sent {} RTP packets", self.elapsed.as_secs_f64(), self.sent)?;
@@ -312,40 +253,47 @@ impl fmt::Display for DemoSnapshot {
             "worker", "transports", "consumers", "pkts in", "pkts out", "delivered", "cpu"
         )?;
         for row in &self.rows {
-            let cpu = row.cpu.map_or_else(|| "-".to_string(), |c| format!("{:.1}%", c * 100.0));
             writeln!(
                 f,
-                "  w{:<6} {:>10} {:>9} {:>10} {:>11} {:>10} {:>6}",
-                row.index, row.transports, row.consumers, row.packets_in, row.packets_out, row.delivered, cpu
+                "  w{:<6} {:>10} {:>9} {:>10} {:>11} {:>10} {:>5.1}%",
+                row.cell.0,
+                row.transports,
+                row.consumers,
+                row.packets_in,
+                row.packets_out,
+                row.delivered,
+                row.cpu * 100.0
             )?;
         }
-        if self.pipes.is_empty() {
-            writeln!(f, "  pipes: none")
-        } else {
-            let pipes: Vec<String> = self
-                .pipes
-                .iter()
-                .map(|p| format!("w{}->w{}{}", p.from, p.to, if p.srtp { " (srtp)" } else { "" }))
-                .collect();
-            writeln!(f, "  pipes: {} for producer {}", pipes.join(", "), self.pipes[0].producer)
-        }
+        let Some(first) = self.pipes.first() else {
+            return writeln!(f, "  pipes: none");
+        };
+        let pipes: Vec<String> = self
+            .pipes
+            .iter()
+            .map(|p| format!("w{}->w{}{}", p.from.0, p.to.0, if p.srtp { " (srtp)" } else { "" }))
+            .collect();
+        writeln!(f, "  pipes: {} for producer {}", pipes.join(", "), first.producer)
     }
 }
 
-/// Runs the demo until `options.duration` passes or `shutdown` resolves, printing the table,
-/// then tears the room down and closes the pool's workers. Returns the last snapshot.
+/// Runs the demo on `worker` until `options.duration` passes or `shutdown` resolves, printing
+/// the table, then tears the room down (the caller closes the workers). Returns the last
+/// snapshot and the packets the generator sent.
 pub async fn run(
-    pool: WorkerPool,
+    worker: &Worker,
     options: DemoOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<DemoSnapshot, DemoError> {
-    let mut room = DemoRoom::build(&pool, &options).await?;
+) -> Result<(DemoSnapshot, u64), DemoError> {
+    let room = DemoRoom::build(worker, &options).await?;
+    let first = room.snapshot().await?;
     println!(
-        "demo: 1 Opus producer on w0 at {} packets/s, {} consumers on each of {} workers{}",
+        "demo: 1 Opus producer at {} packets/s and {} consumers in room '{DEMO_ROOM}', placed by {:?} over {} workers{}",
         options.packets_per_second,
-        options.consumers_per_worker,
-        pool.len(),
-        if options.srtp_pipes { ", SRTP pipes" } else { "" }
+        options.consumers,
+        room.host.options().policy,
+        first.rows.len(),
+        if room.host.options().pipes.srtp { ", SRTP pipes" } else { "" }
     );
     let mut ticker = tokio::time::interval(options.report_every);
     ticker.tick().await;
@@ -368,8 +316,5 @@ pub async fn run(
     }
     let last = room.snapshot().await?;
     let sent = room.shutdown().await?;
-    let workers = pool.len();
-    pool.close().await;
-    println!("demo: generator sent {sent} packets; closed {workers} workers cleanly");
-    Ok(last)
+    Ok((last, sent))
 }

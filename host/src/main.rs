@@ -82,10 +82,13 @@ struct HostFlags {
 enum Command {
     /// Start the workers and keep them running (the default).
     Serve,
-    /// Forward generated Opus RTP through every worker and print a live table once a second:
-    /// one producer on worker 0, consumers on every worker, piped between workers.
+    /// Forward generated Opus RTP through the host and print a live table once a second: one
+    /// producer and consumers in one room, each transport placed by the placement policy (the
+    /// embedded pack plugin, capped at consumers-per-worker + 1 transports per worker so that
+    /// it fills every worker in turn), the producer piped to every worker its consumers use.
     Demo {
-        /// Consumers created on each worker.
+        /// Consumers per worker (the plugin's max_transports is this + 1 unless
+        /// --plugin-config max_transports=N is given).
         #[arg(long, value_name = "N", default_value_t = 2)]
         consumers_per_worker: usize,
         /// Packet rate of the generated stream.
@@ -205,21 +208,34 @@ async fn run(cli: Cli) -> Result<()> {
             cmd::serve::serve(running, duration).await
         }
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
+            let mut options = cli.host.options()?;
             let workers = cli.host.workers.unwrap_or_else(available_cores);
-            let pool = mafalda_host::pool::WorkerPool::start(workers, Default::default())
-                .await
-                .context("starting mediasoup workers")?;
-            let options = DemoOptions {
-                consumers_per_worker,
+            // Every worker is started up front and kept: the table shows them all.
+            options.pool.max_workers = workers.get();
+            options.pool.min_workers = workers.get();
+            options.pipes.srtp |= srtp_pipes;
+            // At demo scale CPU never reaches the watermark: a transport cap makes the packer
+            // fill one worker, then the next (the ingest takes one place on the first).
+            let capacity = consumers_per_worker.max(1) + 1;
+            let mut plugins = cli.plugins;
+            if !plugins.plugin_config.iter().any(|(key, _)| key == "max_transports") {
+                plugins.plugin_config.push(("max_transports".into(), capacity.to_string()));
+            }
+            let policy_given = options.policy_given;
+            let running = cmd::serve::start(options, policy_given, &plugins, autoscale, workers).await?;
+            let demo = DemoOptions {
+                consumers: capacity * workers.get() - 1,
                 packets_per_second: pps,
-                srtp_pipes,
                 duration,
                 ..DemoOptions::default()
             };
             let shutdown = async {
                 let _ = stop_requested(None).await;
             };
-            demo::run(pool, options, shutdown).await.context("demo failed")?;
+            let outcome = demo::run(&running.worker, demo, shutdown).await.context("demo failed");
+            let closed = cmd::serve::stop(running).await;
+            let (_, sent) = outcome?;
+            println!("demo: generator sent {sent} packets; closed {closed} workers cleanly");
             Ok(())
         }
         Command::Plugin { command: PluginCommand::Check { file } } => cmd::plugins::check(&cli.plugins, &file),

@@ -123,6 +123,11 @@ impl Worker {
         serde_json::from_value(dump).map_err(|e| RequestError::ResponseConversion(Box::new(e)))
     }
 
+    /// The host whose pool this worker stands for (a mafalda extension: stats, cells, plugins).
+    pub fn host(&self) -> &Arc<Host> {
+        &self.inner.host
+    }
+
     /// Updates the log settings of every real worker of the pool.
     pub async fn update_settings(&self, data: WorkerUpdateSettings) -> Result<(), RequestError> {
         if self.closed() {

@@ -1,5 +1,6 @@
-//! The `mafalda-host demo` job as users run it: packets visibly flow through every worker, a
-//! bounded run ends by itself, Ctrl-C ends it cleanly (workers closed, exit code 0, no panic).
+//! The `mafalda-host demo` job as users run it: the embedded pack plugin places the transports,
+//! filling one worker then the next, packets visibly flow through every worker, a bounded run
+//! ends by itself, Ctrl-C ends it cleanly (workers closed, exit code 0, no panic).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -41,6 +42,8 @@ fn bounded_demo_shows_packets_flowing_through_two_workers() {
         assert!(*delivered > 0, "{worker} delivered nothing:\n{stdout}");
     }
     assert!(stdout.contains("pipes: w0->w1"), "the pipe is shown:\n{stdout}");
+    assert!(stdout.contains("placed by Custom(\"pack\")"), "the default plugin placed them:\n{stdout}");
+    assert!(stderr.contains("max_transports 3"), "the plugin got the demo's cap:\n{stderr}");
     assert!(stdout.contains("closed 2 workers cleanly"), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

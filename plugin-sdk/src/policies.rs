@@ -30,13 +30,41 @@ pub fn least_cpu(cells: &[Candidate]) -> Decision {
         )
 }
 
-/// Bin-packing: the busiest accepting cell under `watermark`, preferring one that already
-/// hosts the router (and, with `room_affinity`, the most transports of the same room); a new
-/// cell only when every cell is above the watermark and the pool may grow; else the least
-/// loaded.
-pub fn bin_pack(request: &Request, cells: &[Candidate], watermark: f64, room_affinity: bool) -> Decision {
-    let room = if room_affinity { request.label_index("room") } else { None };
-    let best = cells.iter().filter(|c| !c.draining && c.cpu < watermark).max_by(|a, b| {
+/// When bin-packing counts a cell as full, and whether it keeps rooms together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PackRules {
+    /// CPU share (of one core) at which a cell is full.
+    pub cpu_watermark: f64,
+    /// Transports at which a cell is full (`None`: no cap; CPU alone decides).
+    pub max_transports: Option<u32>,
+    /// Prefer the cell already holding most transports of the request's `room`.
+    pub room_affinity: bool,
+}
+
+impl Default for PackRules {
+    fn default() -> Self {
+        Self { cpu_watermark: DEFAULT_CPU_WATERMARK, max_transports: None, room_affinity: false }
+    }
+}
+
+impl PackRules {
+    /// Rules with this CPU watermark, no transport cap, no room affinity.
+    pub fn watermark(cpu_watermark: f64) -> Self {
+        Self { cpu_watermark, ..Self::default() }
+    }
+
+    /// Whether `cell` can take one more transport under these rules.
+    pub fn accepts(&self, cell: &Candidate) -> bool {
+        !cell.draining && cell.cpu < self.cpu_watermark && self.max_transports.is_none_or(|cap| cell.transports < cap)
+    }
+}
+
+/// Bin-packing: the busiest cell that is not full under `rules`, preferring one that already
+/// hosts the router (and, with room affinity, the most transports of the same room); a new
+/// cell only when every cell is full and the pool may grow; else the least loaded.
+pub fn bin_pack(request: &Request, cells: &[Candidate], rules: &PackRules) -> Decision {
+    let room = if rules.room_affinity { request.label_index("room") } else { None };
+    let best = cells.iter().filter(|c| rules.accepts(c)).max_by(|a, b| {
         a.label_at(room)
             .same
             .cmp(&b.label_at(room).same)
@@ -73,7 +101,8 @@ mod tests {
     use crate::types::Cell;
 
     fn bin_pack(request: &Request, cells: &[Cell], watermark: f64, room_affinity: bool) -> Decision {
-        super::bin_pack(request, &candidates(request, cells), watermark, room_affinity)
+        let rules = PackRules { room_affinity, ..PackRules::watermark(watermark) };
+        super::bin_pack(request, &candidates(request, cells), &rules)
     }
 
     fn spread(request: &Request, cells: &[Cell]) -> Decision {
@@ -117,6 +146,19 @@ mod tests {
         let draining = cell(0, 0.1, &["r"]).draining();
         assert_eq!(bin_pack(&request(2), std::slice::from_ref(&draining), 0.6, false), Decision::NewCell);
         assert!(matches!(bin_pack(&request(1), &[draining], 0.6, false), Decision::Reject(_)));
+    }
+
+    #[test]
+    fn a_transport_cap_fills_cells_in_turn() {
+        let rules = PackRules { max_transports: Some(2), ..PackRules::default() };
+        let pack = |cells: &[Cell], max| super::bin_pack(&request(max), &candidates(&request(max), cells), &rules);
+        let one = [cell(0, 0.0, &["r"])];
+        assert_eq!(pack(&one, 2), Decision::Cell(0), "under the cap");
+        let full = [cell(0, 0.0, &["r"]).with_transports(2), cell(1, 0.0, &[]).with_transports(1)];
+        assert_eq!(pack(&full, 2), Decision::Cell(1), "the next cell with room");
+        let both = [cell(0, 0.0, &[]).with_transports(2), cell(1, 0.3, &[]).with_transports(2)];
+        assert_eq!(pack(&both, 3), Decision::NewCell, "a new cell while the pool may grow");
+        assert_eq!(pack(&both, 2), Decision::Cell(0), "then the least loaded");
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct Running {
     /// The manager (its host serves placements).
     pub manager: WorkerManager,
     /// The virtual worker created for the host's own use.
-    pub _worker: mafalda_host::worker::Worker,
+    pub worker: mafalda_host::worker::Worker,
     /// Loaded plugins.
     pub _plugins: PluginSet,
     _watch: Option<watch::WatchGuard>,
@@ -85,7 +85,7 @@ pub async fn start(
         autoscale = plugins.autoscale.as_ref().map_or("none", |p| p.label()),
         "mafalda-host running; Ctrl-C to stop"
     );
-    Ok(Running { manager, _worker: worker, _plugins: plugins, _watch: watch })
+    Ok(Running { manager, worker, _plugins: plugins, _watch: watch })
 }
 
 /// Closes every worker and waits for their close events; returns how many.

@@ -27,7 +27,7 @@ impl Default for BinPack {
 impl BinPack {
     /// The bin-packing decision (infallible; used as the fallback of every other policy).
     pub fn decide(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Decision {
-        policies::bin_pack(request, &candidates(request, cells), self.watermark, false)
+        policies::bin_pack(request, &candidates(request, cells), &policies::PackRules::watermark(self.watermark))
     }
 }
 

@@ -1,17 +1,19 @@
-//! `pack`, the default placement plugin: fill the busiest worker that is still under the CPU
-//! watermark, keep a room's transports together (room affinity), prefer workers already
-//! hosting the router, start a worker only when every worker is above the watermark.
+//! `pack`, the default placement plugin: fill the busiest worker that is not yet full, keep a
+//! room's transports together (room affinity), prefer workers already hosting the router, start
+//! a worker only when every worker is full.
 //!
-//! Configuration: `cpu_watermark` (default 0.6).
+//! Configuration: `cpu_watermark` (CPU share of one core at which a worker is full, default 0.6)
+//! and `max_transports` (transports at which a worker is full; absent or 0: no cap).
 
-use mafalda_plugin_sdk::policies::{bin_pack, DEFAULT_CPU_WATERMARK};
+use mafalda_plugin_sdk::policies::{bin_pack, PackRules, DEFAULT_CPU_WATERMARK};
 use mafalda_plugin_sdk::prelude::*;
 use std::sync::Mutex;
 
-static WATERMARK: Mutex<f64> = Mutex::new(DEFAULT_CPU_WATERMARK);
+static RULES: Mutex<PackRules> =
+    Mutex::new(PackRules { cpu_watermark: DEFAULT_CPU_WATERMARK, max_transports: None, room_affinity: true });
 
-fn watermark() -> f64 {
-    WATERMARK.lock().map_or(DEFAULT_CPU_WATERMARK, |mark| *mark)
+fn rules() -> PackRules {
+    RULES.lock().map_or_else(|_| PackRules { room_affinity: true, ..PackRules::default() }, |rules| *rules)
 }
 
 /// The packing policy.
@@ -19,7 +21,7 @@ pub struct Pack;
 
 impl Placement for Pack {
     fn place(request: &Request, cells: &[Candidate]) -> Decision {
-        bin_pack(request, cells, watermark(), true)
+        bin_pack(request, cells, &rules())
     }
 
     fn configure(config: &Config) -> Result<(), String> {
@@ -27,8 +29,11 @@ impl Placement for Pack {
         if !(mark >= 0.0 && mark.is_finite()) {
             return Err(format!("cpu_watermark must be a non-negative CPU share, got {mark}"));
         }
-        *WATERMARK.lock().map_err(|_| "state poisoned".to_string())? = mark;
-        log(LogLevel::Info, &format!("pack: cpu_watermark {mark}"));
+        let cap: u32 = config.parse_or("max_transports", 0)?;
+        let rules = PackRules { cpu_watermark: mark, max_transports: (cap > 0).then_some(cap), room_affinity: true };
+        *RULES.lock().map_err(|_| "state poisoned".to_string())? = rules;
+        let cap = rules.max_transports.map_or_else(|| "none".to_string(), |cap| cap.to_string());
+        log(LogLevel::Info, &format!("pack: cpu_watermark {mark}, max_transports {cap}"));
         Ok(())
     }
 }
@@ -57,9 +62,13 @@ mod tests {
     fn configuration_is_validated() {
         assert!(Pack::configure(&Config::new([("cpu_watermark", "lots")])).is_err());
         assert!(Pack::configure(&Config::new([("cpu_watermark", "-1")])).is_err());
-        Pack::configure(&Config::new([("cpu_watermark", "0.8")])).expect("valid");
-        assert_eq!(watermark(), 0.8);
+        assert!(Pack::configure(&Config::new([("max_transports", "-3")])).is_err());
+        Pack::configure(&Config::new([("cpu_watermark", "0.8"), ("max_transports", "2")])).expect("valid");
+        assert_eq!(rules().cpu_watermark, 0.8);
+        assert_eq!(rules().max_transports, Some(2));
         let cells = cells![cell(0).with_cpu(0.7)];
         assert_eq!(place::<Pack>(&Request::new("r").with_max_cells(2), &cells), Decision::Cell(0));
+        let cells = cells![cell(0).with_cpu(0.1).with_transports(2)];
+        assert_eq!(place::<Pack>(&Request::new("r").with_max_cells(2), &cells), Decision::NewCell, "capped");
     }
 }
