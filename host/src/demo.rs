@@ -166,14 +166,7 @@ impl DemoRoom {
             let mut transport_options = PlainTransportOptions::new(loopback_listen_info());
             transport_options.app_data = hints(Direction::Recv);
             let transport = router.create_plain_transport(transport_options).await?;
-            transport
-                .connect(PlainTransportRemoteParameters {
-                    ip: Some(sink.addr().ip()),
-                    port: Some(sink.addr().port()),
-                    rtcp_port: None,
-                    srtp_parameters: None,
-                })
-                .await?;
+            transport.connect(sink.remote_parameters()).await?;
             let consumer = transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await?;
             info!(consumer = %consumer.id(), cell = %transport.cell(), "demo consumer placed");
             listeners.push(Listener { transport, consumer, sink });

@@ -17,15 +17,7 @@ async fn consumer_to_sink(router: &Router, producer: ProducerId) -> (PlainTransp
         .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
         .await
         .expect("consumer transport");
-    transport
-        .connect(PlainTransportRemoteParameters {
-            ip: Some(sink.addr().ip()),
-            port: Some(sink.addr().port()),
-            rtcp_port: None,
-            srtp_parameters: None,
-        })
-        .await
-        .expect("connect to sink");
+    transport.connect(sink.remote_parameters()).await.expect("connect to sink");
     let consumer = transport.consume(ConsumerOptions::new(producer, receiver_capabilities())).await.expect("consume");
     (transport, consumer, sink)
 }

@@ -50,14 +50,7 @@ async fn closing_a_worker_fires_close_and_the_host_keeps_serving() {
         ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(7))).await.expect("producer");
     let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
     let out = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("out");
-    out.connect(PlainTransportRemoteParameters {
-        ip: Some(sink.addr().ip()),
-        port: Some(sink.addr().port()),
-        rtcp_port: None,
-        srtp_parameters: None,
-    })
-    .await
-    .expect("connect");
+    out.connect(sink.remote_parameters()).await.expect("connect");
     let _consumer = out.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
     let generator =
         RtpGenerator::start(&ingest, GeneratorConfig::opus(7).with_rate(200).with_count(50)).await.expect("generator");

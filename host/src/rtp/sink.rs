@@ -57,6 +57,16 @@ impl RtpSink {
         self.addr
     }
 
+    /// What a plain transport's `connect` needs to send here (RTCP multiplexed, no SRTP).
+    pub fn remote_parameters(&self) -> mediasoup::plain_transport::PlainTransportRemoteParameters {
+        mediasoup::plain_transport::PlainTransportRemoteParameters {
+            ip: Some(self.addr.ip()),
+            port: Some(self.addr.port()),
+            rtcp_port: None,
+            srtp_parameters: None,
+        }
+    }
+
     /// A snapshot of what arrived.
     pub fn report(&self) -> SinkReport {
         self.report.lock().unwrap_or_else(PoisonError::into_inner).clone()

@@ -91,15 +91,7 @@ pub async fn sink_consumer(
     let mut options = PlainTransportOptions::new(loopback_listen_info());
     options.app_data = slot(k);
     let transport = router.create_plain_transport(options).await.expect("consumer transport");
-    transport
-        .connect(PlainTransportRemoteParameters {
-            ip: Some(sink.addr().ip()),
-            port: Some(sink.addr().port()),
-            rtcp_port: None,
-            srtp_parameters: None,
-        })
-        .await
-        .expect("connect");
+    transport.connect(sink.remote_parameters()).await.expect("connect");
     let consumer = transport.consume(ConsumerOptions::new(producer, receiver_capabilities())).await.expect("consume");
     (transport, consumer, sink)
 }
