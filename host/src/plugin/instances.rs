@@ -163,8 +163,8 @@ impl<W: World> Instances<W> {
     }
 
     /// Arms the call limits. The deadline is a budget of the calling thread's CPU time,
-    /// checked on every epoch tick once the wall-clock deadline has passed: a thread the
-    /// scheduler set aside (another core compiling a reload, say) does not time a plugin out.
+    /// checked on every epoch tick the call outlives (its first tick counted as spent): a thread
+    /// the scheduler set aside (another core compiling a reload, say) does not time a plugin out.
     fn arm(&self, store: &mut Store<PluginState>) -> Result<(), PluginError> {
         // The clock is read only once a call outlives one tick (see the epoch callback), so a
         // typical microsecond call costs no system call.
