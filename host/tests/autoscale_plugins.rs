@@ -6,9 +6,12 @@
 
 mod common;
 
-use common::{options_with, plain_producer, plugin_set, quiet_settings, sink_consumer, ForceBySlot, EVENT_LIMIT};
+use common::{
+    cell_closed_events, options_with, plain_producer, plugin_set, quiet_settings, sink_consumer, ForceBySlot,
+    EVENT_LIMIT,
+};
 use mafalda_host::autoscale::{self, AutoscaleOptions};
-use mafalda_host::host::{CellClosed, CloseReason};
+use mafalda_host::host::CloseReason;
 use mafalda_host::media::{router_codecs, vp8_send_parameters};
 use mafalda_host::placement::CellId;
 use mafalda_host::plugin::AutoscaleHook;
@@ -65,10 +68,7 @@ async fn load_adds_a_worker_and_idleness_retires_it() {
     let _on_new = host.on_new_cell(move |id| {
         let _ = new_cells.send(*id);
     });
-    let (closed_cells, mut closed) = mpsc::unbounded_channel::<CellClosed>();
-    let _on_closed = host.on_cell_closed(move |event| {
-        let _ = closed_cells.send(event.clone());
-    });
+    let mut closed = cell_closed_events(host);
     assert_eq!(host.cells().len(), 1);
 
     let options = AutoscaleOptions { interval: Duration::from_millis(100), scale_hook: None };

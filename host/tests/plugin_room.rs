@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{options_with, placement_plugin, plain_producer, quiet_settings, sink_consumer, EVENT_LIMIT};
+use common::{
+    cell_closed_events, options_with, placement_plugin, plain_producer, quiet_settings, sink_consumer, EVENT_LIMIT,
+};
 use mafalda_host::host::CloseReason;
 use mafalda_host::media::{opus_send_parameters, router_codecs, vp8_send_parameters};
 use mafalda_host::placement::CellId;
@@ -14,7 +16,6 @@ use mafalda_host::prelude::*;
 use mafalda_host::router::PipeSource;
 use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::collections::{BTreeMap, BTreeSet};
-use tokio::sync::mpsc;
 
 const PACKETS: u32 = 100;
 
@@ -74,13 +75,7 @@ async fn the_room_test_with_wasm_placement() {
     assert!(plugin.counters().calls >= 14, "the plugin decided: {:?}", plugin.counters());
 
     // Closing the consumers of a worker without producers releases its pipes, then the worker.
-    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
-    manager
-        .host()
-        .on_cell_closed(move |e| {
-            let _ = closed_tx.send(e.clone());
-        })
-        .detach();
+    let mut closed_rx = cell_closed_events(manager.host());
     let busy: BTreeSet<CellId> = homes.values().copied().collect();
     let quiet = *cells.iter().find(|c| !busy.contains(c)).expect("a worker with consumers only");
     consumers.retain(|(_, (t, _, _))| t.cell() != quiet);

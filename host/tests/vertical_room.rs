@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{plain_producer, router, sink_consumer, slotted_manager, EVENT_LIMIT};
+use common::{cell_closed_events, plain_producer, router, sink_consumer, slotted_manager, EVENT_LIMIT};
 use mafalda_host::host::CloseReason;
 use mafalda_host::media::{opus_send_parameters, vp8_send_parameters};
 use mafalda_host::placement::CellId;
@@ -14,7 +14,6 @@ use mafalda_host::router::PipeSource;
 use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 
 const PACKETS: u32 = 120;
 
@@ -83,13 +82,7 @@ async fn a_room_over_three_workers() {
     assert_eq!(dump.map_consumer_id_producer_id.len(), 12);
 
     // Closing the consumers of the last worker releases its pipes, then the worker itself.
-    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
-    manager
-        .host()
-        .on_cell_closed(move |e| {
-            let _ = closed_tx.send(e.clone());
-        })
-        .detach();
+    let mut closed_rx = cell_closed_events(manager.host());
     let last = *extra.iter().max().expect("an extra cell");
     let last_slot = consumers.iter().find(|(_, (t, _, _))| t.cell() == last).map(|(s, _)| *s).expect("slot");
     consumers.retain(|(slot, _)| *slot != last_slot);

@@ -43,11 +43,14 @@ pub struct PackRules {
 
 impl Default for PackRules {
     fn default() -> Self {
-        Self { cpu_watermark: DEFAULT_CPU_WATERMARK, max_transports: None, room_affinity: false }
+        Self::DEFAULT
     }
 }
 
 impl PackRules {
+    /// The default watermark, no transport cap, no room affinity (usable in `const`s).
+    pub const DEFAULT: Self = Self { cpu_watermark: DEFAULT_CPU_WATERMARK, max_transports: None, room_affinity: false };
+
     /// Rules with this CPU watermark, no transport cap, no room affinity.
     pub fn watermark(cpu_watermark: f64) -> Self {
         Self { cpu_watermark, ..Self::default() }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
+use mafalda_host::host::{CellClosed, Host};
 use mafalda_host::labels::PlacementHints;
 use mafalda_host::media::{loopback_listen_info, receiver_capabilities, router_codecs};
 use mafalda_host::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest, PolicyError};
@@ -94,6 +95,16 @@ pub async fn sink_consumer(
     transport.connect(sink.remote_parameters()).await.expect("connect");
     let consumer = transport.consume(ConsumerOptions::new(producer, receiver_capabilities())).await.expect("consume");
     (transport, consumer, sink)
+}
+
+/// The host's `on_cell_closed` events as a channel (the handler lives as long as the host).
+pub fn cell_closed_events(host: &Host) -> tokio::sync::mpsc::UnboundedReceiver<CellClosed> {
+    let (events, received) = tokio::sync::mpsc::unbounded_channel();
+    host.on_cell_closed(move |event| {
+        let _ = events.send(event.clone());
+    })
+    .detach();
+    received
 }
 
 /// Upper bound for waiting on an event that should come quickly.

@@ -9,11 +9,13 @@ use mafalda_plugin_sdk::policies::{bin_pack, PackRules, DEFAULT_CPU_WATERMARK};
 use mafalda_plugin_sdk::prelude::*;
 use std::sync::Mutex;
 
-static RULES: Mutex<PackRules> =
-    Mutex::new(PackRules { cpu_watermark: DEFAULT_CPU_WATERMARK, max_transports: None, room_affinity: true });
+/// The rules until `configure` says otherwise: default watermark, no cap, rooms kept together.
+const DEFAULT_RULES: PackRules = PackRules { room_affinity: true, ..PackRules::DEFAULT };
+
+static RULES: Mutex<PackRules> = Mutex::new(DEFAULT_RULES);
 
 fn rules() -> PackRules {
-    RULES.lock().map_or_else(|_| PackRules { room_affinity: true, ..PackRules::default() }, |rules| *rules)
+    RULES.lock().map_or(DEFAULT_RULES, |rules| *rules)
 }
 
 /// The packing policy.
@@ -30,7 +32,7 @@ impl Placement for Pack {
             return Err(format!("cpu_watermark must be a non-negative CPU share, got {mark}"));
         }
         let cap: u32 = config.parse_or("max_transports", 0)?;
-        let rules = PackRules { cpu_watermark: mark, max_transports: (cap > 0).then_some(cap), room_affinity: true };
+        let rules = PackRules { cpu_watermark: mark, max_transports: (cap > 0).then_some(cap), ..DEFAULT_RULES };
         *RULES.lock().map_err(|_| "state poisoned".to_string())? = rules;
         let cap = rules.max_transports.map_or_else(|| "none".to_string(), |cap| cap.to_string());
         log(LogLevel::Info, &format!("pack: cpu_watermark {mark}, max_transports {cap}"));
