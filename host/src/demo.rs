@@ -75,7 +75,6 @@ struct Listener {
 
 /// The running demo room.
 pub struct DemoRoom {
-    host: Arc<Host>,
     router: Router,
     ingest: PlainTransport,
     producer: Producer,
@@ -152,7 +151,6 @@ impl DemoRoom {
     /// Builds the room on `worker` (a virtual worker: the host places every transport) and
     /// starts the generator.
     pub async fn build(worker: &Worker, options: &DemoOptions) -> Result<Self, DemoError> {
-        let host = Arc::clone(worker.host());
         let router = worker.create_router(RouterOptions::new(router_codecs())).await?;
         let mut ingest_options = PlainTransportOptions::new(loopback_listen_info());
         ingest_options.comedia = true;
@@ -173,12 +171,17 @@ impl DemoRoom {
         }
         let config = GeneratorConfig::opus(DEMO_SSRC).with_rate(options.packets_per_second);
         let generator = RtpGenerator::start(&ingest, config).await?;
-        Ok(Self { host, router, ingest, producer, listeners, generator: Some(generator), started: Instant::now() })
+        Ok(Self { router, ingest, producer, listeners, generator: Some(generator), started: Instant::now() })
+    }
+
+    /// The host placing the room's transports.
+    fn host(&self) -> &Arc<Host> {
+        self.router.worker().host()
     }
 
     /// Collects the numbers of one table.
     pub async fn snapshot(&self) -> Result<DemoSnapshot, DemoError> {
-        let stats = self.host.stats();
+        let stats = self.host().stats();
         let mut rows: BTreeMap<CellId, WorkerRow> = stats
             .cells
             .iter()
@@ -208,7 +211,7 @@ impl DemoRoom {
                 row.delivered += listener.sink.report().intact;
             }
         }
-        let srtp = self.host.options().pipes.srtp;
+        let srtp = self.host().options().pipes.srtp;
         let pipes = self
             .router
             .pipes()
@@ -284,9 +287,9 @@ pub async fn run(
         "demo: 1 Opus producer at {} packets/s and {} consumers in room '{DEMO_ROOM}', placed by {:?} over {} workers{}",
         options.packets_per_second,
         options.consumers,
-        room.host.options().policy,
+        room.host().options().policy,
         first.rows.len(),
-        if room.host.options().pipes.srtp { ", SRTP pipes" } else { "" }
+        if room.host().options().pipes.srtp { ", SRTP pipes" } else { "" }
     );
     let mut ticker = tokio::time::interval(options.report_every);
     ticker.tick().await;

@@ -276,9 +276,10 @@ impl Router {
     pub(crate) async fn place(&self, app_data: &AppData) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
         self.check_open()?;
         let request = request_for(&self.id().to_string(), app_data);
-        let cell = self.inner.host.place(request.clone()).await.map_err(place_error)?;
+        let labels = cell_labels(&request);
+        let cell = self.inner.host.place(request).await.map_err(place_error)?;
         let router_use = self.real_router_use(&cell).await?;
-        Ok((cell, router_use, cell_labels(&request)))
+        Ok((cell, router_use, labels))
     }
 
     /// A use of the real router in `cell`, creating it (and firing `on_new_cell`) if needed.
