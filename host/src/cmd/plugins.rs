@@ -95,8 +95,14 @@ pub fn placement_policy(
         }
     }
     let compiled = runtime.load_file(spec)?;
-    let instances = swap::build(runtime, PluginKind::Placement, compiled, &flags.plugin_config)?;
-    Ok(Arc::new(WasmPlacement::new(Arc::clone(runtime), instances, Some(spec), &flags.plugin_config)))
+    let plugin = WasmPlacement::from_compiled(
+        Arc::clone(runtime),
+        PluginKind::Placement,
+        compiled,
+        Some(spec),
+        &flags.plugin_config,
+    )?;
+    Ok(Arc::new(plugin))
 }
 
 /// `mafalda-host plugin check FILE`: validates a plugin and describes it.

@@ -6,7 +6,7 @@ use super::autoscale::AutoscaleHook;
 use super::error::PluginError;
 use super::placement::WasmPlacement;
 use super::runtime::{PluginKind, PluginRuntime};
-use super::swap::{build, Swappable};
+use super::swap::Swappable;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,16 +42,16 @@ impl PluginSet {
             let kind = compiled.kind;
             match kind {
                 PluginKind::Placement if set.placement.is_none() => {
-                    let instances = build(runtime, kind, compiled, config)?;
-                    set.placement = Some(Arc::new(Swappable::new(Arc::clone(runtime), instances, Some(file), config)));
+                    set.placement =
+                        Some(Arc::new(Swappable::from_compiled(runtime.clone(), kind, compiled, Some(file), config)?));
                 }
                 PluginKind::Auth if set.auth.is_none() => {
-                    let instances = build(runtime, kind, compiled, config)?;
-                    set.auth = Some(Arc::new(Swappable::new(Arc::clone(runtime), instances, Some(file), config)));
+                    set.auth =
+                        Some(Arc::new(Swappable::from_compiled(runtime.clone(), kind, compiled, Some(file), config)?));
                 }
                 PluginKind::Autoscale if set.autoscale.is_none() => {
-                    let instances = build(runtime, kind, compiled, config)?;
-                    set.autoscale = Some(Arc::new(Swappable::new(Arc::clone(runtime), instances, Some(file), config)));
+                    set.autoscale =
+                        Some(Arc::new(Swappable::from_compiled(runtime.clone(), kind, compiled, Some(file), config)?));
                 }
                 _ => return Err(twice(kind, file)),
             }

@@ -51,8 +51,21 @@ impl<W: World> Swappable<W> {
         bytes: &[u8],
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
-        let instances = build::<W>(&runtime, kind, runtime.load(name, bytes)?, config)?;
-        Ok(Self::new(runtime, instances, None, config))
+        let compiled = runtime.load(name, bytes)?;
+        Self::from_compiled(runtime, kind, compiled, None, config)
+    }
+
+    /// Instances of `compiled` (refusing another world than `kind`), wrapped; `source` is the
+    /// file a reload reads again.
+    pub fn from_compiled(
+        runtime: Arc<PluginRuntime>,
+        kind: PluginKind,
+        compiled: super::runtime::Compiled,
+        source: Option<&Path>,
+        config: &[(String, String)],
+    ) -> Result<Self, PluginError> {
+        let instances = build::<W>(&runtime, kind, compiled, config)?;
+        Ok(Self::new(runtime, instances, source, config))
     }
 
     /// The plugin's name.
