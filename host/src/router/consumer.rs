@@ -11,6 +11,7 @@ use super::Router;
 use crate::cell::{Cell, Count};
 use crate::lifecycle::Lifecycle;
 use crate::object::{inert_handler, Slot};
+use crate::placement::CellId;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, MediaKind, ProducerId, RtpParameters};
 use mediasoup::worker::RequestError;
@@ -25,6 +26,7 @@ pub(crate) struct ConsumerInner {
     r#type: ConsumerType,
     app_data: AppData,
     transport: Arc<dyn Transport>,
+    cell: CellId,
     real: Slot<mediasoup::consumer::Consumer>,
     life: Lifecycle,
 }
@@ -88,6 +90,7 @@ impl Consumer {
             r#type: real.r#type(),
             app_data: real.app_data().clone(),
             transport,
+            cell: cell.id(),
             real: Slot::new(real.clone()),
             life: Lifecycle::default(),
         });
@@ -132,6 +135,12 @@ impl Consumer {
     /// Transport to which the consumer belongs.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.inner.transport
+    }
+
+    /// mafalda extension: the cell (worker) the consumer lives in (its transport's).
+    #[must_use]
+    pub fn cell(&self) -> CellId {
+        self.inner.cell
     }
 
     /// Media kind.

@@ -9,6 +9,7 @@ use super::{Router, RouterInner};
 use crate::cell::{Cell, Count};
 use crate::lifecycle::Lifecycle;
 use crate::object::{inert_handler, Slot};
+use crate::placement::CellId;
 use crate::worker::NotificationError;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, MediaKind, RtpParameters};
@@ -26,6 +27,7 @@ pub(crate) struct ProducerInner {
     app_data: AppData,
     transport: Arc<dyn Transport>,
     router: Weak<RouterInner>,
+    cell: CellId,
     real: Slot<mediasoup::producer::Producer>,
     life: Lifecycle,
 }
@@ -150,6 +152,7 @@ impl Producer {
             app_data: real.app_data().clone(),
             transport,
             router: Arc::downgrade(&router.inner),
+            cell: cell.id(),
             real: Slot::new(real),
             life: Lifecycle::default(),
         });
@@ -194,6 +197,12 @@ impl Producer {
     /// Transport to which the producer belongs.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.inner().transport
+    }
+
+    /// mafalda extension: the cell (worker) the producer lives in.
+    #[must_use]
+    pub fn cell(&self) -> CellId {
+        self.inner().cell
     }
 
     /// Media kind.
