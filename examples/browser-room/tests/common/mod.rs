@@ -64,7 +64,11 @@ impl Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_browser-room"));
         command.process_group(0);
         command.args(["--listen", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        command.env("RUST_LOG", std::env::var("BROWSER_ROOM_LOG").unwrap_or_else(|_| "browser_room=info,mafalda_host=warn,mediasoup=error".into()));
+        command.env(
+            "RUST_LOG",
+            std::env::var("BROWSER_ROOM_LOG")
+                .unwrap_or_else(|_| "browser_room=info,mafalda_host=warn,mediasoup=error".into()),
+        );
         for (key, value) in env {
             command.env(key, value);
         }
