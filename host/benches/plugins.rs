@@ -8,10 +8,10 @@
 //! Run: `cargo bench -p mafalda-host --bench plugins`.
 
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
-use mafalda_host::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
 use mafalda_host::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
 use mafalda_host::prelude::*;
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_plugin_sdk::candidate::candidates;
 use mafalda_plugin_sdk::policies::{bin_pack, PackRules};
 use std::sync::Arc;

@@ -11,10 +11,10 @@
 //! itself a check that the APIs match.
 
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
-use mafalda_host::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_host::pool::WorkerThread;
-use mafalda_host::rtp::packet::{encode, RtpHeader};
-use mafalda_host::rtp::payload::{make, PayloadKind};
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::rtp::packet::{encode, RtpHeader};
+use mafalda_media_tools::rtp::payload::{make, PayloadKind};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

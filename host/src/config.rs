@@ -41,6 +41,11 @@ pub enum ConfigError {
     },
 }
 
+/// Number of cores this process may use (at least 1).
+pub fn available_cores() -> std::num::NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN)
+}
+
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
 }
@@ -70,7 +75,7 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
-            max_workers: crate::pool::available_cores().get(),
+            max_workers: available_cores().get(),
             min_workers: 1,
             cpu_watermark: DEFAULT_CPU_WATERMARK,
             idle_grace: Duration::from_secs(30),
@@ -154,11 +159,31 @@ pub struct PipeOptions {
     pub srtp: bool,
     /// Address pipe transports listen on (default 127.0.0.1).
     pub listen_ip: IpAddr,
+    /// Address the other end of a pipe is told to send to, when it differs from `listen_ip`
+    /// (e.g. `listen_ip = 0.0.0.0` behind a known address). Default: `listen_ip`.
+    pub announced_address: Option<String>,
 }
 
 impl Default for PipeOptions {
     fn default() -> Self {
-        Self { srtp: false, listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST) }
+        Self { srtp: false, listen_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), announced_address: None }
+    }
+}
+
+impl PipeOptions {
+    /// Where pipe transports listen (UDP, a port chosen by the worker).
+    pub fn listen_info(&self) -> mediasoup::prelude::ListenInfo {
+        mediasoup::prelude::ListenInfo {
+            protocol: mediasoup::prelude::Protocol::Udp,
+            ip: self.listen_ip,
+            announced_address: self.announced_address.clone(),
+            expose_internal_ip: false,
+            port: None,
+            port_range: None,
+            flags: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+        }
     }
 }
 

@@ -12,18 +12,15 @@
 //! - [`host`], [`cell`], [`pool`]: the shared real workers ("cells"), CPU sampling, idle release;
 //! - [`placement`]: the pure placement engine and built-in policies; [`labels`]: hints from
 //!   `app_data`; [`config`]: options from code, TOML and environment; [`stats`]: snapshots;
-//! - [`media`], [`rtp`], [`demo`], [`shutdown`]: RTP tooling and the `mafalda-host` jobs.
 
 #![warn(missing_docs)]
 
 pub mod autoscale;
 pub mod cell;
 pub mod config;
-pub mod demo;
 pub mod host;
 pub mod labels;
 mod lifecycle;
-pub mod media;
 mod object;
 pub mod placement;
 pub mod plugin;
@@ -31,9 +28,6 @@ mod plugin_policy;
 pub mod pool;
 pub mod prelude;
 pub mod router;
-pub mod rtp;
-pub mod shutdown;
-pub mod simulate;
 pub mod stats;
 pub mod webrtc_server;
 pub mod worker;

@@ -75,11 +75,6 @@ impl WorkerTemplate {
     }
 }
 
-/// Number of cores this process may use (at least 1).
-pub fn available_cores() -> NonZeroUsize {
-    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
-}
-
 /// The OS thread a worker runs on, learnt from inside the thread when it starts.
 #[derive(Debug, Default)]
 pub struct WorkerThread {

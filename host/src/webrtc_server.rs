@@ -241,7 +241,9 @@ impl WeakWebRtcServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::loopback_listen_info;
+    fn loopback_listen_info() -> ListenInfo {
+        crate::config::PipeOptions::default().listen_info()
+    }
 
     #[test]
     fn explicit_ports_shift_with_the_cell() {

@@ -12,11 +12,11 @@ use common::{
 };
 use mafalda_host::autoscale::{self, AutoscaleOptions};
 use mafalda_host::host::CloseReason;
-use mafalda_host::media::{router_codecs, vp8_send_parameters};
 use mafalda_host::placement::CellId;
 use mafalda_host::plugin::AutoscaleHook;
 use mafalda_host::prelude::*;
-use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_media_tools::media::{router_codecs, vp8_send_parameters};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
 use mafalda_plugin_sdk::types::Action;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,9 +6,9 @@ mod common;
 
 use common::{options_with, placement_plugin, quiet_settings};
 use mafalda_host::labels::PlacementHints;
-use mafalda_host::media::{loopback_listen_info, router_codecs};
 use mafalda_host::prelude::*;
 use mafalda_host::worker::RequestError;
+use mafalda_media_tools::media::{loopback_listen_info, router_codecs};
 use std::collections::BTreeSet;
 
 fn labelled(room: &str, role: &str) -> PlainTransportOptions {

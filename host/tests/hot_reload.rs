@@ -7,9 +7,7 @@ mod common;
 use common::{built_plugin, plugin_runtime};
 use mafalda_host::placement::{BinPack, CellLoad, Decision, PlacementEngine, PlacementRequest};
 use mafalda_host::plugin::{watch, PluginSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,38 +100,4 @@ fn the_watcher_reloads_a_changed_file() {
     let request = PlacementRequest::new("r").with_max_cells(16);
     use mafalda_host::placement::PlacementPolicy;
     assert_eq!(plugin.place(&request, &cells()).expect("answer"), Decision::Cell(0), "spread answers now");
-}
-
-#[test]
-fn sighup_reloads_the_plugins_of_a_running_host() {
-    let path = scratch("sighup");
-    install(&built_plugin("mafalda_plugin_pack"), &path);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
-        .args(["--workers", "1", "--duration", "60", "--plugin", path.to_str().expect("utf-8")])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no '{needle}' in the log"));
-        if line.contains(needle) {
-            return line;
-        }
-    };
-    wait_for("mafalda-host running");
-    install(&built_plugin("mafalda_plugin_spread"), &path);
-    // SAFETY: kill() on our own child's pid with SIGHUP.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) }, 0);
-    let reloaded = wait_for("plugin reloaded");
-    assert!(reloaded.contains("policy"), "{reloaded}");
-    // SAFETY: as above, SIGINT.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
-    assert!(child.wait().expect("exit").success());
 }

@@ -2,9 +2,9 @@
 //! (through a plain pipe) and worker C (through an SRTP pipe). Every packet must arrive at every
 //! receiver with a byte-identical payload.
 
-use mafalda_host::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_host::pool::WorkerPool;
-use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
 use mediasoup::prelude::*;
 use std::time::Duration;
 

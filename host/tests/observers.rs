@@ -4,9 +4,9 @@
 mod common;
 
 use common::{plain_producer, router, slot, slotted_manager, EVENT_LIMIT};
-use mafalda_host::media::{opus_send_parameters_with_audio_level, AUDIO_LEVEL_EXTENSION_ID};
 use mafalda_host::prelude::*;
-use mafalda_host::rtp::{GeneratorConfig, RtpGenerator};
+use mafalda_media_tools::media::{opus_send_parameters_with_audio_level, AUDIO_LEVEL_EXTENSION_ID};
+use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator};
 use std::num::NonZeroU16;
 use tokio::sync::mpsc;
 

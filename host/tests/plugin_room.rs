@@ -10,11 +10,11 @@ use common::{
     cell_closed_events, options_with, placement_plugin, plain_producer, quiet_settings, sink_consumer, EVENT_LIMIT,
 };
 use mafalda_host::host::CloseReason;
-use mafalda_host::media::{opus_send_parameters, router_codecs, vp8_send_parameters};
 use mafalda_host::placement::CellId;
 use mafalda_host::prelude::*;
 use mafalda_host::router::PipeSource;
-use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
+use mafalda_media_tools::media::{opus_send_parameters, router_codecs, vp8_send_parameters};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::collections::{BTreeMap, BTreeSet};
 
 const PACKETS: u32 = 100;

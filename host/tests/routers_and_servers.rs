@@ -6,9 +6,9 @@
 mod common;
 
 use common::{plain_producer, quiet_settings, sink_consumer, slot, slotted_manager, EVENT_LIMIT};
-use mafalda_host::media::{loopback_listen_info, opus_send_parameters, router_codecs};
 use mafalda_host::prelude::*;
-use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::collections::BTreeSet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

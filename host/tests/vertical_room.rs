@@ -7,11 +7,11 @@ mod common;
 
 use common::{cell_closed_events, plain_producer, router, sink_consumer, slotted_manager, EVENT_LIMIT};
 use mafalda_host::host::CloseReason;
-use mafalda_host::media::{opus_send_parameters, vp8_send_parameters};
 use mafalda_host::placement::CellId;
 use mafalda_host::prelude::*;
 use mafalda_host::router::PipeSource;
-use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
+use mafalda_media_tools::media::{opus_send_parameters, vp8_send_parameters};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 

@@ -7,10 +7,10 @@ mod common;
 
 use common::{plain_producer, router, sink_consumer, slot, slotted_manager, EVENT_LIMIT};
 use mafalda_host::host::CloseReason;
-use mafalda_host::media::{loopback_listen_info, opus_send_parameters};
 use mafalda_host::prelude::*;
-use mafalda_host::rtp::{GeneratorConfig, GeneratorError, PayloadKind, RtpGenerator};
 use mafalda_host::worker::{CreateRouterError, RequestError};
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters};
+use mafalda_media_tools::rtp::{GeneratorConfig, GeneratorError, PayloadKind, RtpGenerator};
 use mediasoup::types::rtp_parameters::RtpCodecParametersParameters;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,7 +40,7 @@ async fn unknown_producers_and_unusable_capabilities() {
     assert_ne!(far.cell(), _input.cell());
 
     let unknown: ProducerId = "00000000-0000-4000-8000-000000000001".parse().expect("uuid");
-    let caps = mafalda_host::media::receiver_capabilities();
+    let caps = mafalda_media_tools::media::receiver_capabilities();
     match far.consume(ConsumerOptions::new(unknown, caps)).await {
         Err(ConsumeError::ProducerNotFound(id)) => assert_eq!(id, unknown),
         other => panic!("expected ProducerNotFound, got {other:?}"),
@@ -86,7 +86,7 @@ async fn closed_router_refuses_transports() {
         Err(RequestError::ChannelClosed) => {}
         other => panic!("expected ChannelClosed, got {other:?}"),
     }
-    match worker.create_router(RouterOptions::new(mafalda_host::media::router_codecs())).await {
+    match worker.create_router(RouterOptions::new(mafalda_media_tools::media::router_codecs())).await {
         Err(CreateRouterError::Request(RequestError::ChannelClosed)) => {}
         other => panic!("expected ChannelClosed, got {other:?}"),
     }

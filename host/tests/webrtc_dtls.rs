@@ -6,10 +6,10 @@
 mod common;
 
 use common::slotted_manager;
-use mafalda_host::media::loopback_listen_info;
 use mafalda_host::prelude::*;
 use mafalda_host::types::data_structures::{DtlsFingerprint, DtlsRole, DtlsState};
 use mafalda_host::types::rtp_parameters::RtpCodecParametersParameters;
+use mafalda_media_tools::media::loopback_listen_info;
 use std::net::{SocketAddr, UdpSocket};
 use std::num::{NonZeroU32, NonZeroU8};
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
 //! Closing a worker fires its close event (the pool's and the user's handlers); the rest of the
 //! host keeps forwarding media.
 
-use mafalda_host::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_host::pool::{PoolError, WorkerPool};
-use mafalda_host::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
 use mediasoup::prelude::*;
 use std::time::Duration;
 use tokio::sync::oneshot;

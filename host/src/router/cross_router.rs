@@ -12,7 +12,6 @@ use super::{
     PipeToRouterOptions, Router,
 };
 use crate::cell::Cell;
-use crate::media::loopback_listen_info;
 use crate::object::fresh_id;
 use mediasoup::prelude::{ConsumerOptions, DataConsumerOptions, DataProducerId, ProducerId, RtpCapabilities};
 use mediasoup::worker::RequestError;
@@ -34,7 +33,7 @@ async fn transport_pair(
     cell: &Arc<Cell>,
     options: &PipeToRouterOptions,
 ) -> Result<(PipeTransport, PipeTransport), RequestError> {
-    let mut transport_options = PipeTransportOptions::new(loopback_listen_info());
+    let mut transport_options = PipeTransportOptions::new(source.inner.host.options().pipes.listen_info());
     transport_options.enable_sctp = options.enable_sctp;
     transport_options.enable_rtx = options.enable_rtx;
     transport_options.enable_srtp = options.enable_srtp;

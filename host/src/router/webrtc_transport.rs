@@ -97,9 +97,21 @@ impl WebRtcTransportOptions {
     /// Options sharing the ports of `webrtc_server` (mediasoup's defaults otherwise).
     #[must_use]
     pub fn new_with_server(webrtc_server: WebRtcServer) -> Self {
-        let template = mediasoup::webrtc_transport::WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(
-            crate::media::loopback_listen_info(),
-        ));
+        // mediasoup's defaults, read from options built around a listen info that is never used
+        // (server transports take their cell's real server at creation).
+        let unused = mediasoup::prelude::ListenInfo {
+            protocol: mediasoup::prelude::Protocol::Udp,
+            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            announced_address: None,
+            expose_internal_ip: false,
+            port: None,
+            port_range: None,
+            flags: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+        };
+        let template =
+            mediasoup::webrtc_transport::WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(unused));
         let mut options = Self::from_real(WebRtcTransportListen::Server { webrtc_server }, template);
         options.enable_tcp = true; // as mediasoup's new_with_server
         options

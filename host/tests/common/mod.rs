@@ -4,10 +4,10 @@
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
 use mafalda_host::host::{CellClosed, Host};
 use mafalda_host::labels::PlacementHints;
-use mafalda_host::media::{loopback_listen_info, receiver_capabilities, router_codecs};
 use mafalda_host::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest, PolicyError};
 use mafalda_host::prelude::*;
-use mafalda_host::rtp::{PayloadKind, RtpSink};
+use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities, router_codecs};
+use mafalda_media_tools::rtp::{PayloadKind, RtpSink};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! The binary's commands.
 
+pub mod demo;
 pub mod plugins;
 pub mod serve;
+pub mod shutdown;
 pub mod simulate;

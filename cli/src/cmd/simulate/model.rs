@@ -4,7 +4,7 @@
 //! another cell than its own is piped there once. Empty cells are released at once.
 
 use super::trace::{Event, Op};
-use crate::placement::{CellLoad, Direction, Placement, PlacementEngine, PlacementRequest};
+use mafalda_host::placement::{CellLoad, Direction, Placement, PlacementEngine, PlacementRequest};
 use std::collections::{BTreeMap, HashMap};
 
 /// CPU cost (share of one core) of each kind of object.
@@ -295,11 +295,11 @@ impl<'a> Simulation<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::placement::{BinPack, Spread};
-    use crate::simulate::trace::{generate, Shape};
+    use crate::cmd::simulate::trace::{generate, Shape};
+    use mafalda_host::placement::{BinPack, Spread};
     use std::sync::Arc;
 
-    fn run(policy: Arc<dyn crate::placement::PlacementPolicy>, events: &[Event]) -> Outcome {
+    fn run(policy: Arc<dyn mafalda_host::placement::PlacementPolicy>, events: &[Event]) -> Outcome {
         let engine = PlacementEngine::new(policy, BinPack::default());
         Simulation::new(&engine, LoadModel::default(), 8).run(events)
     }

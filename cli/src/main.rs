@@ -3,15 +3,15 @@
 
 mod cmd;
 
+use crate::cmd::demo::{self, DemoOptions};
+use crate::cmd::shutdown::stop_requested;
+use crate::cmd::simulate::Shape;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use cmd::plugins::PluginFlags;
 use mafalda_host::autoscale::AutoscaleOptions;
+use mafalda_host::config::available_cores;
 use mafalda_host::config::{HostOptions, PolicyChoice};
-use mafalda_host::demo::{self, DemoOptions};
-use mafalda_host::pool::available_cores;
-use mafalda_host::shutdown::stop_requested;
-use mafalda_host::simulate::Shape;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;

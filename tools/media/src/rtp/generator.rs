@@ -134,20 +134,20 @@ pub struct GeneratorTarget {
 #[derive(Debug, Clone)]
 enum Weak {
     Real(WeakPlainTransport),
-    Virtual(crate::plain_transport::WeakPlainTransport),
+    Virtual(mafalda_host::plain_transport::WeakPlainTransport),
 }
 
 /// A live target.
 enum Live {
     Real(PlainTransport),
-    Virtual(crate::plain_transport::PlainTransport),
+    Virtual(mafalda_host::plain_transport::PlainTransport),
 }
 
 impl Live {
     fn closed(&self) -> bool {
         match self {
             Live::Real(t) => t.closed(),
-            Live::Virtual(t) => crate::transport::Transport::closed(t),
+            Live::Virtual(t) => mafalda_host::transport::Transport::closed(t),
         }
     }
 
@@ -161,7 +161,7 @@ impl Live {
     fn on_close(&self, callback: Box<dyn FnOnce() + Send>) -> HandlerId {
         match self {
             Live::Real(t) => t.on_close(callback),
-            Live::Virtual(t) => crate::transport::Transport::on_close(t, callback),
+            Live::Virtual(t) => mafalda_host::transport::Transport::on_close(t, callback),
         }
     }
 }
@@ -192,9 +192,9 @@ impl From<&PlainTransport> for GeneratorTarget {
     }
 }
 
-impl From<&crate::plain_transport::PlainTransport> for GeneratorTarget {
-    fn from(transport: &crate::plain_transport::PlainTransport) -> Self {
-        let id = crate::transport::Transport::id(transport);
+impl From<&mafalda_host::plain_transport::PlainTransport> for GeneratorTarget {
+    fn from(transport: &mafalda_host::plain_transport::PlainTransport) -> Self {
+        let id = mafalda_host::transport::Transport::id(transport);
         Self { id, transport: Weak::Virtual(transport.downgrade()) }
     }
 }

@@ -4,13 +4,13 @@
 //! worker, the virtual router pipes the producer wherever a consumer lands, and a live table
 //! shows per worker what it carries and the packets crossing it.
 
-use crate::host::Host;
-use crate::labels::PlacementHints;
-use crate::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
-use crate::placement::{CellId, Direction};
-use crate::prelude::*;
-use crate::router::PipeSource;
-use crate::rtp::{GeneratorConfig, GeneratorError, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_host::host::Host;
+use mafalda_host::labels::PlacementHints;
+use mafalda_host::placement::{CellId, Direction};
+use mafalda_host::prelude::*;
+use mafalda_host::router::PipeSource;
+use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, GeneratorError, PayloadKind, RtpGenerator, RtpSink};
 use mediasoup::consumer::ConsumerRtpStreamStat;
 use mediasoup::worker::{CreateRouterError, RequestError};
 use std::collections::BTreeMap;

@@ -1,12 +1,12 @@
 //! `mafalda-host serve`: the host with its plugins, until stopped.
 
 use super::plugins::PluginFlags;
+use crate::cmd::shutdown::{stop_requested, StopReason};
 use anyhow::{Context, Result};
 use mafalda_host::autoscale::{self, AutoscaleOptions};
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::host::{CloseReason, Host};
 use mafalda_host::plugin::{watch, PluginSet};
-use mafalda_host::shutdown::{stop_requested, StopReason};
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
 use mafalda_host::worker_manager::WorkerManager;
 use std::num::NonZeroUsize;

@@ -2,8 +2,6 @@
 //! against the default plugin (embedded) and a plugin file built to wasm, side by side; a
 //! generated trace is reproducible and replays; a malformed trace is a clear error.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -49,7 +47,7 @@ fn simulate(trace: &Path, plugins: &[&str]) -> (String, HashMap<String, Vec<f64>
 
 #[test]
 fn both_sample_traces_compare_the_packer_with_a_spreading_plugin() {
-    let spread = common::built_plugin("mafalda_plugin_spread");
+    let spread = std::path::Path::new(mafalda_host::plugin::BUILT_PLUGIN_DIR).join("mafalda_plugin_spread.wasm");
     let spread = spread.to_str().expect("utf-8 path");
     for trace in ["meetings.jsonl", "webinar.jsonl"] {
         let (stdout, rows) = simulate(&sample_trace(trace), &["pack-plugin", spread]);

@@ -1,0 +1,85 @@
+//! Bad input gets a clear error and no panic: CLI misuse exits non-zero with a message.
+
+use std::process::Command;
+
+fn host(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mafalda-host")).args(args).output().expect("run mafalda-host")
+}
+
+#[test]
+fn zero_workers_is_a_clear_cli_error() {
+    let out = host(&["--workers", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
+    assert!(stderr.contains("at least 1 worker"), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[test]
+fn unknown_flag_is_a_clear_cli_error() {
+    let out = host(&["demo", "--bogus-flag"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("unexpected argument '--bogus-flag'"), "stderr: {stderr}");
+    assert!(stderr.contains("Usage:"), "stderr: {stderr}");
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = host(&["--config", "/nonexistent/mafalda.toml", "--duration", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("/nonexistent/mafalda.toml"), "stderr: {stderr}");
+
+    let out = host(&["--policy", "fastest"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("'fastest' is not pack, spread, pack-plugin or a .wasm file"), "stderr: {stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .args(["--duration", "0"])
+        .env("MAFALDA_MAX_WORKERS", "lots")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("MAFALDA_MAX_WORKERS"), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[test]
+fn serve_runs_and_stops_cleanly() {
+    let dir = std::env::temp_dir().join(format!("mafalda-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("mafalda.toml");
+    std::fs::write(&config, "[pool]\nmax_workers = 2\nidle_grace = 60\n[placement]\npolicy = \"spread\"\n")
+        .expect("write");
+    let out = host(&["--workers", "2", "--duration", "1", "--config", config.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("closed 2 workers"), "{stdout}");
+    assert!(stderr.contains("Spread"), "the file's policy is used: {stderr}");
+    assert_eq!(stderr.matches("worker closed").count(), 2, "{stderr}");
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = host(&["demo", "--help"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--workers",
+        "--duration",
+        "--consumers-per-worker",
+        "--pps",
+        "--srtp-pipes",
+        "--max-workers",
+        "--policy",
+        "--cpu-watermark",
+        "--config",
+    ] {
+        assert!(stdout.contains(flag), "demo --help lacks {flag}:\n{stdout}");
+    }
+}
