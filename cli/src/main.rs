@@ -195,16 +195,13 @@ async fn run(cli: Cli) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let duration = cli.duration.map(Duration::from_secs);
-    let autoscale = AutoscaleOptions {
-        interval: Duration::try_from_secs_f64(cli.autoscale_interval).context("--autoscale-interval")?,
-        scale_hook: cli.scale_hook.clone(),
-    };
+    let interval = Duration::try_from_secs_f64(cli.autoscale_interval).context("--autoscale-interval")?;
+    let autoscale = AutoscaleOptions::new(interval, cli.scale_hook.clone()).context("--autoscale-interval")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let options = cli.host.options()?;
-            let policy_given = options.policy_given;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
-            let running = cmd::serve::start(options, policy_given, &cli.plugins, autoscale, initial).await?;
+            let running = cmd::serve::start(options, &cli.plugins, autoscale, initial).await?;
             cmd::serve::serve(running, duration).await
         }
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
@@ -221,8 +218,7 @@ async fn run(cli: Cli) -> Result<()> {
             if !plugins.plugin_config.iter().any(|(key, _)| key == "max_transports") {
                 plugins.plugin_config.push(("max_transports".into(), capacity.to_string()));
             }
-            let policy_given = options.policy_given;
-            let running = cmd::serve::start(options, policy_given, &plugins, autoscale, workers).await?;
+            let running = cmd::serve::start(options, &plugins, autoscale, workers).await?;
             let demo = DemoOptions {
                 consumers: capacity * workers.get() - 1,
                 packets_per_second: pps,

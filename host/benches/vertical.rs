@@ -10,8 +10,8 @@
 //! The same scenario code drives both crates (a macro instantiates it per crate), which is
 //! itself a check that the APIs match.
 
+use mafalda_host::backend::local::WorkerThread;
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
-use mafalda_host::pool::WorkerThread;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_media_tools::rtp::packet::{encode, RtpHeader};
 use mafalda_media_tools::rtp::payload::{make, PayloadKind};
@@ -205,11 +205,10 @@ async fn p1_mafalda(sink: SocketAddr) -> f64 {
     let out = virt::egress(&router, sink).await;
     let consumers = [virt::consume(&out, producer.id()).await];
     let cell = manager.host().cells().into_iter().next().expect("a worker");
-    let thread = Arc::clone(&cell.watch().thread);
-    let before = thread.cpu_time().expect("cpu");
+    let before = cell.cpu_time().expect("cpu");
     tokio::task::spawn_blocking(move || paced(target, P1_PACKETS, P1_RATE)).await.expect("sender");
     let forwarded = settle(|| virt::sent(&consumers)).await;
-    per_core(forwarded, thread.cpu_time().expect("cpu") - before)
+    per_core(forwarded, cell.cpu_time().expect("cpu") - before)
 }
 
 async fn p1() {

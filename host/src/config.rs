@@ -4,7 +4,7 @@
 //!
 //! Precedence: explicit options in code > environment (`MAFALDA_*`) > file > defaults.
 
-use crate::placement::{BinPack, PlacementPolicy, Spread, DEFAULT_CPU_WATERMARK};
+use crate::placement::{PlacementPolicy, DEFAULT_CPU_WATERMARK};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -137,16 +137,6 @@ impl PolicyChoice {
             "pack-plugin" => Ok(Self::PackPlugin),
             path if path.ends_with(".wasm") => Ok(Self::Plugin(PathBuf::from(path))),
             other => Err(invalid("policy", format!("'{other}' is not pack, spread, pack-plugin or a .wasm file"))),
-        }
-    }
-
-    /// The native policy for this choice (plugins are resolved by the plugin runtime).
-    pub fn native(&self, watermark: f64) -> Option<Arc<dyn PlacementPolicy>> {
-        match self {
-            Self::Pack => Some(Arc::new(BinPack { watermark })),
-            Self::Spread => Some(Arc::new(Spread)),
-            Self::Custom(policy) => Some(Arc::clone(policy)),
-            Self::Plugin(_) | Self::PackPlugin => None,
         }
     }
 }
@@ -303,8 +293,11 @@ impl HostOptions {
                 format!("{} exceeds max_workers {}", pool.min_workers, pool.max_workers),
             ));
         }
-        if !(pool.cpu_watermark > 0.0 && pool.cpu_watermark.is_finite()) {
-            return Err(invalid("cpu_watermark", format!("{} is not a positive CPU share", pool.cpu_watermark)));
+        if !(pool.cpu_watermark > 0.0 && pool.cpu_watermark <= 1.0) {
+            return Err(invalid(
+                "cpu_watermark",
+                format!("{} is not a CPU share in (0, 1] (share of one core)", pool.cpu_watermark),
+            ));
         }
         if pool.sample_interval.is_zero() {
             return Err(invalid("sample_interval", "must be positive"));

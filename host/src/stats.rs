@@ -39,7 +39,7 @@ impl CellStats {
         let load = cell.load();
         Self {
             id: cell.id(),
-            worker: cell.watch().id,
+            worker: cell.worker_id(),
             cpu: load.cpu,
             transports: load.transports,
             producers: load.producers,

@@ -10,7 +10,7 @@ use common::{
     cell_closed_events, options_with, plain_producer, plugin_set, quiet_settings, sink_consumer, ForceBySlot,
     EVENT_LIMIT,
 };
-use mafalda_host::autoscale::{self, AutoscaleOptions};
+use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
 use mafalda_host::host::CloseReason;
 use mafalda_host::placement::CellId;
 use mafalda_host::plugin::AutoscaleHook;
@@ -31,12 +31,11 @@ fn threshold_plugin() -> Arc<AutoscaleHook> {
     plugin_set("mafalda_plugin_threshold_autoscale", THRESHOLDS).autoscale.expect("an autoscale plugin")
 }
 
-/// A manager placing every transport on the first worker, keeping idle workers (only the
-/// autoscaler retires them), sampling CPU every 50 ms.
+/// A manager placing every transport on the first worker, sampling CPU every 50 ms and
+/// releasing workers placement started after 300 ms of idleness (not those the autoscaler
+/// added: only the autoscaler retires them).
 fn manager(max_workers: usize) -> WorkerManager {
-    let mut options = options_with(max_workers, Arc::new(ForceBySlot));
-    options.pool.idle_grace = Duration::from_secs(3600);
-    WorkerManager::with_options(options)
+    WorkerManager::with_options(options_with(max_workers, Arc::new(ForceBySlot)))
 }
 
 /// A VP8 producer on the first worker with `consumers` consumers, and a generator feeding it
@@ -71,8 +70,9 @@ async fn load_adds_a_worker_and_idleness_retires_it() {
     let mut closed = cell_closed_events(host);
     assert_eq!(host.cells().len(), 1);
 
-    let options = AutoscaleOptions { interval: Duration::from_millis(100), scale_hook: None };
-    let _loop = autoscale::spawn(host, threshold_plugin(), options);
+    let options = AutoscaleOptions::new(Duration::from_millis(100), None).expect("options");
+    let autoscaler = Autoscaler::new(host, threshold_plugin(), options);
+    let _loop = autoscaler.spawn();
 
     let load = media_load(&router, 4, 3000).await;
     let added = tokio::time::timeout(EVENT_LIMIT, new_cell.recv()).await.expect("a worker was added under load");
@@ -83,7 +83,9 @@ async fn load_adds_a_worker_and_idleness_retires_it() {
     let cpu = host.cell(loaded).expect("loaded cell").cpu();
     assert!(cpu > 0.02, "the plugin added a worker because the loaded one measured {cpu}");
 
-    assert!(closed.try_recv().is_err(), "nothing was retired while the media flowed");
+    // The added worker carries nothing, far longer than the idle grace, yet only the
+    // autoscaler closes it (below: reason Retired, after the media stops).
+    assert!(closed.try_recv().is_err(), "nothing was closed while the media flowed");
     let sent = load.generator.stop().await.expect("generator");
     assert!(sent > 0);
 
@@ -102,30 +104,34 @@ async fn a_full_pool_advises_a_node_through_the_scale_hook() {
     let host = manager.host();
     let worker = manager.create_worker(quiet_settings()).await.expect("worker");
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let (advices, mut advice) = mpsc::unbounded_channel::<String>();
-    let _on_advice = host.on_scale_advice(move |a| {
-        let _ = advices.send(a.json.clone());
-    });
     let dir = std::env::temp_dir().join(format!("mafalda-scale-hook-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let received = dir.join("advice.json");
-    let options = AutoscaleOptions {
-        interval: Duration::from_millis(100),
-        scale_hook: Some(format!("cat > '{}'", received.display())),
-    };
-    let hook = threshold_plugin();
+    // The hook takes two seconds: the loop must not wait for it.
+    let command = format!("sleep 2; cat > '{}'", received.display());
+    let options = AutoscaleOptions::new(Duration::from_millis(100), Some(command)).expect("options");
+    let autoscaler = Autoscaler::new(host, threshold_plugin(), options.clone());
+    let (advices, mut advice) = mpsc::unbounded_channel::<String>();
+    let _on_advice = autoscaler.on_advice(move |a| {
+        let _ = advices.send(a.json.clone());
+    });
+    let (hooks, mut hook_done) = mpsc::unbounded_channel();
+    let _on_hook = autoscaler.on_hook_done(move |outcome| {
+        let _ = hooks.send(outcome.clone());
+    });
     let load = media_load(&router, 4, 3000).await;
 
-    // Rounds of the autoscale loop, run here so that the hook has finished when one returns.
-    let mut ticker = tokio::time::interval(options.interval);
+    // Rounds of the autoscale loop, run here until the plugin acts.
+    let mut ticker = tokio::time::interval(options.interval());
     let deadline = tokio::time::Instant::now() + EVENT_LIMIT;
     let actions = loop {
         ticker.tick().await;
-        let actions = autoscale::round(host, &hook, &options).await;
+        let actions = autoscaler.round().await;
         if !actions.is_empty() || tokio::time::Instant::now() > deadline {
             break actions;
         }
     };
+    assert!(!received.exists(), "the round returned before its two-second hook finished");
     load.generator.stop().await.expect("generator");
     let [Action::AddNode(node)] = &actions[..] else { panic!("one add-node action, got {actions:?}") };
     assert_eq!(node.region, "local");
@@ -133,6 +139,8 @@ async fn a_full_pool_advises_a_node_through_the_scale_hook() {
     assert_eq!(host.cells().len(), 1, "no worker beyond max_workers");
 
     let emitted = advice.try_recv().expect("the advice was emitted as an event");
+    let outcome = tokio::time::timeout(EVENT_LIMIT, hook_done.recv()).await.expect("the hook ended").expect("event");
+    assert!(outcome.success, "{outcome:?}");
     let written = std::fs::read_to_string(&received).expect("the scale hook wrote its stdin");
     assert_eq!(written, emitted);
     let json: serde_json::Value = serde_json::from_str(&written).expect("JSON");

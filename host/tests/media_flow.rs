@@ -1,77 +1,64 @@
-//! RTP really crosses workers: one producer on worker A, consumers on worker A (local), worker B
-//! (through a plain pipe) and worker C (through an SRTP pipe). Every packet must arrive at every
-//! receiver with a byte-identical payload.
+//! RTP really crosses workers through the product: one producer on the first worker, consumers
+//! on the same worker, on a second one (through the host's pipe) and on a third one; with plain
+//! pipes and with SRTP pipes. Every packet must arrive at every receiver byte-identical.
 
-use mafalda_host::pool::WorkerPool;
-use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
-use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
-use mediasoup::prelude::*;
-use std::time::Duration;
+mod common;
+
+use common::{options_with, plain_producer, sink_consumer, ForceBySlot, EVENT_LIMIT};
+use mafalda_host::prelude::*;
+use mafalda_host::router::PipeSource;
+use mafalda_media_tools::media::{opus_send_parameters, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
+use std::sync::Arc;
 
 const PACKETS: u32 = 120;
 const SSRC: u32 = 0x0a0b_0c0d;
 
-async fn consumer_to_sink(router: &Router, producer: ProducerId) -> (PlainTransport, Consumer, RtpSink) {
-    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("bind sink");
-    let transport = router
-        .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
-        .await
-        .expect("consumer transport");
-    transport.connect(sink.remote_parameters()).await.expect("connect to sink");
-    let consumer = transport.consume(ConsumerOptions::new(producer, receiver_capabilities())).await.expect("consume");
-    (transport, consumer, sink)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_packet_reaches_every_worker_intact() {
-    let pool = WorkerPool::with_workers(3).await.expect("three workers");
-    let workers = pool.workers();
-    let mut routers = Vec::new();
-    for w in &workers {
-        routers.push(w.worker.create_router(RouterOptions::new(router_codecs())).await.expect("router"));
+async fn every_packet_reaches_three_workers(srtp: bool) {
+    let mut options = options_with(3, Arc::new(ForceBySlot));
+    options.pipes.srtp = srtp;
+    let manager = WorkerManager::with_options(options);
+    let worker = manager.create_worker(common::quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (ingest, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(SSRC)).await;
+    let mut receivers = Vec::new();
+    for slot in 0..3 {
+        receivers.push(sink_consumer(&router, producer.id(), PayloadKind::Opus, slot).await);
     }
-    let (home, plain_side, srtp_side) = (&routers[0], &routers[1], &routers[2]);
-    assert_ne!(home.worker().id(), plain_side.worker().id());
-    assert_ne!(plain_side.worker().id(), srtp_side.worker().id());
-
-    let mut ingest_options = PlainTransportOptions::new(loopback_listen_info());
-    ingest_options.comedia = true;
-    let ingest = home.create_plain_transport(ingest_options).await.expect("ingest transport");
-    let producer =
-        ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(SSRC))).await.expect("producer");
-
-    let plain_pipe = home
-        .pipe_producer_to_router(producer.id(), PipeToRouterOptions::new(plain_side.clone()))
-        .await
-        .expect("plain pipe");
-    let mut srtp_options = PipeToRouterOptions::new(srtp_side.clone());
-    srtp_options.enable_srtp = true;
-    let srtp_pipe = home.pipe_producer_to_router(producer.id(), srtp_options).await.expect("srtp pipe");
-
-    let (_plain_pipe_consumer, plain_pipe_producer) = (plain_pipe.pipe_consumer, plain_pipe.pipe_producer.into_inner());
-    let (_srtp_pipe_consumer, srtp_pipe_producer) = (srtp_pipe.pipe_consumer, srtp_pipe.pipe_producer.into_inner());
-    // Pipes keep the producer id on the other side.
-    assert_eq!(plain_pipe_producer.id(), producer.id());
-
-    let local = consumer_to_sink(home, producer.id()).await;
-    let piped = consumer_to_sink(plain_side, plain_pipe_producer.id()).await;
-    let encrypted = consumer_to_sink(srtp_side, srtp_pipe_producer.id()).await;
+    let cells: Vec<_> = receivers.iter().map(|(transport, _, _)| transport.cell()).collect();
+    assert_eq!(cells.len(), 3);
+    assert!(cells[0] != cells[1] && cells[1] != cells[2] && cells[0] != cells[2], "three workers: {cells:?}");
+    let mut piped = router.pipes();
+    piped.sort_by_key(|(_, cell)| *cell);
+    assert_eq!(
+        piped,
+        vec![(PipeSource::Producer(producer.id()), cells[1]), (PipeSource::Producer(producer.id()), cells[2])]
+    );
 
     let generator = RtpGenerator::start(&ingest, GeneratorConfig::opus(SSRC).with_rate(200).with_count(PACKETS.into()))
         .await
         .expect("generator");
     assert_eq!(generator.finished().await.expect("all sent"), u64::from(PACKETS));
-
-    for (name, (_, consumer, sink)) in [("local", &local), ("pipe", &piped), ("srtp pipe", &encrypted)] {
-        let report = sink.wait_for(PACKETS.into(), Duration::from_secs(10)).await;
-        assert!(report.has_all(PACKETS), "{name}: got {} of {PACKETS} distinct payloads", report.indices.len());
-        assert_eq!(report.corrupt, 0, "{name}: corrupted payloads");
-        assert_eq!(report.intact, u64::from(PACKETS), "{name}: duplicates or extra packets");
+    for (slot, (_, consumer, sink)) in receivers.iter().enumerate() {
+        let report = sink.wait_for(PACKETS.into(), EVENT_LIMIT).await;
+        assert!(report.has_all(PACKETS), "worker {slot}: got {} of {PACKETS} distinct payloads", report.indices.len());
+        assert_eq!(report.corrupt, 0, "worker {slot}: corrupted payloads");
+        assert_eq!(report.intact, u64::from(PACKETS), "worker {slot}: duplicates or extra packets");
         assert!(!consumer.closed());
     }
-    // The pipes really ran through the other workers' routers.
-    let plain_dump = plain_side.dump().await.expect("dump");
-    assert!(plain_dump.map_producer_id_consumer_ids.contains_key(&producer.id()));
-    let srtp_dump = srtp_side.dump().await.expect("dump");
-    assert!(srtp_dump.map_producer_id_consumer_ids.contains_key(&producer.id()));
+    // The merged dump lists the consumers of every cell under the producer, pipes hidden.
+    let dump = router.dump().await.expect("dump");
+    let consumers = &dump.map_producer_id_consumer_ids[&producer.id()];
+    assert_eq!(consumers.len(), 3, "three visible consumers: {consumers:?}");
+    assert_eq!(dump.transport_ids.len(), 4, "ingest + three receivers, pipe transports hidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_packet_reaches_every_worker_intact_through_plain_pipes() {
+    every_packet_reaches_three_workers(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_packet_reaches_every_worker_intact_through_srtp_pipes() {
+    every_packet_reaches_three_workers(true).await;
 }

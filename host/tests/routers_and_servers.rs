@@ -24,14 +24,17 @@ async fn a_producer_piped_between_virtual_routers_flows() {
     let piped = pair.pipe_producer.into_inner();
     assert_eq!(piped.id(), producer.id(), "keep_id");
     assert_eq!(pair.pipe_consumer.producer_id(), producer.id());
-    // Both routers consume it on the other worker: each pipes it there (mediasoup ids are unique
-    // per worker, so the second router's real pipe producer carries another id).
+    // keep_id: the target end sits on the other worker (the source's worker would refuse a
+    // second producer with this id, as mediasoup's does). The first router consumes it there
+    // too, through its own pipe (whose producer carries another id: ids are unique per worker).
     let (_t1, _c1, first_sink) = sink_consumer(&first, producer.id(), PayloadKind::Opus, 1).await;
     let (transport, consumer, sink) = sink_consumer(&second, piped.id(), PayloadKind::Opus, 1).await;
     assert_ne!(transport.cell(), input.cell());
     assert_eq!(consumer.producer_id(), producer.id(), "consumers see the virtual id");
-    assert_eq!(first.pipes().len(), 1);
-    assert_eq!(second.pipes(), vec![(mafalda_host::router::PipeSource::Producer(producer.id()), transport.cell())]);
+    assert_ne!(piped.cell(), input.cell());
+    assert_eq!(transport.cell(), piped.cell());
+    assert_eq!(first.pipes(), vec![(mafalda_host::router::PipeSource::Producer(producer.id()), transport.cell())]);
+    assert!(second.pipes().is_empty(), "the second router consumes its pipe producer where it lives");
     let dump = second.dump().await.expect("dump");
     assert!(dump.map_producer_id_consumer_ids[&producer.id()].contains(&consumer.id()));
 

@@ -111,7 +111,7 @@ async fn worker_closed_under_live_consumers() {
     let (lost_tx, lost_rx) = oneshot::channel();
     let lost_tx = std::sync::Mutex::new(Some(lost_tx));
     router
-        .on_worker_died(move |lost| {
+        .on_cell_lost(move |lost| {
             if let Some(tx) = lost_tx.lock().expect("lock").take() {
                 let _ = tx.send(lost.clone());
             }

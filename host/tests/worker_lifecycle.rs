@@ -1,76 +1,73 @@
-//! Closing a worker fires its close event (the pool's and the user's handlers); the rest of the
-//! host keeps forwarding media.
+//! Real workers under the host: retiring one closes it (its real worker's close event fires)
+//! while the others keep forwarding; stopping the host closes every worker within a deadline;
+//! a pool of zero workers is refused.
 
-use mafalda_host::pool::{PoolError, WorkerPool};
-use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
-use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
-use mediasoup::prelude::*;
+mod common;
+
+use common::{cell_closed_events, plain_producer, sink_consumer, slotted_manager, EVENT_LIMIT};
+use mafalda_host::config::HostOptions;
+use mafalda_host::host::CloseReason;
+use mafalda_host::prelude::*;
+use mafalda_media_tools::media::{opus_send_parameters, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-const LIMIT: Duration = Duration::from_secs(10);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closing_a_worker_fires_close_and_the_host_keeps_serving() {
-    let pool = WorkerPool::with_workers(2).await.expect("two workers");
-    let [survivor, doomed] = <[_; 2]>::try_from(pool.workers()).expect("two workers");
-
-    let router = doomed.worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let (close_tx, close_rx) = oneshot::channel();
-    doomed
-        .worker
-        .on_close(move || {
-            let _ = close_tx.send(());
-        })
+async fn retiring_a_worker_closes_it_and_the_host_keeps_serving() {
+    let manager = slotted_manager(2);
+    let host = manager.host().clone();
+    let worker = manager.create_worker(common::quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut closed = cell_closed_events(&host);
+    // Something on the second worker, so that it exists and is used.
+    let (doomed_transport, _doomed_producer) =
+        plain_producer(&router, 1, MediaKind::Audio, opus_send_parameters(3)).await;
+    let doomed = doomed_transport.cell();
+    let (transport_closed_tx, transport_closed) = tokio::sync::oneshot::channel();
+    doomed_transport
+        .on_close(Box::new(move || {
+            let _ = transport_closed_tx.send(());
+        }))
         .detach();
 
-    let watch = pool.close_worker(doomed.id()).expect("close");
-    assert_eq!(pool.len(), 1);
-    // Our handles still keep it alive: mediasoup closes a worker with its last handle.
-    assert!(!watch.is_closed());
-    drop(doomed);
-    drop(router);
-    timeout(LIMIT, watch.closed()).await.expect("worker close event");
-    assert!(watch.is_closed(), "close event fired");
-    timeout(LIMIT, close_rx).await.expect("user handler ran").expect("user handler ran once");
-
-    // Closing it again is a clear error, not a panic.
-    match pool.close_worker(watch.id) {
-        Err(PoolError::UnknownWorker(id)) => assert_eq!(id, watch.id),
-        other => panic!("expected UnknownWorker, got {other:?}"),
-    }
+    assert!(host.retire_cell(doomed));
+    // Busy cells close once idle: closing it outright loses what it carries.
+    let event = host.close_cell(doomed, CloseReason::Retired).expect("open cell");
+    assert_eq!(event.lost_transports, vec![(router.id(), doomed_transport.id())]);
+    timeout(EVENT_LIMIT, transport_closed).await.expect("transport close event").expect("fired");
+    let reported = timeout(EVENT_LIMIT, closed.recv()).await.expect("cell event").expect("cell event");
+    assert_eq!((reported.cell, reported.reason), (doomed, CloseReason::Retired));
+    assert!(host.cell(doomed).is_none());
+    assert!(host.close_cell(doomed, CloseReason::Retired).is_none(), "closing twice is a no-op");
 
     // The surviving worker still forwards media.
-    let router = survivor.worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut ingest_options = PlainTransportOptions::new(loopback_listen_info());
-    ingest_options.comedia = true;
-    let ingest = router.create_plain_transport(ingest_options).await.expect("ingest");
-    let producer =
-        ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(7))).await.expect("producer");
-    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-    let out = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("out");
-    out.connect(sink.remote_parameters()).await.expect("connect");
-    let _consumer = out.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+    let (ingest, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(7)).await;
+    let (_out, _consumer, sink) = sink_consumer(&router, producer.id(), PayloadKind::Opus, 0).await;
     let generator =
         RtpGenerator::start(&ingest, GeneratorConfig::opus(7).with_rate(200).with_count(50)).await.expect("generator");
     generator.finished().await.expect("sent");
-    let report = sink.wait_for(50, LIMIT).await;
+    let report = sink.wait_for(50, EVENT_LIMIT).await;
     assert!(report.has_all(50), "survivor forwarded {} of 50", report.indices.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_close_waits_for_every_worker() {
-    let pool = WorkerPool::with_workers(2).await.expect("two workers");
-    let watches: Vec<_> = pool.workers().iter().map(|w| w.watch.clone()).collect();
-    timeout(LIMIT, pool.close()).await.expect("pool closed");
-    assert!(watches.iter().all(|w| w.is_closed()));
+async fn stopping_the_host_closes_every_worker_within_the_deadline() {
+    let manager = slotted_manager(2);
+    let host = manager.host().clone();
+    let worker = manager.create_worker(common::quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let _busy = plain_producer(&router, 1, MediaKind::Audio, opus_send_parameters(5)).await;
+    assert_eq!(host.cells().len(), 2);
+    let (closed, late) = timeout(EVENT_LIMIT, host.close_all(Duration::from_secs(5))).await.expect("bounded");
+    assert_eq!((closed, late), (2, 0));
+    assert!(host.cells().is_empty());
 }
 
-#[tokio::test]
-async fn a_pool_of_zero_workers_is_refused() {
-    match WorkerPool::with_workers(0).await {
-        Err(PoolError::NoWorkers) => {}
-        other => panic!("expected NoWorkers, got {other:?}"),
-    }
+#[test]
+fn a_pool_of_zero_workers_is_refused() {
+    let mut options = HostOptions::default();
+    options.pool.max_workers = 0;
+    let error = options.validate().expect_err("zero workers");
+    assert!(error.to_string().contains("max_workers"), "{error}");
 }

@@ -4,9 +4,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mafalda_host::config::PolicyChoice;
 use mafalda_host::placement::PlacementPolicy;
-use mafalda_host::plugin::{
-    swap, worlds, PluginKind, PluginLimits, PluginRuntime, PluginSet, WasmPlacement, DEFAULT_PLACEMENT_WASM,
-};
+use mafalda_host::plugin::{swap, worlds, PluginKind, PluginLimits, PluginRuntime, PluginSet};
+use mafalda_host::policy::PolicyLoader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,17 +64,9 @@ impl PluginFlags {
         PluginSet::load(runtime, &self.plugins, &self.plugin_config).context("loading plugins")
     }
 
-    /// The embedded default placement plugin, configured.
-    pub fn default_placement(&self, runtime: &Arc<PluginRuntime>) -> Result<Arc<WasmPlacement>> {
-        let plugin = WasmPlacement::from_bytes(
-            Arc::clone(runtime),
-            PluginKind::Placement,
-            "pack",
-            DEFAULT_PLACEMENT_WASM,
-            &self.plugin_config,
-        )
-        .context("loading the embedded pack plugin")?;
-        Ok(Arc::new(plugin))
+    /// The loader resolving placement policies with these flags' runtime and configuration.
+    pub fn policy_loader(&self, runtime: &Arc<PluginRuntime>) -> PolicyLoader {
+        PolicyLoader { runtime: Some(Arc::clone(runtime)), config: self.plugin_config.clone() }
     }
 }
 
@@ -86,23 +77,13 @@ pub fn placement_policy(
     spec: &Path,
 ) -> Result<Arc<dyn PlacementPolicy>> {
     let text = spec.to_string_lossy();
-    if !spec.exists() {
-        if let Ok(choice) = PolicyChoice::parse(&text) {
-            return match choice {
-                PolicyChoice::PackPlugin => Ok(flags.default_placement(runtime)?),
-                other => other.native(mafalda_host::placement::DEFAULT_CPU_WATERMARK).context("unknown policy"),
-            };
-        }
-    }
-    let compiled = runtime.load_file(spec)?;
-    let plugin = WasmPlacement::from_compiled(
-        Arc::clone(runtime),
-        PluginKind::Placement,
-        compiled,
-        Some(spec),
-        &flags.plugin_config,
-    )?;
-    Ok(Arc::new(plugin))
+    let choice = if spec.exists() {
+        PolicyChoice::Plugin(spec.to_path_buf())
+    } else {
+        PolicyChoice::parse(&text)
+            .with_context(|| format!("{} is neither a file nor a built-in policy", spec.display()))?
+    };
+    Ok(flags.policy_loader(runtime).resolve(&choice, mafalda_host::placement::DEFAULT_CPU_WATERMARK)?)
 }
 
 /// `mafalda-host plugin check FILE`: validates a plugin and describes it.

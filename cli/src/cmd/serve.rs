@@ -3,17 +3,20 @@
 use super::plugins::PluginFlags;
 use crate::cmd::shutdown::{stop_requested, StopReason};
 use anyhow::{Context, Result};
-use mafalda_host::autoscale::{self, AutoscaleOptions};
+use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
 use mafalda_host::config::{HostOptions, PolicyChoice};
-use mafalda_host::host::{CloseReason, Host};
 use mafalda_host::plugin::{watch, PluginSet};
+use mafalda_host::policy::PolicyLoader;
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
 use mafalda_host::worker_manager::WorkerManager;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{info, warn};
+
+/// How long a stop waits for the workers to close.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A running host: its manager, plugins and background tasks.
 pub struct Running {
@@ -23,50 +26,44 @@ pub struct Running {
     pub worker: mafalda_host::worker::Worker,
     /// Loaded plugins.
     pub _plugins: PluginSet,
+    /// The autoscaler, when an autoscale plugin is loaded.
+    pub autoscaler: Option<Arc<Autoscaler>>,
     _watch: Option<watch::WatchGuard>,
 }
 
-impl Running {
-    /// The host.
-    pub fn host(&self) -> &Arc<Host> {
-        self.manager.host()
-    }
-}
-
-/// Starts the host: plugins loaded and hooked in, `initial` workers up front.
+/// Starts the host: plugins loaded and hooked in, `workers` workers up front and kept.
 pub async fn start(
     mut options: HostOptions,
-    policy_given: bool,
     flags: &PluginFlags,
     autoscale_options: AutoscaleOptions,
-    initial: NonZeroUsize,
+    workers: NonZeroUsize,
 ) -> Result<Running> {
     let runtime = flags.runtime()?;
     let plugins = flags.load(&runtime)?;
-    let placement = match (&plugins.placement, policy_given) {
-        (Some(plugin), _) => Some(Arc::clone(plugin)),
-        (None, false) => Some(flags.default_placement(&runtime)?),
-        (None, true) => None,
+    // A --plugin placement plugin wins; then a chosen policy; then the embedded pack plugin.
+    let choice = match (&plugins.placement, options.policy_given) {
+        (Some(plugin), _) => PolicyChoice::Custom(Arc::clone(plugin) as _),
+        (None, true) => options.policy.clone(),
+        (None, false) => PolicyChoice::PackPlugin,
     };
-    if let Some(plugin) = placement {
-        options.policy = PolicyChoice::Custom(plugin);
-    }
-    let policy = format!("{:?}", options.policy);
+    let loader = PolicyLoader { runtime: Some(Arc::clone(&runtime)), config: flags.plugin_config.clone() };
+    options.policy = PolicyChoice::Custom(loader.resolve(&choice, options.pool.cpu_watermark)?);
+    // The workers asked for stay up: idle release never goes below them.
+    options.pool.max_workers = options.pool.max_workers.max(workers.get());
+    options.pool.min_workers = options.pool.min_workers.max(workers.get());
+    let policy = format!("{choice:?}");
     let manager = WorkerManager::with_options(options);
     let mut settings = WorkerSettings::default();
     settings.log_level = WorkerLogLevel::Warn;
     settings.log_tags = Vec::new();
     let worker = manager.create_worker(settings).await.context("starting mediasoup workers")?;
     let host = manager.host();
-    while host.cells().len() < initial.get() {
-        if host.spawn_cell().await.context("starting a mediasoup worker")?.is_none() {
-            break;
-        }
-    }
     host.set_auth(plugins.auth.clone());
-    if let Some(hook) = &plugins.autoscale {
-        autoscale::spawn(host, Arc::clone(hook), autoscale_options);
-    }
+    let autoscaler = plugins.autoscale.as_ref().map(|hook| {
+        let autoscaler = Autoscaler::new(host, Arc::clone(hook), autoscale_options);
+        autoscaler.spawn();
+        autoscaler
+    });
     let reloadable = plugins.clone();
     let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {
@@ -85,19 +82,21 @@ pub async fn start(
         autoscale = plugins.autoscale.as_ref().map_or("none", |p| p.label()),
         "mafalda-host running; Ctrl-C to stop"
     );
-    Ok(Running { manager, worker, _plugins: plugins, _watch: watch })
+    Ok(Running { manager, worker, _plugins: plugins, autoscaler, _watch: watch })
 }
 
-/// Closes every worker and waits for their close events; returns how many.
+/// Closes every worker and waits (bounded) for their close events; returns how many.
 pub async fn stop(running: Running) -> usize {
-    let host = Arc::clone(running.host());
-    let cells = host.cells();
-    for cell in &cells {
-        host.close_cell(cell.id(), CloseReason::Retired);
-        cell.watch().closed().await;
+    let Running { manager, worker, autoscaler, .. } = running;
+    drop(autoscaler);
+    worker.close();
+    let (closed, late) = manager.host().close_all(STOP_DEADLINE).await;
+    if late > 0 {
+        warn!(late, "workers still closing after {STOP_DEADLINE:?}; stopping anyway");
+    } else {
+        info!(workers = closed, "all workers closed");
     }
-    info!(workers = cells.len(), "all workers closed");
-    cells.len()
+    closed
 }
 
 /// Runs until SIGINT/SIGTERM or `duration`.

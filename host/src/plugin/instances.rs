@@ -8,7 +8,7 @@ use super::bindings::{
 };
 use super::error::PluginError;
 use super::runtime::{Compiled, PluginRuntime, EPOCH_TICK};
-use crate::object::lock;
+use crate::internals::object::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

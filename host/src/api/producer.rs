@@ -1,0 +1,270 @@
+//! The virtual Producer: mediasoup's Producer API over the real producer in its cell. The
+//! virtual router records where it lives so consumers elsewhere get it piped.
+
+pub use mediasoup::producer::*;
+
+use super::endpoint::{kinded_handle, on, Endpoint};
+use super::router::{Router, RouterInner};
+use super::transport::Transport;
+use crate::backend::ProducerBackend;
+use crate::internals::cell::{Cell, Count};
+use crate::internals::registry::Registered;
+use crate::placement::CellId;
+use crate::worker::NotificationError;
+use event_listener_primitives::HandlerId;
+use mediasoup::prelude::{AppData, MediaKind, RtpParameters};
+use mediasoup::worker::RequestError;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+/// What a producer keeps of its real one.
+pub(crate) struct ProducerMeta {
+    pub(crate) id: ProducerId,
+    kind: MediaKind,
+    rtp_parameters: RtpParameters,
+    consumable_rtp_parameters: RtpParameters,
+    r#type: ProducerType,
+    pub(crate) direct: bool,
+}
+
+pub(crate) type ProducerInner = Endpoint<dyn ProducerBackend, ProducerMeta>;
+
+kinded_handle!(
+    /// A producer: an audio or video source injected into the (virtual) router.
+    #[must_use = "Producer will be closed on drop, make sure to keep it around for as long as needed"]
+    Producer,
+    /// Producer created on a transport other than a direct transport.
+    RegularProducer,
+    /// Producer created on a direct transport: the application sends RTP with
+    /// [`DirectProducer::send`].
+    DirectProducer,
+    /// A producer that does not keep it alive.
+    WeakProducer,
+    ProducerInner
+);
+
+impl DirectProducer {
+    /// Sends an RTP packet from the Rust process.
+    pub fn send(&self, rtp_packet: Vec<u8>) -> Result<(), NotificationError> {
+        match self.inner.live() {
+            Some(real) => real.send(rtp_packet).map_err(|_| NotificationError::ChannelClosed),
+            None => Err(NotificationError::ChannelClosed),
+        }
+    }
+}
+
+impl Producer {
+    /// Wraps a real producer living in `cell` and registers it in its router.
+    pub(crate) fn wrap(
+        real: Arc<dyn ProducerBackend>,
+        transport: Arc<dyn Transport>,
+        router: &Router,
+        cell: &Arc<Cell>,
+        app_data: AppData,
+    ) -> Self {
+        let ticket = cell.ticket(&router.inner.counts, Count::Producer, Vec::new());
+        real.on_close(Box::new(move || drop(ticket))).detach();
+        let meta = ProducerMeta {
+            id: real.id(),
+            kind: real.kind(),
+            rtp_parameters: real.rtp_parameters(),
+            consumable_rtp_parameters: real.consumable_rtp_parameters(),
+            r#type: real.r#type(),
+            direct: real.is_direct(),
+        };
+        let id = meta.id;
+        let weak: Weak<RouterInner> = Arc::downgrade(&router.inner);
+        let forget = Box::new(move || {
+            if let Some(router) = weak.upgrade() {
+                router.producers.remove(&id);
+            }
+        });
+        let inner = Arc::new(Endpoint::new(meta, transport, cell.id(), app_data, real, Some(forget)));
+        Self::from_inner(inner)
+    }
+
+    /// Closes the producer now (a pipe producer whose source went away).
+    pub(crate) fn close_now(&self) {
+        self.inner().close_now();
+    }
+
+    fn real(&self) -> Result<Arc<dyn ProducerBackend>, RequestError> {
+        self.inner().real()
+    }
+
+    /// Producer id.
+    #[must_use]
+    pub fn id(&self) -> ProducerId {
+        self.inner().meta.id
+    }
+
+    /// Transport to which the producer belongs.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner().transport
+    }
+
+    /// mafalda extension: the cell (worker) the producer lives in.
+    #[must_use]
+    pub fn cell(&self) -> CellId {
+        self.inner().cell
+    }
+
+    /// Media kind.
+    #[must_use]
+    pub fn kind(&self) -> MediaKind {
+        self.inner().meta.kind
+    }
+
+    /// Producer RTP parameters.
+    #[must_use]
+    pub fn rtp_parameters(&self) -> &RtpParameters {
+        &self.inner().meta.rtp_parameters
+    }
+
+    /// Producer type.
+    #[must_use]
+    pub fn r#type(&self) -> ProducerType {
+        self.inner().meta.r#type
+    }
+
+    /// Whether the Producer is paused.
+    #[must_use]
+    pub fn paused(&self) -> bool {
+        self.inner().live().is_some_and(|r| r.paused())
+    }
+
+    /// Producer score list.
+    #[must_use]
+    pub fn score(&self) -> Vec<ProducerScore> {
+        self.inner().live().map(|r| r.score()).unwrap_or_default()
+    }
+
+    /// Custom application data.
+    #[must_use]
+    pub fn app_data(&self) -> &AppData {
+        &self.inner().app_data
+    }
+
+    /// Whether the producer is closed.
+    #[must_use]
+    pub fn closed(&self) -> bool {
+        self.inner().life.closed()
+    }
+
+    /// Dump Producer.
+    #[doc(hidden)]
+    pub async fn dump(&self) -> Result<ProducerDump, RequestError> {
+        self.real()?.dump().await
+    }
+
+    /// Returns current RTC statistics of the producer.
+    pub async fn get_stats(&self) -> Result<Vec<ProducerStat>, RequestError> {
+        self.real()?.get_stats().await
+    }
+
+    /// Pauses the producer (consumers everywhere, piped ones included, stop receiving).
+    pub async fn pause(&self) -> Result<(), RequestError> {
+        self.real()?.pause().await
+    }
+
+    /// Resumes the producer.
+    pub async fn resume(&self) -> Result<(), RequestError> {
+        self.real()?.resume().await
+    }
+
+    /// Instructs the producer to emit "trace" events.
+    pub async fn enable_trace_event(&self, types: Vec<ProducerTraceEventType>) -> Result<(), RequestError> {
+        self.real()?.enable_trace_event(types).await
+    }
+
+    /// Callback is called when the producer score changes.
+    pub fn on_score<F: Fn(&[ProducerScore]) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        on!(self.inner(), on_score(callback))
+    }
+
+    /// Callback is called when the video orientation changes.
+    pub fn on_video_orientation_change<F: Fn(ProducerVideoOrientation) + Send + Sync + 'static>(
+        &self,
+        callback: F,
+    ) -> HandlerId {
+        on!(self.inner(), on_video_orientation_change(callback))
+    }
+
+    /// Callback is called when the producer is paused.
+    pub fn on_pause<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        on!(self.inner(), on_pause(callback))
+    }
+
+    /// Callback is called when the producer is resumed.
+    pub fn on_resume<F: Fn() + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        on!(self.inner(), on_resume(callback))
+    }
+
+    /// See [`Producer::enable_trace_event`].
+    pub fn on_trace<F: Fn(&ProducerTraceEventData) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        on!(self.inner(), on_trace(callback))
+    }
+
+    /// Callback is called when the transport this producer belongs to is closed.
+    pub fn on_transport_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
+        self.inner().life.on_transport_close(Box::new(callback))
+    }
+
+    /// Callback is called when the producer is closed for whatever reason.
+    pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
+        self.inner().life.on_close(Box::new(callback))
+    }
+
+    /// Consumable RTP parameters.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn consumable_rtp_parameters(&self) -> &RtpParameters {
+        &self.inner().meta.consumable_rtp_parameters
+    }
+}
+
+/// A producer made by [`Router::pipe_producer_to_router`]: it lives as long as its source
+/// producer unless turned into a regular producer with [`PipedProducer::into_inner`].
+pub struct PipedProducer {
+    producer: Option<Producer>,
+    source: WeakProducer,
+}
+
+impl fmt::Debug for PipedProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipedProducer").field("producer", &self.producer).finish()
+    }
+}
+
+impl PipedProducer {
+    pub(crate) fn new(producer: Producer, source: WeakProducer) -> Self {
+        Self { producer: Some(producer), source }
+    }
+
+    /// Turns into a regular producer that closes on drop.
+    pub fn into_inner(mut self) -> Producer {
+        match self.producer.take() {
+            Some(producer) => producer,
+            None => unreachable!("the producer is only taken here or on drop"),
+        }
+    }
+}
+
+impl Drop for PipedProducer {
+    fn drop(&mut self) {
+        if let Some(producer) = self.producer.take() {
+            // Tie the pipe producer's lifetime to the source producer's, as mediasoup does.
+            if let Some(source) = self.source.upgrade() {
+                source.on_close(move || drop(producer)).detach();
+            }
+        }
+    }
+}
+
+impl Registered for WeakProducer {
+    type Strong = Producer;
+
+    fn live(&self) -> Option<Producer> {
+        self.upgrade().filter(|p| !p.closed())
+    }
+}

@@ -1,0 +1,611 @@
+//! The virtual [`Router`]: mediasoup's Router API over real routers in many cells. Transports
+//! are placed by the placement engine; producers are piped on demand to the cells of their
+//! consumers; `dump()` and stats merge the real routers.
+
+pub use super::router_events::{CellLost, NewRtpObserver, NewTransport, PipeChange, PipeEvent};
+pub use crate::internals::pipes::PipeSource;
+pub use mediasoup::router::*;
+
+use super::active_speaker_observer::ActiveSpeakerObserver;
+use super::audio_level_observer::AudioLevelObserver;
+use super::consumer::Consumer;
+use super::data_consumer::DataConsumer;
+use super::data_producer::{NonClosingDataProducer, WeakDataProducer};
+use super::direct_transport::DirectTransport;
+use super::pipe_transport::PipeTransport;
+use super::plain_transport::PlainTransport;
+use super::producer::{PipedProducer, WeakProducer};
+use super::router_events::Handlers;
+use super::router_pipes::PairCache;
+use super::webrtc_transport::{WebRtcTransport, WebRtcTransportOptions};
+use super::worker::Worker;
+use crate::internals::cell::{Cell, Count, Counts, SettingsSet};
+use crate::internals::dump::{self, Internal};
+use crate::internals::host::{CellClosed, Host, PlaceError, RouterReport};
+use crate::internals::object::{fresh_id, lock};
+use crate::internals::pipes::{connect_link, LinkOptions, PipeEnds, PipeLease, PipeParts, PipeRegistry};
+use crate::internals::real_routers::{RealRouters, RouterUse};
+use crate::internals::registry::{Members, Table};
+use crate::labels::{cell_labels, request_for};
+use crate::placement::CellId;
+use crate::stats::RouterStats;
+use event_listener_primitives::HandlerId;
+use mediasoup::prelude::{
+    ActiveSpeakerObserverOptions, AppData, AudioLevelObserverOptions, DataProducerId, DirectTransportOptions,
+    PipeTransportOptions, PlainTransportOptions, ProducerId, RtpCapabilities, RtpCapabilitiesFinalized,
+    RtpCodecCapability, SctpZeroChecksum,
+};
+use mediasoup::worker::RequestError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// Options for [`Router::pipe_producer_to_router`]: mediasoup 0.33's, with a virtual target.
+/// The pipe transports listen on the host's configured pipe address (`[pipes] listen_ip`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PipeToRouterOptions {
+    /// Target router.
+    pub router: Router,
+    /// Whether the piped producer keeps its id in the target router (default true). Then both
+    /// ends cannot share a worker: the target end is placed on another worker when the pool
+    /// has one, else the worker refuses the id as mediasoup does.
+    pub keep_id: bool,
+    /// Create an SCTP association (default true).
+    pub enable_sctp: bool,
+    /// Maximum allowed size for SCTP messages sent by DataConsumers (default 262 144).
+    pub max_send_message_size: u32,
+    /// Maximum allowed size for SCTP messages received by DataProducers (default 262 144).
+    pub max_receive_message_size: u32,
+    /// Maximum SCTP send buffer used by DataConsumers (default 2 000 000).
+    pub sctp_send_buffer_size: u32,
+    /// Per stream send queue size limit (default 2 000 000).
+    pub sctp_per_stream_send_queue_limit: u32,
+    /// Maximum received window buffer size (default 5 242 880).
+    pub sctp_max_receiver_window_buffer_size: u32,
+    /// SCTP default stream buffered amount low threshold (default 1024).
+    pub sctp_default_stream_buffered_amount_low_threshold: u32,
+    /// SCTP Zero Checksum to announce (default `TrustedNetwork`).
+    pub sctp_zero_checksum: SctpZeroChecksum,
+    /// Enable RTX and NACK (default false).
+    pub enable_rtx: bool,
+    /// Enable SRTP (default false).
+    pub enable_srtp: bool,
+}
+
+impl PipeToRouterOptions {
+    /// Options for piping into `router`, with mediasoup's defaults.
+    #[must_use]
+    pub fn new(router: Router) -> Self {
+        Self {
+            router,
+            keep_id: true,
+            enable_sctp: true,
+            max_send_message_size: 262_144,
+            max_receive_message_size: 262_144,
+            sctp_send_buffer_size: 2_000_000,
+            sctp_per_stream_send_queue_limit: 2_000_000,
+            sctp_max_receiver_window_buffer_size: 5_242_880,
+            sctp_default_stream_buffered_amount_low_threshold: 1024,
+            sctp_zero_checksum: SctpZeroChecksum::TrustedNetwork,
+            enable_rtx: false,
+            enable_srtp: false,
+        }
+    }
+}
+
+/// The pipe consumer and pipe producer made by [`Router::pipe_producer_to_router`].
+#[derive(Debug)]
+pub struct PipeProducerToRouterPair {
+    /// The consumer in the source router.
+    pub pipe_consumer: Consumer,
+    /// The producer in the target router.
+    pub pipe_producer: PipedProducer,
+}
+
+/// The pipe data consumer and data producer made by [`Router::pipe_data_producer_to_router`].
+#[derive(Debug)]
+pub struct PipeDataProducerToRouterPair {
+    /// The data consumer in the source router.
+    pub pipe_data_consumer: DataConsumer,
+    /// The data producer in the target router.
+    pub pipe_data_producer: NonClosingDataProducer,
+}
+
+/// State of one virtual router.
+pub(crate) struct RouterInner {
+    pub(crate) id: RouterId,
+    pub(crate) worker: Worker,
+    pub(crate) host: Arc<Host>,
+    pub(crate) set: SettingsSet,
+    app_data: AppData,
+    rtp_capabilities: Mutex<RtpCapabilitiesFinalized>,
+    pub(crate) reals: RealRouters,
+    pub(crate) producers: Table<ProducerId, WeakProducer>,
+    pub(crate) data_producers: Table<DataProducerId, WeakDataProducer>,
+    pub(crate) members: Members,
+    pub(crate) pipes: PipeRegistry,
+    pub(crate) pairs: PairCache,
+    pub(crate) counts: Arc<Counts>,
+    pub(crate) handlers: Handlers,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for RouterInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for RouterInner {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.handlers.close.call_simple();
+        }
+        self.pipes.clear();
+        self.reals.clear();
+    }
+}
+
+impl RouterReport for RouterInner {
+    fn id(&self) -> RouterId {
+        self.id
+    }
+
+    fn stats(&self) -> RouterStats {
+        RouterStats {
+            id: self.id,
+            cells: self.reals.all().into_iter().map(|(id, _)| id).collect(),
+            transports: self.counts.get(Count::Transport),
+            producers: self.counts.get(Count::Producer),
+            consumers: self.counts.get(Count::Consumer),
+            pipes: self.counts.get(Count::Pipe),
+        }
+    }
+
+    /// Reports this router's lost transports (if it used the cell).
+    fn cell_closed(&self, event: &CellClosed, was_present: bool) {
+        let lost: Vec<_> =
+            event.lost_transports.iter().filter(|(router, _)| *router == self.id).map(|(_, t)| *t).collect();
+        if was_present || !lost.is_empty() {
+            self.handlers.cell_lost.call_simple(&CellLost {
+                cell: event.cell,
+                worker: event.worker,
+                reason: event.reason,
+                lost_transports: lost,
+            });
+        }
+    }
+}
+
+impl RouterInner {
+    /// Closes the router because its (virtual) worker closed.
+    pub(crate) fn close_from_worker(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.handlers.worker_close.call_simple();
+        self.handlers.close.call_simple();
+        self.members.close_all();
+        self.pipes.clear();
+        self.pairs.clear();
+        self.reals.clear();
+    }
+}
+
+/// A virtual router: one logical mediasoup Router spread over the host's workers.
+#[derive(Clone)]
+#[must_use = "Router will be closed on drop, make sure to keep it around for as long as needed"]
+pub struct Router {
+    pub(crate) inner: Arc<RouterInner>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("id", &self.inner.id).field("closed", &self.closed()).finish()
+    }
+}
+
+/// Maps a placement failure to the error mediasoup reports for a failed worker request.
+fn place_error(error: PlaceError) -> RequestError {
+    RequestError::Response { reason: error.to_string() }
+}
+
+impl Router {
+    pub(crate) fn new(
+        worker: Worker,
+        host: Arc<Host>,
+        set: SettingsSet,
+        media_codecs: Vec<RtpCodecCapability>,
+        rtp_capabilities: RtpCapabilitiesFinalized,
+        app_data: AppData,
+    ) -> Self {
+        let id: RouterId = fresh_id();
+        let inner = Arc::new(RouterInner {
+            id,
+            worker,
+            host: Arc::clone(&host),
+            set,
+            reals: RealRouters::new(id, media_codecs, app_data.clone()),
+            app_data,
+            rtp_capabilities: Mutex::new(rtp_capabilities),
+            producers: Table::default(),
+            data_producers: Table::default(),
+            members: Members::default(),
+            pipes: PipeRegistry::default(),
+            pairs: PairCache::default(),
+            counts: Arc::default(),
+            handlers: Handlers::default(),
+            closed: AtomicBool::new(false),
+        });
+        host.add_router(Arc::downgrade(&inner) as Weak<dyn RouterReport>);
+        Self { inner }
+    }
+
+    pub(crate) fn from_inner(inner: Arc<RouterInner>) -> Self {
+        Self { inner }
+    }
+
+    /// Router id.
+    #[must_use]
+    pub fn id(&self) -> RouterId {
+        self.inner.id
+    }
+
+    /// Worker to which router belongs.
+    pub fn worker(&self) -> &Worker {
+        &self.inner.worker
+    }
+
+    /// Custom application data.
+    #[must_use]
+    pub fn app_data(&self) -> &AppData {
+        &self.inner.app_data
+    }
+
+    /// Whether router is closed.
+    #[must_use]
+    pub fn closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// RTP capabilities of the router.
+    #[must_use]
+    pub fn rtp_capabilities(&self) -> RtpCapabilitiesFinalized {
+        lock(&self.inner.rtp_capabilities).clone()
+    }
+
+    /// Dump the router: its real routers' dumps merged into one, internal pipes hidden.
+    pub async fn dump(&self) -> Result<RouterDump, RequestError> {
+        self.check_open()?;
+        let reals: Vec<_> = self.inner.reals.all().into_iter().map(|(_, real)| real).collect();
+        let internal = Internal {
+            transports: self.inner.pipes.links.transport_ids().into_iter().collect(),
+            consumers: self.inner.pipes.consumer_ids().into_iter().collect(),
+            renamed: self.inner.pipes.sources_by_real_id(),
+        };
+        dump::merged(&self.id().to_string(), &reals, &internal).await
+    }
+
+    fn check_open(&self) -> Result<(), RequestError> {
+        if self.closed() {
+            Err(RequestError::ChannelClosed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Asks placement for a cell (never `avoid` unless it is the only one) and takes a use of
+    /// this router's real router there. A cell closing meanwhile is refused and placement
+    /// tries again.
+    pub(crate) async fn place_avoiding(
+        &self,
+        app_data: &AppData,
+        avoid: Option<CellId>,
+    ) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
+        self.check_open()?;
+        let request = request_for(&self.id().to_string(), app_data);
+        let labels = cell_labels(&request);
+        let mut last = RequestError::ChannelClosed;
+        for _ in 0..4 {
+            let cell = self.inner.host.place(request.clone(), self.inner.set, avoid).await.map_err(place_error)?;
+            match self.real_router_use(&cell).await {
+                Ok(router_use) => return Ok((cell, router_use, labels)),
+                Err(error) if cell.is_closed() => last = error,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last)
+    }
+
+    /// Asks placement for a cell and takes a use of this router's real router there.
+    pub(crate) async fn place(&self, app_data: &AppData) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
+        self.place_avoiding(app_data, None).await
+    }
+
+    /// A use of the real router in `cell`, creating it (and firing `on_new_cell`) if needed.
+    pub(crate) async fn real_router_use(&self, cell: &Arc<Cell>) -> Result<RouterUse, RequestError> {
+        let (router_use, created) = self.inner.reals.acquire(cell).await?;
+        if created {
+            self.inner.handlers.new_cell.call_simple(&cell.id());
+        }
+        Ok(router_use)
+    }
+
+    /// Create a WebRtcTransport, placed by the placement policy.
+    pub async fn create_webrtc_transport(
+        &self,
+        webrtc_transport_options: WebRtcTransportOptions,
+    ) -> Result<WebRtcTransport, RequestError> {
+        let (cell, router_use, labels) = self.place(&webrtc_transport_options.app_data).await?;
+        let transport = WebRtcTransport::create(self, cell, router_use, labels, webrtc_transport_options).await?;
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::WebRtc(&transport)));
+        Ok(transport)
+    }
+
+    /// Create a PlainTransport, placed by the placement policy.
+    pub async fn create_plain_transport(
+        &self,
+        plain_transport_options: PlainTransportOptions,
+    ) -> Result<PlainTransport, RequestError> {
+        let (cell, router_use, labels) = self.place(&plain_transport_options.app_data).await?;
+        let app_data = plain_transport_options.app_data.clone();
+        let real = router_use.real().create_plain_transport(plain_transport_options).await?;
+        let transport = PlainTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Plain(&transport)));
+        Ok(transport)
+    }
+
+    /// Create a PipeTransport, placed by the placement policy.
+    pub async fn create_pipe_transport(
+        &self,
+        pipe_transport_options: PipeTransportOptions,
+    ) -> Result<PipeTransport, RequestError> {
+        let (cell, router_use, labels) = self.place(&pipe_transport_options.app_data).await?;
+        self.create_pipe_transport_at(cell, router_use, labels, pipe_transport_options).await
+    }
+
+    /// Creates a PipeTransport in a given cell.
+    pub(crate) async fn create_pipe_transport_at(
+        &self,
+        cell: Arc<Cell>,
+        router_use: RouterUse,
+        labels: Vec<String>,
+        pipe_transport_options: PipeTransportOptions,
+    ) -> Result<PipeTransport, RequestError> {
+        let app_data = pipe_transport_options.app_data.clone();
+        let real = router_use.real().create_pipe_transport(pipe_transport_options).await?;
+        let transport = PipeTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Pipe(&transport)));
+        Ok(transport)
+    }
+
+    /// Create a DirectTransport, placed by the placement policy.
+    pub async fn create_direct_transport(
+        &self,
+        direct_transport_options: DirectTransportOptions,
+    ) -> Result<DirectTransport, RequestError> {
+        let (cell, router_use, labels) = self.place(&direct_transport_options.app_data).await?;
+        let app_data = direct_transport_options.app_data.clone();
+        let real = router_use.real().create_direct_transport(direct_transport_options).await?;
+        let transport = DirectTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Direct(&transport)));
+        Ok(transport)
+    }
+
+    /// Create an AudioLevelObserver; producers added to it are piped to its cell.
+    pub async fn create_audio_level_observer(
+        &self,
+        audio_level_observer_options: AudioLevelObserverOptions,
+    ) -> Result<AudioLevelObserver, RequestError> {
+        let (cell, router_use, _) = self.place(&audio_level_observer_options.app_data).await?;
+        let app_data = audio_level_observer_options.app_data.clone();
+        let real = router_use.real().create_audio_level_observer(audio_level_observer_options).await?;
+        let observer = AudioLevelObserver::wrap(self, cell, router_use, real, app_data)?;
+        self.inner.handlers.new_rtp_observer.call(|cb| cb(NewRtpObserver::AudioLevel(&observer)));
+        Ok(observer)
+    }
+
+    /// Create an ActiveSpeakerObserver; producers added to it are piped to its cell.
+    pub async fn create_active_speaker_observer(
+        &self,
+        active_speaker_observer_options: ActiveSpeakerObserverOptions,
+    ) -> Result<ActiveSpeakerObserver, RequestError> {
+        let (cell, router_use, _) = self.place(&active_speaker_observer_options.app_data).await?;
+        let app_data = active_speaker_observer_options.app_data.clone();
+        let real = router_use.real().create_active_speaker_observer(active_speaker_observer_options).await?;
+        let observer = ActiveSpeakerObserver::wrap(self, cell, router_use, real, app_data)?;
+        self.inner.handlers.new_rtp_observer.call(|cb| cb(NewRtpObserver::ActiveSpeaker(&observer)));
+        Ok(observer)
+    }
+
+    /// Makes `source` (a producer or data producer living in `home`) available in `target`,
+    /// piping it there once (shared, ref-counted). `None` when it already lives there.
+    pub(crate) async fn ensure_in(
+        &self,
+        source: PipeSource,
+        home: &Arc<Cell>,
+        target: &Arc<Cell>,
+    ) -> Result<Option<PipeLease>, RequestError> {
+        if home.id() == target.id() {
+            return Ok(None);
+        }
+        let lease = self.inner.pipes.acquire(source, target.id(), || self.open_pipe(source, home, target)).await?;
+        Ok(Some(lease))
+    }
+
+    async fn open_pipe(
+        &self,
+        source: PipeSource,
+        home: &Arc<Cell>,
+        target: &Arc<Cell>,
+    ) -> Result<PipeParts, RequestError> {
+        let failed = |e: RequestError| RequestError::Response {
+            reason: format!("piping {source:?} from {} to {} failed: {e}", home.id(), target.id()),
+        };
+        let pipes = &self.inner.host.options().pipes;
+        let options = LinkOptions {
+            listen_info: pipes.listen_info(),
+            enable_sctp: true,
+            enable_rtx: false,
+            enable_srtp: pipes.srtp,
+            sctp: None,
+        };
+        let link = self
+            .inner
+            .pipes
+            .links
+            .get_or_connect((home.id(), target.id()), || async {
+                let from = self.real_router_use(home).await?;
+                let to = self.real_router_use(target).await?;
+                connect_link(from, to, &options).await
+            })
+            .await
+            .map_err(failed)?;
+        // The pipe producer gets a fresh id: the source's may be taken in the target worker.
+        let ends = match source {
+            PipeSource::Producer(id) => PipeEnds::media(&link, id, fresh_id()).await,
+            PipeSource::DataProducer(id) => PipeEnds::data(&link, id, fresh_id()).await,
+        }
+        .map_err(failed)?;
+        // The pipe counts in the target cell for as long as its receiving half lives.
+        let ticket = target.ticket(&self.inner.counts, Count::Pipe, Vec::new());
+        ends.on_target_gone(Box::new(move || drop(ticket)));
+        self.inner.handlers.pipe.call_simple(&PipeEvent {
+            source,
+            from: home.id(),
+            to: target.id(),
+            change: PipeChange::Opened,
+        });
+        Ok(PipeParts { ends, link })
+    }
+
+    /// Pipes a producer of this router into another (virtual) router, as mediasoup does between
+    /// routers: a pipe-transport pair per router pair, reused; the source end lives in the
+    /// producer's cell, the target end on another worker of the target router.
+    pub async fn pipe_producer_to_router(
+        &self,
+        producer_id: ProducerId,
+        pipe_to_router_options: PipeToRouterOptions,
+    ) -> Result<PipeProducerToRouterPair, PipeProducerToRouterError> {
+        super::router_pipes::pipe_producer(self, producer_id, pipe_to_router_options).await
+    }
+
+    /// Pipes a data producer of this router into another (virtual) router.
+    pub async fn pipe_data_producer_to_router(
+        &self,
+        data_producer_id: DataProducerId,
+        pipe_to_router_options: PipeToRouterOptions,
+    ) -> Result<PipeDataProducerToRouterPair, PipeDataProducerToRouterError> {
+        super::router_pipes::pipe_data_producer(self, data_producer_id, pipe_to_router_options).await
+    }
+
+    /// The virtual id of the producer whose id in some cell is `real` (a pipe producer's).
+    pub(crate) fn virtual_producer_id(&self, real: ProducerId) -> ProducerId {
+        match self.inner.pipes.source_of(PipeSource::Producer(real)) {
+            Some(PipeSource::Producer(id)) => id,
+            _ => real,
+        }
+    }
+
+    /// Check whether the given RTP capabilities can consume the given producer.
+    #[must_use]
+    pub fn can_consume(&self, producer_id: &ProducerId, rtp_capabilities: &RtpCapabilities) -> bool {
+        self.inner.producers.find(producer_id).is_some_and(|found| {
+            self.inner.reals.get(found.home.id()).is_some_and(|real| real.can_consume(producer_id, rtp_capabilities))
+        })
+    }
+
+    /// Update the router's media codecs (its real routers' too, and those created later).
+    pub fn update_media_codecs(&mut self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError> {
+        let reals = self.inner.reals.all();
+        for (_, real) in &reals {
+            real.update_media_codecs(media_codecs.clone())?;
+        }
+        let capabilities = match reals.first() {
+            Some((_, real)) => real.rtp_capabilities(),
+            None => self.inner.host.rtp_capabilities_for(media_codecs.clone())?,
+        };
+        self.inner.reals.set_media_codecs(media_codecs);
+        *lock(&self.inner.rtp_capabilities) = capabilities;
+        Ok(())
+    }
+
+    /// Callback is called when a new transport is created.
+    pub fn on_new_transport<F: Fn(NewTransport<'_>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.new_transport.add(Arc::new(callback))
+    }
+
+    /// Callback is called when a new RTP observer is created.
+    pub fn on_new_rtp_observer<F: Fn(NewRtpObserver<'_>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.new_rtp_observer.add(Arc::new(callback))
+    }
+
+    /// Callback is called when the worker this router belongs to is closed.
+    pub fn on_worker_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.worker_close.add(Box::new(callback))
+    }
+
+    /// Callback is called when the router is closed for whatever reason.
+    pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
+        let handler_id = self.inner.handlers.close.add(Box::new(callback));
+        if self.closed() {
+            self.inner.handlers.close.call_simple();
+        }
+        handler_id
+    }
+
+    /// mafalda extension: called when the router starts using a new cell (worker).
+    pub fn on_new_cell<F: Fn(&CellId) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.new_cell.add(Arc::new(callback))
+    }
+
+    /// mafalda extension: called when a producer is piped into another cell.
+    pub fn on_pipe<F: Fn(&PipeEvent) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.pipe.add(Arc::new(callback))
+    }
+
+    /// mafalda extension: called when a cell this router used was closed — idle, retired or
+    /// its worker died (see [`CellLost::reason`]) — with the transports of this router that
+    /// were lost.
+    pub fn on_cell_lost<F: Fn(&CellLost) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.cell_lost.add(Arc::new(callback))
+    }
+
+    /// mafalda extension: this router's numbers (cells, transports, producers, consumers, pipes).
+    #[must_use]
+    pub fn stats(&self) -> RouterStats {
+        self.inner.stats()
+    }
+
+    /// mafalda extension: open pipes (source, target cell).
+    #[must_use]
+    pub fn pipes(&self) -> Vec<(PipeSource, CellId)> {
+        self.inner.pipes.open()
+    }
+
+    /// mafalda extension: the cells this router has a real router in.
+    #[must_use]
+    pub fn cells(&self) -> Vec<CellId> {
+        self.inner.reals.all().into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// Downgrade to a weak handle.
+    #[must_use]
+    pub fn downgrade(&self) -> WeakRouter {
+        WeakRouter { inner: Arc::downgrade(&self.inner) }
+    }
+}
+
+/// A router that does not keep it alive.
+#[derive(Clone, Debug)]
+pub struct WeakRouter {
+    inner: Weak<RouterInner>,
+}
+
+impl WeakRouter {
+    /// Upgrade to a strong handle, unless the router is gone.
+    #[must_use]
+    pub fn upgrade(&self) -> Option<Router> {
+        self.inner.upgrade().map(Router::from_inner)
+    }
+}

@@ -1,0 +1,290 @@
+//! What all four virtual transports share: the real transport in its cell (a backend handle),
+//! mediasoup's transport events, and produce/consume with on-demand piping.
+
+use super::consumer::Consumer;
+use super::data_consumer::{DataConsumer, DataConsumerOptions};
+use super::data_producer::DataProducer;
+use super::producer::Producer;
+use super::router::Router;
+use super::transport::{Transport, TransportTraceEventData, TransportTraceEventType};
+use crate::backend::TransportBackend;
+use crate::internals::cell::{Cell, Count, Ticket};
+use crate::internals::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
+use crate::internals::pipes::PipeSource;
+use crate::internals::real_routers::RouterUse;
+use event_listener_primitives::{Bag, BagOnce, HandlerId};
+use mediasoup::prelude::{
+    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataProducerOptions, ProduceDataError, ProduceError,
+    ProducerOptions, TransportId,
+};
+use mediasoup::worker::RequestError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A producer or consumer whose transport was closed under it.
+pub(crate) trait Child: Send + Sync {
+    /// Fires `on_transport_close` then `on_close`, and drops the real object.
+    fn transport_closed(&self);
+}
+
+#[allow(clippy::type_complexity)]
+#[derive(Default)]
+struct Handlers {
+    new_producer: Bag<Arc<dyn Fn(&Producer) + Send + Sync>>,
+    new_consumer: Bag<Arc<dyn Fn(&Consumer) + Send + Sync>>,
+    new_data_producer: Bag<Arc<dyn Fn(&DataProducer) + Send + Sync>>,
+    new_data_consumer: Bag<Arc<dyn Fn(&DataConsumer) + Send + Sync>>,
+    router_close: BagOnce<Box<dyn FnOnce() + Send>>,
+    close: BagOnce<Box<dyn FnOnce() + Send>>,
+}
+
+/// The shared part of a virtual transport over real transport `B` (a backend trait object),
+/// with type-specific data `X` kept for reading after the transport closed.
+pub(crate) struct TransportCore<B: ?Sized, X> {
+    pub(crate) id: TransportId,
+    pub(crate) extra: X,
+    pub(crate) router: Router,
+    pub(crate) cell: Arc<Cell>,
+    app_data: AppData,
+    pub(crate) real: Slot<Arc<B>>,
+    handlers: Handlers,
+    closed: AtomicBool,
+    children: Mutex<Vec<Weak<dyn Child>>>,
+}
+
+impl<B: ?Sized, X> std::fmt::Debug for TransportCore<B, X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").field("id", &self.id).field("cell", &self.cell.id()).finish()
+    }
+}
+
+impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> TransportCore<B, X> {
+    /// Wraps `real`, created in `cell` under `router_use`; counts it (with its labels) until the
+    /// real transport closes. The core joins its cell and router, which close it with them; a
+    /// cell closed meanwhile refuses it (the real transport is dropped, so closed).
+    pub(crate) fn new(
+        router: &Router,
+        cell: Arc<Cell>,
+        router_use: RouterUse,
+        labels: Vec<String>,
+        real: Arc<B>,
+        extra: X,
+        app_data: AppData,
+    ) -> Result<Arc<Self>, RequestError> {
+        let ticket: Ticket = cell.ticket(&router.inner.counts, Count::Transport, labels);
+        real.on_close(Box::new(move || drop((router_use, ticket)))).detach();
+        let core = Arc::new(Self {
+            id: real.id(),
+            extra,
+            router: router.clone(),
+            cell,
+            app_data,
+            real: Slot::new(real),
+            handlers: Handlers::default(),
+            closed: AtomicBool::new(false),
+            children: Mutex::default(),
+        });
+        let member: Weak<dyn Member> = Arc::downgrade(&core) as Weak<Self>;
+        if core.cell.join(member.clone()).is_err() {
+            core.detach(&mut Lost::default());
+            return Err(RequestError::ChannelClosed);
+        }
+        core.router.inner.members.join(member);
+        Ok(core)
+    }
+
+    pub(crate) fn app_data(&self) -> &AppData {
+        &self.app_data
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn adopt(&self, child: Weak<dyn Child>) {
+        let mut children = lock(&self.children);
+        children.retain(|c| c.strong_count() > 0);
+        children.push(child);
+    }
+
+    pub(crate) async fn produce(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: ProducerOptions,
+    ) -> Result<Producer, ProduceError> {
+        let real = self.real.request().map_err(ProduceError::Request)?;
+        let app_data = options.app_data.clone();
+        let real_producer = real.produce(options).await?;
+        let id = real_producer.id();
+        if self.router.inner.producers.find(&id).is_some() {
+            return Err(ProduceError::AlreadyExists(id));
+        }
+        let producer = Producer::wrap(real_producer, handle, &self.router, &self.cell, app_data);
+        self.router.inner.producers.add(id, &self.cell, producer.downgrade());
+        self.adopt(producer.as_child());
+        self.handlers.new_producer.call(|cb| cb(&producer));
+        Ok(producer)
+    }
+
+    pub(crate) async fn consume(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: ConsumerOptions,
+    ) -> Result<Consumer, ConsumeError> {
+        let real = self.real.request().map_err(ConsumeError::Request)?;
+        let id = options.producer_id;
+        let Some(found) = self.router.inner.producers.find(&id) else {
+            // Unknown here: the real transport reports it exactly as mediasoup does (invalid
+            // capabilities first, then the unknown producer).
+            return match real.consume(options).await {
+                Err(error) => Err(error),
+                Ok(_) => Err(ConsumeError::ProducerNotFound(id)),
+            };
+        };
+        // Capabilities that cannot consume fail in the real consume below, with mediasoup's own
+        // error; the pipe made for it is then released with the lease.
+        let lease = self
+            .router
+            .ensure_in(PipeSource::Producer(id), &found.home, &self.cell)
+            .await
+            .map_err(ConsumeError::Request)?;
+        let app_data = options.app_data.clone();
+        let mut options = options;
+        if let Some(PipeSource::Producer(here)) = lease.as_ref().map(|l| l.real_source()) {
+            options.producer_id = here;
+        }
+        let real_consumer = real.consume(options).await?;
+        let consumer = Consumer::wrap(real_consumer, id, handle, &self.router, &self.cell, lease, app_data);
+        self.adopt(consumer.as_child());
+        self.handlers.new_consumer.call(|cb| cb(&consumer));
+        Ok(consumer)
+    }
+
+    pub(crate) async fn produce_data(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: DataProducerOptions,
+    ) -> Result<DataProducer, ProduceDataError> {
+        let real = self.real.request().map_err(ProduceDataError::Request)?;
+        let app_data = options.app_data.clone();
+        let real_data_producer = real.produce_data(options).await?;
+        let id = real_data_producer.id();
+        if self.router.inner.data_producers.find(&id).is_some() {
+            return Err(ProduceDataError::AlreadyExists(id));
+        }
+        let data_producer = DataProducer::wrap(real_data_producer, handle, &self.router, &self.cell, app_data);
+        self.router.inner.data_producers.add(id, &self.cell, data_producer.downgrade());
+        self.adopt(data_producer.as_child());
+        self.handlers.new_data_producer.call(|cb| cb(&data_producer));
+        Ok(data_producer)
+    }
+
+    pub(crate) async fn consume_data(
+        &self,
+        handle: Arc<dyn Transport>,
+        options: DataConsumerOptions,
+    ) -> Result<DataConsumer, ConsumeDataError> {
+        let real = self.real.request().map_err(ConsumeDataError::Request)?;
+        let id = options.data_producer_id();
+        let found = self.router.inner.data_producers.find(&id).ok_or(ConsumeDataError::DataProducerNotFound(id))?;
+        let lease = self
+            .router
+            .ensure_in(PipeSource::DataProducer(id), &found.home, &self.cell)
+            .await
+            .map_err(ConsumeDataError::Request)?;
+        let app_data = options.app_data.clone();
+        let here = match lease.as_ref().map(|l| l.real_source()) {
+            Some(PipeSource::DataProducer(here)) => here,
+            _ => id,
+        };
+        let real_data_consumer = real.consume_data(options.into_real(here)).await?;
+        let data_consumer = DataConsumer::wrap(real_data_consumer, id, handle, &self.cell, lease, app_data);
+        self.adopt(data_consumer.as_child());
+        self.handlers.new_data_consumer.call(|cb| cb(&data_consumer));
+        Ok(data_consumer)
+    }
+
+    pub(crate) async fn enable_trace_event(&self, types: Vec<TransportTraceEventType>) -> Result<(), RequestError> {
+        self.real.request()?.enable_trace_event(types).await
+    }
+
+    pub(crate) fn on_new_producer(&self, callback: Arc<dyn Fn(&Producer) + Send + Sync + 'static>) -> HandlerId {
+        self.handlers.new_producer.add(callback)
+    }
+
+    pub(crate) fn on_new_consumer(&self, callback: Arc<dyn Fn(&Consumer) + Send + Sync + 'static>) -> HandlerId {
+        self.handlers.new_consumer.add(callback)
+    }
+
+    pub(crate) fn on_new_data_producer(
+        &self,
+        callback: Arc<dyn Fn(&DataProducer) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        self.handlers.new_data_producer.add(callback)
+    }
+
+    pub(crate) fn on_new_data_consumer(
+        &self,
+        callback: Arc<dyn Fn(&DataConsumer) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        self.handlers.new_data_consumer.add(callback)
+    }
+
+    pub(crate) fn on_trace(
+        &self,
+        callback: Arc<dyn Fn(&TransportTraceEventData) + Send + Sync + 'static>,
+    ) -> HandlerId {
+        match self.real.get() {
+            Some(real) => real.on_trace(callback),
+            None => inert_handler(),
+        }
+    }
+
+    pub(crate) fn on_router_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId {
+        if self.closed() {
+            return inert_handler();
+        }
+        self.handlers.router_close.add(callback)
+    }
+
+    pub(crate) fn on_close(&self, callback: Box<dyn FnOnce() + Send + 'static>) -> HandlerId {
+        on_close_handler(&self.handlers.close, self.closed(), callback)
+    }
+
+    /// The transport's cell or router went away: close everything on it, firing mediasoup's
+    /// events in mediasoup's order (children's `on_transport_close`, then `on_router_close`,
+    /// then `on_close`).
+    pub(crate) fn detach(&self, lost: &mut Lost) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        lost.transports.push((self.router.id(), self.id));
+        let children = std::mem::take(&mut *lock(&self.children));
+        for child in children.iter().filter_map(Weak::upgrade) {
+            child.transport_closed();
+        }
+        self.handlers.router_close.call_simple();
+        self.handlers.close.call_simple();
+        drop(self.real.take());
+    }
+}
+
+impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Member for TransportCore<B, X> {
+    fn detach(&self, lost: &mut Lost) {
+        TransportCore::detach(self, lost);
+    }
+}
+
+impl<B: ?Sized, X> Drop for TransportCore<B, X> {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            // Children close before the transport, as mediasoup closes consumers with their
+            // transport (so the worker never sees a consumer closed after its transport).
+            let children = std::mem::take(&mut *lock(&self.children));
+            for child in children.iter().filter_map(Weak::upgrade) {
+                child.transport_closed();
+            }
+            self.handlers.close.call_simple();
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The virtual [`Worker`]: it stands for the host's real workers of its settings (several
+//! virtual workers with the same settings share them). Routers created on it spread over those
+//! workers.
+
+pub use mediasoup::worker::*;
+
+use super::router::{Router, WeakRouter};
+use super::webrtc_server::{WeakWebRtcServer, WebRtcServer, WebRtcServerOptions};
+use super::worker_manager::WorkerManager;
+use crate::internals::cell::SettingsSet;
+use crate::internals::host::{CellClosed, CloseReason, Host};
+use crate::internals::object::{fresh_id, lock, on_close_handler, EventBag};
+use event_listener_primitives::{Bag, BagOnce, HandlerId};
+use mediasoup::prelude::{AppData, RouterOptions};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use thiserror::Error;
+
+/// A notification to a worker could not be sent (the object is closed).
+#[derive(Debug, Error, Eq, PartialEq)]
+pub enum NotificationError {
+    /// Channel already closed.
+    #[error("Channel already closed")]
+    ChannelClosed,
+}
+
+#[allow(clippy::type_complexity)]
+#[derive(Default)]
+struct Handlers {
+    new_router: Bag<Arc<dyn Fn(&Router) + Send + Sync>, Router>,
+    new_webrtc_server: Bag<Arc<dyn Fn(&WebRtcServer) + Send + Sync>, WebRtcServer>,
+    dead: BagOnce<Box<dyn FnOnce(Result<(), ExitError>) + Send>>,
+    close: BagOnce<Box<dyn FnOnce() + Send>>,
+    cell_closed: EventBag<CellClosed>,
+}
+
+struct Inner {
+    id: WorkerId,
+    manager: WorkerManager,
+    host: Arc<Host>,
+    set: SettingsSet,
+    app_data: AppData,
+    routers: Mutex<Vec<WeakRouter>>,
+    servers: Mutex<Vec<WeakWebRtcServer>>,
+    handlers: Handlers,
+    closed: AtomicBool,
+    _cell_events: Mutex<Option<HandlerId>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.handlers.close.call_simple();
+        }
+    }
+}
+
+impl Inner {
+    /// A real worker of this virtual worker's settings went away.
+    fn cell_closed(&self, event: &CellClosed) {
+        if event.settings_set != self.set || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.handlers.cell_closed.call_simple(event);
+        if event.reason == CloseReason::Died {
+            let exit = event.exit.unwrap_or(ExitError::Unexpected);
+            self.handlers.dead.call(|cb| cb(Err(exit)));
+        }
+    }
+}
+
+/// A virtual worker: mediasoup's Worker API over the host's real workers.
+#[derive(Clone)]
+#[must_use = "Worker will be destroyed on drop, make sure to keep it around for as long as needed"]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.inner.id).field("closed", &self.closed()).finish()
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(manager: WorkerManager, host: Arc<Host>, set: SettingsSet, app_data: AppData) -> Self {
+        let inner = Arc::new(Inner {
+            id: fresh_id(),
+            manager,
+            host: Arc::clone(&host),
+            set,
+            app_data,
+            routers: Mutex::default(),
+            servers: Mutex::default(),
+            handlers: Handlers::default(),
+            closed: AtomicBool::new(false),
+            _cell_events: Mutex::default(),
+        });
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let handler = host.on_cell_closed(move |event| {
+            if let Some(inner) = weak.upgrade() {
+                inner.cell_closed(event);
+            }
+        });
+        *lock(&inner._cell_events) = Some(handler);
+        Self { inner }
+    }
+
+    /// Worker id.
+    #[must_use]
+    pub fn id(&self) -> WorkerId {
+        self.inner.id
+    }
+
+    /// Worker manager to which worker belongs.
+    pub fn worker_manager(&self) -> &WorkerManager {
+        &self.inner.manager
+    }
+
+    /// Custom application data.
+    #[must_use]
+    pub fn app_data(&self) -> &AppData {
+        &self.inner.app_data
+    }
+
+    /// Whether the worker is closed.
+    #[must_use]
+    pub fn closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Dump the worker: its (virtual) routers and WebRTC servers, and the channel message
+    /// handlers of the real workers serving it.
+    #[doc(hidden)]
+    pub async fn dump(&self) -> Result<WorkerDump, RequestError> {
+        if self.closed() {
+            return Err(RequestError::ChannelClosed);
+        }
+        let routers: Vec<String> =
+            lock(&self.inner.routers).iter().filter_map(WeakRouter::upgrade).map(|r| r.id().to_string()).collect();
+        let servers: Vec<String> = lock(&self.inner.servers)
+            .iter()
+            .filter_map(WeakWebRtcServer::upgrade)
+            .map(|s| s.id().to_string())
+            .collect();
+        let (mut requests, mut notifications) = (BTreeSet::new(), BTreeSet::new());
+        for cell in self.inner.host.cells().into_iter().filter(|c| c.settings_set() == self.inner.set) {
+            let Some(worker) = cell.worker() else { continue };
+            let dump = serde_json::to_value(worker.dump().await?)
+                .map_err(|e| RequestError::ResponseConversion(Box::new(e)))?;
+            let handlers = &dump["channelMessageHandlers"];
+            let strings = |key: &str| -> Vec<String> {
+                handlers[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            };
+            requests.extend(strings("channelRequestHandlers"));
+            notifications.extend(strings("channelNotificationHandlers"));
+        }
+        let dump = serde_json::json!({
+            "routerIds": routers,
+            "webRtcServerIds": servers,
+            "channelMessageHandlers": {
+                "channelRequestHandlers": requests,
+                "channelNotificationHandlers": notifications,
+            },
+        });
+        serde_json::from_value(dump).map_err(|e| RequestError::ResponseConversion(Box::new(e)))
+    }
+
+    /// The host whose workers this worker stands for (a mafalda extension: stats, cells,
+    /// plugins).
+    pub fn host(&self) -> &Arc<Host> {
+        &self.inner.host
+    }
+
+    /// Updates the log settings of the real workers serving this worker, and of those started
+    /// for it later.
+    pub async fn update_settings(&self, data: WorkerUpdateSettings) -> Result<(), RequestError> {
+        if self.closed() {
+            return Err(RequestError::ChannelClosed);
+        }
+        self.inner.host.update_settings(self.inner.set, data).await
+    }
+
+    /// Create a WebRtcServer: one real server per real worker, bound now in every running one
+    /// (see [`WebRtcServer`] for how ports are assigned).
+    pub async fn create_webrtc_server(
+        &self,
+        webrtc_server_options: WebRtcServerOptions,
+    ) -> Result<WebRtcServer, CreateWebRtcServerError> {
+        if self.closed() {
+            return Err(CreateWebRtcServerError::Request(RequestError::ChannelClosed));
+        }
+        let server = WebRtcServer::create(self.clone(), &self.inner.host, self.inner.set, webrtc_server_options)
+            .await
+            .map_err(CreateWebRtcServerError::Request)?;
+        {
+            let mut servers = lock(&self.inner.servers);
+            servers.retain(|s| s.upgrade().is_some());
+            servers.push(server.downgrade());
+        }
+        self.inner.handlers.new_webrtc_server.call_simple(&server);
+        Ok(server)
+    }
+
+    /// Create a (virtual) router.
+    pub async fn create_router(&self, router_options: RouterOptions) -> Result<Router, CreateRouterError> {
+        if self.closed() {
+            return Err(CreateRouterError::Request(RequestError::ChannelClosed));
+        }
+        let RouterOptions { media_codecs, app_data, .. } = router_options;
+        let host = &self.inner.host;
+        let rtp_capabilities = host.rtp_capabilities(self.inner.set, media_codecs.clone()).await?;
+        let router =
+            Router::new(self.clone(), Arc::clone(host), self.inner.set, media_codecs, rtp_capabilities, app_data);
+        {
+            let mut routers = lock(&self.inner.routers);
+            routers.retain(|r| r.upgrade().is_some());
+            routers.push(router.downgrade());
+        }
+        self.inner.handlers.new_router.call_simple(&router);
+        Ok(router)
+    }
+
+    /// Callback is called when a new WebRTC server is created.
+    pub fn on_new_webrtc_server<F: Fn(&WebRtcServer) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.new_webrtc_server.add(Arc::new(callback))
+    }
+
+    /// Callback is called when a new router is created.
+    pub fn on_new_router<F: Fn(&Router) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.new_router.add(Arc::new(callback))
+    }
+
+    /// Callback is called when a real worker serving this worker dies unexpectedly, with its
+    /// error (as mediasoup's `on_dead`: never when the worker is closed). The host closes the
+    /// dead worker's cell and keeps serving with the others; routers report what they lost
+    /// through `Router::on_cell_lost`.
+    pub fn on_dead<F: FnOnce(Result<(), ExitError>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.dead.add(Box::new(callback))
+    }
+
+    /// mafalda extension: called when a real worker serving this worker went away — released
+    /// when idle, retired, or dead (see [`CellClosed::reason`]).
+    pub fn on_cell_closed<F: Fn(&CellClosed) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.handlers.cell_closed.add(Arc::new(callback))
+    }
+
+    /// Callback is called when the worker is closed for whatever reason.
+    pub fn on_close<F: FnOnce() + Send + 'static>(&self, callback: F) -> HandlerId {
+        on_close_handler(&self.inner.handlers.close, self.closed(), Box::new(callback))
+    }
+
+    /// mafalda extension: closes this virtual worker and everything created under it, firing
+    /// the events mediasoup fires when a worker is closed (routers' `on_worker_close`,
+    /// transports' `on_router_close`, …; not `on_dead`). The host's real workers keep serving
+    /// other virtual workers.
+    pub fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let routers: Vec<Router> = lock(&self.inner.routers).drain(..).filter_map(|r| r.upgrade()).collect();
+        for router in routers {
+            router.inner.close_from_worker();
+        }
+        let servers: Vec<WebRtcServer> = lock(&self.inner.servers).drain(..).filter_map(|s| s.upgrade()).collect();
+        for server in servers {
+            server.close_from_worker();
+        }
+        self.inner.handlers.close.call_simple();
+    }
+}

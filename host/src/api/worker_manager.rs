@@ -1,0 +1,119 @@
+//! The virtual [`WorkerManager`]: the entry point of a drop-in application. It owns the host
+//! (the real workers, placement, sampler) shared by every virtual worker it creates.
+
+use super::worker::Worker;
+use crate::backend::local::{LocalWorkers, WorkerTemplate};
+use crate::config::HostOptions;
+use crate::internals::host::Host;
+use crate::internals::object::EventBag;
+use crate::placement::BinPack;
+use crate::policy::PolicyLoader;
+use event_listener_primitives::HandlerId;
+use mediasoup::worker::WorkerSettings;
+use std::io;
+use std::sync::Arc;
+use tracing::error;
+
+struct Inner {
+    host: Arc<Host>,
+    config_error: Option<String>,
+    new_worker: EventBag<Worker>,
+}
+
+/// Creates (virtual) workers; all of them share this manager's pool of real workers.
+#[derive(Clone)]
+pub struct WorkerManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WorkerManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerManager").field("host", &self.inner.host).finish()
+    }
+}
+
+impl Default for WorkerManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorkerManager {
+    /// A manager configured from the environment (`MAFALDA_CONFIG`, `MAFALDA_POLICY`,
+    /// `MAFALDA_MAX_WORKERS`, `MAFALDA_CPU_WATERMARK`), with defaults for everything else. A
+    /// bad value is reported by the first `create_worker` call.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::from_env(LocalWorkers::default())
+    }
+
+    /// As [`WorkerManager::new`]; the real workers' async events run on `executor`.
+    #[must_use]
+    pub fn with_executor(executor: Arc<async_executor::Executor<'static>>) -> Self {
+        Self::from_env(LocalWorkers::with_executor(executor))
+    }
+
+    /// mafalda extension: a manager with explicit options (they win over the environment).
+    #[must_use]
+    pub fn with_options(options: HostOptions) -> Self {
+        Self::build(options, None, LocalWorkers::default())
+    }
+
+    fn from_env(launcher: LocalWorkers) -> Self {
+        match HostOptions::from_env() {
+            Ok(options) => Self::build(options, None, launcher),
+            Err(error) => {
+                error!(%error, "mafalda-host configuration from the environment is invalid");
+                Self::build(HostOptions::default(), Some(error.to_string()), launcher)
+            }
+        }
+    }
+
+    fn build(options: HostOptions, mut config_error: Option<String>, launcher: LocalWorkers) -> Self {
+        let policy =
+            PolicyLoader::default().resolve(&options.policy, options.pool.cpu_watermark).unwrap_or_else(|error| {
+                config_error.get_or_insert_with(|| error.to_string());
+                Arc::new(BinPack { watermark: options.pool.cpu_watermark })
+            });
+        let template = Self::template(&options, &WorkerSettings::default());
+        let host = Host::new(options, policy, Arc::new(launcher), template);
+        Self { inner: Arc::new(Inner { host, config_error, new_worker: EventBag::default() }) }
+    }
+
+    /// How real workers for `settings` are made: the settings, with the configured port range
+    /// where the settings keep mediasoup's default one.
+    fn template(options: &HostOptions, settings: &WorkerSettings) -> WorkerTemplate {
+        let mut template = WorkerTemplate::from_settings(settings);
+        if settings.rtc_port_range == WorkerSettings::default().rtc_port_range {
+            template.rtc_ports = options.pool.rtc_min_port..=options.pool.rtc_max_port;
+        }
+        template
+    }
+
+    /// mafalda extension: the host behind this manager (stats, cells, events, placement).
+    #[must_use]
+    pub fn host(&self) -> &Arc<Host> {
+        &self.inner.host
+    }
+
+    /// Creates a virtual worker. Its settings (log level and tags, port range, DTLS files,
+    /// thread initializer) choose the real workers that serve it: workers with the same
+    /// settings are shared, other settings get workers of their own. At least `min_workers`
+    /// real workers are running when this returns.
+    pub async fn create_worker(&self, worker_settings: WorkerSettings) -> io::Result<Worker> {
+        if let Some(error) = &self.inner.config_error {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, error.clone()));
+        }
+        let host = &self.inner.host;
+        let set = host.settings_set(Self::template(host.options(), &worker_settings));
+        host.ensure_min_workers(set).await.map_err(io::Error::other)?;
+        let worker = Worker::new(self.clone(), Arc::clone(host), set, worker_settings.app_data);
+        self.inner.new_worker.call_simple(&worker);
+        Ok(worker)
+    }
+
+    /// Callback is called when a new worker is created.
+    pub fn on_new_worker<F: Fn(&Worker) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.inner.new_worker.add(Arc::new(callback))
+    }
+}

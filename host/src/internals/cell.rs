@@ -1,0 +1,384 @@
+//! A cell: one place mediasoup objects can live (a worker, reached through its backend), with
+//! the counts and labels placement reads, its CPU meter, and the virtual objects living in it so
+//! that closing the cell closes them.
+
+use crate::backend::WorkerBackend;
+use crate::internals::object::{lock, Lost, Member};
+use crate::placement::{CellId, CellLoad};
+use mediasoup::router::RouterId;
+use mediasoup::worker::WorkerId;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// What a [`Ticket`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Count {
+    /// A transport placed here.
+    Transport,
+    /// A producer living here.
+    Producer,
+    /// A consumer living here.
+    Consumer,
+    /// A pipe producer piped into this cell.
+    Pipe,
+}
+
+/// Live object counts (of a cell, or of a virtual router).
+#[derive(Debug, Default)]
+pub(crate) struct Counts([AtomicU32; 4]);
+
+impl Counts {
+    /// Current value of one count.
+    pub(crate) fn get(&self, count: Count) -> u32 {
+        self.0[count as usize].load(Ordering::Relaxed)
+    }
+
+    fn add(&self, count: Count) {
+        self.0[count as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sub(&self, count: Count) {
+        self.0[count as usize].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn all_zero(&self) -> bool {
+        self.0.iter().all(|c| c.load(Ordering::Relaxed) == 0)
+    }
+}
+
+/// Which settings-set (worker settings of a virtual worker) a cell's worker was made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SettingsSet(pub usize);
+
+/// Consumers one worker is counted to carry at full CPU when its CPU cannot be measured (the
+/// rule of thumb of mediasoup's documentation: ~500 consumers per worker).
+pub const FALLBACK_CONSUMERS_PER_CORE: f64 = 500.0;
+
+/// Measures a worker's CPU share between samples.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuMeter {
+    last: Option<(Instant, Duration)>,
+    share: f64,
+    /// The last sample could not be read; the share is estimated from the counts.
+    estimated: bool,
+}
+
+/// The cell is closed: nothing may join it any more.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[error("{0} is closed")]
+pub struct CellClosedError(pub CellId);
+
+/// How a cell came to be (it decides whether idle release may close it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A worker of the pool (started for `min_workers` or because placement asked for one):
+    /// released when idle while the pool is above `min_workers`.
+    Pool,
+    /// Started by the autoscaler or the operator: kept until retired.
+    Kept,
+}
+
+/// One cell.
+pub struct Cell {
+    id: CellId,
+    slot: usize,
+    set: SettingsSet,
+    origin: Origin,
+    node: String,
+    region: String,
+    worker: Mutex<Option<Arc<dyn WorkerBackend>>>,
+    worker_id: WorkerId,
+    counts: Counts,
+    routers: Mutex<HashSet<RouterId>>,
+    labels: Mutex<HashMap<String, u32>>,
+    members: Mutex<Vec<Weak<dyn Member>>>,
+    draining: AtomicBool,
+    retiring: AtomicBool,
+    closed: AtomicBool,
+    cpu: Mutex<CpuMeter>,
+    idle_since: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cell").field("id", &self.id).field("worker", &self.worker_id).finish()
+    }
+}
+
+/// Counts one object in a cell (and in its virtual router) while alive; dropping it uncounts.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    cell: Arc<Cell>,
+    router: Arc<Counts>,
+    count: Count,
+    labels: Vec<String>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.cell.counts.sub(self.count);
+        self.router.sub(self.count);
+        let mut labels = lock(&self.cell.labels);
+        for label in &self.labels {
+            if let Some(n) = labels.get_mut(label) {
+                *n -= 1;
+                if *n == 0 {
+                    labels.remove(label);
+                }
+            }
+        }
+        drop(labels);
+        self.cell.touch();
+    }
+}
+
+/// Where a cell is, as the placement candidates name it.
+#[derive(Debug, Clone)]
+pub(crate) struct Location {
+    /// The node (host) name.
+    pub(crate) node: String,
+    /// The region.
+    pub(crate) region: String,
+}
+
+impl Cell {
+    /// A cell around a freshly started worker.
+    pub(crate) fn new(
+        id: CellId,
+        slot: usize,
+        set: SettingsSet,
+        origin: Origin,
+        location: Location,
+        worker: Arc<dyn WorkerBackend>,
+    ) -> Self {
+        let worker_id = worker.id();
+        Self {
+            id,
+            slot,
+            set,
+            origin,
+            node: location.node,
+            region: location.region,
+            worker: Mutex::new(Some(worker)),
+            worker_id,
+            counts: Counts::default(),
+            routers: Mutex::default(),
+            labels: Mutex::default(),
+            members: Mutex::default(),
+            draining: AtomicBool::new(false),
+            retiring: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            cpu: Mutex::default(),
+            idle_since: Mutex::new(Some(Instant::now())),
+        }
+    }
+
+    /// The cell's id.
+    pub fn id(&self) -> CellId {
+        self.id
+    }
+
+    /// The cell's slot: a small number unique among open cells, reused after a cell closes
+    /// (per-worker ports of WebRTC servers are derived from it).
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// The settings-set its worker was made with.
+    pub fn settings_set(&self) -> SettingsSet {
+        self.set
+    }
+
+    /// How the cell came to be.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The real worker's id.
+    pub fn worker_id(&self) -> WorkerId {
+        self.worker_id
+    }
+
+    /// The real worker, unless the cell is closed.
+    pub(crate) fn worker(&self) -> Option<Arc<dyn WorkerBackend>> {
+        lock(&self.worker).clone()
+    }
+
+    /// True once the cell was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// True when the cell takes no new transports.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Stops (or resumes) placing transports here.
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::Relaxed);
+    }
+
+    /// Drains the cell and marks it to be closed as soon as it is idle.
+    pub fn set_retiring(&self) {
+        self.set_draining(true);
+        self.retiring.store(true, Ordering::Relaxed);
+    }
+
+    /// True when the cell closes as soon as it is idle.
+    pub fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed)
+    }
+
+    /// Current value of one count.
+    pub(crate) fn count(&self, count: Count) -> u32 {
+        self.counts.get(count)
+    }
+
+    /// Counts an object (and its labels) here and in `router` until the ticket is dropped.
+    pub(crate) fn ticket(self: &Arc<Self>, router: &Arc<Counts>, count: Count, labels: Vec<String>) -> Ticket {
+        self.counts.add(count);
+        router.add(count);
+        let mut map = lock(&self.labels);
+        for label in &labels {
+            *map.entry(label.clone()).or_insert(0) += 1;
+        }
+        drop(map);
+        self.touch();
+        Ticket { cell: Arc::clone(self), router: Arc::clone(router), count, labels }
+    }
+
+    /// Records that a virtual router has (or no longer has) a real router here.
+    pub(crate) fn set_router_present(&self, router: RouterId, present: bool) {
+        let mut routers = lock(&self.routers);
+        if present {
+            routers.insert(router);
+        } else {
+            routers.remove(&router);
+        }
+        drop(routers);
+        self.touch();
+    }
+
+    /// The virtual routers with a real router here.
+    pub(crate) fn routers_present(&self) -> HashSet<RouterId> {
+        lock(&self.routers).clone()
+    }
+
+    /// Registers a virtual object to be detached when the cell closes; refused once the cell is
+    /// closed (the caller drops what it made there and places again).
+    pub(crate) fn join(&self, member: Weak<dyn Member>) -> Result<(), CellClosedError> {
+        let mut members = lock(&self.members);
+        // Checked under the members' lock: `close` takes them under the same lock after
+        // setting the flag, so a member either joins before and is detached, or is refused.
+        if self.is_closed() {
+            return Err(CellClosedError(self.id));
+        }
+        members.retain(|m| m.strong_count() > 0);
+        members.push(member);
+        Ok(())
+    }
+
+    /// True when nothing lives here.
+    pub fn is_idle(&self) -> bool {
+        self.counts.all_zero() && lock(&self.routers).is_empty()
+    }
+
+    /// Restarts or stops the idle clock after a change.
+    fn touch(&self) {
+        let idle = self.is_idle();
+        let mut since = lock(&self.idle_since);
+        match (idle, since.is_some()) {
+            (true, false) => *since = Some(Instant::now()),
+            (false, true) => *since = None,
+            _ => {}
+        }
+    }
+
+    /// How long the cell has hosted nothing.
+    pub fn idle_for(&self) -> Option<Duration> {
+        lock(&self.idle_since).map(|since| since.elapsed())
+    }
+
+    /// CPU time the cell's worker has used so far (`None` when closed or unreadable).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.worker().and_then(|w| w.cpu_time())
+    }
+
+    /// Samples the worker's CPU time and updates the CPU share. Returns false when the CPU
+    /// time could not be read: the share is then estimated from the consumers it carries
+    /// ([`FALLBACK_CONSUMERS_PER_CORE`] per core).
+    pub(crate) fn sample_cpu(&self) -> bool {
+        let used = self.cpu_time();
+        let now = Instant::now();
+        let mut meter = lock(&self.cpu);
+        let Some(used) = used else {
+            meter.last = None;
+            meter.estimated = true;
+            meter.share = (f64::from(self.count(Count::Consumer)) / FALLBACK_CONSUMERS_PER_CORE).min(1.0);
+            return false;
+        };
+        if let Some((at, before)) = meter.last {
+            let wall = now.duration_since(at).as_secs_f64();
+            if wall > 0.0 {
+                meter.share = used.saturating_sub(before).as_secs_f64() / wall;
+            }
+        }
+        meter.estimated = false;
+        meter.last = Some((now, used));
+        true
+    }
+
+    /// The last measured (or estimated) CPU share.
+    pub fn cpu(&self) -> f64 {
+        lock(&self.cpu).share
+    }
+
+    /// Whether the CPU share is estimated (the worker's CPU time could not be read).
+    pub fn cpu_estimated(&self) -> bool {
+        lock(&self.cpu).estimated
+    }
+
+    /// What placement sees of this cell.
+    pub fn load(&self) -> CellLoad {
+        let mut routers: Vec<String> = lock(&self.routers).iter().map(ToString::to_string).collect();
+        routers.sort();
+        let mut labels: Vec<(String, u32)> = lock(&self.labels).iter().map(|(k, v)| (k.clone(), *v)).collect();
+        labels.sort();
+        CellLoad {
+            id: self.id.0,
+            node: self.node.clone(),
+            region: self.region.clone(),
+            cpu: self.cpu(),
+            transports: self.count(Count::Transport),
+            producers: self.count(Count::Producer),
+            consumers: self.count(Count::Consumer),
+            pipes: self.count(Count::Pipe),
+            routers,
+            draining: self.is_draining(),
+            labels,
+        }
+    }
+
+    /// Closes the cell: detaches every virtual object living here (firing their close events)
+    /// and drops the real worker handle. Returns what was lost; `None` if already closed.
+    pub(crate) fn close(&self) -> Option<Lost> {
+        let members = {
+            let mut members = lock(&self.members);
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return None;
+            }
+            std::mem::take(&mut *members)
+        };
+        self.set_draining(true);
+        let mut lost = Lost::default();
+        for member in members.iter().filter_map(Weak::upgrade) {
+            member.detach(&mut lost);
+        }
+        lock(&self.worker).take();
+        Some(lost)
+    }
+}

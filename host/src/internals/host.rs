@@ -1,0 +1,549 @@
+//! The host: the cells (workers) shared by every virtual worker and router, the placement
+//! engine, the background sampler (CPU per worker, idle release) and host-wide events.
+//!
+//! The host sits below the API layer and never names its types: virtual routers register as
+//! [`RouterReport`]s (for stats and for the cells they lose), virtual workers subscribe to
+//! [`Host::on_cell_closed`].
+
+use crate::backend::local::WorkerTemplate;
+use crate::backend::{RouterBackend, WorkerBackend};
+use crate::config::HostOptions;
+use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
+use crate::internals::object::{lock, EventBag};
+use crate::placement::{
+    BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy, PlacementRequest,
+};
+use crate::plugin::monotonic_ms;
+use crate::plugin::AuthGate;
+use crate::stats::{CellStats, HostStats, RouterStats};
+use async_trait::async_trait;
+use event_listener_primitives::HandlerId;
+use mafalda_plugin_sdk::types::{AuthRequest, Denial, Grant, Node, Snapshot};
+use mediasoup::prelude::{RouterOptions, RtpCapabilitiesFinalized, RtpCodecCapability, TransportId};
+use mediasoup::router::{RouterId, UpdateMediaCodecsError};
+use mediasoup::worker::{
+    CreateRouterError, ExitError, RequestError, RtpCapabilitiesError, WorkerId, WorkerUpdateSettings,
+};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+use thiserror::Error;
+use tracing::{info, warn};
+
+/// Why a cell was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// It hosted nothing for the idle grace period.
+    Idle,
+    /// It was retired on request (operator, autoscaler, host stop).
+    Retired,
+    /// Its worker died.
+    Died,
+}
+
+/// A cell was closed; what it took with it.
+#[derive(Debug, Clone)]
+pub struct CellClosed {
+    /// The cell.
+    pub cell: CellId,
+    /// Its settings-set.
+    pub settings_set: SettingsSet,
+    /// Its worker.
+    pub worker: WorkerId,
+    /// Why.
+    pub reason: CloseReason,
+    /// How the worker died, when it did.
+    pub exit: Option<ExitError>,
+    /// Transports that were closed with it, with their virtual router.
+    pub lost_transports: Vec<(RouterId, TransportId)>,
+}
+
+/// Placement could not give a cell.
+#[derive(Debug, Error)]
+pub enum PlaceError {
+    /// The policy refused the transport.
+    #[error("placement rejected the transport: {0}")]
+    Rejected(String),
+    /// A new worker could not be started.
+    #[error("could not start a worker: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// Starts real workers for the host (the in-process launcher; tests may give another).
+#[async_trait]
+pub(crate) trait WorkerLauncher: Send + Sync {
+    /// Starts a worker made from `template`.
+    async fn start(&self, template: &WorkerTemplate) -> std::io::Result<Arc<dyn WorkerBackend>>;
+}
+
+#[async_trait]
+impl WorkerLauncher for crate::backend::local::LocalWorkers {
+    async fn start(&self, template: &WorkerTemplate) -> std::io::Result<Arc<dyn WorkerBackend>> {
+        Ok(Arc::new(crate::backend::local::LocalWorkers::start(self, template).await?))
+    }
+}
+
+/// What the host asks of a virtual router (implemented by the API layer).
+pub(crate) trait RouterReport: Send + Sync {
+    /// The virtual router's id.
+    fn id(&self) -> RouterId;
+    /// The router's numbers.
+    fn stats(&self) -> RouterStats;
+    /// A cell closed; `was_present` when the router had a real router there.
+    fn cell_closed(&self, event: &CellClosed, was_present: bool);
+}
+
+#[derive(Default)]
+struct Events {
+    new_cell: EventBag<CellId>,
+    cell_closed: EventBag<CellClosed>,
+}
+
+/// The real router computing RTP capabilities for new virtual routers (no media flows through
+/// it); one at a time uses it, so concurrent callers with different codecs each get theirs.
+#[derive(Default)]
+struct Calculator {
+    router: Mutex<Option<(CellId, Arc<dyn RouterBackend>)>>,
+    creating: tokio::sync::Mutex<()>,
+}
+
+/// The shared state behind every virtual worker and router of one `WorkerManager`.
+pub struct Host {
+    options: HostOptions,
+    launcher: Arc<dyn WorkerLauncher>,
+    templates: Mutex<Vec<WorkerTemplate>>,
+    cells: RwLock<Vec<Arc<Cell>>>,
+    next_cell: AtomicU32,
+    engine: PlacementEngine,
+    spawn_lock: tokio::sync::Mutex<()>,
+    reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
+    calculator: Calculator,
+    auth: RwLock<Option<Arc<AuthGate>>>,
+    events: Events,
+    cpu_warned: AtomicBool,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("cells", &self.cells().len()).field("policy", &self.engine.policy_name()).finish()
+    }
+}
+
+/// The lowest slot not used by `cells`.
+fn free_slot(cells: &[Arc<Cell>]) -> usize {
+    (0..).find(|slot| cells.iter().all(|c| c.slot() != *slot)).unwrap_or(cells.len())
+}
+
+impl Host {
+    /// A host with no worker yet; `policy` decides placements, `launcher` starts workers (the
+    /// first settings-set is `template`). Starts the sampler thread.
+    pub(crate) fn new(
+        options: HostOptions,
+        policy: Arc<dyn PlacementPolicy>,
+        launcher: Arc<dyn WorkerLauncher>,
+        template: WorkerTemplate,
+    ) -> Arc<Self> {
+        let fallback = BinPack { watermark: options.pool.cpu_watermark };
+        let host = Arc::new(Self {
+            launcher,
+            templates: Mutex::new(vec![template]),
+            cells: RwLock::default(),
+            next_cell: AtomicU32::new(0),
+            engine: PlacementEngine::new(policy, fallback),
+            spawn_lock: tokio::sync::Mutex::new(()),
+            reporters: Mutex::default(),
+            calculator: Calculator::default(),
+            auth: RwLock::default(),
+            events: Events::default(),
+            cpu_warned: AtomicBool::new(false),
+            options,
+        });
+        spawn_sampler(Arc::downgrade(&host));
+        host
+    }
+
+    /// The options the host runs with.
+    pub fn options(&self) -> &HostOptions {
+        &self.options
+    }
+
+    /// The placement engine.
+    pub fn placement(&self) -> &PlacementEngine {
+        &self.engine
+    }
+
+    /// Open cells, in creation order.
+    pub fn cells(&self) -> Vec<Arc<Cell>> {
+        self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The open cell with this id.
+    pub fn cell(&self, id: CellId) -> Option<Arc<Cell>> {
+        self.cells().into_iter().find(|c| c.id() == id)
+    }
+
+    /// What placement sees (every cell).
+    pub fn loads(&self) -> Vec<CellLoad> {
+        self.cells().iter().map(|c| c.load()).collect()
+    }
+
+    /// The settings-set of workers made from `template` (a new one if no set has the same
+    /// settings). Sets keep their workers apart: a virtual worker's routers use only its set.
+    pub(crate) fn settings_set(&self, template: WorkerTemplate) -> SettingsSet {
+        let mut templates = lock(&self.templates);
+        if let Some(at) = templates.iter().position(|t| t.same_as(&template)) {
+            return SettingsSet(at);
+        }
+        templates.push(template);
+        SettingsSet(templates.len() - 1)
+    }
+
+    /// Applies new log settings to the set's running workers and to those it starts later.
+    pub(crate) async fn update_settings(
+        &self,
+        set: SettingsSet,
+        data: WorkerUpdateSettings,
+    ) -> Result<(), RequestError> {
+        if let Some(template) = lock(&self.templates).get_mut(set.0) {
+            template.update(&data);
+        }
+        for cell in self.cells().into_iter().filter(|c| c.settings_set() == set) {
+            if let Some(worker) = cell.worker() {
+                worker.update_settings(data.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one more worker in the first settings-set (kept until retired, as an operator or
+    /// the autoscaler asks), unless the pool is at its maximum.
+    pub async fn spawn_cell(self: &Arc<Self>) -> Result<Option<Arc<Cell>>, PlaceError> {
+        self.spawn_in(SettingsSet::default(), Origin::Kept).await
+    }
+
+    /// Starts one more worker in `set`, unless the pool is at its maximum.
+    pub(crate) async fn spawn_in(
+        self: &Arc<Self>,
+        set: SettingsSet,
+        origin: Origin,
+    ) -> Result<Option<Arc<Cell>>, PlaceError> {
+        let _serial = self.spawn_lock.lock().await;
+        if self.cells().len() >= self.options.pool.max_workers {
+            return Ok(None);
+        }
+        let template = lock(&self.templates).get(set.0).cloned().unwrap_or_default();
+        let worker = self.launcher.start(&template).await?;
+        let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
+        let location = Location { node: self.options.node.clone(), region: self.options.region.clone() };
+        let slot = free_slot(&self.cells());
+        let cell = Arc::new(Cell::new(id, slot, set, origin, location, Arc::clone(&worker)));
+        cell.sample_cpu();
+        let weak = Arc::downgrade(self);
+        worker
+            .on_dead(Box::new(move |exit| {
+                if let Some(host) = weak.upgrade() {
+                    host.close_cell_with(id, CloseReason::Died, Some(exit));
+                }
+            }))
+            .detach();
+        self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(Arc::clone(&cell));
+        info!(cell = %id, worker = %worker.id(), slot, set = set.0, ?origin, "new cell");
+        self.events.new_cell.call_simple(&id);
+        Ok(Some(cell))
+    }
+
+    /// Starts workers in `set` until the pool has `min_workers` (or is full).
+    pub(crate) async fn ensure_min_workers(self: &Arc<Self>, set: SettingsSet) -> Result<(), PlaceError> {
+        while self.cells().len() < self.options.pool.min_workers {
+            if self.spawn_in(set, Origin::Pool).await?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// RTP capabilities of a router with `media_codecs`, as mediasoup computes them (the
+    /// computation is private to mediasoup, so it runs on a real router kept for that purpose,
+    /// re-created in another cell when its cell closes).
+    pub(crate) async fn rtp_capabilities(
+        self: &Arc<Self>,
+        set: SettingsSet,
+        media_codecs: Vec<RtpCodecCapability>,
+    ) -> Result<RtpCapabilitiesFinalized, CreateRouterError> {
+        let request = |e: RequestError| CreateRouterError::Request(e);
+        if lock(&self.calculator.router).is_none() {
+            let _serial = self.calculator.creating.lock().await;
+            if lock(&self.calculator.router).is_none() {
+                let cell = match self.cells().into_iter().find(|c| c.settings_set() == set) {
+                    Some(cell) => cell,
+                    None => self
+                        .spawn_in(set, Origin::Pool)
+                        .await
+                        .map_err(|e| request(RequestError::Response { reason: e.to_string() }))?
+                        .ok_or(request(RequestError::ChannelClosed))?,
+                };
+                let worker = cell.worker().ok_or(request(RequestError::ChannelClosed))?;
+                let router = worker.create_router(RouterOptions::new(Vec::new())).await.map_err(request)?;
+                lock(&self.calculator.router).get_or_insert((cell.id(), router));
+            }
+        }
+        self.rtp_capabilities_for(media_codecs).map_err(|e| match e {
+            UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(e) => {
+                CreateRouterError::FailedRtpCapabilitiesGeneration(e)
+            }
+        })
+    }
+
+    /// As [`Host::rtp_capabilities`], synchronously: fails when the calculator is gone (its cell
+    /// closed and no router was created since).
+    pub(crate) fn rtp_capabilities_for(
+        &self,
+        media_codecs: Vec<RtpCodecCapability>,
+    ) -> Result<RtpCapabilitiesFinalized, UpdateMediaCodecsError> {
+        // The lock is held across update and read: the calculator is shared.
+        let calculator = lock(&self.calculator.router);
+        let Some((_, router)) = calculator.as_ref() else {
+            return Err(UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(RtpCapabilitiesError::CannotAllocate));
+        };
+        router.update_media_codecs(media_codecs)?;
+        Ok(router.rtp_capabilities())
+    }
+
+    /// Finds a cell of `set` for `request`, starting a worker when placement says so; never
+    /// `avoid` unless it is the only possible cell.
+    pub(crate) async fn place(
+        self: &Arc<Self>,
+        mut request: PlacementRequest,
+        set: SettingsSet,
+        avoid: Option<CellId>,
+    ) -> Result<Arc<Cell>, PlaceError> {
+        let max = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
+        // A cell may vanish or the pool may fill between deciding and acting: decide again.
+        for _ in 0..8 {
+            let all = self.cells();
+            // Cells of other sets count against the maximum but are not candidates.
+            let others = all.iter().filter(|c| c.settings_set() != set || Some(c.id()) == avoid).count();
+            let candidates: Vec<CellLoad> = all
+                .iter()
+                .filter(|c| c.settings_set() == set && Some(c.id()) != avoid && !c.is_closed())
+                .map(|c| c.load())
+                .collect();
+            request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
+            if candidates.is_empty() && request.max_cells == 0 {
+                if let Some(cell) = avoid.and_then(|id| self.cell(id)) {
+                    return Ok(cell);
+                }
+            }
+            match self.engine.decide(&request, &candidates).placement {
+                Placement::Existing(id) => {
+                    if let Some(cell) = self.cell(id).filter(|c| !c.is_closed()) {
+                        return Ok(cell);
+                    }
+                }
+                Placement::Spawn => {
+                    if let Some(cell) = self.spawn_in(set, Origin::Pool).await? {
+                        return Ok(cell);
+                    }
+                }
+                Placement::Rejected(reason) => return Err(PlaceError::Rejected(reason)),
+            }
+        }
+        Err(PlaceError::Rejected("the pool changed under every placement attempt".into()))
+    }
+
+    /// Closes a cell: every object in it is closed (their close events fire) and its worker is
+    /// released. Returns what was lost, or `None` for an unknown or already closed cell.
+    pub fn close_cell(&self, id: CellId, reason: CloseReason) -> Option<CellClosed> {
+        self.close_cell_with(id, reason, None)
+    }
+
+    fn close_cell_with(&self, id: CellId, reason: CloseReason, exit: Option<ExitError>) -> Option<CellClosed> {
+        let cell = {
+            let mut cells = self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let at = cells.iter().position(|c| c.id() == id)?;
+            cells.remove(at)
+        };
+        let present = cell.routers_present();
+        {
+            let mut calculator = lock(&self.calculator.router);
+            if calculator.as_ref().is_some_and(|(cell, _)| *cell == id) {
+                calculator.take();
+            }
+        }
+        let lost = cell.close()?;
+        let event = CellClosed {
+            cell: id,
+            settings_set: cell.settings_set(),
+            worker: cell.worker_id(),
+            reason,
+            exit,
+            lost_transports: lost.transports,
+        };
+        match reason {
+            CloseReason::Died => {
+                warn!(cell = %id, ?exit, lost = event.lost_transports.len(), "worker died; cell closed")
+            }
+            _ => info!(cell = %id, ?reason, lost = event.lost_transports.len(), "cell closed"),
+        }
+        for router in self.reporters() {
+            router.cell_closed(&event, present.contains(&router.id()));
+        }
+        self.events.cell_closed.call_simple(&event);
+        Some(event)
+    }
+
+    /// Closes every cell and waits (at most `deadline`) for their workers to be closed; returns
+    /// how many cells were closed and how many workers had still not closed at the deadline.
+    pub async fn close_all(&self, deadline: Duration) -> (usize, usize) {
+        let cells = self.cells();
+        let mut closing = Vec::new();
+        for cell in &cells {
+            if let Some(worker) = cell.worker() {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                worker
+                    .on_close(Box::new(move || {
+                        let _ = tx.send(());
+                    }))
+                    .detach();
+                if !worker.closed() {
+                    closing.push(rx);
+                }
+            }
+            self.close_cell(cell.id(), CloseReason::Retired);
+        }
+        let end = tokio::time::Instant::now() + deadline;
+        let mut late = 0;
+        for closed in closing {
+            if tokio::time::timeout_at(end, closed).await.is_err() {
+                late += 1;
+            }
+        }
+        (cells.len(), late)
+    }
+
+    /// Stops placing transports in a cell (it keeps serving what it has).
+    pub fn drain_cell(&self, id: CellId) -> bool {
+        self.cell(id).map(|cell| cell.set_draining(true)).is_some()
+    }
+
+    /// Retires a cell: drains it and closes it once idle (at once when idle now).
+    pub fn retire_cell(&self, id: CellId) -> bool {
+        let Some(cell) = self.cell(id) else { return false };
+        cell.set_retiring();
+        info!(cell = %id, "cell retiring");
+        if cell.is_idle() {
+            self.close_cell(id, CloseReason::Retired);
+        }
+        true
+    }
+
+    /// What the autoscaler sees: this node and its cells.
+    pub fn snapshot(&self) -> Snapshot {
+        let cells = self.loads();
+        let cpu = if cells.is_empty() { 0.0 } else { cells.iter().map(|c| c.cpu).sum::<f64>() / cells.len() as f64 };
+        let node = Node {
+            name: self.options.node.clone(),
+            region: self.options.region.clone(),
+            workers: cells.len() as u32,
+            max_workers: u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX),
+            cpu,
+            draining: false,
+        };
+        Snapshot { nodes: vec![node], cells, now_ms: monotonic_ms() }
+    }
+
+    /// Installs the auth plugin every [`Host::authorize`] call goes through.
+    pub fn set_auth(&self, gate: Option<Arc<AuthGate>>) {
+        *self.auth.write().unwrap_or_else(std::sync::PoisonError::into_inner) = gate;
+    }
+
+    /// Grants or denies an operation: through the auth plugin when one is installed (which fails
+    /// closed); without one, everything is granted (in-process use needs no auth).
+    pub fn authorize(&self, request: &AuthRequest) -> Result<Grant, Denial> {
+        let gate = self.auth.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match gate {
+            Some(gate) => gate.authorize(request),
+            None => {
+                Ok(Grant { identity: request.peer.clone().unwrap_or_default(), rooms: Vec::new(), expires_unix: None })
+            }
+        }
+    }
+
+    /// Registers a virtual router for stats and cell events.
+    pub(crate) fn add_router(&self, router: Weak<dyn RouterReport>) {
+        let mut routers = lock(&self.reporters);
+        routers.retain(|r| r.strong_count() > 0);
+        routers.push(router);
+    }
+
+    fn reporters(&self) -> Vec<Arc<dyn RouterReport>> {
+        lock(&self.reporters).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// A snapshot of the whole host.
+    pub fn stats(&self) -> HostStats {
+        let cells: Vec<CellStats> = self.cells().iter().map(|c| CellStats::of(c)).collect();
+        let routers = self.reporters().iter().map(|r| r.stats()).collect();
+        HostStats::new(cells, routers, self.engine.counters())
+    }
+
+    /// Placement counters (decisions, fallbacks, rejections).
+    pub fn placement_counters(&self) -> EngineCounters {
+        self.engine.counters()
+    }
+
+    /// Called when a worker is started (a new cell).
+    pub fn on_new_cell<F: Fn(&CellId) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.events.new_cell.add(Arc::new(callback))
+    }
+
+    /// Called when a cell is closed (idle, retired or its worker died), with what was lost.
+    pub fn on_cell_closed<F: Fn(&CellClosed) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.events.cell_closed.add(Arc::new(callback))
+    }
+
+    /// One sampler round: CPU of every cell, then release of retired and idle cells.
+    fn sample(&self) {
+        let cells = self.cells();
+        for cell in &cells {
+            if !cell.sample_cpu() && !self.cpu_warned.swap(true, Ordering::Relaxed) {
+                warn!(
+                    cell = %cell.id(),
+                    "worker CPU time is unreadable (/proc/self/task/*/schedstat); CPU is estimated from \
+                     consumers ({} per core) until it can be read",
+                    crate::internals::cell::FALLBACK_CONSUMERS_PER_CORE
+                );
+            }
+        }
+        for cell in cells.iter().filter(|c| c.is_retiring() && c.is_idle()) {
+            self.close_cell(cell.id(), CloseReason::Retired);
+        }
+        let cells = self.cells();
+        let grace = self.options.pool.idle_grace;
+        let mut open = cells.len();
+        for cell in cells.iter().filter(|c| c.origin() == Origin::Pool) {
+            if open <= self.options.pool.min_workers {
+                break;
+            }
+            if cell.idle_for().is_some_and(|idle| idle >= grace) && cell.is_idle() {
+                self.close_cell(cell.id(), CloseReason::Idle);
+                open -= 1;
+            }
+        }
+    }
+}
+
+/// Samples every `sample_interval` until the host is dropped.
+fn spawn_sampler(host: Weak<Host>) {
+    let interval = host.upgrade().map_or(Duration::from_secs(1), |h| h.options.pool.sample_interval);
+    let spawned = std::thread::Builder::new().name("mafalda-sampler".into()).spawn(move || loop {
+        std::thread::sleep(interval);
+        match host.upgrade() {
+            Some(host) => host.sample(),
+            None => return,
+        }
+    });
+    if let Err(error) = spawned {
+        warn!(%error, "could not start the sampler thread: CPU is not measured, idle workers are kept");
+    }
+}

@@ -1,0 +1,21 @@
+//! How it is done: the machinery behind the mediasoup-shaped API of [`crate::api`]. Nothing
+//! here names an API type; the API layer plugs in through traits (`RouterReport`,
+//! `registry::Registered`) and the cell backend seam ([`crate::backend`]).
+//!
+//! - [`host`]: the cells shared by every virtual worker and router, placement, sampling, idle
+//!   release, host-wide events;
+//! - [`cell`]: one place objects live (a worker through its backend), its counts and CPU;
+//! - `real_routers`: the per-cell real routers of a virtual router;
+//! - `registry`: where each producer lives, and what closes with a router;
+//! - `pipes`: producers made available in other cells, from backend primitives;
+//! - `dump`: merging real routers' dumps;
+//! - `object`, `lifecycle`: slots, close events, members of cells.
+
+pub mod cell;
+pub(crate) mod dump;
+pub mod host;
+pub(crate) mod lifecycle;
+pub(crate) mod object;
+pub(crate) mod pipes;
+pub(crate) mod real_routers;
+pub(crate) mod registry;

@@ -1,0 +1,532 @@
+//! Pipes: a producer (or data producer) made available in another cell, built from the
+//! backend's primitives as mediasoup's `pipe_producer_to_router` does — a connected pair of pipe
+//! transports (a [`Link`], shared by every pipe between the same two real routers), a pipe
+//! consumer at the source, a pipe producer with the same id at the target, pause/resume and
+//! close forwarded. Because only primitives are used, pipes work between any two cells, local
+//! or remote.
+//!
+//! Inside one virtual router, pipes are ref-counted per (source, target cell): created once even
+//! under concurrent demand, shared by every user there (consumers, observers), torn down when
+//! the last user lets go or either cell closes.
+
+use crate::backend::{
+    ConsumerBackend, DataConsumerBackend, DataProducerBackend, PipeTransportBackend, ProducerBackend,
+};
+use crate::internals::cell::Cell;
+use crate::internals::object::{lock, Lost, Member};
+use crate::internals::real_routers::RouterUse;
+use crate::placement::CellId;
+use mediasoup::data_consumer::DataConsumerOptions;
+use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
+use mediasoup::prelude::{
+    ConsumerOptions, DataProducerId, DataProducerOptions, ListenInfo, ProducerId, ProducerOptions, RtpCapabilities,
+};
+use mediasoup::worker::RequestError;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::mpsc;
+
+/// What is piped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PipeSource {
+    /// A media producer.
+    Producer(ProducerId),
+    /// A data producer.
+    DataProducer(DataProducerId),
+}
+
+/// How the pipe transports of a link are made.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkOptions {
+    /// Where both ends listen.
+    pub(crate) listen_info: ListenInfo,
+    /// SCTP for data pipes.
+    pub(crate) enable_sctp: bool,
+    /// RTX and NACK on the pipe.
+    pub(crate) enable_rtx: bool,
+    /// SRTP on the pipe.
+    pub(crate) enable_srtp: bool,
+    /// mediasoup's pipe SCTP settings (as in `PipeToRouterOptions`).
+    pub(crate) sctp: Option<SctpSettings>,
+}
+
+/// The SCTP fields of mediasoup's `PipeToRouterOptions`.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub(crate) struct SctpSettings {
+    pub max_send_message_size: u32,
+    pub max_receive_message_size: u32,
+    pub sctp_send_buffer_size: u32,
+    pub sctp_per_stream_send_queue_limit: u32,
+    pub sctp_max_receiver_window_buffer_size: u32,
+    pub sctp_default_stream_buffered_amount_low_threshold: u32,
+    pub sctp_zero_checksum: mediasoup::prelude::SctpZeroChecksum,
+}
+
+impl LinkOptions {
+    fn transport_options(&self) -> PipeTransportOptions {
+        let mut options = PipeTransportOptions::new(self.listen_info.clone());
+        options.enable_sctp = self.enable_sctp;
+        options.enable_rtx = self.enable_rtx;
+        options.enable_srtp = self.enable_srtp;
+        if let Some(sctp) = self.sctp {
+            options.max_send_message_size = sctp.max_send_message_size;
+            options.max_receive_message_size = sctp.max_receive_message_size;
+            options.sctp_send_buffer_size = sctp.sctp_send_buffer_size;
+            options.sctp_per_stream_send_queue_limit = sctp.sctp_per_stream_send_queue_limit;
+            options.sctp_max_receiver_window_buffer_size = sctp.sctp_max_receiver_window_buffer_size;
+            options.sctp_default_stream_buffered_amount_low_threshold =
+                sctp.sctp_default_stream_buffered_amount_low_threshold;
+            options.sctp_zero_checksum = sctp.sctp_zero_checksum;
+        }
+        options
+    }
+}
+
+/// A connected pair of pipe transports: `local` in the source router, `remote` in the target
+/// router. Closing either end (its cell closed) makes the link unusable; pipes on it close.
+pub(crate) struct Link {
+    /// The source end (pipe consumers live here).
+    pub(crate) local: Arc<dyn PipeTransportBackend>,
+    /// The target end (pipe producers live here).
+    pub(crate) remote: Arc<dyn PipeTransportBackend>,
+    /// The real routers at both ends, kept open while the link lives.
+    uses: (RouterUse, RouterUse),
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("from", &self.uses.0.cell().id()).field("to", &self.uses.1.cell().id()).finish()
+    }
+}
+
+impl Link {
+    /// The source cell.
+    pub(crate) fn source_cell(&self) -> &Arc<Cell> {
+        self.uses.0.cell()
+    }
+
+    /// The target cell.
+    pub(crate) fn target_cell(&self) -> &Arc<Cell> {
+        self.uses.1.cell()
+    }
+
+    /// Whether both ends are still open.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.local.closed() && !self.remote.closed()
+    }
+
+    /// Ids of the link's two transports.
+    pub(crate) fn transport_ids(&self) -> [String; 2] {
+        [self.local.id().to_string(), self.remote.id().to_string()]
+    }
+}
+
+fn remote_of(transport: &Arc<dyn PipeTransportBackend>) -> Result<PipeTransportRemoteParameters, RequestError> {
+    let tuple = transport.tuple();
+    let ip: IpAddr = tuple.local_address().parse().map_err(|_| RequestError::Response {
+        reason: format!("pipe transport address {} is not an IP", tuple.local_address()),
+    })?;
+    Ok(PipeTransportRemoteParameters { ip, port: tuple.local_port(), srtp_parameters: transport.srtp_parameters() })
+}
+
+/// Creates and connects a link between the real routers `from` and `to`.
+pub(crate) async fn connect_link(from: RouterUse, to: RouterUse, options: &LinkOptions) -> Result<Link, RequestError> {
+    let local = from.real().create_pipe_transport(options.transport_options()).await?;
+    let remote = to.real().create_pipe_transport(options.transport_options()).await?;
+    local.connect(remote_of(&remote)?).await?;
+    remote.connect(remote_of(&local)?).await?;
+    Ok(Link { local, remote, uses: (from, to) })
+}
+
+/// Links by (source cell, target cell), shared while used; one creation at a time.
+#[derive(Default)]
+pub(crate) struct LinkCache {
+    links: Mutex<HashMap<(CellId, CellId), Weak<Link>>>,
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl LinkCache {
+    /// The open link between the two cells, or a new one made by `create`.
+    pub(crate) async fn get_or_connect<F, Fut>(
+        &self,
+        key: (CellId, CellId),
+        create: F,
+    ) -> Result<Arc<Link>, RequestError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Link, RequestError>>,
+    {
+        let existing = |cache: &Self| lock(&cache.links).get(&key).and_then(Weak::upgrade).filter(|l| l.is_open());
+        if let Some(link) = existing(self) {
+            return Ok(link);
+        }
+        let _serial = self.creating.lock().await;
+        if let Some(link) = existing(self) {
+            return Ok(link);
+        }
+        let link = Arc::new(create().await?);
+        let mut links = lock(&self.links);
+        links.retain(|_, l| l.strong_count() > 0);
+        links.insert(key, Arc::downgrade(&link));
+        Ok(link)
+    }
+
+    /// Ids of the open links' transports.
+    pub(crate) fn transport_ids(&self) -> Vec<String> {
+        lock(&self.links).values().filter_map(Weak::upgrade).flat_map(|l| l.transport_ids()).collect()
+    }
+}
+
+/// Applies a pipe consumer's pause/resume to its pipe producer, in order, on the runtime that
+/// made the pipe (events arrive on worker threads).
+pub(crate) fn forward_pause<F>(apply: F) -> Option<mpsc::UnboundedSender<bool>>
+where
+    F: Fn(bool) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
+{
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+    runtime.spawn(async move {
+        while let Some(paused) = rx.recv().await {
+            apply(paused).await;
+        }
+    });
+    Some(tx)
+}
+
+/// The real objects making one pipe.
+#[derive(Debug)]
+pub(crate) enum PipeEnds {
+    /// Pipe consumer at the source, pipe producer at the target.
+    Media {
+        /// Sending half.
+        consumer: Arc<dyn ConsumerBackend>,
+        /// Receiving half.
+        producer: Arc<dyn ProducerBackend>,
+    },
+    /// The same for data producers.
+    Data {
+        /// Sending half.
+        consumer: Arc<dyn DataConsumerBackend>,
+        /// Receiving half.
+        producer: Arc<dyn DataProducerBackend>,
+    },
+}
+
+impl PipeEnds {
+    /// Pipes producer `source` over `link`; the pipe producer gets `id`. Pause, resume and close
+    /// of the source reach the pipe producer.
+    pub(crate) async fn media(link: &Link, source: ProducerId, id: ProducerId) -> Result<Self, RequestError> {
+        let consumer = link
+            .local
+            .consume(ConsumerOptions::new(source, RtpCapabilities::default()))
+            .await
+            .map_err(|e| RequestError::Response { reason: e.to_string() })?;
+        let mut options = ProducerOptions::new_pipe_transport(id, consumer.kind(), consumer.rtp_parameters());
+        options.paused = consumer.producer_paused();
+        let producer =
+            link.remote.produce(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
+        let weak = Arc::downgrade(&producer);
+        let pauses = forward_pause(move |paused| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                if let Some(producer) = weak.upgrade() {
+                    let _ = if paused { producer.pause().await } else { producer.resume().await };
+                }
+            })
+        });
+        if let Some(pauses) = pauses {
+            let resumes = pauses.clone();
+            consumer
+                .on_producer_pause(Arc::new(move || {
+                    let _ = pauses.send(true);
+                }))
+                .detach();
+            consumer
+                .on_producer_resume(Arc::new(move || {
+                    let _ = resumes.send(false);
+                }))
+                .detach();
+        }
+        Ok(Self::Media { consumer, producer })
+    }
+
+    /// Pipes data producer `source` over `link`; the pipe data producer gets `id`.
+    pub(crate) async fn data(link: &Link, source: DataProducerId, id: DataProducerId) -> Result<Self, RequestError> {
+        let consumer = link
+            .local
+            .consume_data(DataConsumerOptions::new_sctp(source))
+            .await
+            .map_err(|e| RequestError::Response { reason: e.to_string() })?;
+        let sctp = consumer.sctp_stream_parameters().ok_or_else(|| RequestError::Response {
+            reason: "pipe data consumer has no SCTP stream parameters (SCTP is off on the pipe)".into(),
+        })?;
+        let mut options = DataProducerOptions::new_pipe_transport(id, sctp);
+        options.label = consumer.label();
+        options.protocol = consumer.protocol();
+        options.paused = consumer.producer_paused();
+        let producer =
+            link.remote.produce_data(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
+        let weak = Arc::downgrade(&producer);
+        let pauses = forward_pause(move |paused| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                if let Some(producer) = weak.upgrade() {
+                    let _ = if paused { producer.pause().await } else { producer.resume().await };
+                }
+            })
+        });
+        if let Some(pauses) = pauses {
+            let resumes = pauses.clone();
+            consumer
+                .on_data_producer_pause(Arc::new(move || {
+                    let _ = pauses.send(true);
+                }))
+                .detach();
+            consumer
+                .on_data_producer_resume(Arc::new(move || {
+                    let _ = resumes.send(false);
+                }))
+                .detach();
+        }
+        Ok(Self::Data { consumer, producer })
+    }
+
+    /// Called once when the sending half closes (its source closed).
+    pub(crate) fn on_source_gone(&self, callback: Box<dyn FnOnce() + Send>) {
+        match self {
+            Self::Media { consumer, .. } => consumer.on_close(callback).detach(),
+            Self::Data { consumer, .. } => consumer.on_close(callback).detach(),
+        }
+    }
+
+    /// Called once when the receiving half closes.
+    pub(crate) fn on_target_gone(&self, callback: Box<dyn FnOnce() + Send>) {
+        match self {
+            Self::Media { producer, .. } => producer.on_close(callback).detach(),
+            Self::Data { producer, .. } => producer.on_close(callback).detach(),
+        }
+    }
+
+    /// The receiving half: the source as the target cell knows it.
+    pub(crate) fn real_source(&self) -> PipeSource {
+        match self {
+            Self::Media { producer, .. } => PipeSource::Producer(producer.id()),
+            Self::Data { producer, .. } => PipeSource::DataProducer(producer.id()),
+        }
+    }
+
+    /// The sending half's id (hidden from merged dumps).
+    pub(crate) fn consumer_id(&self) -> String {
+        match self {
+            Self::Media { consumer, .. } => consumer.id().to_string(),
+            Self::Data { consumer, .. } => consumer.id().to_string(),
+        }
+    }
+}
+
+/// Everything a live pipe holds open.
+#[derive(Debug)]
+pub(crate) struct PipeParts {
+    /// The real ends.
+    pub(crate) ends: PipeEnds,
+    /// The link they use.
+    pub(crate) link: Arc<Link>,
+}
+
+type Key = (PipeSource, CellId);
+
+fn source_id(source: PipeSource) -> String {
+    match source {
+        PipeSource::Producer(id) => id.to_string(),
+        PipeSource::DataProducer(id) => id.to_string(),
+    }
+}
+
+/// One pipe; a member of both its cells.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    key: Key,
+    /// The pipe producer (or data producer) in the target cell: a fresh id, since the source's
+    /// id may be taken in that worker (by another virtual router's object).
+    real: PipeSource,
+    parts: Mutex<Option<PipeParts>>,
+    registry: Weak<Shared>,
+}
+
+impl Pipe {
+    /// Tears the pipe down (dropping the real ends closes them).
+    fn close(&self) -> bool {
+        let parts = lock(&self.parts).take();
+        parts.is_some()
+    }
+
+    /// True while the pipe's real ends are open.
+    pub(crate) fn is_open(&self) -> bool {
+        lock(&self.parts).is_some()
+    }
+}
+
+impl Member for Pipe {
+    fn detach(&self, _lost: &mut Lost) {
+        if let Some(shared) = self.registry.upgrade() {
+            let mut slots = lock(&shared.slots);
+            let ours =
+                slots.get(&self.key).and_then(|s| s.pipe.get()).is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self));
+            if ours {
+                slots.remove(&self.key);
+            }
+        }
+        self.close();
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    users: Mutex<usize>,
+    pipe: tokio::sync::OnceCell<Arc<Pipe>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    slots: Mutex<HashMap<Key, Arc<Slot>>>,
+}
+
+/// A user's hold on a pipe; dropping the last one tears the pipe down.
+#[derive(Debug)]
+pub(crate) struct PipeLease {
+    key: Key,
+    slot: Arc<Slot>,
+    registry: Weak<Shared>,
+}
+
+impl PipeLease {
+    /// The piped source as the target cell knows it (the id to consume there).
+    pub(crate) fn real_source(&self) -> PipeSource {
+        self.slot.pipe.get().map_or(self.key.0, |pipe| pipe.real)
+    }
+}
+
+impl Drop for PipeLease {
+    fn drop(&mut self) {
+        let Some(shared) = self.registry.upgrade() else {
+            return;
+        };
+        let last = {
+            let mut slots = lock(&shared.slots);
+            let mut users = lock(&self.slot.users);
+            *users -= 1;
+            let last = *users == 0;
+            if last && slots.get(&self.key).is_some_and(|s| Arc::ptr_eq(s, &self.slot)) {
+                slots.remove(&self.key);
+            }
+            last
+        };
+        if last {
+            if let Some(pipe) = self.slot.pipe.get() {
+                pipe.close();
+            }
+        }
+    }
+}
+
+/// The pipes of one virtual router.
+#[derive(Default)]
+pub(crate) struct PipeRegistry {
+    shared: Arc<Shared>,
+    /// The links the pipes use.
+    pub(crate) links: LinkCache,
+}
+
+impl PipeRegistry {
+    /// A hold on the pipe of `source` into `target`, made by `create` if there is none yet (a
+    /// new pipe joins both cells of its link). Concurrent callers for the same pipe wait for one
+    /// creation.
+    pub(crate) async fn acquire<F, Fut>(
+        &self,
+        source: PipeSource,
+        target: CellId,
+        create: F,
+    ) -> Result<PipeLease, RequestError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PipeParts, RequestError>>,
+    {
+        let key = (source, target);
+        let slot = {
+            let mut slots = lock(&self.shared.slots);
+            let slot = Arc::clone(slots.entry(key).or_default());
+            *lock(&slot.users) += 1;
+            slot
+        };
+        // From here on, dropping the lease (also on error) releases our use.
+        let lease = PipeLease { key, slot, registry: Arc::downgrade(&self.shared) };
+        let registry = Arc::downgrade(&self.shared);
+        lease
+            .slot
+            .pipe
+            .get_or_try_init(|| async move {
+                let parts = create().await?;
+                let cells = [Arc::clone(parts.link.source_cell()), Arc::clone(parts.link.target_cell())];
+                let real = parts.ends.real_source();
+                let pipe = Arc::new(Pipe { key, real, parts: Mutex::new(Some(parts)), registry });
+                for cell in cells {
+                    let member: Weak<dyn Member> = Arc::downgrade(&pipe) as Weak<Pipe>;
+                    cell.join(member).map_err(|_| RequestError::ChannelClosed)?;
+                }
+                // The source went (its producer closed): the pipe goes with it.
+                let weak = Arc::downgrade(&pipe);
+                if let Some(parts) = lock(&pipe.parts).as_ref() {
+                    parts.ends.on_source_gone(Box::new(move || {
+                        if let Some(pipe) = weak.upgrade() {
+                            pipe.detach(&mut Lost::default());
+                        }
+                    }));
+                }
+                Ok::<_, RequestError>(pipe)
+            })
+            .await?;
+        Ok(lease)
+    }
+
+    /// Open pipes: (source, target cell).
+    pub(crate) fn open(&self) -> Vec<(PipeSource, CellId)> {
+        let slots = lock(&self.shared.slots);
+        slots.iter().filter(|(_, slot)| slot.pipe.get().is_some_and(|p| p.is_open())).map(|(key, _)| *key).collect()
+    }
+
+    /// The source (virtual) id of each open pipe's producer or data producer, by real id.
+    pub(crate) fn sources_by_real_id(&self) -> HashMap<String, String> {
+        let slots = lock(&self.shared.slots);
+        slots
+            .iter()
+            .filter_map(|((source, _), slot)| slot.pipe.get().map(|pipe| (pipe.real, *source)))
+            .map(|(real, source)| (source_id(real), source_id(source)))
+            .collect()
+    }
+
+    /// The source of the pipe producer (or data producer) whose real id is `real`, if one of
+    /// these pipes made it.
+    pub(crate) fn source_of(&self, real: PipeSource) -> Option<PipeSource> {
+        let slots = lock(&self.shared.slots);
+        slots.iter().find(|(_, slot)| slot.pipe.get().is_some_and(|p| p.real == real)).map(|((source, _), _)| *source)
+    }
+
+    /// Ids of the pipes' pipe consumers (hidden from merged dumps).
+    pub(crate) fn consumer_ids(&self) -> Vec<String> {
+        let pipes: Vec<Arc<Pipe>> = lock(&self.shared.slots).values().filter_map(|s| s.pipe.get().cloned()).collect();
+        pipes.iter().filter_map(|p| lock(&p.parts).as_ref().map(|parts| parts.ends.consumer_id())).collect()
+    }
+
+    /// Tears every pipe down (the virtual router closed).
+    pub(crate) fn clear(&self) {
+        let slots: Vec<Arc<Slot>> = lock(&self.shared.slots).drain().map(|(_, s)| s).collect();
+        for slot in slots {
+            if let Some(pipe) = slot.pipe.get() {
+                pipe.close();
+            }
+        }
+    }
+}

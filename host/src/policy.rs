@@ -1,0 +1,59 @@
+//! Choosing the placement policy — the one way, used by the library (options, `MAFALDA_POLICY`,
+//! `[placement] policy`), by `mafalda-host serve` / `demo` (`--policy`, `--plugin`) and by the
+//! simulator: a [`PolicyChoice`] and the plugin runtime (with each plugin's configuration)
+//! resolve to a [`PlacementPolicy`].
+
+use crate::config::{ConfigError, PolicyChoice};
+use crate::placement::{BinPack, PlacementPolicy, Spread};
+use crate::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
+use std::sync::Arc;
+
+/// What loading a plugin policy needs: a runtime (default limits when none) and the
+/// configuration the plugin's `configure` receives.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyLoader {
+    /// The runtime plugins are compiled and run by (one with default limits if `None`).
+    pub runtime: Option<Arc<PluginRuntime>>,
+    /// Configuration of the placement plugin.
+    pub config: Vec<(String, String)>,
+}
+
+fn invalid(choice: &PolicyChoice, error: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key: "policy".into(), reason: format!("{choice:?}: {error}") }
+}
+
+impl PolicyLoader {
+    fn runtime(&self, choice: &PolicyChoice) -> Result<Arc<PluginRuntime>, ConfigError> {
+        match &self.runtime {
+            Some(runtime) => Ok(Arc::clone(runtime)),
+            None => PluginRuntime::new(PluginLimits::default(), None).map_err(|e| invalid(choice, e)),
+        }
+    }
+
+    /// The policy `choice` names; the built-in packer uses `watermark`.
+    pub fn resolve(&self, choice: &PolicyChoice, watermark: f64) -> Result<Arc<dyn PlacementPolicy>, ConfigError> {
+        Ok(match choice {
+            PolicyChoice::Pack => Arc::new(BinPack { watermark }),
+            PolicyChoice::Spread => Arc::new(Spread),
+            PolicyChoice::Custom(policy) => Arc::clone(policy),
+            PolicyChoice::PackPlugin => Arc::new(
+                WasmPlacement::from_bytes(
+                    self.runtime(choice)?,
+                    PluginKind::Placement,
+                    "pack",
+                    DEFAULT_PLACEMENT_WASM,
+                    &self.config,
+                )
+                .map_err(|e| invalid(choice, e))?,
+            ),
+            PolicyChoice::Plugin(path) => {
+                let runtime = self.runtime(choice)?;
+                let compiled = runtime.load_file(path).map_err(|e| invalid(choice, e))?;
+                Arc::new(
+                    WasmPlacement::from_compiled(runtime, PluginKind::Placement, compiled, Some(path), &self.config)
+                        .map_err(|e| invalid(choice, e))?,
+                )
+            }
+        })
+    }
+}
