@@ -1,6 +1,6 @@
 //! Compiles the plugins to WebAssembly (`wasm32-unknown-unknown`) with a nested cargo into a
-//! target folder of their own, so that the host can embed the default placement plugin and the
-//! tests can load real plugins. No `.wasm` is checked in.
+//! target folder of their own and componentises them, so that the host can embed the default
+//! placement plugin and the tests can load real plugins. No `.wasm` is checked in.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,7 +54,20 @@ fn main() {
     }
     let wasm_dir = target_dir.join("wasm32-unknown-unknown").join("release");
     assert_exists(&wasm_dir.join("mafalda_plugin_pack.wasm"));
-    println!("cargo:rustc-env=MAFALDA_PLUGIN_DIR={}", wasm_dir.display());
+    // The library loads components: componentise the core modules here (the library itself
+    // does not depend on wit-component; see the mafalda-plugin-componentize crate).
+    let components = out_dir.join("plugins");
+    std::fs::create_dir_all(&components).unwrap_or_else(|e| panic!("creating {}: {e}", components.display()));
+    for plugin in PLUGINS {
+        let file = format!("{}.wasm", plugin.replace('-', "_"));
+        let module = std::fs::read(wasm_dir.join(&file)).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+        let component =
+            mafalda_plugin_componentize::componentize(&module).unwrap_or_else(|e| panic!("componentising {file}: {e}"));
+        std::fs::write(components.join(&file), component).unwrap_or_else(|e| panic!("writing {file}: {e}"));
+    }
+    println!("cargo:rustc-env=MAFALDA_PLUGIN_DIR={}", components.display());
+    // The core modules too, for the tests of componentisation at load time.
+    println!("cargo:rustc-env=MAFALDA_PLUGIN_MODULE_DIR={}", wasm_dir.display());
 }
 
 fn assert_exists(path: &Path) {

@@ -138,6 +138,14 @@ enum PluginCommand {
         /// The plugin file.
         file: PathBuf,
     },
+    /// Writes the component form of a plugin built as a core module (what an application using
+    /// the library with `MAFALDA_POLICY=FILE.wasm` loads; this binary componentises on load).
+    Componentize {
+        /// The plugin (core module with wit-bindgen metadata).
+        input: PathBuf,
+        /// Where to write the component.
+        output: PathBuf,
+    },
 }
 
 fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
@@ -189,6 +197,8 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Plugins built with the SDK are core modules: componentise them on load.
+    mafalda_host::plugin::set_componentizer(mafalda_plugin_componentize::componentize);
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -196,12 +206,12 @@ async fn run(cli: Cli) -> Result<()> {
         .init();
     let duration = cli.duration.map(Duration::from_secs);
     let interval = Duration::try_from_secs_f64(cli.autoscale_interval).context("--autoscale-interval")?;
-    let autoscale = AutoscaleOptions::new(interval, cli.scale_hook.clone()).context("--autoscale-interval")?;
+    let autoscale = AutoscaleOptions::new(interval).context("--autoscale-interval")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let options = cli.host.options()?;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
-            let running = cmd::serve::start(options, &cli.plugins, autoscale, initial).await?;
+            let running = cmd::serve::start(options, &cli.plugins, autoscale, cli.scale_hook.clone(), initial).await?;
             cmd::serve::serve(running, duration).await
         }
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
@@ -218,7 +228,7 @@ async fn run(cli: Cli) -> Result<()> {
             if !plugins.plugin_config.iter().any(|(key, _)| key == "max_transports") {
                 plugins.plugin_config.push(("max_transports".into(), capacity.to_string()));
             }
-            let running = cmd::serve::start(options, &plugins, autoscale, workers).await?;
+            let running = cmd::serve::start(options, &plugins, autoscale, cli.scale_hook.clone(), workers).await?;
             let demo = DemoOptions {
                 consumers: capacity * workers.get() - 1,
                 packets_per_second: pps,
@@ -235,6 +245,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Plugin { command: PluginCommand::Check { file } } => cmd::plugins::check(&cli.plugins, &file),
+        Command::Plugin { command: PluginCommand::Componentize { input, output } } => {
+            cmd::plugins::componentize(&input, &output)
+        }
         Command::Simulate { trace } => {
             let max = cli.host.max_workers.map_or(8, NonZeroUsize::get);
             cmd::simulate::simulate(&cli.plugins, &trace, u32::try_from(max).unwrap_or(u32::MAX))

@@ -1,8 +1,7 @@
 //! The autoscale loop: every interval the cluster snapshot goes to the autoscale plugin; worker
 //! actions (add, retire, drain) are executed here; node actions (add, remove, drain a node) are
-//! emitted as advice events and, with a scale hook command, given to it as JSON on its stdin
-//! (for a script that calls a cloud API). A hook never holds the loop up: each runs in a task
-//! of its own, bounded to 30 s.
+//! emitted as advice events ([`Autoscaler::on_advice`]: `mafalda-host --scale-hook CMD` gives
+//! each to a command, as JSON on its stdin, for a script that calls a cloud API).
 
 use crate::internals::host::Host;
 use crate::internals::object::EventBag;
@@ -10,15 +9,10 @@ use crate::placement::CellId;
 use crate::plugin::AutoscaleHook;
 use event_listener_primitives::HandlerId;
 use mafalda_plugin_sdk::types::Action;
-use serde_json::json;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
-
-/// How long a scale hook may run before it is killed.
-const HOOK_LIMIT: Duration = Duration::from_secs(30);
 
 /// The loop's options are unusable.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -32,23 +26,21 @@ pub enum AutoscaleError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoscaleOptions {
     interval: Duration,
-    /// Shell command run for each node action, the advice as JSON on its stdin.
-    pub scale_hook: Option<String>,
 }
 
 impl Default for AutoscaleOptions {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(10), scale_hook: None }
+        Self { interval: Duration::from_secs(10) }
     }
 }
 
 impl AutoscaleOptions {
     /// Options evaluating every `interval` (positive).
-    pub fn new(interval: Duration, scale_hook: Option<String>) -> Result<Self, AutoscaleError> {
+    pub fn new(interval: Duration) -> Result<Self, AutoscaleError> {
         if interval.is_zero() {
             return Err(AutoscaleError::ZeroInterval(interval));
         }
-        Ok(Self { interval, scale_hook })
+        Ok(Self { interval })
     }
 
     /// Time between two evaluations.
@@ -57,79 +49,32 @@ impl AutoscaleOptions {
     }
 }
 
-/// A node action the autoscaler asked for (the host cannot add or remove nodes itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node action the autoscaler asked for (the host cannot add or remove nodes itself), with
+/// the node's state when it was asked.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScaleAdvice {
     /// The action.
+    #[serde(flatten)]
     pub action: Action,
-    /// What the scale hook receives.
-    pub json: String,
+    /// The node asking.
+    pub from_node: String,
+    /// Its workers.
+    pub workers: usize,
+    /// Most workers it may run.
+    pub max_workers: usize,
+    /// Its mean CPU share per worker.
+    pub cpu: f64,
 }
 
 impl ScaleAdvice {
     fn new(host: &Host, action: Action) -> Self {
         let snapshot = host.snapshot();
-        let mut body = serde_json::to_value(&action).unwrap_or_else(|_| json!({}));
-        if let Some(object) = body.as_object_mut() {
-            object.insert("from_node".into(), json!(host.options().node));
-            object.insert("workers".into(), json!(snapshot.cells.len()));
-            object.insert("max_workers".into(), json!(host.options().pool.max_workers));
-            object.insert("cpu".into(), json!(snapshot.nodes.first().map_or(0.0, |n| n.cpu)));
-        }
-        Self { action, json: body.to_string() }
-    }
-}
-
-/// How a scale hook run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookOutcome {
-    /// The command.
-    pub command: String,
-    /// Whether it exited successfully within its time limit.
-    pub success: bool,
-}
-
-/// Runs `command` with `input` on its stdin; logs how it ended.
-async fn run_scale_hook(command: String, input: String) -> HookOutcome {
-    let success = run_hook(&command, &input).await;
-    HookOutcome { command, success }
-}
-
-async fn run_hook(command: &str, input: &str) -> bool {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(error) => {
-            warn!(%error, command, "scale hook could not start");
-            return false;
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        if let Err(error) = stdin.write_all(input.as_bytes()).await {
-            warn!(%error, command, "scale hook did not take its input");
-        }
-    }
-    match tokio::time::timeout(HOOK_LIMIT, child.wait()).await {
-        Ok(Ok(status)) if status.success() => {
-            info!(command, "scale hook ran");
-            true
-        }
-        Ok(Ok(status)) => {
-            warn!(command, %status, "scale hook failed");
-            false
-        }
-        Ok(Err(error)) => {
-            warn!(%error, command, "scale hook failed");
-            false
-        }
-        Err(_) => {
-            warn!(command, "scale hook still running after {HOOK_LIMIT:?}; killed");
-            false
+        Self {
+            action,
+            from_node: host.options().node.clone(),
+            workers: snapshot.cells.len(),
+            max_workers: host.options().pool.max_workers,
+            cpu: snapshot.nodes.first().map_or(0.0, |n| n.cpu),
         }
     }
 }
@@ -140,7 +85,6 @@ pub struct Autoscaler {
     hook: Arc<AutoscaleHook>,
     options: AutoscaleOptions,
     advice: EventBag<ScaleAdvice>,
-    hook_done: Arc<EventBag<HookOutcome>>,
 }
 
 impl std::fmt::Debug for Autoscaler {
@@ -152,23 +96,12 @@ impl std::fmt::Debug for Autoscaler {
 impl Autoscaler {
     /// An autoscaler for `host`, asking `hook`.
     pub fn new(host: &Arc<Host>, hook: Arc<AutoscaleHook>, options: AutoscaleOptions) -> Arc<Self> {
-        Arc::new(Self {
-            host: Arc::downgrade(host),
-            hook,
-            options,
-            advice: EventBag::default(),
-            hook_done: Arc::default(),
-        })
+        Arc::new(Self { host: Arc::downgrade(host), hook, options, advice: EventBag::default() })
     }
 
     /// Called with each node action the autoscaler asks for (add, remove or drain a node).
     pub fn on_advice<F: Fn(&ScaleAdvice) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.advice.add(Arc::new(callback))
-    }
-
-    /// Called when a scale hook run ends (they run beside the loop, never holding it up).
-    pub fn on_hook_done<F: Fn(&HookOutcome) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
-        self.hook_done.add(Arc::new(callback))
     }
 
     /// Carries out one action.
@@ -192,13 +125,8 @@ impl Autoscaler {
             }
             node_action => {
                 let advice = ScaleAdvice::new(&host, node_action);
-                info!(advice = %advice.json, "autoscale: node advice");
+                info!(?advice, "autoscale: node advice");
                 self.advice.call_simple(&advice);
-                if let Some(command) = &self.options.scale_hook {
-                    let done = Arc::clone(&self.hook_done);
-                    let run = run_scale_hook(command.clone(), advice.json);
-                    tokio::spawn(async move { done.call_simple(&run.await) });
-                }
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Placement hints read from a transport's `app_data`: mediasoup applications attach arbitrary
-//! data; we understand string maps, JSON objects and our own [`PlacementHints`].
+//! data; we understand string maps (`HashMap` / `BTreeMap<String, String>`, a list of pairs) and
+//! our own [`PlacementHints`]. (JSON values are not read: the library does not depend on
+//! `serde_json`, whose impls would change type inference in applications.)
 //!
 //! Recognised keys: every string (or scalar JSON) value becomes a label `key=value`;
 //! `direction` = `send` | `recv` | `both` (or the mediasoup-demo booleans `producing` /
@@ -42,15 +44,6 @@ impl PlacementHints {
     }
 }
 
-fn scalar(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// The hints carried by `app_data` (empty when it holds nothing we understand).
 pub fn hints_of(app_data: &AppData) -> PlacementHints {
     if let Some(hints) = app_data.downcast_ref::<PlacementHints>() {
@@ -62,8 +55,6 @@ pub fn hints_of(app_data: &AppData) -> PlacementHints {
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     } else if let Some(list) = app_data.downcast_ref::<Vec<(String, String)>>() {
         list.clone()
-    } else if let Some(serde_json::Value::Object(map)) = app_data.downcast_ref::<serde_json::Value>() {
-        map.iter().filter_map(|(k, v)| scalar(v).map(|v| (k.clone(), v))).collect()
     } else {
         Vec::new()
     };
@@ -94,19 +85,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_string_maps_json_and_hints() {
+    fn reads_string_maps_pairs_and_hints() {
         let map: HashMap<String, String> =
             [("room", "a"), ("direction", "recv")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let request = request_for("r1", &AppData::new(map));
         assert_eq!(request.direction, Direction::Recv);
         assert_eq!(request.label("room"), Some("a"));
 
-        let json = serde_json::json!({"producing": true, "peer": "p7", "expected_consumers": 12, "nested": {}});
-        let hints = hints_of(&AppData::new(json));
+        let pairs: Vec<(String, String)> = vec![
+            ("producing".into(), "true".into()),
+            ("peer".into(), "p7".into()),
+            ("expected_consumers".into(), "12".into()),
+        ];
+        let hints = hints_of(&AppData::new(pairs));
         assert_eq!(hints.direction, Direction::Send);
         assert_eq!(hints.expected_consumers, 12);
         assert!(hints.labels.contains(&("peer".into(), "p7".into())));
-        assert!(!hints.labels.iter().any(|(k, _)| k == "nested"));
 
         let explicit = PlacementHints::labels([("role", "presenter")]);
         assert_eq!(hints_of(&AppData::new(explicit.clone())), explicit);

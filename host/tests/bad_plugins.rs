@@ -41,9 +41,14 @@ fn not_wasm_wrong_world_and_bad_modules_are_load_errors() {
         }
         other => panic!("expected WrongWorld, got {other:?}"),
     }
-    // Truncated wasm.
+    // Truncated wasm: a component does not compile; a core module cannot be componentised.
     let pack = std::fs::read(built_plugin("mafalda_plugin_pack")).expect("built");
-    assert!(matches!(runtime.load("truncated", &pack[..pack.len() / 2]), Err(PluginError::Componentize { .. })));
+    assert!(matches!(runtime.load("truncated", &pack[..pack.len() / 2]), Err(PluginError::Compile { .. })));
+    mafalda_host::plugin::set_componentizer(mafalda_plugin_componentize::componentize);
+    let module = std::path::Path::new(env!("MAFALDA_PLUGIN_MODULE_DIR")).join("mafalda_plugin_pack.wasm");
+    let module = std::fs::read(module).expect("built core module");
+    assert!(runtime.load("whole core module", &module).is_ok());
+    assert!(matches!(runtime.load("truncated", &module[..module.len() / 2]), Err(PluginError::Componentize { .. })));
 }
 
 /// A host placing with the misbehaving plugin in `mode`: the session works (fallback placed

@@ -169,6 +169,8 @@ async fn conferencing_flow() {
     let receiving = router.create_direct_transport(DirectTransportOptions::default()).await.expect("direct");
     let data_consumer =
         receiving.consume_data(DataConsumerOptions::new_direct(data_producer.id(), None)).await.expect("data consumer");
+    // Type inference in the application is mediasoup's (no extra `PartialEq` impls in scope).
+    assert_eq!(data_consumer.subchannels(), []);
     let (tx, mut rx) = mpsc::unbounded_channel();
     data_consumer
         .on_message(move |message| {

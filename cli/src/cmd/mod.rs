@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod plugins;
+pub mod scale_hook;
 pub mod serve;
 pub mod shutdown;
 pub mod simulate;

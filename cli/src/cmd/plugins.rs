@@ -107,3 +107,13 @@ pub fn check(flags: &PluginFlags, file: &Path) -> Result<()> {
     println!("check:   instantiated and configured within {} MiB", flags.memory_mib);
     Ok(())
 }
+
+/// `mafalda-host plugin componentize IN OUT`: writes the component form of a plugin.
+pub fn componentize(input: &Path, output: &Path) -> Result<()> {
+    let module = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let component = mafalda_plugin_componentize::componentize(&module)
+        .with_context(|| format!("{} cannot be componentised", input.display()))?;
+    std::fs::write(output, &component).with_context(|| format!("writing {}", output.display()))?;
+    println!("{}: component written to {} ({} bytes)", input.display(), output.display(), component.len());
+    Ok(())
+}

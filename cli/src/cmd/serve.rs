@@ -36,6 +36,7 @@ pub async fn start(
     mut options: HostOptions,
     flags: &PluginFlags,
     autoscale_options: AutoscaleOptions,
+    scale_hook: Option<String>,
     workers: NonZeroUsize,
 ) -> Result<Running> {
     let runtime = flags.runtime()?;
@@ -61,6 +62,13 @@ pub async fn start(
     host.set_auth(plugins.auth.clone());
     let autoscaler = plugins.autoscale.as_ref().map(|hook| {
         let autoscaler = Autoscaler::new(host, Arc::clone(hook), autoscale_options);
+        if let Some(command) = scale_hook {
+            autoscaler
+                .on_advice(move |advice| {
+                    drop(super::scale_hook::spawn(&command, advice));
+                })
+                .detach();
+        }
         autoscaler.spawn();
         autoscaler
     });

@@ -20,7 +20,7 @@ use super::router_pipes::PairCache;
 use super::webrtc_transport::{WebRtcTransport, WebRtcTransportOptions};
 use super::worker::Worker;
 use crate::internals::cell::{Cell, Count, Counts, SettingsSet};
-use crate::internals::dump::{self, Internal};
+use crate::internals::dump;
 use crate::internals::host::{CellClosed, Host, PlaceError, RouterReport};
 use crate::internals::object::{fresh_id, lock};
 use crate::internals::pipes::{connect_link, LinkOptions, PipeEnds, PipeLease, PipeParts, PipeRegistry};
@@ -277,13 +277,11 @@ impl Router {
     /// Dump the router: its real routers' dumps merged into one, internal pipes hidden.
     pub async fn dump(&self) -> Result<RouterDump, RequestError> {
         self.check_open()?;
-        let reals: Vec<_> = self.inner.reals.all().into_iter().map(|(_, real)| real).collect();
-        let internal = Internal {
-            transports: self.inner.pipes.links.transport_ids().into_iter().collect(),
-            consumers: self.inner.pipes.consumer_ids().into_iter().collect(),
-            renamed: self.inner.pipes.sources_by_real_id(),
-        };
-        dump::merged(&self.id().to_string(), &reals, &internal).await
+        let mut dumps = Vec::new();
+        for (_, real) in self.inner.reals.all() {
+            dumps.push(real.dump().await?);
+        }
+        dump::merge(self.id(), &dumps, &self.inner.pipes.internal())
     }
 
     fn check_open(&self) -> Result<(), RequestError> {

@@ -15,11 +15,12 @@ use super::webrtc_transport::WebRtcTransport;
 use super::worker::Worker;
 use crate::backend::WebRtcServerBackend;
 use crate::internals::cell::{Cell, SettingsSet};
+use crate::internals::dump::rebuild;
 use crate::internals::host::Host;
 use crate::internals::object::{fresh_id, lock, on_close_handler, Lost, Member};
 use crate::placement::CellId;
 use event_listener_primitives::{BagOnce, HandlerId};
-use mediasoup::prelude::{AppData, ListenInfo};
+use mediasoup::prelude::{AppData, ListenInfo, TransportId};
 use mediasoup::worker::{CreateWebRtcServerError, RequestError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,16 @@ use std::sync::{Arc, Mutex, Weak};
 
 /// Options of a WebRtcServer (mediasoup's).
 pub use mediasoup::webrtc_server::WebRtcServerOptions;
+
+/// `WebRtcServerDump`'s fields, in its order.
+#[derive(serde::Serialize)]
+struct WebRtcServerDumpMirror {
+    id: WebRtcServerId,
+    udp_sockets: Vec<WebRtcServerIpPort>,
+    tcp_servers: Vec<WebRtcServerIpPort>,
+    webrtc_transport_ids: Vec<TransportId>,
+    local_ice_username_fragments: Vec<WebRtcServerIceUsernameFragment>,
+}
 
 /// Forgets the real server of a cell when the cell closes.
 struct CellServer {
@@ -222,24 +233,21 @@ impl WebRtcServer {
     #[doc(hidden)]
     pub async fn dump(&self) -> Result<WebRtcServerDump, RequestError> {
         let reals: Vec<_> = lock(&self.inner.reals).values().cloned().collect();
-        let (mut udp, mut tcp, mut transports, mut fragments) = (vec![], vec![], vec![], vec![]);
+        let mut merged = WebRtcServerDumpMirror {
+            id: self.id(),
+            udp_sockets: Vec::new(),
+            tcp_servers: Vec::new(),
+            webrtc_transport_ids: Vec::new(),
+            local_ice_username_fragments: Vec::new(),
+        };
         for real in reals {
-            let dump =
-                serde_json::to_value(real.dump().await?).map_err(|e| RequestError::ResponseConversion(Box::new(e)))?;
-            let take = |key: &str| dump.get(key).and_then(|v| v.as_array()).cloned().unwrap_or_default();
-            udp.extend(take("udpSockets"));
-            tcp.extend(take("tcpServers"));
-            transports.extend(take("webRtcTransportIds"));
-            fragments.extend(take("localIceUsernameFragments"));
+            let dump = real.dump().await?;
+            merged.udp_sockets.extend(dump.udp_sockets);
+            merged.tcp_servers.extend(dump.tcp_servers);
+            merged.webrtc_transport_ids.extend(dump.webrtc_transport_ids);
+            merged.local_ice_username_fragments.extend(dump.local_ice_username_fragments);
         }
-        let merged = serde_json::json!({
-            "id": self.id().to_string(),
-            "udpSockets": udp,
-            "tcpServers": tcp,
-            "webRtcTransportIds": transports,
-            "localIceUsernameFragments": fragments,
-        });
-        serde_json::from_value(merged).map_err(|e| RequestError::ResponseConversion(Box::new(e)))
+        rebuild(&merged)
     }
 
     /// Callback is called when the worker this WebRTC server belongs to is closed.

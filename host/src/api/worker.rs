@@ -4,10 +4,11 @@
 
 pub use mediasoup::worker::*;
 
-use super::router::{Router, WeakRouter};
-use super::webrtc_server::{WeakWebRtcServer, WebRtcServer, WebRtcServerOptions};
+use super::router::{Router, RouterId, WeakRouter};
+use super::webrtc_server::{WeakWebRtcServer, WebRtcServer, WebRtcServerId, WebRtcServerOptions};
 use super::worker_manager::WorkerManager;
 use crate::internals::cell::SettingsSet;
+use crate::internals::dump::rebuild;
 use crate::internals::host::{CellClosed, CloseReason, Host};
 use crate::internals::object::{fresh_id, lock, on_close_handler, EventBag};
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
@@ -16,6 +17,14 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use thiserror::Error;
+
+/// `WorkerDump`'s fields, in its order.
+#[derive(serde::Serialize)]
+struct WorkerDumpMirror {
+    router_ids: Vec<RouterId>,
+    webrtc_server_ids: Vec<WebRtcServerId>,
+    channel_message_handlers: ChannelMessageHandlers,
+}
 
 /// A notification to a worker could not be sent (the object is closed).
 #[derive(Debug, Error, Eq, PartialEq)]
@@ -137,34 +146,22 @@ impl Worker {
         if self.closed() {
             return Err(RequestError::ChannelClosed);
         }
-        let routers: Vec<String> =
-            lock(&self.inner.routers).iter().filter_map(WeakRouter::upgrade).map(|r| r.id().to_string()).collect();
-        let servers: Vec<String> = lock(&self.inner.servers)
-            .iter()
-            .filter_map(WeakWebRtcServer::upgrade)
-            .map(|s| s.id().to_string())
-            .collect();
+        let router_ids: Vec<RouterId> =
+            lock(&self.inner.routers).iter().filter_map(WeakRouter::upgrade).map(|r| r.id()).collect();
+        let webrtc_server_ids: Vec<WebRtcServerId> =
+            lock(&self.inner.servers).iter().filter_map(WeakWebRtcServer::upgrade).map(|s| s.id()).collect();
         let (mut requests, mut notifications) = (BTreeSet::new(), BTreeSet::new());
         for cell in self.inner.host.cells().into_iter().filter(|c| c.settings_set() == self.inner.set) {
             let Some(worker) = cell.worker() else { continue };
-            let dump = serde_json::to_value(worker.dump().await?)
-                .map_err(|e| RequestError::ResponseConversion(Box::new(e)))?;
-            let handlers = &dump["channelMessageHandlers"];
-            let strings = |key: &str| -> Vec<String> {
-                handlers[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-            };
-            requests.extend(strings("channelRequestHandlers"));
-            notifications.extend(strings("channelNotificationHandlers"));
+            let handlers = worker.dump().await?.channel_message_handlers;
+            requests.extend(handlers.channel_request_handlers);
+            notifications.extend(handlers.channel_notification_handlers);
         }
-        let dump = serde_json::json!({
-            "routerIds": routers,
-            "webRtcServerIds": servers,
-            "channelMessageHandlers": {
-                "channelRequestHandlers": requests,
-                "channelNotificationHandlers": notifications,
-            },
-        });
-        serde_json::from_value(dump).map_err(|e| RequestError::ResponseConversion(Box::new(e)))
+        let channel_message_handlers = ChannelMessageHandlers {
+            channel_request_handlers: requests.into_iter().collect(),
+            channel_notification_handlers: notifications.into_iter().collect(),
+        };
+        rebuild(&WorkerDumpMirror { router_ids, webrtc_server_ids, channel_message_handlers })
     }
 
     /// The host whose workers this worker stands for (a mafalda extension: stats, cells,

@@ -13,6 +13,7 @@ use crate::backend::{
     ConsumerBackend, DataConsumerBackend, DataProducerBackend, PipeTransportBackend, ProducerBackend,
 };
 use crate::internals::cell::Cell;
+use crate::internals::dump::Internal;
 use crate::internals::object::{lock, Lost, Member};
 use crate::internals::real_routers::RouterUse;
 use crate::placement::CellId;
@@ -20,6 +21,7 @@ use mediasoup::data_consumer::DataConsumerOptions;
 use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
 use mediasoup::prelude::{
     ConsumerOptions, DataProducerId, DataProducerOptions, ListenInfo, ProducerId, ProducerOptions, RtpCapabilities,
+    TransportId,
 };
 use mediasoup::worker::RequestError;
 use std::collections::HashMap;
@@ -119,8 +121,8 @@ impl Link {
     }
 
     /// Ids of the link's two transports.
-    pub(crate) fn transport_ids(&self) -> [String; 2] {
-        [self.local.id().to_string(), self.remote.id().to_string()]
+    pub(crate) fn transport_ids(&self) -> [TransportId; 2] {
+        [self.local.id(), self.remote.id()]
     }
 }
 
@@ -175,7 +177,7 @@ impl LinkCache {
     }
 
     /// Ids of the open links' transports.
-    pub(crate) fn transport_ids(&self) -> Vec<String> {
+    pub(crate) fn transport_ids(&self) -> Vec<TransportId> {
         lock(&self.links).values().filter_map(Weak::upgrade).flat_map(|l| l.transport_ids()).collect()
     }
 }
@@ -318,11 +320,18 @@ impl PipeEnds {
         }
     }
 
-    /// The sending half's id (hidden from merged dumps).
-    pub(crate) fn consumer_id(&self) -> String {
-        match self {
-            Self::Media { consumer, .. } => consumer.id().to_string(),
-            Self::Data { consumer, .. } => consumer.id().to_string(),
+    /// Records the ends as internal objects of a merged dump.
+    fn hide_in(&self, source: PipeSource, internal: &mut Internal) {
+        match (self, source) {
+            (Self::Media { consumer, producer }, PipeSource::Producer(source)) => {
+                internal.consumers.insert(consumer.id());
+                internal.producers.insert(producer.id(), source);
+            }
+            (Self::Data { consumer, producer }, PipeSource::DataProducer(source)) => {
+                internal.data_consumers.insert(consumer.id());
+                internal.data_producers.insert(producer.id(), source);
+            }
+            _ => {}
         }
     }
 }
@@ -337,13 +346,6 @@ pub(crate) struct PipeParts {
 }
 
 type Key = (PipeSource, CellId);
-
-fn source_id(source: PipeSource) -> String {
-    match source {
-        PipeSource::Producer(id) => id.to_string(),
-        PipeSource::DataProducer(id) => id.to_string(),
-    }
-}
 
 /// One pipe; a member of both its cells.
 #[derive(Debug)]
@@ -497,16 +499,6 @@ impl PipeRegistry {
         slots.iter().filter(|(_, slot)| slot.pipe.get().is_some_and(|p| p.is_open())).map(|(key, _)| *key).collect()
     }
 
-    /// The source (virtual) id of each open pipe's producer or data producer, by real id.
-    pub(crate) fn sources_by_real_id(&self) -> HashMap<String, String> {
-        let slots = lock(&self.shared.slots);
-        slots
-            .iter()
-            .filter_map(|((source, _), slot)| slot.pipe.get().map(|pipe| (pipe.real, *source)))
-            .map(|(real, source)| (source_id(real), source_id(source)))
-            .collect()
-    }
-
     /// The source of the pipe producer (or data producer) whose real id is `real`, if one of
     /// these pipes made it.
     pub(crate) fn source_of(&self, real: PipeSource) -> Option<PipeSource> {
@@ -514,10 +506,17 @@ impl PipeRegistry {
         slots.iter().find(|(_, slot)| slot.pipe.get().is_some_and(|p| p.real == real)).map(|((source, _), _)| *source)
     }
 
-    /// Ids of the pipes' pipe consumers (hidden from merged dumps).
-    pub(crate) fn consumer_ids(&self) -> Vec<String> {
+    /// The internal objects of these pipes, for a merged dump.
+    pub(crate) fn internal(&self) -> Internal {
+        let mut internal =
+            Internal { transports: self.links.transport_ids().into_iter().collect(), ..Internal::default() };
         let pipes: Vec<Arc<Pipe>> = lock(&self.shared.slots).values().filter_map(|s| s.pipe.get().cloned()).collect();
-        pipes.iter().filter_map(|p| lock(&p.parts).as_ref().map(|parts| parts.ends.consumer_id())).collect()
+        for pipe in pipes {
+            if let Some(parts) = lock(&pipe.parts).as_ref() {
+                parts.ends.hide_in(pipe.key.0, &mut internal);
+            }
+        }
+        internal
     }
 
     /// Tears every pipe down (the virtual router closed).

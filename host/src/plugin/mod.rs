@@ -21,7 +21,7 @@ pub use bindings::monotonic_ms;
 pub use error::PluginError;
 pub use instances::PluginCounters;
 pub use placement::WasmPlacement;
-pub use runtime::{plugin_name, Compiled, PluginKind, PluginLimits, PluginRuntime};
+pub use runtime::{plugin_name, set_componentizer, Compiled, Componentizer, PluginKind, PluginLimits, PluginRuntime};
 pub use set::PluginSet;
 
 /// The three worlds' host bindings (for code generic over [`instances::Instances`]).

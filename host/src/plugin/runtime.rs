@@ -1,13 +1,13 @@
 //! The plugin runtime: one wasmtime engine (component model, epoch interruption, optional fuel),
 //! the epoch ticker that enforces call deadlines, and loading: bytes → component (a core module
-//! carrying wit-bindgen metadata is componentised here) → compiled (cached) → checked against
-//! the contract (which hook it implements, nothing but `log`/`clock` imported).
+//! is componentised by the installed componentizer) → compiled (cached) → checked against the
+//! contract (which hook it implements, nothing but `log`/`clock` imported).
 
 use super::cache::{self, ArtifactCache};
 use super::error::PluginError;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
@@ -205,6 +205,24 @@ impl PluginRuntime {
     }
 }
 
+/// Turns a core module into a component (see [`set_componentizer`]).
+pub type Componentizer = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+
+static COMPONENTIZER: OnceLock<Componentizer> = OnceLock::new();
+
+/// Installs the function that turns plugins built as core modules into components, e.g.
+/// `set_componentizer(mafalda_plugin_componentize::componentize)`. Without one, only components
+/// load. It is not built into the library because `wit-component` brings `serde_json` into the
+/// crate graph, which changes type inference in applications (see that crate). The first
+/// installation wins.
+pub fn set_componentizer<F, E>(componentizer: F)
+where
+    F: Fn(&[u8]) -> Result<Vec<u8>, E> + Send + Sync + 'static,
+    E: std::fmt::Display,
+{
+    let _ = COMPONENTIZER.set(Box::new(move |wasm| componentizer(wasm).map_err(|e| e.to_string())));
+}
+
 /// The component form of `bytes`.
 fn to_component(name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
     if !bytes.starts_with(b"\0asm") || bytes.len() < 8 {
@@ -215,30 +233,14 @@ fn to_component(name: &str, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
         return Ok(bytes.to_vec());
     }
     let refuse = |reason: String| PluginError::Componentize { name: name.to_string(), reason };
-    // Validate first: wit-component assumes a well-formed module.
-    wasmparser::Validator::new().validate_all(bytes).map_err(|e| refuse(format!("invalid wasm: {e}")))?;
-    if !has_component_type_metadata(bytes) {
-        return Err(refuse(
-            "the module carries no component-type metadata: build it with mafalda-plugin-sdk (wit-bindgen)".into(),
-        ));
+    match COMPONENTIZER.get() {
+        Some(componentize) => componentize(bytes).map_err(refuse),
+        None => Err(refuse(
+            "a core module, and this host loads components: componentise it with `mafalda-host plugin \
+             componentize IN OUT`, or install mafalda-plugin-componentize (plugin::set_componentizer)"
+                .into(),
+        )),
     }
-    // A well-formed module can still carry a malformed metadata section; wit-component may
-    // panic on it, which must not take the host down.
-    let encoded = std::panic::catch_unwind(|| {
-        wit_component::ComponentEncoder::default().module(bytes).and_then(|encoder| encoder.validate(true).encode())
-    });
-    match encoded {
-        Ok(Ok(component)) => Ok(component),
-        Ok(Err(e)) => Err(refuse(format!("{e:#}"))),
-        Err(_) => Err(refuse("malformed component-type metadata".into())),
-    }
-}
-
-/// Whether a (validated) core module has a `component-type*` custom section, as wit-bindgen emits.
-fn has_component_type_metadata(bytes: &[u8]) -> bool {
-    wasmparser::Parser::new(0).parse_all(bytes).any(|payload| {
-        matches!(payload, Ok(wasmparser::Payload::CustomSection(section)) if section.name().starts_with("component-type"))
-    })
 }
 
 #[cfg(test)]
@@ -252,11 +254,10 @@ mod tests {
     }
 
     #[test]
-    fn a_module_without_metadata_cannot_be_componentised() {
-        // The smallest valid core module: header only.
-        let empty = b"\0asm\x01\0\0\0";
-        match to_component("empty", empty) {
-            Err(PluginError::Componentize { reason, .. }) => assert!(!reason.is_empty()),
+    fn a_core_module_needs_a_componentizer() {
+        // The smallest valid core module: header only. No componentizer is installed here.
+        match to_component("empty", b"\0asm\x01\0\0\0") {
+            Err(PluginError::Componentize { reason, .. }) => assert!(reason.contains("componentize"), "{reason}"),
             other => panic!("expected Componentize, got {other:?}"),
         }
     }
