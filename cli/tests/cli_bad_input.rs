@@ -49,6 +49,23 @@ fn bad_configuration_is_a_clear_error() {
 }
 
 #[test]
+fn out_of_range_numbers_are_clear_errors() {
+    for (args, names) in [
+        (&["--autoscale-interval", "0", "--duration", "0"][..], "--autoscale-interval"),
+        (&["--autoscale-interval", "-1", "--duration", "0"][..], "--autoscale-interval"),
+        (&["--cpu-watermark", "1.5", "--duration", "0"][..], "cpu_watermark"),
+        (&["--cpu-watermark", "0", "--duration", "0"][..], "cpu_watermark"),
+        (&["--idle-grace", "-3", "--duration", "0"][..], "--idle-grace"),
+    ] {
+        let out = host(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(names), "{args:?}: the error names {names}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn serve_runs_and_stops_cleanly() {
     let dir = std::env::temp_dir().join(format!("mafalda-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

@@ -81,6 +81,40 @@ fn a_generated_trace_is_reproducible_and_replays() {
     assert_eq!(rows["rejections"], vec![0.0, 0.0], "{stdout}");
 }
 
+/// Runs the host, killed if it outlives `limit` (a spinning simulator fails instead of hanging).
+fn host_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mafalda-host");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("mafalda-host {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn a_trace_with_absurd_counts_is_a_clear_error() {
+    let file = std::env::temp_dir().join(format!("mafalda-absurd-trace-{}.jsonl", std::process::id()));
+    std::fs::write(&file, "{\"t\":1,\"op\":\"join\",\"room\":\"a\",\"peer\":\"p\",\"sends\":4294967295}\n")
+        .expect("write trace");
+    let out = host_within(
+        &["simulate", "--plugin", "pack", "--trace", file.to_str().expect("utf-8 path")],
+        std::time::Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&file);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "an absurd trace must fail");
+    assert!(stderr.contains("trace line 1") && stderr.contains("sends 4294967295"), "{stderr}");
+}
+
 #[test]
 fn a_malformed_trace_is_a_clear_error() {
     let file = std::env::temp_dir().join(format!("mafalda-bad-trace-{}.jsonl", std::process::id()));

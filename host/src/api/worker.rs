@@ -267,3 +267,141 @@ impl Worker {
         self.inner.handlers.close.call_simple();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `on_dead` against a real worker whose death is reported through the backend seam (an
+    //! in-process worker cannot be killed without killing the test process): fired with the
+    //! worker's error on death, never on `close()`.
+
+    use super::*;
+    use crate::backend::local::{LocalWorkers, WorkerTemplate};
+    use crate::backend::{OnceCallback, RouterBackend, WebRtcServerBackend, WorkerBackend};
+    use crate::config::{HostOptions, PolicyChoice};
+    use crate::host::CloseReason;
+    use crate::internals::host::WorkerLauncher;
+    use async_trait::async_trait;
+    use event_listener_primitives::BagOnce;
+    use mediasoup::prelude::{RouterOptions, WebRtcServerOptions};
+    use mediasoup::worker::{CreateWebRtcServerError, RequestError, WorkerDump, WorkerSettings, WorkerUpdateSettings};
+    use std::time::Duration;
+
+    /// A real worker whose death the test announces.
+    #[derive(Debug)]
+    struct Mortal {
+        real: Arc<dyn WorkerBackend>,
+        dead: BagOnce<Box<dyn FnOnce(ExitError) + Send>>,
+    }
+
+    #[async_trait]
+    impl WorkerBackend for Mortal {
+        fn id(&self) -> WorkerId {
+            self.real.id()
+        }
+        fn closed(&self) -> bool {
+            self.real.closed()
+        }
+        fn cpu_time(&self) -> Option<Duration> {
+            self.real.cpu_time()
+        }
+        async fn create_router(&self, options: RouterOptions) -> Result<Arc<dyn RouterBackend>, RequestError> {
+            self.real.create_router(options).await
+        }
+        async fn create_webrtc_server(
+            &self,
+            options: WebRtcServerOptions,
+        ) -> Result<Arc<dyn WebRtcServerBackend>, CreateWebRtcServerError> {
+            self.real.create_webrtc_server(options).await
+        }
+        async fn update_settings(&self, data: WorkerUpdateSettings) -> Result<(), RequestError> {
+            self.real.update_settings(data).await
+        }
+        async fn dump(&self) -> Result<WorkerDump, RequestError> {
+            self.real.dump().await
+        }
+        fn on_dead(&self, callback: Box<dyn FnOnce(ExitError) + Send>) -> HandlerId {
+            self.dead.add(callback)
+        }
+        fn on_close(&self, callback: OnceCallback) -> HandlerId {
+            self.real.on_close(callback)
+        }
+    }
+
+    /// Starts real local workers and keeps them so the test can report one dead.
+    #[derive(Default)]
+    struct MortalLauncher {
+        local: LocalWorkers,
+        started: Mutex<Vec<Arc<Mortal>>>,
+    }
+
+    #[async_trait]
+    impl WorkerLauncher for MortalLauncher {
+        async fn start(&self, template: &WorkerTemplate) -> std::io::Result<Arc<dyn WorkerBackend>> {
+            let real: Arc<dyn WorkerBackend> = Arc::new(self.local.start(template).await?);
+            let mortal = Arc::new(Mortal { real, dead: BagOnce::default() });
+            lock(&self.started).push(Arc::clone(&mortal));
+            Ok(mortal)
+        }
+    }
+
+    fn manager(launcher: &Arc<MortalLauncher>) -> WorkerManager {
+        let options = HostOptions { policy: PolicyChoice::Spread, ..HostOptions::default() };
+        WorkerManager::with_launcher(options, Arc::clone(launcher) as Arc<dyn WorkerLauncher>)
+    }
+
+    fn quiet() -> WorkerSettings {
+        let mut settings = WorkerSettings::default();
+        settings.log_level = mediasoup::worker::WorkerLogLevel::Error;
+        settings.log_tags = Vec::new();
+        settings
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_dead_fires_with_the_error_when_a_real_worker_dies() {
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel();
+        worker.on_dead(move |result| {
+            let _ = dead_tx.send(result);
+        }).detach();
+        let (cell_tx, mut cell_rx) = tokio::sync::mpsc::unbounded_channel();
+        worker.on_cell_closed(move |event| {
+            let _ = cell_tx.send((event.reason, event.exit));
+        }).detach();
+        let victim = lock(&launcher.started).first().cloned().expect("a real worker started");
+        victim.dead.call(|callback| callback(ExitError::Unknown { status_code: 42 }));
+        let died = tokio::time::timeout(Duration::from_secs(5), dead_rx.recv()).await.expect("on_dead fired");
+        assert!(
+            matches!(died, Some(Err(ExitError::Unknown { status_code: 42 }))),
+            "on_dead carries the worker's own error: {died:?}"
+        );
+        let (reason, exit) = cell_rx.try_recv().expect("on_cell_closed fired too");
+        assert_eq!(reason, CloseReason::Died);
+        assert!(matches!(exit, Some(ExitError::Unknown { status_code: 42 })), "{exit:?}");
+        assert!(!worker.closed(), "the virtual worker keeps serving from other real workers");
+        let _again = manager.create_worker(quiet()).await.expect("the host starts a replacement");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_a_worker_fires_on_close_and_never_on_dead() {
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel();
+        worker.on_dead(move |result| {
+            let _ = dead_tx.send(result);
+        }).detach();
+        let (close_tx, mut close_rx) = tokio::sync::mpsc::unbounded_channel();
+        worker.on_close(move || {
+            let _ = close_tx.send(());
+        }).detach();
+        worker.close();
+        assert!(close_rx.try_recv().is_ok(), "on_close fired by close()");
+        assert!(worker.closed());
+        // Everything close() fires, it fires before returning: nothing came, nothing will.
+        assert!(dead_rx.try_recv().is_err(), "on_dead must not fire on close()");
+        drop(worker);
+        assert!(dead_rx.try_recv().is_err(), "nor on drop");
+    }
+}

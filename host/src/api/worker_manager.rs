@@ -4,7 +4,7 @@
 use super::worker::Worker;
 use crate::backend::local::{LocalWorkers, WorkerTemplate};
 use crate::config::HostOptions;
-use crate::internals::host::Host;
+use crate::internals::host::{Host, WorkerLauncher};
 use crate::internals::object::EventBag;
 use crate::placement::BinPack;
 use crate::policy::PolicyLoader;
@@ -13,6 +13,21 @@ use mediasoup::worker::WorkerSettings;
 use std::io;
 use std::sync::Arc;
 use tracing::error;
+
+/// Where real workers come from.
+struct Launcher(Arc<dyn WorkerLauncher>);
+
+impl From<LocalWorkers> for Launcher {
+    fn from(local: LocalWorkers) -> Self {
+        Self(Arc::new(local))
+    }
+}
+
+impl From<Arc<dyn WorkerLauncher>> for Launcher {
+    fn from(launcher: Arc<dyn WorkerLauncher>) -> Self {
+        Self(launcher)
+    }
+}
 
 struct Inner {
     host: Arc<Host>,
@@ -69,14 +84,22 @@ impl WorkerManager {
         }
     }
 
-    fn build(options: HostOptions, mut config_error: Option<String>, launcher: LocalWorkers) -> Self {
+    /// A manager whose real workers come from `launcher` (the seam's test double in unit tests).
+    #[cfg(test)]
+    pub(crate) fn with_launcher(options: HostOptions, launcher: Arc<dyn WorkerLauncher>) -> Self {
+        Self::build(options, None, launcher)
+    }
+
+    fn build(options: HostOptions, config_error: Option<String>, launcher: impl Into<Launcher>) -> Self {
+        let Launcher(launcher) = launcher.into();
+        let mut config_error = config_error;
         let policy =
             PolicyLoader::default().resolve(&options.policy, options.pool.cpu_watermark).unwrap_or_else(|error| {
                 config_error.get_or_insert_with(|| error.to_string());
                 Arc::new(BinPack { watermark: options.pool.cpu_watermark })
             });
         let template = Self::template(&options, &WorkerSettings::default());
-        let host = Host::new(options, policy, Arc::new(launcher), template);
+        let host = Host::new(options, policy, launcher, template);
         Self { inner: Arc::new(Inner { host, config_error, new_worker: EventBag::default() }) }
     }
 

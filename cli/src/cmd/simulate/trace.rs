@@ -60,6 +60,10 @@ pub enum TraceError {
     },
 }
 
+/// Most producers one simulated peer may send (a camera, a screen, a microphone … with room
+/// to spare); larger counts are input errors, not workloads.
+pub const MAX_SENDS: u32 = 64;
+
 /// Reads a JSON-lines trace (blank lines and `#` comments skipped), sorted by time.
 pub fn read(input: impl BufRead) -> Result<Vec<Event>, TraceError> {
     let mut events = Vec::new();
@@ -76,6 +80,14 @@ pub fn read(input: impl BufRead) -> Result<Vec<Event>, TraceError> {
                 line: n + 1,
                 reason: format!("time {} is not a non-negative number", event.t),
             });
+        }
+        if let Op::Join { sends, .. } = &event.op {
+            if *sends > MAX_SENDS {
+                return Err(TraceError::Line {
+                    line: n + 1,
+                    reason: format!("sends {sends} exceeds {MAX_SENDS} producers per peer"),
+                });
+            }
         }
         events.push(event);
     }

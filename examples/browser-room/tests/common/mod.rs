@@ -85,7 +85,10 @@ impl Server {
         });
         let url = rx.recv_timeout(Duration::from_secs(60)).expect("browser-room printed its URL within 60 s");
         let base = url.split("/?").next().expect("base URL").to_owned();
+        // A fresh connection per request: a pooled keep-alive connection the server is closing
+        // must not be what a check waits on.
         let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
         Self { child, base, http }
     }
@@ -100,10 +103,17 @@ impl Server {
     pub async fn get_json(&self, path: &str) -> Value {
         use http_body_util::BodyExt;
         let uri: hyper::Uri = format!("{}{path}", self.base).parse().expect("uri");
-        let response = tokio::time::timeout(Duration::from_secs(10), self.http.get(uri))
-            .await
-            .expect("HTTP answer within 10 s")
-            .expect("HTTP request");
+        // Two cores shared by four browsers can starve one request; a server that stopped
+        // answering fails all three (30 s).
+        let mut attempts = 0;
+        let response = loop {
+            attempts += 1;
+            match tokio::time::timeout(Duration::from_secs(10), self.http.get(uri.clone())).await {
+                Ok(response) => break response.expect("HTTP request"),
+                Err(_) if attempts < 3 => println!("GET {path}: no answer within 10 s, asking again"),
+                Err(_) => panic!("GET {path}: no answer in {attempts} attempts of 10 s"),
+            }
+        };
         assert!(response.status().is_success(), "GET {path}: {}", response.status());
         let body = response.into_body().collect().await.expect("body").to_bytes();
         serde_json::from_slice(&body).expect("JSON body")

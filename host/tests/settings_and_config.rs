@@ -1,0 +1,113 @@
+//! Configuration that must take effect: the pool's RTC port range, per-virtual-worker settings
+//! (two virtual workers with different port ranges get different real workers), and the pipes'
+//! listen address.
+
+mod common;
+
+use common::{options_with, plain_producer, quiet_settings, sink_consumer, slot, ForceBySlot};
+use mafalda_host::prelude::*;
+use mafalda_media_tools::media::{opus_send_parameters, router_codecs};
+use mafalda_media_tools::rtp::PayloadKind;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+/// The UDP port of a WebRTC transport's first ICE candidate.
+fn candidate_port(transport: &WebRtcTransport) -> u16 {
+    transport.ice_candidates().first().expect("an ICE candidate").port
+}
+
+async fn webrtc_transport(router: &Router, k: usize) -> WebRtcTransport {
+    let listen = ListenInfo {
+        protocol: Protocol::Udp,
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        announced_address: None,
+        expose_internal_ip: false,
+        port: None,
+        port_range: None,
+        flags: None,
+        send_buffer_size: None,
+        recv_buffer_size: None,
+    };
+    let mut options = WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(listen));
+    options.app_data = slot(k);
+    router.create_webrtc_transport(options).await.expect("webrtc transport")
+}
+
+fn settings_with_ports(ports: RangeInclusive<u16>) -> WorkerSettings {
+    let mut settings = quiet_settings();
+    settings.rtc_port_range = ports;
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pools_rtc_port_range_applies_to_workers_with_default_settings() {
+    let mut options = options_with(2, Arc::new(ForceBySlot));
+    options.pool.rtc_min_port = 42_000;
+    options.pool.rtc_max_port = 42_049;
+    let manager = WorkerManager::with_options(options);
+    // mediasoup's default settings: the host's configured range is what applies.
+    let mut settings = WorkerSettings::default();
+    settings.log_level = mafalda_host::worker::WorkerLogLevel::Warn;
+    let worker = manager.create_worker(settings).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut transports = Vec::new();
+    for k in 0..2 {
+        let transport = webrtc_transport(&router, k).await;
+        let port = candidate_port(&transport);
+        assert!((42_000..=42_049).contains(&port), "slot {k}: port {port} outside [pool] rtc_min_port..rtc_max_port");
+        transports.push(transport);
+    }
+    assert_eq!(router.cells().len(), 2, "both real workers use the configured range");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_workers_with_different_settings_get_their_own_real_workers() {
+    let manager = WorkerManager::with_options(options_with(4, Arc::new(ForceBySlot)));
+    let low = manager.create_worker(settings_with_ports(43_000..=43_049)).await.expect("worker");
+    let high = manager.create_worker(settings_with_ports(43_100..=43_149)).await.expect("worker");
+    let low_router = low.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let high_router = high.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let low_transport = webrtc_transport(&low_router, 0).await;
+    let high_transport = webrtc_transport(&high_router, 0).await;
+    let (low_port, high_port) = (candidate_port(&low_transport), candidate_port(&high_transport));
+    assert!((43_000..=43_049).contains(&low_port), "first virtual worker's range: {low_port}");
+    assert!((43_100..=43_149).contains(&high_port), "second virtual worker's range: {high_port}");
+    assert_ne!(low_transport.cell(), high_transport.cell(), "different settings, different real workers");
+    // Settings updated later apply to the real workers started from then on.
+    let mut update = mafalda_host::worker::WorkerUpdateSettings::default();
+    update.log_level = Some(mafalda_host::worker::WorkerLogLevel::Error);
+    low.update_settings(update).await.expect("update settings");
+    let later = webrtc_transport(&low_router, 1).await;
+    assert_ne!(later.cell(), low_transport.cell(), "slot 1 started another real worker");
+    assert!((43_000..=43_049).contains(&candidate_port(&later)), "same settings set, same range");
+}
+
+/// Local addresses of this network namespace's UDP sockets (`/proc/net/udp`).
+fn udp_local_ips() -> Vec<Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|local| local.split(':').next())
+        .filter_map(|hex| u32::from_str_radix(hex, 16).ok())
+        .map(|raw| Ipv4Addr::from(raw.swap_bytes()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipes_listen_on_the_configured_address() {
+    let pipe_ip = Ipv4Addr::new(127, 0, 0, 3);
+    let mut options = options_with(2, Arc::new(ForceBySlot));
+    options.pipes.listen_ip = IpAddr::V4(pipe_ip);
+    let manager = WorkerManager::with_options(options);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let before = udp_local_ips().iter().filter(|ip| **ip == pipe_ip).count();
+    let (_ingest, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0x33)).await;
+    let (_transport, consumer, _sink) = sink_consumer(&router, producer.id(), PayloadKind::Opus, 1).await;
+    assert_ne!(producer.cell(), consumer.cell(), "the consumer is on the other worker, behind a pipe");
+    let after = udp_local_ips().iter().filter(|ip| **ip == pipe_ip).count();
+    assert_eq!(after, before + 2, "both pipe transports listen on {pipe_ip}");
+}
