@@ -83,3 +83,138 @@ async fn a_webrtc_server_listens_per_worker() {
     assert_eq!(dump.webrtc_transport_ids.len(), 2);
     assert_eq!(worker.dump().await.expect("dump").webrtc_server_ids, vec![server.id()]);
 }
+
+/// One event, within the bound.
+async fn next_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>, what: &str) {
+    tokio::time::timeout(EVENT_LIMIT, rx.recv()).await.unwrap_or_else(|_| panic!("{what} within the bound"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipe_to_router_reuses_its_pair_forwards_pause_and_outlives_the_pair_value() {
+    let manager = slotted_manager(2);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let first = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let second = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (input, producer) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x4444)).await;
+    let (_other_input, other) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x4445)).await;
+
+    let pair =
+        first.pipe_producer_to_router(producer.id(), PipeToRouterOptions::new(second.clone())).await.expect("pipe");
+    let transports_after_one = first.dump().await.expect("dump").transport_ids.len();
+    let other_pair =
+        first.pipe_producer_to_router(other.id(), PipeToRouterOptions::new(second.clone())).await.expect("pipe");
+    assert_eq!(
+        first.dump().await.expect("dump").transport_ids.len(),
+        transports_after_one,
+        "the second producer piped to the same router reuses the pipe transport pair"
+    );
+    assert_eq!(
+        pair.pipe_consumer.transport().id(),
+        other_pair.pipe_consumer.transport().id(),
+        "both pipe consumers on one pipe transport"
+    );
+
+    // Dropping the pair value does not close the pipe: the target router still consumes it.
+    drop(pair);
+    let (transport, consumer, sink) = sink_consumer(&second, producer.id(), PayloadKind::Opus, 1).await;
+    assert_ne!(transport.cell(), input.cell());
+
+    // Pause and resume of the source reach the pipe producer, hence its consumers.
+    let (paused_tx, mut paused) = tokio::sync::mpsc::unbounded_channel();
+    consumer
+        .on_producer_pause(move || {
+            let _ = paused_tx.send(());
+        })
+        .detach();
+    let (resumed_tx, mut resumed) = tokio::sync::mpsc::unbounded_channel();
+    consumer
+        .on_producer_resume(move || {
+            let _ = resumed_tx.send(());
+        })
+        .detach();
+    producer.pause().await.expect("pause");
+    next_event(&mut paused, "the pipe producer paused").await;
+    assert!(consumer.producer_paused());
+    producer.resume().await.expect("resume");
+    next_event(&mut resumed, "the pipe producer resumed").await;
+    assert!(!consumer.producer_paused());
+
+    let generator = RtpGenerator::start(&input, GeneratorConfig::opus(0x4444).with_rate(200).with_count(40))
+        .await
+        .expect("generator");
+    generator.finished().await.expect("sent");
+    let report = sink.wait_for(40, EVENT_LIMIT).await;
+    assert!(report.has_all(40), "{} of 40 after the pair value was dropped", report.indices.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piping_with_keep_id_into_the_same_worker_is_mediasoups_error() {
+    // One worker only: the target router's real router shares the producer's worker, which
+    // refuses a second producer with the same id (as mediasoup's pipe_producer_to_router does).
+    let manager = slotted_manager(1);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let first = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let second = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (_input, producer) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x5555)).await;
+    let result = first.pipe_producer_to_router(producer.id(), PipeToRouterOptions::new(second.clone())).await;
+    let error = result.expect_err("keep_id into the producer's own worker must fail");
+    assert!(!error.to_string().is_empty(), "a readable error: {error:?}");
+    // Nothing half-made stays behind; the source keeps working.
+    assert!(!producer.closed());
+    assert!(second.dump().await.expect("dump").map_producer_id_consumer_ids.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_server_port_clash_is_an_error_of_its_creation() {
+    let manager = slotted_manager(2);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut listen = loopback_listen_info();
+    listen.port = Some(taken.local_addr().expect("addr").port());
+    let result = worker.create_webrtc_server(WebRtcServerOptions::new(WebRtcServerListenInfos::new(listen))).await;
+    assert!(result.is_err(), "a taken port fails create_webrtc_server, as in mediasoup");
+    assert!(worker.dump().await.expect("dump").webrtc_server_ids.is_empty(), "no half-bound server stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_server_ports_stay_with_their_slot_and_closed_cells_leave_its_map() {
+    let manager = slotted_manager(2);
+    let host = manager.host().clone();
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let mut listen = loopback_listen_info();
+    let port = 47_900 + (std::process::id() % 1000) as u16;
+    listen.port = Some(port);
+    let server = worker
+        .create_webrtc_server(WebRtcServerOptions::new(WebRtcServerListenInfos::new(listen)))
+        .await
+        .expect("server");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let transport = |k: usize| {
+        let (router, server) = (router.clone(), server.clone());
+        async move {
+            let mut options = WebRtcTransportOptions::new_with_server(server);
+            options.app_data = slot(k);
+            router.create_webrtc_transport(options).await.expect("webrtc transport")
+        }
+    };
+    let first = transport(0).await;
+    let second = transport(1).await;
+    let doomed = second.cell();
+    assert_eq!(second.ice_candidates()[0].port, port + 1, "slot 1 listens on port + 1");
+    assert_eq!(server.cells().len(), 2);
+    let dump = server.dump().await.expect("server dump");
+    let mut ports: Vec<u16> = dump.udp_sockets.iter().map(|s| s.port).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, vec![port, port + 1], "the dump lists the UDP socket of each worker");
+    let handlers = worker.dump().await.expect("worker dump").channel_message_handlers;
+    assert!(!handlers.channel_request_handlers.is_empty(), "the real workers' request handlers are reported");
+
+    drop(second);
+    host.close_cell(doomed, mafalda_host::host::CloseReason::Retired).expect("open cell");
+    assert_eq!(server.cells(), vec![first.cell()], "the closed cell left the server's map");
+    // The replacement worker takes the free slot, and with it the same port.
+    let again = transport(1).await;
+    assert_ne!(again.cell(), doomed);
+    assert_eq!(again.ice_candidates()[0].port, port + 1, "ports stay with the slot, not the cell id");
+    assert_eq!(server.cells().len(), 2);
+}
