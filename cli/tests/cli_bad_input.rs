@@ -52,10 +52,10 @@ fn bad_configuration_is_a_clear_error() {
 fn out_of_range_numbers_are_clear_errors() {
     for (args, names) in [
         (&["--autoscale-interval", "0", "--duration", "0"][..], "--autoscale-interval"),
-        (&["--autoscale-interval", "-1", "--duration", "0"][..], "--autoscale-interval"),
+        (&["--autoscale-interval=-1", "--duration", "0"][..], "--autoscale-interval"),
         (&["--cpu-watermark", "1.5", "--duration", "0"][..], "cpu_watermark"),
         (&["--cpu-watermark", "0", "--duration", "0"][..], "cpu_watermark"),
-        (&["--idle-grace", "-3", "--duration", "0"][..], "--idle-grace"),
+        (&["--idle-grace=-3", "--duration", "0"][..], "--idle-grace"),
     ] {
         let out = host(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -99,4 +99,20 @@ fn help_explains_every_flag() {
     ] {
         assert!(stdout.contains(flag), "demo --help lacks {flag}:\n{stdout}");
     }
+}
+
+#[test]
+fn serve_keeps_the_workers_it_was_asked_for() {
+    let dir = std::env::temp_dir().join(format!("mafalda-serve-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("mafalda.toml");
+    // Idle release as eager as it gets: without a floor, two of the three would close at once.
+    std::fs::write(&config, "[pool]\nidle_grace = 0.05\nsample_interval = 0.02\n").expect("write");
+    let out = host(&["serve", "--workers", "3", "--duration", "2", "--config", config.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("closed 3 workers"), "--workers 3 keeps 3 up until the stop:\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("reason=Idle"), "no worker was released as idle:\n{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
 }
