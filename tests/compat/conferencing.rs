@@ -82,7 +82,13 @@ fn address(tuple: &mediasoup::types::data_structures::TransportTuple) -> SocketA
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conferencing_flow() {
-    let worker_manager = WorkerManager::new();
+    conference(WorkerManager::new(), |_input, _output| {}).await;
+}
+
+/// The program on `worker_manager`. `media_flowed` sees the producing and the consuming plain
+/// transports once every packet arrived (a hook for running the program under other
+/// deployments; this program needs nothing from it).
+pub async fn conference(worker_manager: WorkerManager, media_flowed: impl FnOnce(&PlainTransport, &PlainTransport)) {
     let mut settings = WorkerSettings::default();
     settings.log_level = WorkerLogLevel::Warn;
     settings.log_tags = vec![];
@@ -148,6 +154,7 @@ async fn conferencing_flow() {
         tokio::time::sleep(Duration::from_millis(5)).await; // pacing, as a real sender does
     }
     assert_eq!(receiving.await.expect("receiver"), PACKETS, "every packet forwarded");
+    media_flowed(&input, &output);
 
     let received: u64 = producer.get_stats().await.expect("stats").iter().map(|s| s.packet_count).sum();
     assert!(received >= u64::from(PACKETS));
