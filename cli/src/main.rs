@@ -12,6 +12,7 @@ use cmd::plugins::PluginFlags;
 use mafalda_host::autoscale::AutoscaleOptions;
 use mafalda_host::config::available_cores;
 use mafalda_host::config::{HostOptions, PolicyChoice};
+use mafalda_host::plugin::{ConfigEntry, ConfigValue};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,7 +89,7 @@ enum Command {
     /// it fills every worker in turn), the producer piped to every worker its consumers use.
     Demo {
         /// Consumers per worker (the plugin's max_transports is this + 1 unless
-        /// --plugin-config max_transports=N is given).
+        /// --plugin-config pack.max_transports=N is given).
         #[arg(long, value_name = "N", default_value_t = 2)]
         consumers_per_worker: usize,
         /// Packet rate of the generated stream.
@@ -225,8 +226,12 @@ async fn run(cli: Cli) -> Result<()> {
             // fill one worker, then the next (the ingest takes one place on the first).
             let capacity = consumers_per_worker.max(1) + 1;
             let mut plugins = cli.plugins;
-            if !plugins.plugin_config.iter().any(|(key, _)| key == "max_transports") {
-                plugins.plugin_config.push(("max_transports".into(), capacity.to_string()));
+            if !plugins.config().has("pack", "max_transports") {
+                plugins.plugin_config.push(ConfigEntry {
+                    plugin: Some("pack".into()),
+                    key: "max_transports".into(),
+                    value: ConfigValue::Literal(capacity.to_string()),
+                });
             }
             let running = cmd::serve::start(options, &plugins, autoscale, cli.scale_hook.clone(), workers).await?;
             let demo = DemoOptions {

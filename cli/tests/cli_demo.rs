@@ -46,7 +46,10 @@ fn bounded_demo_shows_packets_flowing_through_two_workers() {
     assert!(stderr.contains("max_transports 3"), "the plugin got the demo's cap:\n{stderr}");
     assert!(stdout.contains("closed 2 workers cleanly"), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains("ERROR"), "a clean stop logs no error (e.g. closing consumers after their transport):\n{stderr}");
+    assert!(
+        !stderr.contains("ERROR"),
+        "a clean stop logs no error (e.g. closing consumers after their transport):\n{stderr}"
+    );
 }
 
 #[test]

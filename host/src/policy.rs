@@ -5,7 +5,9 @@
 
 use crate::config::{ConfigError, PolicyChoice};
 use crate::placement::{BinPack, PlacementPolicy, Spread};
-use crate::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
+use crate::plugin::{
+    plugin_name, PluginConfig, PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM,
+};
 use std::sync::Arc;
 
 /// What loading a plugin policy needs: a runtime (default limits when none) and the
@@ -14,8 +16,8 @@ use std::sync::Arc;
 pub struct PolicyLoader {
     /// The runtime plugins are compiled and run by (one with default limits if `None`).
     pub runtime: Option<Arc<PluginRuntime>>,
-    /// Configuration of the placement plugin.
-    pub config: Vec<(String, String)>,
+    /// Configuration of the plugins (the placement plugin receives the shared keys and its own).
+    pub config: PluginConfig,
 }
 
 fn invalid(choice: &PolicyChoice, error: impl std::fmt::Display) -> ConfigError {
@@ -42,15 +44,16 @@ impl PolicyLoader {
                     PluginKind::Placement,
                     "pack",
                     DEFAULT_PLACEMENT_WASM,
-                    &self.config,
+                    &self.config.for_plugin("pack").map_err(|e| invalid(choice, e))?,
                 )
                 .map_err(|e| invalid(choice, e))?,
             ),
             PolicyChoice::Plugin(path) => {
                 let runtime = self.runtime(choice)?;
+                let own = self.config.for_plugin(&plugin_name(path)).map_err(|e| invalid(choice, e))?;
                 let compiled = runtime.load_file(path).map_err(|e| invalid(choice, e))?;
                 Arc::new(
-                    WasmPlacement::from_compiled(runtime, PluginKind::Placement, compiled, Some(path), &self.config)
+                    WasmPlacement::from_compiled(runtime, PluginKind::Placement, compiled, Some(path), &own)
                         .map_err(|e| invalid(choice, e))?,
                 )
             }

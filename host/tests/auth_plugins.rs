@@ -5,7 +5,8 @@
 mod common;
 
 use common::{built_plugin, plugin_runtime, slotted_manager};
-use mafalda_host::plugin::{PluginError, PluginSet};
+use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
+use mafalda_host::plugin::{ConfigEntry, PluginConfig, PluginError, PluginSet};
 use mafalda_plugin_sdk::types::{AuthRequest, Operation};
 use mafalda_plugin_token_auth::mint;
 
@@ -25,7 +26,7 @@ fn request(token: Option<String>, room: &str, now: u64) -> AuthRequest {
 #[tokio::test]
 async fn tokens_are_checked_by_the_plugin() {
     let runtime = plugin_runtime();
-    let config = vec![("secret".to_string(), SECRET.to_string())];
+    let config = PluginConfig::shared(&[("secret", SECRET)]);
     let set = PluginSet::load(&runtime, &[built_plugin("mafalda_plugin_token_auth")], &config).expect("loads");
     let manager = slotted_manager(1);
     let host = manager.host();
@@ -55,7 +56,8 @@ async fn tokens_are_checked_by_the_plugin() {
 #[tokio::test]
 async fn a_trapping_auth_plugin_denies() {
     let runtime = plugin_runtime();
-    let set = PluginSet::load(&runtime, &[built_plugin("mafalda_test_plugin_trap_auth")], &[]).expect("loads");
+    let set = PluginSet::load(&runtime, &[built_plugin("mafalda_test_plugin_trap_auth")], &PluginConfig::default())
+        .expect("loads");
     let gate = set.auth.clone().expect("auth plugin");
     let manager = slotted_manager(1);
     manager.host().set_auth(set.auth);
@@ -69,8 +71,44 @@ async fn a_trapping_auth_plugin_denies() {
 #[test]
 fn token_auth_without_a_secret_is_refused_at_load() {
     let runtime = plugin_runtime();
-    match PluginSet::load(&runtime, &[built_plugin("mafalda_plugin_token_auth")], &[]) {
+    match PluginSet::load(&runtime, &[built_plugin("mafalda_plugin_token_auth")], &PluginConfig::default()) {
         Err(error @ PluginError::Configure { .. }) => assert!(error.to_string().contains("secret"), "{error}"),
         other => panic!("expected a configuration error, got {other:?}"),
     }
+}
+
+fn entries(args: &[&str]) -> PluginConfig {
+    PluginConfig::from(args.iter().map(|a| a.parse().expect("entry")).collect::<Vec<ConfigEntry>>())
+}
+
+#[tokio::test]
+async fn each_plugin_sees_only_its_own_configuration() {
+    let runtime = plugin_runtime();
+    let secret_file = std::env::temp_dir().join(format!("mafalda-token-secret-{}", std::process::id()));
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write secret");
+    // The auth plugin's keys are scoped to it; one of them would make the placement plugin trap
+    // if it reached it (the misbehave plugin obeys `mode`).
+    let config = entries(&[
+        &format!("mafalda-plugin-token-auth.secret=@file:{}", secret_file.display()),
+        "mafalda_plugin_token_auth.mode=trap",
+    ]);
+    let files = [built_plugin("mafalda_plugin_token_auth"), built_plugin("mafalda_test_plugin_misbehave")];
+    let set = PluginSet::load(&runtime, &files, &config).expect("loads");
+    let _ = std::fs::remove_file(&secret_file);
+    let manager = slotted_manager(2);
+    manager.host().set_auth(set.auth.clone());
+    let now = 1_800_000_000;
+    let token = mint(SECRET.as_bytes(), "alice", "standup", now + 60);
+    manager.host().authorize(&request(Some(token), "standup", now)).expect("the secret from the file is the one used");
+
+    let placement = set.placement.clone().expect("placement plugin");
+    let cells = [CellLoad::new(0)];
+    let decision = placement.place(&PlacementRequest::new("r").with_max_cells(2), &cells);
+    assert!(decision.is_ok(), "the placement plugin never saw the auth plugin's keys: {decision:?}");
+    assert_eq!(placement.counters().failures, 0);
+
+    // A secret that cannot be read stops the load with a clear error, naming the key.
+    let missing = entries(&["mafalda-plugin-token-auth.secret=@file:/nonexistent/secret"]);
+    let error = PluginSet::load(&runtime, &files[..1], &missing).expect_err("unreadable secret");
+    assert!(error.to_string().contains("secret") && error.to_string().contains("/nonexistent/secret"), "{error}");
 }

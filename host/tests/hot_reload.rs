@@ -6,7 +6,7 @@ mod common;
 
 use common::{built_plugin, plugin_runtime};
 use mafalda_host::placement::{BinPack, CellLoad, Decision, PlacementEngine, PlacementRequest};
-use mafalda_host::plugin::{watch, PluginSet};
+use mafalda_host::plugin::{watch, PluginConfig, PluginSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,7 +36,7 @@ fn a_thousand_placements_across_ten_reloads_never_fail() {
     let (pack, spread) = (built_plugin("mafalda_plugin_pack"), built_plugin("mafalda_plugin_spread"));
     install(&pack, &path);
     let runtime = plugin_runtime();
-    let set = PluginSet::load(&runtime, std::slice::from_ref(&path), &[]).expect("loads");
+    let set = PluginSet::load(&runtime, std::slice::from_ref(&path), &PluginConfig::default()).expect("loads");
     let plugin = set.placement.clone().expect("placement");
     let engine = Arc::new(PlacementEngine::new(plugin.clone(), BinPack::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -87,7 +87,7 @@ fn the_watcher_reloads_a_changed_file() {
     let path = scratch("watch");
     install(&built_plugin("mafalda_plugin_pack"), &path);
     let runtime = plugin_runtime();
-    let set = PluginSet::load(&runtime, std::slice::from_ref(&path), &[]).expect("loads");
+    let set = PluginSet::load(&runtime, std::slice::from_ref(&path), &PluginConfig::default()).expect("loads");
     let plugin = set.placement.clone().expect("placement");
     let _guard = watch::watch(set, Duration::from_millis(50)).expect("watcher");
     install(&built_plugin("mafalda_plugin_spread"), &path);

@@ -119,8 +119,12 @@ fn mime_types(router: &Router) -> Vec<String> {
         .codecs
         .iter()
         .map(|c| match c {
-            mafalda_host::types::rtp_parameters::RtpCodecCapabilityFinalized::Audio { mime_type, .. } => format!("{mime_type:?}"),
-            mafalda_host::types::rtp_parameters::RtpCodecCapabilityFinalized::Video { mime_type, .. } => format!("{mime_type:?}"),
+            mafalda_host::types::rtp_parameters::RtpCodecCapabilityFinalized::Audio { mime_type, .. } => {
+                format!("{mime_type:?}")
+            }
+            mafalda_host::types::rtp_parameters::RtpCodecCapabilityFinalized::Video { mime_type, .. } => {
+                format!("{mime_type:?}")
+            }
         })
         .filter(|m| !m.contains("Rtx"))
         .collect();

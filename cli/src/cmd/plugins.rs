@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mafalda_host::config::PolicyChoice;
 use mafalda_host::placement::PlacementPolicy;
-use mafalda_host::plugin::{swap, worlds, PluginKind, PluginLimits, PluginRuntime, PluginSet};
+use mafalda_host::plugin::{
+    swap, worlds, ConfigEntry, PluginConfig, PluginKind, PluginLimits, PluginRuntime, PluginSet,
+};
 use mafalda_host::policy::PolicyLoader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +21,12 @@ pub struct PluginFlags {
     #[arg(long = "plugin", global = true, value_name = "FILE")]
     pub plugins: Vec<PathBuf>,
 
-    /// Configuration given to every plugin's `configure` (repeatable), e.g. cpu_watermark=0.7.
-    #[arg(long = "plugin-config", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub plugin_config: Vec<(String, String)>,
+    /// Plugin configuration (repeatable): `PLUGIN.KEY=VALUE` reaches only that plugin (named by
+    /// its file without .wasm; `pack` for the embedded one), a bare `KEY=VALUE` every plugin —
+    /// never a secret. A value `@file:PATH` or `@env:VAR` is read from there, e.g.
+    /// `token-auth.secret=@file:/run/secrets/token`.
+    #[arg(long = "plugin-config", global = true, value_name = "[PLUGIN.]KEY=VALUE")]
+    pub plugin_config: Vec<ConfigEntry>,
 
     /// Reload plugins when their files change (they are also reloaded on SIGHUP).
     #[arg(long = "plugin-watch", global = true)]
@@ -40,15 +45,12 @@ pub struct PluginFlags {
     pub fuel: Option<u64>,
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("'{text}' is not KEY=VALUE"))?;
-    if key.is_empty() {
-        return Err(format!("'{text}' has an empty key"));
-    }
-    Ok((key.to_string(), value.to_string()))
-}
-
 impl PluginFlags {
+    /// The `--plugin-config` entries.
+    pub fn config(&self) -> PluginConfig {
+        PluginConfig::from(self.plugin_config.clone())
+    }
+
     /// The runtime these flags describe.
     pub fn runtime(&self) -> Result<Arc<PluginRuntime>> {
         let limits = PluginLimits {
@@ -61,12 +63,12 @@ impl PluginFlags {
 
     /// Loads the `--plugin` files.
     pub fn load(&self, runtime: &Arc<PluginRuntime>) -> Result<PluginSet> {
-        PluginSet::load(runtime, &self.plugins, &self.plugin_config).context("loading plugins")
+        PluginSet::load(runtime, &self.plugins, &self.config()).context("loading plugins")
     }
 
     /// The loader resolving placement policies with these flags' runtime and configuration.
     pub fn policy_loader(&self, runtime: &Arc<PluginRuntime>) -> PolicyLoader {
-        PolicyLoader { runtime: Some(Arc::clone(runtime)), config: self.plugin_config.clone() }
+        PolicyLoader { runtime: Some(Arc::clone(runtime)), config: self.config() }
     }
 }
 
@@ -95,14 +97,11 @@ pub fn check(flags: &PluginFlags, file: &Path) -> Result<()> {
     println!("exports: {}", compiled.exports.join(", "));
     println!("imports: {}", if compiled.imports.is_empty() { "none".to_string() } else { compiled.imports.join(", ") });
     let kind = compiled.kind;
+    let config = flags.config().for_plugin(&mafalda_host::plugin::plugin_name(file))?;
     match kind {
-        PluginKind::Placement => {
-            drop(swap::build::<worlds::PlacementPlugin>(&runtime, kind, compiled, &flags.plugin_config)?)
-        }
-        PluginKind::Auth => drop(swap::build::<worlds::AuthPlugin>(&runtime, kind, compiled, &flags.plugin_config)?),
-        PluginKind::Autoscale => {
-            drop(swap::build::<worlds::AutoscalePlugin>(&runtime, kind, compiled, &flags.plugin_config)?)
-        }
+        PluginKind::Placement => drop(swap::build::<worlds::PlacementPlugin>(&runtime, kind, compiled, &config)?),
+        PluginKind::Auth => drop(swap::build::<worlds::AuthPlugin>(&runtime, kind, compiled, &config)?),
+        PluginKind::Autoscale => drop(swap::build::<worlds::AutoscalePlugin>(&runtime, kind, compiled, &config)?),
     }
     println!("check:   instantiated and configured within {} MiB", flags.memory_mib);
     Ok(())

@@ -47,7 +47,12 @@ pub async fn start(
         (None, true) => options.policy.clone(),
         (None, false) => PolicyChoice::PackPlugin,
     };
-    let loader = PolicyLoader { runtime: Some(Arc::clone(&runtime)), config: flags.plugin_config.clone() };
+    let loader = flags.policy_loader(&runtime);
+    let mut loaded: Vec<String> = flags.plugins.iter().map(|p| mafalda_host::plugin::plugin_name(p)).collect();
+    loaded.push("pack".into());
+    for scope in flags.config().unknown_scopes(&loaded) {
+        tracing::warn!(plugin = %scope, "--plugin-config names a plugin that is not loaded; its keys reach nobody");
+    }
     options.policy = PolicyChoice::Custom(loader.resolve(&choice, options.pool.cpu_watermark)?);
     // The workers asked for stay up: idle release never goes below them.
     options.pool.max_workers = options.pool.max_workers.max(workers.get());

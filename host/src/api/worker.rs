@@ -362,13 +362,17 @@ mod tests {
         let manager = manager(&launcher);
         let worker = manager.create_worker(quiet()).await.expect("worker");
         let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel();
-        worker.on_dead(move |result| {
-            let _ = dead_tx.send(result);
-        }).detach();
+        worker
+            .on_dead(move |result| {
+                let _ = dead_tx.send(result);
+            })
+            .detach();
         let (cell_tx, mut cell_rx) = tokio::sync::mpsc::unbounded_channel();
-        worker.on_cell_closed(move |event| {
-            let _ = cell_tx.send((event.reason, event.exit));
-        }).detach();
+        worker
+            .on_cell_closed(move |event| {
+                let _ = cell_tx.send((event.reason, event.exit));
+            })
+            .detach();
         let victim = lock(&launcher.started).first().cloned().expect("a real worker started");
         victim.dead.call(|callback| callback(ExitError::Unknown { status_code: 42 }));
         let died = tokio::time::timeout(Duration::from_secs(5), dead_rx.recv()).await.expect("on_dead fired");
@@ -389,13 +393,17 @@ mod tests {
         let manager = manager(&launcher);
         let worker = manager.create_worker(quiet()).await.expect("worker");
         let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel();
-        worker.on_dead(move |result| {
-            let _ = dead_tx.send(result);
-        }).detach();
+        worker
+            .on_dead(move |result| {
+                let _ = dead_tx.send(result);
+            })
+            .detach();
         let (close_tx, mut close_rx) = tokio::sync::mpsc::unbounded_channel();
-        worker.on_close(move || {
-            let _ = close_tx.send(());
-        }).detach();
+        worker
+            .on_close(move || {
+                let _ = close_tx.send(());
+            })
+            .detach();
         worker.close();
         assert!(close_rx.try_recv().is_ok(), "on_close fired by close()");
         assert!(worker.closed());

@@ -3,9 +3,10 @@
 
 use super::auth::AuthGate;
 use super::autoscale::AutoscaleHook;
+use super::config::PluginConfig;
 use super::error::PluginError;
 use super::placement::WasmPlacement;
-use super::runtime::{PluginKind, PluginRuntime};
+use super::runtime::{plugin_name, PluginKind, PluginRuntime};
 use super::swap::Swappable;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,14 +31,13 @@ fn twice(kind: PluginKind, file: &std::path::Path) -> PluginError {
 }
 
 impl PluginSet {
-    /// Loads every file, configures it with `config`, and sorts it into its hook.
-    pub fn load(
-        runtime: &Arc<PluginRuntime>,
-        files: &[PathBuf],
-        config: &[(String, String)],
-    ) -> Result<Self, PluginError> {
+    /// Loads every file, configures it with its part of `config` (shared keys and its own),
+    /// and sorts it into its hook.
+    pub fn load(runtime: &Arc<PluginRuntime>, files: &[PathBuf], config: &PluginConfig) -> Result<Self, PluginError> {
         let mut set = Self::default();
         for file in files {
+            let own = config.for_plugin(&plugin_name(file))?;
+            let config = own.as_slice();
             let compiled = runtime.load_file(file)?;
             let kind = compiled.kind;
             match kind {

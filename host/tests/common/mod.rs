@@ -125,7 +125,7 @@ pub fn plugin_runtime() -> Arc<mafalda_host::plugin::PluginRuntime> {
 /// One built plugin loaded into a plugin set, configured with `config`.
 pub fn plugin_set(name: &str, config: &[(&str, &str)]) -> mafalda_host::plugin::PluginSet {
     let runtime = plugin_runtime();
-    let config: Vec<(String, String)> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = mafalda_host::plugin::PluginConfig::shared(config);
     mafalda_host::plugin::PluginSet::load(&runtime, &[built_plugin(name)], &config).expect("plugin loads")
 }
 

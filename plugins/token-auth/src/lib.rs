@@ -1,9 +1,13 @@
 //! `token-auth`: grants operations to holders of a token signed with HMAC-SHA256.
 //!
 //! A token is `base64url(claims) "." base64url(hmac_sha256(secret, claims))` where the claims
-//! are `sub=<identity>&room=<room or *>&exp=<unix seconds>`. An operation on a room is granted
-//! when the signature is valid, the token has not expired and its room claim is that room (or
-//! `*`). Configuration: `secret` (required), `leeway_secs` (clock skew allowed, default 0).
+//! are `sub=<base64url(identity)>&room=<base64url(room or *)>&exp=<unix seconds>`: identity and
+//! room are encoded, so no identity can smuggle in a claim (`x&room=*` stays an identity), and a
+//! token must carry each claim exactly once. The MAC is compared in constant time
+//! (`hmac::Mac::verify_slice`). An operation on a room is granted when the signature is valid,
+//! the token has not expired and its room claim is that room (or `*`). Configuration: `secret`
+//! (required; give it as `token-auth.secret=@file:PATH` so no other plugin and no `ps` sees it),
+//! `leeway_secs` (clock skew allowed, default 0).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -30,23 +34,54 @@ fn mac(secret: &[u8]) -> HmacSha256 {
 
 /// Mints a token (for operators and tests): `identity` may use `room` until `expires_unix`.
 pub fn mint(secret: &[u8], identity: &str, room: &str, expires_unix: u64) -> String {
-    let claims = format!("sub={identity}&room={room}&exp={expires_unix}");
+    let claims =
+        format!("sub={}&room={}&exp={expires_unix}", URL_SAFE_NO_PAD.encode(identity), URL_SAFE_NO_PAD.encode(room));
     let mut signature = mac(secret);
     signature.update(claims.as_bytes());
     let tag = signature.finalize().into_bytes();
     format!("{}.{}", URL_SAFE_NO_PAD.encode(claims), URL_SAFE_NO_PAD.encode(tag))
 }
 
-/// The claims of a token whose signature verifies under `secret`.
-fn verify<'a>(secret: &[u8], token: &str, claims: &'a mut String) -> Result<Vec<(&'a str, &'a str)>, Denial> {
+/// The claims of a verified token.
+struct Claims {
+    identity: String,
+    room: String,
+    expires: u64,
+}
+
+fn decoded(value: &str) -> Result<String, Denial> {
+    let bytes = URL_SAFE_NO_PAD.decode(value).map_err(|_| Denial::new("malformed claim"))?;
+    String::from_utf8(bytes).map_err(|_| Denial::new("malformed claim"))
+}
+
+/// The claims of a token whose signature verifies under `secret` (MAC compared in constant
+/// time): exactly `sub`, `room` and `exp`, once each.
+fn verify(secret: &[u8], token: &str) -> Result<Claims, Denial> {
     let (body, tag) = token.split_once('.').ok_or_else(|| Denial::new("malformed token"))?;
     let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| Denial::new("malformed token"))?;
     let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Denial::new("malformed token"))?;
     let mut check = mac(secret);
     check.update(&body);
     check.verify_slice(&tag).map_err(|_| Denial::new("bad token signature"))?;
-    *claims = String::from_utf8(body).map_err(|_| Denial::new("malformed token"))?;
-    Ok(claims.split('&').filter_map(|pair| pair.split_once('=')).collect())
+    let text = String::from_utf8(body).map_err(|_| Denial::new("malformed token"))?;
+    let (mut identity, mut room, mut expires) = (None, None, None);
+    for pair in text.split('&') {
+        let (key, value) = pair.split_once('=').ok_or_else(|| Denial::new("malformed claim"))?;
+        let slot = match key {
+            "sub" => &mut identity,
+            "room" => &mut room,
+            "exp" => &mut expires,
+            other => return Err(Denial::new(format!("unknown claim {other}"))),
+        };
+        if slot.replace(value).is_some() {
+            return Err(Denial::new(format!("claim {key} given twice")));
+        }
+    }
+    Ok(Claims {
+        identity: decoded(identity.ok_or_else(|| Denial::new("token has no subject"))?)?,
+        room: decoded(room.ok_or_else(|| Denial::new("token has no room"))?)?,
+        expires: expires.and_then(|e| e.parse().ok()).ok_or_else(|| Denial::new("token has no expiry"))?,
+    })
 }
 
 /// The token policy.
@@ -57,23 +92,17 @@ impl Auth for TokenAuth {
         let settings = SETTINGS.lock().map_err(|_| Denial::new("auth state poisoned"))?;
         let settings = settings.as_ref().ok_or_else(|| Denial::new("token-auth is not configured"))?;
         let token = request.token.as_deref().ok_or_else(|| Denial::new("no token"))?;
-        let mut text = String::new();
-        let claims = verify(&settings.secret, token, &mut text)?;
-        let claim = |key: &str| claims.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        let identity = claim("sub").ok_or_else(|| Denial::new("token has no subject"))?;
-        let room = claim("room").ok_or_else(|| Denial::new("token has no room"))?;
-        let expires: u64 =
-            claim("exp").and_then(|e| e.parse().ok()).ok_or_else(|| Denial::new("token has no expiry"))?;
+        let Claims { identity, room, expires } = verify(&settings.secret, token)?;
         if expires.saturating_add(settings.leeway) <= request.now_unix {
             return Err(Denial::new(format!("token expired at {expires}")));
         }
         if let Some(wanted) = &request.room {
-            if room != "*" && room != wanted {
+            if room != "*" && room != *wanted {
                 return Err(Denial::new(format!("token is for room {room}, not {wanted}")));
             }
         }
-        let rooms = if room == "*" { Vec::new() } else { vec![room.to_string()] };
-        Ok(Grant { identity: identity.to_string(), rooms, expires_unix: Some(expires) })
+        let rooms = if room == "*" { Vec::new() } else { vec![room] };
+        Ok(Grant { identity, rooms, expires_unix: Some(expires) })
     }
 
     fn configure(config: &Config) -> Result<(), String> {
@@ -115,5 +144,28 @@ mod tests {
         assert!(TokenAuth::authorize(&request(Some("garbage".into()), "blue", 1)).is_err());
         assert!(TokenAuth::authorize(&request(None, "blue", 1)).is_err());
         assert!(TokenAuth::configure(&Config::default()).is_err(), "a secret is required");
+    }
+
+    #[test]
+    fn an_identity_cannot_smuggle_in_a_claim() {
+        TokenAuth::configure(&Config::new([("secret", "s3cret")])).expect("configured");
+        let sneaky = mint(b"s3cret", "x&room=*", "blue", 2_000);
+        assert!(TokenAuth::authorize(&request(Some(sneaky.clone()), "red", 1_000)).is_err(), "not a wildcard");
+        let grant = TokenAuth::authorize(&request(Some(sneaky), "blue", 1_000)).expect("its own room");
+        assert_eq!(grant.identity, "x&room=*");
+        assert_eq!(grant.rooms, vec!["blue".to_string()]);
+        // Even a correctly signed body with a repeated claim is refused.
+        let body = format!(
+            "sub={}&room={}&room={}&exp=2000",
+            URL_SAFE_NO_PAD.encode("x"),
+            URL_SAFE_NO_PAD.encode("blue"),
+            URL_SAFE_NO_PAD.encode("*")
+        );
+        let mut signature = mac(b"s3cret");
+        signature.update(body.as_bytes());
+        let token =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(signature.finalize().into_bytes()));
+        let denial = TokenAuth::authorize(&request(Some(token), "red", 1_000)).expect_err("repeated claim");
+        assert!(format!("{denial:?}").contains("twice"), "{denial:?}");
     }
 }
