@@ -9,10 +9,11 @@ use common::{
     EVENT_LIMIT,
 };
 use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
-use mafalda_host::plugin::{worlds::PlacementPlugin, PluginError, PluginKind};
+use mafalda_host::plugin::{worlds::PlacementPlugin, PluginError, PluginKind, PluginLimits, PluginRuntime};
 use mafalda_host::prelude::*;
 use mafalda_media_tools::media::{opus_send_parameters, router_codecs};
 use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
+use std::time::Duration;
 
 #[test]
 fn not_wasm_wrong_world_and_bad_modules_are_load_errors() {
@@ -107,4 +108,87 @@ async fn a_plugin_that_allocates_without_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_answers_an_unknown_cell() {
     serves_despite("liar", "").await;
+}
+
+#[test]
+fn swapped_cache_artifacts_are_not_run() {
+    let dir = std::env::temp_dir().join(format!("mafalda-swap-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runtime = || PluginRuntime::new(PluginLimits::default(), Some(dir.clone())).expect("runtime");
+    let artifacts = || -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("cache dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect();
+        files.sort();
+        files
+    };
+    let (pack, spread) = (built_plugin("mafalda_plugin_pack"), built_plugin("mafalda_plugin_spread"));
+    let first = runtime();
+    assert!(!first.load_file(&pack).expect("pack").from_cache);
+    let pack_artifact = artifacts().pop().expect("pack's artifact");
+    assert!(!first.load_file(&spread).expect("spread").from_cache);
+    let spread_artifact = artifacts().into_iter().find(|p| *p != pack_artifact).expect("spread's artifact");
+    // Both were written by the host and carry its MAC; put pack's where spread's belongs.
+    std::fs::copy(&pack_artifact, &spread_artifact).expect("swap");
+    let second = runtime();
+    assert!(second.load_file(&pack).expect("pack").from_cache, "an untouched artifact is reused");
+    let reloaded = second.load_file(&spread).expect("spread recompiles");
+    assert!(!reloaded.from_cache, "an artifact made for other wasm must not run as spread");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_chatty_plugin_is_rate_limited() {
+    let plugin = placement_plugin("mafalda_test_plugin_misbehave", &[("mode", "chatty")]);
+    let cells = [CellLoad::new(0)];
+    for _ in 0..3 {
+        plugin.place(&PlacementRequest::new("r").with_max_cells(2), &cells).expect("it still answers");
+    }
+    let dropped = plugin.counters().logs_dropped;
+    let allowed = u64::from(PluginLimits::default().logs_per_second);
+    // 3,000 lines asked for within a second or two: at most two windows' worth went out.
+    assert!(dropped >= 3_000 - 2 * allowed, "dropped {dropped} of 3000 log lines");
+}
+
+#[test]
+fn warm_instances_shrink_after_a_burst() {
+    let plugin = placement_plugin("mafalda_test_plugin_misbehave", &[("mode", "ok")]);
+    let keep = PluginLimits::default().warm_instances;
+    let barrier = std::sync::Barrier::new(16);
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| {
+                barrier.wait();
+                for _ in 0..50 {
+                    plugin.place(&PlacementRequest::new("r").with_max_cells(2), &[CellLoad::new(0)]).expect("placed");
+                }
+            });
+        }
+    });
+    let counters = plugin.counters();
+    assert!(counters.warm <= keep, "{} idle instances kept after the burst (cap {keep})", counters.warm);
+    assert!(counters.warm >= 1, "one stays warm");
+    assert_eq!(counters.calls, 16 * 50);
+}
+
+#[test]
+fn a_call_is_bounded_in_wall_time_not_only_cpu_time() {
+    // A CPU budget far beyond the test's patience; the wall bound stops the spinning call.
+    let limits =
+        PluginLimits { deadline: Duration::from_secs(30), wall: Duration::from_millis(100), ..PluginLimits::default() };
+    let runtime = PluginRuntime::new(limits, None).expect("runtime");
+    let compiled = runtime.load_file(&built_plugin("mafalda_test_plugin_misbehave")).expect("loads");
+    let config =
+        mafalda_host::plugin::PluginConfig::shared(&[("mode", "spin")]).for_plugin("misbehave").expect("config");
+    let plugin =
+        mafalda_host::plugin::WasmPlacement::from_compiled(runtime, PluginKind::Placement, compiled, None, &config)
+            .expect("instantiates");
+    let started = std::time::Instant::now();
+    let error =
+        plugin.place(&PlacementRequest::new("r").with_max_cells(2), &[CellLoad::new(0)]).expect_err("interrupted");
+    let took = started.elapsed();
+    assert!(error.reason.contains("wall bound"), "{error}");
+    assert!(took < Duration::from_secs(5), "stopped by the 100 ms wall bound, took {took:?}");
 }

@@ -53,10 +53,14 @@ impl PluginFlags {
 
     /// The runtime these flags describe.
     pub fn runtime(&self) -> Result<Arc<PluginRuntime>> {
+        let deadline = Duration::from_millis(self.deadline_ms.max(1));
+        let defaults = PluginLimits::default();
         let limits = PluginLimits {
-            deadline: Duration::from_millis(self.deadline_ms.max(1)),
+            deadline,
             memory: self.memory_mib.max(1) << 20,
             fuel: self.fuel,
+            wall: defaults.wall.max(deadline * 10),
+            ..defaults
         };
         Ok(PluginRuntime::new(limits, None)?)
     }

@@ -53,7 +53,58 @@ pub struct PluginState {
     /// from one epoch tick before the call first outlived a tick (`None` until then: short
     /// calls never read the clock).
     pub started: Option<Duration>,
+    /// Wall-clock bound of one call.
+    pub wall: Duration,
+    /// When the current call started (wall clock).
+    pub called_at: Instant,
+    /// The guest's log budget.
+    pub logs: LogBudget,
 }
+
+/// Rate limit of a guest's `log` calls: `per_second` forwarded per one-second window, the rest
+/// dropped (counted in `dropped`, shared with the plugin's counters) and summed up in one
+/// warning when the next window opens.
+#[derive(Debug)]
+pub struct LogBudget {
+    /// Lines allowed per window.
+    pub per_second: u32,
+    window: Instant,
+    used: u32,
+    dropped_here: u64,
+    /// Lines dropped over the plugin's life (all its instances).
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LogBudget {
+    /// A budget of `per_second` lines, counting drops into `dropped`.
+    pub fn new(per_second: u32, dropped: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self { per_second, window: Instant::now(), used: 0, dropped_here: 0, dropped }
+    }
+
+    /// Whether one more line may go out now; reports the previous window's drops when a new
+    /// window opens.
+    fn admit(&mut self, plugin: &str) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            if self.dropped_here > 0 {
+                tracing::warn!(plugin, dropped = self.dropped_here, "plugin log lines dropped (rate limit)");
+            }
+            self.window = Instant::now();
+            self.used = 0;
+            self.dropped_here = 0;
+        }
+        if self.used < self.per_second {
+            self.used += 1;
+            true
+        } else {
+            self.dropped_here += 1;
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// Longest guest log line forwarded (longer ones are cut).
+const MAX_LOG_LINE: usize = 1024;
 
 /// CPU time used so far by the calling thread.
 pub fn thread_cpu_time() -> Duration {
@@ -69,8 +120,19 @@ pub fn thread_cpu_time() -> Duration {
 impl placement::mafalda::plugin::types::Host for PluginState {}
 
 impl placement::mafalda::plugin::log::Host for PluginState {
-    fn log(&mut self, level: wit::LogLevel, message: String) {
+    fn log(&mut self, level: wit::LogLevel, mut message: String) {
         let plugin = self.name.as_str();
+        if !self.logs.admit(plugin) {
+            return;
+        }
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
         match level {
             wit::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
             wit::LogLevel::Debug => tracing::debug!(plugin, "{message}"),

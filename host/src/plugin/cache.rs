@@ -87,8 +87,13 @@ impl ArtifactCache {
         format!("{}-{:016x}", hex::encode(Sha256::digest(component)), hasher.finish())
     }
 
-    fn mac(&self, artifact: &[u8]) -> Result<HmacSha256, PluginError> {
+    /// The MAC of an artifact for `key`: it binds the artifact to the wasm it was compiled
+    /// from and the engine that compiled it (both are in the key), so two artifacts the host
+    /// wrote cannot be swapped to run plugin A as plugin B.
+    fn mac(&self, key: &str, artifact: &[u8]) -> Result<HmacSha256, PluginError> {
         let mut mac = HmacSha256::new_from_slice(&self.secret).map_err(|e| PluginError::Cache(e.to_string()))?;
+        mac.update(&(key.len() as u64).to_le_bytes());
+        mac.update(key.as_bytes());
         mac.update(artifact);
         Ok(mac)
     }
@@ -96,14 +101,15 @@ impl ArtifactCache {
     /// The compiled component for `component` bytes: from the cache when a valid artifact the
     /// host wrote is there, else compiled and stored. Returns whether it came from the cache.
     pub fn load_or_compile(&self, engine: &Engine, component: &[u8]) -> Result<(Component, bool), wasmtime::Error> {
-        let path = self.dir.join(format!("{}.cwasm", Self::key(engine, component)));
+        let key = Self::key(engine, component);
+        let path = self.dir.join(format!("{key}.cwasm"));
         if let Ok(stored) = fs::read(&path) {
             if stored.len() > MAC_LEN {
                 let (artifact, tag) = stored.split_at(stored.len() - MAC_LEN);
-                if self.mac(artifact).map_err(wasmtime::Error::msg)?.verify_slice(tag).is_ok() {
-                    // SAFETY: the artifact was produced by `precompile_component` of an engine
-                    // with the same compatibility hash (it is in the key) and carries our MAC,
-                    // so it is one we wrote and it was not altered.
+                if self.mac(&key, artifact).map_err(wasmtime::Error::msg)?.verify_slice(tag).is_ok() {
+                    // SAFETY: the artifact carries our MAC over (key, artifact), so it is one we
+                    // wrote, unaltered, for exactly this wasm and this engine's compatibility
+                    // hash.
                     if let Ok(loaded) = unsafe { Component::deserialize(engine, artifact) } {
                         return Ok((loaded, true));
                     }
@@ -112,7 +118,7 @@ impl ArtifactCache {
             tracing::warn!(path = %path.display(), "ignoring a cached plugin artifact the host did not write");
         }
         let artifact = engine.precompile_component(component)?;
-        let tag = self.mac(&artifact).map_err(wasmtime::Error::msg)?.finalize().into_bytes();
+        let tag = self.mac(&key, &artifact).map_err(wasmtime::Error::msg)?.finalize().into_bytes();
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let written =
             fs::write(&tmp, [artifact.as_slice(), tag.as_slice()].concat()).and_then(|()| fs::rename(&tmp, &path));

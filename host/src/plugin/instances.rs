@@ -4,7 +4,8 @@
 //! for the next call) and the plugin backs off exponentially before it is called again.
 
 use super::bindings::{
-    auth::AuthPlugin, autoscale::AutoscalePlugin, placement::PlacementPlugin, thread_cpu_time, wit, PluginState,
+    auth::AuthPlugin, autoscale::AutoscalePlugin, placement::PlacementPlugin, thread_cpu_time, wit, LogBudget,
+    PluginState,
 };
 use super::error::PluginError;
 use super::runtime::{Compiled, PluginRuntime, EPOCH_TICK};
@@ -90,6 +91,10 @@ pub struct PluginCounters {
     pub skipped: u64,
     /// Instances built.
     pub instances: u64,
+    /// Idle warm instances right now.
+    pub warm: usize,
+    /// Guest log lines dropped by the rate limit.
+    pub logs_dropped: u64,
 }
 
 /// The warm instances of one compiled plugin.
@@ -104,6 +109,7 @@ pub struct Instances<W> {
     failures: AtomicU64,
     skipped: AtomicU64,
     built: AtomicU64,
+    logs_dropped: Arc<AtomicU64>,
 }
 
 impl<W> std::fmt::Debug for Instances<W> {
@@ -136,6 +142,7 @@ impl<W: World> Instances<W> {
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             built: AtomicU64::new(0),
+            logs_dropped: Arc::default(),
         };
         let warm = instances.build()?;
         lock(&instances.idle).push(warm);
@@ -159,6 +166,8 @@ impl<W: World> Instances<W> {
             failures: self.failures.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             instances: self.built.load(Ordering::Relaxed),
+            warm: lock(&self.idle).len(),
+            logs_dropped: self.logs_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -169,6 +178,7 @@ impl<W: World> Instances<W> {
         // The clock is read only once a call outlives one tick (see the epoch callback), so a
         // typical microsecond call costs no system call.
         store.data_mut().started = None;
+        store.data_mut().called_at = Instant::now();
         store.set_epoch_deadline(1);
         if let Some(fuel) = self.runtime.limits().fuel {
             store.set_fuel(fuel).map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -179,13 +189,24 @@ impl<W: World> Instances<W> {
     /// A new store, instance, configured.
     fn build(&self) -> Result<Warm<W>, PluginError> {
         let name = self.compiled.name.clone();
+        let configured = self.runtime.limits();
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.runtime.limits().memory)
+            .memory_size(configured.memory)
+            .table_elements(configured.table_elements)
             .instances(8)
+            .tables(8)
+            .memories(2)
             .trap_on_grow_failure(true)
             .build();
-        let budget = self.runtime.limits().deadline;
-        let state = PluginState { name: name.clone(), limits, budget, started: None };
+        let state = PluginState {
+            name: name.clone(),
+            limits,
+            budget: configured.deadline,
+            started: None,
+            wall: configured.wall,
+            called_at: Instant::now(),
+            logs: LogBudget::new(configured.logs_per_second, Arc::clone(&self.logs_dropped)),
+        };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut context| {
@@ -194,7 +215,8 @@ impl<W: World> Instances<W> {
             // First tick of this call: assume the whole tick was spent on it (conservative).
             let started = *state.started.get_or_insert_with(|| now.saturating_sub(EPOCH_TICK));
             let used = now.saturating_sub(started);
-            Ok(if used < state.budget { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
+            let within = used < state.budget && state.called_at.elapsed() < state.wall;
+            Ok(if within { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
         });
         self.arm(&mut store)?;
         let bindings = W::instantiate(&mut store, &self.compiled.component, &self.linker)
@@ -213,7 +235,11 @@ impl<W: World> Instances<W> {
         let name = self.compiled.name.clone();
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
-                PluginError::Timeout { name, limit: format!("CPU budget {:?}", self.runtime.limits().deadline) }
+                let limits = self.runtime.limits();
+                PluginError::Timeout {
+                    name,
+                    limit: format!("CPU budget {:?} or wall bound {:?}", limits.deadline, limits.wall),
+                }
             }
             Some(Trap::OutOfFuel) => PluginError::Timeout { name, limit: "fuel".into() },
             Some(_) => PluginError::Trap { name, reason: format!("{error:#}") },
@@ -254,7 +280,11 @@ impl<W: World> Instances<W> {
             Ok(answer) => {
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.health) = Health::default();
-                lock(&self.idle).push(warm);
+                let mut idle = lock(&self.idle);
+                // After a burst, only a few warm instances stay (the rest are dropped here).
+                if idle.len() < self.runtime.limits().warm_instances.max(1) {
+                    idle.push(warm);
+                }
                 Ok(answer)
             }
             Err(error) => {

@@ -54,11 +54,32 @@ pub struct PluginLimits {
     pub memory: usize,
     /// Wasm fuel per call, when set (deterministic instruction budget).
     pub fuel: Option<u64>,
+    /// Wall-clock bound of one call (default 200 ms; whichever of it and `deadline` comes first
+    /// stops a call): a call is interrupted at the first epoch tick past it even when it used
+    /// little CPU (its thread descheduled).
+    pub wall: Duration,
+    /// Most elements all tables of an instance may grow to (default 20,000), as memory is
+    /// capped.
+    pub table_elements: usize,
+    /// Idle warm instances kept after a burst of concurrent calls (default 4); more are
+    /// dropped when they come back.
+    pub warm_instances: usize,
+    /// Guest `log` calls forwarded per instance per second (default 50); the rest are dropped
+    /// and counted, and one line per second says how many.
+    pub logs_per_second: u32,
 }
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        Self { deadline: Duration::from_millis(5), memory: 16 << 20, fuel: None }
+        Self {
+            deadline: Duration::from_millis(5),
+            memory: 16 << 20,
+            fuel: None,
+            wall: Duration::from_millis(200),
+            table_elements: 20_000,
+            warm_instances: 4,
+            logs_per_second: 50,
+        }
     }
 }
 

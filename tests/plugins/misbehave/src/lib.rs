@@ -1,6 +1,7 @@
 //! A placement plugin that misbehaves as configured (`mode`): `trap` panics, `spin` never
 //! returns, `hog` allocates without bound, `liar` answers a cell that does not exist, `ok`
-//! answers the first cell. For the host's bad-plugin tests.
+//! answers the first cell, `chatty` logs 1,000 long lines per call then answers the first cell.
+//! For the host's bad-plugin tests.
 
 use mafalda_plugin_sdk::prelude::*;
 use std::sync::Mutex;
@@ -30,6 +31,13 @@ impl Placement for Misbehave {
                 }
             }
             "liar" => Decision::Cell(9_999),
+            "chatty" => {
+                let line = "x".repeat(8 << 10);
+                for _ in 0..1_000 {
+                    log(LogLevel::Info, &line);
+                }
+                cells.first().map_or(Decision::NewCell, |c| Decision::Cell(c.id))
+            }
             _ => cells.first().map_or(Decision::NewCell, |c| Decision::Cell(c.id)),
         }
     }
