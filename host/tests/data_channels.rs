@@ -59,6 +59,10 @@ async fn data_consumers_on_two_workers_receive_everything_in_order() {
     }
     let cells: BTreeSet<_> = keep.iter().map(|(t, _)| t.cell()).collect();
     assert_eq!(cells.len(), 2, "consumers on two different workers");
+    for (_, consumer) in &keep {
+        let dump = consumer.dump().await.expect("data consumer dump");
+        assert_eq!(dump.data_producer_id, data_producer.id(), "the dump names the app's data producer");
+    }
     let pipes = router.pipes();
     assert_eq!(pipes.len(), 2);
     assert!(pipes.iter().all(|(source, _)| *source == PipeSource::DataProducer(data_producer.id())));

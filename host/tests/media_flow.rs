@@ -51,6 +51,12 @@ async fn every_packet_reaches_three_workers(srtp: bool) {
     let consumers = &dump.map_producer_id_consumer_ids[&producer.id()];
     assert_eq!(consumers.len(), 3, "three visible consumers: {consumers:?}");
     assert_eq!(dump.transport_ids.len(), 4, "ingest + three receivers, pipe transports hidden");
+    // Each consumer's own dump names the application's producer, also behind a pipe.
+    for (slot, (_, consumer, _)) in receivers.iter().enumerate() {
+        let own = consumer.dump().await.expect("consumer dump");
+        assert_eq!(own.producer_id, producer.id(), "worker {slot}: the consumer dump names the app's producer");
+        assert_eq!(own.id, consumer.id());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,7 +197,11 @@ impl Consumer {
     /// Dump Consumer.
     #[doc(hidden)]
     pub async fn dump(&self) -> Result<ConsumerDump, RequestError> {
-        self.real()?.dump().await
+        let mut dump = self.real()?.dump().await?;
+        // A consumer on another worker consumes its producer's pipe end there: the dump names
+        // the producer the application knows, as Router::dump does.
+        dump.producer_id = self.producer_id();
+        Ok(dump)
     }
 
     /// Returns current RTC statistics of the consumer.

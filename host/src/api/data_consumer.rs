@@ -263,7 +263,10 @@ impl DataConsumer {
     /// Dump DataConsumer.
     #[doc(hidden)]
     pub async fn dump(&self) -> Result<DataConsumerDump, RequestError> {
-        self.real()?.dump().await
+        let mut dump = self.real()?.dump().await?;
+        // Named by the data producer the application knows, not its pipe end (see Consumer::dump).
+        dump.data_producer_id = self.data_producer_id();
+        Ok(dump)
     }
 
     /// Returns current statistics of the data consumer.
