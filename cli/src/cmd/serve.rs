@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::plugin::{watch, PluginSet};
-use mafalda_host::policy::PolicyLoader;
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
 use mafalda_host::worker_manager::WorkerManager;
 use std::num::NonZeroUsize;
