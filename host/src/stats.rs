@@ -2,6 +2,7 @@
 //! (worker): CPU, transports, producers, consumers, pipes, placement counters.
 
 use crate::cell::Cell;
+use crate::internals::load_model::Coefficients;
 use crate::placement::{CellId, EngineCounters};
 use mediasoup::router::RouterId;
 use mediasoup::worker::WorkerId;
@@ -17,6 +18,8 @@ pub struct CellStats {
     pub worker: WorkerId,
     /// CPU share of one core, last sample.
     pub cpu: f64,
+    /// CPU share the load model predicts (what placement reads).
+    pub predicted: f64,
     /// Transports placed here.
     pub transports: u32,
     /// Producers living here.
@@ -35,12 +38,13 @@ pub struct CellStats {
 
 impl CellStats {
     /// The stats of `cell` now.
-    pub fn of(cell: &Cell) -> Self {
+    pub fn of(cell: &Cell, predicted: f64) -> Self {
         let load = cell.load();
         Self {
             id: cell.id(),
             worker: cell.worker_id(),
             cpu: load.cpu,
+            predicted,
             transports: load.transports,
             producers: load.producers,
             consumers: load.consumers,
@@ -98,10 +102,17 @@ pub struct HostStats {
     /// Placement decisions, fallbacks and rejections.
     #[serde(skip)]
     pub placement: EngineCounters,
+    /// The load model's coefficients (learned from the workers' CPU samples).
+    pub model: Coefficients,
 }
 
 impl HostStats {
-    pub(crate) fn new(cells: Vec<CellStats>, routers: Vec<RouterStats>, placement: EngineCounters) -> Self {
+    pub(crate) fn new(
+        cells: Vec<CellStats>,
+        routers: Vec<RouterStats>,
+        placement: EngineCounters,
+        model: Coefficients,
+    ) -> Self {
         let totals = cells.iter().fold(Totals { cells: cells.len(), ..Totals::default() }, |mut t, c| {
             t.transports += c.transports;
             t.producers += c.producers;
@@ -110,7 +121,7 @@ impl HostStats {
             t.cpu += c.cpu;
             t
         });
-        Self { totals, cells, routers, placement }
+        Self { totals, cells, routers, placement, model }
     }
 
     /// The stats of one cell.

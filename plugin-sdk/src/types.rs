@@ -79,7 +79,9 @@ pub struct Cell {
     pub node: String,
     /// The node's region.
     pub region: String,
-    /// CPU share of one core (0..1, briefly above).
+    /// CPU share of one core (0..1, briefly above); in placement candidates, the host's
+    /// predicted share (measured, or the load model's estimate of what is placed and reserved
+    /// there, whichever is more).
     pub cpu: f64,
     /// Transports placed here.
     pub transports: u32,

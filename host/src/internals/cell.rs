@@ -3,11 +3,12 @@
 //! that closing the cell closes them.
 
 use crate::backend::WorkerBackend;
+use crate::internals::load_model::CellCounts;
 use crate::internals::object::{lock, Lost, Member};
 use crate::placement::{CellId, CellLoad};
 use mediasoup::router::RouterId;
 use mediasoup::worker::WorkerId;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -66,6 +67,10 @@ struct CpuMeter {
     estimated: bool,
 }
 
+/// How long a placement decision reserves room for its transport before the transport exists
+/// (creating one takes milliseconds; a decision whose transport failed expires).
+pub const RESERVATION_TTL: Duration = Duration::from_secs(2);
+
 /// The cell is closed: nothing may join it any more.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[error("{0} is closed")]
@@ -100,6 +105,8 @@ pub struct Cell {
     closed: AtomicBool,
     cpu: Mutex<CpuMeter>,
     idle_since: Mutex<Option<Instant>>,
+    /// Placement decisions for transports not created yet, oldest first.
+    reserved: Mutex<VecDeque<Instant>>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -173,6 +180,7 @@ impl Cell {
             closed: AtomicBool::new(false),
             cpu: Mutex::default(),
             idle_since: Mutex::new(Some(Instant::now())),
+            reserved: Mutex::default(),
         }
     }
 
@@ -241,6 +249,10 @@ impl Cell {
     /// Counts an object (and its labels) here and in `router` until the ticket is dropped.
     pub(crate) fn ticket(self: &Arc<Self>, router: &Arc<Counts>, count: Count, labels: Vec<String>) -> Ticket {
         self.counts.add(count);
+        if count == Count::Transport {
+            // The transport a placement decision reserved room for now exists.
+            lock(&self.reserved).pop_front();
+        }
         router.add(count);
         let mut map = lock(&self.labels);
         for label in &labels {
@@ -340,6 +352,33 @@ impl Cell {
     /// Whether the CPU share is estimated (the worker's CPU time could not be read).
     pub fn cpu_estimated(&self) -> bool {
         lock(&self.cpu).estimated
+    }
+
+    /// Reserves room for a transport placement just decided to put here, until it is created
+    /// (or [`RESERVATION_TTL`] passes): concurrent decisions see each other.
+    pub(crate) fn reserve(&self) {
+        lock(&self.reserved).push_back(Instant::now());
+    }
+
+    /// Transports decided for this cell and not created yet.
+    pub fn reserved(&self) -> u32 {
+        let mut reserved = lock(&self.reserved);
+        while reserved.front().is_some_and(|at| at.elapsed() > RESERVATION_TTL) {
+            reserved.pop_front();
+        }
+        u32::try_from(reserved.len()).unwrap_or(u32::MAX)
+    }
+
+    /// What the load model reads of this cell.
+    pub fn counts(&self) -> CellCounts {
+        CellCounts {
+            cpu: self.cpu(),
+            transports: self.count(Count::Transport),
+            reserved: self.reserved(),
+            producers: self.count(Count::Producer),
+            consumers: self.count(Count::Consumer),
+            pipes: self.count(Count::Pipe),
+        }
     }
 
     /// What placement sees of this cell.

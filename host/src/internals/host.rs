@@ -9,6 +9,7 @@ use crate::backend::local::WorkerTemplate;
 use crate::backend::{RouterBackend, WorkerBackend};
 use crate::config::HostOptions;
 use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
+use crate::internals::load_model::{consumers_per_transport, CellCounts, LoadModel};
 use crate::internals::object::{lock, EventBag};
 use crate::placement::{
     BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy, PlacementRequest,
@@ -115,6 +116,7 @@ pub struct Host {
     cells: RwLock<Vec<Arc<Cell>>>,
     next_cell: AtomicU32,
     engine: PlacementEngine,
+    model: LoadModel,
     spawn_lock: tokio::sync::Mutex<()>,
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
     calculator: Calculator,
@@ -150,6 +152,7 @@ impl Host {
             cells: RwLock::default(),
             next_cell: AtomicU32::new(0),
             engine: PlacementEngine::new(policy, fallback),
+            model: LoadModel::default(),
             spawn_lock: tokio::sync::Mutex::new(()),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
@@ -323,10 +326,16 @@ impl Host {
             let all = self.cells();
             // Cells of other sets count against the maximum but are not candidates.
             let others = all.iter().filter(|c| c.settings_set() != set || Some(c.id()) == avoid).count();
-            let candidates: Vec<CellLoad> = all
+            // Policies read the predicted CPU share (measured, or what the model expects of
+            // what is placed and reserved here, whichever is more).
+            let open: Vec<Arc<Cell>> =
+                all.iter().filter(|c| c.settings_set() == set && !c.is_closed()).cloned().collect();
+            let predicted = self.predicted(&open);
+            let candidates: Vec<CellLoad> = open
                 .iter()
-                .filter(|c| c.settings_set() == set && Some(c.id()) != avoid && !c.is_closed())
-                .map(|c| c.load())
+                .zip(predicted)
+                .filter(|(c, _)| Some(c.id()) != avoid)
+                .map(|(c, cpu)| CellLoad { cpu, ..c.load() })
                 .collect();
             request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
             if candidates.is_empty() && request.max_cells == 0 {
@@ -337,11 +346,13 @@ impl Host {
             match self.engine.decide(&request, &candidates).placement {
                 Placement::Existing(id) => {
                     if let Some(cell) = self.cell(id).filter(|c| !c.is_closed()) {
+                        cell.reserve();
                         return Ok(cell);
                     }
                 }
                 Placement::Spawn => {
                     if let Some(cell) = self.spawn_in(set, Origin::Pool).await? {
+                        cell.reserve();
                         return Ok(cell);
                     }
                 }
@@ -482,9 +493,23 @@ impl Host {
 
     /// A snapshot of the whole host.
     pub fn stats(&self) -> HostStats {
-        let cells: Vec<CellStats> = self.cells().iter().map(|c| CellStats::of(c)).collect();
+        let cells = self.cells();
+        let predicted = self.predicted(&cells);
+        let cells: Vec<CellStats> = cells.iter().zip(predicted).map(|(c, p)| CellStats::of(c, p)).collect();
         let routers = self.reporters().iter().map(|r| r.stats()).collect();
-        HostStats::new(cells, routers, self.engine.counters())
+        HostStats::new(cells, routers, self.engine.counters(), self.model.coefficients())
+    }
+
+    /// The load model's predicted CPU share of each of `cells` (of one settings set, or all).
+    pub fn predicted(&self, cells: &[Arc<Cell>]) -> Vec<f64> {
+        let counts: Vec<CellCounts> = cells.iter().map(|c| c.counts()).collect();
+        let fanout = self.model.expected_fanout(consumers_per_transport(&counts));
+        counts.iter().map(|k| self.model.predicted(k, fanout)).collect()
+    }
+
+    /// The load model (its coefficients are in [`Host::stats`]).
+    pub fn model(&self) -> &LoadModel {
+        &self.model
     }
 
     /// Placement counters (decisions, fallbacks, rejections).
@@ -506,7 +531,11 @@ impl Host {
     fn sample(&self) {
         let cells = self.cells();
         for cell in &cells {
-            if !cell.sample_cpu() && !self.cpu_warned.swap(true, Ordering::Relaxed) {
+            let measured = cell.sample_cpu();
+            if measured {
+                self.model.learn(&cell.counts());
+            }
+            if !measured && !self.cpu_warned.swap(true, Ordering::Relaxed) {
                 warn!(
                     cell = %cell.id(),
                     "worker CPU time is unreadable (/proc/self/task/*/schedstat); CPU is estimated from \

@@ -5,6 +5,7 @@
 //! - [`host`]: the cells shared by every virtual worker and router, placement, sampling, idle
 //!   release, host-wide events;
 //! - [`cell`]: one place objects live (a worker through its backend), its counts and CPU;
+//! - [`load_model`]: the predicted load of a cell (measured CPU + what is placed or coming);
 //! - `real_routers`: the per-cell real routers of a virtual router;
 //! - `registry`: where each producer lives, and what closes with a router;
 //! - `pipes`: producers made available in other cells, from backend primitives;
@@ -15,6 +16,7 @@ pub mod cell;
 pub(crate) mod dump;
 pub mod host;
 pub(crate) mod lifecycle;
+pub mod load_model;
 pub(crate) mod object;
 pub(crate) mod pipes;
 pub(crate) mod real_routers;
