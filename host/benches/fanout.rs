@@ -7,7 +7,7 @@
 //! plain mediasoup with 2 workers, producers piped by hand into a second router, subscribers
 //! alternating (the ceiling a hand-tuned app reaches).
 //!
-//! Run: `cargo bench -p mafalda-host --bench fanout` (add `-- burst`, `live` or `plain` for one).
+//! Run: `cargo bench --workspace --bench fanout` (add `-- burst`, `live` or `plain` for one).
 
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_media_tools::rtp::packet::{encode, RtpHeader};
@@ -108,50 +108,91 @@ macro_rules! program {
 program!(plain, mediasoup);
 program!(virt, mafalda_host);
 
-/// Sends every producer's stream at RATE until stopped, from one socket (comedia).
-struct Media {
-    running: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Every producer's stream from one socket (a comedia transport keeps its first source),
+/// keeping sequence numbers across calls.
+struct Feed {
+    socket: UdpSocket,
+    target: SocketAddr,
+    next: u32,
 }
 
-impl Media {
-    fn start(target: SocketAddr) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = Arc::clone(&running);
-        let thread = std::thread::spawn(move || {
-            let socket = UdpSocket::bind("127.0.0.1:0").expect("sender");
-            let body = make(PayloadKind::Opus, 0, 80);
-            let started = Instant::now();
-            let mut n: u32 = 0;
-            while flag.load(Ordering::Relaxed) {
-                let due = started + Duration::from_micros(u64::from(n) * 1_000_000 / u64::from(RATE));
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                for i in 0..PRODUCERS {
-                    let header = RtpHeader {
-                        marker: false,
-                        payload_type: 100,
-                        sequence: n as u16,
-                        timestamp: n.wrapping_mul(960),
-                        ssrc: SSRC_BASE + i,
-                    };
-                    let _ = socket.send_to(&encode(&header, &body).expect("packet"), target);
-                }
-                n += 1;
-            }
-        });
-        Self { running, thread: Some(thread) }
+impl Feed {
+    fn new(target: SocketAddr) -> Self {
+        Self { socket: UdpSocket::bind("127.0.0.1:0").expect("sender"), target, next: 0 }
     }
-}
 
-impl Drop for Media {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    /// Sends `rounds` packets of every producer at RATE, or until `stop` is set.
+    fn send(&mut self, rounds: u32, stop: &AtomicBool) {
+        let body = make(PayloadKind::Opus, 0, 80);
+        let started = Instant::now();
+        for round in 0..rounds {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let due = started + Duration::from_micros(u64::from(round) * 1_000_000 / u64::from(RATE));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let n = self.next;
+            self.next += 1;
+            for i in 0..PRODUCERS {
+                let header = RtpHeader {
+                    marker: false,
+                    payload_type: 100,
+                    sequence: n as u16,
+                    timestamp: n.wrapping_mul(960),
+                    ssrc: SSRC_BASE + i,
+                };
+                let _ = self.socket.send_to(&encode(&header, &body).expect("packet"), self.target);
+            }
         }
     }
+}
+
+/// A feed sending in the background until stopped (media flowing while subscribers join).
+struct Background {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Feed>,
+}
+
+impl Background {
+    fn start(mut feed: Feed) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            feed.send(u32::MAX, &flag);
+            feed
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> Feed {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("feed thread")
+    }
+}
+
+/// Delivered share of one window: RATE × WINDOW packets of every producer, sent after a
+/// first stats read (the consumers are quiet then), read again GRACE after the last one.
+async fn window<F, Fut>(feed: Feed, read: F, consumers: usize) -> (f64, Feed)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    tokio::time::sleep(GRACE).await;
+    let before = read().await;
+    let rounds = RATE * WINDOW.as_secs() as u32;
+    let feed = tokio::task::spawn_blocking(move || {
+        let mut feed = feed;
+        feed.send(rounds, &AtomicBool::new(false));
+        feed
+    })
+    .await
+    .expect("feed");
+    tokio::time::sleep(GRACE).await;
+    let after = read().await;
+    let expected = u64::from(rounds) * consumers as u64;
+    ((after - before) as f64 / expected as f64, feed)
 }
 
 fn sinks() -> Vec<UdpSocket> {
@@ -172,19 +213,6 @@ enum Pattern {
     Live,
 }
 
-/// Delivered share over one window, given a consumer-stats reader.
-async fn delivered<F, Fut>(read: F, consumers: usize) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = u64>,
-{
-    let before = read().await;
-    tokio::time::sleep(WINDOW).await;
-    let after = read().await;
-    let expected = u64::from(RATE) * WINDOW.as_secs() * consumers as u64;
-    (after - before) as f64 / expected as f64
-}
-
 /// One trial on mafalda-host with default settings and `workers` workers: delivered share and
 /// the subscribers per worker.
 async fn mafalda_trial(workers: usize, subscribers: usize, pattern: Pattern) -> (f64, String) {
@@ -197,7 +225,7 @@ async fn mafalda_trial(workers: usize, subscribers: usize, pattern: Pattern) -> 
     let (_ingest, producers, target) = virt::ingest(&router).await;
     let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
     let sinks = sinks();
-    let mut media = (pattern == Pattern::Live).then(|| Media::start(target));
+    let background = (pattern == Pattern::Live).then(|| Background::start(Feed::new(target)));
     let mut joined = Vec::new();
     for batch in 0..subscribers.div_ceil(BATCH) {
         let count = BATCH.min(subscribers - batch * BATCH);
@@ -207,13 +235,9 @@ async fn mafalda_trial(workers: usize, subscribers: usize, pattern: Pattern) -> 
         });
         joined.extend(futures::future::join_all(joins).await);
     }
-    if media.is_none() {
-        media = Some(Media::start(target));
-    }
-    tokio::time::sleep(GRACE).await;
+    let feed = background.map_or_else(|| Feed::new(target), Background::stop);
     let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-    let share = delivered(|| virt::sent(&consumers), consumers.len()).await;
-    drop(media);
+    let (share, _feed) = window(feed, || virt::sent(&consumers), consumers.len()).await;
     let stats = manager.host().stats();
     let per_cell: Vec<String> = stats
         .cells
@@ -242,7 +266,7 @@ async fn plain_trial(subscribers: usize) -> (f64, String) {
     }
     let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
     let sinks = sinks();
-    let _media = Media::start(target);
+    let background = Background::start(Feed::new(target));
     let mut joined = Vec::new();
     for batch in 0..subscribers.div_ceil(BATCH) {
         let count = BATCH.min(subscribers - batch * BATCH);
@@ -253,9 +277,9 @@ async fn plain_trial(subscribers: usize) -> (f64, String) {
         });
         joined.extend(futures::future::join_all(joins).await);
     }
-    tokio::time::sleep(GRACE).await;
+    let feed = background.stop();
     let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-    let share = delivered(|| plain::sent(&consumers), consumers.len()).await;
+    let (share, _feed) = window(feed, || plain::sent(&consumers), consumers.len()).await;
     (share, "half per worker, by hand".into())
 }
 
