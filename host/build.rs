@@ -15,6 +15,7 @@ const PLUGINS: &[&str] = &[
     "mafalda-test-plugin-misbehave",
     "mafalda-test-plugin-trap-auth",
     "mafalda-test-plugin-foreign",
+    "mafalda-test-plugin-contract-v010",
 ];
 
 fn main() {

@@ -272,7 +272,7 @@ async fn plain_trial(subscribers: usize) -> (f64, String) {
         let count = BATCH.min(subscribers - batch * BATCH);
         let joins = (0..count).map(|i| {
             let k = batch * BATCH + i;
-            let router = if k % 2 == 0 { a.clone() } else { b.clone() };
+            let router = if k.is_multiple_of(2) { a.clone() } else { b.clone() };
             plain::subscribe(router, ids.clone(), sinks[k % sinks.len()].local_addr().expect("addr"))
         });
         joined.extend(futures::future::join_all(joins).await);

@@ -45,8 +45,10 @@ pub struct Candidate {
     pub node: Name,
     /// The node's region.
     pub region: Name,
-    /// CPU share of one core (0..1, briefly above).
+    /// CPU share of one core (0..1, briefly above), last sample.
     pub cpu: f64,
+    /// The host's predicted CPU share (the `load` import; 0 when the host gives none).
+    pub predicted: f64,
     /// Transports placed here.
     pub transports: u32,
     /// Producers living here.
@@ -95,6 +97,12 @@ impl Candidate {
     pub fn objects(&self) -> u32 {
         self.transports + self.producers + self.consumers + self.pipes
     }
+
+    /// The load to decide on: the predicted CPU share, or the measured one when higher (or
+    /// when the host predicts nothing).
+    pub fn load(&self) -> f64 {
+        self.cpu.max(self.predicted)
+    }
 }
 
 /// The distinct (node, region) pairs of a set of cells, each named once.
@@ -134,6 +142,8 @@ pub struct Packed {
     pub loads: Vec<u32>,
     /// CPU share per cell.
     pub cpu: Vec<f64>,
+    /// Predicted CPU share per cell (given to plugins by the `load` import, not in the record).
+    pub predicted: Vec<f64>,
     /// Two numbers (same, distinct) per cell and request label.
     pub labels: Vec<u32>,
 }
@@ -146,6 +156,7 @@ pub fn pack(request: &Request, cells: &[Cell]) -> Packed {
         loads: Vec::with_capacity(cells.len() * LOAD_WIDTH),
         cpu: Vec::with_capacity(cells.len()),
         labels: Vec::with_capacity(cells.len() * request.labels.len() * 2),
+        predicted: Vec::with_capacity(cells.len()),
     };
     for cell in cells {
         let flags = if cell.hosts_router(&request.router) { HOSTS_ROUTER } else { 0 }
@@ -163,6 +174,7 @@ pub fn pack(request: &Request, cells: &[Cell]) -> Packed {
             flags,
         ]);
         packed.cpu.push(cell.cpu);
+        packed.predicted.push(cell.predicted);
         for (key, value) in &request.labels {
             let found = LabelMatch::of(cell, key, value);
             packed.labels.extend([found.same, found.distinct]);
@@ -190,6 +202,7 @@ pub fn unpack(request: &Request, packed: Packed) -> Vec<Candidate> {
                 node,
                 region,
                 cpu: packed.cpu.get(i).copied().unwrap_or_default(),
+                predicted: packed.predicted.get(i).copied().unwrap_or_default(),
                 transports: load[2],
                 producers: load[3],
                 consumers: load[4],
@@ -256,8 +269,13 @@ mod tests {
     #[test]
     fn a_malformed_pack_reads_as_zero() {
         let request = Request::new("r").with_label("room", "blue");
-        let packed =
-            Packed { locations: vec![], loads: vec![5, 9, 1, 0, 0, 0, 0, 0, 42], cpu: vec![], labels: vec![1] };
+        let packed = Packed {
+            locations: vec![],
+            loads: vec![5, 9, 1, 0, 0, 0, 0, 0, 42],
+            cpu: vec![],
+            labels: vec![1],
+            predicted: vec![],
+        };
         let all = unpack(&request, packed);
         assert_eq!(all.len(), 1, "an incomplete row is ignored");
         assert_eq!((all[0].id, &*all[0].node, all[0].cpu), (5, "", 0.0));

@@ -9,8 +9,9 @@ use std::cmp::Ordering;
 /// Default CPU watermark of bin-packing.
 pub const DEFAULT_CPU_WATERMARK: f64 = 0.6;
 
+/// Orders by load: the predicted CPU share (or the measured one when higher).
 fn by_cpu(a: &Candidate, b: &Candidate) -> Ordering {
-    a.cpu.total_cmp(&b.cpu)
+    a.load().total_cmp(&b.load())
 }
 
 /// True while the pool may still grow.
@@ -58,7 +59,9 @@ impl PackRules {
 
     /// Whether `cell` can take one more transport under these rules.
     pub fn accepts(&self, cell: &Candidate) -> bool {
-        !cell.draining && cell.cpu < self.cpu_watermark && self.max_transports.is_none_or(|cap| cell.transports < cap)
+        !cell.draining
+            && cell.load() < self.cpu_watermark
+            && self.max_transports.is_none_or(|cap| cell.transports < cap)
     }
 }
 

@@ -79,10 +79,12 @@ pub struct Cell {
     pub node: String,
     /// The node's region.
     pub region: String,
-    /// CPU share of one core (0..1, briefly above); in placement candidates, the host's
-    /// predicted share (measured, or the load model's estimate of what is placed and reserved
-    /// there, whichever is more).
+    /// CPU share of one core (0..1, briefly above), last sample.
     pub cpu: f64,
+    /// The host's predicted CPU share (0 when unknown): the measured share, or what the load
+    /// model expects of what is placed and reserved there, whichever is more.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub predicted: f64,
     /// Transports placed here.
     pub transports: u32,
     /// Producers living here.
@@ -124,6 +126,12 @@ impl Cell {
     /// Sets the CPU share.
     pub fn with_cpu(mut self, cpu: f64) -> Self {
         self.cpu = cpu;
+        self
+    }
+
+    /// Sets the predicted CPU share.
+    pub fn with_predicted(mut self, predicted: f64) -> Self {
+        self.predicted = predicted;
         self
     }
 

@@ -55,6 +55,7 @@ macro_rules! wit_conversions {
                 node: c.node,
                 region: c.region,
                 cpu: c.cpu,
+                predicted: 0.0,
                 transports: c.transports,
                 producers: c.producers,
                 consumers: c.consumers,
@@ -102,6 +103,7 @@ macro_rules! wit_conversions {
                 loads: view.loads,
                 cpu: view.cpu,
                 labels: view.labels,
+                predicted: ::std::vec::Vec::new(),
             };
             $crate::candidate::unpack(request, packed)
         }

@@ -97,7 +97,12 @@ pub fn check(flags: &PluginFlags, file: &Path) -> Result<()> {
     let runtime = flags.runtime()?;
     let compiled = runtime.load_file(file).with_context(|| format!("{} is not a usable plugin", file.display()))?;
     println!("plugin:  {}", compiled.name);
-    println!("world:   mafalda:plugin/{}@0.1.0", compiled.kind.world());
+    let built_against = compiled
+        .exports
+        .iter()
+        .find_map(|e| e.strip_prefix("mafalda:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v))
+        .unwrap_or("?");
+    println!("world:   mafalda:plugin/{} (built against mafalda:plugin@{built_against})", compiled.kind.world());
     println!("exports: {}", compiled.exports.join(", "));
     println!("imports: {}", if compiled.imports.is_empty() { "none".to_string() } else { compiled.imports.join(", ") });
     let kind = compiled.kind;

@@ -392,6 +392,7 @@ impl Cell {
             node: self.node.clone(),
             region: self.region.clone(),
             cpu: self.cpu(),
+            predicted: 0.0,
             transports: self.count(Count::Transport),
             producers: self.count(Count::Producer),
             consumers: self.count(Count::Consumer),

@@ -335,7 +335,7 @@ impl Host {
                 .iter()
                 .zip(predicted)
                 .filter(|(c, _)| Some(c.id()) != avoid)
-                .map(|(c, cpu)| CellLoad { cpu, ..c.load() })
+                .map(|(c, predicted)| CellLoad { predicted, ..c.load() })
                 .collect();
             request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
             if candidates.is_empty() && request.max_cells == 0 {

@@ -2,14 +2,14 @@
 //! sampler. A join storm places its transports while producers are silent or between two
 //! samples; measured CPU alone sends the whole storm to one worker.
 //!
-//! predicted = max(measured CPU, model), model = `per_transport` × transports
-//! + `per_consumer` × expected consumers + `per_pipe` × pipes + `per_producer` × producers, where
-//! expected consumers = max(consumers here, (transports + reserved) × expected fan-out): a
-//! transport just placed (reserved at decision time, so concurrent decisions see each other) is
-//! expected to carry as many consumers as the average transport did recently (the peak average,
-//! fading with a 30 s half-life, so a storm of new empty transports does not dilute it). Consumers of
-//! silent producers count at the default rate: the model predicts the load they bring once media
-//! flows.
+//! The predicted share is the measured CPU share, or the model's when it expects more. The model
+//! adds `per_transport` per transport, `per_consumer` per expected consumer, `per_pipe` per pipe
+//! and `per_producer` per producer. Expected consumers are the consumers there, or (transports +
+//! reserved) times the expected fan-out when that is more: a transport just placed (reserved at
+//! decision time, so concurrent decisions see each other) is expected to carry as many consumers
+//! as the average transport did recently (the peak average, fading with a 30 s half-life, so a
+//! storm of new empty transports does not dilute it). Consumers of silent producers count at the
+//! default rate: the model predicts the load they bring once media flows.
 //!
 //! `per_consumer` is learned online from the workers' own CPU samples (an EWMA of measured CPU
 //! per consumer, only while media flows: at least [`LEARN_MIN_CPU`] and [`LEARN_MIN_CONSUMERS`]),

@@ -59,6 +59,9 @@ pub struct PluginState {
     pub called_at: Instant,
     /// The guest's log budget.
     pub logs: LogBudget,
+    /// Predicted CPU share of the candidates of the placement call in progress (the `load`
+    /// import).
+    pub predicted: Vec<f64>,
 }
 
 /// Rate limit of a guest's `log` calls: `per_second` forwarded per one-second window, the rest
@@ -140,6 +143,12 @@ impl placement::mafalda::plugin::log::Host for PluginState {
             wit::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
             wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+impl placement::mafalda::plugin::load::Host for PluginState {
+    fn predicted(&mut self) -> Vec<f64> {
+        self.predicted.clone()
     }
 }
 

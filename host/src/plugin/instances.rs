@@ -206,6 +206,7 @@ impl<W: World> Instances<W> {
             wall: configured.wall,
             called_at: Instant::now(),
             logs: LogBudget::new(configured.logs_per_second, Arc::clone(&self.logs_dropped)),
+            predicted: Vec::new(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);

@@ -19,8 +19,13 @@ impl PlacementPolicy for WasmPlacement {
     fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
         let view = candidates_to_wit(request, cells);
         let request = request_to_wit(request);
+        // The `load` import answers these during the call (in the candidates' order).
+        let predicted: Vec<f64> = cells.iter().map(|c| c.cpu.max(c.predicted)).collect();
         self.current()
-            .call(|plugin, store| plugin.mafalda_plugin_placement().call_place(store, &request, &view))
+            .call(|plugin, store| {
+                store.data_mut().predicted = predicted;
+                plugin.mafalda_plugin_placement().call_place(store, &request, &view)
+            })
             .map(decision_from_wit)
             .map_err(|e| PolicyError { policy: self.label().to_string(), reason: e.to_string() })
     }

@@ -38,11 +38,22 @@ impl PluginKind {
 
     fn hook_export(self) -> &'static str {
         match self {
-            Self::Placement => "mafalda:plugin/placement@0.1.0",
-            Self::Auth => "mafalda:plugin/auth@0.1.0",
-            Self::Autoscale => "mafalda:plugin/autoscale@0.1.0",
+            Self::Placement => "mafalda:plugin/placement",
+            Self::Auth => "mafalda:plugin/auth",
+            Self::Autoscale => "mafalda:plugin/autoscale",
         }
     }
+}
+
+/// The contract versions this host runs: `mafalda:plugin@0.1.x` (0.1.1 added the `load`
+/// import; plugins built against 0.1.0 keep loading).
+pub const CONTRACT: &str = "0.1";
+
+/// `name` without its version, if the version is one of [`CONTRACT`]'s.
+fn unversioned(name: &str) -> Option<&str> {
+    let (interface, version) = name.split_once('@')?;
+    let minor = version.strip_prefix(CONTRACT)?;
+    (minor.starts_with('.') && minor[1..].chars().all(|c| c.is_ascii_digit()) && minor.len() > 1).then_some(interface)
 }
 
 /// Limits applied to every plugin call.
@@ -195,15 +206,16 @@ impl PluginRuntime {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
         let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
-        let provided = ["mafalda:plugin/log@0.1.0", "mafalda:plugin/clock@0.1.0", "mafalda:plugin/types@0.1.0"];
-        let foreign: Vec<&String> = imports.iter().filter(|i| !provided.contains(&i.as_str())).collect();
+        let provided = ["mafalda:plugin/log", "mafalda:plugin/clock", "mafalda:plugin/types", "mafalda:plugin/load"];
+        let foreign: Vec<&String> =
+            imports.iter().filter(|i| !unversioned(i).is_some_and(|name| provided.contains(&name))).collect();
         if !foreign.is_empty() {
             let imports = foreign.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
             return Err(PluginError::Imports { name, imports });
         }
         let kinds: Vec<PluginKind> = [PluginKind::Placement, PluginKind::Auth, PluginKind::Autoscale]
             .into_iter()
-            .filter(|k| exports.iter().any(|e| e == k.hook_export()))
+            .filter(|k| exports.iter().any(|e| unversioned(e) == Some(k.hook_export())))
             .collect();
         let kind = match kinds.as_slice() {
             [kind] => *kind,

@@ -11,7 +11,13 @@ pub fn place<P: Placement>(
     cells: super::wit::Candidates,
 ) -> super::wit::Decision {
     let request = request_from_wit(request);
-    let cells = candidates_from_wit(&request, cells);
+    #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
+    let mut cells = candidates_from_wit(&request, cells);
+    // The host's predictions (contract 0.1.1), in the candidates' order.
+    #[cfg(target_arch = "wasm32")]
+    for (cell, predicted) in cells.iter_mut().zip(super::bindings::placement::mafalda::plugin::load::predicted()) {
+        cell.predicted = predicted;
+    }
     decision_to_wit(P::place(&request, &cells))
 }
 

@@ -1,0 +1,39 @@
+//! The plugin contract grows compatibly: a plugin built against `mafalda:plugin@0.1.0` (before
+//! the `load` import) still loads and places, and plugins built against 0.1.1 see the host's
+//! predicted load through that import.
+
+mod common;
+
+use common::{built_plugin, placement_plugin, plugin_runtime};
+use mafalda_host::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest};
+use mafalda_host::plugin::PluginKind;
+
+#[test]
+fn a_plugin_built_against_contract_0_1_0_still_loads_and_places() {
+    let runtime = plugin_runtime();
+    let compiled = runtime.load_file(&built_plugin("mafalda_test_plugin_contract_v010")).expect("loads");
+    assert_eq!(compiled.kind, PluginKind::Placement);
+    assert!(
+        compiled.exports.iter().any(|e| e == "mafalda:plugin/placement@0.1.0"),
+        "it really is a 0.1.0 plugin: {:?}",
+        compiled.exports
+    );
+    assert!(!compiled.imports.iter().any(|i| i.starts_with("mafalda:plugin/load")), "{:?}", compiled.imports);
+    let plugin = placement_plugin("mafalda_test_plugin_contract_v010", &[]);
+    let cells = [CellLoad::new(0).with_cpu(0.5), CellLoad::new(1).with_cpu(0.2), CellLoad::new(2).with_cpu(0.9)];
+    let decision = plugin.place(&PlacementRequest::new("r").with_max_cells(3), &cells).expect("placed");
+    assert_eq!(decision, Decision::Cell(1), "the least loaded cell, by the old plugin's own rule");
+    assert_eq!(plugin.counters().failures, 0);
+}
+
+#[test]
+fn plugins_built_against_contract_0_1_1_see_the_predicted_load() {
+    let plugin = placement_plugin("mafalda_plugin_pack", &[]);
+    // Both measure 0 (silent producers); the first is predicted past pack's 0.6 watermark.
+    let cells = [CellLoad::new(0).with_predicted(0.7), CellLoad::new(1).with_predicted(0.1)];
+    let request = PlacementRequest::new("r").with_max_cells(2);
+    assert_eq!(plugin.place(&request, &cells).expect("placed"), Decision::Cell(1), "full by prediction: skipped");
+    // Without predictions the same cells tie and pack keeps to the first.
+    let measured_only = [CellLoad::new(0), CellLoad::new(1)];
+    assert_eq!(plugin.place(&request, &measured_only).expect("placed"), Decision::Cell(0));
+}
