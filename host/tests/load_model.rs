@@ -131,3 +131,46 @@ async fn the_per_consumer_cost_converges_on_a_real_worker_and_survives_its_resta
         .expect("a transport on the replacement worker");
     assert_eq!(host.model().coefficients(), kept, "the learned cost survives the restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_stays_above_the_watermark_gets_rebalance_advice() {
+    // A watermark so low that a little real media passes it on the first worker; the second
+    // worker carries one idle transport (room by prediction).
+    let mut options = common::options_with(2, std::sync::Arc::new(common::ForceBySlot));
+    options.pool.cpu_watermark = 0.01;
+    options.pool.sample_interval = Duration::from_millis(100);
+    options.pool.idle_grace = Duration::from_secs(60);
+    let manager = WorkerManager::with_options(options);
+    let host = manager.host().clone();
+    let (tx, mut advice) = tokio::sync::mpsc::unbounded_channel();
+    let _handler = host.on_rebalance(move |a| {
+        let _ = tx.send(a.clone());
+    });
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (input, producer) = common::plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0x7200)).await;
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        busy.push(common::sink_consumer(&router, producer.id(), mafalda_media_tools::rtp::PayloadKind::Opus, 0).await);
+    }
+    let mut options = PlainTransportOptions::new(loopback_listen_info());
+    options.app_data = common::slot(1);
+    let idle = router.create_plain_transport(options).await.expect("idle transport on the second worker");
+    assert_ne!(idle.cell(), input.cell());
+    let generator = RtpGenerator::start(&input, GeneratorConfig::opus(0x7200).with_rate(2_000).with_count(100_000))
+        .await
+        .expect("generator");
+    let advice =
+        tokio::time::timeout(EVENT_LIMIT, advice.recv()).await.expect("advice within the bound").expect("event");
+    generator.stop().await.expect("generator");
+    assert_eq!(advice.from, input.cell());
+    assert_eq!(advice.to, idle.cell());
+    assert!(advice.cpu > 0.01, "{advice:?}");
+    let here: Vec<_> = std::iter::once(input.id()).chain(busy.iter().map(|(t, _, _)| t.id())).collect();
+    assert!(!advice.transports.is_empty());
+    for (router_id, transport) in &advice.transports {
+        assert_eq!(*router_id, router.id());
+        assert!(here.contains(transport), "advice names transports of the hot worker: {transport}");
+    }
+    assert_eq!(advice.transports[0].1, busy.last().expect("busy").0.id(), "the most recently placed first");
+}

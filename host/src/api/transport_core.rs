@@ -273,6 +273,10 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Member fo
     fn detach(&self, lost: &mut Lost) {
         TransportCore::detach(self, lost);
     }
+
+    fn transport(&self) -> Option<(mediasoup::router::RouterId, mediasoup::prelude::TransportId)> {
+        (!self.closed.load(Ordering::Acquire)).then(|| (self.router.id(), self.id))
+    }
 }
 
 impl<B: ?Sized, X> Drop for TransportCore<B, X> {

@@ -107,6 +107,8 @@ pub struct Cell {
     idle_since: Mutex<Option<Instant>>,
     /// Placement decisions for transports not created yet, oldest first.
     reserved: Mutex<VecDeque<Instant>>,
+    /// Consecutive CPU samples above the watermark.
+    hot_samples: AtomicU32,
 }
 
 impl std::fmt::Debug for Cell {
@@ -181,6 +183,7 @@ impl Cell {
             cpu: Mutex::default(),
             idle_since: Mutex::new(Some(Instant::now())),
             reserved: Mutex::default(),
+            hot_samples: AtomicU32::new(0),
         }
     }
 
@@ -367,6 +370,22 @@ impl Cell {
             reserved.pop_front();
         }
         u32::try_from(reserved.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Counts a CPU sample above (`hot`) or below the watermark; returns the run length.
+    pub(crate) fn count_hot(&self, hot: bool) -> u32 {
+        if hot {
+            self.hot_samples.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.hot_samples.store(0, Ordering::Relaxed);
+            0
+        }
+    }
+
+    /// The open transports living here, oldest first, with their virtual routers.
+    pub fn transports(&self) -> Vec<(RouterId, mediasoup::prelude::TransportId)> {
+        let members: Vec<Weak<dyn Member>> = lock(&self.members).clone();
+        members.iter().filter_map(Weak::upgrade).filter_map(|m| m.transport()).collect()
     }
 
     /// What the load model reads of this cell.

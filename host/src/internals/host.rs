@@ -59,6 +59,26 @@ pub struct CellClosed {
     pub lost_transports: Vec<(RouterId, TransportId)>,
 }
 
+/// Samples in a row a worker must stay above the CPU watermark before rebalance advice.
+pub const REBALANCE_AFTER: u32 = 3;
+
+/// Advice to a cooperating application: a worker stayed above the CPU watermark while another
+/// has room; re-creating the named transports (placement puts them where there is room) would
+/// bring it under. mafalda never moves a live transport itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebalanceAdvice {
+    /// The overloaded cell.
+    pub from: CellId,
+    /// Its measured CPU share.
+    pub cpu: f64,
+    /// The cell with the most room (lowest predicted share) in the same settings set.
+    pub to: CellId,
+    /// Transports to re-create, most recently placed first (those moving cost their peers
+    /// least), with their virtual routers: enough to bring `from` under the watermark at its
+    /// average cost per transport.
+    pub transports: Vec<(RouterId, TransportId)>,
+}
+
 /// Placement could not give a cell.
 #[derive(Debug, Error)]
 pub enum PlaceError {
@@ -98,6 +118,7 @@ pub(crate) trait RouterReport: Send + Sync {
 struct Events {
     new_cell: EventBag<CellId>,
     cell_closed: EventBag<CellClosed>,
+    rebalance: EventBag<RebalanceAdvice>,
 }
 
 /// The real router computing RTP capabilities for new virtual routers (no media flows through
@@ -522,6 +543,47 @@ impl Host {
         self.events.new_cell.add(Arc::new(callback))
     }
 
+    /// Called when a worker stays above the CPU watermark for [`REBALANCE_AFTER`] samples (and
+    /// every as many samples while it stays there) while another worker has room.
+    pub fn on_rebalance<F: Fn(&RebalanceAdvice) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.events.rebalance.add(Arc::new(callback))
+    }
+
+    /// Advises moving transports off cells that stay above the watermark.
+    fn advise_rebalance(&self, cells: &[Arc<Cell>]) {
+        let watermark = self.options.pool.cpu_watermark;
+        let predicted = self.predicted(cells);
+        for (cell, cpu) in cells.iter().map(|c| (c, c.cpu())) {
+            let run = cell.count_hot(cpu > watermark && !cell.is_closed());
+            if run == 0 || run % REBALANCE_AFTER != 0 {
+                continue;
+            }
+            let roomiest = cells
+                .iter()
+                .zip(&predicted)
+                .filter(|(c, p)| {
+                    c.id() != cell.id()
+                        && c.settings_set() == cell.settings_set()
+                        && !c.is_closed()
+                        && !c.is_draining()
+                        && **p < watermark
+                })
+                .min_by(|a, b| a.1.total_cmp(b.1));
+            let Some((to, _)) = roomiest else { continue };
+            let mut transports = cell.transports();
+            if transports.is_empty() {
+                continue;
+            }
+            let per_transport = cpu / transports.len() as f64;
+            let excess = ((cpu - watermark) / per_transport).ceil().max(1.0) as usize;
+            transports.reverse();
+            transports.truncate(excess);
+            let advice = RebalanceAdvice { from: cell.id(), cpu, to: to.id(), transports };
+            info!(from = %advice.from, to = %advice.to, cpu, transports = advice.transports.len(), "rebalance advice");
+            self.events.rebalance.call_simple(&advice);
+        }
+    }
+
     /// Called when a cell is closed (idle, retired or its worker died), with what was lost.
     pub fn on_cell_closed<F: Fn(&CellClosed) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.events.cell_closed.add(Arc::new(callback))
@@ -544,6 +606,7 @@ impl Host {
                 );
             }
         }
+        self.advise_rebalance(&cells);
         for cell in cells.iter().filter(|c| c.is_retiring() && c.is_idle()) {
             self.close_cell(cell.id(), CloseReason::Retired);
         }

@@ -89,4 +89,9 @@ pub(crate) struct Lost {
 pub(crate) trait Member: Send + Sync {
     /// Fires the object's close events and drops its real object.
     fn detach(&self, lost: &mut Lost);
+
+    /// The transport this member is, with its virtual router (for rebalance advice).
+    fn transport(&self) -> Option<(mediasoup::router::RouterId, mediasoup::prelude::TransportId)> {
+        None
+    }
 }
