@@ -1,9 +1,12 @@
 //! The simulation: a join/leave trace replayed against the placement engine over simulated
 //! cells whose CPU follows a simple load model. Peers send on one transport and receive on
 //! another; each consumes every producer of the other peers of its room; a producer consumed in
-//! another cell than its own is piped there once. Empty cells are released at once.
+//! another cell than its own is piped there once. Empty cells are released at once. Policies
+//! see the cells as the host shows them: the simulated CPU as measured, and the prediction of
+//! the host's own load model (`mafalda_host::internals::load_model`) from the same counts.
 
 use super::trace::{Event, Op};
+use mafalda_host::internals::load_model::{self, CellCounts};
 use mafalda_host::placement::{CellLoad, Direction, Placement, PlacementEngine, PlacementRequest};
 use std::collections::{BTreeMap, HashMap};
 
@@ -117,6 +120,8 @@ pub struct Simulation<'a> {
     /// (producer key, cell) → consumers there.
     pipes: HashMap<(String, u32), u32>,
     outcome: Outcome,
+    /// The host's load model, predicting what policies see.
+    predictor: load_model::LoadModel,
 }
 
 fn producer_key(room: &str, peer: &str, k: u32) -> String {
@@ -135,11 +140,32 @@ impl<'a> Simulation<'a> {
             peers: HashMap::new(),
             pipes: HashMap::new(),
             outcome: Outcome::default(),
+            predictor: load_model::LoadModel::default(),
         }
     }
 
     fn loads(&self) -> Vec<CellLoad> {
-        self.cells.iter().map(|(id, cell)| cell.load(*id, &self.model)).collect()
+        let counts: Vec<CellCounts> = self
+            .cells
+            .values()
+            .map(|c| CellCounts {
+                cpu: c.cpu(&self.model),
+                transports: c.transports,
+                reserved: 0,
+                producers: c.producers,
+                consumers: c.consumers,
+                pipes: c.pipes,
+            })
+            .collect();
+        let fanout = self.predictor.expected_fanout(load_model::consumers_per_transport(&counts));
+        self.cells
+            .iter()
+            .zip(&counts)
+            .map(|((id, cell), k)| CellLoad {
+                predicted: self.predictor.predicted(k, fanout),
+                ..cell.load(*id, &self.model)
+            })
+            .collect()
     }
 
     /// Places one transport; `None` when refused.
