@@ -8,6 +8,7 @@
 //! Run: `cargo bench -p mafalda-host --bench plugins`.
 
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
+use mafalda_host::internals::load_model::{consumers_per_transport, CellCounts, LoadModel};
 use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
 use mafalda_host::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
 use mafalda_host::prelude::*;
@@ -36,6 +37,7 @@ fn cells(n: u32) -> Vec<CellLoad> {
             let cpu = f64::from((i * 37) % 90) / 100.0;
             CellLoad::new(i)
                 .with_cpu(cpu)
+                .with_predicted(cpu + f64::from(i % 3) * 0.05)
                 .with_transports(i % 7 * 10)
                 .with_router(format!("router-{}", i % 3))
                 .with_label(format!("room=room-{}", i % 5), i % 4 + 1)
@@ -88,6 +90,33 @@ fn placement(plugin: &WasmPlacement) -> Vec<(u32, f64)> {
         let wasm = summary(time_calls(|i| {
             std::hint::black_box(plugin.place(&requests[i % requests.len()], &cells).ok());
         }));
+        // The whole native decision as the host makes it: the load model's prediction of every
+        // cell (from its counts), then the policy.
+        let model = LoadModel::default();
+        let counts: Vec<CellCounts> = cells
+            .iter()
+            .map(|c| CellCounts {
+                cpu: c.cpu,
+                transports: c.transports,
+                reserved: 1,
+                producers: c.producers,
+                consumers: c.consumers,
+                pipes: c.pipes,
+            })
+            .collect();
+        let mut predicted_cells = cells.clone();
+        let with_model = summary(time_calls(|i| {
+            let request = &requests[i % requests.len()];
+            let fanout = model.expected_fanout(consumers_per_transport(&counts));
+            for (cell, k) in predicted_cells.iter_mut().zip(&counts) {
+                cell.predicted = model.predicted(k, fanout);
+            }
+            std::hint::black_box(bin_pack(request, &candidates(request, &predicted_cells), &rules));
+        }));
+        println!(
+            "  {n:>5}   native with the load model: {:.3} / {:.3} µs (goal <= 5 µs at 16 cells)",
+            with_model.0, with_model.1
+        );
         println!(
             "  {n:>5}   {:>8.3} / {:<8.3}       {:>8.3} / {:<8.3}      {:>6.1}x",
             native.0,
