@@ -101,3 +101,38 @@ async fn dump_and_stats_answer_while_peers_leave_a_piped_room() {
     let answers = tokio::time::timeout(ANSWER_WITHIN * 2, prober).await.expect("prober ends").expect("prober");
     assert!(answers > 0, "the dump was asked at least once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_closing_under_its_piped_consumers_leaves_both_workers_answering() {
+    // The pipe is the only one over its link: its source going (a mediasoup event, handled on
+    // the source worker's channel thread) tears the whole link down. Doing that inline in the
+    // event handler deadlocked the worker (its handler lock is held during events).
+    for round in 0..20 {
+        let manager = WorkerManager::with_options(options_with(2, Arc::new(ForceBySlot)));
+        let worker = manager.create_worker(common::quiet_settings()).await.expect("worker");
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+        let (send, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0x2000)).await;
+        let (receive, consumer, _sink) =
+            common::sink_consumer(&router, producer.id(), mafalda_media_tools::rtp::PayloadKind::Opus, 1).await;
+        assert_ne!(receive.cell(), send.cell());
+        let (tx, closed) = tokio::sync::oneshot::channel();
+        consumer
+            .on_producer_close(move || {
+                let _ = tx.send(());
+            })
+            .detach();
+        drop(producer);
+        tokio::time::timeout(ANSWER_WITHIN, closed)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the consumer hears its producer closed"))
+            .expect("event");
+        tokio::time::timeout(ANSWER_WITHIN, router.dump())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: both workers still answer"))
+            .expect("dump");
+        tokio::time::timeout(ANSWER_WITHIN, send.get_stats())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the source worker still answers"))
+            .expect("stats");
+    }
+}

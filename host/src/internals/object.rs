@@ -95,3 +95,36 @@ pub(crate) trait Member: Send + Sync {
         None
     }
 }
+
+/// Drops `value` on the host's dropper thread instead of the calling one.
+///
+/// mediasoup calls event handlers on a worker's channel thread while holding that channel's
+/// handler lock; dropping the last handle of a real object of the same worker there (which
+/// unregisters its handlers, taking that lock) deadlocks the worker, and dropping one of another
+/// worker can deadlock two workers against each other. Teardown that event handlers trigger (a
+/// pipe going with its source) hands its real objects to this thread. Falls back to dropping
+/// inline if the thread cannot be started.
+pub(crate) fn drop_later<T: Send + 'static>(value: T) {
+    type Garbage = Box<dyn Send>;
+    static DROPPER: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<Garbage>>>> = std::sync::OnceLock::new();
+    let sender = DROPPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
+        std::thread::Builder::new()
+            .name("mafalda-dropper".into())
+            .spawn(move || {
+                for garbage in rx {
+                    drop(garbage);
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    match sender {
+        Some(sender) => {
+            if let Err(returned) = lock(sender).send(Box::new(value)) {
+                drop(returned);
+            }
+        }
+        None => drop(value),
+    }
+}

@@ -14,7 +14,7 @@ use crate::backend::{
 };
 use crate::internals::cell::Cell;
 use crate::internals::dump::Internal;
-use crate::internals::object::{lock, Lost, Member};
+use crate::internals::object::{drop_later, lock, Lost, Member};
 use crate::internals::real_routers::RouterUse;
 use crate::placement::CellId;
 use mediasoup::data_consumer::DataConsumerOptions;
@@ -359,10 +359,16 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    /// Tears the pipe down (dropping the real ends closes them).
+    /// Tears the pipe down (dropping the real ends closes them). Often called from a mediasoup
+    /// event handler (the source closed), so the real ends and the link are dropped on the
+    /// dropper thread (see [`drop_later`]).
     fn close(&self) -> bool {
         let parts = lock(&self.parts).take();
-        parts.is_some()
+        let closed = parts.is_some();
+        if let Some(parts) = parts {
+            drop_later(parts);
+        }
+        closed
     }
 
     /// True while the pipe's real ends are open.

@@ -48,6 +48,25 @@ pub fn free_port() -> u16 {
 }
 
 /// The browser-room server, killed when dropped.
+/// The running server's process id, for [`server_threads`].
+static SERVER_PID: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+
+/// Every thread's stack of the running server (gdb, bounded to 60 s), so that a check that
+/// times out shows where the server was; empty when gdb is not installed.
+pub fn server_threads() -> String {
+    let Some(pid) = *SERVER_PID.lock().unwrap_or_else(std::sync::PoisonError::into_inner) else {
+        return String::new();
+    };
+    let output = Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 25"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(error) => format!("(no thread dump: {error})"),
+    }
+}
+
 pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`
@@ -73,6 +92,7 @@ impl Server {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("start browser-room");
+        *SERVER_PID.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child.id());
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -111,7 +131,10 @@ impl Server {
             match tokio::time::timeout(Duration::from_secs(10), self.http.get(uri.clone())).await {
                 Ok(response) => break response.expect("HTTP request"),
                 Err(_) if attempts < 3 => println!("GET {path}: no answer within 10 s, asking again"),
-                Err(_) => panic!("GET {path}: no answer in {attempts} attempts of 10 s"),
+                Err(_) => {
+                    println!("server threads when GET {path} got no answer:\n{}", server_threads());
+                    panic!("GET {path}: no answer in {attempts} attempts of 10 s")
+                }
             }
         };
         assert!(response.status().is_success(), "GET {path}: {}", response.status());
@@ -244,7 +267,10 @@ where
             Ok(value) => return value,
             Err(why) => why,
         };
-        assert!(Instant::now() < deadline, "{what}: not reached within {limit:?}; last: {why}");
+        if Instant::now() >= deadline {
+            println!("server threads when '{what}' timed out:\n{}", server_threads());
+            panic!("{what}: not reached within {limit:?}; last: {why}");
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
