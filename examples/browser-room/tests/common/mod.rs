@@ -67,6 +67,10 @@ pub fn server_threads() -> String {
     }
 }
 
+/// One browser room at a time: four Chromium peers already fill two cores, and the tests'
+/// deadlines are set for one room.
+static ONE_ROOM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`
@@ -75,11 +79,14 @@ pub struct Server {
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Empty<bytes::Bytes>,
     >,
+    /// Held while this server's test runs (released after the server is stopped).
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Server {
     /// Starts the server with extra arguments and environment; waits for its URL line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let turn = ONE_ROOM_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut command = Command::new(env!("CARGO_BIN_EXE_browser-room"));
         command.process_group(0);
         command.args(["--listen", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
@@ -110,7 +117,7 @@ impl Server {
         let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
-        Self { child, base, http }
+        Self { child, base, http, _turn: turn }
     }
 
     /// The page URL for `peer` in `room`.
