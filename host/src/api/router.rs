@@ -466,15 +466,16 @@ impl Router {
         }
         .map_err(failed)?;
         // The pipe counts in the target cell for as long as its receiving half lives.
-        let ticket = target.ticket(&self.inner.counts, Count::Pipe, Vec::new());
-        ends.on_target_gone(Box::new(move || drop(ticket)));
+        let counted = Arc::new(Mutex::new(Some(target.ticket(&self.inner.counts, Count::Pipe, Vec::new()))));
+        let released = Arc::clone(&counted);
+        ends.on_target_gone(Box::new(move || drop(lock(&released).take())));
         self.inner.handlers.pipe.call_simple(&PipeEvent {
             source,
             from: home.id(),
             to: target.id(),
             change: PipeChange::Opened,
         });
-        Ok(PipeParts { ends, link })
+        Ok(PipeParts { ends, link, counted })
     }
 
     /// Pipes a producer of this router into another (virtual) router, as mediasoup does between

@@ -12,7 +12,7 @@
 use crate::backend::{
     ConsumerBackend, DataConsumerBackend, DataProducerBackend, PipeTransportBackend, ProducerBackend,
 };
-use crate::internals::cell::Cell;
+use crate::internals::cell::{Cell, Ticket};
 use crate::internals::dump::Internal;
 use crate::internals::object::{drop_later, lock, Lost, Member};
 use crate::internals::real_routers::RouterUse;
@@ -343,6 +343,9 @@ pub(crate) struct PipeParts {
     pub(crate) ends: PipeEnds,
     /// The link they use.
     pub(crate) link: Arc<Link>,
+    /// What counts the pipe in its target cell; released the moment the pipe closes (its real
+    /// ends go later, on the dropper thread) or its receiving half goes.
+    pub(crate) counted: Arc<Mutex<Option<Ticket>>>,
 }
 
 type Key = (PipeSource, CellId);
@@ -366,6 +369,7 @@ impl Pipe {
         let parts = lock(&self.parts).take();
         let closed = parts.is_some();
         if let Some(parts) = parts {
+            drop(lock(&parts.counted).take());
             drop_later(parts);
         }
         closed
