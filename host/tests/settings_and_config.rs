@@ -18,17 +18,7 @@ fn candidate_port(transport: &WebRtcTransport) -> u16 {
 }
 
 async fn webrtc_transport(router: &Router, k: usize) -> WebRtcTransport {
-    let listen = ListenInfo {
-        protocol: Protocol::Udp,
-        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        announced_address: None,
-        expose_internal_ip: false,
-        port: None,
-        port_range: None,
-        flags: None,
-        send_buffer_size: None,
-        recv_buffer_size: None,
-    };
+    let listen = mafalda_media_tools::media::loopback_listen_info();
     let mut options = WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(listen));
     options.app_data = slot(k);
     router.create_webrtc_transport(options).await.expect("webrtc transport")

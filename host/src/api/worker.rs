@@ -356,17 +356,24 @@ mod tests {
         settings
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn on_dead_fires_with_the_error_when_a_real_worker_dies() {
+    /// A worker of a manager whose real workers can be declared dead, with its `on_dead` events.
+    async fn watched_worker(
+    ) -> (Arc<MortalLauncher>, WorkerManager, Worker, tokio::sync::mpsc::UnboundedReceiver<Result<(), ExitError>>) {
         let launcher = Arc::new(MortalLauncher::default());
         let manager = manager(&launcher);
         let worker = manager.create_worker(quiet()).await.expect("worker");
-        let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
         worker
             .on_dead(move |result| {
                 let _ = dead_tx.send(result);
             })
             .detach();
+        (launcher, manager, worker, dead_rx)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_dead_fires_with_the_error_when_a_real_worker_dies() {
+        let (launcher, manager, worker, mut dead_rx) = watched_worker().await;
         let (cell_tx, mut cell_rx) = tokio::sync::mpsc::unbounded_channel();
         worker
             .on_cell_closed(move |event| {
@@ -389,15 +396,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn closing_a_worker_fires_on_close_and_never_on_dead() {
-        let launcher = Arc::new(MortalLauncher::default());
-        let manager = manager(&launcher);
-        let worker = manager.create_worker(quiet()).await.expect("worker");
-        let (dead_tx, mut dead_rx) = tokio::sync::mpsc::unbounded_channel();
-        worker
-            .on_dead(move |result| {
-                let _ = dead_tx.send(result);
-            })
-            .detach();
+        let (_launcher, _manager, worker, mut dead_rx) = watched_worker().await;
         let (close_tx, mut close_rx) = tokio::sync::mpsc::unbounded_channel();
         worker
             .on_close(move || {
