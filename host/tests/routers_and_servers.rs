@@ -218,3 +218,31 @@ async fn webrtc_server_ports_stay_with_their_slot_and_closed_cells_leave_its_map
     assert_eq!(again.ice_candidates()[0].port, port + 1, "ports stay with the slot, not the cell id");
     assert_eq!(server.cells().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_reach_consumers_on_another_worker_of_the_same_router() {
+    let manager = slotted_manager(2);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (input, producer) = plain_producer(&router, 0, MediaKind::Audio, opus_send_parameters(0x6666)).await;
+    let (transport, consumer, _sink) = sink_consumer(&router, producer.id(), PayloadKind::Opus, 1).await;
+    assert_ne!(transport.cell(), input.cell(), "the consumer reads through the router's own pipe");
+    let (paused_tx, mut paused) = tokio::sync::mpsc::unbounded_channel();
+    consumer
+        .on_producer_pause(move || {
+            let _ = paused_tx.send(());
+        })
+        .detach();
+    let (resumed_tx, mut resumed) = tokio::sync::mpsc::unbounded_channel();
+    consumer
+        .on_producer_resume(move || {
+            let _ = resumed_tx.send(());
+        })
+        .detach();
+    producer.pause().await.expect("pause");
+    next_event(&mut paused, "the piped consumer saw the pause").await;
+    assert!(consumer.producer_paused());
+    producer.resume().await.expect("resume");
+    next_event(&mut resumed, "the piped consumer saw the resume").await;
+    assert!(!consumer.producer_paused());
+}

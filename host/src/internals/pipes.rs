@@ -10,13 +10,14 @@
 //! the last user lets go or either cell closes.
 
 use crate::backend::{
-    ConsumerBackend, DataConsumerBackend, DataProducerBackend, PipeTransportBackend, ProducerBackend,
+    Callback, ConsumerBackend, DataConsumerBackend, DataProducerBackend, PipeTransportBackend, ProducerBackend,
 };
 use crate::internals::cell::{Cell, Ticket};
 use crate::internals::dump::Internal;
 use crate::internals::object::{drop_later, lock, Lost, Member};
 use crate::internals::real_routers::RouterUse;
 use crate::placement::CellId;
+use async_trait::async_trait;
 use mediasoup::data_consumer::DataConsumerOptions;
 use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
 use mediasoup::prelude::{
@@ -198,6 +199,50 @@ where
     Some(tx)
 }
 
+/// The receiving half of a pipe, as far as pause forwarding is concerned.
+#[async_trait]
+trait PausableEnd: Send + Sync {
+    /// Pauses or resumes it (errors ignored: it may be closing).
+    async fn set_paused(&self, paused: bool);
+}
+
+#[async_trait]
+impl PausableEnd for dyn ProducerBackend {
+    async fn set_paused(&self, paused: bool) {
+        let _ = if paused { self.pause().await } else { self.resume().await };
+    }
+}
+
+#[async_trait]
+impl PausableEnd for dyn DataProducerBackend {
+    async fn set_paused(&self, paused: bool) {
+        let _ = if paused { self.pause().await } else { self.resume().await };
+    }
+}
+
+/// The pause and resume handlers to register on a pipe's sending half so that `target`, its
+/// receiving half, follows its source (`None` outside a runtime).
+fn pause_handlers<T: ?Sized + PausableEnd + 'static>(target: &Arc<T>) -> Option<(Callback, Callback)> {
+    let weak = Arc::downgrade(target);
+    let pauses = forward_pause(move |paused| {
+        let weak = weak.clone();
+        Box::pin(async move {
+            if let Some(target) = weak.upgrade() {
+                target.set_paused(paused).await;
+            }
+        })
+    })?;
+    let resumes = pauses.clone();
+    Some((
+        Arc::new(move || {
+            let _ = pauses.send(true);
+        }),
+        Arc::new(move || {
+            let _ = resumes.send(false);
+        }),
+    ))
+}
+
 /// The real objects making one pipe.
 #[derive(Debug)]
 pub(crate) enum PipeEnds {
@@ -230,27 +275,9 @@ impl PipeEnds {
         options.paused = consumer.producer_paused();
         let producer =
             link.remote.produce(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
-        let weak = Arc::downgrade(&producer);
-        let pauses = forward_pause(move |paused| {
-            let weak = weak.clone();
-            Box::pin(async move {
-                if let Some(producer) = weak.upgrade() {
-                    let _ = if paused { producer.pause().await } else { producer.resume().await };
-                }
-            })
-        });
-        if let Some(pauses) = pauses {
-            let resumes = pauses.clone();
-            consumer
-                .on_producer_pause(Arc::new(move || {
-                    let _ = pauses.send(true);
-                }))
-                .detach();
-            consumer
-                .on_producer_resume(Arc::new(move || {
-                    let _ = resumes.send(false);
-                }))
-                .detach();
+        if let Some((paused, resumed)) = pause_handlers(&producer) {
+            consumer.on_producer_pause(paused).detach();
+            consumer.on_producer_resume(resumed).detach();
         }
         Ok(Self::Media { consumer, producer })
     }
@@ -271,27 +298,9 @@ impl PipeEnds {
         options.paused = consumer.producer_paused();
         let producer =
             link.remote.produce_data(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
-        let weak = Arc::downgrade(&producer);
-        let pauses = forward_pause(move |paused| {
-            let weak = weak.clone();
-            Box::pin(async move {
-                if let Some(producer) = weak.upgrade() {
-                    let _ = if paused { producer.pause().await } else { producer.resume().await };
-                }
-            })
-        });
-        if let Some(pauses) = pauses {
-            let resumes = pauses.clone();
-            consumer
-                .on_data_producer_pause(Arc::new(move || {
-                    let _ = pauses.send(true);
-                }))
-                .detach();
-            consumer
-                .on_data_producer_resume(Arc::new(move || {
-                    let _ = resumes.send(false);
-                }))
-                .detach();
+        if let Some((paused, resumed)) = pause_handlers(&producer) {
+            consumer.on_data_producer_pause(paused).detach();
+            consumer.on_data_producer_resume(resumed).detach();
         }
         Ok(Self::Data { consumer, producer })
     }
