@@ -552,12 +552,21 @@ impl Host {
     /// Advises moving transports off cells that stay above the watermark.
     fn advise_rebalance(&self, cells: &[Arc<Cell>]) {
         let watermark = self.options.pool.cpu_watermark;
+        // Every sample counts each cell's run above the watermark; the model is consulted only
+        // when a run is due for advice.
+        let due: Vec<(&Arc<Cell>, f64)> = cells
+            .iter()
+            .map(|c| (c, c.cpu()))
+            .filter(|(cell, cpu)| {
+                let run = cell.count_hot(*cpu > watermark && !cell.is_closed());
+                run > 0 && run % REBALANCE_AFTER == 0
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
         let predicted = self.predicted(cells);
-        for (cell, cpu) in cells.iter().map(|c| (c, c.cpu())) {
-            let run = cell.count_hot(cpu > watermark && !cell.is_closed());
-            if run == 0 || run % REBALANCE_AFTER != 0 {
-                continue;
-            }
+        for (cell, cpu) in due {
             let roomiest = cells
                 .iter()
                 .zip(&predicted)
