@@ -81,8 +81,14 @@ struct HostFlags {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the workers and keep them running (the default).
-    Serve,
+    /// Start the workers and keep them running (the default); with --listen, serve them to
+    /// applications and peer hosts over QUIC.
+    Serve(ServeArgs),
+    /// Cluster certificates: a CA per cluster, a certificate per node.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     /// Forward generated Opus RTP through the host and print a live table once a second: one
     /// producer and consumers in one room, each transport placed by the placement policy (the
     /// embedded pack plugin, capped at consumers-per-worker + 1 transports per worker so that
@@ -128,6 +134,57 @@ enum Command {
         /// Seed (same seed, same trace).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+/// How a host joins a cluster.
+#[derive(Debug, Default, Args)]
+struct ServeArgs {
+    /// The QUIC control endpoint applications and peers connect to (without it, no socket is
+    /// opened: the workers serve this process only).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+    /// The address endpoints and other hosts send media to (transports created for remote
+    /// callers listen on --listen's address and announce this one). Default: --listen's.
+    #[arg(long, value_name = "IP")]
+    announced_ip: Option<std::net::IpAddr>,
+    /// This node's name (its certificate's name in --tls-dir). Default: the host name.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// This node's region (placement sees it).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// Directory with ca.pem and NODE.pem / NODE.key (`mafalda-host certs`).
+    #[arg(long, value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Another host whose workers this one uses too (repeatable): host-to-host links with
+    /// mutual TLS; this host's clients get routers over both.
+    #[arg(long, value_name = "HOST:PORT")]
+    peer: Vec<String>,
+    /// Accept application connections from any address without an auth plugin (by default
+    /// only loopback clients are accepted unless an auth plugin is loaded).
+    #[arg(long)]
+    insecure_allow_any_client: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Writes a new cluster CA (ca.pem, ca.key) into DIR.
+    Init {
+        /// The directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Writes NAME.pem and NAME.key into DIR, signed by the CA in DIR.
+    Issue {
+        /// The node name (also a DNS name in the certificate).
+        name: String,
+        /// The directory holding the CA.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// An address clients dial the node at (repeatable; added to the certificate).
+        #[arg(long, value_name = "IP")]
+        ip: Vec<std::net::IpAddr>,
     },
 }
 
@@ -208,12 +265,38 @@ async fn run(cli: Cli) -> Result<()> {
     let duration = cli.duration.map(Duration::from_secs);
     let interval = Duration::try_from_secs_f64(cli.autoscale_interval).context("--autoscale-interval")?;
     let autoscale = AutoscaleOptions::new(interval).context("--autoscale-interval")?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let options = cli.host.options()?;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let mut options = cli.host.options()?;
+            if let Some(node) = &args.node {
+                options.node = node.clone();
+            }
+            if let Some(region) = &args.region {
+                options.region = region.clone();
+            }
+            let cluster = cmd::serve::ClusterFlags::from_args(
+                args.listen,
+                args.announced_ip,
+                args.tls_dir,
+                args.peer,
+                args.insecure_allow_any_client,
+                &options.node,
+            )?;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
-            let running = cmd::serve::start(options, &cli.plugins, autoscale, cli.scale_hook.clone(), initial).await?;
+            let mut running =
+                cmd::serve::start(options, &cli.plugins, autoscale, cli.scale_hook.clone(), initial).await?;
+            cmd::serve::join_cluster(&mut running, cluster)?;
             cmd::serve::serve(running, duration).await
+        }
+        Command::Certs { command: CertsCommand::Init { out } } => {
+            mafalda_host::cluster::certs::init_ca(&out)?;
+            println!("cluster CA written to {}", out.join("ca.pem").display());
+            Ok(())
+        }
+        Command::Certs { command: CertsCommand::Issue { name, out, ip } } => {
+            mafalda_host::cluster::certs::issue(&out, &name, &ip)?;
+            println!("{name}'s certificate written to {}", out.join(format!("{name}.pem")).display());
+            Ok(())
         }
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
             let mut options = cli.host.options()?;

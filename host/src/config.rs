@@ -177,13 +177,26 @@ impl PipeOptions {
     }
 }
 
-/// The file form of the options (`[pool]`, `[placement]`, `[pipes]`).
+/// The hosts of a cluster whose workers this process uses (`[cluster]`, `MAFALDA_CLUSTER`…).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterOptions {
+    /// `host:port` of each host's QUIC control endpoint (empty: no cluster).
+    pub hosts: Vec<String>,
+    /// The cluster CA hosts are verified against (PEM).
+    pub ca: Option<PathBuf>,
+    /// The token presented to every host (checked by its auth plugin).
+    pub token: Option<String>,
+}
+
+/// The file form of the options (`[pool]`, `[placement]`, `[pipes]`, `[cluster]`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     pool: PoolOptions,
     placement: FilePlacement,
     pipes: PipeOptions,
+    cluster: ClusterOptions,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -207,6 +220,8 @@ pub struct HostOptions {
     pub region: String,
     /// Whether the policy was chosen (file or environment) rather than defaulted.
     pub policy_given: bool,
+    /// Hosts whose workers this process uses besides its own.
+    pub cluster: ClusterOptions,
 }
 
 /// This machine's host name (`local` when unknown).
@@ -227,6 +242,7 @@ impl Default for HostOptions {
             node: host_name(),
             region: "local".to_string(),
             policy_given: false,
+            cluster: ClusterOptions::default(),
         }
     }
 }
@@ -248,12 +264,14 @@ impl HostOptions {
             .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
         let policy_given = file.placement.policy.is_some();
         let policy = file.placement.policy.as_deref().map(PolicyChoice::parse).transpose()?.unwrap_or_default();
-        let options = Self { pool: file.pool, policy, pipes: file.pipes, policy_given, ..Self::default() };
+        let options =
+            Self { pool: file.pool, policy, pipes: file.pipes, policy_given, cluster: file.cluster, ..Self::default() };
         options.validate()
     }
 
     /// Defaults, then `MAFALDA_CONFIG` (a TOML file), then `MAFALDA_POLICY`,
-    /// `MAFALDA_MAX_WORKERS`, `MAFALDA_CPU_WATERMARK` from the environment.
+    /// `MAFALDA_MAX_WORKERS`, `MAFALDA_CPU_WATERMARK`, `MAFALDA_CLUSTER` (comma-separated
+    /// `host:port`s), `MAFALDA_CA`, `MAFALDA_TOKEN` from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|key| std::env::var(key).ok())
     }
@@ -273,6 +291,17 @@ impl HostOptions {
         if let Some(max) = var("MAFALDA_MAX_WORKERS") {
             options.pool.max_workers =
                 max.parse().map_err(|_| invalid("MAFALDA_MAX_WORKERS", format!("'{max}' is not a number")))?;
+            options.pool.min_workers = options.pool.min_workers.min(options.pool.max_workers);
+        }
+        if let Some(hosts) = var("MAFALDA_CLUSTER") {
+            options.cluster.hosts =
+                hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect();
+        }
+        if let Some(ca) = var("MAFALDA_CA") {
+            options.cluster.ca = Some(PathBuf::from(ca));
+        }
+        if let Some(token) = var("MAFALDA_TOKEN") {
+            options.cluster.token = Some(token);
         }
         if let Some(mark) = var("MAFALDA_CPU_WATERMARK") {
             options.pool.cpu_watermark =
@@ -284,8 +313,21 @@ impl HostOptions {
     /// Checks ranges; returns the options unchanged when they are usable.
     pub fn validate(self) -> Result<Self, ConfigError> {
         let pool = &self.pool;
-        if pool.max_workers == 0 {
-            return Err(invalid("max_workers", "must be at least 1"));
+        if pool.max_workers == 0 && self.cluster.hosts.is_empty() {
+            return Err(invalid("max_workers", "must be at least 1 (0 only with cluster hosts to use)"));
+        }
+        if !self.cluster.hosts.is_empty() {
+            if self.cluster.ca.is_none() {
+                return Err(invalid(
+                    "cluster",
+                    "hosts are given but no CA to verify them (MAFALDA_CA or [cluster] ca)",
+                ));
+            }
+            if let Some(bad) =
+                self.cluster.hosts.iter().find(|h| h.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()))
+            {
+                return Err(invalid("cluster", format!("'{bad}' is not host:port")));
+            }
         }
         if pool.min_workers > pool.max_workers {
             return Err(invalid(

@@ -26,6 +26,7 @@
 pub mod api;
 pub mod autoscale;
 pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod internals;
 pub mod labels;

@@ -2,17 +2,90 @@
 
 use super::plugins::PluginFlags;
 use crate::cmd::shutdown::{stop_requested, StopReason};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
+use mafalda_host::cluster::server::{ClusterServer, ServeOptions};
+use mafalda_host::cluster::tls::NodeTls;
+use mafalda_host::cluster::Cluster;
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::plugin::{watch, PluginSet};
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
 use mafalda_host::worker_manager::WorkerManager;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
+
+/// The cluster part of `serve`.
+#[derive(Debug, Default)]
+pub struct ClusterFlags {
+    serve: Option<ServeOptions>,
+    peers: Vec<String>,
+    tls: Option<NodeTls>,
+}
+
+impl ClusterFlags {
+    /// Checks the flags: --listen and --peer need --tls-dir with this node's files.
+    pub fn from_args(
+        listen: Option<SocketAddr>,
+        announced_ip: Option<IpAddr>,
+        tls_dir: Option<PathBuf>,
+        peers: Vec<String>,
+        insecure_allow_any_client: bool,
+        node: &str,
+    ) -> Result<Self> {
+        if listen.is_none() && peers.is_empty() {
+            if tls_dir.is_some() || announced_ip.is_some() {
+                bail!("--tls-dir and --announced-ip need --listen or --peer");
+            }
+            return Ok(Self::default());
+        }
+        let dir = tls_dir.context("--listen and --peer need --tls-dir (see `mafalda-host certs`)")?;
+        let tls = NodeTls::in_dir(&dir, node);
+        for file in [&tls.ca, &tls.cert, &tls.key] {
+            if !file.is_file() {
+                bail!("{} is missing (`mafalda-host certs issue {node} --out {}`)", file.display(), dir.display());
+            }
+        }
+        let serve = listen.map(|listen| {
+            let announced_ip = announced_ip.unwrap_or_else(|| listen.ip());
+            ServeOptions {
+                listen,
+                announced_ip,
+                tls: tls.clone(),
+                insecure_allow_any_client,
+                session_grace: SESSION_GRACE,
+            }
+        });
+        if let Some(serve) = &serve {
+            if serve.announced_ip.is_unspecified() {
+                bail!("--announced-ip is needed when --listen is {} (media needs a reachable address)", serve.listen);
+            }
+        }
+        Ok(Self { serve, peers, tls: Some(tls) })
+    }
+}
+
+/// How long a caller's objects survive a dropped link.
+const SESSION_GRACE: Duration = Duration::from_secs(30);
+
+/// Opens the QUIC endpoint and the links to peers.
+pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
+    let host = running.manager.host();
+    if let (false, Some(tls)) = (flags.peers.is_empty(), &flags.tls) {
+        running.peers = Some(Cluster::for_peers(host, &flags.peers, tls).context("linking to peers")?);
+    }
+    if let Some(serve) = flags.serve {
+        if !host.has_auth() && !serve.insecure_allow_any_client {
+            info!("no auth plugin: only loopback applications are accepted");
+        }
+        running.server = Some(ClusterServer::start(Arc::clone(host), serve).context("opening the cluster endpoint")?);
+    }
+    Ok(())
+}
 
 /// How long a stop waits for the workers to close.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -27,6 +100,10 @@ pub struct Running {
     pub _plugins: PluginSet,
     /// The autoscaler, when an autoscale plugin is loaded.
     pub autoscaler: Option<Arc<Autoscaler>>,
+    /// The cluster endpoint (`--listen`).
+    pub server: Option<ClusterServer>,
+    /// The links to peers (`--peer`).
+    pub peers: Option<Arc<Cluster>>,
     _watch: Option<watch::WatchGuard>,
 }
 
@@ -94,12 +171,16 @@ pub async fn start(
         autoscale = plugins.autoscale.as_ref().map_or("none", |p| p.label()),
         "mafalda-host running; Ctrl-C to stop"
     );
-    Ok(Running { manager, worker, _plugins: plugins, autoscaler, _watch: watch })
+    Ok(Running { manager, worker, _plugins: plugins, autoscaler, server: None, peers: None, _watch: watch })
 }
 
 /// Closes every worker and waits (bounded) for their close events; returns how many.
 pub async fn stop(running: Running) -> usize {
-    let Running { manager, worker, autoscaler, .. } = running;
+    let Running { manager, worker, autoscaler, server, peers, .. } = running;
+    if let Some(server) = server {
+        server.close();
+    }
+    drop(peers);
     drop(autoscaler);
     worker.close();
     let (closed, late) = manager.host().close_all(STOP_DEADLINE).await;

@@ -150,7 +150,9 @@ impl WebRtcServer {
                 closed: AtomicBool::new(false),
             }),
         };
-        for cell in host.cells().into_iter().filter(|c| c.settings_set() == set) {
+        for cell in
+            host.cells().into_iter().filter(|c| c.settings_set() == set && c.origin() != crate::cell::Origin::Remote)
+        {
             server.real_in(&cell).await?;
         }
         Ok(server)

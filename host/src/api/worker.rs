@@ -68,11 +68,12 @@ impl Drop for Inner {
 impl Inner {
     /// A real worker of this virtual worker's settings went away.
     fn cell_closed(&self, event: &CellClosed) {
-        if event.settings_set != self.set || self.closed.load(Ordering::Acquire) {
+        if (event.settings_set != self.set && event.node.is_none()) || self.closed.load(Ordering::Acquire) {
             return;
         }
         self.handlers.cell_closed.call_simple(event);
-        if event.reason == CloseReason::Died {
+        // A lost host is not a dead worker of this process: routers report it (on_cell_lost).
+        if event.reason == CloseReason::Died && event.node.is_none() {
             let exit = event.exit.unwrap_or(ExitError::Unexpected);
             self.handlers.dead.call(|cb| cb(Err(exit)));
         }
@@ -151,7 +152,7 @@ impl Worker {
         let webrtc_server_ids: Vec<WebRtcServerId> =
             lock(&self.inner.servers).iter().filter_map(WeakWebRtcServer::upgrade).map(|s| s.id()).collect();
         let (mut requests, mut notifications) = (BTreeSet::new(), BTreeSet::new());
-        for cell in self.inner.host.cells().into_iter().filter(|c| c.settings_set() == self.inner.set) {
+        for cell in self.inner.host.cells().into_iter().filter(|c| c.serves(self.inner.set)) {
             let Some(worker) = cell.worker() else { continue };
             let handlers = worker.dump().await?.channel_message_handlers;
             requests.extend(handlers.channel_request_handlers);

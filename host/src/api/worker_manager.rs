@@ -3,6 +3,7 @@
 
 use super::worker::Worker;
 use crate::backend::local::{LocalWorkers, WorkerTemplate};
+use crate::cluster::Cluster;
 use crate::config::HostOptions;
 use crate::internals::host::{Host, WorkerLauncher};
 use crate::internals::object::EventBag;
@@ -13,6 +14,9 @@ use mediasoup::worker::WorkerSettings;
 use std::io;
 use std::sync::Arc;
 use tracing::error;
+
+/// How long `create_worker` waits for the cluster's hosts to answer.
+const CLUSTER_READY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where real workers come from.
 struct Launcher(Arc<dyn WorkerLauncher>);
@@ -31,6 +35,7 @@ impl From<Arc<dyn WorkerLauncher>> for Launcher {
 
 struct Inner {
     host: Arc<Host>,
+    cluster: Option<Arc<Cluster>>,
     config_error: Option<String>,
     new_worker: EventBag<Worker>,
 }
@@ -99,8 +104,16 @@ impl WorkerManager {
                 Arc::new(BinPack { watermark: options.pool.cpu_watermark })
             });
         let template = Self::template(&options, &WorkerSettings::default());
+        let cluster_options = options.cluster.clone();
         let host = Host::new(options, policy, launcher, template);
-        Self { inner: Arc::new(Inner { host, config_error, new_worker: EventBag::default() }) }
+        let cluster = if cluster_options.hosts.is_empty() {
+            None
+        } else {
+            Cluster::for_application(&host, &cluster_options)
+                .map_err(|error| config_error.get_or_insert_with(|| error.to_string()).clone())
+                .ok()
+        };
+        Self { inner: Arc::new(Inner { host, cluster, config_error, new_worker: EventBag::default() }) }
     }
 
     /// How real workers for `settings` are made: the settings, with the configured port range
@@ -127,12 +140,21 @@ impl WorkerManager {
         if let Some(error) = &self.inner.config_error {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, error.clone()));
         }
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.ready(CLUSTER_READY).await.map_err(io::Error::other)?;
+        }
         let host = &self.inner.host;
         let set = host.settings_set(Self::template(host.options(), &worker_settings));
         host.ensure_min_workers(set).await.map_err(io::Error::other)?;
         let worker = Worker::new(self.clone(), Arc::clone(host), set, worker_settings.app_data);
         self.inner.new_worker.call_simple(&worker);
         Ok(worker)
+    }
+
+    /// mafalda extension: the links to the cluster's hosts (`MAFALDA_CLUSTER`), if any.
+    #[must_use]
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.cluster.as_ref()
     }
 
     /// Callback is called when a new worker is created.

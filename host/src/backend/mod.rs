@@ -111,6 +111,15 @@ pub(crate) trait RouterBackend: Send + Sync + Debug {
     fn can_consume(&self, producer_id: &ProducerId, capabilities: &RtpCapabilities) -> bool;
     /// Replaces the router's codecs.
     fn update_media_codecs(&self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError>;
+    /// Replaces the router's codecs and returns its new capabilities (one round trip for a
+    /// router on another host).
+    async fn capabilities_for(
+        &self,
+        media_codecs: Vec<RtpCodecCapability>,
+    ) -> Result<RtpCapabilitiesFinalized, UpdateMediaCodecsError> {
+        self.update_media_codecs(media_codecs)?;
+        Ok(self.rtp_capabilities())
+    }
     /// Creates a WebRTC transport listening on its own ports or on `server`.
     async fn create_webrtc_transport(
         &self,

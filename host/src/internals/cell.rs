@@ -84,6 +84,9 @@ pub enum Origin {
     Pool,
     /// Started by the autoscaler or the operator: kept until retired.
     Kept,
+    /// A worker of another host of the cluster: it serves every settings-set, is never
+    /// released for idleness and does not count against this host's `max_workers`.
+    Remote,
 }
 
 /// One cell.
@@ -206,6 +209,21 @@ impl Cell {
     /// How the cell came to be.
     pub fn origin(&self) -> Origin {
         self.origin
+    }
+
+    /// Whether the cell serves virtual workers of `set` (remote cells serve every set).
+    pub fn serves(&self, set: SettingsSet) -> bool {
+        self.origin == Origin::Remote || self.set == set
+    }
+
+    /// The node (host) running the worker.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// That node's region.
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// The real worker's id.

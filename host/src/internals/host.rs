@@ -57,6 +57,8 @@ pub struct CellClosed {
     pub exit: Option<ExitError>,
     /// Transports that were closed with it, with their virtual router.
     pub lost_transports: Vec<(RouterId, TransportId)>,
+    /// The node of a cell of another host (`None` for this process's own workers).
+    pub node: Option<String>,
 }
 
 /// Samples in a row a worker must stay above the CPU watermark before rebalance advice.
@@ -231,7 +233,7 @@ impl Host {
         if let Some(template) = lock(&self.templates).get_mut(set.0) {
             template.update(&data);
         }
-        for cell in self.cells().into_iter().filter(|c| c.settings_set() == set) {
+        for cell in self.cells().into_iter().filter(|c| c.settings_set() == set && c.origin() != Origin::Remote) {
             if let Some(worker) = cell.worker() {
                 worker.update_settings(data.clone()).await?;
             }
@@ -252,13 +254,44 @@ impl Host {
         origin: Origin,
     ) -> Result<Option<Arc<Cell>>, PlaceError> {
         let _serial = self.spawn_lock.lock().await;
-        if self.cells().len() >= self.options.pool.max_workers {
+        if self.local_cells() >= self.options.pool.max_workers {
             return Ok(None);
         }
         let template = lock(&self.templates).get(set.0).cloned().unwrap_or_default();
         let worker = self.launcher.start(&template).await?;
-        let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
         let location = Location { node: self.options.node.clone(), region: self.options.region.clone() };
+        Ok(Some(self.admit(worker, set, origin, location)))
+    }
+
+    /// This process's own open cells.
+    fn local_cells(&self) -> usize {
+        self.cells().iter().filter(|c| c.origin() != Origin::Remote).count()
+    }
+
+    /// Adds a worker of another host (a cluster link found it); it serves every settings-set.
+    pub(crate) fn add_remote_cell(
+        self: &Arc<Self>,
+        worker: Arc<dyn WorkerBackend>,
+        node: String,
+        region: String,
+    ) -> Arc<Cell> {
+        self.admit(worker, SettingsSet::default(), Origin::Remote, Location { node, region })
+    }
+
+    /// Whether an auth plugin is installed.
+    pub fn has_auth(&self) -> bool {
+        self.auth.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+
+    /// Makes a cell of a started worker.
+    fn admit(
+        self: &Arc<Self>,
+        worker: Arc<dyn WorkerBackend>,
+        set: SettingsSet,
+        origin: Origin,
+        location: Location,
+    ) -> Arc<Cell> {
+        let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
         let slot = free_slot(&self.cells());
         let cell = Arc::new(Cell::new(id, slot, set, origin, location, Arc::clone(&worker)));
         cell.sample_cpu();
@@ -271,14 +304,14 @@ impl Host {
             }))
             .detach();
         self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(Arc::clone(&cell));
-        info!(cell = %id, worker = %worker.id(), slot, set = set.0, ?origin, "new cell");
+        info!(cell = %id, worker = %worker.id(), slot, set = set.0, ?origin, node = %cell.node(), "new cell");
         self.events.new_cell.call_simple(&id);
-        Ok(Some(cell))
+        cell
     }
 
     /// Starts workers in `set` until the pool has `min_workers` (or is full).
     pub(crate) async fn ensure_min_workers(self: &Arc<Self>, set: SettingsSet) -> Result<(), PlaceError> {
-        while self.cells().len() < self.options.pool.min_workers {
+        while self.local_cells() < self.options.pool.min_workers {
             if self.spawn_in(set, Origin::Pool).await?.is_none() {
                 break;
             }
@@ -298,7 +331,7 @@ impl Host {
         if lock(&self.calculator.router).is_none() {
             let _serial = self.calculator.creating.lock().await;
             if lock(&self.calculator.router).is_none() {
-                let cell = match self.cells().into_iter().find(|c| c.settings_set() == set) {
+                let cell = match self.cells().into_iter().find(|c| c.serves(set)) {
                     Some(cell) => cell,
                     None => self
                         .spawn_in(set, Origin::Pool)
@@ -311,7 +344,12 @@ impl Host {
                 lock(&self.calculator.router).get_or_insert((cell.id(), router));
             }
         }
-        self.rtp_capabilities_for(media_codecs).map_err(|e| match e {
+        let router = lock(&self.calculator.router).as_ref().map(|(_, r)| Arc::clone(r));
+        let Some(router) = router else {
+            return Err(CreateRouterError::FailedRtpCapabilitiesGeneration(RtpCapabilitiesError::CannotAllocate));
+        };
+        let _serial = self.calculator.creating.lock().await;
+        router.capabilities_for(media_codecs).await.map_err(|e| match e {
             UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(e) => {
                 CreateRouterError::FailedRtpCapabilitiesGeneration(e)
             }
@@ -346,11 +384,13 @@ impl Host {
         for _ in 0..8 {
             let all = self.cells();
             // Cells of other sets count against the maximum but are not candidates.
-            let others = all.iter().filter(|c| c.settings_set() != set || Some(c.id()) == avoid).count();
+            let others = all
+                .iter()
+                .filter(|c| c.origin() != Origin::Remote && (!c.serves(set) || Some(c.id()) == avoid))
+                .count();
             // Policies read the predicted CPU share (measured, or what the model expects of
             // what is placed and reserved here, whichever is more).
-            let open: Vec<Arc<Cell>> =
-                all.iter().filter(|c| c.settings_set() == set && !c.is_closed()).cloned().collect();
+            let open: Vec<Arc<Cell>> = all.iter().filter(|c| c.serves(set) && !c.is_closed()).cloned().collect();
             let predicted = self.predicted(&open);
             let candidates: Vec<CellLoad> = open
                 .iter()
@@ -410,6 +450,7 @@ impl Host {
             reason,
             exit,
             lost_transports: lost.transports,
+            node: (cell.origin() == Origin::Remote).then(|| cell.node().to_string()),
         };
         match reason {
             CloseReason::Died => {
@@ -572,7 +613,7 @@ impl Host {
                 .zip(&predicted)
                 .filter(|(c, p)| {
                     c.id() != cell.id()
-                        && c.settings_set() == cell.settings_set()
+                        && (c.serves(cell.settings_set()) || cell.serves(c.settings_set()))
                         && !c.is_closed()
                         && !c.is_draining()
                         && **p < watermark
@@ -621,7 +662,7 @@ impl Host {
         }
         let cells = self.cells();
         let grace = self.options.pool.idle_grace;
-        let mut open = cells.len();
+        let mut open = cells.iter().filter(|c| c.origin() != Origin::Remote).count();
         for cell in cells.iter().filter(|c| c.origin() == Origin::Pool) {
             if open <= self.options.pool.min_workers {
                 break;

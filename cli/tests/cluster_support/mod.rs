@@ -1,0 +1,177 @@
+//! Shared by the cluster tests: certificates, `mafalda-host serve` processes on 127.0.0.x
+//! addresses, and an application-side manager configured as an application would be (the
+//! `MAFALDA_*` variables, read through the same code path).
+
+#![allow(dead_code)]
+
+use mafalda_host::config::HostOptions;
+use mafalda_host::worker_manager::WorkerManager;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mafalda-host")
+}
+
+/// A fresh directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mafalda-cluster-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs `mafalda-host ARGS` to completion; panics with its stderr when it fails.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(binary()).args(args).env_remove("MAFALDA_CLUSTER").output().expect("run mafalda-host");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "mafalda-host {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A cluster CA and certificates for `nodes` (name, ip) in `dir`.
+pub fn certs(dir: &Path, nodes: &[(&str, &str)]) {
+    let out = dir.to_str().expect("utf-8");
+    run(&["certs", "init", "--out", out]);
+    for (name, ip) in nodes {
+        run(&["certs", "issue", name, "--out", out, "--ip", ip]);
+    }
+}
+
+/// One `mafalda-host serve` process.
+pub struct Node {
+    pub name: String,
+    pub ip: String,
+    pub port: u16,
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Node {
+    /// Starts `serve` for node `name` on `ip:port` with `extra` flags; returns once its cluster
+    /// endpoint is up (bounded).
+    pub fn start(dir: &Path, name: &str, ip: &str, port: u16, extra: &[&str]) -> Self {
+        let listen = format!("{ip}:{port}");
+        let mut args: Vec<String> = [
+            "serve",
+            "--workers",
+            "1",
+            "--listen",
+            &listen,
+            "--announced-ip",
+            ip,
+            "--node",
+            name,
+            "--region",
+            "eu",
+            "--tls-dir",
+            dir.to_str().expect("utf-8"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(binary())
+            .args(&args)
+            .env_remove("MAFALDA_CLUSTER")
+            .env_remove("MAFALDA_MAX_WORKERS")
+            .env("RUST_LOG", "info,mafalda_host=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut node = Self { name: name.into(), ip: ip.into(), port, child: Some(child), lines, log: Vec::new() };
+        node.wait_for_log("cluster endpoint up", Duration::from_secs(60));
+        node
+    }
+
+    /// `ip:port`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// Waits for a log line containing `needle`; panics with the log so far after `limit`.
+    pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    panic!("{}: no log line with '{needle}' within {limit:?}; log:\n{}", self.name, self.log.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn drain_log(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log.join("\n")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal (SIGSTOP / SIGCONT).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An application's manager for `hosts`, configured through the `MAFALDA_*` variables plus
+/// `extra` (e.g. the policy), with no local workers.
+pub fn application(dir: &Path, hosts: &[&Node], extra: &[(&str, &str)]) -> WorkerManager {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("MAFALDA_CLUSTER".into(), hosts.iter().map(|n| n.address()).collect::<Vec<_>>().join(","));
+    vars.insert("MAFALDA_CA".into(), dir.join("ca.pem").display().to_string());
+    vars.insert("MAFALDA_MAX_WORKERS".into(), "0".into());
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    let options = HostOptions::from_vars(|k| vars.get(k).cloned()).expect("cluster options");
+    WorkerManager::with_options(options)
+}

@@ -1,0 +1,353 @@
+//! The calling side of a link to one host (an application's, or a host's to its peers): it
+//! connects, says hello, keeps the link up (reconnecting with backoff and resuming its session
+//! so objects survive a dropped link), matches responses to requests and routes events to the
+//! remote objects they name.
+
+use super::link::{self, MessageStream, Outbox};
+use super::proto::{
+    check_version, CellAdvert, Event, Handle, Hello, Message, Op, Reply, Role, WireError, PROTOCOL_VERSION,
+};
+use crate::internals::object::lock;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch, Notify};
+use tracing::{info, warn};
+
+/// How long a request may wait for its response.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a dropped link may stay down before the host counts as lost (its objects gone).
+pub const LOST_AFTER: Duration = Duration::from_millis(1500);
+
+/// Where a link goes and who it says it is.
+#[derive(Clone)]
+pub struct LinkTarget {
+    /// `host:port` as configured.
+    pub address: String,
+    /// Client or peer.
+    pub role: Role,
+    /// This side's name.
+    pub node: String,
+    /// The client's token.
+    pub token: Option<String>,
+    /// TLS (verifying the host, and for peers presenting this node's certificate).
+    pub config: quinn::ClientConfig,
+}
+
+impl std::fmt::Debug for LinkTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkTarget").field("address", &self.address).field("role", &self.role).finish()
+    }
+}
+
+/// The state of a link as its users see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected yet.
+    Connecting,
+    /// Connected: the host's node name.
+    Up(String),
+    /// The host refused the hello (bad token, version…): why.
+    Refused(String),
+    /// The host could not be reached (or the link dropped): why.
+    Down(String),
+}
+
+/// What a link tells the side using it (the host's cluster membership).
+pub trait LinkObserver: Send + Sync {
+    /// The host's workers and their load.
+    fn cells(&self, link: &Arc<HostLink>, adverts: &[CellAdvert]);
+    /// The link dropped (the host's cells should leave placement until it returns).
+    fn down(&self, link: &Arc<HostLink>);
+    /// The link is back with its session (nothing was lost).
+    fn up(&self, link: &Arc<HostLink>);
+    /// The host is lost (down too long, or it restarted): its objects are gone.
+    fn lost(&self, link: &Arc<HostLink>);
+}
+
+/// Something that receives the events of one handle.
+pub trait EventSink: Send + Sync {
+    /// An event for this object.
+    fn event(&self, event: &Event);
+}
+
+type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Reply, WireError>>>>;
+
+/// A link to one host.
+pub struct HostLink {
+    target: LinkTarget,
+    endpoint: quinn::Endpoint,
+    runtime: tokio::runtime::Handle,
+    writer: Mutex<Option<Outbox>>,
+    session: Mutex<Option<u64>>,
+    node: Mutex<Option<(String, String)>>,
+    pending: Pending,
+    next_id: AtomicU32,
+    objects: Mutex<HashMap<Handle, Weak<dyn EventSink>>>,
+    observer: Mutex<Option<Weak<dyn LinkObserver>>>,
+    state: watch::Sender<LinkState>,
+    stop: Notify,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for HostLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostLink").field("target", &self.target.address).field("state", &*self.state.borrow()).finish()
+    }
+}
+
+impl HostLink {
+    /// Starts a link on `runtime` (it connects in the background; see [`HostLink::state`]).
+    pub fn start(
+        target: LinkTarget,
+        endpoint: quinn::Endpoint,
+        runtime: tokio::runtime::Handle,
+        observer: Weak<dyn LinkObserver>,
+    ) -> Arc<Self> {
+        let link = Arc::new(Self {
+            target,
+            endpoint,
+            runtime: runtime.clone(),
+            writer: Mutex::default(),
+            session: Mutex::default(),
+            node: Mutex::default(),
+            pending: Mutex::default(),
+            next_id: AtomicU32::new(1),
+            objects: Mutex::default(),
+            observer: Mutex::new(Some(observer)),
+            state: watch::channel(LinkState::Connecting).0,
+            stop: Notify::new(),
+            stopped: AtomicBool::new(false),
+        });
+        runtime.spawn(Arc::clone(&link).run());
+        link
+    }
+
+    /// The configured address.
+    pub fn address(&self) -> &str {
+        &self.target.address
+    }
+
+    /// The host's node name and region (once connected).
+    pub fn node(&self) -> Option<(String, String)> {
+        lock(&self.node).clone()
+    }
+
+    /// Watches the link's state.
+    pub fn state(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+
+    /// Stops the link (its connection is closed; objects of the session are released by the
+    /// host after its grace period).
+    pub fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+        self.stop.notify_one();
+    }
+
+    /// Sends an operation and waits for its reply.
+    pub async fn call(self: &Arc<Self>, op: Op) -> Result<Reply, WireError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        let outbox = lock(&self.writer).clone();
+        let sent = outbox.is_some_and(|outbox| link::send(&outbox, &Message::Request { id, op }));
+        if !sent {
+            lock(&self.pending).remove(&id);
+            return Err(WireError::LinkDown);
+        }
+        let weak = Arc::downgrade(self);
+        self.runtime.spawn(async move {
+            tokio::time::sleep(REQUEST_TIMEOUT).await;
+            if let Some(link) = weak.upgrade() {
+                link.expire(id);
+            }
+        });
+        rx.await.unwrap_or(Err(WireError::LinkDown))
+    }
+
+    /// Sends an operation whose reply nobody waits for (closing a handle).
+    pub fn notify(&self, op: Op) {
+        if let Some(outbox) = lock(&self.writer).clone() {
+            link::send(&outbox, &Message::Request { id: 0, op });
+        }
+    }
+
+    /// Routes the events of `handle` to `sink` (until the sink is dropped).
+    pub fn register(&self, handle: Handle, sink: Weak<dyn EventSink>) {
+        lock(&self.objects).insert(handle, sink);
+    }
+
+    /// Stops routing events of `handle`.
+    pub fn forget(&self, handle: Handle) {
+        lock(&self.objects).remove(&handle);
+    }
+
+    fn observer(&self) -> Option<Arc<dyn LinkObserver>> {
+        lock(&self.observer).as_ref().and_then(Weak::upgrade)
+    }
+
+    async fn connect_once(&self) -> Result<(quinn::Connection, Outbox, MessageStream, bool), LinkState> {
+        let down = |e: String| LinkState::Down(e);
+        let address = &self.target.address;
+        let addr: SocketAddr = tokio::net::lookup_host(address)
+            .await
+            .map_err(|e| down(format!("{address}: {e}")))?
+            .next()
+            .ok_or_else(|| down(format!("{address}: no address")))?;
+        let server_name = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
+        let server_name = server_name.trim_start_matches('[').trim_end_matches(']');
+        let connecting = self
+            .endpoint
+            .connect_with(self.target.config.clone(), addr, server_name)
+            .map_err(|e| down(format!("{address}: {e}")))?;
+        let connection = connecting.await.map_err(|e| down(format!("{address}: {e}")))?;
+        let (send, recv) = connection.open_bi().await.map_err(|e| down(format!("{address}: {e}")))?;
+        let outbox = link::spawn_writer(send);
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: self.target.role,
+            node: self.target.node.clone(),
+            token: self.target.token.clone(),
+            resume: *lock(&self.session),
+        };
+        link::send(&outbox, &Message::Hello(hello));
+        let mut stream = MessageStream::new(recv);
+        let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .map_err(|_| down(format!("{address}: no answer to hello")))?;
+        match first {
+            Ok(Some(Message::Welcome(welcome))) => {
+                check_version(welcome.version).map_err(|e| LinkState::Refused(e.to_string()))?;
+                *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
+                let had = lock(&self.session).replace(welcome.session);
+                let lost = had.is_some() && !welcome.resumed;
+                Ok((connection, outbox, stream, lost))
+            }
+            Ok(Some(Message::Refused { reason })) => Err(LinkState::Refused(format!("{address} refused: {reason}"))),
+            Ok(other) => Err(LinkState::Refused(format!("{address}: unexpected answer {other:?}"))),
+            Err(error) => {
+                let reason = connection.close_reason().map_or_else(|| error.to_string(), |r| r.to_string());
+                Err(LinkState::Refused(format!("{address} refused: {reason}")))
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(100);
+        let mut down_since: Option<Instant> = None;
+        let mut lost_reported = false;
+        while !self.stopped.load(Ordering::Acquire) {
+            match self.connect_once().await {
+                Ok((connection, outbox, stream, lost)) => {
+                    backoff = Duration::from_millis(100);
+                    if lost && !lost_reported {
+                        self.lose_everything();
+                    }
+                    lost_reported = false;
+                    *lock(&self.writer) = Some(outbox);
+                    let node = lock(&self.node).clone().map(|n| n.0).unwrap_or_default();
+                    info!(host = %self.target.address, %node, "cluster link up");
+                    self.state.send_replace(LinkState::Up(node));
+                    if let Some(observer) = self.observer() {
+                        observer.up(&self);
+                    }
+                    let reason = tokio::select! {
+                        reason = self.read(stream) => reason,
+                        _ = self.stop.notified() => "shut down".to_string(),
+                    };
+                    lock(&self.writer).take();
+                    connection.close(0u32.into(), reason.as_bytes());
+                    self.fail_pending();
+                    warn!(host = %self.target.address, %reason, "cluster link down");
+                    self.state.send_replace(LinkState::Down(reason));
+                    if let Some(observer) = self.observer() {
+                        observer.down(&self);
+                    }
+                    down_since = Some(Instant::now());
+                }
+                Err(state) => {
+                    if matches!(state, LinkState::Refused(_)) {
+                        warn!(host = %self.target.address, ?state, "cluster link refused");
+                        backoff = Duration::from_secs(2);
+                    }
+                    self.state.send_replace(state);
+                }
+            }
+            if down_since.is_some_and(|since| since.elapsed() >= LOST_AFTER) && !lost_reported {
+                lost_reported = true;
+                lock(&self.session).take();
+                self.lose_everything();
+            }
+            let wait =
+                if down_since.is_some() && !lost_reported { backoff.min(Duration::from_millis(250)) } else { backoff };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.stop.notified() => break,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Reads until the stream ends; returns why.
+    async fn read(self: &Arc<Self>, mut stream: MessageStream) -> String {
+        loop {
+            match stream.next().await {
+                Ok(Some(Message::Response { id, result })) => {
+                    if let Some(tx) = lock(&self.pending).remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Ok(Some(Message::Event { handle, event })) => {
+                    let sink = lock(&self.objects).get(&handle).and_then(Weak::upgrade);
+                    if let Some(sink) = sink {
+                        sink.event(&event);
+                    }
+                }
+                Ok(Some(Message::Cells(adverts))) => {
+                    if let Some(observer) = self.observer() {
+                        observer.cells(self, &adverts);
+                    }
+                }
+                Ok(Some(Message::Bye { reason })) => return format!("host said bye: {reason}"),
+                Ok(Some(other)) => return format!("unexpected message {other:?}"),
+                Ok(None) => return "host closed the link".into(),
+                Err(error) => return error.to_string(),
+            }
+        }
+    }
+
+    fn fail_pending(&self) {
+        let pending: Vec<_> = lock(&self.pending).drain().collect();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(WireError::LinkDown));
+        }
+    }
+
+    /// The host is lost: every object of the session is closed (workers die).
+    fn lose_everything(self: &Arc<Self>) {
+        warn!(host = %self.target.address, "cluster host lost: its objects are gone");
+        let sinks: Vec<_> = lock(&self.objects).drain().filter_map(|(_, s)| s.upgrade()).collect();
+        for sink in sinks {
+            sink.event(&Event::WorkerDead("the host was lost".into()));
+        }
+        if let Some(observer) = self.observer() {
+            observer.lost(self);
+        }
+    }
+
+    /// The runtime the link runs on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Fails a request that waited too long.
+    fn expire(&self, id: u32) {
+        if let Some(tx) = lock(&self.pending).remove(&id) {
+            let _ = tx.send(Err(WireError::Failed("the host did not answer in time".into())));
+        }
+    }
+}

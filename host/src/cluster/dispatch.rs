@@ -1,0 +1,630 @@
+//! A host carrying out a session's operations on its backend objects (local workers, or a
+//! peer's when it aggregates one), and forwarding their events to the session.
+
+use super::proto::*;
+use super::server::{Session, Shared};
+use crate::backend::*;
+use crate::internals::object::lock;
+use event_listener_primitives::HandlerId;
+use mafalda_plugin_sdk::types::Operation;
+use mediasoup::active_speaker_observer::ActiveSpeakerObserverOptions;
+use mediasoup::audio_level_observer::AudioLevelObserverOptions;
+use mediasoup::consumer::ConsumerOptions;
+use mediasoup::direct_transport::DirectTransportOptions;
+use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
+use mediasoup::plain_transport::{PlainTransportOptions, PlainTransportRemoteParameters};
+use mediasoup::prelude::{ListenInfo, RouterOptions, WebRtcTransportRemoteParameters};
+use mediasoup::producer::{ProducerId, ProducerOptions};
+use mediasoup::rtp_observer::RtpObserverAddProducerOptions;
+use mediasoup::webrtc_transport::{WebRtcTransportListenInfos, WebRtcTransportOptions};
+use mediasoup::worker::{WorkerLogLevel, WorkerLogTag, WorkerUpdateSettings};
+use serde::Serialize;
+use std::num::NonZeroU16;
+use std::sync::{Arc, Weak};
+
+/// A backend object held for a session.
+#[derive(Clone)]
+#[allow(missing_docs)]
+pub(crate) enum Held {
+    Worker(Arc<dyn WorkerBackend>),
+    Router(Arc<dyn RouterBackend>),
+    WebRtc(Arc<dyn WebRtcTransportBackend>),
+    Plain(Arc<dyn PlainTransportBackend>),
+    Pipe(Arc<dyn PipeTransportBackend>),
+    Direct(Arc<dyn DirectTransportBackend>),
+    Producer(Arc<dyn ProducerBackend>),
+    Consumer(Arc<dyn ConsumerBackend>),
+    AudioLevel(Arc<dyn AudioLevelObserverBackend>),
+    ActiveSpeaker(Arc<dyn ActiveSpeakerObserverBackend>),
+}
+
+impl Held {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Worker(_) => "a worker",
+            Self::Router(_) => "a router",
+            Self::WebRtc(_) => "a WebRTC transport",
+            Self::Plain(_) => "a plain transport",
+            Self::Pipe(_) => "a pipe transport",
+            Self::Direct(_) => "a direct transport",
+            Self::Producer(_) => "a producer",
+            Self::Consumer(_) => "a consumer",
+            Self::AudioLevel(_) => "an audio level observer",
+            Self::ActiveSpeaker(_) => "an active speaker observer",
+        }
+    }
+
+    fn transport(&self) -> Option<Arc<dyn TransportBackend>> {
+        match self {
+            Self::WebRtc(t) => Some(t.clone()),
+            Self::Plain(t) => Some(t.clone()),
+            Self::Pipe(t) => Some(t.clone()),
+            Self::Direct(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    fn observer(&self) -> Option<Arc<dyn RtpObserverBackend>> {
+        match self {
+            Self::AudioLevel(o) => Some(o.clone()),
+            Self::ActiveSpeaker(o) => Some(o.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A held object, the room it belongs to (for auth) and its event registrations.
+pub(crate) struct Entry {
+    held: Held,
+    room: Option<String>,
+    router: Option<String>,
+    _handlers: Vec<HandlerId>,
+}
+
+impl Entry {
+    /// An entry without event registrations.
+    pub(crate) fn new(held: Held, room: Option<String>) -> Self {
+        Self { held, room, router: None, _handlers: Vec::new() }
+    }
+}
+
+fn failed(error: impl ToString) -> WireError {
+    WireError::Failed(error.to_string())
+}
+
+fn wrong(op: &str, held: &Held) -> WireError {
+    WireError::WrongObject(format!("{op} does not apply to {}", held.name()))
+}
+
+fn packed<T: Serialize>(value: &T) -> Result<Reply, WireError> {
+    rmp_serde::to_vec_named(value).map(Reply::Value).map_err(failed)
+}
+
+fn unpack<T: serde::de::DeserializeOwned>(payload: &Payload<T>) -> Result<T, WireError> {
+    payload.get().map_err(|e| WireError::BadRequest(e.to_string()))
+}
+
+/// Carries out one operation of `session`.
+pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op) -> Result<Reply, WireError> {
+    let target = op.target();
+    let (held, room, router) = {
+        let objects = lock(&session.objects);
+        let entry = objects.get(&target).ok_or(WireError::NotFound(target))?;
+        (entry.held.clone(), entry.room.clone(), entry.router.clone())
+    };
+    let host = &shared.host;
+    let new = |held: Held, handlers: Vec<HandlerId>, room: Option<String>, router: Option<String>| {
+        let handle = session.next_handle();
+        lock(&session.objects).insert(handle, Entry { held, room, router, _handlers: handlers });
+        handle
+    };
+    match op {
+        Op::Close { .. } => {
+            if !matches!(held, Held::Worker(_)) {
+                lock(&session.objects).remove(&target);
+            }
+            Ok(Reply::Done)
+        }
+        Op::CreateRouter { media_codecs, room, .. } => {
+            let Held::Worker(worker) = &held else { return Err(wrong("create_router", &held)) };
+            session.authorize(host, Operation::CreateRouter, None, room.clone())?;
+            let real = worker.create_router(RouterOptions::new(unpack(&media_codecs)?)).await.map_err(failed)?;
+            let info = ObjectInfo::Router { id: real.id(), rtp_capabilities: real.rtp_capabilities() };
+            let router_id = Some(real.id().to_string());
+            let handle = new(Held::Router(real), Vec::new(), room, router_id);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::WorkerDump { .. } => match &held {
+            Held::Worker(worker) => packed(&worker.dump().await.map_err(failed)?),
+            _ => Err(wrong("dump", &held)),
+        },
+        Op::UpdateSettings { log_level, log_tags, .. } => {
+            let Held::Worker(worker) = &held else { return Err(wrong("update_settings", &held)) };
+            let mut settings = WorkerUpdateSettings::default();
+            settings.log_level = log_level.as_deref().map(log_level_of);
+            settings.log_tags = log_tags.map(|tags| tags.iter().filter_map(|t| log_tag_of(t)).collect());
+            worker.update_settings(settings).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::CapabilitiesFor { media_codecs, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("update_media_codecs", &held)) };
+            let caps = real.capabilities_for(unpack(&media_codecs)?).await.map_err(failed)?;
+            Ok(Reply::Capabilities(Payload::new(&caps)))
+        }
+        Op::CreateWebRtcTransport { options, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("create_webrtc_transport", &held)) };
+            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let infos: Vec<ListenInfo> = wire.listen_infos.into_iter().map(|i| shared.media_listen(i)).collect();
+            let infos = WebRtcTransportListenInfos::try_from(infos)
+                .map_err(|_| WireError::BadRequest("no listen info".into()))?;
+            let mut full = WebRtcTransportOptions::new(infos.clone());
+            full.enable_bwe = wire.bitrate.enable_bwe;
+            full.initial_available_outgoing_bitrate = wire.bitrate.initial_available_outgoing_bitrate;
+            full.max_incoming_bitrate = wire.bitrate.max_incoming_bitrate;
+            full.max_outgoing_bitrate = wire.bitrate.max_outgoing_bitrate;
+            full.min_outgoing_bitrate = wire.bitrate.min_outgoing_bitrate;
+            full.enable_udp = wire.enable_udp;
+            full.enable_tcp = wire.enable_tcp;
+            full.prefer_udp = wire.prefer_udp;
+            full.prefer_tcp = wire.prefer_tcp;
+            full.ice_consent_timeout = wire.ice_consent_timeout;
+            apply_sctp_webrtc(&mut full, &wire.sctp);
+            let settings = WebRtcTransportSettings::of(&full);
+            let t = real.create_webrtc_transport(WebRtcListen::Individual(infos), settings).await.map_err(failed)?;
+            let info = ObjectInfo::WebRtcTransport(WebRtcInfo {
+                id: t.id(),
+                ice_role: t.ice_role(),
+                ice_parameters: t.ice_parameters(),
+                ice_candidates: t.ice_candidates(),
+                ice_state: t.ice_state(),
+                ice_selected_tuple: t.ice_selected_tuple(),
+                dtls_parameters: t.dtls_parameters(),
+                dtls_state: t.dtls_state(),
+                dtls_remote_cert: t.dtls_remote_cert(),
+                sctp: SctpInfo {
+                    parameters: t.sctp_parameters(),
+                    state: t.sctp_state(),
+                    negotiated: t.sctp_negotiated_capabilities(),
+                },
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = watch_transport(&events, t.as_ref());
+            let e = events.clone();
+            handlers.push(t.on_ice_state_change(Arc::new(move |s| e.emit(Event::IceState(Payload::new(&s))))));
+            let e = events.clone();
+            handlers.push(
+                t.on_ice_selected_tuple_change(Arc::new(move |s| e.emit(Event::IceSelectedTuple(Payload::new(s))))),
+            );
+            let e = events.clone();
+            handlers.push(t.on_dtls_state_change(Arc::new(move |s| e.emit(Event::DtlsState(Payload::new(&s))))));
+            let e = events.clone();
+            handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
+            insert(session, handle, Held::WebRtc(t), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::CreatePlainTransport { options, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("create_plain_transport", &held)) };
+            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let mut full = PlainTransportOptions::new(shared.media_listen(wire.listen_info));
+            full.rtcp_listen_info = wire.rtcp_listen_info.map(|i| shared.media_listen(i));
+            full.rtcp_mux = wire.rtcp_mux;
+            full.comedia = wire.comedia;
+            full.enable_bwe = wire.bitrate.enable_bwe;
+            full.initial_available_outgoing_bitrate = wire.bitrate.initial_available_outgoing_bitrate;
+            full.max_incoming_bitrate = wire.bitrate.max_incoming_bitrate;
+            full.max_outgoing_bitrate = wire.bitrate.max_outgoing_bitrate;
+            full.min_outgoing_bitrate = wire.bitrate.min_outgoing_bitrate;
+            full.enable_sctp = wire.sctp.enable_sctp;
+            full.max_send_message_size = wire.sctp.max_send_message_size;
+            full.max_receive_message_size = wire.sctp.max_receive_message_size;
+            full.sctp_send_buffer_size = wire.sctp.sctp_send_buffer_size;
+            full.sctp_per_stream_send_queue_limit = wire.sctp.sctp_per_stream_send_queue_limit;
+            full.sctp_max_receiver_window_buffer_size = wire.sctp.sctp_max_receiver_window_buffer_size;
+            full.sctp_default_stream_buffered_amount_low_threshold =
+                wire.sctp.sctp_default_stream_buffered_amount_low_threshold;
+            full.sctp_zero_checksum = wire.sctp.sctp_zero_checksum;
+            full.enable_srtp = wire.enable_srtp;
+            full.srtp_crypto_suite = wire.srtp_crypto_suite;
+            let t = real.create_plain_transport(full).await.map_err(failed)?;
+            let info = ObjectInfo::PlainTransport(TupleTransportInfo {
+                id: t.id(),
+                tuple: t.tuple(),
+                rtcp_tuple: t.rtcp_tuple(),
+                sctp: SctpInfo {
+                    parameters: t.sctp_parameters(),
+                    state: t.sctp_state(),
+                    negotiated: t.sctp_negotiated_capabilities(),
+                },
+                srtp_parameters: t.srtp_parameters(),
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = watch_transport(&events, t.as_ref());
+            let e = events.clone();
+            handlers.push(t.on_tuple(Arc::new(move |s| e.emit(Event::Tuple(Payload::new(s))))));
+            let e = events.clone();
+            handlers.push(t.on_rtcp_tuple(Arc::new(move |s| e.emit(Event::RtcpTuple(Payload::new(s))))));
+            let e = events.clone();
+            handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
+            insert(session, handle, Held::Plain(t), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::CreatePipeTransport { options, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("create_pipe_transport", &held)) };
+            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let mut full = PipeTransportOptions::new(shared.media_listen(wire.listen_info));
+            full.enable_sctp = wire.sctp.enable_sctp;
+            full.max_send_message_size = wire.sctp.max_send_message_size;
+            full.max_receive_message_size = wire.sctp.max_receive_message_size;
+            full.sctp_send_buffer_size = wire.sctp.sctp_send_buffer_size;
+            full.sctp_per_stream_send_queue_limit = wire.sctp.sctp_per_stream_send_queue_limit;
+            full.sctp_max_receiver_window_buffer_size = wire.sctp.sctp_max_receiver_window_buffer_size;
+            full.sctp_default_stream_buffered_amount_low_threshold =
+                wire.sctp.sctp_default_stream_buffered_amount_low_threshold;
+            full.sctp_zero_checksum = wire.sctp.sctp_zero_checksum;
+            full.enable_rtx = wire.enable_rtx;
+            full.enable_srtp = wire.enable_srtp;
+            let t = real.create_pipe_transport(full).await.map_err(failed)?;
+            let info = ObjectInfo::PipeTransport(TupleTransportInfo {
+                id: t.id(),
+                tuple: t.tuple(),
+                rtcp_tuple: None,
+                sctp: SctpInfo {
+                    parameters: t.sctp_parameters(),
+                    state: t.sctp_state(),
+                    negotiated: t.sctp_negotiated_capabilities(),
+                },
+                srtp_parameters: t.srtp_parameters(),
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = watch_transport(&events, t.as_ref());
+            let e = events.clone();
+            handlers.push(t.on_tuple(Arc::new(move |s| e.emit(Event::Tuple(Payload::new(s))))));
+            let e = events.clone();
+            handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
+            insert(session, handle, Held::Pipe(t), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::CreateDirectTransport { max_send_message_size, max_receive_message_size, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("create_direct_transport", &held)) };
+            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
+            let mut options = DirectTransportOptions::default();
+            options.max_send_message_size = max_send_message_size;
+            options.max_receive_message_size = max_receive_message_size;
+            let t = real.create_direct_transport(options).await.map_err(failed)?;
+            let info = ObjectInfo::DirectTransport { id: t.id() };
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = watch_transport(&events, t.as_ref());
+            let e = events.clone();
+            handlers.push(t.on_rtcp(Arc::new(move |p| e.emit(Event::Rtcp(p.to_vec())))));
+            insert(session, handle, Held::Direct(t), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::CreateAudioLevelObserver { max_entries, threshold, interval, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("create_audio_level_observer", &held)) };
+            let mut options = AudioLevelObserverOptions::default();
+            options.max_entries =
+                NonZeroU16::new(max_entries).ok_or(WireError::BadRequest("max_entries is 0".into()))?;
+            options.threshold = threshold;
+            options.interval = interval;
+            let o = real.create_audio_level_observer(options).await.map_err(failed)?;
+            let info = ObjectInfo::Observer { id: o.id(), paused: o.paused() };
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = watch_observer(&events, o.as_ref());
+            let e = events.clone();
+            handlers.push(o.on_volumes(Arc::new(move |v| {
+                e.emit(Event::Volumes(v.iter().map(|v| (Payload::new(&v.producer_id), v.volume)).collect()))
+            })));
+            let e = events.clone();
+            handlers.push(o.on_silence(Arc::new(move || e.emit(Event::Silence))));
+            insert(session, handle, Held::AudioLevel(o), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::CreateActiveSpeakerObserver { interval, .. } => {
+            let Held::Router(real) = &held else { return Err(wrong("create_active_speaker_observer", &held)) };
+            let mut options = ActiveSpeakerObserverOptions::default();
+            options.interval = interval;
+            let o = real.create_active_speaker_observer(options).await.map_err(failed)?;
+            let info = ObjectInfo::Observer { id: o.id(), paused: o.paused() };
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = watch_observer(&events, o.as_ref());
+            let e = events.clone();
+            handlers.push(o.on_dominant_speaker(Arc::new(move |id| e.emit(Event::DominantSpeaker(Payload::new(id))))));
+            insert(session, handle, Held::ActiveSpeaker(o), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::Connect { params, .. } => {
+            match (unpack(&params)?, &held) {
+                (ConnectParams::WebRtc { dtls_parameters }, Held::WebRtc(t)) => {
+                    t.connect(WebRtcTransportRemoteParameters { dtls_parameters }).await.map_err(failed)?
+                }
+                (ConnectParams::Plain { ip, port, rtcp_port, srtp_parameters }, Held::Plain(t)) => t
+                    .connect(PlainTransportRemoteParameters { ip, port, rtcp_port, srtp_parameters })
+                    .await
+                    .map_err(failed)?,
+                (ConnectParams::Pipe { ip, port, srtp_parameters }, Held::Pipe(t)) => {
+                    t.connect(PipeTransportRemoteParameters { ip, port, srtp_parameters }).await.map_err(failed)?
+                }
+                _ => return Err(wrong("these connect parameters", &held)),
+            }
+            Ok(Reply::Done)
+        }
+        Op::SetMaxIncomingBitrate { bitrate, .. } => {
+            match &held {
+                Held::WebRtc(t) => t.set_max_incoming_bitrate(bitrate).await,
+                Held::Plain(t) => t.set_max_incoming_bitrate(bitrate).await,
+                Held::Pipe(t) => t.set_max_incoming_bitrate(bitrate).await,
+                _ => return Err(wrong("set_max_incoming_bitrate", &held)),
+            }
+            .map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::SetMaxOutgoingBitrate { bitrate, .. } => {
+            let Held::WebRtc(t) = &held else { return Err(wrong("set_max_outgoing_bitrate", &held)) };
+            t.set_max_outgoing_bitrate(bitrate).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::SetMinOutgoingBitrate { bitrate, .. } => {
+            let Held::WebRtc(t) = &held else { return Err(wrong("set_min_outgoing_bitrate", &held)) };
+            t.set_min_outgoing_bitrate(bitrate).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::RestartIce { .. } => {
+            let Held::WebRtc(t) = &held else { return Err(wrong("restart_ice", &held)) };
+            Ok(Reply::Ice(Payload::new(&t.restart_ice().await.map_err(failed)?)))
+        }
+        Op::Produce { options, .. } => {
+            let transport = held.transport().ok_or_else(|| wrong("produce", &held))?;
+            session.authorize(host, Operation::Produce, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let mut full = match wire.id {
+                Some(id) => ProducerOptions::new_pipe_transport(id, wire.kind, wire.rtp_parameters),
+                None => ProducerOptions::new(wire.kind, wire.rtp_parameters),
+            };
+            full.paused = wire.paused;
+            full.key_frame_request_delay = wire.key_frame_request_delay;
+            full.enable_mediasoup_packet_id_header_extension = wire.enable_mediasoup_packet_id_header_extension;
+            let p = transport.produce(full).await.map_err(failed)?;
+            let info = ObjectInfo::Producer(ProducerInfo {
+                id: p.id(),
+                kind: p.kind(),
+                rtp_parameters: p.rtp_parameters(),
+                consumable_rtp_parameters: p.consumable_rtp_parameters(),
+                r#type: p.r#type(),
+                is_direct: p.is_direct(),
+                paused: p.paused(),
+                score: p.score(),
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let e = events.clone();
+            let mut handlers = vec![p.on_close(Box::new(move || e.closed()))];
+            let e = events.clone();
+            handlers.push(p.on_pause(Arc::new(move || e.emit(Event::Paused))));
+            let e = events.clone();
+            handlers.push(p.on_resume(Arc::new(move || e.emit(Event::Resumed))));
+            let e = events.clone();
+            handlers.push(p.on_score(Arc::new(move |s| e.emit(Event::ProducerScore(Payload::new(&s.to_vec()))))));
+            insert(session, handle, Held::Producer(p), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::Consume { options, .. } => {
+            let transport = held.transport().ok_or_else(|| wrong("consume", &held))?;
+            session.authorize(host, Operation::Consume, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let mut full = ConsumerOptions::new(wire.producer_id, wire.rtp_capabilities);
+            full.paused = wire.paused;
+            full.mid = wire.mid;
+            full.preferred_layers = wire.preferred_layers;
+            full.enable_rtx = wire.enable_rtx;
+            full.ignore_dtx = wire.ignore_dtx;
+            full.pipe = wire.pipe;
+            let c = transport.consume(full).await.map_err(failed)?;
+            let info = ObjectInfo::Consumer(ConsumerInfo {
+                id: c.id(),
+                kind: c.kind(),
+                rtp_parameters: c.rtp_parameters(),
+                r#type: c.r#type(),
+                paused: c.paused(),
+                producer_paused: c.producer_paused(),
+                priority: c.priority(),
+                score: c.score(),
+                preferred_layers: c.preferred_layers(),
+                current_layers: c.current_layers(),
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = Vec::new();
+            let e = events.clone();
+            handlers.push(c.on_close(Box::new(move || e.closed())));
+            let e = events.clone();
+            handlers.push(c.on_producer_close(Box::new(move || e.emit(Event::ProducerClosed))));
+            for event in [Event::Paused, Event::Resumed, Event::ProducerPaused, Event::ProducerResumed] {
+                let (e, sent) = (events.clone(), event.clone());
+                let callback: Callback = Arc::new(move || e.emit(sent.clone()));
+                handlers.push(match event {
+                    Event::Paused => c.on_pause(callback),
+                    Event::Resumed => c.on_resume(callback),
+                    Event::ProducerPaused => c.on_producer_pause(callback),
+                    _ => c.on_producer_resume(callback),
+                });
+            }
+            let e = events.clone();
+            handlers.push(c.on_score(Arc::new(move |s| e.emit(Event::ConsumerScore(Payload::new(s))))));
+            let e = events.clone();
+            handlers.push(c.on_layers_change(Arc::new(move |l| e.emit(Event::Layers(Payload::new(l))))));
+            if matches!(held, Held::Direct(_)) {
+                let e = events.clone();
+                handlers.push(c.on_rtp(Arc::new(move |p| e.emit(Event::Rtp(p.to_vec())))));
+            }
+            insert(session, handle, Held::Consumer(c), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::SendRtp { packet, .. } => {
+            let Held::Producer(p) = &held else { return Err(wrong("send", &held)) };
+            p.send(packet).map_err(|_| WireError::Failed("producer closed".into()))?;
+            Ok(Reply::Done)
+        }
+        Op::SendRtcp { packet, .. } => {
+            let Held::Direct(t) = &held else { return Err(wrong("send_rtcp", &held)) };
+            t.send_rtcp(packet).map_err(|_| WireError::Failed("transport closed".into()))?;
+            Ok(Reply::Done)
+        }
+        Op::SetPreferredLayers { layers, .. } => {
+            let Held::Consumer(c) = &held else { return Err(wrong("set_preferred_layers", &held)) };
+            c.set_preferred_layers(unpack(&layers)?).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::SetPriority { priority, .. } => {
+            let Held::Consumer(c) = &held else { return Err(wrong("set_priority", &held)) };
+            match priority {
+                Some(priority) => c.set_priority(priority).await,
+                None => c.unset_priority().await,
+            }
+            .map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::RequestKeyFrame { .. } => {
+            let Held::Consumer(c) = &held else { return Err(wrong("request_key_frame", &held)) };
+            c.request_key_frame().await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::AddProducer { producer_id, .. } => {
+            let o = held.observer().ok_or_else(|| wrong("add_producer", &held))?;
+            let producer_id: ProducerId = unpack(&producer_id)?;
+            o.add_producer(RtpObserverAddProducerOptions::new(producer_id)).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::RemoveProducer { producer_id, .. } => {
+            let o = held.observer().ok_or_else(|| wrong("remove_producer", &held))?;
+            o.remove_producer(unpack(&producer_id)?).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::Pause { .. } | Op::Resume { .. } => {
+            let pause = matches!(op, Op::Pause { .. });
+            match (&held, pause) {
+                (Held::Producer(p), true) => p.pause().await,
+                (Held::Producer(p), false) => p.resume().await,
+                (Held::Consumer(c), true) => c.pause().await,
+                (Held::Consumer(c), false) => c.resume().await,
+                (other, true) => other.observer().ok_or_else(|| wrong("pause", other))?.pause().await,
+                (other, false) => other.observer().ok_or_else(|| wrong("resume", other))?.resume().await,
+            }
+            .map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::Dump { .. } => match &held {
+            Held::Worker(w) => packed(&w.dump().await.map_err(failed)?),
+            Held::Router(r) => packed(&r.dump().await.map_err(failed)?),
+            Held::WebRtc(t) => packed(&t.dump().await.map_err(failed)?),
+            Held::Plain(t) => packed(&t.dump().await.map_err(failed)?),
+            Held::Pipe(t) => packed(&t.dump().await.map_err(failed)?),
+            Held::Direct(t) => packed(&t.dump().await.map_err(failed)?),
+            Held::Producer(p) => packed(&p.dump().await.map_err(failed)?),
+            Held::Consumer(c) => packed(&c.dump().await.map_err(failed)?),
+            other => Err(wrong("dump", other)),
+        },
+        Op::GetStats { .. } => match &held {
+            Held::WebRtc(t) => packed(&t.get_stats().await.map_err(failed)?),
+            Held::Plain(t) => packed(&t.get_stats().await.map_err(failed)?),
+            Held::Pipe(t) => packed(&t.get_stats().await.map_err(failed)?),
+            Held::Direct(t) => packed(&t.get_stats().await.map_err(failed)?),
+            Held::Producer(p) => packed(&p.get_stats().await.map_err(failed)?),
+            Held::Consumer(c) => packed(&c.get_stats().await.map_err(failed)?),
+            other => Err(wrong("get_stats", other)),
+        },
+    }
+}
+
+fn insert(
+    session: &Arc<Session>,
+    handle: Handle,
+    held: Held,
+    handlers: Vec<HandlerId>,
+    room: Option<String>,
+    router: Option<String>,
+) {
+    lock(&session.objects).insert(handle, Entry { held, room, router, _handlers: handlers });
+}
+
+fn apply_sctp_webrtc(options: &mut WebRtcTransportOptions, sctp: &SctpWire) {
+    options.enable_sctp = sctp.enable_sctp;
+    options.max_send_message_size = sctp.max_send_message_size;
+    options.max_receive_message_size = sctp.max_receive_message_size;
+    options.sctp_send_buffer_size = sctp.sctp_send_buffer_size;
+    options.sctp_per_stream_send_queue_limit = sctp.sctp_per_stream_send_queue_limit;
+    options.sctp_max_receiver_window_buffer_size = sctp.sctp_max_receiver_window_buffer_size;
+    options.sctp_default_stream_buffered_amount_low_threshold = sctp.sctp_default_stream_buffered_amount_low_threshold;
+    options.sctp_zero_checksum = sctp.sctp_zero_checksum;
+}
+
+fn log_level_of(text: &str) -> WorkerLogLevel {
+    match text {
+        "Debug" => WorkerLogLevel::Debug,
+        "Warn" => WorkerLogLevel::Warn,
+        "Error" => WorkerLogLevel::Error,
+        _ => WorkerLogLevel::None,
+    }
+}
+
+fn log_tag_of(text: &str) -> Option<WorkerLogTag> {
+    use WorkerLogTag::*;
+    [Info, Ice, Dtls, Rtp, Srtp, Rtcp, Rtx, Bwe, Score, Simulcast, Svc, Sctp, Message]
+        .into_iter()
+        .find(|tag| format!("{tag:?}") == text)
+}
+
+/// Sends the events of one object to its session (if the session still exists).
+#[derive(Clone)]
+struct Emitter {
+    session: Weak<Session>,
+    handle: Handle,
+}
+
+impl Emitter {
+    fn new(session: &Arc<Session>, handle: Handle) -> Self {
+        Self { session: Arc::downgrade(session), handle }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(session) = self.session.upgrade() {
+            session.emit(self.handle, event);
+        }
+    }
+
+    /// The object closed on this host: tell the caller and forget it.
+    fn closed(&self) {
+        if let Some(session) = self.session.upgrade() {
+            session.emit(self.handle, Event::Closed);
+            session.remove_later(self.handle);
+        }
+    }
+}
+
+fn watch_transport(events: &Emitter, transport: &dyn TransportBackend) -> Vec<HandlerId> {
+    let e = events.clone();
+    vec![transport.on_close(Box::new(move || e.closed()))]
+}
+
+fn watch_observer(events: &Emitter, observer: &dyn RtpObserverBackend) -> Vec<HandlerId> {
+    let mut handlers = Vec::new();
+    let e = events.clone();
+    handlers.push(observer.on_close(Box::new(move || e.closed())));
+    let e = events.clone();
+    handlers.push(observer.on_pause(Arc::new(move || e.emit(Event::Paused))));
+    let e = events.clone();
+    handlers.push(observer.on_resume(Arc::new(move || e.emit(Event::Resumed))));
+    let e = events.clone();
+    handlers.push(observer.on_add_producer(Arc::new(move |id| e.emit(Event::ObserverAdded(Payload::new(id))))));
+    let e = events.clone();
+    handlers.push(observer.on_remove_producer(Arc::new(move |id| e.emit(Event::ObserverRemoved(Payload::new(id))))));
+    handlers
+}

@@ -1,0 +1,129 @@
+//! Cluster membership: the workers other hosts advertise become cells of this host (placement
+//! sees them with their node and region), leave placement while their link is down, and close
+//! as lost when their host is lost or stops advertising them.
+
+use super::client::{HostLink, LinkObserver};
+use super::proto::CellAdvert;
+use super::remote::RemoteWorker;
+use crate::backend::WorkerBackend;
+use crate::cell::Cell;
+use crate::host::Host;
+use crate::internals::object::lock;
+use mediasoup::worker::WorkerId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::watch;
+use tracing::info;
+
+struct Known {
+    worker: Arc<RemoteWorker>,
+    cell: Weak<Cell>,
+}
+
+/// Adds and removes the cells of every linked host.
+pub(crate) struct Membership {
+    host: Weak<Host>,
+    /// Per link (by address): the workers it advertised.
+    known: Mutex<HashMap<String, HashMap<WorkerId, Known>>>,
+    /// Bumped on every advert (readiness waits on it).
+    adverts: watch::Sender<u64>,
+}
+
+impl Membership {
+    pub(crate) fn new(host: &Arc<Host>) -> Arc<Self> {
+        Arc::new(Self { host: Arc::downgrade(host), known: Mutex::default(), adverts: watch::channel(0).0 })
+    }
+
+    /// Whether `link` has advertised its workers since it came up.
+    pub(crate) fn advertised(&self, link: &HostLink) -> bool {
+        lock(&self.known).contains_key(link.address())
+    }
+
+    /// Watches adverts.
+    pub(crate) fn adverts(&self) -> watch::Receiver<u64> {
+        self.adverts.subscribe()
+    }
+
+    fn cells_of(&self, link: &HostLink) -> Vec<Arc<Cell>> {
+        lock(&self.known)
+            .get(link.address())
+            .map_or_else(Vec::new, |known| known.values().filter_map(|k| k.cell.upgrade()).collect())
+    }
+}
+
+fn worker_id(text: &str) -> Option<WorkerId> {
+    text.parse().ok()
+}
+
+impl LinkObserver for Membership {
+    fn cells(&self, link: &Arc<HostLink>, adverts: &[CellAdvert]) {
+        let Some(host) = self.host.upgrade() else { return };
+        let mut added = Vec::new();
+        let mut gone = Vec::new();
+        {
+            let mut known = lock(&self.known);
+            // A worker reachable through two links (a host aggregating a peer the application
+            // also links to) is used through the first.
+            let elsewhere: Vec<WorkerId> = known
+                .iter()
+                .filter(|(address, _)| address.as_str() != link.address())
+                .flat_map(|(_, workers)| workers.keys().copied())
+                .collect();
+            let mine = known.entry(link.address().to_string()).or_default();
+            let local: Vec<WorkerId> = host
+                .cells()
+                .iter()
+                .filter(|c| c.origin() != crate::cell::Origin::Remote)
+                .map(|c| c.worker_id())
+                .collect();
+            for advert in adverts {
+                let Some(id) = worker_id(&advert.worker_id) else { continue };
+                if elsewhere.contains(&id) || local.contains(&id) {
+                    continue;
+                }
+                match mine.get(&id) {
+                    Some(k) => k.worker.update(advert),
+                    None => added.push((id, advert.clone())),
+                }
+            }
+            mine.retain(|id, k| {
+                let offered = adverts.iter().any(|a| worker_id(&a.worker_id) == Some(*id));
+                if !offered {
+                    gone.push(Arc::clone(&k.worker));
+                }
+                offered
+            });
+            for (id, advert) in added {
+                let worker = RemoteWorker::advertised(link, &advert, id);
+                let backend: Arc<dyn WorkerBackend> = worker.clone();
+                let cell = host.add_remote_cell(backend, advert.node.clone(), advert.region.clone());
+                mine.insert(id, Known { worker, cell: Arc::downgrade(&cell) });
+            }
+        }
+        for worker in gone {
+            worker.lost("its host no longer offers it");
+        }
+        self.adverts.send_modify(|n| *n += 1);
+    }
+
+    fn down(&self, link: &Arc<HostLink>) {
+        for cell in self.cells_of(link) {
+            cell.set_draining(true);
+        }
+        info!(host = %link.address(), "cluster host unreachable: its workers leave placement");
+    }
+
+    fn up(&self, link: &Arc<HostLink>) {
+        for cell in self.cells_of(link) {
+            cell.set_draining(false);
+        }
+    }
+
+    fn lost(&self, link: &Arc<HostLink>) {
+        let known = lock(&self.known).remove(link.address());
+        for (_, k) in known.unwrap_or_default() {
+            k.worker.lost("its host was lost");
+        }
+        self.adverts.send_modify(|n| *n += 1);
+    }
+}

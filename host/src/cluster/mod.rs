@@ -1,0 +1,171 @@
+//! The cluster: hosts serve their workers over QUIC to applications and to each other, so one
+//! virtual router spans the workers of many hosts with the same mediasoup API.
+//!
+//! - [`proto`]: the wire protocol, sans-IO (frames, messages, hello check);
+//! - [`tls`] and [`certs`]: the cluster CA, node certificates, rustls configurations;
+//! - [`link`]: framed messages over a QUIC stream;
+//! - [`server`] (with `dispatch`): a host serving sessions on its workers;
+//! - [`client`]: a link to one host (reconnecting, resuming its session);
+//! - `remote`: the cell backend seam's traits over a link (workers of another host);
+//! - `membership`: other hosts' workers as cells of this host.
+//!
+//! Only control crosses QUIC: media flows endpoint↔host and host↔host over UDP (pipe transports
+//! listen on each host's announced address).
+
+pub mod certs;
+pub mod client;
+mod dispatch;
+pub mod link;
+mod membership;
+pub mod proto;
+pub(crate) mod remote;
+pub mod server;
+pub mod tls;
+
+use crate::config::ClusterOptions;
+use crate::host::Host;
+use client::{HostLink, LinkObserver, LinkState, LinkTarget};
+use membership::Membership;
+use proto::Role;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The cluster could not be joined.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    /// TLS files.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The QUIC endpoint.
+    #[error("cluster endpoint: {0}")]
+    Endpoint(String),
+    /// No host could be used.
+    #[error("no cluster host is usable: {0}")]
+    Unusable(String),
+}
+
+/// The runtime cluster links run on (whatever executor the application uses).
+fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mafalda-cluster")
+        .enable_all()
+        .build()
+        .map_err(|e| ClusterError::Endpoint(e.to_string()))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// This process's links to the hosts whose workers it uses.
+pub struct Cluster {
+    links: Vec<Arc<HostLink>>,
+    membership: Arc<Membership>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("links", &self.links).finish()
+    }
+}
+
+impl Cluster {
+    fn join(host: &Arc<Host>, targets: Vec<LinkTarget>) -> Result<Arc<Self>, ClusterError> {
+        let rt = runtime()?;
+        let _enter = rt.enter();
+        let endpoint =
+            quinn::Endpoint::client("0.0.0.0:0".parse().map_err(|_| ClusterError::Endpoint("address".into()))?)
+                .map_err(|e| ClusterError::Endpoint(e.to_string()))?;
+        let membership = Membership::new(host);
+        let observer: Arc<dyn LinkObserver> = membership.clone();
+        let links = targets
+            .into_iter()
+            .map(|target| HostLink::start(target, endpoint.clone(), rt.handle().clone(), Arc::downgrade(&observer)))
+            .collect();
+        Ok(Arc::new(Self { links, membership }))
+    }
+
+    /// An application's links (server TLS against the CA, its token).
+    pub fn for_application(host: &Arc<Host>, options: &ClusterOptions) -> Result<Arc<Self>, ClusterError> {
+        let ca = options.ca.as_deref().ok_or_else(|| ClusterError::Unusable("no CA given (MAFALDA_CA)".into()))?;
+        let config = tls::app_client_config(ca)?;
+        let node = std::env::args().next().unwrap_or_else(|| "application".into());
+        let targets = options
+            .hosts
+            .iter()
+            .map(|address| LinkTarget {
+                address: address.clone(),
+                role: Role::Client,
+                node: node.clone(),
+                token: options.token.clone(),
+                config: config.clone(),
+            })
+            .collect();
+        Self::join(host, targets)
+    }
+
+    /// A host's links to its peers (mutual TLS with its node certificate).
+    pub fn for_peers(host: &Arc<Host>, peers: &[String], node_tls: &tls::NodeTls) -> Result<Arc<Self>, ClusterError> {
+        let config = node_tls.peer_client_config()?;
+        let node = host.options().node.clone();
+        let targets = peers
+            .iter()
+            .map(|address| LinkTarget {
+                address: address.clone(),
+                role: Role::Peer,
+                node: node.clone(),
+                token: None,
+                config: config.clone(),
+            })
+            .collect();
+        Self::join(host, targets)
+    }
+
+    /// Each link's state.
+    pub fn states(&self) -> Vec<(String, LinkState)> {
+        self.links.iter().map(|l| (l.address().to_string(), l.state().borrow().clone())).collect()
+    }
+
+    /// Waits (at most `deadline`) until every link is up with its workers known, or refused,
+    /// or unreachable; fails when no link is up.
+    pub async fn ready(&self, deadline: Duration) -> Result<(), ClusterError> {
+        let rt = runtime()?;
+        let links = self.links.clone();
+        let membership = Arc::clone(&self.membership);
+        let waited = rt.spawn(async move {
+            let end = tokio::time::Instant::now() + deadline;
+            for link in &links {
+                let mut state = link.state();
+                let _ = tokio::time::timeout_at(end, state.wait_for(|s| !matches!(s, LinkState::Connecting))).await;
+                if matches!(*link.state().borrow(), LinkState::Up(_)) {
+                    let mut adverts = membership.adverts();
+                    let _ = tokio::time::timeout_at(end, adverts.wait_for(|_| membership.advertised(link))).await;
+                }
+            }
+        });
+        let _ = waited.await;
+        let states = self.states();
+        if states.iter().any(|(_, s)| matches!(s, LinkState::Up(_))) {
+            return Ok(());
+        }
+        let reasons: Vec<String> = states
+            .iter()
+            .map(|(address, state)| match state {
+                LinkState::Refused(reason) | LinkState::Down(reason) => reason.clone(),
+                other => format!("{address}: {other:?}"),
+            })
+            .collect();
+        Err(ClusterError::Unusable(reasons.join("; ")))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for link in &self.links {
+            link.shutdown();
+        }
+    }
+}

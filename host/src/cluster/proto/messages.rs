@@ -1,0 +1,458 @@
+//! The messages of the cluster protocol: hello and welcome, requests (one [`Op`] per backend
+//! operation) and their replies, events, and cell adverts.
+
+use super::Payload;
+use mediasoup::consumer::{ConsumerLayers, ConsumerScore, ConsumerType};
+use mediasoup::prelude::{
+    DtlsParameters, IceCandidate, IceParameters, ListenInfo, MediaKind, RtpCapabilities, RtpCapabilitiesFinalized,
+    RtpCodecCapability, RtpParameters,
+};
+use mediasoup::producer::{ProducerId, ProducerScore, ProducerType};
+use mediasoup::types::data_structures::{DtlsState, IceRole, IceState, SctpState, TransportTuple};
+use mediasoup::types::sctp_parameters::{SctpNegotiatedCapabilities, SctpParameters};
+use mediasoup::types::srtp_parameters::{SrtpCryptoSuite, SrtpParameters};
+use serde::{Deserialize, Serialize};
+
+/// An object of a session, named by the host that holds it.
+pub type Handle = u64;
+
+/// Who opens a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// An application (server TLS and a token).
+    Client,
+    /// Another host of the cluster (mutual TLS with the cluster CA).
+    Peer,
+}
+
+/// The first message of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's protocol version.
+    pub version: u16,
+    /// Client or peer.
+    pub role: Role,
+    /// The sender's node name (peers) or program name (clients).
+    pub node: String,
+    /// The client's token.
+    pub token: Option<String>,
+    /// A session to resume after a dropped link (objects and missed events are kept).
+    pub resume: Option<u64>,
+}
+
+/// The host's answer to an accepted hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The host's protocol version.
+    pub version: u16,
+    /// Its node name.
+    pub node: String,
+    /// Its region.
+    pub region: String,
+    /// The session (give it back in [`Hello::resume`] after a dropped link).
+    pub session: u64,
+    /// Whether the asked session was resumed (false: a new, empty one).
+    pub resumed: bool,
+}
+
+/// One worker a host offers, with its load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellAdvert {
+    /// The worker's handle in this session.
+    pub worker: Handle,
+    /// The real worker's id.
+    pub worker_id: String,
+    /// The node running it.
+    pub node: String,
+    /// That node's region.
+    pub region: String,
+    /// Its CPU time so far, in microseconds (when measurable).
+    pub cpu_time_us: Option<u64>,
+}
+
+/// Every message, in both directions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Client → host, first.
+    Hello(Hello),
+    /// Host → client, the hello was accepted.
+    Welcome(Welcome),
+    /// Host → client, the hello was refused (the connection then closes).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// An operation.
+    Request {
+        /// Chosen by the caller; the response carries it back.
+        id: u32,
+        /// What to do.
+        op: Op,
+    },
+    /// The outcome of a request.
+    Response {
+        /// The request's id.
+        id: u32,
+        /// Its result.
+        result: Result<Reply, WireError>,
+    },
+    /// Something happened to an object of the session.
+    Event {
+        /// The object.
+        handle: Handle,
+        /// What.
+        event: Event,
+    },
+    /// The host's workers and their load (sent every second, and when they change).
+    Cells(Vec<CellAdvert>),
+    /// The sender is closing the connection.
+    Bye {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why an operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireError {
+    /// The auth hook denied it.
+    Denied(String),
+    /// The handle names no object of the session (closed, or never existed).
+    NotFound(Handle),
+    /// The operation does not apply to that object.
+    WrongObject(String),
+    /// mediasoup refused it.
+    Failed(String),
+    /// The request or its payload could not be read.
+    BadRequest(String),
+    /// The link went down before the response arrived.
+    LinkDown,
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Denied(reason) => write!(f, "denied: {reason}"),
+            Self::NotFound(handle) => write!(f, "no object {handle} in this session"),
+            Self::WrongObject(what) => write!(f, "wrong object: {what}"),
+            Self::Failed(reason) => f.write_str(reason),
+            Self::BadRequest(reason) => write!(f, "bad request: {reason}"),
+            Self::LinkDown => f.write_str("the link to the host is down"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Remote parameters for `connect`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum ConnectParams {
+    WebRtc {
+        dtls_parameters: DtlsParameters,
+    },
+    Plain {
+        ip: Option<std::net::IpAddr>,
+        port: Option<u16>,
+        rtcp_port: Option<u16>,
+        srtp_parameters: Option<SrtpParameters>,
+    },
+    Pipe {
+        ip: std::net::IpAddr,
+        port: u16,
+        srtp_parameters: Option<SrtpParameters>,
+    },
+}
+
+/// The SCTP settings shared by transport options.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SctpWire {
+    pub enable_sctp: bool,
+    pub max_send_message_size: u32,
+    pub max_receive_message_size: u32,
+    pub sctp_send_buffer_size: u32,
+    pub sctp_per_stream_send_queue_limit: u32,
+    pub sctp_max_receiver_window_buffer_size: u32,
+    pub sctp_default_stream_buffered_amount_low_threshold: u32,
+    pub sctp_zero_checksum: mediasoup::prelude::SctpZeroChecksum,
+}
+
+/// Bitrate settings shared by WebRTC and plain transports.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct BitrateWire {
+    pub enable_bwe: bool,
+    pub initial_available_outgoing_bitrate: u64,
+    pub max_incoming_bitrate: Option<u64>,
+    pub max_outgoing_bitrate: Option<u64>,
+    pub min_outgoing_bitrate: Option<u64>,
+}
+
+/// `WebRtcTransportOptions` without app data (always on its own ports: a host's WebRTC
+/// servers are its own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct WebRtcWire {
+    pub listen_infos: Vec<ListenInfo>,
+    pub bitrate: BitrateWire,
+    pub enable_udp: bool,
+    pub enable_tcp: bool,
+    pub prefer_udp: bool,
+    pub prefer_tcp: bool,
+    pub ice_consent_timeout: u8,
+    pub sctp: SctpWire,
+}
+
+/// `PlainTransportOptions` without app data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PlainWire {
+    pub listen_info: ListenInfo,
+    pub rtcp_listen_info: Option<ListenInfo>,
+    pub rtcp_mux: bool,
+    pub comedia: bool,
+    pub bitrate: BitrateWire,
+    pub sctp: SctpWire,
+    pub enable_srtp: bool,
+    pub srtp_crypto_suite: SrtpCryptoSuite,
+}
+
+/// `PipeTransportOptions` without app data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PipeWire {
+    pub listen_info: ListenInfo,
+    pub sctp: SctpWire,
+    pub enable_rtx: bool,
+    pub enable_srtp: bool,
+}
+
+/// `ProducerOptions` without app data; `id` is set for pipe producers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ProduceWire {
+    pub id: Option<ProducerId>,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    pub paused: bool,
+    pub key_frame_request_delay: u32,
+    pub enable_mediasoup_packet_id_header_extension: bool,
+}
+
+/// `ConsumerOptions` without app data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ConsumeWire {
+    pub producer_id: ProducerId,
+    pub rtp_capabilities: RtpCapabilities,
+    pub paused: bool,
+    pub mid: Option<String>,
+    pub preferred_layers: Option<ConsumerLayers>,
+    pub enable_rtx: Option<bool>,
+    pub ignore_dtx: bool,
+    pub pipe: bool,
+}
+
+/// An operation on an object of the session (every backend operation has one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Op {
+    CreateRouter { worker: Handle, media_codecs: Payload<Vec<RtpCodecCapability>>, room: Option<String> },
+    WorkerDump { worker: Handle },
+    UpdateSettings { worker: Handle, log_level: Option<String>, log_tags: Option<Vec<String>> },
+    CapabilitiesFor { router: Handle, media_codecs: Payload<Vec<RtpCodecCapability>> },
+    CreateWebRtcTransport { router: Handle, options: Payload<WebRtcWire> },
+    CreatePlainTransport { router: Handle, options: Payload<PlainWire> },
+    CreatePipeTransport { router: Handle, options: Payload<PipeWire> },
+    CreateDirectTransport { router: Handle, max_send_message_size: u32, max_receive_message_size: u32 },
+    CreateAudioLevelObserver { router: Handle, max_entries: u16, threshold: i8, interval: u16 },
+    CreateActiveSpeakerObserver { router: Handle, interval: u16 },
+    Connect { transport: Handle, params: Payload<ConnectParams> },
+    SetMaxIncomingBitrate { transport: Handle, bitrate: u64 },
+    SetMaxOutgoingBitrate { transport: Handle, bitrate: u64 },
+    SetMinOutgoingBitrate { transport: Handle, bitrate: u64 },
+    RestartIce { transport: Handle },
+    Produce { transport: Handle, options: Payload<ProduceWire> },
+    Consume { transport: Handle, options: Payload<ConsumeWire> },
+    SendRtp { producer: Handle, packet: Vec<u8> },
+    SendRtcp { transport: Handle, packet: Vec<u8> },
+    SetPreferredLayers { consumer: Handle, layers: Payload<ConsumerLayers> },
+    SetPriority { consumer: Handle, priority: Option<u8> },
+    RequestKeyFrame { consumer: Handle },
+    AddProducer { observer: Handle, producer_id: Payload<ProducerId> },
+    RemoveProducer { observer: Handle, producer_id: Payload<ProducerId> },
+    Pause { handle: Handle },
+    Resume { handle: Handle },
+    Dump { handle: Handle },
+    GetStats { handle: Handle },
+    Close { handle: Handle },
+}
+
+impl Op {
+    /// The object the operation targets.
+    pub fn target(&self) -> Handle {
+        match self {
+            Self::CreateRouter { worker, .. } | Self::WorkerDump { worker } | Self::UpdateSettings { worker, .. } => {
+                *worker
+            }
+            Self::CapabilitiesFor { router, .. }
+            | Self::CreateWebRtcTransport { router, .. }
+            | Self::CreatePlainTransport { router, .. }
+            | Self::CreatePipeTransport { router, .. }
+            | Self::CreateDirectTransport { router, .. }
+            | Self::CreateAudioLevelObserver { router, .. }
+            | Self::CreateActiveSpeakerObserver { router, .. } => *router,
+            Self::Connect { transport, .. }
+            | Self::SetMaxIncomingBitrate { transport, .. }
+            | Self::SetMaxOutgoingBitrate { transport, .. }
+            | Self::SetMinOutgoingBitrate { transport, .. }
+            | Self::RestartIce { transport }
+            | Self::Produce { transport, .. }
+            | Self::Consume { transport, .. }
+            | Self::SendRtcp { transport, .. } => *transport,
+            Self::SendRtp { producer, .. } => *producer,
+            Self::SetPreferredLayers { consumer, .. }
+            | Self::SetPriority { consumer, .. }
+            | Self::RequestKeyFrame { consumer } => *consumer,
+            Self::AddProducer { observer, .. } | Self::RemoveProducer { observer, .. } => *observer,
+            Self::Pause { handle }
+            | Self::Resume { handle }
+            | Self::Dump { handle }
+            | Self::GetStats { handle }
+            | Self::Close { handle } => *handle,
+        }
+    }
+}
+
+/// What a successful operation returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Done, nothing to return.
+    Done,
+    /// An object was created: its handle and what its getters answer.
+    Created {
+        /// Its handle.
+        handle: Handle,
+        /// Its state (an [`ObjectInfo`]).
+        info: Payload<ObjectInfo>,
+    },
+    /// A dump or stats (the mediasoup type the operation implies).
+    Value(Vec<u8>),
+    /// RTP capabilities.
+    Capabilities(Payload<RtpCapabilitiesFinalized>),
+    /// New ICE parameters.
+    Ice(Payload<IceParameters>),
+}
+
+/// The state of a new object, as its synchronous getters answer (events keep it current).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum ObjectInfo {
+    Router { id: mediasoup::router::RouterId, rtp_capabilities: RtpCapabilitiesFinalized },
+    WebRtcTransport(WebRtcInfo),
+    PlainTransport(TupleTransportInfo),
+    PipeTransport(TupleTransportInfo),
+    DirectTransport { id: mediasoup::prelude::TransportId },
+    Producer(ProducerInfo),
+    Consumer(ConsumerInfo),
+    Observer { id: mediasoup::rtp_observer::RtpObserverId, paused: bool },
+}
+
+/// A WebRTC transport's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct WebRtcInfo {
+    pub id: mediasoup::prelude::TransportId,
+    pub ice_role: IceRole,
+    pub ice_parameters: IceParameters,
+    pub ice_candidates: Vec<IceCandidate>,
+    pub ice_state: IceState,
+    pub ice_selected_tuple: Option<TransportTuple>,
+    pub dtls_parameters: DtlsParameters,
+    pub dtls_state: DtlsState,
+    pub dtls_remote_cert: Option<String>,
+    pub sctp: SctpInfo,
+}
+
+/// SCTP state of a transport.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[allow(missing_docs)]
+pub struct SctpInfo {
+    pub parameters: Option<SctpParameters>,
+    pub state: Option<SctpState>,
+    pub negotiated: Option<SctpNegotiatedCapabilities>,
+}
+
+/// A plain or pipe transport's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TupleTransportInfo {
+    pub id: mediasoup::prelude::TransportId,
+    pub tuple: TransportTuple,
+    pub rtcp_tuple: Option<TransportTuple>,
+    pub sctp: SctpInfo,
+    pub srtp_parameters: Option<SrtpParameters>,
+}
+
+/// A producer's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ProducerInfo {
+    pub id: ProducerId,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    pub consumable_rtp_parameters: RtpParameters,
+    pub r#type: ProducerType,
+    pub is_direct: bool,
+    pub paused: bool,
+    pub score: Vec<ProducerScore>,
+}
+
+/// A consumer's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ConsumerInfo {
+    pub id: mediasoup::consumer::ConsumerId,
+    pub kind: MediaKind,
+    pub rtp_parameters: RtpParameters,
+    pub r#type: ConsumerType,
+    pub paused: bool,
+    pub producer_paused: bool,
+    pub priority: u8,
+    pub score: ConsumerScore,
+    pub preferred_layers: Option<ConsumerLayers>,
+    pub current_layers: Option<ConsumerLayers>,
+}
+
+/// Something that happened to an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Event {
+    /// The object closed on the host (its parent closed, its producer went away…).
+    Closed,
+    /// The worker died.
+    WorkerDead(String),
+    Paused,
+    Resumed,
+    ProducerPaused,
+    ProducerResumed,
+    /// A consumer's producer closed (the consumer closes too).
+    ProducerClosed,
+    ProducerScore(Payload<Vec<ProducerScore>>),
+    ConsumerScore(Payload<ConsumerScore>),
+    Layers(Payload<Option<ConsumerLayers>>),
+    IceState(Payload<IceState>),
+    IceSelectedTuple(Payload<TransportTuple>),
+    DtlsState(Payload<DtlsState>),
+    SctpState(Payload<SctpState>),
+    Tuple(Payload<TransportTuple>),
+    RtcpTuple(Payload<TransportTuple>),
+    Volumes(Vec<(Payload<ProducerId>, i8)>),
+    Silence,
+    DominantSpeaker(Payload<ProducerId>),
+    ObserverAdded(Payload<ProducerId>),
+    ObserverRemoved(Payload<ProducerId>),
+    Rtp(Vec<u8>),
+    Rtcp(Vec<u8>),
+}

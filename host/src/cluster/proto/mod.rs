@@ -1,0 +1,205 @@
+//! The cluster wire protocol, sans-IO: message types, the frame codec (u32 big-endian length,
+//! then a postcard message; at most [`MAX_FRAME`] bytes) and the hello check. Nothing here
+//! touches a socket: [`encode`] gives bytes to write, [`FrameReader`] takes bytes read and
+//! yields messages, so every rule is testable (and fuzzed) without a network.
+//!
+//! mediasoup's own types (RTP parameters, dumps, stats…) are carried as [`Payload`]s: their
+//! serde form relies on skipped and defaulted fields, which only a self-describing encoding
+//! keeps, so a payload is MessagePack with field names inside the postcard frame.
+
+mod messages;
+
+pub use messages::*;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::marker::PhantomData;
+use thiserror::Error;
+
+/// The protocol version spoken by this build; a hello with another one is refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The ALPN of every mafalda QUIC connection.
+pub const ALPN: &[u8] = b"mafalda/1";
+/// The largest frame body accepted or sent.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Why bytes could not become a message (the connection that sent them is closed).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProtoError {
+    /// A frame announced more than [`MAX_FRAME`] bytes.
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME} byte limit")]
+    Oversized(usize),
+    /// The frame body is not a valid message.
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    /// A payload inside a message is not the expected mediasoup value.
+    #[error("undecodable payload: {0}")]
+    Payload(String),
+    /// The peer speaks another protocol version.
+    #[error("protocol version mismatch: this side speaks {ours}, the other side {theirs}")]
+    Version {
+        /// Our version.
+        ours: u16,
+        /// Theirs.
+        theirs: u16,
+    },
+    /// A message arrived where the protocol does not allow it.
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+}
+
+/// A mediasoup value in its self-describing form (MessagePack with field names).
+pub struct Payload<T> {
+    bytes: Vec<u8>,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Payload<T> {
+    fn clone(&self) -> Self {
+        Self { bytes: self.bytes.clone(), kind: PhantomData }
+    }
+}
+
+impl<T> PartialEq for Payload<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl<T> std::fmt::Debug for Payload<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload<{}>({} bytes)", std::any::type_name::<T>(), self.bytes.len())
+    }
+}
+
+impl<T: Serialize> Payload<T> {
+    /// Packs a value.
+    pub fn new(value: &T) -> Self {
+        // Serializing mediasoup's plain data types into a Vec cannot fail.
+        let bytes = rmp_serde::to_vec_named(value).unwrap_or_default();
+        Self { bytes, kind: PhantomData }
+    }
+}
+
+impl<T: DeserializeOwned> Payload<T> {
+    /// Unpacks the value.
+    pub fn get(&self) -> Result<T, ProtoError> {
+        rmp_serde::from_slice(&self.bytes).map_err(|e| ProtoError::Payload(e.to_string()))
+    }
+}
+
+impl<T> Serialize for Payload<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.bytes)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Payload<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes: serde_bytes_vec::Bytes = Deserialize::deserialize(deserializer)?;
+        Ok(Self { bytes: bytes.0, kind: PhantomData })
+    }
+}
+
+mod serde_bytes_vec {
+    //! A byte vector deserialized from serde's bytes (postcard writes them length-prefixed).
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+    pub(super) struct Bytes(pub(super) Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Bytes {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Bytes;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                    Ok(Bytes(v.to_vec()))
+                }
+                fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                    Ok(Bytes(v))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(b) = seq.next_element()? {
+                        out.push(b);
+                    }
+                    Ok(Bytes(out))
+                }
+            }
+            deserializer.deserialize_bytes(V)
+        }
+    }
+}
+
+/// One frame: length prefix and body.
+pub fn encode(message: &Message) -> Result<Vec<u8>, ProtoError> {
+    let body = postcard::to_stdvec(message).map_err(|e| ProtoError::Decode(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(ProtoError::Oversized(body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Decodes one frame body.
+pub fn decode_body(body: &[u8]) -> Result<Message, ProtoError> {
+    let (message, rest) = postcard::take_from_bytes(body).map_err(|e| ProtoError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(ProtoError::Decode(format!("{} trailing bytes after the message", rest.len())));
+    }
+    Ok(message)
+}
+
+/// Turns a byte stream into messages. After an error the reader is unusable (the connection
+/// is to be closed).
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buffer: Vec<u8>,
+    failed: bool,
+}
+
+impl FrameReader {
+    /// Bytes as they arrive.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, `None` when more bytes are needed.
+    pub fn next_message(&mut self) -> Result<Option<Message>, ProtoError> {
+        if self.failed {
+            return Err(ProtoError::Unexpected("reader failed before".into()));
+        }
+        let Some(prefix) = self.buffer.get(..4) else { return Ok(None) };
+        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > MAX_FRAME {
+            self.failed = true;
+            return Err(ProtoError::Oversized(len));
+        }
+        if self.buffer.len() < 4 + len {
+            return Ok(None);
+        }
+        let result = decode_body(&self.buffer[4..4 + len]);
+        self.buffer.drain(..4 + len);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result.map(Some)
+    }
+}
+
+/// Checks a hello against this side's version.
+pub fn check_version(theirs: u16) -> Result<(), ProtoError> {
+    if theirs == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(ProtoError::Version { ours: PROTOCOL_VERSION, theirs })
+    }
+}
+
+#[cfg(test)]
+mod tests;
