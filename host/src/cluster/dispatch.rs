@@ -18,7 +18,10 @@ use mediasoup::producer::{ProducerId, ProducerOptions};
 use mediasoup::rtp_observer::RtpObserverAddProducerOptions;
 use mediasoup::webrtc_transport::{WebRtcTransportListenInfos, WebRtcTransportOptions};
 use mediasoup::worker::{WorkerLogLevel, WorkerLogTag, WorkerUpdateSettings};
+use mediasoup::data_consumer::DataConsumerOptions;
+use mediasoup::prelude::{DataProducerOptions, WebRtcMessage};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::num::NonZeroU16;
 use std::sync::{Arc, Weak};
 
@@ -34,6 +37,8 @@ pub(crate) enum Held {
     Direct(Arc<dyn DirectTransportBackend>),
     Producer(Arc<dyn ProducerBackend>),
     Consumer(Arc<dyn ConsumerBackend>),
+    DataProducer(Arc<dyn DataProducerBackend>),
+    DataConsumer(Arc<dyn DataConsumerBackend>),
     AudioLevel(Arc<dyn AudioLevelObserverBackend>),
     ActiveSpeaker(Arc<dyn ActiveSpeakerObserverBackend>),
 }
@@ -49,6 +54,8 @@ impl Held {
             Self::Direct(_) => "a direct transport",
             Self::Producer(_) => "a producer",
             Self::Consumer(_) => "a consumer",
+            Self::DataProducer(_) => "a data producer",
+            Self::DataConsumer(_) => "a data consumer",
             Self::AudioLevel(_) => "an audio level observer",
             Self::ActiveSpeaker(_) => "an active speaker observer",
         }
@@ -104,6 +111,46 @@ fn unpack<T: serde::de::DeserializeOwned>(payload: &Payload<T>) -> Result<T, Wir
     payload.get().map_err(|e| WireError::BadRequest(e.to_string()))
 }
 
+/// Whether an operation completes without waiting (it is then carried out in arrival order:
+/// messages sent one after another arrive in that order).
+pub(crate) fn is_immediate(op: &Op) -> bool {
+    matches!(op, Op::SendRtp { .. } | Op::SendRtcp { .. } | Op::SendData { .. } | Op::Close { .. })
+}
+
+/// Carries out an immediate operation (see [`is_immediate`]).
+pub(crate) fn handle_immediate(session: &Arc<Session>, op: Op) -> Result<Reply, WireError> {
+    let target = op.target();
+    let held = lock(&session.objects).get(&target).map(|e| e.held.clone()).ok_or(WireError::NotFound(target))?;
+    match op {
+        Op::Close { .. } => {
+            if !matches!(held, Held::Worker(_)) {
+                let entry = lock(&session.objects).remove(&target);
+                drop(entry);
+            }
+            Ok(Reply::Done)
+        }
+        Op::SendData { ppid, payload, subchannels, required_subchannel, ignored_subchannel, .. } => {
+            let Held::DataProducer(p) = &held else { return Err(wrong("send", &held)) };
+            let message = WebRtcMessage::new(ppid, Cow::Owned(payload))
+                .map_err(|ppid| WireError::BadRequest(format!("unknown PPID {ppid}")))?;
+            p.send(message, subchannels, required_subchannel, ignored_subchannel)
+                .map_err(|_| WireError::Failed("data producer closed".into()))?;
+            Ok(Reply::Done)
+        }
+        Op::SendRtp { packet, .. } => {
+            let Held::Producer(p) = &held else { return Err(wrong("send", &held)) };
+            p.send(packet).map_err(|_| WireError::Failed("producer closed".into()))?;
+            Ok(Reply::Done)
+        }
+        Op::SendRtcp { packet, .. } => {
+            let Held::Direct(t) = &held else { return Err(wrong("send_rtcp", &held)) };
+            t.send_rtcp(packet).map_err(|_| WireError::Failed("transport closed".into()))?;
+            Ok(Reply::Done)
+        }
+        other => Err(WireError::BadRequest(format!("{other:?} is not immediate"))),
+    }
+}
+
 /// Carries out one operation of `session`.
 pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op) -> Result<Reply, WireError> {
     let target = op.target();
@@ -119,12 +166,6 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         handle
     };
     match op {
-        Op::Close { .. } => {
-            if !matches!(held, Held::Worker(_)) {
-                lock(&session.objects).remove(&target);
-            }
-            Ok(Reply::Done)
-        }
         Op::CreateRouter { media_codecs, room, .. } => {
             let Held::Worker(worker) = &held else { return Err(wrong("create_router", &held)) };
             session.authorize(host, Operation::CreateRouter, None, room.clone())?;
@@ -468,15 +509,126 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             insert(session, handle, Held::Consumer(c), handlers, room, router);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
-        Op::SendRtp { packet, .. } => {
-            let Held::Producer(p) = &held else { return Err(wrong("send", &held)) };
-            p.send(packet).map_err(|_| WireError::Failed("producer closed".into()))?;
+        Op::ProduceData { options, .. } => {
+            let transport = held.transport().ok_or_else(|| wrong("produce_data", &held))?;
+            session.authorize(host, Operation::ProduceData, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let mut full = match (wire.id, wire.sctp) {
+                (Some(id), Some(sctp)) => DataProducerOptions::new_pipe_transport(id, sctp.parameters()),
+                (_, Some(sctp)) => DataProducerOptions::new_sctp(sctp.parameters()),
+                _ => DataProducerOptions::new_direct(),
+            };
+            full.label = wire.label;
+            full.protocol = wire.protocol;
+            full.paused = wire.paused;
+            let p = transport.produce_data(full).await.map_err(failed)?;
+            let info = ObjectInfo::DataProducer(DataProducerInfo {
+                id: p.id(),
+                r#type: p.r#type(),
+                sctp_stream_parameters: p.sctp_stream_parameters().as_ref().map(SctpStreamWire::of),
+                label: p.label(),
+                protocol: p.protocol(),
+                paused: p.paused(),
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let e = events.clone();
+            let mut handlers = vec![p.on_close(Box::new(move || e.closed()))];
+            let e = events.clone();
+            handlers.push(p.on_pause(Arc::new(move || e.emit(Event::Paused))));
+            let e = events.clone();
+            handlers.push(p.on_resume(Arc::new(move || e.emit(Event::Resumed))));
+            insert(session, handle, Held::DataProducer(p), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::ConsumeData { options, .. } => {
+            let transport = held.transport().ok_or_else(|| wrong("consume_data", &held))?;
+            session.authorize(host, Operation::ConsumeData, router.clone(), room.clone())?;
+            let wire = unpack(&options)?;
+            let id = wire.data_producer_id;
+            let direct = matches!(held, Held::Direct(_));
+            let mut full = match (direct, wire.ordered, wire.max_packet_life_time, wire.max_retransmits) {
+                (true, ..) => DataConsumerOptions::new_direct(id, wire.subchannels.clone()),
+                (false, _, Some(life), _) => DataConsumerOptions::new_sctp_unordered_with_life_time(id, life),
+                (false, _, None, Some(n)) => DataConsumerOptions::new_sctp_unordered_with_retransmits(id, n),
+                (false, Some(true), None, None) => DataConsumerOptions::new_sctp_ordered(id),
+                (false, _, None, None) => DataConsumerOptions::new_sctp(id),
+            };
+            full.paused = wire.paused;
+            full.subchannels = wire.subchannels;
+            let c = transport.consume_data(full).await.map_err(failed)?;
+            let info = ObjectInfo::DataConsumer(DataConsumerInfo {
+                id: c.id(),
+                r#type: c.r#type(),
+                sctp_stream_parameters: c.sctp_stream_parameters().as_ref().map(SctpStreamWire::of),
+                label: c.label(),
+                protocol: c.protocol(),
+                paused: c.paused(),
+                producer_paused: c.producer_paused(),
+                subchannels: c.subchannels(),
+            });
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let mut handlers = Vec::new();
+            let e = events.clone();
+            handlers.push(c.on_close(Box::new(move || e.closed())));
+            let e = events.clone();
+            handlers.push(c.on_data_producer_close(Box::new(move || e.emit(Event::ProducerClosed))));
+            for event in
+                [Event::Paused, Event::Resumed, Event::ProducerPaused, Event::ProducerResumed, Event::SctpSendBufferFull]
+            {
+                let (e, sent) = (events.clone(), event.clone());
+                let callback: Callback = Arc::new(move || e.emit(sent.clone()));
+                handlers.push(match event {
+                    Event::Paused => c.on_pause(callback),
+                    Event::Resumed => c.on_resume(callback),
+                    Event::ProducerPaused => c.on_data_producer_pause(callback),
+                    Event::ProducerResumed => c.on_data_producer_resume(callback),
+                    _ => c.on_sctp_send_buffer_full(callback),
+                });
+            }
+            let e = events.clone();
+            handlers.push(c.on_buffered_amount_low(Arc::new(move |n| e.emit(Event::BufferedAmountLow(n)))));
+            let e = events.clone();
+            handlers.push(c.on_message(Arc::new(move |message| {
+                let (ppid, payload) = message.clone().into_ppid_and_payload();
+                e.emit(Event::DataMessage { ppid, payload: payload.into_owned() });
+            })));
+            insert(session, handle, Held::DataConsumer(c), handlers, room, router);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::SendToDataConsumer { ppid, payload, .. } => {
+            let Held::DataConsumer(c) = &held else { return Err(wrong("send", &held)) };
+            let message = WebRtcMessage::new(ppid, Cow::Owned(payload))
+                .map_err(|ppid| WireError::BadRequest(format!("unknown PPID {ppid}")))?;
+            Ok(Reply::Number(c.send(message).await.map_err(failed)?))
+        }
+        Op::GetBufferedAmount { .. } => {
+            let Held::DataConsumer(c) = &held else { return Err(wrong("get_buffered_amount", &held)) };
+            Ok(Reply::Number(c.get_buffered_amount().await.map_err(failed)?))
+        }
+        Op::SetBufferedAmountLowThreshold { threshold, .. } => {
+            let Held::DataConsumer(c) = &held else { return Err(wrong("set_buffered_amount_low_threshold", &held)) };
+            c.set_buffered_amount_low_threshold(threshold).await.map_err(failed)?;
             Ok(Reply::Done)
         }
-        Op::SendRtcp { packet, .. } => {
-            let Held::Direct(t) = &held else { return Err(wrong("send_rtcp", &held)) };
-            t.send_rtcp(packet).map_err(|_| WireError::Failed("transport closed".into()))?;
+        Op::SetSubchannels { subchannels, .. } => {
+            let Held::DataConsumer(c) = &held else { return Err(wrong("set_subchannels", &held)) };
+            c.set_subchannels(subchannels).await.map_err(failed)?;
             Ok(Reply::Done)
+        }
+        Op::AddSubchannel { subchannel, .. } => {
+            let Held::DataConsumer(c) = &held else { return Err(wrong("add_subchannel", &held)) };
+            c.add_subchannel(subchannel).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::RemoveSubchannel { subchannel, .. } => {
+            let Held::DataConsumer(c) = &held else { return Err(wrong("remove_subchannel", &held)) };
+            c.remove_subchannel(subchannel).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::SendRtp { .. } | Op::SendRtcp { .. } | Op::SendData { .. } | Op::Close { .. } => {
+            handle_immediate(session, op)
         }
         Op::SetPreferredLayers { layers, .. } => {
             let Held::Consumer(c) = &held else { return Err(wrong("set_preferred_layers", &held)) };
@@ -515,6 +667,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 (Held::Producer(p), false) => p.resume().await,
                 (Held::Consumer(c), true) => c.pause().await,
                 (Held::Consumer(c), false) => c.resume().await,
+                (Held::DataProducer(p), true) => p.pause().await,
+                (Held::DataProducer(p), false) => p.resume().await,
+                (Held::DataConsumer(c), true) => c.pause().await,
+                (Held::DataConsumer(c), false) => c.resume().await,
                 (other, true) => other.observer().ok_or_else(|| wrong("pause", other))?.pause().await,
                 (other, false) => other.observer().ok_or_else(|| wrong("resume", other))?.resume().await,
             }
@@ -530,6 +686,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             Held::Direct(t) => packed(&t.dump().await.map_err(failed)?),
             Held::Producer(p) => packed(&p.dump().await.map_err(failed)?),
             Held::Consumer(c) => packed(&c.dump().await.map_err(failed)?),
+            Held::DataProducer(p) => packed(&p.dump().await.map_err(failed)?),
+            Held::DataConsumer(c) => packed(&c.dump().await.map_err(failed)?),
             other => Err(wrong("dump", other)),
         },
         Op::GetStats { .. } => match &held {
@@ -539,6 +697,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             Held::Direct(t) => packed(&t.get_stats().await.map_err(failed)?),
             Held::Producer(p) => packed(&p.get_stats().await.map_err(failed)?),
             Held::Consumer(c) => packed(&c.get_stats().await.map_err(failed)?),
+            Held::DataProducer(p) => packed(&p.get_stats().await.map_err(failed)?),
+            Held::DataConsumer(c) => packed(&c.get_stats().await.map_err(failed)?),
             other => Err(wrong("get_stats", other)),
         },
     }

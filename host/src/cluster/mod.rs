@@ -19,6 +19,7 @@ pub mod link;
 mod membership;
 pub mod proto;
 pub(crate) mod remote;
+mod private_fields;
 pub mod server;
 pub mod tls;
 

@@ -5,6 +5,7 @@
 //! the host (workers excepted: a host's workers are its own).
 
 use super::client::{EventSink, HostLink};
+use super::private_fields;
 use super::proto::*;
 use crate::backend::*;
 use crate::internals::object::{lock, EventBag};
@@ -16,7 +17,9 @@ use mediasoup::consumer::{
     ConsumerDump, ConsumerId, ConsumerLayers, ConsumerOptions, ConsumerRtpStreamStat, ConsumerScore,
     ConsumerTraceEventData, ConsumerTraceEventType, ConsumerType,
 };
-use mediasoup::data_consumer::DataConsumerOptions;
+use mediasoup::data_consumer::{DataConsumerDump, DataConsumerId, DataConsumerOptions, DataConsumerStat, DataConsumerType};
+use mediasoup::data_producer::{DataProducerDump, DataProducerId, DataProducerStat, DataProducerType};
+use mediasoup::prelude::{SctpStreamParameters, WebRtcMessage};
 use mediasoup::direct_transport::{DirectTransportDump, DirectTransportOptions, DirectTransportStat};
 use mediasoup::pipe_transport::{
     PipeTransportDump, PipeTransportOptions, PipeTransportRemoteParameters, PipeTransportStat,
@@ -516,23 +519,12 @@ fn forget_producer(id: &ProducerId) {
 // ---------------------------------------------------------------------------------------------
 // Transports
 
-/// The pipe producer id mediasoup keeps private in `ProducerOptions` (set by
-/// `ProducerOptions::new_pipe_transport`), read from its derived `Debug` form: the only way
-/// to learn it without changing the options type applications use.
-pub(crate) fn pipe_producer_id(options: &ProducerOptions) -> Option<ProducerId> {
-    let text = format!("{options:?}");
-    let rest = text.split_once("id: Some(")?.1;
-    let start = rest.find(|c: char| c.is_ascii_hexdigit())?;
-    let uuid = rest.get(start..start + 36)?;
-    uuid.parse().ok()
-}
-
 async fn produce<S: State>(
     remote: &Remote<S>,
     options: ProducerOptions,
 ) -> Result<Arc<dyn ProducerBackend>, ProduceError> {
     let wire = ProduceWire {
-        id: pipe_producer_id(&options),
+        id: private_fields::pipe_producer_id(&options),
         kind: options.kind,
         rtp_parameters: options.rtp_parameters.clone(),
         paused: options.paused,
@@ -569,6 +561,35 @@ async fn consume<S: State>(remote: &Remote<S>, o: ConsumerOptions) -> Result<Arc
     }
 }
 
+async fn produce_data<S: State>(
+    remote: &Remote<S>,
+    options: DataProducerOptions,
+) -> Result<Arc<dyn DataProducerBackend>, ProduceDataError> {
+    let (id, sctp) = private_fields::data_producer(&options);
+    let wire = ProduceDataWire { id, sctp, label: options.label, protocol: options.protocol, paused: options.paused };
+    let op = Op::ProduceData { transport: remote.handle, options: Payload::new(&wire) };
+    let reply = remote.call(op).await.map_err(ProduceDataError::Request)?;
+    match created(reply).map_err(ProduceDataError::Request)? {
+        (handle, ObjectInfo::DataProducer(info)) => Ok(remote.child(handle, info)),
+        (_, other) => Err(ProduceDataError::Request(wrong(&other))),
+    }
+}
+
+async fn consume_data<S: State>(
+    remote: &Remote<S>,
+    options: DataConsumerOptions,
+) -> Result<Arc<dyn DataConsumerBackend>, ConsumeDataError> {
+    let wire = private_fields::data_consumer(&options).ok_or_else(|| {
+        ConsumeDataError::Request(RequestError::Response { reason: "unreadable data consumer options".into() })
+    })?;
+    let op = Op::ConsumeData { transport: remote.handle, options: Payload::new(&wire) };
+    let reply = remote.call(op).await.map_err(ConsumeDataError::Request)?;
+    match created(reply).map_err(ConsumeDataError::Request)? {
+        (handle, ObjectInfo::DataConsumer(info)) => Ok(remote.child(handle, info)),
+        (_, other) => Err(ConsumeDataError::Request(wrong(&other))),
+    }
+}
+
 async fn connect<S: State>(remote: &Remote<S>, params: ConnectParams) -> Result<(), RequestError> {
     done(remote.call(Op::Connect { transport: remote.handle, params: Payload::new(&params) }).await?)
 }
@@ -599,16 +620,16 @@ macro_rules! transport_backend {
 
             async fn produce_data(
                 &self,
-                _options: DataProducerOptions,
+                options: DataProducerOptions,
             ) -> Result<Arc<dyn DataProducerBackend>, ProduceDataError> {
-                Err(ProduceDataError::Request(unsupported("data producing")))
+                produce_data(self, options).await
             }
 
             async fn consume_data(
                 &self,
-                _options: DataConsumerOptions,
+                options: DataConsumerOptions,
             ) -> Result<Arc<dyn DataConsumerBackend>, ConsumeDataError> {
-                Err(ConsumeDataError::Request(unsupported("data consuming")))
+                consume_data(self, options).await
             }
 
             async fn enable_trace_event(&self, _types: Vec<TransportTraceEventType>) -> Result<(), RequestError> {
@@ -1150,6 +1171,221 @@ impl ConsumerBackend for Remote<ConsumerInfo> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Data producers and consumers
+
+impl State for DataProducerInfo {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Paused => self.paused = true,
+            Event::Resumed => self.paused = false,
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl DataProducerBackend for Remote<DataProducerInfo> {
+    fn id(&self) -> DataProducerId {
+        self.read(|s| s.id)
+    }
+    fn r#type(&self) -> DataProducerType {
+        self.read(|s| s.r#type)
+    }
+    fn is_direct(&self) -> bool {
+        self.read(|s| s.r#type == DataProducerType::Direct)
+    }
+    fn sctp_stream_parameters(&self) -> Option<SctpStreamParameters> {
+        self.read(|s| s.sctp_stream_parameters.map(|p| p.parameters()))
+    }
+    fn label(&self) -> String {
+        self.read(|s| s.label.clone())
+    }
+    fn protocol(&self) -> String {
+        self.read(|s| s.protocol.clone())
+    }
+    fn paused(&self) -> bool {
+        self.read(|s| s.paused)
+    }
+    async fn dump(&self) -> Result<DataProducerDump, RequestError> {
+        value(self.call(Op::Dump { handle: self.handle }).await?)
+    }
+    async fn get_stats(&self) -> Result<Vec<DataProducerStat>, RequestError> {
+        value(self.call(Op::GetStats { handle: self.handle }).await?)
+    }
+    async fn pause(&self) -> Result<(), RequestError> {
+        done(self.call(Op::Pause { handle: self.handle }).await?)?;
+        lock(&self.state).paused = true;
+        Ok(())
+    }
+    async fn resume(&self) -> Result<(), RequestError> {
+        done(self.call(Op::Resume { handle: self.handle }).await?)?;
+        lock(&self.state).paused = false;
+        Ok(())
+    }
+    fn send(
+        &self,
+        message: WebRtcMessage<'_>,
+        subchannels: Option<Vec<u16>>,
+        required_subchannel: Option<u16>,
+        ignored_subchannel: Option<u16>,
+    ) -> Result<(), Closed> {
+        if self.is_closed() {
+            return Err(Closed);
+        }
+        let (ppid, payload) = message.into_ppid_and_payload();
+        self.link.notify(Op::SendData {
+            data_producer: self.handle,
+            ppid,
+            payload: payload.into_owned(),
+            subchannels,
+            required_subchannel,
+            ignored_subchannel,
+        });
+        Ok(())
+    }
+    fn on_pause(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::Paused), callback)
+    }
+    fn on_resume(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::Resumed), callback)
+    }
+    fn on_close(&self, callback: OnceCallback) -> HandlerId {
+        Remote::on_close(self, callback)
+    }
+}
+
+impl State for DataConsumerInfo {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Paused => self.paused = true,
+            Event::Resumed => self.paused = false,
+            Event::ProducerPaused => self.producer_paused = true,
+            Event::ProducerResumed => self.producer_paused = false,
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl DataConsumerBackend for Remote<DataConsumerInfo> {
+    fn id(&self) -> DataConsumerId {
+        self.read(|s| s.id)
+    }
+    fn r#type(&self) -> DataConsumerType {
+        self.read(|s| s.r#type)
+    }
+    fn is_direct(&self) -> bool {
+        self.read(|s| s.r#type == DataConsumerType::Direct)
+    }
+    fn sctp_stream_parameters(&self) -> Option<SctpStreamParameters> {
+        self.read(|s| s.sctp_stream_parameters.map(|p| p.parameters()))
+    }
+    fn label(&self) -> String {
+        self.read(|s| s.label.clone())
+    }
+    fn protocol(&self) -> String {
+        self.read(|s| s.protocol.clone())
+    }
+    fn paused(&self) -> bool {
+        self.read(|s| s.paused)
+    }
+    fn producer_paused(&self) -> bool {
+        self.read(|s| s.producer_paused)
+    }
+    fn subchannels(&self) -> Vec<u16> {
+        self.read(|s| s.subchannels.clone())
+    }
+    async fn dump(&self) -> Result<DataConsumerDump, RequestError> {
+        value(self.call(Op::Dump { handle: self.handle }).await?)
+    }
+    async fn get_stats(&self) -> Result<Vec<DataConsumerStat>, RequestError> {
+        value(self.call(Op::GetStats { handle: self.handle }).await?)
+    }
+    async fn pause(&self) -> Result<(), RequestError> {
+        done(self.call(Op::Pause { handle: self.handle }).await?)?;
+        lock(&self.state).paused = true;
+        Ok(())
+    }
+    async fn resume(&self) -> Result<(), RequestError> {
+        done(self.call(Op::Resume { handle: self.handle }).await?)?;
+        lock(&self.state).paused = false;
+        Ok(())
+    }
+    async fn get_buffered_amount(&self) -> Result<u32, RequestError> {
+        match self.call(Op::GetBufferedAmount { data_consumer: self.handle }).await? {
+            Reply::Number(n) => Ok(n),
+            other => Err(bad_reply(&other)),
+        }
+    }
+    async fn set_buffered_amount_low_threshold(&self, threshold: u32) -> Result<(), RequestError> {
+        done(self.call(Op::SetBufferedAmountLowThreshold { data_consumer: self.handle, threshold }).await?)
+    }
+    async fn set_subchannels(&self, subchannels: Vec<u16>) -> Result<(), RequestError> {
+        done(self.call(Op::SetSubchannels { data_consumer: self.handle, subchannels: subchannels.clone() }).await?)?;
+        lock(&self.state).subchannels = subchannels;
+        Ok(())
+    }
+    async fn add_subchannel(&self, subchannel: u16) -> Result<(), RequestError> {
+        done(self.call(Op::AddSubchannel { data_consumer: self.handle, subchannel }).await?)?;
+        let mut state = lock(&self.state);
+        if !state.subchannels.contains(&subchannel) {
+            state.subchannels.push(subchannel);
+        }
+        Ok(())
+    }
+    async fn remove_subchannel(&self, subchannel: u16) -> Result<(), RequestError> {
+        done(self.call(Op::RemoveSubchannel { data_consumer: self.handle, subchannel }).await?)?;
+        lock(&self.state).subchannels.retain(|s| *s != subchannel);
+        Ok(())
+    }
+    async fn send(&self, message: WebRtcMessage<'_>) -> Result<u32, RequestError> {
+        let (ppid, payload) = message.into_ppid_and_payload();
+        let op = Op::SendToDataConsumer { data_consumer: self.handle, ppid, payload: payload.into_owned() };
+        match self.call(op).await? {
+            Reply::Number(n) => Ok(n),
+            other => Err(bad_reply(&other)),
+        }
+    }
+    fn on_message(&self, callback: MessageHandler) -> HandlerId {
+        self.on(move |e| {
+            if let Event::DataMessage { ppid, payload } = e {
+                if let Ok(message) = WebRtcMessage::new(*ppid, std::borrow::Cow::Borrowed(payload)) {
+                    callback(&message);
+                }
+            }
+        })
+    }
+    fn on_sctp_send_buffer_full(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::SctpSendBufferFull), callback)
+    }
+    fn on_buffered_amount_low(&self, callback: Arc<dyn Fn(u32) + Send + Sync>) -> HandlerId {
+        self.on(move |e| {
+            if let Event::BufferedAmountLow(n) = e {
+                callback(*n);
+            }
+        })
+    }
+    fn on_pause(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::Paused), callback)
+    }
+    fn on_resume(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::Resumed), callback)
+    }
+    fn on_data_producer_pause(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::ProducerPaused), callback)
+    }
+    fn on_data_producer_resume(&self, callback: Callback) -> HandlerId {
+        on_simple(self, |e| matches!(e, Event::ProducerResumed), callback)
+    }
+    fn on_data_producer_close(&self, callback: OnceCallback) -> HandlerId {
+        self.producer_close.add(callback)
+    }
+    fn on_close(&self, callback: OnceCallback) -> HandlerId {
+        Remote::on_close(self, callback)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Observers
 
 /// An RTP observer's state.
@@ -1265,19 +1501,5 @@ impl ActiveSpeakerObserverBackend for Remote<ObserverState> {
                 }
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pipe_producer_id_is_read_from_the_options() {
-        let id = ProducerId::from(uuid::Uuid::new_v4());
-        let options = ProducerOptions::new_pipe_transport(id, MediaKind::Audio, RtpParameters::default());
-        assert_eq!(pipe_producer_id(&options), Some(id));
-        let plain = ProducerOptions::new(MediaKind::Audio, RtpParameters::default());
-        assert_eq!(pipe_producer_id(&plain), None);
     }
 }

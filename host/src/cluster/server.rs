@@ -362,6 +362,12 @@ async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
     };
     let reason = loop {
         match stream.next().await {
+            Ok(Some(Message::Request { id, op })) if dispatch::is_immediate(&op) => {
+                let result = dispatch::handle_immediate(&session, op);
+                if id != 0 {
+                    session.send(&Message::Response { id, result });
+                }
+            }
             Ok(Some(Message::Request { id, op })) => {
                 let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
                 tokio::spawn(async move {

@@ -254,6 +254,61 @@ pub struct ConsumeWire {
     pub pipe: bool,
 }
 
+/// An SCTP stream's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SctpStreamWire {
+    pub stream_id: u16,
+    pub ordered: bool,
+    pub max_packet_life_time: Option<u16>,
+    pub max_retransmits: Option<u16>,
+}
+
+impl SctpStreamWire {
+    /// The wire form of mediasoup's parameters.
+    pub fn of(parameters: &mediasoup::prelude::SctpStreamParameters) -> Self {
+        Self {
+            stream_id: parameters.stream_id(),
+            ordered: parameters.ordered(),
+            max_packet_life_time: parameters.max_packet_life_time(),
+            max_retransmits: parameters.max_retransmits(),
+        }
+    }
+
+    /// mediasoup's parameters (through its constructors: the fields are private).
+    pub fn parameters(&self) -> mediasoup::prelude::SctpStreamParameters {
+        use mediasoup::prelude::SctpStreamParameters as P;
+        match (self.ordered, self.max_packet_life_time, self.max_retransmits) {
+            (false, Some(life), _) => P::new_unordered_with_life_time(self.stream_id, life),
+            (false, None, Some(n)) => P::new_unordered_with_retransmits(self.stream_id, n),
+            _ => P::new_ordered(self.stream_id),
+        }
+    }
+}
+
+/// `DataProducerOptions` without app data; `id` is set for pipe data producers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ProduceDataWire {
+    pub id: Option<mediasoup::data_producer::DataProducerId>,
+    pub sctp: Option<SctpStreamWire>,
+    pub label: String,
+    pub protocol: String,
+    pub paused: bool,
+}
+
+/// `DataConsumerOptions` without app data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ConsumeDataWire {
+    pub data_producer_id: mediasoup::data_producer::DataProducerId,
+    pub ordered: Option<bool>,
+    pub max_packet_life_time: Option<u16>,
+    pub max_retransmits: Option<u16>,
+    pub paused: bool,
+    pub subchannels: Option<Vec<u16>>,
+}
+
 /// An operation on an object of the session (every backend operation has one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -275,6 +330,15 @@ pub enum Op {
     RestartIce { transport: Handle },
     Produce { transport: Handle, options: Payload<ProduceWire> },
     Consume { transport: Handle, options: Payload<ConsumeWire> },
+    ProduceData { transport: Handle, options: Payload<ProduceDataWire> },
+    ConsumeData { transport: Handle, options: Payload<ConsumeDataWire> },
+    SendData { data_producer: Handle, ppid: u32, payload: Vec<u8>, subchannels: Option<Vec<u16>>, required_subchannel: Option<u16>, ignored_subchannel: Option<u16> },
+    SendToDataConsumer { data_consumer: Handle, ppid: u32, payload: Vec<u8> },
+    GetBufferedAmount { data_consumer: Handle },
+    SetBufferedAmountLowThreshold { data_consumer: Handle, threshold: u32 },
+    SetSubchannels { data_consumer: Handle, subchannels: Vec<u16> },
+    AddSubchannel { data_consumer: Handle, subchannel: u16 },
+    RemoveSubchannel { data_consumer: Handle, subchannel: u16 },
     SendRtp { producer: Handle, packet: Vec<u8> },
     SendRtcp { transport: Handle, packet: Vec<u8> },
     SetPreferredLayers { consumer: Handle, layers: Payload<ConsumerLayers> },
@@ -310,8 +374,17 @@ impl Op {
             | Self::RestartIce { transport }
             | Self::Produce { transport, .. }
             | Self::Consume { transport, .. }
+            | Self::ProduceData { transport, .. }
+            | Self::ConsumeData { transport, .. }
             | Self::SendRtcp { transport, .. } => *transport,
             Self::SendRtp { producer, .. } => *producer,
+            Self::SendData { data_producer, .. } => *data_producer,
+            Self::SendToDataConsumer { data_consumer, .. }
+            | Self::GetBufferedAmount { data_consumer }
+            | Self::SetBufferedAmountLowThreshold { data_consumer, .. }
+            | Self::SetSubchannels { data_consumer, .. }
+            | Self::AddSubchannel { data_consumer, .. }
+            | Self::RemoveSubchannel { data_consumer, .. } => *data_consumer,
             Self::SetPreferredLayers { consumer, .. }
             | Self::SetPriority { consumer, .. }
             | Self::RequestKeyFrame { consumer } => *consumer,
@@ -343,6 +416,8 @@ pub enum Reply {
     Capabilities(Payload<RtpCapabilitiesFinalized>),
     /// New ICE parameters.
     Ice(Payload<IceParameters>),
+    /// A number (buffered amount).
+    Number(u32),
 }
 
 /// The state of a new object, as its synchronous getters answer (events keep it current).
@@ -356,6 +431,8 @@ pub enum ObjectInfo {
     DirectTransport { id: mediasoup::prelude::TransportId },
     Producer(ProducerInfo),
     Consumer(ConsumerInfo),
+    DataProducer(DataProducerInfo),
+    DataConsumer(DataConsumerInfo),
     Observer { id: mediasoup::rtp_observer::RtpObserverId, paused: bool },
 }
 
@@ -425,6 +502,32 @@ pub struct ConsumerInfo {
     pub current_layers: Option<ConsumerLayers>,
 }
 
+/// A data producer's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct DataProducerInfo {
+    pub id: mediasoup::data_producer::DataProducerId,
+    pub r#type: mediasoup::data_producer::DataProducerType,
+    pub sctp_stream_parameters: Option<SctpStreamWire>,
+    pub label: String,
+    pub protocol: String,
+    pub paused: bool,
+}
+
+/// A data consumer's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct DataConsumerInfo {
+    pub id: mediasoup::data_consumer::DataConsumerId,
+    pub r#type: mediasoup::data_consumer::DataConsumerType,
+    pub sctp_stream_parameters: Option<SctpStreamWire>,
+    pub label: String,
+    pub protocol: String,
+    pub paused: bool,
+    pub producer_paused: bool,
+    pub subchannels: Vec<u16>,
+}
+
 /// Something that happened to an object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -455,4 +558,7 @@ pub enum Event {
     ObserverRemoved(Payload<ProducerId>),
     Rtp(Vec<u8>),
     Rtcp(Vec<u8>),
+    DataMessage { ppid: u32, payload: Vec<u8> },
+    SctpSendBufferFull,
+    BufferedAmountLow(u32),
 }
