@@ -45,7 +45,11 @@ fn the_mediasoup_program_runs_against_a_remote_host() {
             .expect("run the compat program");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{program} against the remote host:\n{stdout}\n{stderr}\nhost log:\n{}", node.drain_log());
+        assert!(
+            out.status.success(),
+            "{program} against the remote host:\n{stdout}\n{stderr}\nhost log:\n{}",
+            node.drain_log()
+        );
         assert!(stdout.contains("test result: ok"), "{stdout}");
     }
     // Everything it did happened on the host: its session held the objects.

@@ -172,6 +172,7 @@ impl RouterReport for RouterInner {
                 worker: event.worker,
                 reason: event.reason,
                 lost_transports: lost,
+                node: event.node.clone(),
             });
         }
     }

@@ -97,6 +97,8 @@ pub struct CellLost {
     /// This router's transports that were closed with it; the application re-creates them
     /// (a new transport is placed on a live cell) and the endpoints reconnect.
     pub lost_transports: Vec<TransportId>,
+    /// The node of a lost cell of another host (`None` for this process's own workers).
+    pub node: Option<String>,
 }
 
 #[allow(clippy::type_complexity)]

@@ -10,16 +10,16 @@ use mafalda_plugin_sdk::types::Operation;
 use mediasoup::active_speaker_observer::ActiveSpeakerObserverOptions;
 use mediasoup::audio_level_observer::AudioLevelObserverOptions;
 use mediasoup::consumer::ConsumerOptions;
+use mediasoup::data_consumer::DataConsumerOptions;
 use mediasoup::direct_transport::DirectTransportOptions;
 use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
 use mediasoup::plain_transport::{PlainTransportOptions, PlainTransportRemoteParameters};
+use mediasoup::prelude::{DataProducerOptions, WebRtcMessage};
 use mediasoup::prelude::{ListenInfo, RouterOptions, WebRtcTransportRemoteParameters};
 use mediasoup::producer::{ProducerId, ProducerOptions};
 use mediasoup::rtp_observer::RtpObserverAddProducerOptions;
 use mediasoup::webrtc_transport::{WebRtcTransportListenInfos, WebRtcTransportOptions};
 use mediasoup::worker::{WorkerLogLevel, WorkerLogTag, WorkerUpdateSettings};
-use mediasoup::data_consumer::DataConsumerOptions;
-use mediasoup::prelude::{DataProducerOptions, WebRtcMessage};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::num::NonZeroU16;
@@ -574,9 +574,13 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(c.on_close(Box::new(move || e.closed())));
             let e = events.clone();
             handlers.push(c.on_data_producer_close(Box::new(move || e.emit(Event::ProducerClosed))));
-            for event in
-                [Event::Paused, Event::Resumed, Event::ProducerPaused, Event::ProducerResumed, Event::SctpSendBufferFull]
-            {
+            for event in [
+                Event::Paused,
+                Event::Resumed,
+                Event::ProducerPaused,
+                Event::ProducerResumed,
+                Event::SctpSendBufferFull,
+            ] {
                 let (e, sent) = (events.clone(), event.clone());
                 let callback: Callback = Arc::new(move || e.emit(sent.clone()));
                 handlers.push(match event {

@@ -17,9 +17,9 @@ pub mod client;
 mod dispatch;
 pub mod link;
 mod membership;
+mod private_fields;
 pub mod proto;
 pub(crate) mod remote;
-mod private_fields;
 pub mod server;
 pub mod tls;
 

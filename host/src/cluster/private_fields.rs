@@ -108,7 +108,10 @@ mod tests {
         let (got, sctp) = data_producer(&options);
         assert_eq!(got, Some(id));
         let sctp = sctp.expect("sctp");
-        assert_eq!((sctp.stream_id, sctp.ordered, sctp.max_packet_life_time, sctp.max_retransmits), (3, false, None, Some(7)));
+        assert_eq!(
+            (sctp.stream_id, sctp.ordered, sctp.max_packet_life_time, sctp.max_retransmits),
+            (3, false, None, Some(7))
+        );
         let (got, sctp) = data_producer(&DataProducerOptions::new_sctp(SctpStreamParameters::new_ordered(5)));
         assert_eq!(got, None);
         assert_eq!(sctp.map(|s| (s.stream_id, s.ordered)), Some((5, true)));
@@ -119,7 +122,10 @@ mod tests {
     fn data_consumer_reliability() {
         let id: DataProducerId = uuid().parse().expect("uuid");
         let wire = data_consumer(&DataConsumerOptions::new_sctp_unordered_with_life_time(id, 500)).expect("wire");
-        assert_eq!((wire.data_producer_id, wire.ordered, wire.max_packet_life_time, wire.max_retransmits), (id, Some(false), Some(500), None));
+        assert_eq!(
+            (wire.data_producer_id, wire.ordered, wire.max_packet_life_time, wire.max_retransmits),
+            (id, Some(false), Some(500), None)
+        );
         let wire = data_consumer(&DataConsumerOptions::new_direct(id, Some(vec![1, 2]))).expect("wire");
         assert_eq!((wire.ordered, wire.subchannels), (None, Some(vec![1, 2])));
         let wire = data_consumer(&DataConsumerOptions::new_sctp_unordered_with_retransmits(id, 4)).expect("wire");

@@ -17,9 +17,10 @@ use mediasoup::consumer::{
     ConsumerDump, ConsumerId, ConsumerLayers, ConsumerOptions, ConsumerRtpStreamStat, ConsumerScore,
     ConsumerTraceEventData, ConsumerTraceEventType, ConsumerType,
 };
-use mediasoup::data_consumer::{DataConsumerDump, DataConsumerId, DataConsumerOptions, DataConsumerStat, DataConsumerType};
+use mediasoup::data_consumer::{
+    DataConsumerDump, DataConsumerId, DataConsumerOptions, DataConsumerStat, DataConsumerType,
+};
 use mediasoup::data_producer::{DataProducerDump, DataProducerId, DataProducerStat, DataProducerType};
-use mediasoup::prelude::{SctpStreamParameters, WebRtcMessage};
 use mediasoup::direct_transport::{DirectTransportDump, DirectTransportOptions, DirectTransportStat};
 use mediasoup::pipe_transport::{
     PipeTransportDump, PipeTransportOptions, PipeTransportRemoteParameters, PipeTransportStat,
@@ -32,6 +33,7 @@ use mediasoup::prelude::{
     RtpCapabilitiesFinalized, RtpCodecCapability, RtpParameters, TransportId,
 };
 use mediasoup::prelude::{IceCandidate, IceParameters};
+use mediasoup::prelude::{SctpStreamParameters, WebRtcMessage};
 use mediasoup::producer::{
     ProducerDump, ProducerId, ProducerOptions, ProducerScore, ProducerStat, ProducerTraceEventData,
     ProducerTraceEventType, ProducerType, ProducerVideoOrientation,

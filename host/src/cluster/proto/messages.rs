@@ -313,44 +313,159 @@ pub struct ConsumeDataWire {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum Op {
-    CreateRouter { worker: Handle, media_codecs: Payload<Vec<RtpCodecCapability>>, room: Option<String> },
-    WorkerDump { worker: Handle },
-    UpdateSettings { worker: Handle, log_level: Option<String>, log_tags: Option<Vec<String>> },
-    CapabilitiesFor { router: Handle, media_codecs: Payload<Vec<RtpCodecCapability>> },
-    CreateWebRtcTransport { router: Handle, options: Payload<WebRtcWire> },
-    CreatePlainTransport { router: Handle, options: Payload<PlainWire> },
-    CreatePipeTransport { router: Handle, options: Payload<PipeWire> },
-    CreateDirectTransport { router: Handle, max_send_message_size: u32, max_receive_message_size: u32 },
-    CreateAudioLevelObserver { router: Handle, max_entries: u16, threshold: i8, interval: u16 },
-    CreateActiveSpeakerObserver { router: Handle, interval: u16 },
-    Connect { transport: Handle, params: Payload<ConnectParams> },
-    SetMaxIncomingBitrate { transport: Handle, bitrate: u64 },
-    SetMaxOutgoingBitrate { transport: Handle, bitrate: u64 },
-    SetMinOutgoingBitrate { transport: Handle, bitrate: u64 },
-    RestartIce { transport: Handle },
-    Produce { transport: Handle, options: Payload<ProduceWire> },
-    Consume { transport: Handle, options: Payload<ConsumeWire> },
-    ProduceData { transport: Handle, options: Payload<ProduceDataWire> },
-    ConsumeData { transport: Handle, options: Payload<ConsumeDataWire> },
-    SendData { data_producer: Handle, ppid: u32, payload: Vec<u8>, subchannels: Option<Vec<u16>>, required_subchannel: Option<u16>, ignored_subchannel: Option<u16> },
-    SendToDataConsumer { data_consumer: Handle, ppid: u32, payload: Vec<u8> },
-    GetBufferedAmount { data_consumer: Handle },
-    SetBufferedAmountLowThreshold { data_consumer: Handle, threshold: u32 },
-    SetSubchannels { data_consumer: Handle, subchannels: Vec<u16> },
-    AddSubchannel { data_consumer: Handle, subchannel: u16 },
-    RemoveSubchannel { data_consumer: Handle, subchannel: u16 },
-    SendRtp { producer: Handle, packet: Vec<u8> },
-    SendRtcp { transport: Handle, packet: Vec<u8> },
-    SetPreferredLayers { consumer: Handle, layers: Payload<ConsumerLayers> },
-    SetPriority { consumer: Handle, priority: Option<u8> },
-    RequestKeyFrame { consumer: Handle },
-    AddProducer { observer: Handle, producer_id: Payload<ProducerId> },
-    RemoveProducer { observer: Handle, producer_id: Payload<ProducerId> },
-    Pause { handle: Handle },
-    Resume { handle: Handle },
-    Dump { handle: Handle },
-    GetStats { handle: Handle },
-    Close { handle: Handle },
+    CreateRouter {
+        worker: Handle,
+        media_codecs: Payload<Vec<RtpCodecCapability>>,
+        room: Option<String>,
+    },
+    WorkerDump {
+        worker: Handle,
+    },
+    UpdateSettings {
+        worker: Handle,
+        log_level: Option<String>,
+        log_tags: Option<Vec<String>>,
+    },
+    CapabilitiesFor {
+        router: Handle,
+        media_codecs: Payload<Vec<RtpCodecCapability>>,
+    },
+    CreateWebRtcTransport {
+        router: Handle,
+        options: Payload<WebRtcWire>,
+    },
+    CreatePlainTransport {
+        router: Handle,
+        options: Payload<PlainWire>,
+    },
+    CreatePipeTransport {
+        router: Handle,
+        options: Payload<PipeWire>,
+    },
+    CreateDirectTransport {
+        router: Handle,
+        max_send_message_size: u32,
+        max_receive_message_size: u32,
+    },
+    CreateAudioLevelObserver {
+        router: Handle,
+        max_entries: u16,
+        threshold: i8,
+        interval: u16,
+    },
+    CreateActiveSpeakerObserver {
+        router: Handle,
+        interval: u16,
+    },
+    Connect {
+        transport: Handle,
+        params: Payload<ConnectParams>,
+    },
+    SetMaxIncomingBitrate {
+        transport: Handle,
+        bitrate: u64,
+    },
+    SetMaxOutgoingBitrate {
+        transport: Handle,
+        bitrate: u64,
+    },
+    SetMinOutgoingBitrate {
+        transport: Handle,
+        bitrate: u64,
+    },
+    RestartIce {
+        transport: Handle,
+    },
+    Produce {
+        transport: Handle,
+        options: Payload<ProduceWire>,
+    },
+    Consume {
+        transport: Handle,
+        options: Payload<ConsumeWire>,
+    },
+    ProduceData {
+        transport: Handle,
+        options: Payload<ProduceDataWire>,
+    },
+    ConsumeData {
+        transport: Handle,
+        options: Payload<ConsumeDataWire>,
+    },
+    SendData {
+        data_producer: Handle,
+        ppid: u32,
+        payload: Vec<u8>,
+        subchannels: Option<Vec<u16>>,
+        required_subchannel: Option<u16>,
+        ignored_subchannel: Option<u16>,
+    },
+    SendToDataConsumer {
+        data_consumer: Handle,
+        ppid: u32,
+        payload: Vec<u8>,
+    },
+    GetBufferedAmount {
+        data_consumer: Handle,
+    },
+    SetBufferedAmountLowThreshold {
+        data_consumer: Handle,
+        threshold: u32,
+    },
+    SetSubchannels {
+        data_consumer: Handle,
+        subchannels: Vec<u16>,
+    },
+    AddSubchannel {
+        data_consumer: Handle,
+        subchannel: u16,
+    },
+    RemoveSubchannel {
+        data_consumer: Handle,
+        subchannel: u16,
+    },
+    SendRtp {
+        producer: Handle,
+        packet: Vec<u8>,
+    },
+    SendRtcp {
+        transport: Handle,
+        packet: Vec<u8>,
+    },
+    SetPreferredLayers {
+        consumer: Handle,
+        layers: Payload<ConsumerLayers>,
+    },
+    SetPriority {
+        consumer: Handle,
+        priority: Option<u8>,
+    },
+    RequestKeyFrame {
+        consumer: Handle,
+    },
+    AddProducer {
+        observer: Handle,
+        producer_id: Payload<ProducerId>,
+    },
+    RemoveProducer {
+        observer: Handle,
+        producer_id: Payload<ProducerId>,
+    },
+    Pause {
+        handle: Handle,
+    },
+    Resume {
+        handle: Handle,
+    },
+    Dump {
+        handle: Handle,
+    },
+    GetStats {
+        handle: Handle,
+    },
+    Close {
+        handle: Handle,
+    },
 }
 
 impl Op {
@@ -558,7 +673,10 @@ pub enum Event {
     ObserverRemoved(Payload<ProducerId>),
     Rtp(Vec<u8>),
     Rtcp(Vec<u8>),
-    DataMessage { ppid: u32, payload: Vec<u8> },
+    DataMessage {
+        ppid: u32,
+        payload: Vec<u8>,
+    },
     SctpSendBufferFull,
     BufferedAmountLow(u32),
 }
