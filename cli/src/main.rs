@@ -301,9 +301,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
             let mut options = cli.host.options()?;
             let workers = cli.host.workers.unwrap_or_else(available_cores);
-            // Every worker is started up front and kept: the table shows them all.
-            options.pool.max_workers = workers.get();
-            options.pool.min_workers = workers.get();
+            if options.cluster.hosts.is_empty() {
+                // Every worker is started up front and kept: the table shows them all.
+                options.pool.max_workers = workers.get();
+                options.pool.min_workers = workers.get();
+            }
             options.pipes.srtp |= srtp_pipes;
             // At demo scale CPU never reaches the watermark: a transport cap makes the packer
             // fill one worker, then the next (the ingest takes one place on the first).

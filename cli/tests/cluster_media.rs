@@ -99,3 +99,80 @@ async fn one_router_over_three_hosts_carries_every_packet() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A host given `--peer` aggregates its peer for its own clients: an application linked to
+/// media15 only gets routers over media15's and media16's workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_aggregates_its_peers_for_its_clients() {
+    let dir = scratch("peer");
+    certs(&dir, &[("media15", "127.0.0.15"), ("media16", "127.0.0.16")]);
+    let peer = Node::start(&dir, "media16", "127.0.0.16", 4443, &[]);
+    let mut front = Node::start(&dir, "media15", "127.0.0.15", 4443, &["--peer", &peer.address()]);
+    front.wait_for_log("cluster link up", Duration::from_secs(20));
+    let manager = application(&dir, &[&front], &[("MAFALDA_POLICY", "spread")]);
+    let host = manager.host();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    host.on_new_cell(move |cell| {
+        let _ = tx.send(*cell);
+    })
+    .detach();
+    let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
+    while !host.cells().iter().any(|c| c.node() == "media16") {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("media16's worker advertised");
+    }
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut input_options = PlainTransportOptions::new(loopback_listen_info());
+    input_options.comedia = true;
+    let input = router.create_plain_transport(input_options).await.expect("input");
+    let producer =
+        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x42))).await.expect("producer");
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let transport =
+            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
+        let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
+        transport.connect(sink.remote_parameters()).await.expect("connect");
+        let consumer =
+            transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+        outputs.push((transport, consumer, sink));
+    }
+    let nodes: BTreeSet<String> = std::iter::once(&input)
+        .chain(outputs.iter().map(|(t, _, _)| t))
+        .map(|t| host.cell(t.cell()).expect("cell").node().to_string())
+        .collect();
+    assert_eq!(nodes, ["media15", "media16"].map(String::from).into(), "the router uses both hosts");
+    let _generator = RtpGenerator::start(&input, GeneratorConfig::opus(0x42).with_count(PACKETS).with_rate(200))
+        .await
+        .expect("generator");
+    for (_, _, sink) in &outputs {
+        let report = sink.wait_for(PACKETS, Duration::from_secs(20)).await;
+        assert!(report.has_all(PACKETS as u32) && report.corrupt == 0, "{report:?}");
+    }
+}
+
+/// The README's cluster demo: `mafalda-host demo` as an application of three hosts prints a
+/// live table with packets per host.
+#[test]
+fn the_demo_runs_a_room_across_three_hosts() {
+    let dir = scratch("demo");
+    let addresses = [("media17", "127.0.0.17"), ("media18", "127.0.0.18"), ("media19", "127.0.0.19")];
+    certs(&dir, &addresses);
+    let nodes: Vec<Node> = addresses.iter().map(|(n, ip)| Node::start(&dir, n, ip, 4443, &[])).collect();
+    let cluster = nodes.iter().map(Node::address).collect::<Vec<_>>().join(",");
+    let out = std::process::Command::new(cluster_support::binary())
+        .args(["demo", "--workers", "3", "--duration", "6"])
+        .env("MAFALDA_CLUSTER", cluster)
+        .env("MAFALDA_CA", dir.join("ca.pem"))
+        .env("MAFALDA_MAX_WORKERS", "0")
+        .output()
+        .expect("demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.rsplit("t=").next().expect("a table");
+    for (name, _) in addresses {
+        let row = last.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"));
+        let delivered: u64 = row.split_whitespace().nth(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+        assert!(delivered > 0, "{name} delivered packets: {row}");
+    }
+    assert!(last.contains("pipes: w"), "the producer is piped host to host:\n{last}");
+}

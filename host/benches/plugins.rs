@@ -1,6 +1,6 @@
 //! Plugin benchmark P3: placement by the default `pack` plugin in wasm vs the same policy
 //! compiled natively (the SDK's `candidates` view and `bin_pack`, which the plugin wraps), with
-//! 16 and 64 cells:
+//! 16, 64 and 1,024 cells (64 nodes x 16 workers, the cluster-scale goal: <= 20 µs median):
 //! median and p99 µs per decision and their ratio; then the wasm decision as a share of one
 //! `consume()` on a real worker (goal: ≤ 1 %), and transport creation (where placement runs)
 //! with the plugin vs the native packer, end to end.
@@ -42,6 +42,12 @@ fn cells(n: u32) -> Vec<CellLoad> {
                 .with_router(format!("router-{}", i % 3))
                 .with_label(format!("room=room-{}", i % 5), i % 4 + 1)
         })
+        .map(|mut cell| {
+            // At cluster scale: 16 workers per node.
+            cell.node = format!("media{}", cell.id / 16);
+            cell.region = if cell.id / 16 % 2 == 0 { "eu".into() } else { "us".into() };
+            cell
+        })
         .collect()
 }
 
@@ -75,7 +81,7 @@ fn placement(plugin: &WasmPlacement) -> Vec<(u32, f64)> {
     println!("  cells   native median/p99 µs    wasm median/p99 µs    ratio (median)");
     let mut wasm_medians = Vec::new();
     let rules = PackRules { room_affinity: true, ..PackRules::watermark(WATERMARK) };
-    for n in [16, 64] {
+    for n in [16, 64, 1024] {
         let cells = cells(n);
         let requests = requests(n);
         for request in &requests {

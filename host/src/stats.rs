@@ -16,6 +16,8 @@ pub struct CellStats {
     pub id: CellId,
     /// Its real worker.
     pub worker: WorkerId,
+    /// The node (host) running it.
+    pub node: String,
     /// CPU share of one core, last sample.
     pub cpu: f64,
     /// CPU share the load model predicts (what placement reads).
@@ -43,6 +45,7 @@ impl CellStats {
         Self {
             id: cell.id(),
             worker: cell.worker_id(),
+            node: cell.node().to_string(),
             cpu: load.cpu,
             predicted,
             transports: load.transports,

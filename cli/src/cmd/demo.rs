@@ -88,6 +88,8 @@ pub struct DemoRoom {
 pub struct WorkerRow {
     /// The cell.
     pub cell: CellId,
+    /// The host running it.
+    pub node: String,
     /// Transports placed here (all routers).
     pub transports: u32,
     /// Consumers here (pipe consumers not included).
@@ -188,6 +190,7 @@ impl DemoRoom {
             .map(|cell| {
                 let row = WorkerRow {
                     cell: cell.id,
+                    node: cell.node.clone(),
                     transports: cell.transports,
                     consumers: cell.consumers,
                     packets_in: 0,
@@ -245,14 +248,15 @@ impl fmt::Display for DemoSnapshot {
         writeln!(f, "t={:>5.1}s  generator sent {} RTP packets", self.elapsed.as_secs_f64(), self.sent)?;
         writeln!(
             f,
-            "  {:<7} {:>10} {:>9} {:>10} {:>11} {:>10} {:>6}",
-            "worker", "transports", "consumers", "pkts in", "pkts out", "delivered", "cpu"
+            "  {:<7} {:<12} {:>10} {:>9} {:>10} {:>11} {:>10} {:>6}",
+            "worker", "host", "transports", "consumers", "pkts in", "pkts out", "delivered", "cpu"
         )?;
         for row in &self.rows {
             writeln!(
                 f,
-                "  w{:<6} {:>10} {:>9} {:>10} {:>11} {:>10} {:>5.1}%",
+                "  w{:<6} {:<12} {:>10} {:>9} {:>10} {:>11} {:>10} {:>5.1}%",
                 row.cell.0,
+                row.node,
                 row.transports,
                 row.consumers,
                 row.packets_in,

@@ -130,9 +130,12 @@ pub async fn start(
         tracing::warn!(plugin = %scope, "--plugin-config names a plugin that is not loaded; its keys reach nobody");
     }
     options.policy = PolicyChoice::Custom(loader.resolve(&choice, options.pool.cpu_watermark)?);
-    // The workers asked for stay up: idle release never goes below them.
-    options.pool.max_workers = options.pool.max_workers.max(workers.get());
-    options.pool.min_workers = options.pool.min_workers.max(workers.get());
+    // The workers asked for stay up: idle release never goes below them (an application of a
+    // cluster, e.g. the demo with MAFALDA_CLUSTER, keeps the pool it was configured with).
+    if options.cluster.hosts.is_empty() {
+        options.pool.max_workers = options.pool.max_workers.max(workers.get());
+        options.pool.min_workers = options.pool.min_workers.max(workers.get());
+    }
     let policy = format!("{choice:?}");
     let manager = WorkerManager::with_options(options);
     let mut settings = WorkerSettings::default();

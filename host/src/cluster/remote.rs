@@ -162,18 +162,12 @@ impl<S: State> EventSink for Remote<S> {
         lock(&self.state).apply(event);
         match event {
             Event::ProducerClosed => self.producer_close.call_simple(),
-            Event::WorkerDead(reason) => {
-                if !self.closed.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(host = %self.link.address(), %reason, "remote object lost");
-                    self.dead.call(|cb| cb(ExitError::Unexpected));
-                    self.close.call_simple();
-                }
+            Event::WorkerDead(reason) if !self.closed.swap(true, Ordering::AcqRel) => {
+                tracing::warn!(host = %self.link.address(), %reason, "remote object lost");
+                self.dead.call(|cb| cb(ExitError::Unexpected));
+                self.close.call_simple();
             }
-            Event::Closed => {
-                if !self.closed.swap(true, Ordering::AcqRel) {
-                    self.close.call_simple();
-                }
-            }
+            Event::Closed if !self.closed.swap(true, Ordering::AcqRel) => self.close.call_simple(),
             _ => {}
         }
         self.events.call_simple(event);
