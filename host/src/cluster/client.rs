@@ -73,7 +73,7 @@ pub trait EventSink: Send + Sync {
     fn event(&self, event: &Event);
 }
 
-type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Reply, WireError>>>>;
+type Pending = Mutex<HashMap<u32, (Instant, oneshot::Sender<Result<Reply, WireError>>)>>;
 
 /// A link to one host.
 pub struct HostLink {
@@ -122,6 +122,7 @@ impl HostLink {
             stopped: AtomicBool::new(false),
         });
         runtime.spawn(Arc::clone(&link).run());
+        runtime.spawn(Self::expire_late(Arc::downgrade(&link)));
         link
     }
 
@@ -152,20 +153,13 @@ impl HostLink {
     pub async fn call(self: &Arc<Self>, op: Op) -> Result<Reply, WireError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        lock(&self.pending).insert(id, (Instant::now(), tx));
         let outbox = lock(&self.writer).clone();
         let sent = outbox.is_some_and(|outbox| link::send(&outbox, &Message::Request { id, op }));
         if !sent {
             lock(&self.pending).remove(&id);
             return Err(WireError::LinkDown);
         }
-        let weak = Arc::downgrade(self);
-        self.runtime.spawn(async move {
-            tokio::time::sleep(REQUEST_TIMEOUT).await;
-            if let Some(link) = weak.upgrade() {
-                link.expire(id);
-            }
-        });
         rx.await.unwrap_or(Err(WireError::LinkDown))
     }
 
@@ -297,7 +291,7 @@ impl HostLink {
         loop {
             match stream.next().await {
                 Ok(Some(Message::Response { id, result })) => {
-                    if let Some(tx) = lock(&self.pending).remove(&id) {
+                    if let Some((_, tx)) = lock(&self.pending).remove(&id) {
                         let _ = tx.send(result);
                     }
                 }
@@ -322,7 +316,7 @@ impl HostLink {
 
     fn fail_pending(&self) {
         let pending: Vec<_> = lock(&self.pending).drain().collect();
-        for (_, tx) in pending {
+        for (_, (_, tx)) in pending {
             let _ = tx.send(Err(WireError::LinkDown));
         }
     }
@@ -344,10 +338,22 @@ impl HostLink {
         &self.runtime
     }
 
-    /// Fails a request that waited too long.
-    fn expire(&self, id: u32) {
-        if let Some(tx) = lock(&self.pending).remove(&id) {
-            let _ = tx.send(Err(WireError::Failed("the host did not answer in time".into())));
+    /// Fails the requests that waited longer than [`REQUEST_TIMEOUT`] (checked once a second:
+    /// one sweeper per link instead of a timer per request).
+    async fn expire_late(link: Weak<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(link) = link.upgrade() else { return };
+            let late: Vec<_> = {
+                let mut pending = lock(&link.pending);
+                let ids: Vec<u32> =
+                    pending.iter().filter(|(_, (at, _))| at.elapsed() >= REQUEST_TIMEOUT).map(|(id, _)| *id).collect();
+                ids.into_iter().filter_map(|id| pending.remove(&id)).collect()
+            };
+            for (_, tx) in late {
+                let _ = tx.send(Err(WireError::Failed("the host did not answer in time".into())));
+            }
         }
     }
 }
