@@ -20,9 +20,10 @@ fn last_table(stdout: &str) -> Vec<(String, u64, u64, u64)> {
         .lines()
         .filter_map(|line| {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            (cols.len() == 7 && cols[0].starts_with('w')).then(|| {
+            // worker, host, transports, consumers, pkts in, pkts out, delivered, cpu
+            (cols.len() == 8 && cols[0].starts_with('w')).then(|| {
                 let n = |i: usize| cols[i].parse::<u64>().expect("numeric column");
-                (cols[0].to_string(), n(3), n(4), n(5))
+                (cols[0].to_string(), n(4), n(5), n(6))
             })
         })
         .collect()

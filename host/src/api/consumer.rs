@@ -75,6 +75,7 @@ impl Consumer {
             r#type: real.r#type(),
         };
         let inner = Arc::new(Endpoint::new(meta, transport, cell.id(), app_data, Arc::clone(&real), None));
+        router.inner.add_consumer_of(producer_id, Arc::downgrade(&inner));
         let weak = Arc::downgrade(&inner);
         real.on_producer_close(Box::new(move || {
             if let Some(inner) = weak.upgrade() {

@@ -77,6 +77,7 @@ impl Producer {
         let forget = Box::new(move || {
             if let Some(router) = weak.upgrade() {
                 router.producers.remove(&id);
+                router.producer_closed(&id);
             }
         });
         let inner = Arc::new(Endpoint::new(meta, transport, cell.id(), app_data, real, Some(forget)));

@@ -8,7 +8,7 @@ pub use mediasoup::router::*;
 
 use super::active_speaker_observer::ActiveSpeakerObserver;
 use super::audio_level_observer::AudioLevelObserver;
-use super::consumer::Consumer;
+use super::consumer::{Consumer, ConsumerInner};
 use super::data_consumer::DataConsumer;
 use super::data_producer::{NonClosingDataProducer, WeakDataProducer};
 use super::direct_transport::DirectTransport;
@@ -36,6 +36,7 @@ use mediasoup::prelude::{
     RtpCodecCapability, SctpZeroChecksum,
 };
 use mediasoup::worker::RequestError;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -122,6 +123,9 @@ pub(crate) struct RouterInner {
     pub(crate) reals: RealRouters,
     pub(crate) producers: Table<ProducerId, WeakProducer>,
     pub(crate) data_producers: Table<DataProducerId, WeakDataProducer>,
+    /// The consumers of each producer: they close when it closes, whatever cell they are in
+    /// (not only when the pipe carrying it to their cell is torn down).
+    consumers_of: Mutex<HashMap<ProducerId, Vec<Weak<ConsumerInner>>>>,
     pub(crate) members: Members,
     pub(crate) pipes: PipeRegistry,
     pub(crate) pairs: PairCache,
@@ -179,6 +183,22 @@ impl RouterReport for RouterInner {
 }
 
 impl RouterInner {
+    /// Records a consumer of `producer`.
+    pub(crate) fn add_consumer_of(&self, producer: ProducerId, consumer: Weak<ConsumerInner>) {
+        let mut all = lock(&self.consumers_of);
+        let list = all.entry(producer).or_default();
+        list.retain(|c| c.strong_count() > 0);
+        list.push(consumer);
+    }
+
+    /// `producer` closed: its consumers get their producer-close event and close.
+    pub(crate) fn producer_closed(&self, producer: &ProducerId) {
+        let consumers = lock(&self.consumers_of).remove(producer).unwrap_or_default();
+        for consumer in consumers.iter().filter_map(Weak::upgrade) {
+            consumer.source_closed();
+        }
+    }
+
     /// Closes the router because its (virtual) worker closed.
     pub(crate) fn close_from_worker(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
@@ -231,6 +251,7 @@ impl Router {
             rtp_capabilities: Mutex::new(rtp_capabilities),
             producers: Table::default(),
             data_producers: Table::default(),
+            consumers_of: Mutex::default(),
             members: Members::default(),
             pipes: PipeRegistry::default(),
             pairs: PairCache::default(),

@@ -210,7 +210,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             full.prefer_udp = wire.prefer_udp;
             full.prefer_tcp = wire.prefer_tcp;
             full.ice_consent_timeout = wire.ice_consent_timeout;
-            apply_sctp_webrtc(&mut full, &wire.sctp);
+            apply_sctp_wire!(full, wire.sctp);
             let settings = WebRtcTransportSettings::of(&full);
             let t = real.create_webrtc_transport(WebRtcListen::Individual(infos), settings).await.map_err(failed)?;
             let info = ObjectInfo::WebRtcTransport(WebRtcInfo {
@@ -223,11 +223,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 dtls_parameters: t.dtls_parameters(),
                 dtls_state: t.dtls_state(),
                 dtls_remote_cert: t.dtls_remote_cert(),
-                sctp: SctpInfo {
-                    parameters: t.sctp_parameters(),
-                    state: t.sctp_state(),
-                    negotiated: t.sctp_negotiated_capabilities(),
-                },
+                sctp: sctp_info_of!(t),
             });
             let handle = session.next_handle();
             let events = Emitter::new(session, handle);
@@ -258,15 +254,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             full.max_incoming_bitrate = wire.bitrate.max_incoming_bitrate;
             full.max_outgoing_bitrate = wire.bitrate.max_outgoing_bitrate;
             full.min_outgoing_bitrate = wire.bitrate.min_outgoing_bitrate;
-            full.enable_sctp = wire.sctp.enable_sctp;
-            full.max_send_message_size = wire.sctp.max_send_message_size;
-            full.max_receive_message_size = wire.sctp.max_receive_message_size;
-            full.sctp_send_buffer_size = wire.sctp.sctp_send_buffer_size;
-            full.sctp_per_stream_send_queue_limit = wire.sctp.sctp_per_stream_send_queue_limit;
-            full.sctp_max_receiver_window_buffer_size = wire.sctp.sctp_max_receiver_window_buffer_size;
-            full.sctp_default_stream_buffered_amount_low_threshold =
-                wire.sctp.sctp_default_stream_buffered_amount_low_threshold;
-            full.sctp_zero_checksum = wire.sctp.sctp_zero_checksum;
+            apply_sctp_wire!(full, wire.sctp);
             full.enable_srtp = wire.enable_srtp;
             full.srtp_crypto_suite = wire.srtp_crypto_suite;
             let t = real.create_plain_transport(full).await.map_err(failed)?;
@@ -274,11 +262,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 id: t.id(),
                 tuple: t.tuple(),
                 rtcp_tuple: t.rtcp_tuple(),
-                sctp: SctpInfo {
-                    parameters: t.sctp_parameters(),
-                    state: t.sctp_state(),
-                    negotiated: t.sctp_negotiated_capabilities(),
-                },
+                sctp: sctp_info_of!(t),
                 srtp_parameters: t.srtp_parameters(),
             });
             let handle = session.next_handle();
@@ -298,15 +282,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let mut full = PipeTransportOptions::new(shared.media_listen(wire.listen_info));
-            full.enable_sctp = wire.sctp.enable_sctp;
-            full.max_send_message_size = wire.sctp.max_send_message_size;
-            full.max_receive_message_size = wire.sctp.max_receive_message_size;
-            full.sctp_send_buffer_size = wire.sctp.sctp_send_buffer_size;
-            full.sctp_per_stream_send_queue_limit = wire.sctp.sctp_per_stream_send_queue_limit;
-            full.sctp_max_receiver_window_buffer_size = wire.sctp.sctp_max_receiver_window_buffer_size;
-            full.sctp_default_stream_buffered_amount_low_threshold =
-                wire.sctp.sctp_default_stream_buffered_amount_low_threshold;
-            full.sctp_zero_checksum = wire.sctp.sctp_zero_checksum;
+            apply_sctp_wire!(full, wire.sctp);
             full.enable_rtx = wire.enable_rtx;
             full.enable_srtp = wire.enable_srtp;
             let t = real.create_pipe_transport(full).await.map_err(failed)?;
@@ -314,11 +290,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 id: t.id(),
                 tuple: t.tuple(),
                 rtcp_tuple: None,
-                sctp: SctpInfo {
-                    parameters: t.sctp_parameters(),
-                    state: t.sctp_state(),
-                    negotiated: t.sctp_negotiated_capabilities(),
-                },
+                sctp: sctp_info_of!(t),
                 srtp_parameters: t.srtp_parameters(),
             });
             let handle = session.next_handle();
@@ -717,17 +689,6 @@ fn insert(
     router: Option<String>,
 ) {
     lock(&session.objects).insert(handle, Entry { held, room, router, _handlers: handlers });
-}
-
-fn apply_sctp_webrtc(options: &mut WebRtcTransportOptions, sctp: &SctpWire) {
-    options.enable_sctp = sctp.enable_sctp;
-    options.max_send_message_size = sctp.max_send_message_size;
-    options.max_receive_message_size = sctp.max_receive_message_size;
-    options.sctp_send_buffer_size = sctp.sctp_send_buffer_size;
-    options.sctp_per_stream_send_queue_limit = sctp.sctp_per_stream_send_queue_limit;
-    options.sctp_max_receiver_window_buffer_size = sctp.sctp_max_receiver_window_buffer_size;
-    options.sctp_default_stream_buffered_amount_low_threshold = sctp.sctp_default_stream_buffered_amount_low_threshold;
-    options.sctp_zero_checksum = sctp.sctp_zero_checksum;
 }
 
 fn log_level_of(text: &str) -> WorkerLogLevel {

@@ -12,6 +12,49 @@
 //! Only control crosses QUIC: media flows endpoint↔host and host↔host over UDP (pipe transports
 //! listen on each host's announced address).
 
+/// The SCTP settings of any mediasoup transport options or settings (they share field names)
+/// as a [`proto::SctpWire`].
+macro_rules! sctp_wire_of {
+    ($o:expr) => {
+        $crate::cluster::proto::SctpWire {
+            enable_sctp: $o.enable_sctp,
+            max_send_message_size: $o.max_send_message_size,
+            max_receive_message_size: $o.max_receive_message_size,
+            sctp_send_buffer_size: $o.sctp_send_buffer_size,
+            sctp_per_stream_send_queue_limit: $o.sctp_per_stream_send_queue_limit,
+            sctp_max_receiver_window_buffer_size: $o.sctp_max_receiver_window_buffer_size,
+            sctp_default_stream_buffered_amount_low_threshold: $o.sctp_default_stream_buffered_amount_low_threshold,
+            sctp_zero_checksum: $o.sctp_zero_checksum,
+        }
+    };
+}
+
+/// Writes a [`proto::SctpWire`] into mediasoup transport options.
+macro_rules! apply_sctp_wire {
+    ($o:expr, $w:expr) => {{
+        let w = $w;
+        $o.enable_sctp = w.enable_sctp;
+        $o.max_send_message_size = w.max_send_message_size;
+        $o.max_receive_message_size = w.max_receive_message_size;
+        $o.sctp_send_buffer_size = w.sctp_send_buffer_size;
+        $o.sctp_per_stream_send_queue_limit = w.sctp_per_stream_send_queue_limit;
+        $o.sctp_max_receiver_window_buffer_size = w.sctp_max_receiver_window_buffer_size;
+        $o.sctp_default_stream_buffered_amount_low_threshold = w.sctp_default_stream_buffered_amount_low_threshold;
+        $o.sctp_zero_checksum = w.sctp_zero_checksum;
+    }};
+}
+
+/// The SCTP state of a backend transport.
+macro_rules! sctp_info_of {
+    ($t:expr) => {
+        $crate::cluster::proto::SctpInfo {
+            parameters: $t.sctp_parameters(),
+            state: $t.sctp_state(),
+            negotiated: $t.sctp_negotiated_capabilities(),
+        }
+    };
+}
+
 pub mod certs;
 pub mod client;
 mod dispatch;

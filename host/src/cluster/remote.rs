@@ -88,6 +88,8 @@ fn done(reply: Reply) -> Result<(), RequestError> {
 pub(crate) trait State: Send + 'static {
     /// Applies an event.
     fn apply(&mut self, _event: &Event) {}
+    /// Records a pause or resume this side asked for (objects that can be paused).
+    fn set_paused(&mut self, _paused: bool) {}
 }
 
 /// One object on another host.
@@ -133,6 +135,20 @@ impl<S: State> Remote<S> {
             return Err(RequestError::ChannelClosed);
         }
         self.link.call(op).await.map_err(request_error)
+    }
+
+    /// Pauses or resumes the object.
+    async fn set_paused(&self, paused: bool) -> Result<(), RequestError> {
+        let op = if paused { Op::Pause { handle: self.handle } } else { Op::Resume { handle: self.handle } };
+        done(self.call(op).await?)?;
+        lock(&self.state).set_paused(paused);
+        Ok(())
+    }
+
+    /// The object's dump or stats (`op` is `Dump` or `GetStats`), as mediasoup's type `T`.
+    async fn fetch<T: DeserializeOwned>(&self, stats: bool) -> Result<T, RequestError> {
+        let op = if stats { Op::GetStats { handle: self.handle } } else { Op::Dump { handle: self.handle } };
+        value(self.call(op).await?)
     }
 
     fn read<T>(&self, f: impl FnOnce(&S) -> T) -> T {
@@ -367,17 +383,7 @@ impl RouterBackend for RemoteRouter {
             prefer_udp: settings.prefer_udp,
             prefer_tcp: settings.prefer_tcp,
             ice_consent_timeout: settings.ice_consent_timeout,
-            sctp: SctpWire {
-                enable_sctp: settings.enable_sctp,
-                max_send_message_size: settings.max_send_message_size,
-                max_receive_message_size: settings.max_receive_message_size,
-                sctp_send_buffer_size: settings.sctp_send_buffer_size,
-                sctp_per_stream_send_queue_limit: settings.sctp_per_stream_send_queue_limit,
-                sctp_max_receiver_window_buffer_size: settings.sctp_max_receiver_window_buffer_size,
-                sctp_default_stream_buffered_amount_low_threshold: settings
-                    .sctp_default_stream_buffered_amount_low_threshold,
-                sctp_zero_checksum: settings.sctp_zero_checksum,
-            },
+            sctp: sctp_wire_of!(settings),
         };
         let op = Op::CreateWebRtcTransport { router: self.handle, options: Payload::new(&options) };
         match created(self.call(op).await?)? {
@@ -402,16 +408,7 @@ impl RouterBackend for RemoteRouter {
                 max_outgoing_bitrate: o.max_outgoing_bitrate,
                 min_outgoing_bitrate: o.min_outgoing_bitrate,
             },
-            sctp: SctpWire {
-                enable_sctp: o.enable_sctp,
-                max_send_message_size: o.max_send_message_size,
-                max_receive_message_size: o.max_receive_message_size,
-                sctp_send_buffer_size: o.sctp_send_buffer_size,
-                sctp_per_stream_send_queue_limit: o.sctp_per_stream_send_queue_limit,
-                sctp_max_receiver_window_buffer_size: o.sctp_max_receiver_window_buffer_size,
-                sctp_default_stream_buffered_amount_low_threshold: o.sctp_default_stream_buffered_amount_low_threshold,
-                sctp_zero_checksum: o.sctp_zero_checksum,
-            },
+            sctp: sctp_wire_of!(o),
             enable_srtp: o.enable_srtp,
             srtp_crypto_suite: o.srtp_crypto_suite,
         };
@@ -428,16 +425,7 @@ impl RouterBackend for RemoteRouter {
     ) -> Result<Arc<dyn PipeTransportBackend>, RequestError> {
         let options = PipeWire {
             listen_info: o.listen_info,
-            sctp: SctpWire {
-                enable_sctp: o.enable_sctp,
-                max_send_message_size: o.max_send_message_size,
-                max_receive_message_size: o.max_receive_message_size,
-                sctp_send_buffer_size: o.sctp_send_buffer_size,
-                sctp_per_stream_send_queue_limit: o.sctp_per_stream_send_queue_limit,
-                sctp_max_receiver_window_buffer_size: o.sctp_max_receiver_window_buffer_size,
-                sctp_default_stream_buffered_amount_low_threshold: o.sctp_default_stream_buffered_amount_low_threshold,
-                sctp_zero_checksum: o.sctp_zero_checksum,
-            },
+            sctp: sctp_wire_of!(o),
             enable_rtx: o.enable_rtx,
             enable_srtp: o.enable_srtp,
         };
@@ -491,7 +479,7 @@ impl RouterBackend for RemoteRouter {
     }
 
     async fn dump(&self) -> Result<RouterDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
 }
 
@@ -682,10 +670,10 @@ impl WebRtcTransportBackend for Remote<WebRtcInfo> {
         }
     }
     async fn dump(&self) -> Result<WebRtcTransportDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<WebRtcTransportStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     fn ice_role(&self) -> IceRole {
         self.read(|s| s.ice_role)
@@ -825,10 +813,10 @@ impl PlainTransportBackend for Remote<PlainState> {
         self::bitrate(self, Op::SetMaxIncomingBitrate { transport: self.handle, bitrate }).await
     }
     async fn dump(&self) -> Result<PlainTransportDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<PlainTransportStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     fn tuple(&self) -> TransportTuple {
         self.read(|s| s.0.tuple.clone())
@@ -869,10 +857,10 @@ impl PipeTransportBackend for Remote<PipeState> {
         self::bitrate(self, Op::SetMaxIncomingBitrate { transport: self.handle, bitrate }).await
     }
     async fn dump(&self) -> Result<PipeTransportDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<PipeTransportStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     fn tuple(&self) -> TransportTuple {
         self.read(|s| s.0.tuple.clone())
@@ -909,10 +897,10 @@ transport_backend!(DirectState, |s| s.id);
 #[async_trait]
 impl DirectTransportBackend for Remote<DirectState> {
     async fn dump(&self) -> Result<DirectTransportDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<DirectTransportStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     fn send_rtcp(&self, packet: Vec<u8>) -> Result<(), Closed> {
         if self.is_closed() {
@@ -934,6 +922,10 @@ impl DirectTransportBackend for Remote<DirectState> {
 // Producers and consumers
 
 impl State for ProducerInfo {
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::Paused => self.paused = true,
@@ -979,20 +971,16 @@ impl ProducerBackend for Remote<ProducerInfo> {
         self.read(|s| s.score.clone())
     }
     async fn dump(&self) -> Result<ProducerDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<ProducerStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     async fn pause(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Pause { handle: self.handle }).await?)?;
-        lock(&self.state).paused = true;
-        Ok(())
+        self.set_paused(true).await
     }
     async fn resume(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Resume { handle: self.handle }).await?)?;
-        lock(&self.state).paused = false;
-        Ok(())
+        self.set_paused(false).await
     }
     async fn enable_trace_event(&self, _types: Vec<ProducerTraceEventType>) -> Result<(), RequestError> {
         Err(unsupported("producer trace events"))
@@ -1036,6 +1024,10 @@ impl ProducerBackend for Remote<ProducerInfo> {
 }
 
 impl State for ConsumerInfo {
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::Paused => self.paused = true,
@@ -1082,20 +1074,16 @@ impl ConsumerBackend for Remote<ConsumerInfo> {
         self.read(|s| s.current_layers)
     }
     async fn dump(&self) -> Result<ConsumerDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<ConsumerRtpStreamStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     async fn pause(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Pause { handle: self.handle }).await?)?;
-        lock(&self.state).paused = true;
-        Ok(())
+        self.set_paused(true).await
     }
     async fn resume(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Resume { handle: self.handle }).await?)?;
-        lock(&self.state).paused = false;
-        Ok(())
+        self.set_paused(false).await
     }
     async fn set_preferred_layers(&self, layers: ConsumerLayers) -> Result<(), RequestError> {
         done(self.call(Op::SetPreferredLayers { consumer: self.handle, layers: Payload::new(&layers) }).await?)?;
@@ -1170,6 +1158,10 @@ impl ConsumerBackend for Remote<ConsumerInfo> {
 // Data producers and consumers
 
 impl State for DataProducerInfo {
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::Paused => self.paused = true,
@@ -1203,20 +1195,16 @@ impl DataProducerBackend for Remote<DataProducerInfo> {
         self.read(|s| s.paused)
     }
     async fn dump(&self) -> Result<DataProducerDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<DataProducerStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     async fn pause(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Pause { handle: self.handle }).await?)?;
-        lock(&self.state).paused = true;
-        Ok(())
+        self.set_paused(true).await
     }
     async fn resume(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Resume { handle: self.handle }).await?)?;
-        lock(&self.state).paused = false;
-        Ok(())
+        self.set_paused(false).await
     }
     fn send(
         &self,
@@ -1251,6 +1239,10 @@ impl DataProducerBackend for Remote<DataProducerInfo> {
 }
 
 impl State for DataConsumerInfo {
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::Paused => self.paused = true,
@@ -1292,20 +1284,16 @@ impl DataConsumerBackend for Remote<DataConsumerInfo> {
         self.read(|s| s.subchannels.clone())
     }
     async fn dump(&self) -> Result<DataConsumerDump, RequestError> {
-        value(self.call(Op::Dump { handle: self.handle }).await?)
+        self.fetch(false).await
     }
     async fn get_stats(&self) -> Result<Vec<DataConsumerStat>, RequestError> {
-        value(self.call(Op::GetStats { handle: self.handle }).await?)
+        self.fetch(true).await
     }
     async fn pause(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Pause { handle: self.handle }).await?)?;
-        lock(&self.state).paused = true;
-        Ok(())
+        self.set_paused(true).await
     }
     async fn resume(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Resume { handle: self.handle }).await?)?;
-        lock(&self.state).paused = false;
-        Ok(())
+        self.set_paused(false).await
     }
     async fn get_buffered_amount(&self) -> Result<u32, RequestError> {
         match self.call(Op::GetBufferedAmount { data_consumer: self.handle }).await? {
@@ -1391,6 +1379,10 @@ pub(crate) struct ObserverState {
 }
 
 impl State for ObserverState {
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::Paused => self.paused = true,
@@ -1425,14 +1417,10 @@ impl RtpObserverBackend for Remote<ObserverState> {
         self.read(|s| s.paused)
     }
     async fn pause(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Pause { handle: self.handle }).await?)?;
-        lock(&self.state).paused = true;
-        Ok(())
+        self.set_paused(true).await
     }
     async fn resume(&self) -> Result<(), RequestError> {
-        done(self.call(Op::Resume { handle: self.handle }).await?)?;
-        lock(&self.state).paused = false;
-        Ok(())
+        self.set_paused(false).await
     }
     async fn add_producer(&self, options: RtpObserverAddProducerOptions) -> Result<(), RequestError> {
         let op = Op::AddProducer { observer: self.handle, producer_id: Payload::new(&options.producer_id) };
