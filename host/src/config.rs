@@ -391,6 +391,30 @@ mod tests {
     }
 
     #[test]
+    fn cluster_keys_from_the_environment_and_the_file() {
+        let options = HostOptions::from_vars(vars(&[
+            ("MAFALDA_CLUSTER", "media1:4443, media2:4443"),
+            ("MAFALDA_CA", "/etc/ca.pem"),
+            ("MAFALDA_TOKEN", "t"),
+            ("MAFALDA_MAX_WORKERS", "0"),
+        ]))
+        .expect("valid");
+        assert_eq!(options.cluster.hosts, vec!["media1:4443".to_string(), "media2:4443".to_string()]);
+        assert_eq!(options.cluster.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(options.cluster.token.as_deref(), Some("t"));
+        assert_eq!((options.pool.max_workers, options.pool.min_workers), (0, 0));
+        let file = HostOptions::from_toml("[cluster]\nhosts = [\"h:1\"]\nca = \"ca.pem\"\n").expect("toml");
+        assert_eq!(file.cluster.hosts, vec!["h:1".to_string()]);
+        // No local worker needs cluster hosts; hosts need a CA and a port.
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_MAX_WORKERS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("cluster hosts"), "{err}");
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_CLUSTER", "media1:4443")])).unwrap_err();
+        assert!(err.to_string().contains("MAFALDA_CA"), "{err}");
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_CLUSTER", "media1"), ("MAFALDA_CA", "ca.pem")])).unwrap_err();
+        assert!(err.to_string().contains("'media1' is not host:port"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         let err = HostOptions::from_vars(vars(&[("MAFALDA_MAX_WORKERS", "lots")])).unwrap_err();
         assert!(err.to_string().contains("MAFALDA_MAX_WORKERS"), "{err}");
