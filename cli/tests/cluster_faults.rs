@@ -182,7 +182,23 @@ async fn a_link_that_drops_and_returns_loses_nothing() {
         })
         .detach();
     let cluster = manager.cluster().expect("cluster").clone();
-    let stopped = 1;
+
+    // A comedia transport on the host to be stopped: its tuple becomes known only when media
+    // arrives, which will happen while the link is down.
+    let mut options = PlainTransportOptions::new(loopback_listen_info());
+    options.comedia = true;
+    let comedia = room.router.create_plain_transport(options).await.expect("comedia transport");
+    let stopped_name = node_of(&manager, comedia.cell());
+    let stopped = nodes.iter().position(|n| n.name == stopped_name).expect("its host");
+    let _late_producer =
+        comedia.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x99))).await.expect("producer");
+    let (tuple_tx, mut tuple_rx) = mpsc::unbounded_channel();
+    comedia
+        .on_tuple(move |tuple| {
+            let _ = tuple_tx.send(tuple.remote_port());
+        })
+        .detach();
+
     let address = nodes[stopped].address();
     let state = |cluster: &mafalda_host::cluster::Cluster| {
         cluster.states().into_iter().find(|(a, _)| *a == address).map(|(_, s)| s).expect("link")
@@ -195,6 +211,8 @@ async fn a_link_that_drops_and_returns_loses_nothing() {
         assert!(since.elapsed() < Duration::from_secs(5), "the link never dropped");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Media for the comedia transport, queued in its socket while the host is stopped.
+    let late = RtpGenerator::start(&comedia, GeneratorConfig::opus(0x99).with_rate(50)).await.expect("generator");
     nodes[stopped].signal(libc::SIGCONT);
     while !matches!(state(&cluster), LinkState::Up(_)) {
         assert!(since.elapsed() < Duration::from_secs(10), "the link never returned: {:?}", state(&cluster));
@@ -202,6 +220,12 @@ async fn a_link_that_drops_and_returns_loses_nothing() {
     }
     let line = nodes[stopped].wait_for_log("resumed=true", Duration::from_secs(5));
     assert!(line.contains("cluster session"), "{line}");
+
+    // The event the host raised while the link was down arrives through the resumed session.
+    let port =
+        tokio::time::timeout(Duration::from_secs(10), tuple_rx.recv()).await.expect("tuple event").expect("port");
+    assert_eq!(port, Some(late.local_addr().port()), "the tuple names the late sender");
+    assert_eq!(comedia.tuple().remote_port(), Some(late.local_addr().port()), "the state was re-synced");
 
     // Nothing was lost: no cell closed, every consumer keeps receiving, objects answer.
     assert!(lost_rx.try_recv().is_err(), "no cell was lost");

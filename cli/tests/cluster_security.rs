@@ -131,8 +131,14 @@ async fn garbage_oversized_frames_and_old_versions_close_only_their_connection()
 
     // A hello from another protocol version: a clear refusal naming both versions.
     let (_connection, outbox, mut stream) = raw(&dir, address).await;
-    let hello =
-        Hello { version: PROTOCOL_VERSION + 1, role: Role::Client, node: "old".into(), token: None, resume: None };
+    let hello = Hello {
+        version: PROTOCOL_VERSION + 1,
+        role: Role::Client,
+        node: "old".into(),
+        token: None,
+        resume: None,
+        last_event: 0,
+    };
     link::send(&outbox, &Message::Hello(hello));
     match tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("answer") {
         Ok(Some(Message::Refused { reason })) => {
@@ -147,8 +153,14 @@ async fn garbage_oversized_frames_and_old_versions_close_only_their_connection()
     // Garbage after a valid hello, then an oversized frame: each closes its own connection.
     for bytes in [b"GET / HTTP/1.1\r\n\r\n".to_vec(), (u32::MAX).to_be_bytes().to_vec()] {
         let (connection, outbox, mut stream) = raw(&dir, address).await;
-        let hello =
-            Hello { version: PROTOCOL_VERSION, role: Role::Client, node: "fuzzer".into(), token: None, resume: None };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Client,
+            node: "fuzzer".into(),
+            token: None,
+            resume: None,
+            last_event: 0,
+        };
         link::send(&outbox, &Message::Hello(hello));
         assert!(matches!(stream.next().await, Ok(Some(Message::Welcome(_)))), "welcomed first");
         outbox.send(bytes).expect("queued");

@@ -82,6 +82,8 @@ pub struct HostLink {
     runtime: tokio::runtime::Handle,
     writer: Mutex<Option<Outbox>>,
     session: Mutex<Option<u64>>,
+    /// The last event received in the session (events are replayed after it on resume).
+    last_event: std::sync::atomic::AtomicU64,
     node: Mutex<Option<(String, String)>>,
     pending: Pending,
     next_id: AtomicU32,
@@ -112,6 +114,7 @@ impl HostLink {
             runtime: runtime.clone(),
             writer: Mutex::default(),
             session: Mutex::default(),
+            last_event: std::sync::atomic::AtomicU64::new(0),
             node: Mutex::default(),
             pending: Mutex::default(),
             next_id: AtomicU32::new(1),
@@ -207,6 +210,7 @@ impl HostLink {
             node: self.target.node.clone(),
             token: self.target.token.clone(),
             resume: *lock(&self.session),
+            last_event: self.last_event.load(Ordering::Acquire),
         };
         link::send(&outbox, &Message::Hello(hello));
         let mut stream = MessageStream::new(recv);
@@ -219,6 +223,9 @@ impl HostLink {
                 *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
                 let had = lock(&self.session).replace(welcome.session);
                 let lost = had.is_some() && !welcome.resumed;
+                if !welcome.resumed {
+                    self.last_event.store(0, Ordering::Release);
+                }
                 Ok((connection, outbox, stream, lost))
             }
             Ok(Some(Message::Refused { reason })) => Err(LinkState::Refused(format!("{address} refused: {reason}"))),
@@ -295,7 +302,12 @@ impl HostLink {
                         let _ = tx.send(result);
                     }
                 }
-                Ok(Some(Message::Event { handle, event })) => {
+                Ok(Some(Message::Event { seq, handle, event })) => {
+                    // Replayed events this side already has are skipped.
+                    if seq <= self.last_event.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    self.last_event.store(seq, Ordering::Release);
                     let sink = lock(&self.objects).get(&handle).and_then(Weak::upgrade);
                     if let Some(sink) = sink {
                         sink.event(&event);

@@ -104,7 +104,7 @@ fn wrong(op: &str, held: &Held) -> WireError {
 }
 
 fn packed<T: Serialize>(value: &T) -> Result<Reply, WireError> {
-    rmp_serde::to_vec_named(value).map(Reply::Value).map_err(failed)
+    Ok(Reply::Value(super::proto::pack(value)))
 }
 
 fn unpack<T: serde::de::DeserializeOwned>(payload: &Payload<T>) -> Result<T, WireError> {

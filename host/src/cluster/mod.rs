@@ -91,17 +91,20 @@ pub enum ClusterError {
 
 /// The runtime cluster links run on (whatever executor the application uses).
 fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mafalda-cluster")
-        .enable_all()
-        .build()
-        .map_err(|e| ClusterError::Endpoint(e.to_string()))?;
-    Ok(RUNTIME.get_or_init(|| rt))
+    // Built inside `get_or_init`: only one caller builds it (a runtime built by a losing racer
+    // would be dropped inside an async context, which tokio forbids).
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("mafalda-cluster")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| ClusterError::Endpoint(e.clone()))
 }
 
 /// This process's links to the hosts whose workers it uses.

@@ -70,9 +70,7 @@ fn bad_reply(reply: &Reply) -> RequestError {
 
 fn value<T: DeserializeOwned>(reply: Reply) -> Result<T, RequestError> {
     match reply {
-        Reply::Value(bytes) => {
-            rmp_serde::from_slice(&bytes).map_err(|e| RequestError::FailedToParse { error: e.to_string() })
-        }
+        Reply::Value(bytes) => unpack::<T>(&bytes).map_err(|e| RequestError::FailedToParse { error: e.to_string() }),
         other => Err(bad_reply(&other)),
     }
 }

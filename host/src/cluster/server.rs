@@ -53,14 +53,26 @@ pub enum ServeError {
     },
 }
 
-/// Frames kept for a detached session (the oldest are dropped beyond this).
-const BACKLOG: usize = 65_536;
+/// Bytes of recent event frames a session keeps for replay after a dropped link.
+const REPLAY_BYTES: usize = 8 << 20;
 
 struct Out {
     outbox: Option<Outbox>,
-    backlog: VecDeque<Vec<u8>>,
+    /// Recent event frames by sequence number, oldest first (bounded by [`REPLAY_BYTES`]):
+    /// replayed from the caller's last seen event when it resumes, so events sent into a
+    /// connection that was already dead are not lost either.
+    recent: VecDeque<(u64, Vec<u8>)>,
+    recent_bytes: usize,
+    next_seq: u64,
     /// Increments on every attach: an expiry timer only ends the detachment it was set for.
     generation: u64,
+}
+
+impl Out {
+    /// Whether every event after `last_seen` is still kept.
+    fn can_replay_from(&self, last_seen: u64) -> bool {
+        self.recent.front().is_none_or(|(first, _)| *first <= last_seen + 1)
+    }
 }
 
 /// One caller's objects, events and identity.
@@ -82,31 +94,40 @@ impl Session {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Sends (or keeps, while detached) a message.
+    /// Sends a message if the caller is connected (responses and adverts are not kept: a
+    /// caller fails its pending requests when its link drops, and adverts repeat).
     pub(crate) fn send(&self, message: &Message) {
         let Ok(frame) = encode(message) else { return };
         let mut out = lock(&self.out);
-        if let Some(outbox) = &out.outbox {
-            if outbox.send(frame.clone()).is_ok() {
-                return;
-            }
+        if out.outbox.as_ref().is_some_and(|outbox| outbox.send(frame).is_err()) {
             out.outbox = None;
         }
-        if out.backlog.len() >= BACKLOG {
-            out.backlog.pop_front();
-        }
-        out.backlog.push_back(frame);
     }
 
-    /// An event of an object.
+    /// An event of an object: numbered, kept for replay, sent if connected.
     pub(crate) fn emit(&self, handle: Handle, event: Event) {
-        self.send(&Message::Event { handle, event });
+        let mut out = lock(&self.out);
+        out.next_seq += 1;
+        let seq = out.next_seq;
+        let Ok(frame) = encode(&Message::Event { seq, handle, event }) else { return };
+        out.recent_bytes += frame.len();
+        out.recent.push_back((seq, frame.clone()));
+        while out.recent_bytes > REPLAY_BYTES {
+            match out.recent.pop_front() {
+                Some((_, old)) => out.recent_bytes -= old.len(),
+                None => break,
+            }
+        }
+        if out.outbox.as_ref().is_some_and(|outbox| outbox.send(frame).is_err()) {
+            out.outbox = None;
+        }
     }
 
-    fn attach(&self, outbox: Outbox) -> u64 {
+    /// Connects the caller, replaying the events after `last_seen`.
+    fn attach(&self, outbox: Outbox, last_seen: u64) -> u64 {
         let mut out = lock(&self.out);
-        for frame in out.backlog.drain(..) {
-            let _ = outbox.send(frame);
+        for (_, frame) in out.recent.iter().filter(|(seq, _)| *seq > last_seen) {
+            let _ = outbox.send(frame.clone());
         }
         out.outbox = Some(outbox);
         out.generation += 1;
@@ -298,7 +319,10 @@ fn admit(shared: &Arc<Shared>, connection: &quinn::Connection, hello: Hello) -> 
     };
     if let Some(id) = hello.resume {
         let existing = lock(&shared.sessions).get(&id).cloned();
-        if let Some(session) = existing.filter(|s| s.role == hello.role && s.identity == identity) {
+        let resumable = |s: &Arc<Session>| {
+            s.role == hello.role && s.identity == identity && lock(&s.out).can_replay_from(hello.last_event)
+        };
+        if let Some(session) = existing.filter(resumable) {
             return Ok((session, true));
         }
     }
@@ -311,7 +335,7 @@ fn admit(shared: &Arc<Shared>, connection: &quinn::Connection, hello: Hello) -> 
         objects: Mutex::default(),
         workers: Mutex::default(),
         next: AtomicU64::new(1),
-        out: Mutex::new(Out { outbox: None, backlog: VecDeque::new(), generation: 0 }),
+        out: Mutex::new(Out { outbox: None, recent: VecDeque::new(), recent_bytes: 0, next_seq: 0, generation: 0 }),
         runtime: tokio::runtime::Handle::current(),
     });
     lock(&shared.sessions).insert(id, Arc::clone(&session));
@@ -332,6 +356,7 @@ async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
         Ok(Ok(other)) => return refuse(&outbox, &connection, &format!("expected a hello, got {other:?}")),
         Err(_) => return refuse(&outbox, &connection, "no hello within 5 s"),
     };
+    let last_event = if hello.resume.is_some() { hello.last_event } else { 0 };
     let (session, resumed) = match admit(&shared, &connection, hello) {
         Ok(admitted) => admitted,
         Err(reason) => return refuse(&outbox, &connection, &reason),
@@ -347,7 +372,7 @@ async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
     link::send(&outbox, &Message::Welcome(welcome));
     info!(%remote, session = session.id, role = ?session.role, identity = %session.identity, resumed, "cluster session");
     session.send(&Message::Cells(session.adverts(&shared.host)));
-    session.attach(outbox);
+    session.attach(outbox, if resumed { last_event } else { 0 });
     let adverts = {
         let (session, host) = (Arc::downgrade(&session), Arc::downgrade(&shared.host));
         tokio::spawn(async move {
@@ -363,12 +388,14 @@ async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
     let reason = loop {
         match stream.next().await {
             Ok(Some(Message::Request { id, op })) if dispatch::is_immediate(&op) => {
+                tracing::trace!(id, ?op, "request");
                 let result = dispatch::handle_immediate(&session, op);
                 if id != 0 {
                     session.send(&Message::Response { id, result });
                 }
             }
             Ok(Some(Message::Request { id, op })) => {
+                tracing::trace!(id, op = op_name(&op), "request");
                 let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
                 tokio::spawn(async move {
                     let result = dispatch::handle(&shared, &session, op).await;
@@ -403,4 +430,10 @@ async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
             lock(&shared.sessions).remove(&session.id);
         }
     });
+}
+
+/// The operation's name, for traces.
+fn op_name(op: &Op) -> String {
+    let text = format!("{op:?}");
+    text.split([' ', '{', '(']).next().unwrap_or_default().to_string()
 }

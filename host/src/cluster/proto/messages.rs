@@ -38,6 +38,8 @@ pub struct Hello {
     pub token: Option<String>,
     /// A session to resume after a dropped link (objects and missed events are kept).
     pub resume: Option<u64>,
+    /// The last event (sequence number) received in that session: later ones are replayed.
+    pub last_event: u64,
 }
 
 /// The host's answer to an accepted hello.
@@ -98,6 +100,8 @@ pub enum Message {
     },
     /// Something happened to an object of the session.
     Event {
+        /// The session's event sequence number (from 1).
+        seq: u64,
         /// The object.
         handle: Handle,
         /// What.

@@ -72,19 +72,36 @@ impl<T> std::fmt::Debug for Payload<T> {
     }
 }
 
+/// A mediasoup value in its self-describing form: MessagePack with field names, in serde's
+/// human-readable mode (addresses and ids as strings), which mediasoup's untagged enums (e.g.
+/// `TransportTuple`) need to read back the variant they were written as.
+pub fn pack<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut serializer = rmp_serde::Serializer::new(&mut bytes).with_struct_map().with_human_readable();
+    // Serializing mediasoup's plain data types into a Vec cannot fail.
+    if value.serialize(&mut serializer).is_err() {
+        bytes.clear();
+    }
+    bytes
+}
+
+/// Reads a value written by [`pack`].
+pub fn unpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtoError> {
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes).with_human_readable();
+    T::deserialize(&mut deserializer).map_err(|e| ProtoError::Payload(e.to_string()))
+}
+
 impl<T: Serialize> Payload<T> {
     /// Packs a value.
     pub fn new(value: &T) -> Self {
-        // Serializing mediasoup's plain data types into a Vec cannot fail.
-        let bytes = rmp_serde::to_vec_named(value).unwrap_or_default();
-        Self { bytes, kind: PhantomData }
+        Self { bytes: pack(value), kind: PhantomData }
     }
 }
 
 impl<T: DeserializeOwned> Payload<T> {
     /// Unpacks the value.
     pub fn get(&self) -> Result<T, ProtoError> {
-        rmp_serde::from_slice(&self.bytes).map_err(|e| ProtoError::Payload(e.to_string()))
+        unpack(&self.bytes)
     }
 }
 

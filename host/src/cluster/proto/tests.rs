@@ -8,6 +8,7 @@ fn hello() -> Message {
         node: "app".into(),
         token: Some("t".into()),
         resume: None,
+        last_event: 0,
     })
 }
 
@@ -18,7 +19,7 @@ fn samples() -> Vec<Message> {
         Message::Request { id: 7, op: Op::CreateRouter { worker: 1, media_codecs: Payload::new(&codecs), room: None } },
         Message::Request { id: 8, op: Op::Close { handle: 9 } },
         Message::Response { id: 8, result: Err(WireError::NotFound(9)) },
-        Message::Event { handle: 3, event: Event::Rtp(vec![0x80, 0x6f, 0, 1]) },
+        Message::Event { seq: 1, handle: 3, event: Event::Rtp(vec![0x80, 0x6f, 0, 1]) },
         Message::Cells(vec![CellAdvert {
             worker: 1,
             worker_id: "w".into(),
@@ -53,13 +54,25 @@ fn payloads_keep_mediasoup_values() {
 }
 
 #[test]
+fn untagged_mediasoup_enums_keep_their_variant() {
+    let tuple = mediasoup::types::data_structures::TransportTuple::WithRemote {
+        local_address: "127.0.0.2".into(),
+        local_port: 40000,
+        remote_ip: "127.0.0.1".parse().expect("ip"),
+        remote_port: 5004,
+        protocol: mediasoup::prelude::Protocol::Udp,
+    };
+    assert_eq!(Payload::new(&tuple).get().expect("unpacks"), tuple);
+}
+
+#[test]
 fn oversized_frames_are_refused_before_their_body_arrives() {
     let mut reader = FrameReader::default();
     reader.push(&((MAX_FRAME as u32) + 1).to_be_bytes());
     assert_eq!(reader.next_message(), Err(ProtoError::Oversized(MAX_FRAME + 1)));
     // The reader stays failed: the connection is to be closed.
     assert!(reader.next_message().is_err());
-    let big = Message::Event { handle: 1, event: Event::Rtp(vec![0; MAX_FRAME]) };
+    let big = Message::Event { seq: 2, handle: 1, event: Event::Rtp(vec![0; MAX_FRAME]) };
     assert!(matches!(encode(&big), Err(ProtoError::Oversized(_))));
 }
 
