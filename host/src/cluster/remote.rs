@@ -1429,18 +1429,10 @@ impl RtpObserverBackend for Remote<ObserverState> {
         done(self.call(op).await?)
     }
     fn on_pause(&self, callback: Callback) -> HandlerId {
-        self.on(move |e| {
-            if matches!(e, Event::Paused) {
-                callback();
-            }
-        })
+        on_simple(self, |e| matches!(e, Event::Paused), callback)
     }
     fn on_resume(&self, callback: Callback) -> HandlerId {
-        self.on(move |e| {
-            if matches!(e, Event::Resumed) {
-                callback();
-            }
-        })
+        on_simple(self, |e| matches!(e, Event::Resumed), callback)
     }
     fn on_add_producer(&self, callback: Handler<ProducerId>) -> HandlerId {
         on_producer_event(self, true, callback)
@@ -1466,11 +1458,7 @@ impl AudioLevelObserverBackend for Remote<ObserverState> {
         })
     }
     fn on_silence(&self, callback: Callback) -> HandlerId {
-        self.on(move |e| {
-            if matches!(e, Event::Silence) {
-                callback();
-            }
-        })
+        on_simple(self, |e| matches!(e, Event::Silence), callback)
     }
 }
 
