@@ -186,7 +186,7 @@ async fn p1_mediasoup(sink: SocketAddr) -> f64 {
     let thread = Arc::new(WorkerThread::default());
     let manager = mediasoup::worker_manager::WorkerManager::new();
     let mut settings = plain::quiet();
-    settings.thread_initializer = Some(thread.initializer(None));
+    settings.thread_initializer = Some(thread.initializer(None, None));
     let worker = manager.create_worker(settings).await.expect("worker");
     let router = worker.create_router(mediasoup::prelude::RouterOptions::new(router_codecs())).await.expect("router");
     let (_t, producer, target) = plain::ingest(&router).await;

@@ -70,6 +70,13 @@ pub struct PoolOptions {
     pub rtc_min_port: u16,
     /// Upper end of the port range.
     pub rtc_max_port: u16,
+    /// Port distance between two worker slots of a WebRTC server: a listen info with port P
+    /// listens on `P + slot × stride` in the worker of slot `slot` (default 100).
+    pub webrtc_server_port_stride: u16,
+    /// Pin each real worker thread to a core: the worker of slot `k` to the `k`-th core this
+    /// process may run on (default false). Replaces pinning from a `thread_initializer`, which
+    /// would pin every real worker of a virtual worker to the same core.
+    pub pin_workers: bool,
 }
 
 impl Default for PoolOptions {
@@ -82,6 +89,8 @@ impl Default for PoolOptions {
             sample_interval: Duration::from_secs(1),
             rtc_min_port: 10_000,
             rtc_max_port: 59_999,
+            webrtc_server_port_stride: crate::internals::port_plan::DEFAULT_PORT_STRIDE,
+            pin_workers: false,
         }
     }
 }
@@ -343,6 +352,9 @@ impl HostOptions {
         }
         if pool.sample_interval.is_zero() {
             return Err(invalid("sample_interval", "must be positive"));
+        }
+        if pool.webrtc_server_port_stride == 0 && pool.max_workers > 1 {
+            return Err(invalid("webrtc_server_port_stride", "must be positive when max_workers exceeds 1"));
         }
         if pool.rtc_min_port > pool.rtc_max_port {
             return Err(invalid("rtc_min_port", "exceeds rtc_max_port"));

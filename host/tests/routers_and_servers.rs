@@ -1,12 +1,13 @@
 //! Between virtual routers and through a virtual WebRtcServer: `pipe_producer_to_router` makes
 //! a producer of one virtual router consumable in another (on any of its workers), and a
-//! WebRtcServer spread over workers listens on its port in the first worker and port + k in
-//! worker k.
+//! WebRtcServer spread over workers listens on its port in the first worker and
+//! port + k × stride (100 by default) in worker slot k.
 
 mod common;
 
 use common::{plain_producer, quiet_settings, sink_consumer, slot, slotted_manager, EVENT_LIMIT};
 use mafalda_host::prelude::*;
+use mafalda_host::worker::RequestError;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, router_codecs};
 use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator};
 use std::collections::BTreeSet;
@@ -15,8 +16,9 @@ use std::collections::BTreeSet;
 async fn a_producer_piped_between_virtual_routers_flows() {
     let manager = slotted_manager(2);
     let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let other_worker = manager.create_worker(quiet_settings()).await.expect("worker");
     let first = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let second = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let second = other_worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let (input, producer) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x2222)).await;
 
     let pair =
@@ -78,7 +80,7 @@ async fn a_webrtc_server_listens_per_worker() {
         transports.push(transport);
     }
     assert_eq!(cells.len(), 2);
-    assert_eq!(ports, BTreeSet::from([port, port + 1]), "port in worker 0, port + 1 in worker 1");
+    assert_eq!(ports, BTreeSet::from([port, port + 100]), "port in worker 0, port + 100 in worker 1");
     let dump = server.dump().await.expect("dump");
     assert_eq!(dump.webrtc_transport_ids.len(), 2);
     assert_eq!(worker.dump().await.expect("dump").webrtc_server_ids, vec![server.id()]);
@@ -93,8 +95,9 @@ async fn next_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>, what: &st
 async fn pipe_to_router_reuses_its_pair_forwards_pause_and_outlives_the_pair_value() {
     let manager = slotted_manager(2);
     let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let other_worker = manager.create_worker(quiet_settings()).await.expect("worker");
     let first = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let second = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let second = other_worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let (input, producer) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x4444)).await;
     let (_other_input, other) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x4445)).await;
 
@@ -133,11 +136,11 @@ async fn pipe_to_router_reuses_its_pair_forwards_pause_and_outlives_the_pair_val
         })
         .detach();
     producer.pause().await.expect("pause");
+    assert!(consumer.producer_paused(), "known on the other worker when pause() returns, as on the same worker");
     next_event(&mut paused, "the pipe producer paused").await;
-    assert!(consumer.producer_paused());
     producer.resume().await.expect("resume");
+    assert!(!consumer.producer_paused(), "known when resume() returns");
     next_event(&mut resumed, "the pipe producer resumed").await;
-    assert!(!consumer.producer_paused());
 
     let generator = RtpGenerator::start(&input, GeneratorConfig::opus(0x4444).with_rate(200).with_count(40))
         .await
@@ -149,19 +152,28 @@ async fn pipe_to_router_reuses_its_pair_forwards_pause_and_outlives_the_pair_val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piping_with_keep_id_into_the_same_worker_is_mediasoups_error() {
-    // One worker only: the target router's real router shares the producer's worker, which
-    // refuses a second producer with the same id (as mediasoup's pipe_producer_to_router does).
-    let manager = slotted_manager(1);
+    // Two real workers, but both routers belong to one virtual worker: as with mediasoup's
+    // routers of one worker, the worker refuses a second producer with the same id.
+    let manager = slotted_manager(2);
     let worker = manager.create_worker(quiet_settings()).await.expect("worker");
     let first = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let second = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let (_input, producer) = plain_producer(&first, 0, MediaKind::Audio, opus_send_parameters(0x5555)).await;
     let result = first.pipe_producer_to_router(producer.id(), PipeToRouterOptions::new(second.clone())).await;
-    let error = result.expect_err("keep_id into the producer's own worker must fail");
-    assert!(!error.to_string().is_empty(), "a readable error: {error:?}");
+    match result {
+        Err(PipeProducerToRouterError::ProduceFailed(ProduceError::Request(RequestError::Response { reason }))) => {
+            assert!(reason.contains("already exists"), "mediasoup's worker error: {reason}")
+        }
+        other => panic!("expected the worker's duplicate-id error, got {other:?}"),
+    }
     // Nothing half-made stays behind; the source keeps working.
     assert!(!producer.closed());
     assert!(second.dump().await.expect("dump").map_producer_id_consumer_ids.is_empty());
+    // Without keep_id the same pipe works (a fresh id), as in mediasoup.
+    let mut options = PipeToRouterOptions::new(second.clone());
+    options.keep_id = false;
+    let pair = first.pipe_producer_to_router(producer.id(), options).await.expect("pipe without keep_id");
+    assert_ne!(pair.pipe_producer.into_inner().id(), producer.id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,12 +212,12 @@ async fn webrtc_server_ports_stay_with_their_slot_and_closed_cells_leave_its_map
     let first = transport(0).await;
     let second = transport(1).await;
     let doomed = second.cell();
-    assert_eq!(second.ice_candidates()[0].port, port + 1, "slot 1 listens on port + 1");
+    assert_eq!(second.ice_candidates()[0].port, port + 100, "slot 1 listens on port + stride");
     assert_eq!(server.cells().len(), 2);
     let dump = server.dump().await.expect("server dump");
     let mut ports: Vec<u16> = dump.udp_sockets.iter().map(|s| s.port).collect();
     ports.sort_unstable();
-    assert_eq!(ports, vec![port, port + 1], "the dump lists the UDP socket of each worker");
+    assert_eq!(ports, vec![port, port + 100], "the dump lists the UDP socket of each worker");
     let handlers = worker.dump().await.expect("worker dump").channel_message_handlers;
     assert!(!handlers.channel_request_handlers.is_empty(), "the real workers' request handlers are reported");
 
@@ -215,7 +227,7 @@ async fn webrtc_server_ports_stay_with_their_slot_and_closed_cells_leave_its_map
     // The replacement worker takes the free slot, and with it the same port.
     let again = transport(1).await;
     assert_ne!(again.cell(), doomed);
-    assert_eq!(again.ice_candidates()[0].port, port + 1, "ports stay with the slot, not the cell id");
+    assert_eq!(again.ice_candidates()[0].port, port + 100, "ports stay with the slot, not the cell id");
     assert_eq!(server.cells().len(), 2);
 }
 

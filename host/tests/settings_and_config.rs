@@ -1,6 +1,6 @@
 //! Configuration that must take effect: the pool's RTC port range, per-virtual-worker settings
-//! (two virtual workers with different port ranges get different real workers), and the pipes'
-//! listen address.
+//! (a virtual worker's own port range reaches its transports on shared real workers; other log
+//! settings get real workers of their own), and the pipes' listen address.
 
 mod common;
 
@@ -52,7 +52,7 @@ async fn the_pools_rtc_port_range_applies_to_workers_with_default_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn virtual_workers_with_different_settings_get_their_own_real_workers() {
+async fn virtual_workers_with_their_own_port_ranges_share_real_workers_and_keep_their_ports() {
     let manager = WorkerManager::with_options(options_with(4, Arc::new(ForceBySlot)));
     let low = manager.create_worker(settings_with_ports(43_000..=43_049)).await.expect("worker");
     let high = manager.create_worker(settings_with_ports(43_100..=43_149)).await.expect("worker");
@@ -63,14 +63,31 @@ async fn virtual_workers_with_different_settings_get_their_own_real_workers() {
     let (low_port, high_port) = (candidate_port(&low_transport), candidate_port(&high_transport));
     assert!((43_000..=43_049).contains(&low_port), "first virtual worker's range: {low_port}");
     assert!((43_100..=43_149).contains(&high_port), "second virtual worker's range: {high_port}");
-    assert_ne!(low_transport.cell(), high_transport.cell(), "different settings, different real workers");
+    assert_eq!(low_transport.cell(), high_transport.cell(), "a port range alone does not need its own real worker");
+    let mut plain = PlainTransportOptions::new(mafalda_media_tools::media::loopback_listen_info());
+    plain.app_data = slot(1);
+    let plain = high_router.create_plain_transport(plain).await.expect("plain transport");
+    assert!((43_100..=43_149).contains(&plain.tuple().local_port()), "plain transports keep the range too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_workers_with_other_log_settings_get_their_own_real_workers() {
+    let manager = WorkerManager::with_options(options_with(4, Arc::new(ForceBySlot)));
+    let quiet = manager.create_worker(quiet_settings()).await.expect("worker");
+    let mut louder = quiet_settings();
+    louder.log_level = mafalda_host::worker::WorkerLogLevel::Error;
+    let louder = manager.create_worker(louder).await.expect("worker");
+    let quiet_router = quiet.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let louder_router = louder.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let a = webrtc_transport(&quiet_router, 0).await;
+    let b = webrtc_transport(&louder_router, 0).await;
+    assert_ne!(a.cell(), b.cell(), "different log settings, different real workers");
     // Settings updated later apply to the real workers started from then on.
     let mut update = mafalda_host::worker::WorkerUpdateSettings::default();
-    update.log_level = Some(mafalda_host::worker::WorkerLogLevel::Error);
-    low.update_settings(update).await.expect("update settings");
-    let later = webrtc_transport(&low_router, 1).await;
-    assert_ne!(later.cell(), low_transport.cell(), "slot 1 started another real worker");
-    assert!((43_000..=43_049).contains(&candidate_port(&later)), "same settings set, same range");
+    update.log_level = Some(mafalda_host::worker::WorkerLogLevel::Debug);
+    quiet.update_settings(update).await.expect("update settings");
+    let later = webrtc_transport(&quiet_router, 2).await;
+    assert_ne!(later.cell(), a.cell(), "slot 2 started another real worker");
 }
 
 /// Local addresses of this network namespace's UDP sockets (`/proc/net/udp`).

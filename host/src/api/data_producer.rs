@@ -7,7 +7,10 @@ use super::router::{Router, RouterInner};
 use super::transport::Transport;
 use crate::backend::DataProducerBackend;
 use crate::internals::cell::Cell;
+use crate::internals::pause::{Followers, PausableEnd};
+use crate::internals::pipes::{PipedObject, Replicas};
 use crate::internals::registry::Registered;
+use crate::internals::source::PipeSource;
 use crate::placement::CellId;
 use crate::worker::NotificationError;
 use event_listener_primitives::HandlerId;
@@ -19,6 +22,12 @@ use std::sync::{Arc, Weak};
 /// What a data producer keeps of its real one.
 pub(crate) struct DataProducerMeta {
     pub(crate) id: DataProducerId,
+    /// The pipe ends in other cells pausing and resuming with it.
+    followers: Followers,
+    /// Its copies in other cells (a direct data producer's sends reach them all).
+    replicas: Replicas,
+    /// The real object's id (differs from `id` only for a renamed pipe producer).
+    real_id: DataProducerId,
     r#type: DataProducerType,
     sctp_stream_parameters: Option<SctpStreamParameters>,
     label: String,
@@ -51,26 +60,32 @@ impl DirectDataProducer {
         required_subchannel: Option<u16>,
         ignored_subchannel: Option<u16>,
     ) -> Result<(), NotificationError> {
-        match self.inner.live() {
-            Some(real) => real
-                .send(message, subchannels, required_subchannel, ignored_subchannel)
-                .map_err(|_| NotificationError::ChannelClosed),
-            None => Err(NotificationError::ChannelClosed),
-        }
+        let Some(real) = self.inner.live() else { return Err(NotificationError::ChannelClosed) };
+        // Its copies in other cells first (consumers there filter by subchannel themselves),
+        // then the original.
+        self.inner.meta.replicas.send(&message, &subchannels, required_subchannel, ignored_subchannel);
+        real.send(message, subchannels, required_subchannel, ignored_subchannel)
+            .map_err(|_| NotificationError::ChannelClosed)
     }
 }
 
 impl DataProducer {
-    /// Wraps a real data producer living in `cell` and registers it in its router.
+    /// Wraps a real data producer living in `cell`, known to the application as `known`.
     pub(crate) fn wrap(
         real: Arc<dyn DataProducerBackend>,
+        known: DataProducerId,
         transport: Arc<dyn Transport>,
         router: &Router,
         cell: &Arc<Cell>,
         app_data: AppData,
     ) -> Self {
+        let held = cell.hold_id(PipeSource::DataProducer(real.id()));
+        real.on_close(Box::new(move || drop(held))).detach();
         let meta = DataProducerMeta {
-            id: real.id(),
+            id: known,
+            real_id: real.id(),
+            followers: Followers::default(),
+            replicas: Replicas::default(),
             r#type: real.r#type(),
             sctp_stream_parameters: real.sctp_stream_parameters(),
             label: real.label(),
@@ -82,6 +97,8 @@ impl DataProducer {
         let forget = Box::new(move || {
             if let Some(router) = weak.upgrade() {
                 router.data_producers.remove(&id);
+                // Its copies in other cells go with it (its pipes go when their consumer does).
+                router.pipes.close_source(PipeSource::DataProducer(id));
             }
         });
         Self::from_inner(Arc::new(Endpoint::new(meta, transport, cell.id(), app_data, real, Some(forget))))
@@ -94,6 +111,11 @@ impl DataProducer {
 
     fn real(&self) -> Result<Arc<dyn DataProducerBackend>, RequestError> {
         self.inner().real()
+    }
+
+    /// The real data producer's id (the application's unless renamed).
+    pub(crate) fn real_id(&self) -> DataProducerId {
+        self.inner().meta.real_id
     }
 
     /// Data producer id.
@@ -168,12 +190,14 @@ impl DataProducer {
 
     /// Pauses the data producer.
     pub async fn pause(&self) -> Result<(), RequestError> {
-        self.real()?.pause().await
+        let real = self.real()?;
+        self.inner().meta.followers.apply(true, real.pause()).await
     }
 
-    /// Resumes the data producer.
+    /// Resumes the data producer (its data consumers in every worker know when this returns).
     pub async fn resume(&self) -> Result<(), RequestError> {
-        self.real()?.resume().await
+        let real = self.real()?;
+        self.inner().meta.followers.apply(false, real.resume()).await
     }
 
     /// Callback is called when the transport this data producer belongs to is closed.
@@ -230,6 +254,35 @@ impl Drop for NonClosingDataProducer {
             if let Some(source) = self.source.upgrade() {
                 source.on_close(move || drop(data_producer)).detach();
             }
+        }
+    }
+}
+
+impl PipedObject for DataProducer {
+    fn followers(&self) -> &Followers {
+        &self.inner().meta.followers
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused()
+    }
+
+    fn replicated(&self) -> Option<(Arc<dyn DataProducerBackend>, &Replicas)> {
+        let inner = self.inner();
+        inner.meta.direct.then(|| inner.live().map(|real| (real, &inner.meta.replicas))).flatten()
+    }
+}
+
+/// A data producer made by `pipe_data_producer_to_router` follows its source.
+#[async_trait::async_trait]
+impl PausableEnd for WeakDataProducer {
+    fn paused_state(&self) -> Option<bool> {
+        self.upgrade().filter(|p| !p.closed()).map(|p| p.paused())
+    }
+
+    async fn set_paused(&self, paused: bool) {
+        if let Some(end) = self.upgrade() {
+            let _ = if paused { end.pause().await } else { end.resume().await };
         }
     }
 }

@@ -8,7 +8,11 @@ use super::router::{Router, RouterInner};
 use super::transport::Transport;
 use crate::backend::ProducerBackend;
 use crate::internals::cell::{Cell, Count};
+use crate::internals::object::run_later;
+use crate::internals::pause::{Followers, PausableEnd};
+use crate::internals::pipes::PipedObject;
 use crate::internals::registry::Registered;
+use crate::internals::source::PipeSource;
 use crate::placement::CellId;
 use crate::worker::NotificationError;
 use event_listener_primitives::HandlerId;
@@ -20,6 +24,10 @@ use std::sync::{Arc, Weak};
 /// What a producer keeps of its real one.
 pub(crate) struct ProducerMeta {
     pub(crate) id: ProducerId,
+    /// The pipe ends in other cells pausing and resuming with it.
+    followers: Followers,
+    /// The real object's id (differs from `id` only for a renamed pipe producer).
+    real_id: ProducerId,
     kind: MediaKind,
     rtp_parameters: RtpParameters,
     consumable_rtp_parameters: RtpParameters,
@@ -54,18 +62,23 @@ impl DirectProducer {
 }
 
 impl Producer {
-    /// Wraps a real producer living in `cell` and registers it in its router.
+    /// Wraps a real producer living in `cell`, known to the application as `known` (its real
+    /// id unless renamed, see [`crate::internals::registry`]).
     pub(crate) fn wrap(
         real: Arc<dyn ProducerBackend>,
+        known: ProducerId,
         transport: Arc<dyn Transport>,
         router: &Router,
         cell: &Arc<Cell>,
         app_data: AppData,
     ) -> Self {
         let ticket = cell.ticket(&router.inner.counts, Count::Producer, Vec::new());
-        real.on_close(Box::new(move || drop(ticket))).detach();
+        let held = cell.hold_id(PipeSource::Producer(real.id()));
+        real.on_close(Box::new(move || drop((ticket, held)))).detach();
         let meta = ProducerMeta {
-            id: real.id(),
+            id: known,
+            real_id: real.id(),
+            followers: Followers::default(),
             kind: real.kind(),
             rtp_parameters: real.rtp_parameters(),
             consumable_rtp_parameters: real.consumable_rtp_parameters(),
@@ -77,7 +90,9 @@ impl Producer {
         let forget = Box::new(move || {
             if let Some(router) = weak.upgrade() {
                 router.producers.remove(&id);
-                router.producer_closed(&id);
+                // mediasoup tells consumers asynchronously (from the worker), never inside the
+                // application's `drop(producer)`: a handler may take a lock the dropper holds.
+                run_later(move || router.producer_closed(&id));
             }
         });
         let inner = Arc::new(Endpoint::new(meta, transport, cell.id(), app_data, real, Some(forget)));
@@ -91,6 +106,11 @@ impl Producer {
 
     fn real(&self) -> Result<Arc<dyn ProducerBackend>, RequestError> {
         self.inner().real()
+    }
+
+    /// The real producer's id (the application's unless renamed).
+    pub(crate) fn real_id(&self) -> ProducerId {
+        self.inner().meta.real_id
     }
 
     /// Producer id.
@@ -163,14 +183,16 @@ impl Producer {
         self.real()?.get_stats().await
     }
 
-    /// Pauses the producer (consumers everywhere, piped ones included, stop receiving).
+    /// Pauses the producer; returns once its consumers in every worker (behind pipes too) know.
     pub async fn pause(&self) -> Result<(), RequestError> {
-        self.real()?.pause().await
+        let real = self.real()?;
+        self.inner().meta.followers.apply(true, real.pause()).await
     }
 
-    /// Resumes the producer.
+    /// Resumes the producer; returns once its consumers in every worker know.
     pub async fn resume(&self) -> Result<(), RequestError> {
-        self.real()?.resume().await
+        let real = self.real()?;
+        self.inner().meta.followers.apply(false, real.resume()).await
     }
 
     /// Instructs the producer to emit "trace" events.
@@ -258,6 +280,30 @@ impl Drop for PipedProducer {
             if let Some(source) = self.source.upgrade() {
                 source.on_close(move || drop(producer)).detach();
             }
+        }
+    }
+}
+
+impl PipedObject for Producer {
+    fn followers(&self) -> &Followers {
+        &self.inner().meta.followers
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused()
+    }
+}
+
+/// A producer made by `pipe_producer_to_router` follows its source like an internal pipe end.
+#[async_trait::async_trait]
+impl PausableEnd for WeakProducer {
+    fn paused_state(&self) -> Option<bool> {
+        self.upgrade().filter(|p| !p.closed()).map(|p| p.paused())
+    }
+
+    async fn set_paused(&self, paused: bool) {
+        if let Some(end) = self.upgrade() {
+            let _ = if paused { end.pause().await } else { end.resume().await };
         }
     }
 }

@@ -17,13 +17,15 @@ use super::plain_transport::PlainTransport;
 use super::producer::{PipedProducer, WeakProducer};
 use super::router_events::Handlers;
 use super::router_pipes::PairCache;
-use super::webrtc_transport::{WebRtcTransport, WebRtcTransportOptions};
+use super::webrtc_transport::{
+    WebRtcTransport, WebRtcTransportListen, WebRtcTransportListenInfos, WebRtcTransportOptions,
+};
 use super::worker::Worker;
 use crate::internals::cell::{Cell, Count, Counts, SettingsSet};
 use crate::internals::dump;
 use crate::internals::host::{CellClosed, Host, PlaceError, RouterReport};
 use crate::internals::object::{fresh_id, lock};
-use crate::internals::pipes::{connect_link, LinkOptions, PipeEnds, PipeLease, PipeParts, PipeRegistry};
+use crate::internals::pipes::{connect_link, LinkOptions, PipeEnds, PipeFrom, PipeLease, PipeParts, PipeRegistry};
 use crate::internals::real_routers::{RealRouters, RouterUse};
 use crate::internals::registry::{Members, Table};
 use crate::labels::{cell_labels, request_for};
@@ -32,13 +34,14 @@ use crate::stats::RouterStats;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{
     ActiveSpeakerObserverOptions, AppData, AudioLevelObserverOptions, DataProducerId, DirectTransportOptions,
-    PipeTransportOptions, PlainTransportOptions, ProducerId, RtpCapabilities, RtpCapabilitiesFinalized,
+    ListenInfo, PipeTransportOptions, PlainTransportOptions, ProducerId, RtpCapabilities, RtpCapabilitiesFinalized,
     RtpCodecCapability, SctpZeroChecksum,
 };
 use mediasoup::worker::RequestError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use tracing::debug;
 
 /// Options for [`Router::pipe_producer_to_router`]: mediasoup 0.33's, with a virtual target.
 /// The pipe transports listen on the host's configured pipe address (`[pipes] listen_ip`).
@@ -300,10 +303,22 @@ impl Router {
     pub async fn dump(&self) -> Result<RouterDump, RequestError> {
         self.check_open()?;
         let mut dumps = Vec::new();
-        for (_, real) in self.inner.reals.all() {
-            dumps.push(real.dump().await?);
+        for (cell, real) in self.inner.reals.all() {
+            match real.dump().await {
+                Ok(dump) => dumps.push(dump),
+                // A worker that went away meanwhile took its objects with it: the router's
+                // dump is what the others hold.
+                Err(RequestError::ChannelClosed) => debug!(router = %self.id(), %cell, "real router gone during dump"),
+                Err(error) if self.inner.host.cell(cell).is_none() => {
+                    debug!(router = %self.id(), %cell, %error, "real router's cell closed during dump")
+                }
+                Err(error) => return Err(error),
+            }
         }
-        dump::merge(self.id(), &dumps, &self.inner.pipes.internal())
+        let mut internal = self.inner.pipes.internal();
+        internal.producers.extend(self.inner.producers.renamed());
+        internal.data_producers.extend(self.inner.data_producers.renamed());
+        dump::merge(self.id(), &dumps, &internal)
     }
 
     fn check_open(&self) -> Result<(), RequestError> {
@@ -320,7 +335,7 @@ impl Router {
     pub(crate) async fn place_avoiding(
         &self,
         app_data: &AppData,
-        avoid: Option<CellId>,
+        avoid: &[CellId],
     ) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
         self.check_open()?;
         let request = request_for(&self.id().to_string(), app_data);
@@ -339,7 +354,7 @@ impl Router {
 
     /// Asks placement for a cell and takes a use of this router's real router there.
     pub(crate) async fn place(&self, app_data: &AppData) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
-        self.place_avoiding(app_data, None).await
+        self.place_avoiding(app_data, &[]).await
     }
 
     /// A use of the real router in `cell`, creating it (and firing `on_new_cell`) if needed.
@@ -356,6 +371,14 @@ impl Router {
         &self,
         webrtc_transport_options: WebRtcTransportOptions,
     ) -> Result<WebRtcTransport, RequestError> {
+        let mut webrtc_transport_options = webrtc_transport_options;
+        if let WebRtcTransportListen::Individual { listen_infos } = &mut webrtc_transport_options.listen {
+            let mut infos: Vec<ListenInfo> = listen_infos.to_vec();
+            infos.iter_mut().for_each(|info| self.worker().apply_port_range(info));
+            if let Ok(infos) = WebRtcTransportListenInfos::try_from(infos) {
+                *listen_infos = infos;
+            }
+        }
         let (cell, router_use, labels) = self.place(&webrtc_transport_options.app_data).await?;
         let transport = WebRtcTransport::create(self, cell, router_use, labels, webrtc_transport_options).await?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::WebRtc(&transport)));
@@ -367,6 +390,11 @@ impl Router {
         &self,
         plain_transport_options: PlainTransportOptions,
     ) -> Result<PlainTransport, RequestError> {
+        let mut plain_transport_options = plain_transport_options;
+        self.worker().apply_port_range(&mut plain_transport_options.listen_info);
+        if let Some(info) = plain_transport_options.rtcp_listen_info.as_mut() {
+            self.worker().apply_port_range(info);
+        }
         let (cell, router_use, labels) = self.place(&plain_transport_options.app_data).await?;
         let app_data = plain_transport_options.app_data.clone();
         let real = router_use.real().create_plain_transport(plain_transport_options).await?;
@@ -380,12 +408,14 @@ impl Router {
         &self,
         pipe_transport_options: PipeTransportOptions,
     ) -> Result<PipeTransport, RequestError> {
+        let mut pipe_transport_options = pipe_transport_options;
+        self.worker().apply_port_range(&mut pipe_transport_options.listen_info);
         let (cell, router_use, labels) = self.place(&pipe_transport_options.app_data).await?;
         self.create_pipe_transport_at(cell, router_use, labels, pipe_transport_options).await
     }
 
     /// Creates a PipeTransport in a given cell.
-    pub(crate) async fn create_pipe_transport_at(
+    async fn create_pipe_transport_at(
         &self,
         cell: Arc<Cell>,
         router_use: RouterUse,
@@ -395,6 +425,20 @@ impl Router {
         let app_data = pipe_transport_options.app_data.clone();
         let real = router_use.real().create_pipe_transport(pipe_transport_options).await?;
         let transport = PipeTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Pipe(&transport)));
+        Ok(transport)
+    }
+
+    /// Wraps a real pipe transport made in `cell` (one end of a `pipe_producer_to_router` pair)
+    /// as a transport of this router.
+    pub(crate) fn wrap_pipe_transport(
+        &self,
+        cell: Arc<Cell>,
+        router_use: RouterUse,
+        labels: Vec<String>,
+        real: Arc<dyn crate::backend::PipeTransportBackend>,
+    ) -> Result<PipeTransport, RequestError> {
+        let transport = PipeTransport::wrap(self, cell, router_use, labels, real, AppData::default())?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Pipe(&transport)));
         Ok(transport)
     }
@@ -438,35 +482,38 @@ impl Router {
         Ok(observer)
     }
 
-    /// Makes `source` (a producer or data producer living in `home`) available in `target`,
-    /// piping it there once (shared, ref-counted). `None` when it already lives there.
+    /// Makes a producer or data producer available in `target`, piping it there once (shared,
+    /// ref-counted). `None` when it already lives there.
     pub(crate) async fn ensure_in(
         &self,
-        source: PipeSource,
-        home: &Arc<Cell>,
+        from: PipeFrom<'_>,
         target: &Arc<Cell>,
     ) -> Result<Option<PipeLease>, RequestError> {
-        if home.id() == target.id() {
+        if from.home.id() == target.id() {
             return Ok(None);
         }
-        let lease = self.inner.pipes.acquire(source, target.id(), || self.open_pipe(source, home, target)).await?;
+        let lease = self.inner.pipes.acquire(from.known, target.id(), || self.open_pipe(&from, target)).await?;
         Ok(Some(lease))
     }
 
-    async fn open_pipe(
-        &self,
-        source: PipeSource,
-        home: &Arc<Cell>,
-        target: &Arc<Cell>,
-    ) -> Result<PipeParts, RequestError> {
+    async fn open_pipe(&self, from: &PipeFrom<'_>, target: &Arc<Cell>) -> Result<PipeParts, RequestError> {
+        let (source, home) = (from.known, from.home);
         let failed = |e: RequestError| RequestError::Response {
             reason: format!("piping {source:?} from {} to {} failed: {e}", home.id(), target.id()),
         };
+        if let Some((original, replicas)) = from.object.replicated() {
+            let to = self.real_router_use(target).await.map_err(failed)?;
+            let ends = PipeEnds::replica(&to, original.as_ref()).await.map_err(failed)?;
+            ends.register_copy(replicas);
+            return Ok(self.opened(from, target, ends, None, [Arc::clone(home), Arc::clone(target)], Some(to)).await);
+        }
         let pipes = &self.inner.host.options().pipes;
         let options = LinkOptions {
             listen_info: pipes.listen_info(),
             enable_sctp: true,
-            enable_rtx: false,
+            // Packets lost between hosts are recovered (NACK + RTX); on one host the pipe is
+            // loopback and RTX would only cost.
+            enable_rtx: home.node() != target.node(),
             enable_srtp: pipes.srtp,
             sctp: None,
         };
@@ -482,22 +529,37 @@ impl Router {
             .await
             .map_err(failed)?;
         // The pipe producer gets a fresh id: the source's may be taken in the target worker.
-        let ends = match source {
+        let ends = match from.real {
             PipeSource::Producer(id) => PipeEnds::media(&link, id, fresh_id()).await,
             PipeSource::DataProducer(id) => PipeEnds::data(&link, id, fresh_id()).await,
         }
         .map_err(failed)?;
-        // The pipe counts in the target cell for as long as its receiving half lives.
+        let cells = [Arc::clone(link.source_cell()), Arc::clone(link.target_cell())];
+        Ok(self.opened(from, target, ends, Some(link), cells, None).await)
+    }
+
+    /// Makes the parts of a pipe whose ends exist: they follow the source's pause state, count
+    /// in the target cell while the receiving half lives, and `on_pipe` is told.
+    async fn opened(
+        &self,
+        from: &PipeFrom<'_>,
+        target: &Arc<Cell>,
+        ends: PipeEnds,
+        link: Option<Arc<crate::internals::pipes::Link>>,
+        cells: [Arc<Cell>; 2],
+        router_use: Option<RouterUse>,
+    ) -> PipeParts {
+        from.object.followers().follow(ends.follower(), || from.object.is_paused()).await;
         let counted = Arc::new(Mutex::new(Some(target.ticket(&self.inner.counts, Count::Pipe, Vec::new()))));
         let released = Arc::clone(&counted);
         ends.on_target_gone(Box::new(move || drop(lock(&released).take())));
         self.inner.handlers.pipe.call_simple(&PipeEvent {
-            source,
-            from: home.id(),
+            source: from.known,
+            from: from.home.id(),
             to: target.id(),
             change: PipeChange::Opened,
         });
-        Ok(PipeParts { ends, link, counted })
+        PipeParts { ends, link, cells, counted, _target_router: router_use }
     }
 
     /// Pipes a producer of this router into another (virtual) router, as mediasoup does between
@@ -524,7 +586,7 @@ impl Router {
     pub(crate) fn virtual_producer_id(&self, real: ProducerId) -> ProducerId {
         match self.inner.pipes.source_of(PipeSource::Producer(real)) {
             Some(PipeSource::Producer(id)) => id,
-            _ => real,
+            _ => self.inner.producers.known_as(&real).unwrap_or(real),
         }
     }
 
@@ -532,22 +594,18 @@ impl Router {
     #[must_use]
     pub fn can_consume(&self, producer_id: &ProducerId, rtp_capabilities: &RtpCapabilities) -> bool {
         self.inner.producers.find(producer_id).is_some_and(|found| {
-            self.inner.reals.get(found.home.id()).is_some_and(|real| real.can_consume(producer_id, rtp_capabilities))
+            self.inner.reals.get(found.home.id()).is_some_and(|real| real.can_consume(&found.real, rtp_capabilities))
         })
     }
 
     /// Update the router's media codecs (its real routers' too, and those created later).
     pub fn update_media_codecs(&mut self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError> {
-        let reals = self.inner.reals.all();
-        for (_, real) in &reals {
-            real.update_media_codecs(media_codecs.clone())?;
-        }
-        let capabilities = match reals.first() {
-            Some((_, real)) => real.rtp_capabilities(),
-            None => self.inner.host.rtp_capabilities_for(media_codecs.clone())?,
-        };
-        self.inner.reals.set_media_codecs(media_codecs);
-        *lock(&self.inner.rtp_capabilities) = capabilities;
+        // Computed once, under the calculator's lock: a concurrent create_router or update of
+        // another router cannot hand its capabilities to this one.
+        let capabilities = self.inner.host.rtp_capabilities_for(media_codecs.clone())?;
+        let mut current = lock(&self.inner.rtp_capabilities);
+        self.inner.reals.set_media_codecs(media_codecs)?;
+        *current = capabilities;
         Ok(())
     }
 

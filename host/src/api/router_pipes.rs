@@ -1,15 +1,25 @@
 //! `pipe_producer_to_router` / `pipe_data_producer_to_router` between two virtual routers, as
-//! mediasoup does between two routers: a connected pair of (virtual) pipe transports per
-//! (target router, source cell), reused for every producer piped that way; the source end lives
-//! in the producer's cell, the target end where the target router's placement puts it — on
-//! another worker when the producer keeps its id (a worker refuses a second producer with the
-//! same id, as mediasoup's does). Pause, resume and close of the source reach the pipe producer.
+//! mediasoup does between two routers: a connected pair of (virtual, visible) pipe transports
+//! per (target router, source cell), reused for every producer piped that way, built on the
+//! same pair primitive as internal pipes ([`crate::internals::pipes::create_pair`]). The source
+//! end lives in the producer's cell; the target end where the target router's placement puts
+//! it, with one rule for `keep_id` (the default): a worker refuses a second object with an id
+//! it holds, so
+//! - into a router of the *same virtual worker*, the target end shares the producer's worker
+//!   and the worker refuses the id, which is mediasoup's error for routers of one worker;
+//! - into a router of another virtual worker, the target end goes to a worker that does not
+//!   hold the id (another pair when the reusable one's worker already does); when every worker
+//!   the pool can offer holds it, the pipe producer gets a fresh real id that the target
+//!   router translates back (the application sees the kept id everywhere).
+//!
+//! The pipe producer follows its source's pause and resume (it is one of the source's
+//! [`Followers`](crate::internals::pause::Followers)) and closes with it.
 
 use super::consumer::Consumer;
 use super::data_consumer::DataConsumerOptions;
 use super::data_producer::{DataProducerOptions, NonClosingDataProducer};
-use super::pipe_transport::{PipeTransport, PipeTransportOptions, PipeTransportRemoteParameters};
-use super::producer::{PipedProducer, Producer, ProducerOptions};
+use super::pipe_transport::PipeTransport;
+use super::producer::{PipedProducer, ProducerOptions};
 use super::router::{
     PipeDataProducerToRouterError, PipeDataProducerToRouterPair, PipeProducerToRouterError, PipeProducerToRouterPair,
     PipeToRouterOptions, Router, RouterId,
@@ -17,18 +27,24 @@ use super::router::{
 use super::transport::Transport;
 use crate::internals::cell::Cell;
 use crate::internals::object::{fresh_id, lock};
-use crate::internals::pipes::forward_pause;
+use crate::internals::pause::PausableEnd;
+use crate::internals::pipes::PipedObject;
+use crate::internals::pipes::{create_pair, LinkOptions, SctpSettings};
+use crate::internals::source::PipeSource;
 use crate::placement::CellId;
 use mediasoup::prelude::{AppData, ConsumerOptions, DataProducerId, ProducerId, RtpCapabilities};
 use mediasoup::worker::RequestError;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// The pairs one router made, by (target router, source cell).
+/// A connected pair: the source router's end, the target router's end.
+type Pair = (PipeTransport, PipeTransport);
+
+/// The pairs one router made, by (target router, source cell): usually one; more when
+/// `keep_id` needs a target end on a worker that does not hold the piped id yet.
 #[derive(Default)]
 pub(crate) struct PairCache {
-    pairs: Mutex<HashMap<(RouterId, CellId), (PipeTransport, PipeTransport)>>,
+    pairs: Mutex<HashMap<(RouterId, CellId), Vec<Pair>>>,
     creating: tokio::sync::Mutex<()>,
 }
 
@@ -38,70 +54,111 @@ impl PairCache {
         lock(&self.pairs).clear();
     }
 
-    fn open(&self, key: &(RouterId, CellId)) -> Option<(PipeTransport, PipeTransport)> {
-        lock(&self.pairs).get(key).filter(|(a, b)| !a.closed() && !b.closed()).cloned()
+    /// The first open pair of `key` whose target end's cell passes `usable`.
+    fn find(
+        &self,
+        key: &(RouterId, CellId),
+        usable: impl Fn(&Arc<Cell>) -> bool,
+    ) -> Option<(PipeTransport, PipeTransport)> {
+        let mut pairs = lock(&self.pairs);
+        let list = pairs.get_mut(key)?;
+        list.retain(|(a, b)| !a.closed() && !b.closed());
+        list.iter().find(|(_, remote)| usable(&remote.inner.cell)).cloned()
     }
 }
 
-fn remote_of(transport: &PipeTransport) -> Result<PipeTransportRemoteParameters, RequestError> {
-    let tuple = transport.tuple();
-    let ip: IpAddr = tuple.local_address().parse().map_err(|_| RequestError::Response {
-        reason: format!("pipe transport address {} is not an IP", tuple.local_address()),
-    })?;
-    Ok(PipeTransportRemoteParameters { ip, port: tuple.local_port(), srtp_parameters: transport.srtp_parameters() })
+/// The pipe transport options of `options` on the host's pipe address.
+fn link_options(source: &Router, options: &PipeToRouterOptions) -> LinkOptions {
+    LinkOptions {
+        listen_info: source.inner.host.options().pipes.listen_info(),
+        enable_sctp: options.enable_sctp,
+        enable_rtx: options.enable_rtx,
+        enable_srtp: options.enable_srtp,
+        sctp: Some(SctpSettings {
+            max_send_message_size: options.max_send_message_size,
+            max_receive_message_size: options.max_receive_message_size,
+            sctp_send_buffer_size: options.sctp_send_buffer_size,
+            sctp_per_stream_send_queue_limit: options.sctp_per_stream_send_queue_limit,
+            sctp_max_receiver_window_buffer_size: options.sctp_max_receiver_window_buffer_size,
+            sctp_default_stream_buffered_amount_low_threshold: options
+                .sctp_default_stream_buffered_amount_low_threshold,
+            sctp_zero_checksum: options.sctp_zero_checksum,
+        }),
+    }
 }
 
-/// The connected pair of pipe transports from `source` (in `home`) to `target`, reused.
+/// A pair from `source` (its end in `home`) to `target`, and whether `keep` (the id to keep,
+/// if any) can be kept on its target end.
 async fn transport_pair(
     source: &Router,
     target: &Router,
     home: &Arc<Cell>,
     options: &PipeToRouterOptions,
-) -> Result<(PipeTransport, PipeTransport), RequestError> {
+    keep: Option<PipeSource>,
+) -> Result<(PipeTransport, PipeTransport, bool), RequestError> {
+    let same_worker = target.worker().id() == source.worker().id();
+    let keeps = |cell: &Arc<Cell>| match keep {
+        None => true,
+        // mediasoup's routers of one worker: the worker itself refuses the id.
+        Some(_) if same_worker => cell.id() == home.id(),
+        Some(id) => cell.id() != home.id() && !cell.holds(&id),
+    };
     let cache = &source.inner.pairs;
     let key = (target.id(), home.id());
-    if let Some(pair) = cache.open(&key) {
-        return Ok(pair);
+    if let Some((local, remote)) = cache.find(&key, keeps) {
+        return Ok((local, remote, true));
     }
     let _serial = cache.creating.lock().await;
-    if let Some(pair) = cache.open(&key) {
-        return Ok(pair);
+    if let Some((local, remote)) = cache.find(&key, keeps) {
+        return Ok((local, remote, true));
     }
-    let mut transport_options = PipeTransportOptions::new(source.inner.host.options().pipes.listen_info());
-    transport_options.enable_sctp = options.enable_sctp;
-    transport_options.max_send_message_size = options.max_send_message_size;
-    transport_options.max_receive_message_size = options.max_receive_message_size;
-    transport_options.sctp_send_buffer_size = options.sctp_send_buffer_size;
-    transport_options.sctp_per_stream_send_queue_limit = options.sctp_per_stream_send_queue_limit;
-    transport_options.sctp_max_receiver_window_buffer_size = options.sctp_max_receiver_window_buffer_size;
-    transport_options.sctp_default_stream_buffered_amount_low_threshold =
-        options.sctp_default_stream_buffered_amount_low_threshold;
-    transport_options.sctp_zero_checksum = options.sctp_zero_checksum;
-    transport_options.enable_rtx = options.enable_rtx;
-    transport_options.enable_srtp = options.enable_srtp;
-    let local_use = source.real_router_use(home).await?;
-    let local =
-        source.create_pipe_transport_at(Arc::clone(home), local_use, Vec::new(), transport_options.clone()).await?;
-    let avoid = options.keep_id.then(|| home.id());
-    let (cell, remote_use, labels) = target.place_avoiding(&AppData::default(), avoid).await?;
-    let remote = target.create_pipe_transport_at(cell, remote_use, labels, transport_options).await?;
-    local.connect(remote_of(&remote)?).await?;
-    remote.connect(remote_of(&local)?).await?;
-    lock(&cache.pairs).insert(key, (local.clone(), remote.clone()));
-    Ok((local, remote))
+    let (cell, remote_use, labels) = match keep {
+        Some(_) if same_worker => (Arc::clone(home), target.real_router_use(home).await?, Vec::new()),
+        Some(id) => {
+            let holders: Vec<CellId> = target
+                .inner
+                .host
+                .cells()
+                .iter()
+                .filter(|c| c.id() == home.id() || c.holds(&id))
+                .map(|c| c.id())
+                .collect();
+            target.place_avoiding(&AppData::default(), &holders).await?
+        }
+        None => target.place_avoiding(&AppData::default(), &[]).await?,
+    };
+    let kept = keeps(&cell);
+    if !kept {
+        // Every worker the pool offers holds the id: a fresh id on a pair we have, if any.
+        drop((remote_use, labels));
+        if let Some((local, remote)) = cache.find(&key, |_| true) {
+            return Ok((local, remote, false));
+        }
+        return open_pair(source, target, home, options, None).await.map(|(l, r)| (l, r, false));
+    }
+    open_pair(source, target, home, options, Some((cell, remote_use, labels))).await.map(|(l, r)| (l, r, true))
 }
 
-/// Runs pause/resume of the pipe producer on the current runtime, in order.
-fn forwarder(producer: &Producer) -> Option<tokio::sync::mpsc::UnboundedSender<bool>> {
-    let weak = producer.downgrade();
-    forward_pause(move |paused| {
-        let weak = weak.clone();
-        Box::pin(async move {
-            if let Some(producer) = weak.upgrade() {
-                let _ = if paused { producer.pause().await } else { producer.resume().await };
-            }
-        })
-    })
+/// Creates, connects and caches a pair; its target end in `at` (placed there already) or where
+/// the target router's placement puts it.
+async fn open_pair(
+    source: &Router,
+    target: &Router,
+    home: &Arc<Cell>,
+    options: &PipeToRouterOptions,
+    at: Option<(Arc<Cell>, crate::internals::real_routers::RouterUse, Vec<String>)>,
+) -> Result<Pair, RequestError> {
+    let (cell, remote_use, labels) = match at {
+        Some(at) => at,
+        None => target.place_avoiding(&AppData::default(), &[]).await?,
+    };
+    let local_use = source.real_router_use(home).await?;
+    let transport_options = link_options(source, options).transport_options();
+    let (a, b) = create_pair(local_use.real(), remote_use.real(), transport_options).await?;
+    let local = source.wrap_pipe_transport(Arc::clone(home), local_use, Vec::new(), a)?;
+    let remote = target.wrap_pipe_transport(cell, remote_use, labels, b)?;
+    lock(&source.inner.pairs.pairs).entry((target.id(), home.id())).or_default().push((local.clone(), remote.clone()));
+    Ok((local, remote))
 }
 
 pub(crate) async fn pipe_producer(
@@ -115,14 +172,16 @@ pub(crate) async fn pipe_producer(
     let found =
         source.inner.producers.find(&producer_id).ok_or(PipeProducerToRouterError::ProducerNotFound(producer_id))?;
     let (producer, home) = (found.object, found.home);
-    let (local, remote) = transport_pair(source, &options.router, &home, &options).await?;
+    let keep = options.keep_id.then_some(PipeSource::Producer(producer_id));
+    let (local, remote, kept) = transport_pair(source, &options.router, &home, &options, keep).await?;
     let pipe_consumer: Consumer = local.consume(ConsumerOptions::new(producer_id, RtpCapabilities::default())).await?;
-    let id = if options.keep_id { producer_id } else { fresh_id() };
+    let known = if options.keep_id { producer_id } else { fresh_id() };
+    let real_id = if kept { known } else { fresh_id() };
     let mut producer_options =
-        ProducerOptions::new_pipe_transport(id, pipe_consumer.kind(), pipe_consumer.rtp_parameters().clone());
+        ProducerOptions::new_pipe_transport(real_id, pipe_consumer.kind(), pipe_consumer.rtp_parameters().clone());
     producer_options.paused = pipe_consumer.producer_paused();
     producer_options.app_data = producer.app_data().clone();
-    let pipe_producer: Producer = remote.produce(producer_options).await?;
+    let pipe_producer = remote.inner.produce(remote.handle(), producer_options, Some(known)).await?;
     // Source closed → pipe consumer closed → pipe producer closed.
     let weak = pipe_producer.downgrade();
     pipe_consumer
@@ -132,23 +191,12 @@ pub(crate) async fn pipe_producer(
             }
         })
         .detach();
-    // Source paused or resumed → the pipe producer too.
-    if let Some(pauses) = forwarder(&pipe_producer) {
-        let resumes = pauses.clone();
-        pipe_consumer
-            .on_producer_pause(move || {
-                let _ = pauses.send(true);
-            })
-            .detach();
-        pipe_consumer
-            .on_producer_resume(move || {
-                let _ = resumes.send(false);
-            })
-            .detach();
-    }
+    // Source paused or resumed → the pipe producer too, before the source's call returns.
+    let follower: Arc<dyn PausableEnd> = Arc::new(pipe_producer.downgrade());
+    producer.followers().follow(follower, || producer.is_paused()).await;
     // The pipe consumer lives as long as the pipe producer, whatever the application keeps.
-    let kept = pipe_consumer.clone();
-    pipe_producer.on_close(move || drop(kept)).detach();
+    let kept_consumer = pipe_consumer.clone();
+    pipe_producer.on_close(move || drop(kept_consumer)).detach();
     Ok(PipeProducerToRouterPair {
         pipe_consumer,
         pipe_producer: PipedProducer::new(pipe_producer, producer.downgrade()),
@@ -169,19 +217,21 @@ pub(crate) async fn pipe_data_producer(
         .find(&data_producer_id)
         .ok_or(PipeDataProducerToRouterError::DataProducerNotFound(data_producer_id))?;
     let (data_producer, home) = (found.object, found.home);
-    let (local, remote) = transport_pair(source, &options.router, &home, &options).await?;
+    let keep = options.keep_id.then_some(PipeSource::DataProducer(data_producer_id));
+    let (local, remote, kept) = transport_pair(source, &options.router, &home, &options, keep).await?;
     let pipe_data_consumer = local.consume_data(DataConsumerOptions::new_sctp(data_producer_id)).await?;
     let sctp = pipe_data_consumer.sctp_stream_parameters().ok_or_else(|| {
         PipeDataProducerToRouterError::TransportFailed(RequestError::Response {
             reason: "pipe data consumer has no SCTP stream parameters (enable_sctp is off)".into(),
         })
     })?;
-    let id = if options.keep_id { data_producer_id } else { fresh_id() };
-    let mut producer_options = DataProducerOptions::new_pipe_transport(id, sctp);
+    let known = if options.keep_id { data_producer_id } else { fresh_id() };
+    let real_id = if kept { known } else { fresh_id() };
+    let mut producer_options = DataProducerOptions::new_pipe_transport(real_id, sctp);
     producer_options.label.clone_from(pipe_data_consumer.label());
     producer_options.protocol.clone_from(pipe_data_consumer.protocol());
     producer_options.app_data = data_producer.app_data().clone();
-    let pipe_data_producer = remote.produce_data(producer_options).await?;
+    let pipe_data_producer = remote.inner.produce_data(remote.handle(), producer_options, Some(known)).await?;
     let weak = pipe_data_producer.downgrade();
     pipe_data_consumer
         .on_close(move || {
@@ -190,8 +240,10 @@ pub(crate) async fn pipe_data_producer(
             }
         })
         .detach();
-    let kept = pipe_data_consumer.clone();
-    pipe_data_producer.on_close(move || drop(kept)).detach();
+    let follower: Arc<dyn PausableEnd> = Arc::new(pipe_data_producer.downgrade());
+    data_producer.followers().follow(follower, || data_producer.is_paused()).await;
+    let kept_consumer = pipe_data_consumer.clone();
+    pipe_data_producer.on_close(move || drop(kept_consumer)).detach();
     Ok(PipeDataProducerToRouterPair {
         pipe_data_consumer,
         pipe_data_producer: NonClosingDataProducer::new(pipe_data_producer, data_producer.downgrade()),

@@ -8,7 +8,7 @@ use super::router::Router;
 use crate::backend::RtpObserverBackend;
 use crate::internals::cell::Cell;
 use crate::internals::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
-use crate::internals::pipes::{PipeLease, PipeSource};
+use crate::internals::pipes::{PipeFrom, PipeLease, PipeSource};
 use crate::internals::real_routers::RouterUse;
 use async_trait::async_trait;
 use event_listener_primitives::{BagOnce, HandlerId};
@@ -155,10 +155,16 @@ impl<B: ?Sized + RtpObserverBackend + 'static> ObserverCore<B> {
             .producers
             .find(&id)
             .ok_or_else(|| RequestError::Response { reason: format!("Producer with id \"{id}\" not found") })?;
-        let lease = self.router.ensure_in(PipeSource::Producer(id), &found.home, &self.cell).await?;
+        let from = PipeFrom {
+            known: PipeSource::Producer(id),
+            real: PipeSource::Producer(found.real),
+            home: &found.home,
+            object: &found.object,
+        };
+        let lease = self.router.ensure_in(from, &self.cell).await?;
         let here = match lease.as_ref().map(|l| l.real_source()) {
             Some(PipeSource::Producer(here)) => here,
-            _ => id,
+            _ => found.real,
         };
         real.add_producer(RtpObserverAddProducerOptions::new(here)).await?;
         lock(&self.leases).insert(id, (here, lease));

@@ -7,19 +7,45 @@ use super::data_producer::DataProducer;
 use super::producer::Producer;
 use super::router::Router;
 use super::transport::{Transport, TransportTraceEventData, TransportTraceEventType};
-use crate::backend::TransportBackend;
-use crate::internals::cell::{Cell, Count, Ticket};
+use crate::backend::{RouterBackend, TransportBackend};
+use crate::internals::cell::{Cell, Count, Origin, Ticket};
 use crate::internals::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
-use crate::internals::pipes::PipeSource;
+use crate::internals::pipes::{PipeFrom, PipeSource};
 use crate::internals::real_routers::RouterUse;
+use crate::internals::registry::Found;
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
+use mediasoup::ortc::ConsumerRtpParametersError;
 use mediasoup::prelude::{
-    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataProducerOptions, ProduceDataError, ProduceError,
-    ProducerOptions, TransportId,
+    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataProducerId, DataProducerOptions, ProduceDataError,
+    ProduceError, ProducerId, ProducerOptions, TransportId,
 };
 use mediasoup::worker::RequestError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+/// Refuses, with mediasoup's own error, capabilities that cannot consume a producer living in
+/// another cell, before anything is piped for them. `home` is the producer's real router; only
+/// this process's routers answer `can_consume` exactly, so for a producer on another host the
+/// real consume decides (after the pipe, which is then released).
+async fn check_consumable<B: ?Sized + TransportBackend>(
+    home: Option<Arc<dyn RouterBackend>>,
+    found: &Found<Producer, ProducerId>,
+    real: &Arc<B>,
+    options: &ConsumerOptions,
+) -> Result<(), ConsumeError> {
+    let Some(home) = home.filter(|_| found.home.origin() != Origin::Remote) else { return Ok(()) };
+    if home.can_consume(&found.real, &options.rtp_capabilities) {
+        return Ok(());
+    }
+    // Invalid capabilities are reported as such by the real transport (the producer is not in
+    // its router, so it cannot succeed); valid ones have no codec in common with the producer.
+    match real.consume(options.clone()).await {
+        Err(ConsumeError::FailedRtpCapabilitiesValidation(error)) => {
+            Err(ConsumeError::FailedRtpCapabilitiesValidation(error))
+        }
+        _ => Err(ConsumeError::BadConsumerRtpParameters(ConsumerRtpParametersError::NoCompatibleMediaCodecs)),
+    }
+}
 
 /// A producer or consumer whose transport was closed under it.
 pub(crate) trait Child: Send + Sync {
@@ -107,20 +133,24 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
         children.push(child);
     }
 
+    /// Produces on the real transport; the producer is known to the application as `known`
+    /// (its real id when `None`).
     pub(crate) async fn produce(
         &self,
         handle: Arc<dyn Transport>,
         options: ProducerOptions,
+        known: Option<ProducerId>,
     ) -> Result<Producer, ProduceError> {
         let real = self.real.request().map_err(ProduceError::Request)?;
         let app_data = options.app_data.clone();
         let real_producer = real.produce(options).await?;
-        let id = real_producer.id();
-        if self.router.inner.producers.find(&id).is_some() {
+        let id = known.unwrap_or_else(|| real_producer.id());
+        let producer = Producer::wrap(real_producer, id, handle, &self.router, &self.cell, app_data);
+        if !self.router.inner.producers.add(id, producer.real_id(), &self.cell, producer.downgrade()) {
+            // Another transport of this router produced the same id meanwhile.
+            producer.close_now();
             return Err(ProduceError::AlreadyExists(id));
         }
-        let producer = Producer::wrap(real_producer, handle, &self.router, &self.cell, app_data);
-        self.router.inner.producers.add(id, &self.cell, producer.downgrade());
         self.adopt(producer.as_child());
         self.handlers.new_producer.call(|cb| cb(&producer));
         Ok(producer)
@@ -141,15 +171,22 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
                 Ok(_) => Err(ConsumeError::ProducerNotFound(id)),
             };
         };
-        // Capabilities that cannot consume fail in the real consume below, with mediasoup's own
-        // error; the pipe made for it is then released with the lease.
-        let lease = self
-            .router
-            .ensure_in(PipeSource::Producer(id), &found.home, &self.cell)
-            .await
-            .map_err(ConsumeError::Request)?;
-        let app_data = options.app_data.clone();
         let mut options = options;
+        options.producer_id = found.real;
+        if found.home.id() != self.cell.id() {
+            // Nothing is piped for capabilities that cannot consume the producer: the real
+            // transport refuses them as mediasoup does.
+            let home = self.router.inner.reals.get(found.home.id());
+            check_consumable(home, &found, &real, &options).await?;
+        }
+        let from = PipeFrom {
+            known: PipeSource::Producer(id),
+            real: PipeSource::Producer(found.real),
+            home: &found.home,
+            object: &found.object,
+        };
+        let lease = self.router.ensure_in(from, &self.cell).await.map_err(ConsumeError::Request)?;
+        let app_data = options.app_data.clone();
         if let Some(PipeSource::Producer(here)) = lease.as_ref().map(|l| l.real_source()) {
             options.producer_id = here;
         }
@@ -160,20 +197,23 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
         Ok(consumer)
     }
 
+    /// Produces data on the real transport; known to the application as `known` (its real id
+    /// when `None`).
     pub(crate) async fn produce_data(
         &self,
         handle: Arc<dyn Transport>,
         options: DataProducerOptions,
+        known: Option<DataProducerId>,
     ) -> Result<DataProducer, ProduceDataError> {
         let real = self.real.request().map_err(ProduceDataError::Request)?;
         let app_data = options.app_data.clone();
         let real_data_producer = real.produce_data(options).await?;
-        let id = real_data_producer.id();
-        if self.router.inner.data_producers.find(&id).is_some() {
+        let id = known.unwrap_or_else(|| real_data_producer.id());
+        let data_producer = DataProducer::wrap(real_data_producer, id, handle, &self.router, &self.cell, app_data);
+        if !self.router.inner.data_producers.add(id, data_producer.real_id(), &self.cell, data_producer.downgrade()) {
+            data_producer.close_now();
             return Err(ProduceDataError::AlreadyExists(id));
         }
-        let data_producer = DataProducer::wrap(real_data_producer, handle, &self.router, &self.cell, app_data);
-        self.router.inner.data_producers.add(id, &self.cell, data_producer.downgrade());
         self.adopt(data_producer.as_child());
         self.handlers.new_data_producer.call(|cb| cb(&data_producer));
         Ok(data_producer)
@@ -187,15 +227,17 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
         let real = self.real.request().map_err(ConsumeDataError::Request)?;
         let id = options.data_producer_id();
         let found = self.router.inner.data_producers.find(&id).ok_or(ConsumeDataError::DataProducerNotFound(id))?;
-        let lease = self
-            .router
-            .ensure_in(PipeSource::DataProducer(id), &found.home, &self.cell)
-            .await
-            .map_err(ConsumeDataError::Request)?;
+        let from = PipeFrom {
+            known: PipeSource::DataProducer(id),
+            real: PipeSource::DataProducer(found.real),
+            home: &found.home,
+            object: &found.object,
+        };
+        let lease = self.router.ensure_in(from, &self.cell).await.map_err(ConsumeDataError::Request)?;
         let app_data = options.app_data.clone();
         let here = match lease.as_ref().map(|l| l.real_source()) {
             Some(PipeSource::DataProducer(here)) => here,
-            _ => id,
+            _ => found.real,
         };
         let real_data_consumer = real.consume_data(options.into_real(here)).await?;
         let data_consumer = DataConsumer::wrap(real_data_consumer, id, handle, &self.cell, lease, app_data);

@@ -55,7 +55,7 @@ macro_rules! virtual_transport {
                 &self,
                 producer_options: mediasoup::prelude::ProducerOptions,
             ) -> Result<$crate::api::producer::Producer, mediasoup::prelude::ProduceError> {
-                self.inner.produce(self.handle(), producer_options).await
+                self.inner.produce(self.handle(), producer_options, None).await
             }
 
             async fn consume(
@@ -69,7 +69,7 @@ macro_rules! virtual_transport {
                 &self,
                 data_producer_options: mediasoup::prelude::DataProducerOptions,
             ) -> Result<$crate::api::data_producer::DataProducer, mediasoup::prelude::ProduceDataError> {
-                self.inner.produce_data(self.handle(), data_producer_options).await
+                self.inner.produce_data(self.handle(), data_producer_options, None).await
             }
 
             async fn consume_data(

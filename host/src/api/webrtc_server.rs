@@ -1,14 +1,13 @@
 //! The virtual WebRtcServer: one real mediasoup WebRtcServer per worker of its virtual worker.
 //!
 //! A real server binds its ports in one worker, so a server spread over N workers needs N sets
-//! of ports. Each worker has a stable *slot* (0 to `max_workers - 1`, the lowest free one when it
-//! starts, reused after a worker closes): in slot `k` every listen info with an explicit `port`
-//! listens on `port + k`, so the configured ports serve the first worker and the range
-//! `port ..= port + max_workers - 1` is all the server ever uses. Listen infos without a port
-//! (or with a port range) are used as given. The server binds in every running worker when it
-//! is created (a port clash is an error of `create_webrtc_server`, as in mediasoup); workers
-//! started later bind theirs on first use.
-
+//! of ports: each worker has a stable *slot* (`0..max_workers`), and the server's port plan
+//! ([`crate::internals::port_plan`]) says where it listens in each slot — the configured ports
+//! in slot 0, `port + slot × stride` in slot `slot`. Creating a server claims its plan (a plan
+//! sharing a port with another live server's is refused) and binds every slot the pool can
+//! reach: a real server in each running worker of its virtual worker, placeholder sockets
+//! holding the ports of the other slots (released right before a worker of that slot binds
+//! them). A port clash is therefore an error of `create_webrtc_server`, as in mediasoup.
 pub use mediasoup::webrtc_server::*;
 
 use super::webrtc_transport::WebRtcTransport;
@@ -17,14 +16,16 @@ use crate::backend::WebRtcServerBackend;
 use crate::internals::cell::{Cell, SettingsSet};
 use crate::internals::dump::rebuild;
 use crate::internals::host::Host;
-use crate::internals::object::{fresh_id, lock, on_close_handler, Lost, Member};
+use crate::internals::object::{fresh_id, lock, on_close_handler, run_later, Lost, Member};
+use crate::internals::port_plan::{hold, Held, PortPlan};
 use crate::placement::CellId;
 use event_listener_primitives::{BagOnce, HandlerId};
-use mediasoup::prelude::{AppData, ListenInfo, TransportId};
+use mediasoup::prelude::{AppData, TransportId};
 use mediasoup::worker::{CreateWebRtcServerError, RequestError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use tracing::debug;
 
 /// Options of a WebRtcServer (mediasoup's).
 pub use mediasoup::webrtc_server::WebRtcServerOptions;
@@ -39,17 +40,27 @@ struct WebRtcServerDumpMirror {
     local_ice_username_fragments: Vec<WebRtcServerIceUsernameFragment>,
 }
 
-/// Forgets the real server of a cell when the cell closes.
+/// Forgets the real server of a cell when the cell closes (and holds its slot's ports again,
+/// once the real server is gone).
 struct CellServer {
     server: Weak<Inner>,
     cell: CellId,
+    slot: usize,
+    local: bool,
 }
 
 impl Member for CellServer {
     fn detach(&self, _lost: &mut Lost) {
         if let Some(server) = self.server.upgrade() {
-            lock(&server.reals).remove(&self.cell);
+            let real = lock(&server.reals).remove(&self.cell);
             lock(&server.members).retain(|m| m.cell != self.cell);
+            if self.local {
+                let (server, slot) = (WebRtcServer { inner: server }, self.slot);
+                run_later(move || {
+                    drop(real);
+                    server.hold_slot(slot);
+                });
+            }
         }
     }
 }
@@ -65,10 +76,13 @@ struct Handlers {
 struct Inner {
     id: WebRtcServerId,
     worker: Worker,
-    listen_infos: Vec<ListenInfo>,
+    host: Arc<Host>,
+    plan: PortPlan,
     app_data: AppData,
     reals: Mutex<HashMap<CellId, Arc<dyn WebRtcServerBackend>>>,
     members: Mutex<Vec<Arc<CellServer>>>,
+    /// Placeholder sockets holding the ports of slots without a real server, by slot.
+    held: Mutex<HashMap<usize, Vec<Held>>>,
     creating: tokio::sync::Mutex<()>,
     handlers: Handlers,
     closed: AtomicBool,
@@ -76,6 +90,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.host.server_ports().release(&self.id);
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.handlers.close.call_simple();
         }
@@ -95,39 +110,9 @@ impl std::fmt::Debug for WebRtcServer {
     }
 }
 
-/// The listen infos of the worker in `slot`: explicit ports shifted by the slot.
-fn listen_infos_for(base: &[ListenInfo], slot: usize) -> Vec<ListenInfo> {
-    base.iter()
-        .map(|info| {
-            let mut info = info.clone();
-            if let Some(port) = info.port {
-                info.port = Some(port.saturating_add(u16::try_from(slot).unwrap_or(u16::MAX)));
-            }
-            info
-        })
-        .collect()
-}
-
-/// Checks that every worker slot has its own ports.
-fn check_port_room(base: &[ListenInfo], max_workers: usize) -> Result<(), RequestError> {
-    let last_slot = u32::try_from(max_workers.saturating_sub(1)).unwrap_or(u32::MAX);
-    for info in base {
-        if let Some(port) = info.port {
-            if u32::from(port) + last_slot > u32::from(u16::MAX) {
-                return Err(RequestError::Response {
-                    reason: format!(
-                        "port {port} leaves no room for {max_workers} workers (each uses port + its slot, up to {})",
-                        u32::from(port) + last_slot
-                    ),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 impl WebRtcServer {
-    /// A server over the workers of `set`: binds in each of them now.
+    /// A server over the workers of `set`: claims its port plan and binds every slot now (a
+    /// real server in each running worker of the set, placeholders for the other slots).
     pub(crate) async fn create(
         worker: Worker,
         host: &Arc<Host>,
@@ -135,30 +120,44 @@ impl WebRtcServer {
         options: WebRtcServerOptions,
     ) -> Result<Self, RequestError> {
         let WebRtcServerOptions { listen_infos, app_data, .. } = options;
-        let listen_infos = listen_infos.to_vec();
-        check_port_room(&listen_infos, host.options().pool.max_workers)?;
+        let pool = &host.options().pool;
+        let refused = |e: crate::internals::port_plan::PortPlanError| RequestError::Response { reason: e.to_string() };
+        let plan = PortPlan::new(listen_infos.to_vec(), pool.webrtc_server_port_stride, pool.max_workers.max(1))
+            .map_err(refused)?;
+        let id = fresh_id();
+        host.server_ports().claim(id, &plan).map_err(refused)?;
         let server = Self {
             inner: Arc::new(Inner {
-                id: fresh_id(),
+                id,
                 worker,
-                listen_infos,
+                host: Arc::clone(host),
+                plan,
                 app_data,
                 reals: Mutex::default(),
                 members: Mutex::default(),
+                held: Mutex::default(),
                 creating: tokio::sync::Mutex::new(()),
                 handlers: Handlers::default(),
                 closed: AtomicBool::new(false),
             }),
         };
-        for cell in
-            host.cells().into_iter().filter(|c| c.settings_set() == set && c.origin() != crate::cell::Origin::Remote)
-        {
-            server.real_in(&cell).await?;
+        let running: Vec<Arc<Cell>> = host
+            .cells()
+            .into_iter()
+            .filter(|c| c.settings_set() == set && c.origin() != crate::cell::Origin::Remote)
+            .collect();
+        for slot in (0..server.inner.plan.slots()).filter(|slot| running.iter().all(|c| c.slot() != *slot)) {
+            let held = hold(&server.inner.plan.listen_infos(slot), slot).map_err(refused)?;
+            lock(&server.inner.held).insert(slot, held);
+        }
+        for cell in &running {
+            server.real_in(cell).await?;
         }
         Ok(server)
     }
 
-    /// The real server of `cell`, created (bound) on first use.
+    /// The real server of `cell`, created (bound) on first use: a local worker first releases
+    /// its slot's placeholders.
     pub(crate) async fn real_in(&self, cell: &Arc<Cell>) -> Result<Arc<dyn WebRtcServerBackend>, RequestError> {
         if self.closed() {
             return Err(RequestError::ChannelClosed);
@@ -172,18 +171,47 @@ impl WebRtcServer {
             return Ok(real);
         }
         let worker = cell.worker().ok_or(RequestError::ChannelClosed)?;
-        let infos = WebRtcServerListenInfos::try_from(listen_infos_for(&self.inner.listen_infos, cell.slot()))
+        let slot = cell.slot();
+        let infos = self.inner.plan.listen_infos(slot);
+        let local = cell.origin() != crate::cell::Origin::Remote;
+        if local {
+            drop(lock(&self.inner.held).remove(&slot));
+        }
+        let infos = WebRtcServerListenInfos::try_from(infos)
             .map_err(|_| RequestError::Response { reason: "a WebRtcServer needs at least one listen info".into() })?;
         let mut options = WebRtcServerOptions::new(infos);
         options.app_data = self.inner.app_data.clone();
-        let real = worker.create_webrtc_server(options).await.map_err(|e| match e {
+        let created = worker.create_webrtc_server(options).await.map_err(|e| match e {
             CreateWebRtcServerError::Request(request) => request,
-        })?;
-        let member = Arc::new(CellServer { server: Arc::downgrade(&self.inner), cell: cell.id() });
+        });
+        let real = match created {
+            Ok(real) => real,
+            Err(error) => {
+                if local {
+                    self.hold_slot(slot);
+                }
+                return Err(error);
+            }
+        };
+        let member = Arc::new(CellServer { server: Arc::downgrade(&self.inner), cell: cell.id(), slot, local });
         cell.join(Arc::downgrade(&member) as Weak<dyn Member>).map_err(|_| RequestError::ChannelClosed)?;
         lock(&self.inner.reals).insert(cell.id(), Arc::clone(&real));
         lock(&self.inner.members).push(member);
         Ok(real)
+    }
+
+    /// Holds the ports of `slot` again (its worker went, or failed to bind); best effort: a
+    /// port still held by a closing worker stays free until a worker takes the slot again.
+    fn hold_slot(&self, slot: usize) {
+        if self.closed() {
+            return;
+        }
+        match hold(&self.inner.plan.listen_infos(slot), slot) {
+            Ok(held) => {
+                lock(&self.inner.held).insert(slot, held);
+            }
+            Err(error) => debug!(server = %self.id(), slot, %error, "slot ports not held again"),
+        }
     }
 
     pub(crate) fn transport_created(&self, transport: &WebRtcTransport) {
@@ -198,6 +226,8 @@ impl WebRtcServer {
         self.inner.handlers.close.call_simple();
         lock(&self.inner.reals).clear();
         lock(&self.inner.members).clear();
+        lock(&self.inner.held).clear();
+        self.inner.host.server_ports().release(&self.inner.id);
     }
 
     /// mafalda extension: the cells (workers) it has bound ports in.
@@ -234,7 +264,9 @@ impl WebRtcServer {
     /// Dump the server: the real servers' sockets and transports, merged.
     #[doc(hidden)]
     pub async fn dump(&self) -> Result<WebRtcServerDump, RequestError> {
-        let reals: Vec<_> = lock(&self.inner.reals).values().cloned().collect();
+        let mut reals: Vec<(CellId, Arc<dyn WebRtcServerBackend>)> =
+            lock(&self.inner.reals).iter().map(|(cell, real)| (*cell, Arc::clone(real))).collect();
+        reals.sort_by_key(|(cell, _)| *cell);
         let mut merged = WebRtcServerDumpMirror {
             id: self.id(),
             udp_sockets: Vec::new(),
@@ -242,7 +274,7 @@ impl WebRtcServer {
             webrtc_transport_ids: Vec::new(),
             local_ice_username_fragments: Vec::new(),
         };
-        for real in reals {
+        for (_, real) in reals {
             let dump = real.dump().await?;
             merged.udp_sockets.extend(dump.udp_sockets);
             merged.tcp_servers.extend(dump.tcp_servers);
@@ -294,33 +326,5 @@ impl WeakWebRtcServer {
     #[must_use]
     pub fn upgrade(&self) -> Option<WebRtcServer> {
         self.inner.upgrade().map(|inner| WebRtcServer { inner })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loopback(port: Option<u16>) -> ListenInfo {
-        let mut info = crate::config::PipeOptions::default().listen_info();
-        info.port = port;
-        info
-    }
-
-    #[test]
-    fn explicit_ports_shift_with_the_slot() {
-        let base = [loopback(Some(44_000)), loopback(None)];
-        let slot2 = listen_infos_for(&base, 2);
-        assert_eq!(slot2[0].port, Some(44_002));
-        assert_eq!(slot2[1].port, None);
-        assert_eq!(listen_infos_for(&base, 0)[0].port, Some(44_000));
-    }
-
-    #[test]
-    fn every_slot_needs_room_below_65536() {
-        assert!(check_port_room(&[loopback(Some(65_534))], 2).is_ok());
-        let error = check_port_room(&[loopback(Some(65_534))], 3).expect_err("no room for slot 2");
-        assert!(error.to_string().contains("65536"), "{error}");
-        assert!(check_port_room(&[loopback(None)], 64).is_ok());
     }
 }

@@ -183,6 +183,12 @@ impl WebRtcTransport {
             WebRtcTransportListen::Server { webrtc_server } => Some(webrtc_server.clone()),
             WebRtcTransportListen::Individual { .. } => None,
         };
+        if server.as_ref().is_some_and(|server| server.worker().id() != router.worker().id()) {
+            // A server belongs to one worker; the worker of another refuses it, as mediasoup's.
+            return Err(RequestError::Response {
+                reason: "wrong webRtcServerId (no associated WebRtcServer found)".into(),
+            });
+        }
         let listen = match (&server, &options.listen) {
             (Some(server), _) => WebRtcListen::Server(server.real_in(&cell).await?),
             (None, WebRtcTransportListen::Individual { listen_infos }) => {

@@ -9,7 +9,7 @@ use super::webrtc_server::{WeakWebRtcServer, WebRtcServer, WebRtcServerId, WebRt
 use super::worker_manager::WorkerManager;
 use crate::internals::cell::SettingsSet;
 use crate::internals::dump::rebuild;
-use crate::internals::host::{CellClosed, CloseReason, Host};
+use crate::internals::host::{CellClosed, Host};
 use crate::internals::object::{fresh_id, lock, on_close_handler, EventBag};
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
 use mediasoup::prelude::{AppData, RouterOptions};
@@ -49,12 +49,14 @@ struct Inner {
     manager: WorkerManager,
     host: Arc<Host>,
     set: SettingsSet,
+    /// The worker's own RTC port range, when it is not mediasoup's default.
+    port_range: Option<std::ops::RangeInclusive<u16>>,
     app_data: AppData,
     routers: Mutex<Vec<WeakRouter>>,
     servers: Mutex<Vec<WeakWebRtcServer>>,
     handlers: Handlers,
     closed: AtomicBool,
-    _cell_events: Mutex<Option<HandlerId>>,
+    _cell_events: Mutex<Vec<HandlerId>>,
 }
 
 impl Drop for Inner {
@@ -66,17 +68,15 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    /// A real worker of this virtual worker's settings went away.
+    /// A real worker of this virtual worker's settings went away. A partial loss is reported as
+    /// mediasoup reports a closed router to what lived on it (transports' `on_router_close`,
+    /// consumers' `on_producer_close`) and through `Router::on_cell_lost`; the worker keeps
+    /// serving from the others.
     fn cell_closed(&self, event: &CellClosed) {
         if (event.settings_set != self.set && event.node.is_none()) || self.closed.load(Ordering::Acquire) {
             return;
         }
         self.handlers.cell_closed.call_simple(event);
-        // A lost host is not a dead worker of this process: routers report it (on_cell_lost).
-        if event.reason == CloseReason::Died && event.node.is_none() {
-            let exit = event.exit.unwrap_or(ExitError::Unexpected);
-            self.handlers.dead.call(|cb| cb(Err(exit)));
-        }
     }
 }
 
@@ -94,12 +94,19 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(manager: WorkerManager, host: Arc<Host>, set: SettingsSet, app_data: AppData) -> Self {
+    pub(crate) fn new(
+        manager: WorkerManager,
+        host: Arc<Host>,
+        set: SettingsSet,
+        port_range: Option<std::ops::RangeInclusive<u16>>,
+        app_data: AppData,
+    ) -> Self {
         let inner = Arc::new(Inner {
             id: fresh_id(),
             manager,
             host: Arc::clone(&host),
             set,
+            port_range,
             app_data,
             routers: Mutex::default(),
             servers: Mutex::default(),
@@ -108,12 +115,20 @@ impl Worker {
             _cell_events: Mutex::default(),
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
-        let handler = host.on_cell_closed(move |event| {
+        let closed = host.on_cell_closed(move |event| {
             if let Some(inner) = weak.upgrade() {
                 inner.cell_closed(event);
             }
         });
-        *lock(&inner._cell_events) = Some(handler);
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let lost = host.on_set_lost(move |(lost, exit)| {
+            if let Some(inner) = weak.upgrade().filter(|inner| inner.set == *lost) {
+                // No real worker can serve it any more: mediasoup's worker death.
+                inner.handlers.dead.call(|cb| cb(Err(*exit)));
+                Worker { inner }.close();
+            }
+        });
+        *lock(&inner._cell_events) = vec![closed, lost];
         Self { inner }
     }
 
@@ -165,6 +180,14 @@ impl Worker {
         rebuild(&WorkerDumpMirror { router_ids, webrtc_server_ids, channel_message_handlers })
     }
 
+    /// Gives `info` this worker's own port range when it names neither a port nor a range (as
+    /// a mediasoup worker created with that `rtc_port_range` would allocate).
+    pub(crate) fn apply_port_range(&self, info: &mut mediasoup::prelude::ListenInfo) {
+        if info.port.is_none() && info.port_range.is_none() {
+            info.port_range.clone_from(&self.inner.port_range);
+        }
+    }
+
     /// The host whose workers this worker stands for (a mafalda extension: stats, cells,
     /// plugins).
     pub fn host(&self) -> &Arc<Host> {
@@ -208,7 +231,7 @@ impl Worker {
         }
         let RouterOptions { media_codecs, app_data, .. } = router_options;
         let host = &self.inner.host;
-        let rtp_capabilities = host.rtp_capabilities(self.inner.set, media_codecs.clone()).await?;
+        let rtp_capabilities = host.rtp_capabilities(media_codecs.clone()).await?;
         let router =
             Router::new(self.clone(), Arc::clone(host), self.inner.set, media_codecs, rtp_capabilities, app_data);
         {
@@ -230,10 +253,11 @@ impl Worker {
         self.inner.handlers.new_router.add(Arc::new(callback))
     }
 
-    /// Callback is called when a real worker serving this worker dies unexpectedly, with its
-    /// error (as mediasoup's `on_dead`: never when the worker is closed). The host closes the
-    /// dead worker's cell and keeps serving with the others; routers report what they lost
-    /// through `Router::on_cell_lost`.
+    /// Callback is called when this worker can no longer serve because its real workers died
+    /// (the last one died and none could be started in its place), with the death's error — as
+    /// mediasoup's `on_dead`, never when the worker is closed; the worker is then closed. One
+    /// real worker dying among others is a partial loss, not this event: see `on_cell_closed`
+    /// and `Router::on_cell_lost`.
     pub fn on_dead<F: FnOnce(Result<(), ExitError>) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.inner.handlers.dead.add(Box::new(callback))
     }
@@ -271,9 +295,9 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    //! `on_dead` against a real worker whose death is reported through the backend seam (an
-    //! in-process worker cannot be killed without killing the test process): fired with the
-    //! worker's error on death, never on `close()`.
+    //! Worker death through the backend seam (an in-process worker cannot be killed without
+    //! killing the test process): a real worker is declared dead as mediasoup declares it, with
+    //! its exit error, and the host reacts as it does to a real death.
 
     use super::*;
     use crate::backend::local::{LocalWorkers, WorkerTemplate};
@@ -281,17 +305,30 @@ mod tests {
     use crate::config::{HostOptions, PolicyChoice};
     use crate::host::CloseReason;
     use crate::internals::host::WorkerLauncher;
+    use crate::prelude::*;
     use async_trait::async_trait;
     use event_listener_primitives::BagOnce;
-    use mediasoup::prelude::{RouterOptions, WebRtcServerOptions};
-    use mediasoup::worker::{CreateWebRtcServerError, RequestError, WorkerDump, WorkerSettings, WorkerUpdateSettings};
+    use mafalda_media_tools::media::{
+        loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs,
+    };
+    use mediasoup::worker::{CreateWebRtcServerError, RequestError, WorkerDump, WorkerUpdateSettings};
+    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
+
+    const LIMIT: Duration = Duration::from_secs(10);
 
     /// A real worker whose death the test announces.
     #[derive(Debug)]
     struct Mortal {
         real: Arc<dyn WorkerBackend>,
         dead: BagOnce<Box<dyn FnOnce(ExitError) + Send>>,
+    }
+
+    impl Mortal {
+        /// Declares the worker dead as mediasoup does (its `on_dead`), then closes it.
+        fn kill(&self, status_code: i32) {
+            self.dead.call(|callback| callback(ExitError::Unknown { status_code }));
+        }
     }
 
     #[async_trait]
@@ -328,16 +365,21 @@ mod tests {
         }
     }
 
-    /// Starts real local workers and keeps them so the test can report one dead.
+    /// Starts real local workers and keeps them so the test can declare one dead; refuses to
+    /// start more once `refuse` is set.
     #[derive(Default)]
     struct MortalLauncher {
         local: LocalWorkers,
         started: Mutex<Vec<Arc<Mortal>>>,
+        refuse: AtomicBool,
     }
 
     #[async_trait]
     impl WorkerLauncher for MortalLauncher {
         async fn start(&self, template: &WorkerTemplate) -> std::io::Result<Arc<dyn WorkerBackend>> {
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("no more workers"));
+            }
             let real: Arc<dyn WorkerBackend> = Arc::new(self.local.start(template).await?);
             let mortal = Arc::new(Mortal { real, dead: BagOnce::default() });
             lock(&self.started).push(Arc::clone(&mortal));
@@ -345,8 +387,16 @@ mod tests {
         }
     }
 
-    fn manager(launcher: &Arc<MortalLauncher>) -> WorkerManager {
-        let options = HostOptions { policy: PolicyChoice::Spread, ..HostOptions::default() };
+    impl MortalLauncher {
+        /// The started worker whose real id is `id`.
+        fn worker(&self, id: WorkerId) -> Arc<Mortal> {
+            lock(&self.started).iter().find(|m| m.id() == id).cloned().expect("a started worker")
+        }
+    }
+
+    fn manager(launcher: &Arc<MortalLauncher>, max_workers: usize) -> WorkerManager {
+        let mut options = HostOptions { policy: PolicyChoice::Spread, ..HostOptions::default() };
+        options.pool.max_workers = max_workers;
         WorkerManager::with_launcher(options, Arc::clone(launcher) as Arc<dyn WorkerLauncher>)
     }
 
@@ -357,47 +407,159 @@ mod tests {
         settings
     }
 
-    /// A worker of a manager whose real workers can be declared dead, with its `on_dead` events.
-    async fn watched_worker(
-    ) -> (Arc<MortalLauncher>, WorkerManager, Worker, tokio::sync::mpsc::UnboundedReceiver<Result<(), ExitError>>) {
-        let launcher = Arc::new(MortalLauncher::default());
-        let manager = manager(&launcher);
-        let worker = manager.create_worker(quiet()).await.expect("worker");
+    /// A channel receiving `on_dead` results of `worker`.
+    fn dead_events(worker: &Worker) -> tokio::sync::mpsc::UnboundedReceiver<Result<(), ExitError>> {
         let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
         worker
             .on_dead(move |result| {
                 let _ = dead_tx.send(result);
             })
             .detach();
-        (launcher, manager, worker, dead_rx)
+        dead_rx
     }
 
+    /// Waits until everything handed to the deferred thread so far has run (events the host
+    /// delivers after a death).
+    async fn deferred_done() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        crate::internals::object::run_later(move || {
+            let _ = tx.send(());
+        });
+        tokio::time::timeout(LIMIT, rx).await.expect("deferred work ran").expect("sent");
+    }
+
+    /// A oneshot fired by a once-event registration.
+    fn once() -> (impl FnOnce() + Send + 'static, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            move || {
+                let _ = tx.send(());
+            },
+            rx,
+        )
+    }
+
+    /// A mediasoup-demo-style room over two real workers: one peer producing on each worker,
+    /// one peer consuming both on each worker. One real worker dies (as mediasoup reports a
+    /// SIGKILL): only its transports see `on_router_close`, consumers of its producer see
+    /// `on_producer_close`, `on_dead` never fires, the rest keeps working and new transports are
+    /// placed on a live worker.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn on_dead_fires_with_the_error_when_a_real_worker_dies() {
-        let (launcher, manager, worker, mut dead_rx) = watched_worker().await;
-        let (cell_tx, mut cell_rx) = tokio::sync::mpsc::unbounded_channel();
-        worker
-            .on_cell_closed(move |event| {
-                let _ = cell_tx.send((event.reason, event.exit));
-            })
-            .detach();
-        let victim = lock(&launcher.started).first().cloned().expect("a real worker started");
-        victim.dead.call(|callback| callback(ExitError::Unknown { status_code: 42 }));
-        let died = tokio::time::timeout(Duration::from_secs(5), dead_rx.recv()).await.expect("on_dead fired");
+    async fn one_dead_real_worker_is_a_partial_loss_not_on_dead() {
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher, 2);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let mut dead = dead_events(&worker);
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+        let mut transports = Vec::new();
+        for _ in 0..4 {
+            let mut options = PlainTransportOptions::new(loopback_listen_info());
+            options.comedia = true;
+            transports.push(router.create_plain_transport(options).await.expect("transport"));
+        }
+        let cells: Vec<_> = transports.iter().map(|t| t.cell()).collect();
+        assert_ne!(cells[0], cells[1], "spread puts the first two transports on both workers: {cells:?}");
+        let (victim_cell, alive_cell) = (cells[1], cells[0]);
+        let on = |cell| transports.iter().filter(move |t| t.cell() == cell).cloned().collect::<Vec<_>>();
+        let (alive, doomed) = (on(alive_cell), on(victim_cell));
+        let mut producers = Vec::new();
+        for (i, transport) in [&alive[0], &doomed[0]].into_iter().enumerate() {
+            let options = ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x100 + i as u32));
+            producers.push(transport.produce(options).await.expect("producer"));
+        }
+        let consume = |t: &PlainTransport, p: &Producer| {
+            let (t, id) = (t.clone(), p.id());
+            async move { t.consume(ConsumerOptions::new(id, receiver_capabilities())).await.expect("consume") }
+        };
+        let survivor_of_alive = consume(&alive[1], &producers[0]).await;
+        let orphan = consume(&alive[1], &producers[1]).await;
+        let _doomed_consumer = consume(&doomed[1], &producers[0]).await;
+
+        let (closed_router, mut doomed_router_close) = once();
+        doomed[1].on_router_close(Box::new(closed_router)).detach();
+        let (alive_router_close, mut alive_router_closed) = once();
+        alive[1].on_router_close(Box::new(alive_router_close)).detach();
+        let (producer_gone, orphan_told) = once();
+        orphan.on_producer_close(producer_gone).detach();
+        let victim = manager.host().cell(victim_cell).expect("victim cell").worker_id();
+        launcher.worker(victim).kill(9);
+
+        tokio::time::timeout(LIMIT, &mut doomed_router_close)
+            .await
+            .expect("in time")
+            .expect("the dead worker's transports see on_router_close");
+        tokio::time::timeout(LIMIT, orphan_told)
+            .await
+            .expect("in time")
+            .expect("consumers of its producer see on_producer_close");
+        deferred_done().await;
+        assert!(dead.try_recv().is_err(), "one real worker among others dying is not on_dead");
+        assert!(alive_router_closed.try_recv().is_err(), "transports on the live worker stay");
+        assert!(!worker.closed() && !router.closed());
+        assert!(!survivor_of_alive.closed(), "a consumer of a live producer on a live worker stays open");
+        assert!(survivor_of_alive.get_stats().await.is_ok(), "and answers");
+        let fresh = router
+            .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
+            .await
+            .expect("new transport");
+        assert_ne!(fresh.cell(), victim_cell, "new transports go to a live worker");
+        let _consumer = fresh
+            .consume(ConsumerOptions::new(producers[0].id(), receiver_capabilities()))
+            .await
+            .expect("consuming a live producer still works");
+    }
+
+    /// The last real worker dies and another starts in its place: still not on_dead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_real_worker_dying_is_replaced() {
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher, 2);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let mut dead = dead_events(&worker);
+        let first = manager.host().cells()[0].worker_id();
+        launcher.worker(first).kill(6);
+        deferred_done().await;
+        assert!(dead.try_recv().is_err(), "replaced, so the worker still serves");
+        let cells = manager.host().cells();
+        assert_eq!(cells.len(), 1, "a replacement started");
+        assert_ne!(cells[0].worker_id(), first);
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+        let _transport =
+            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("transport");
+    }
+
+    /// When no real worker can serve any more (the last died and none can start), `on_dead`
+    /// fires with the death's error and the worker closes, as mediasoup's does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_dead_fires_when_no_worker_can_replace_the_dead_one() {
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher, 1);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let mut dead = dead_events(&worker);
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+        let (worker_closed, router_told) = once();
+        router.on_worker_close(worker_closed).detach();
+        launcher.refuse.store(true, Ordering::SeqCst);
+        let only = manager.host().cells()[0].worker_id();
+        launcher.worker(only).kill(42);
+        let died = tokio::time::timeout(LIMIT, dead.recv()).await.expect("on_dead fired");
         assert!(
             matches!(died, Some(Err(ExitError::Unknown { status_code: 42 }))),
             "on_dead carries the worker's own error: {died:?}"
         );
-        let (reason, exit) = cell_rx.try_recv().expect("on_cell_closed fired too");
-        assert_eq!(reason, CloseReason::Died);
-        assert!(matches!(exit, Some(ExitError::Unknown { status_code: 42 })), "{exit:?}");
-        assert!(!worker.closed(), "the virtual worker keeps serving from other real workers");
-        let _again = manager.create_worker(quiet()).await.expect("the host starts a replacement");
+        assert!(worker.closed(), "a dead worker is closed");
+        tokio::time::timeout(LIMIT, router_told).await.expect("in time").expect("its routers see on_worker_close");
+        let events = manager.host().cells();
+        assert!(events.is_empty());
+        let _ = CloseReason::Died;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn closing_a_worker_fires_on_close_and_never_on_dead() {
-        let (_launcher, _manager, worker, mut dead_rx) = watched_worker().await;
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher, 2);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let mut dead_rx = dead_events(&worker);
         let (close_tx, mut close_rx) = tokio::sync::mpsc::unbounded_channel();
         worker
             .on_close(move || {

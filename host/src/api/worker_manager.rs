@@ -13,7 +13,7 @@ use event_listener_primitives::HandlerId;
 use mediasoup::worker::WorkerSettings;
 use std::io;
 use std::sync::Arc;
-use tracing::error;
+use tracing::{error, info};
 
 /// How long `create_worker` waits for the cluster's hosts to answer.
 const CLUSTER_READY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -116,13 +116,11 @@ impl WorkerManager {
         Self { inner: Arc::new(Inner { host, cluster, config_error, new_worker: EventBag::default() }) }
     }
 
-    /// How real workers for `settings` are made: the settings, with the configured port range
-    /// where the settings keep mediasoup's default one.
+    /// How real workers for `settings` are made: the settings, with the pool's port range (a
+    /// virtual worker's own range is applied to its transports' listen infos).
     fn template(options: &HostOptions, settings: &WorkerSettings) -> WorkerTemplate {
         let mut template = WorkerTemplate::from_settings(settings);
-        if settings.rtc_port_range == WorkerSettings::default().rtc_port_range {
-            template.rtc_ports = options.pool.rtc_min_port..=options.pool.rtc_max_port;
-        }
+        template.rtc_ports = options.pool.rtc_min_port..=options.pool.rtc_max_port;
         template
     }
 
@@ -144,9 +142,18 @@ impl WorkerManager {
             cluster.ready(CLUSTER_READY).await.map_err(io::Error::other)?;
         }
         let host = &self.inner.host;
+        if worker_settings.thread_initializer.is_some() && host.options().pool.max_workers > 1 {
+            info!(
+                "thread_initializer runs on every real worker serving this worker; pin real workers to \
+                 cores with [pool] pin_workers instead of pinning from the initializer"
+            );
+        }
         let set = host.settings_set(Self::template(host.options(), &worker_settings));
         host.ensure_min_workers(set).await.map_err(io::Error::other)?;
-        let worker = Worker::new(self.clone(), Arc::clone(host), set, worker_settings.app_data);
+        // A range of its own (not mediasoup's default) reaches its transports' listen infos.
+        let port_range = (worker_settings.rtc_port_range != WorkerSettings::default().rtc_port_range)
+            .then(|| worker_settings.rtc_port_range.clone());
+        let worker = Worker::new(self.clone(), Arc::clone(host), set, port_range, worker_settings.app_data);
         self.inner.new_worker.call_simple(&worker);
         Ok(worker)
     }

@@ -24,19 +24,24 @@ use std::fs;
 use std::sync::OnceLock;
 use tracing::{error, info};
 
-/// How real workers are started: mediasoup's `WorkerSettings` without the app data.
+/// How real workers are started: mediasoup's `WorkerSettings` without the app data, plus the
+/// core a worker is pinned to.
 #[derive(Clone)]
 pub struct WorkerTemplate {
     /// Log level of the C++ workers (their logs are forwarded to `tracing`).
     pub log_level: WorkerLogLevel,
     /// Log tags of the C++ workers.
     pub log_tags: Vec<WorkerLogTag>,
-    /// UDP/TCP port range the workers allocate from.
+    /// UDP/TCP port range the workers allocate from when a listen info names no port (the
+    /// pool's `rtc_min_port..=rtc_max_port`; a virtual worker's own range reaches its
+    /// transports through their listen infos instead).
     pub rtc_ports: std::ops::RangeInclusive<u16>,
     /// DTLS certificate and key (generated per worker when `None`).
     pub dtls_files: Option<WorkerDtlsFiles>,
-    /// Called on each worker thread before it starts (e.g. to pin it to a core).
+    /// The application's initializer, called on each worker thread before it starts.
     pub thread_initializer: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The core the worker thread is pinned to (`[pool] pin_workers`), after the initializer.
+    pub core: Option<usize>,
 }
 
 impl std::fmt::Debug for WorkerTemplate {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for WorkerTemplate {
             .field("log_tags", &self.log_tags)
             .field("rtc_ports", &self.rtc_ports)
             .field("dtls_files", &self.dtls_files.as_ref().map(|f| &f.certificate))
+            .field("core", &self.core)
             .finish()
     }
 }
@@ -65,11 +71,13 @@ impl WorkerTemplate {
             rtc_ports: settings.rtc_port_range.clone(),
             dtls_files: settings.dtls_files.clone(),
             thread_initializer: settings.thread_initializer.clone(),
+            core: None,
         }
     }
 
-    /// Whether workers made from `self` and `other` are interchangeable (same log settings, port
-    /// range, DTLS files and thread initializer).
+    /// Whether workers made from `self` and `other` are interchangeable: same log settings,
+    /// DTLS files and thread initializer (the port range is not part of it: a virtual worker's
+    /// range is applied to each of its transports, so workers are shared across ranges).
     pub fn same_as(&self, other: &Self) -> bool {
         let initializer = match (&self.thread_initializer, &other.thread_initializer) {
             (None, None) => true,
@@ -78,7 +86,6 @@ impl WorkerTemplate {
         };
         self.log_level == other.log_level
             && self.log_tags == other.log_tags
-            && self.rtc_ports == other.rtc_ports
             && self.dtls_files.as_ref().map(|f| (&f.certificate, &f.private_key))
                 == other.dtls_files.as_ref().map(|f| (&f.certificate, &f.private_key))
             && initializer
@@ -108,14 +115,23 @@ impl WorkerThread {
         let _ = self.tid.set(unsafe { libc::gettid() });
     }
 
-    /// A mediasoup `thread_initializer` that records the worker thread's id here, then runs
-    /// `then` (the application's own initializer, if any).
-    pub fn initializer(self: &Arc<Self>, then: Option<Arc<dyn Fn() + Send + Sync>>) -> Arc<dyn Fn() + Send + Sync> {
+    /// A mediasoup `thread_initializer` that records the worker thread's id here, runs `then`
+    /// (the application's own initializer, if any), then pins the thread to `core` (if any).
+    pub fn initializer(
+        self: &Arc<Self>,
+        then: Option<Arc<dyn Fn() + Send + Sync>>,
+        core: Option<usize>,
+    ) -> Arc<dyn Fn() + Send + Sync> {
         let thread = Arc::clone(self);
         Arc::new(move || {
             thread.record_current();
             if let Some(init) = &then {
                 init();
+            }
+            if let Some(core) = core {
+                if let Err(error) = pin_current_thread(core) {
+                    error!(core, %error, "cannot pin the worker thread");
+                }
             }
         })
     }
@@ -133,6 +149,36 @@ impl WorkerThread {
         let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
         Some(Duration::from_nanos(nanos))
     }
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_current_thread(core: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; an all-zero set is valid and CPU_ZERO/CPU_SET only write
+    // into it (CPU_SET ignores cores beyond the set's size).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(core, &mut set);
+    }
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let result = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The cores the calling thread may run on.
+pub fn current_thread_cores() -> std::io::Result<Vec<usize>> {
+    // SAFETY: as in pin_current_thread; sched_getaffinity writes into `set`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `set` was filled by sched_getaffinity.
+    Ok((0..libc::CPU_SETSIZE as usize).filter(|core| unsafe { libc::CPU_ISSET(*core, &set) }).collect())
 }
 
 /// Starts in-process workers.
@@ -167,7 +213,7 @@ impl LocalWorkers {
         settings.log_tags = template.log_tags.clone();
         settings.rtc_port_range = template.rtc_ports.clone();
         settings.dtls_files = template.dtls_files.clone();
-        settings.thread_initializer = Some(thread.initializer(template.thread_initializer.clone()));
+        settings.thread_initializer = Some(thread.initializer(template.thread_initializer.clone(), template.core));
         let worker = self.manager.create_worker(settings).await?;
         let id = worker.id();
         worker.on_close(move || info!(%id, "worker closed")).detach();

@@ -5,6 +5,7 @@
 use crate::backend::WorkerBackend;
 use crate::internals::load_model::CellCounts;
 use crate::internals::object::{lock, Lost, Member};
+use crate::internals::source::PipeSource;
 use crate::placement::{CellId, CellLoad};
 use mediasoup::router::RouterId;
 use mediasoup::worker::WorkerId;
@@ -112,6 +113,9 @@ pub struct Cell {
     reserved: Mutex<VecDeque<Instant>>,
     /// Consecutive CPU samples above the watermark.
     hot_samples: AtomicU32,
+    /// Ids of the producers and data producers living here (a worker refuses a second object
+    /// with an id it holds).
+    ids: Mutex<HashSet<PipeSource>>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -144,6 +148,19 @@ impl Drop for Ticket {
         }
         drop(labels);
         self.cell.touch();
+    }
+}
+
+/// An id living in a cell (see [`Cell::hold_id`]); dropping it forgets the id.
+#[derive(Debug)]
+pub(crate) struct IdHold {
+    cell: Arc<Cell>,
+    id: PipeSource,
+}
+
+impl Drop for IdHold {
+    fn drop(&mut self) {
+        lock(&self.cell.ids).remove(&self.id);
     }
 }
 
@@ -187,6 +204,7 @@ impl Cell {
             idle_since: Mutex::new(Some(Instant::now())),
             reserved: Mutex::default(),
             hot_samples: AtomicU32::new(0),
+            ids: Mutex::default(),
         }
     }
 
@@ -282,6 +300,18 @@ impl Cell {
         drop(map);
         self.touch();
         Ticket { cell: Arc::clone(self), router: Arc::clone(router), count, labels }
+    }
+
+    /// Records that a producer or data producer with id `id` lives here until the returned hold
+    /// is dropped.
+    pub(crate) fn hold_id(self: &Arc<Self>, id: PipeSource) -> IdHold {
+        lock(&self.ids).insert(id);
+        IdHold { cell: Arc::clone(self), id }
+    }
+
+    /// Whether a producer or data producer with id `id` lives here.
+    pub(crate) fn holds(&self, id: &PipeSource) -> bool {
+        lock(&self.ids).contains(id)
     }
 
     /// Records that a virtual router has (or no longer has) a real router here.

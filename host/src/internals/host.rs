@@ -10,7 +10,8 @@ use crate::backend::{RouterBackend, WorkerBackend};
 use crate::config::HostOptions;
 use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
 use crate::internals::load_model::{consumers_per_transport, CellCounts, LoadModel};
-use crate::internals::object::{lock, EventBag};
+use crate::internals::object::{lock, run_later, within, EventBag};
+use crate::internals::port_plan::PortClaims;
 use crate::placement::{
     BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy, PlacementRequest,
 };
@@ -121,18 +122,41 @@ struct Events {
     new_cell: EventBag<CellId>,
     cell_closed: EventBag<CellClosed>,
     rebalance: EventBag<RebalanceAdvice>,
+    set_lost: EventBag<(SettingsSet, ExitError)>,
 }
 
-/// The real router computing RTP capabilities for new virtual routers (no media flows through
-/// it); one at a time uses it, so concurrent callers with different codecs each get theirs.
+/// Computes RTP capabilities for virtual routers. mediasoup computes a router's capabilities
+/// in Rust (`Router::update_media_codecs` needs no worker round trip) but does not export the
+/// function, so the host keeps one empty real router for it, on a worker of its own started on
+/// the first `create_router` (not a cell: no media, never placed on, never released). Both
+/// paths (`create_router`, `update_media_codecs`) update and read it under one lock.
 #[derive(Default)]
 struct Calculator {
-    router: Mutex<Option<(CellId, Arc<dyn RouterBackend>)>>,
-    creating: tokio::sync::Mutex<()>,
+    router: Mutex<Option<Arc<dyn RouterBackend>>>,
+    /// Serialises starting the calculator's worker; holds it for the host's lifetime.
+    worker: tokio::sync::Mutex<Option<Arc<dyn WorkerBackend>>>,
+}
+
+impl Calculator {
+    /// The capabilities of a router with `media_codecs` (an error when the calculator was never
+    /// started, which `Host::rtp_capabilities` does first).
+    fn compute(
+        &self,
+        media_codecs: Vec<RtpCodecCapability>,
+    ) -> Result<RtpCapabilitiesFinalized, UpdateMediaCodecsError> {
+        let router = lock(&self.router);
+        let Some(router) = router.as_ref() else {
+            return Err(UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(RtpCapabilitiesError::CannotAllocate));
+        };
+        router.update_media_codecs(media_codecs)?;
+        Ok(router.rtp_capabilities())
+    }
 }
 
 /// The shared state behind every virtual worker and router of one `WorkerManager`.
 pub struct Host {
+    /// The host itself, for work handed to other threads.
+    me: Weak<Host>,
     options: HostOptions,
     launcher: Arc<dyn WorkerLauncher>,
     templates: Mutex<Vec<WorkerTemplate>>,
@@ -143,9 +167,12 @@ pub struct Host {
     spawn_lock: tokio::sync::Mutex<()>,
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
     calculator: Calculator,
+    server_ports: PortClaims,
     auth: RwLock<Option<Arc<AuthGate>>>,
     events: Events,
     cpu_warned: AtomicBool,
+    /// The cores this process may run on (workers are pinned to them with `pin_workers`).
+    cores: Vec<usize>,
 }
 
 impl std::fmt::Debug for Host {
@@ -154,9 +181,15 @@ impl std::fmt::Debug for Host {
     }
 }
 
-/// The lowest slot not used by `cells`.
-fn free_slot(cells: &[Arc<Cell>]) -> usize {
-    (0..).find(|slot| cells.iter().all(|c| c.slot() != *slot)).unwrap_or(cells.len())
+/// The lowest slot not used by the cells of the same machine: this process's own cells, or the
+/// cells of one remote node (slots choose WebRTC server ports, which are per machine).
+fn free_slot(cells: &[Arc<Cell>], origin: Origin, node: &str) -> usize {
+    let same_machine = |c: &&Arc<Cell>| match origin {
+        Origin::Remote => c.origin() == Origin::Remote && c.node() == node,
+        _ => c.origin() != Origin::Remote,
+    };
+    let taken: Vec<usize> = cells.iter().filter(same_machine).map(|c| c.slot()).collect();
+    (0..).find(|slot| !taken.contains(slot)).unwrap_or(taken.len())
 }
 
 impl Host {
@@ -169,7 +202,8 @@ impl Host {
         template: WorkerTemplate,
     ) -> Arc<Self> {
         let fallback = BinPack { watermark: options.pool.cpu_watermark };
-        let host = Arc::new(Self {
+        let host = Arc::new_cyclic(|me| Self {
+            me: Weak::clone(me),
             launcher,
             templates: Mutex::new(vec![template]),
             cells: RwLock::default(),
@@ -179,9 +213,11 @@ impl Host {
             spawn_lock: tokio::sync::Mutex::new(()),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
+            server_ports: PortClaims::default(),
             auth: RwLock::default(),
             events: Events::default(),
             cpu_warned: AtomicBool::new(false),
+            cores: crate::backend::local::current_thread_cores().unwrap_or_default(),
             options,
         });
         spawn_sampler(Arc::downgrade(&host));
@@ -191,6 +227,11 @@ impl Host {
     /// The options the host runs with.
     pub fn options(&self) -> &HostOptions {
         &self.options
+    }
+
+    /// The port plans of the live WebRTC servers.
+    pub(crate) fn server_ports(&self) -> &PortClaims {
+        &self.server_ports
     }
 
     /// The placement engine.
@@ -257,10 +298,15 @@ impl Host {
         if self.local_cells() >= self.options.pool.max_workers {
             return Ok(None);
         }
-        let template = lock(&self.templates).get(set.0).cloned().unwrap_or_default();
-        let worker = self.launcher.start(&template).await?;
         let location = Location { node: self.options.node.clone(), region: self.options.region.clone() };
-        Ok(Some(self.admit(worker, set, origin, location)))
+        let slot = free_slot(&self.cells(), origin, &location.node);
+        let mut template = lock(&self.templates).get(set.0).cloned().unwrap_or_default();
+        template.rtc_ports = self.options.pool.rtc_min_port..=self.options.pool.rtc_max_port;
+        if self.options.pool.pin_workers {
+            template.core = self.cores.get(slot % self.cores.len().max(1)).copied();
+        }
+        let worker = self.launcher.start(&template).await?;
+        Ok(Some(self.admit(worker, set, origin, location, slot)))
     }
 
     /// This process's own open cells.
@@ -275,7 +321,8 @@ impl Host {
         node: String,
         region: String,
     ) -> Arc<Cell> {
-        self.admit(worker, SettingsSet::default(), Origin::Remote, Location { node, region })
+        let slot = free_slot(&self.cells(), Origin::Remote, &node);
+        self.admit(worker, SettingsSet::default(), Origin::Remote, Location { node, region }, slot)
     }
 
     /// Whether an auth plugin is installed.
@@ -290,9 +337,9 @@ impl Host {
         set: SettingsSet,
         origin: Origin,
         location: Location,
+        slot: usize,
     ) -> Arc<Cell> {
         let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
-        let slot = free_slot(&self.cells());
         let cell = Arc::new(Cell::new(id, slot, set, origin, location, Arc::clone(&worker)));
         cell.sample_cpu();
         let weak = Arc::downgrade(self);
@@ -319,56 +366,46 @@ impl Host {
         Ok(())
     }
 
-    /// RTP capabilities of a router with `media_codecs`, as mediasoup computes them (the
-    /// computation is private to mediasoup, so it runs on a real router kept for that purpose,
-    /// re-created in another cell when its cell closes).
+    /// RTP capabilities of a router with `media_codecs`, as mediasoup computes them (on the
+    /// calculator's router, started here the first time).
     pub(crate) async fn rtp_capabilities(
-        self: &Arc<Self>,
-        set: SettingsSet,
+        &self,
         media_codecs: Vec<RtpCodecCapability>,
     ) -> Result<RtpCapabilitiesFinalized, CreateRouterError> {
         let request = |e: RequestError| CreateRouterError::Request(e);
         if lock(&self.calculator.router).is_none() {
-            let _serial = self.calculator.creating.lock().await;
+            let mut worker = self.calculator.worker.lock().await;
             if lock(&self.calculator.router).is_none() {
-                let cell = match self.cells().into_iter().find(|c| c.serves(set)) {
-                    Some(cell) => cell,
-                    None => self
-                        .spawn_in(set, Origin::Pool)
-                        .await
-                        .map_err(|e| request(RequestError::Response { reason: e.to_string() }))?
-                        .ok_or(request(RequestError::ChannelClosed))?,
+                let started = match worker.as_ref() {
+                    Some(started) => Arc::clone(started),
+                    None => {
+                        let template = WorkerTemplate { log_tags: Vec::new(), ..WorkerTemplate::default() };
+                        let started = self
+                            .launcher
+                            .start(&template)
+                            .await
+                            .map_err(|e| request(RequestError::Response { reason: e.to_string() }))?;
+                        worker.insert(started).clone()
+                    }
                 };
-                let worker = cell.worker().ok_or(request(RequestError::ChannelClosed))?;
-                let router = worker.create_router(RouterOptions::new(Vec::new())).await.map_err(request)?;
-                lock(&self.calculator.router).get_or_insert((cell.id(), router));
+                let router = started.create_router(RouterOptions::new(Vec::new())).await.map_err(request)?;
+                lock(&self.calculator.router).get_or_insert(router);
             }
         }
-        let router = lock(&self.calculator.router).as_ref().map(|(_, r)| Arc::clone(r));
-        let Some(router) = router else {
-            return Err(CreateRouterError::FailedRtpCapabilitiesGeneration(RtpCapabilitiesError::CannotAllocate));
-        };
-        let _serial = self.calculator.creating.lock().await;
-        router.capabilities_for(media_codecs).await.map_err(|e| match e {
+        self.calculator.compute(media_codecs).map_err(|e| match e {
             UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(e) => {
                 CreateRouterError::FailedRtpCapabilitiesGeneration(e)
             }
         })
     }
 
-    /// As [`Host::rtp_capabilities`], synchronously: fails when the calculator is gone (its cell
-    /// closed and no router was created since).
+    /// As [`Host::rtp_capabilities`], synchronously (the calculator exists once a router was
+    /// created, which every caller's router was).
     pub(crate) fn rtp_capabilities_for(
         &self,
         media_codecs: Vec<RtpCodecCapability>,
     ) -> Result<RtpCapabilitiesFinalized, UpdateMediaCodecsError> {
-        // The lock is held across update and read: the calculator is shared.
-        let calculator = lock(&self.calculator.router);
-        let Some((_, router)) = calculator.as_ref() else {
-            return Err(UpdateMediaCodecsError::FailedRtpCapabilitiesGeneration(RtpCapabilitiesError::CannotAllocate));
-        };
-        router.update_media_codecs(media_codecs)?;
-        Ok(router.rtp_capabilities())
+        self.calculator.compute(media_codecs)
     }
 
     /// Finds a cell of `set` for `request`, starting a worker when placement says so; never
@@ -377,7 +414,7 @@ impl Host {
         self: &Arc<Self>,
         mut request: PlacementRequest,
         set: SettingsSet,
-        avoid: Option<CellId>,
+        avoid: &[CellId],
     ) -> Result<Arc<Cell>, PlaceError> {
         let max = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
         // A cell may vanish or the pool may fill between deciding and acting: decide again.
@@ -386,7 +423,7 @@ impl Host {
             // Cells of other sets count against the maximum but are not candidates.
             let others = all
                 .iter()
-                .filter(|c| c.origin() != Origin::Remote && (!c.serves(set) || Some(c.id()) == avoid))
+                .filter(|c| c.origin() != Origin::Remote && (!c.serves(set) || avoid.contains(&c.id())))
                 .count();
             // Policies read the predicted CPU share (measured, or what the model expects of
             // what is placed and reserved here, whichever is more).
@@ -395,12 +432,12 @@ impl Host {
             let candidates: Vec<CellLoad> = open
                 .iter()
                 .zip(predicted)
-                .filter(|(c, _)| Some(c.id()) != avoid)
+                .filter(|(c, _)| !avoid.contains(&c.id()))
                 .map(|(c, predicted)| CellLoad { predicted, ..c.load() })
                 .collect();
             request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
             if candidates.is_empty() && request.max_cells == 0 {
-                if let Some(cell) = avoid.and_then(|id| self.cell(id)) {
+                if let Some(cell) = avoid.iter().find_map(|id| self.cell(*id)) {
                     return Ok(cell);
                 }
             }
@@ -436,12 +473,6 @@ impl Host {
             cells.remove(at)
         };
         let present = cell.routers_present();
-        {
-            let mut calculator = lock(&self.calculator.router);
-            if calculator.as_ref().is_some_and(|(cell, _)| *cell == id) {
-                calculator.take();
-            }
-        }
         let lost = cell.close()?;
         let event = CellClosed {
             cell: id,
@@ -462,7 +493,31 @@ impl Host {
             router.cell_closed(&event, present.contains(&router.id()));
         }
         self.events.cell_closed.call_simple(&event);
+        if reason == CloseReason::Died && cell.origin() != Origin::Remote {
+            self.replace_dead(cell.settings_set(), exit.unwrap_or(ExitError::Unexpected));
+        }
         Some(event)
+    }
+
+    /// After a worker of `set` died: when the set has no worker left, starts one (off the dying
+    /// worker's thread); when that fails too, the set can no longer serve and its virtual
+    /// workers are told (`Worker::on_dead`).
+    fn replace_dead(&self, set: SettingsSet, exit: ExitError) {
+        if self.cells().iter().any(|c| c.serves(set) && c.origin() != Origin::Remote && !c.is_closed()) {
+            return;
+        }
+        let Some(host) = self.me.upgrade() else { return };
+        run_later(move || {
+            let started = futures_lite::future::block_on(host.spawn_in(set, Origin::Pool));
+            let serving = host.cells().iter().any(|c| c.serves(set) && !c.is_closed());
+            if !serving {
+                match &started {
+                    Err(error) => warn!(set = set.0, %error, "no worker can replace the dead one"),
+                    Ok(_) => warn!(set = set.0, "the pool has no room to replace the dead worker"),
+                }
+                host.events.set_lost.call_simple(&(set, exit));
+            }
+        });
     }
 
     /// Closes every cell and waits (at most `deadline`) for their workers to be closed; returns
@@ -484,10 +539,11 @@ impl Host {
             }
             self.close_cell(cell.id(), CloseReason::Retired);
         }
-        let end = tokio::time::Instant::now() + deadline;
+        let end = std::time::Instant::now() + deadline;
         let mut late = 0;
         for closed in closing {
-            if tokio::time::timeout_at(end, closed).await.is_err() {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if within(left, closed).await.is_none() {
                 late += 1;
             }
         }
@@ -632,6 +688,15 @@ impl Host {
             info!(from = %advice.from, to = %advice.to, cpu, transports = advice.transports.len(), "rebalance advice");
             self.events.rebalance.call_simple(&advice);
         }
+    }
+
+    /// Called when the workers of a settings set died and none could be started again: the
+    /// virtual workers of that set can no longer serve.
+    pub(crate) fn on_set_lost<F: Fn(&(SettingsSet, ExitError)) + Send + Sync + 'static>(
+        &self,
+        callback: F,
+    ) -> HandlerId {
+        self.events.set_lost.add(Arc::new(callback))
     }
 
     /// Called when a cell is closed (idle, retired or its worker died), with what was lost.

@@ -9,6 +9,7 @@
 //! - `real_routers`: the per-cell real routers of a virtual router;
 //! - `registry`: where each producer lives, and what closes with a router;
 //! - `pipes`: producers made available in other cells, from backend primitives;
+//! - [`port_plan`]: where each virtual WebRTC server listens in each worker slot;
 //! - `dump`: merging real routers' dumps;
 //! - `object`, `lifecycle`: slots, close events, members of cells.
 
@@ -18,6 +19,9 @@ pub mod host;
 pub(crate) mod lifecycle;
 pub mod load_model;
 pub(crate) mod object;
+pub(crate) mod pause;
 pub(crate) mod pipes;
+pub mod port_plan;
 pub(crate) mod real_routers;
 pub(crate) mod registry;
+pub mod source;

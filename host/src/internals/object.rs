@@ -96,35 +96,55 @@ pub(crate) trait Member: Send + Sync {
     }
 }
 
-/// Drops `value` on the host's dropper thread instead of the calling one.
-///
-/// mediasoup calls event handlers on a worker's channel thread while holding that channel's
-/// handler lock; dropping the last handle of a real object of the same worker there (which
-/// unregisters its handlers, taking that lock) deadlocks the worker, and dropping one of another
-/// worker can deadlock two workers against each other. Teardown that event handlers trigger (a
-/// pipe going with its source) hands its real objects to this thread. Falls back to dropping
-/// inline if the thread cannot be started.
-pub(crate) fn drop_later<T: Send + 'static>(value: T) {
-    type Garbage = Box<dyn Send>;
-    static DROPPER: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<Garbage>>>> = std::sync::OnceLock::new();
-    let sender = DROPPER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
+/// Work handed to the host's deferred thread.
+type Deferred = Box<dyn FnOnce() + Send>;
+
+/// Runs `work` on the host's deferred thread ("mafalda-deferred"), after everything handed to
+/// it before: event deliveries mediasoup makes asynchronously (a consumer's `on_producer_close`
+/// after the application dropped its producer) and teardown that must not run on the calling
+/// thread (see [`drop_later`]). Falls back to running inline if the thread cannot be started.
+pub(crate) fn run_later(work: impl FnOnce() + Send + 'static) {
+    static DEFERRED: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<Deferred>>>> = std::sync::OnceLock::new();
+    let sender = DEFERRED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Deferred>();
         std::thread::Builder::new()
-            .name("mafalda-dropper".into())
+            .name("mafalda-deferred".into())
             .spawn(move || {
-                for garbage in rx {
-                    drop(garbage);
+                for work in rx {
+                    work();
                 }
             })
             .ok()
             .map(|_| Mutex::new(tx))
     });
+    let work: Deferred = Box::new(work);
     match sender {
         Some(sender) => {
-            if let Err(returned) = lock(sender).send(Box::new(value)) {
-                drop(returned);
+            if let Err(returned) = lock(sender).send(work) {
+                (returned.0)();
             }
         }
-        None => drop(value),
+        None => work(),
     }
+}
+
+/// Drops `value` on the host's deferred thread instead of the calling one.
+///
+/// mediasoup calls event handlers on a worker's channel thread while holding that channel's
+/// handler lock; dropping the last handle of a real object of the same worker there (which
+/// unregisters its handlers, taking that lock) deadlocks the worker, and dropping one of another
+/// worker can deadlock two workers against each other. Teardown that event handlers trigger (a
+/// pipe going with its source) hands its real objects to this thread.
+pub(crate) fn drop_later<T: Send + 'static>(value: T) {
+    run_later(move || drop(value));
+}
+
+/// `future`'s output, or `None` once `limit` passed first: a bounded wait on any executor (the
+/// timer runs on futures-timer's own thread, not on a runtime of the application's).
+pub(crate) async fn within<T>(limit: std::time::Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let timeout = async {
+        futures_timer::Delay::new(limit).await;
+        None
+    };
+    futures_lite::future::or(async { Some(future.await) }, timeout).await
 }

@@ -1,44 +1,46 @@
 //! Pipes: a producer (or data producer) made available in another cell, built from the
 //! backend's primitives as mediasoup's `pipe_producer_to_router` does — a connected pair of pipe
 //! transports (a [`Link`], shared by every pipe between the same two real routers), a pipe
-//! consumer at the source, a pipe producer with the same id at the target, pause/resume and
-//! close forwarded. Because only primitives are used, pipes work between any two cells, local
-//! or remote.
+//! consumer at the source, a pipe producer with a *fresh* id at the target (the source's id may
+//! be held there by another router's object; the virtual router translates it back), and the
+//! pipe producer following its source's pause and resume ([`crate::internals::pause`]).
+//! Because only primitives are used, pipes work between any two cells, local or remote.
 //!
 //! Inside one virtual router, pipes are ref-counted per (source, target cell): created once even
 //! under concurrent demand, shared by every user there (consumers, observers), torn down when
-//! the last user lets go or either cell closes.
+//! the last user lets go or either cell closes. A data pipe is usable once its link's SCTP
+//! association is up: creating one waits for that, so a message sent right after
+//! `consume_data` returns is not lost.
+//!
+//! The pair of pipe transports (`create_pair`, [`LinkOptions`], [`remote_of`]) is also what
+//! `pipe_producer_to_router` between virtual routers is built on (`api::router_pipes`).
 
 use crate::backend::{
-    Callback, ConsumerBackend, DataConsumerBackend, DataProducerBackend, PipeTransportBackend, ProducerBackend,
+    ConsumerBackend, DataConsumerBackend, DataProducerBackend, DirectTransportBackend, PipeTransportBackend,
+    ProducerBackend, RouterBackend,
 };
 use crate::internals::cell::{Cell, Ticket};
 use crate::internals::dump::Internal;
-use crate::internals::object::{drop_later, lock, Lost, Member};
+use crate::internals::object::{drop_later, lock, within, Lost, Member};
+use crate::internals::pause::{Followers, PausableEnd};
 use crate::internals::real_routers::RouterUse;
 use crate::placement::CellId;
 use async_trait::async_trait;
 use mediasoup::data_consumer::DataConsumerOptions;
+use mediasoup::direct_transport::DirectTransportOptions;
 use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
 use mediasoup::prelude::{
     ConsumerOptions, DataProducerId, DataProducerOptions, ListenInfo, ProducerId, ProducerOptions, RtpCapabilities,
-    TransportId,
+    TransportId, WebRtcMessage,
 };
+use mediasoup::types::data_structures::SctpState;
 use mediasoup::worker::RequestError;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
-use tokio::sync::mpsc;
 
-/// What is piped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PipeSource {
-    /// A media producer.
-    Producer(ProducerId),
-    /// A data producer.
-    DataProducer(DataProducerId),
-}
+pub use crate::internals::source::PipeSource;
 
 /// How the pipe transports of a link are made.
 #[derive(Debug, Clone)]
@@ -69,7 +71,8 @@ pub(crate) struct SctpSettings {
 }
 
 impl LinkOptions {
-    fn transport_options(&self) -> PipeTransportOptions {
+    /// mediasoup's options for both pipe transports of a pair.
+    pub(crate) fn transport_options(&self) -> PipeTransportOptions {
         let mut options = PipeTransportOptions::new(self.listen_info.clone());
         options.enable_sctp = self.enable_sctp;
         options.enable_rtx = self.enable_rtx;
@@ -127,7 +130,8 @@ impl Link {
     }
 }
 
-fn remote_of(transport: &Arc<dyn PipeTransportBackend>) -> Result<PipeTransportRemoteParameters, RequestError> {
+/// What the other end of a pair is told about `transport` (its address, its SRTP key).
+pub(crate) fn remote_of(transport: &dyn PipeTransportBackend) -> Result<PipeTransportRemoteParameters, RequestError> {
     let tuple = transport.tuple();
     let ip: IpAddr = tuple.local_address().parse().map_err(|_| RequestError::Response {
         reason: format!("pipe transport address {} is not an IP", tuple.local_address()),
@@ -135,13 +139,60 @@ fn remote_of(transport: &Arc<dyn PipeTransportBackend>) -> Result<PipeTransportR
     Ok(PipeTransportRemoteParameters { ip, port: tuple.local_port(), srtp_parameters: transport.srtp_parameters() })
 }
 
+/// Creates a pipe transport in each of two real routers with `options` and connects them to each
+/// other: the pair mediasoup's `pipe_producer_to_router` makes.
+pub(crate) async fn create_pair(
+    from: &Arc<dyn RouterBackend>,
+    to: &Arc<dyn RouterBackend>,
+    options: PipeTransportOptions,
+) -> Result<(Arc<dyn PipeTransportBackend>, Arc<dyn PipeTransportBackend>), RequestError> {
+    let local = from.create_pipe_transport(options.clone()).await?;
+    let remote = to.create_pipe_transport(options).await?;
+    local.connect(remote_of(remote.as_ref())?).await?;
+    remote.connect(remote_of(local.as_ref())?).await?;
+    Ok((local, remote))
+}
+
 /// Creates and connects a link between the real routers `from` and `to`.
 pub(crate) async fn connect_link(from: RouterUse, to: RouterUse, options: &LinkOptions) -> Result<Link, RequestError> {
-    let local = from.real().create_pipe_transport(options.transport_options()).await?;
-    let remote = to.real().create_pipe_transport(options.transport_options()).await?;
-    local.connect(remote_of(&remote)?).await?;
-    remote.connect(remote_of(&local)?).await?;
+    let (local, remote) = create_pair(from.real(), to.real(), options.transport_options()).await?;
     Ok(Link { local, remote, uses: (from, to) })
+}
+
+/// How long a data pipe waits for its link's SCTP association.
+pub const SCTP_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits (at most [`SCTP_READY_LIMIT`]) until both ends of `link` report SCTP connected.
+async fn sctp_ready(link: &Link) -> Result<(), RequestError> {
+    let (tx, rx) = tokio::sync::watch::channel(());
+    let handlers: Vec<_> = [&link.local, &link.remote]
+        .into_iter()
+        .map(|end| {
+            let tx = tx.clone();
+            end.on_sctp_state_change(Arc::new(move |_| {
+                let _ = tx.send(());
+            }))
+        })
+        .collect();
+    let connected = || [&link.local, &link.remote].iter().all(|e| e.sctp_state() == Some(SctpState::Connected));
+    let mut changes = rx;
+    let wait = async {
+        while !connected() {
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+        connected()
+    };
+    let ready = within(SCTP_READY_LIMIT, wait).await.unwrap_or(false);
+    drop(handlers);
+    if ready {
+        Ok(())
+    } else {
+        Err(RequestError::Response {
+            reason: format!("the pipe's SCTP association did not come up within {SCTP_READY_LIMIT:?}"),
+        })
+    }
 }
 
 /// Links by (source cell, target cell), shared while used; one creation at a time.
@@ -183,64 +234,36 @@ impl LinkCache {
     }
 }
 
-/// Applies a pipe consumer's pause/resume to its pipe producer, in order, on the runtime that
-/// made the pipe (events arrive on worker threads).
-pub(crate) fn forward_pause<F>(apply: F) -> Option<mpsc::UnboundedSender<bool>>
-where
-    F: Fn(bool) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
-{
-    let runtime = tokio::runtime::Handle::try_current().ok()?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
-    runtime.spawn(async move {
-        while let Some(paused) = rx.recv().await {
-            apply(paused).await;
+/// A pipe's receiving half as a follower of its source's pause state (held weakly: the pipe
+/// owns it).
+enum Follower {
+    Media(Weak<dyn ProducerBackend>),
+    Data(Weak<dyn DataProducerBackend>),
+}
+
+#[async_trait]
+impl PausableEnd for Follower {
+    fn paused_state(&self) -> Option<bool> {
+        match self {
+            Self::Media(end) => end.upgrade().map(|e| e.paused()),
+            Self::Data(end) => end.upgrade().map(|e| e.paused()),
         }
-    });
-    Some(tx)
-}
-
-/// The receiving half of a pipe, as far as pause forwarding is concerned.
-#[async_trait]
-trait PausableEnd: Send + Sync {
-    /// Pauses or resumes it (errors ignored: it may be closing).
-    async fn set_paused(&self, paused: bool);
-}
-
-#[async_trait]
-impl PausableEnd for dyn ProducerBackend {
-    async fn set_paused(&self, paused: bool) {
-        let _ = if paused { self.pause().await } else { self.resume().await };
     }
-}
 
-#[async_trait]
-impl PausableEnd for dyn DataProducerBackend {
     async fn set_paused(&self, paused: bool) {
-        let _ = if paused { self.pause().await } else { self.resume().await };
-    }
-}
-
-/// The pause and resume handlers to register on a pipe's sending half so that `target`, its
-/// receiving half, follows its source (`None` outside a runtime).
-fn pause_handlers<T: ?Sized + PausableEnd + 'static>(target: &Arc<T>) -> Option<(Callback, Callback)> {
-    let weak = Arc::downgrade(target);
-    let pauses = forward_pause(move |paused| {
-        let weak = weak.clone();
-        Box::pin(async move {
-            if let Some(target) = weak.upgrade() {
-                target.set_paused(paused).await;
+        match self {
+            Self::Media(end) => {
+                if let Some(end) = end.upgrade() {
+                    let _ = if paused { end.pause().await } else { end.resume().await };
+                }
             }
-        })
-    })?;
-    let resumes = pauses.clone();
-    Some((
-        Arc::new(move || {
-            let _ = pauses.send(true);
-        }),
-        Arc::new(move || {
-            let _ = resumes.send(false);
-        }),
-    ))
+            Self::Data(end) => {
+                if let Some(end) = end.upgrade() {
+                    let _ = if paused { end.pause().await } else { end.resume().await };
+                }
+            }
+        }
+    }
 }
 
 /// The real objects making one pipe.
@@ -260,6 +283,15 @@ pub(crate) enum PipeEnds {
         /// Receiving half.
         producer: Arc<dyn DataProducerBackend>,
     },
+    /// A copy of a *direct* data producer in the target cell, on a direct transport of its
+    /// own: the application's sends reach every copy, subchannels and all (SCTP carries no
+    /// subchannels, so a pipe would lose them), with nothing to wait for.
+    Replica {
+        /// The internal direct transport holding the copy.
+        transport: Arc<dyn DirectTransportBackend>,
+        /// The copy.
+        producer: Arc<dyn DataProducerBackend>,
+    },
 }
 
 impl PipeEnds {
@@ -275,10 +307,6 @@ impl PipeEnds {
         options.paused = consumer.producer_paused();
         let producer =
             link.remote.produce(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
-        if let Some((paused, resumed)) = pause_handlers(&producer) {
-            consumer.on_producer_pause(paused).detach();
-            consumer.on_producer_resume(resumed).detach();
-        }
         Ok(Self::Media { consumer, producer })
     }
 
@@ -298,18 +326,47 @@ impl PipeEnds {
         options.paused = consumer.producer_paused();
         let producer =
             link.remote.produce_data(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
-        if let Some((paused, resumed)) = pause_handlers(&producer) {
-            consumer.on_data_producer_pause(paused).detach();
-            consumer.on_data_producer_resume(resumed).detach();
-        }
+        sctp_ready(link).await?;
         Ok(Self::Data { consumer, producer })
     }
 
-    /// Called once when the sending half closes (its source closed).
+    /// The receiving half, as a follower of the source's pause state.
+    pub(crate) fn follower(&self) -> Arc<dyn PausableEnd> {
+        match self {
+            Self::Media { producer, .. } => Arc::new(Follower::Media(Arc::downgrade(producer))),
+            Self::Data { producer, .. } | Self::Replica { producer, .. } => {
+                Arc::new(Follower::Data(Arc::downgrade(producer)))
+            }
+        }
+    }
+
+    /// Copies direct data producer `source` (its label, protocol and pause state) into the
+    /// router `to` (the copy gets a fresh id).
+    pub(crate) async fn replica(to: &RouterUse, source: &dyn DataProducerBackend) -> Result<Self, RequestError> {
+        let transport = to.real().create_direct_transport(DirectTransportOptions::default()).await?;
+        let mut options = DataProducerOptions::new_direct();
+        options.label = source.label();
+        options.protocol = source.protocol();
+        options.paused = source.paused();
+        let producer =
+            transport.produce_data(options).await.map_err(|e| RequestError::Response { reason: e.to_string() })?;
+        Ok(Self::Replica { transport, producer })
+    }
+
+    /// Lets `replicas` reach the copy, if this is one.
+    pub(crate) fn register_copy(&self, replicas: &Replicas) {
+        if let Self::Replica { producer, .. } = self {
+            replicas.add(producer);
+        }
+    }
+
+    /// Called once when the sending half closes (its source closed; a replica has none: it
+    /// goes when the registry is told its source closed).
     pub(crate) fn on_source_gone(&self, callback: Box<dyn FnOnce() + Send>) {
         match self {
             Self::Media { consumer, .. } => consumer.on_close(callback).detach(),
             Self::Data { consumer, .. } => consumer.on_close(callback).detach(),
+            Self::Replica { .. } => {}
         }
     }
 
@@ -317,7 +374,7 @@ impl PipeEnds {
     pub(crate) fn on_target_gone(&self, callback: Box<dyn FnOnce() + Send>) {
         match self {
             Self::Media { producer, .. } => producer.on_close(callback).detach(),
-            Self::Data { producer, .. } => producer.on_close(callback).detach(),
+            Self::Data { producer, .. } | Self::Replica { producer, .. } => producer.on_close(callback).detach(),
         }
     }
 
@@ -325,7 +382,7 @@ impl PipeEnds {
     pub(crate) fn real_source(&self) -> PipeSource {
         match self {
             Self::Media { producer, .. } => PipeSource::Producer(producer.id()),
-            Self::Data { producer, .. } => PipeSource::DataProducer(producer.id()),
+            Self::Data { producer, .. } | Self::Replica { producer, .. } => PipeSource::DataProducer(producer.id()),
         }
     }
 
@@ -340,18 +397,79 @@ impl PipeEnds {
                 internal.data_consumers.insert(consumer.id());
                 internal.data_producers.insert(producer.id(), source);
             }
+            (Self::Replica { transport, producer }, PipeSource::DataProducer(source)) => {
+                internal.transports.insert(transport.id());
+                internal.data_producers.insert(producer.id(), source);
+            }
             _ => {}
         }
     }
 }
 
+/// What a pipe needs of the virtual object it pipes (a producer or data producer).
+pub(crate) trait PipedObject: Send + Sync {
+    /// The pipe ends following its pause state.
+    fn followers(&self) -> &Followers;
+    /// Whether it is paused now.
+    fn is_paused(&self) -> bool;
+    /// For a direct data producer: its real object (copied into other cells instead of piped)
+    /// and the list its sends reach.
+    fn replicated(&self) -> Option<(Arc<dyn DataProducerBackend>, &Replicas)> {
+        None
+    }
+}
+
+/// The copies of a direct data producer in other cells: every send reaches each of them.
+#[derive(Default)]
+pub(crate) struct Replicas {
+    copies: Mutex<Vec<Weak<dyn DataProducerBackend>>>,
+}
+
+impl Replicas {
+    /// Adds a copy (held weakly: its pipe owns it).
+    fn add(&self, copy: &Arc<dyn DataProducerBackend>) {
+        let mut copies = lock(&self.copies);
+        copies.retain(|c| c.strong_count() > 0);
+        copies.push(Arc::downgrade(copy));
+    }
+
+    /// Sends one message to every copy (as the application sent it to the original).
+    pub(crate) fn send(
+        &self,
+        message: &WebRtcMessage<'_>,
+        subchannels: &Option<Vec<u16>>,
+        required_subchannel: Option<u16>,
+        ignored_subchannel: Option<u16>,
+    ) {
+        let copies: Vec<Arc<dyn DataProducerBackend>> = lock(&self.copies).iter().filter_map(Weak::upgrade).collect();
+        for copy in copies {
+            let _ = copy.send(message.clone(), subchannels.clone(), required_subchannel, ignored_subchannel);
+        }
+    }
+}
+
+/// The source of a pipe, as the virtual router knows it.
+pub(crate) struct PipeFrom<'a> {
+    /// The id the application knows (the router's registry key).
+    pub(crate) known: PipeSource,
+    /// Its id in its home cell.
+    pub(crate) real: PipeSource,
+    /// The cell it lives in.
+    pub(crate) home: &'a Arc<Cell>,
+    /// The virtual object, whose pause state the pipe follows.
+    pub(crate) object: &'a dyn PipedObject,
+}
+
 /// Everything a live pipe holds open.
-#[derive(Debug)]
 pub(crate) struct PipeParts {
     /// The real ends.
     pub(crate) ends: PipeEnds,
-    /// The link they use.
-    pub(crate) link: Arc<Link>,
+    /// The link they use (none for a replica).
+    pub(crate) link: Option<Arc<Link>>,
+    /// The source and target cells.
+    pub(crate) cells: [Arc<Cell>; 2],
+    /// The target's real router, kept open (a replica's; a link keeps its own).
+    pub(crate) _target_router: Option<RouterUse>,
     /// What counts the pipe in its target cell; released the moment the pipe closes (its real
     /// ends go later, on the dropper thread) or its receiving half goes.
     pub(crate) counted: Arc<Mutex<Option<Ticket>>>,
@@ -368,6 +486,12 @@ pub(crate) struct Pipe {
     real: PipeSource,
     parts: Mutex<Option<PipeParts>>,
     registry: Weak<Shared>,
+}
+
+impl std::fmt::Debug for PipeParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeParts").field("ends", &self.ends).field("link", &self.link).finish()
+    }
 }
 
 impl Pipe {
@@ -490,7 +614,7 @@ impl PipeRegistry {
             .pipe
             .get_or_try_init(|| async move {
                 let parts = create().await?;
-                let cells = [Arc::clone(parts.link.source_cell()), Arc::clone(parts.link.target_cell())];
+                let cells = parts.cells.clone();
                 let real = parts.ends.real_source();
                 let pipe = Arc::new(Pipe { key, real, parts: Mutex::new(Some(parts)), registry });
                 for cell in cells {
@@ -536,6 +660,20 @@ impl PipeRegistry {
             }
         }
         internal
+    }
+
+    /// Tears down every pipe of `source` (it closed).
+    pub(crate) fn close_source(&self, source: PipeSource) {
+        let slots: Vec<Arc<Slot>> = {
+            let mut slots = lock(&self.shared.slots);
+            let keys: Vec<Key> = slots.keys().filter(|(s, _)| *s == source).copied().collect();
+            keys.iter().filter_map(|key| slots.remove(key)).collect()
+        };
+        for slot in slots {
+            if let Some(pipe) = slot.pipe.get() {
+                pipe.close();
+            }
+        }
     }
 
     /// Tears every pipe down (the virtual router closed).

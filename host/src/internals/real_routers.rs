@@ -7,7 +7,7 @@ use crate::internals::cell::Cell;
 use crate::internals::object::{lock, Lost, Member};
 use crate::placement::CellId;
 use mediasoup::prelude::{AppData, RouterOptions, RtpCodecCapability};
-use mediasoup::router::RouterId;
+use mediasoup::router::{RouterId, UpdateMediaCodecsError};
 use mediasoup::worker::RequestError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -97,7 +97,8 @@ impl Drop for RouterUse {
 #[derive(Debug)]
 pub(crate) struct RealRouters {
     owner: RouterId,
-    media_codecs: Mutex<Vec<RtpCodecCapability>>,
+    /// The codecs and how many times they were replaced.
+    media_codecs: Mutex<(Vec<RtpCodecCapability>, u64)>,
     app_data: AppData,
     shared: Arc<Shared>,
     creating: tokio::sync::Mutex<()>,
@@ -111,22 +112,31 @@ impl RealRouters {
     pub(crate) fn new(owner: RouterId, media_codecs: Vec<RtpCodecCapability>, app_data: AppData) -> Self {
         Self {
             owner,
-            media_codecs: Mutex::new(media_codecs),
+            media_codecs: Mutex::new((media_codecs, 0)),
             app_data,
             shared: Arc::default(),
             creating: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Codecs of real routers created from now on.
-    pub(crate) fn set_media_codecs(&self, media_codecs: Vec<RtpCodecCapability>) {
-        *lock(&self.media_codecs) = media_codecs;
+    /// Replaces the codecs of every real router, and of those created from now on (a real
+    /// router being created meanwhile is updated once it exists, see [`RealRouters::acquire`]).
+    pub(crate) fn set_media_codecs(&self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError> {
+        let mut codecs = lock(&self.media_codecs);
+        for (_, real) in self.all() {
+            real.update_media_codecs(media_codecs.clone())?;
+        }
+        codecs.1 += 1;
+        codecs.0 = media_codecs;
+        Ok(())
     }
 
-    fn options(&self) -> RouterOptions {
-        let mut options = RouterOptions::new(lock(&self.media_codecs).clone());
+    /// Options of a new real router, and the version of the codecs in them.
+    fn options(&self) -> (RouterOptions, u64) {
+        let codecs = lock(&self.media_codecs);
+        let mut options = RouterOptions::new(codecs.0.clone());
         options.app_data = self.app_data.clone();
-        options
+        (options, codecs.1)
     }
 
     fn take_use(&self, entry: &Arc<Entry>) -> RouterUse {
@@ -146,13 +156,21 @@ impl RealRouters {
             return Ok((self.take_use(entry), false));
         }
         let worker = cell.worker().ok_or(RequestError::ChannelClosed)?;
-        let real = worker.create_router(self.options()).await?;
+        let (options, version) = self.options();
+        let real = worker.create_router(options).await?;
         let entry = Arc::new(Entry { cell: Arc::clone(cell), real, users: Mutex::new(0) });
         // The cell forgets this real router when it closes (the entry's member).
         let member = Arc::new(CellRouter { shared: Arc::downgrade(&self.shared), cell: cell.id() });
         cell.join(Arc::downgrade(&member) as Weak<dyn Member>).map_err(|_| RequestError::ChannelClosed)?;
         let taken = self.take_use(&entry);
-        lock(&self.shared.entries).insert(cell.id(), entry);
+        {
+            // Codecs replaced while the router was being created reach it too.
+            let codecs = lock(&self.media_codecs);
+            if codecs.1 != version {
+                let _ = entry.real.update_media_codecs(codecs.0.clone());
+            }
+            lock(&self.shared.entries).insert(cell.id(), entry);
+        }
         lock(&self.shared.members).push(member);
         Ok((taken, true))
     }

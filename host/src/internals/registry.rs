@@ -1,8 +1,11 @@
 //! What a virtual router knows about its producers and data producers — where each lives (its
-//! home cell), so consumers elsewhere get it piped — and the objects that close with it.
+//! home cell) and its id there, so consumers elsewhere get it piped — and the objects that close
+//! with it.
 //!
-//! Ids are the real objects' ids in every cell: a producer piped into another cell keeps its id
-//! there (a pipe producer lives on another worker, where the id is free).
+//! Entries are keyed by the id the application knows. The real object in the home cell has the
+//! same id, except for a producer piped in by `pipe_producer_to_router` with `keep_id` whose id
+//! every usable worker already held: its real id there is fresh (see [`Found::real`]). Internal
+//! pipes into other cells always give the pipe producer a fresh id (`pipes`).
 
 use crate::internals::cell::Cell;
 use crate::internals::object::{lock, Lost, Member};
@@ -19,51 +22,78 @@ pub(crate) trait Registered: Clone + Send {
 }
 
 /// A live registered object.
-pub(crate) struct Found<S> {
+pub(crate) struct Found<S, I> {
     /// The object.
     pub(crate) object: S,
     /// The cell it lives in.
     pub(crate) home: Arc<Cell>,
+    /// Its id in that cell (the real object's).
+    pub(crate) real: I,
 }
 
-struct Entry<W> {
+struct Entry<W, I> {
     home: Arc<Cell>,
     weak: W,
+    real: I,
 }
 
 /// Objects of one kind, by id.
 pub(crate) struct Table<I, W> {
-    entries: Mutex<HashMap<I, Entry<W>>>,
+    entries: Mutex<HashMap<I, Entry<W, I>>>,
+    /// Real id → known id, for the (rare) objects whose real id differs.
+    renamed: Mutex<HashMap<I, I>>,
 }
 
 impl<I, W> Default for Table<I, W> {
     fn default() -> Self {
-        Self { entries: Mutex::default() }
+        Self { entries: Mutex::default(), renamed: Mutex::default() }
     }
 }
 
 impl<I: Copy + Eq + Hash, W: Registered> Table<I, W> {
-    /// Records an object living in `home`; false if a live object has this id.
-    pub(crate) fn add(&self, id: I, home: &Arc<Cell>, weak: W) -> bool {
+    /// Records an object living in `home` (where its id is `real`); false if a live object has
+    /// this id.
+    pub(crate) fn add(&self, id: I, real: I, home: &Arc<Cell>, weak: W) -> bool {
         let mut entries = lock(&self.entries);
         if entries.get(&id).is_some_and(|e| e.weak.live().is_some()) {
             return false;
         }
-        entries.insert(id, Entry { home: Arc::clone(home), weak });
+        if real != id {
+            lock(&self.renamed).insert(real, id);
+        }
+        if let Some(old) = entries.insert(id, Entry { home: Arc::clone(home), weak, real }) {
+            if old.real != id && old.real != real {
+                lock(&self.renamed).remove(&old.real);
+            }
+        }
         true
     }
 
     /// Forgets an object.
     pub(crate) fn remove(&self, id: &I) {
-        lock(&self.entries).remove(id);
+        if let Some(entry) = lock(&self.entries).remove(id) {
+            if entry.real != *id {
+                lock(&self.renamed).remove(&entry.real);
+            }
+        }
     }
 
     /// A live object and its home cell.
-    pub(crate) fn find(&self, id: &I) -> Option<Found<W::Strong>> {
+    pub(crate) fn find(&self, id: &I) -> Option<Found<W::Strong, I>> {
         let entries = lock(&self.entries);
         let entry = entries.get(id)?;
         let object = entry.weak.live()?;
-        Some(Found { object, home: Arc::clone(&entry.home) })
+        Some(Found { object, home: Arc::clone(&entry.home), real: entry.real })
+    }
+
+    /// The id the application knows of the object whose real id is `real`, when they differ.
+    pub(crate) fn known_as(&self, real: &I) -> Option<I> {
+        lock(&self.renamed).get(real).copied()
+    }
+
+    /// Real id → known id of every renamed object (for dumps).
+    pub(crate) fn renamed(&self) -> Vec<(I, I)> {
+        lock(&self.renamed).iter().map(|(real, id)| (*real, *id)).collect()
     }
 }
 
