@@ -106,68 +106,76 @@ fn h264() -> RtpCodecCapability {
     video(MimeTypeVideo::H264)
 }
 
-fn name(codec: &RtpCodecCapability) -> String {
+fn name(codec: &RtpCodecCapability) -> &'static str {
     match codec {
-        RtpCodecCapability::Audio { mime_type, .. } => format!("{mime_type:?}"),
-        RtpCodecCapability::Video { mime_type, .. } => format!("{mime_type:?}"),
+        RtpCodecCapability::Audio { mime_type, .. } => mime_type.as_str(),
+        RtpCodecCapability::Video { mime_type, .. } => mime_type.as_str(),
     }
 }
 
-fn mime_types(router: &Router) -> Vec<String> {
-    let mut mimes: Vec<String> = router
+/// The media codecs (no RTX) of a router's capabilities.
+fn mime_types(router: &Router) -> Vec<&'static str> {
+    let mut mimes: Vec<&'static str> = router
         .rtp_capabilities()
         .codecs
         .iter()
         .map(|c| match c {
             mafalda_host::types::rtp_parameters::RtpCodecCapabilityFinalized::Audio { mime_type, .. } => {
-                format!("{mime_type:?}")
+                mime_type.as_str()
             }
             mafalda_host::types::rtp_parameters::RtpCodecCapabilityFinalized::Video { mime_type, .. } => {
-                format!("{mime_type:?}")
+                mime_type.as_str()
             }
         })
-        .filter(|m| !m.contains("Rtx"))
+        .filter(|m| *m != MimeTypeVideo::Rtx.as_str())
         .collect();
     mimes.sort();
     mimes
 }
 
+fn expected(codecs: &[RtpCodecCapability]) -> Vec<&'static str> {
+    let mut m: Vec<&'static str> = codecs.iter().map(name).collect();
+    m.sort();
+    m
+}
+
+/// Truly parallel tasks (a multi-thread runtime) interleave `create_router` with
+/// `update_media_codecs` of routers created a moment before, all sharing the calculator: each
+/// router gets its own capabilities. Closing every worker between rounds (idle release takes
+/// the oldest first) changes nothing: the calculator does not live on a pool worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_routers_each_get_their_own_capabilities_and_the_calculator_survives_its_worker() {
+async fn routers_created_and_updated_in_parallel_each_get_their_own_capabilities() {
     let manager = WorkerManager::with_options(eager_release_options());
     let host = manager.host().clone();
     let worker = manager.create_worker(quiet_settings()).await.expect("worker");
     let sets = [vec![opus()], vec![vp8()], vec![opus(), h264()], vec![vp8(), h264()]];
-    for round in 0..2 {
-        let creations = (0..16).map(|i| {
-            let (worker, codecs) = (worker.clone(), sets[i % sets.len()].clone());
-            async move { (i, worker.create_router(RouterOptions::new(codecs)).await.expect("router")) }
-        });
-        let routers = futures::future::join_all(creations).await;
-        let expected: Vec<Vec<String>> = sets
-            .iter()
-            .map(|codecs| {
-                let mut m: Vec<String> = codecs.iter().map(name).collect();
-                m.sort();
-                m
-            })
-            .collect();
-        for (i, router) in &routers {
-            assert_eq!(mime_types(router), expected[i % sets.len()], "round {round}: router {i} got another's codecs");
+    for round in 0..3 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..24 {
+            let (worker, sets) = (worker.clone(), sets.clone());
+            tasks.spawn(async move {
+                let created = &sets[i % sets.len()];
+                let mut router = worker.create_router(RouterOptions::new(created.clone())).await.expect("router");
+                let after_create = mime_types(&router);
+                assert_eq!(after_create, expected(created), "round {round}: router {i} got another's codecs");
+                let updated = &sets[(i + 1) % sets.len()];
+                router.update_media_codecs(updated.clone()).expect("update_media_codecs");
+                assert_eq!(mime_types(&router), expected(updated), "round {round}: update of router {i}");
+                router
+            });
         }
-        // A concurrent update_media_codecs gets its own codecs too.
-        let updates = routers.iter().map(|(i, router)| {
-            let (i, codecs, mut router) = (*i, sets[(i + 1) % sets.len()].clone(), router.clone());
-            tokio::task::spawn_blocking(move || router.update_media_codecs(codecs).map(|()| i))
-        });
-        for result in futures::future::join_all(updates).await {
-            let i = result.expect("thread").expect("update_media_codecs");
-            let router = &routers.iter().find(|(j, _)| *j == i).expect("router").1;
-            assert_eq!(mime_types(router), expected[(i + 1) % sets.len()], "round {round}: update of router {i}");
+        let mut routers = Vec::new();
+        while let Some(done) = tokio::time::timeout(EVENT_LIMIT, tasks.join_next()).await.expect("in time") {
+            routers.push(done.expect("task"));
         }
-        // Every worker closes (the calculator's too); the next round must still work.
+        assert_eq!(routers.len(), 24);
         for cell in host.cells() {
             host.close_cell(cell.id(), CloseReason::Retired);
+        }
+        // With every pool worker closed, updates still work.
+        for router in &mut routers {
+            router.update_media_codecs(vec![opus()]).expect("update with no pool worker");
+            assert_eq!(mime_types(router), expected(&[opus()]));
         }
     }
 }

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use thiserror::Error;
+use uuid::Uuid;
 
 /// `WorkerDump`'s fields, in its order.
 #[derive(serde::Serialize)]
@@ -156,27 +157,38 @@ impl Worker {
     }
 
     /// Dump the worker: its (virtual) routers and WebRTC servers, and the channel message
-    /// handlers of the real workers serving it.
+    /// handlers a mediasoup worker would hold for them and what they contain (routers, servers,
+    /// transports, producers, consumers, data producers and consumers, observers; notification
+    /// handlers for transports, producers and data producers), by the ids the application
+    /// knows. Other virtual workers' objects and the host's internal pipes are not listed.
     #[doc(hidden)]
     pub async fn dump(&self) -> Result<WorkerDump, RequestError> {
         if self.closed() {
             return Err(RequestError::ChannelClosed);
         }
-        let router_ids: Vec<RouterId> =
-            lock(&self.inner.routers).iter().filter_map(WeakRouter::upgrade).map(|r| r.id()).collect();
+        let routers: Vec<Router> = lock(&self.inner.routers).iter().filter_map(WeakRouter::upgrade).collect();
         let webrtc_server_ids: Vec<WebRtcServerId> =
             lock(&self.inner.servers).iter().filter_map(WeakWebRtcServer::upgrade).map(|s| s.id()).collect();
-        let (mut requests, mut notifications) = (BTreeSet::new(), BTreeSet::new());
-        for cell in self.inner.host.cells().into_iter().filter(|c| c.serves(self.inner.set)) {
-            let Some(worker) = cell.worker() else { continue };
-            let handlers = worker.dump().await?.channel_message_handlers;
-            requests.extend(handlers.channel_request_handlers);
-            notifications.extend(handlers.channel_notification_handlers);
+        let (mut requests, mut notifications) = (BTreeSet::<Uuid>::new(), BTreeSet::<Uuid>::new());
+        requests.extend(webrtc_server_ids.iter().map(|id| Uuid::from(*id)));
+        for router in &routers {
+            let dump = router.dump().await?;
+            requests.insert(router.id().into());
+            let transports = dump.transport_ids.iter().map(|id| Uuid::from(*id));
+            let producers = dump.map_producer_id_consumer_ids.keys().map(|id| Uuid::from(*id));
+            let data_producers = dump.map_data_producer_id_data_consumer_ids.keys().map(|id| Uuid::from(*id));
+            let sending: Vec<Uuid> = transports.chain(producers).chain(data_producers).collect();
+            notifications.extend(sending.iter().copied());
+            requests.extend(sending);
+            requests.extend(dump.map_consumer_id_producer_id.keys().map(|id| Uuid::from(*id)));
+            requests.extend(dump.map_data_consumer_id_data_producer_id.keys().map(|id| Uuid::from(*id)));
+            requests.extend(dump.rtp_observer_ids.iter().map(|id| Uuid::from(*id)));
         }
         let channel_message_handlers = ChannelMessageHandlers {
             channel_request_handlers: requests.into_iter().collect(),
             channel_notification_handlers: notifications.into_iter().collect(),
         };
+        let router_ids = routers.iter().map(Router::id).collect();
         rebuild(&WorkerDumpMirror { router_ids, webrtc_server_ids, channel_message_handlers })
     }
 
