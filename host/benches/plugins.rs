@@ -1,21 +1,30 @@
-//! Plugin benchmark P3: placement by the default `pack` plugin in wasm vs the same policy
-//! compiled natively (the SDK's `candidates` view and `bin_pack`, which the plugin wraps), with
-//! 16, 64 and 1,024 cells (64 nodes x 16 workers, the cluster-scale goal: <= 20 µs median):
-//! median and p99 µs per decision and their ratio; then the wasm decision as a share of one
-//! `consume()` on a real worker (goal: ≤ 1 %), and transport creation (where placement runs)
-//! with the plugin vs the native packer, end to end.
+//! Plugin benchmark P3: the placement decision on the path `Host::place` takes, with the default
+//! `pack` in wasm (the embedded plugin) and natively (the same SDK function):
+//! - 16 cells: a host with 16 real workers, a room spread over them; `Router::preview_placement`
+//!   runs exactly the decision `create_*_transport` makes (placement lock, each cell's row read
+//!   under its lock, the rows packed, the policy, validation) without reserving;
+//! - 1,024 cells (64 nodes x 16 workers, the cluster-scale goal): the same packing function and
+//!   engine over synthetic rows kept as the host keeps its cells' (routers, label counts and
+//!   counters behind one lock per cell);
+//!
+//! median and p99 µs per decision (goals: wasm median <= 3 µs at 16 cells, <= 20 µs at 1,024);
+//! then the wasm decision as a share of one `consume()` on a real worker, and transport creation
+//! (where placement runs) with the plugin vs the native packer, end to end.
 //!
 //! Run: `cargo bench -p mafalda-host --bench plugins`.
 
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
-use mafalda_host::internals::load_model::{consumers_per_transport, CellCounts, LoadModel};
-use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
+use mafalda_host::labels::PlacementHints;
+use mafalda_host::placement::{
+    pack_rows, BinPack, Candidate, LabelMatch, PlacementEngine, PlacementPolicy, PlacementRequest, PlacementRow,
+    RowReading,
+};
 use mafalda_host::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
 use mafalda_host::prelude::*;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
-use mafalda_plugin_sdk::candidate::candidates;
-use mafalda_plugin_sdk::policies::{bin_pack, PackRules};
-use std::sync::Arc;
+use mafalda_plugin_sdk::candidate::Name;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WATERMARK: f64 = 0.6;
@@ -28,38 +37,6 @@ fn summary(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
     (at(0.5), at(0.99))
-}
-
-/// `n` cells of a busy node: mixed CPU, several routers and rooms.
-fn cells(n: u32) -> Vec<CellLoad> {
-    (0..n)
-        .map(|i| {
-            let cpu = f64::from((i * 37) % 90) / 100.0;
-            CellLoad::new(i)
-                .with_cpu(cpu)
-                .with_predicted(cpu + f64::from(i % 3) * 0.05)
-                .with_transports(i % 7 * 10)
-                .with_router(format!("router-{}", i % 3))
-                .with_label(format!("room=room-{}", i % 5), i % 4 + 1)
-        })
-        .map(|mut cell| {
-            // At cluster scale: 16 workers per node.
-            cell.node = format!("media{}", cell.id / 16);
-            cell.region = if cell.id / 16 % 2 == 0 { "eu".into() } else { "us".into() };
-            cell
-        })
-        .collect()
-}
-
-/// Requests over rooms that exist and one that does not.
-fn requests(max_cells: u32) -> Vec<PlacementRequest> {
-    (0..6)
-        .map(|i| {
-            PlacementRequest::new(format!("router-{}", i % 3))
-                .with_label("room", format!("room-{i}"))
-                .with_max_cells(max_cells + 4)
-        })
-        .collect()
 }
 
 fn time_calls(mut call: impl FnMut(usize)) -> Vec<Duration> {
@@ -75,65 +52,148 @@ fn time_calls(mut call: impl FnMut(usize)) -> Vec<Duration> {
         .collect()
 }
 
-/// Placement alone; returns the wasm median at each size.
-fn placement(plugin: &WasmPlacement) -> Vec<(u32, f64)> {
-    println!("P3 placement: pack plugin (wasm) vs the same bin_pack native, {CALLS} decisions each");
-    println!("  cells   native median/p99 µs    wasm median/p99 µs    ratio (median)");
-    let mut wasm_medians = Vec::new();
-    let rules = PackRules { room_affinity: true, ..PackRules::watermark(WATERMARK) };
-    for n in [16, 64, 1024] {
-        let cells = cells(n);
-        let requests = requests(n);
-        for request in &requests {
-            let native = bin_pack(request, &candidates(request, &cells), &rules);
-            let wasm = plugin.place(request, &cells).expect("the plugin decides");
-            assert_eq!(native, wasm, "the plugin and the native policy agree");
-        }
-        let native = summary(time_calls(|i| {
-            let request = &requests[i % requests.len()];
-            std::hint::black_box(bin_pack(request, &candidates(request, &cells), &rules));
-        }));
-        let wasm = summary(time_calls(|i| {
-            std::hint::black_box(plugin.place(&requests[i % requests.len()], &cells).ok());
-        }));
-        // The whole native decision as the host makes it: the load model's prediction of every
-        // cell (from its counts), then the policy.
-        let model = LoadModel::default();
-        let counts: Vec<CellCounts> = cells
-            .iter()
-            .map(|c| CellCounts {
-                cpu: c.cpu,
-                transports: c.transports,
-                reserved: 1,
-                producers: c.producers,
-                consumers: c.consumers,
-                pipes: c.pipes,
-            })
-            .collect();
-        let mut predicted_cells = cells.clone();
-        let with_model = summary(time_calls(|i| {
-            let request = &requests[i % requests.len()];
-            let fanout = model.expected_fanout(consumers_per_transport(&counts));
-            for (cell, k) in predicted_cells.iter_mut().zip(&counts) {
-                cell.predicted = model.predicted(k, fanout);
-            }
-            std::hint::black_box(bin_pack(request, &candidates(request, &predicted_cells), &rules));
-        }));
-        println!(
-            "  {n:>5}   native with the load model: {:.3} / {:.3} µs (goal <= 5 µs at 16 cells)",
-            with_model.0, with_model.1
-        );
-        println!(
-            "  {n:>5}   {:>8.3} / {:<8.3}       {:>8.3} / {:<8.3}      {:>6.1}x",
-            native.0,
-            native.1,
-            wasm.0,
-            wasm.1,
-            wasm.0 / native.0
-        );
-        wasm_medians.push((n, wasm.0));
+/// What a synthetic cell keeps behind its lock: routers, label counts, counters, CPU.
+type SyntheticState = (HashSet<u64>, HashMap<String, HashMap<String, u32>>, [u32; 4], f64);
+
+/// A synthetic cell kept as the host keeps one: counters, and routers and label counts behind
+/// one lock.
+struct Synthetic {
+    id: u32,
+    node: Name,
+    region: Name,
+    state: Mutex<SyntheticState>,
+}
+
+impl PlacementRow<u64> for Synthetic {
+    fn id(&self) -> u32 {
+        self.id
     }
-    wasm_medians
+
+    fn location(&self) -> (&Name, &Name) {
+        (&self.node, &self.region)
+    }
+
+    fn read(&self, router: &u64, labels: &[(String, String)], matches: &mut Vec<LabelMatch>) -> RowReading {
+        let state = self.state.lock().expect("row");
+        for (key, value) in labels {
+            matches.push(state.1.get(key).map_or(LabelMatch::default(), |values| LabelMatch {
+                same: values.get(value).copied().unwrap_or(0),
+                distinct: values.len() as u32,
+            }));
+        }
+        RowReading {
+            cpu: state.3,
+            predicted: state.3 + 0.05,
+            hosts_router: state.0.contains(router),
+            routers: state.0.len() as u32,
+            counts: state.2,
+            draining: false,
+        }
+    }
+}
+
+/// `n` cells of busy nodes (16 workers per node): mixed CPU, three routers, five rooms.
+fn synthetic(n: u32) -> Vec<Synthetic> {
+    (0..n)
+        .map(|i| {
+            let mut labels: HashMap<String, HashMap<String, u32>> = HashMap::new();
+            labels.entry("room".into()).or_default().insert(format!("room-{}", i % 5), i % 4 + 1);
+            Synthetic {
+                id: i,
+                node: format!("media{}", i / 16).into(),
+                region: if i / 16 % 2 == 0 { "eu".into() } else { "us".into() },
+                state: Mutex::new((
+                    HashSet::from([u64::from(i % 3)]),
+                    labels,
+                    [i % 7 * 10, i % 3, i % 7 * 40, i % 2],
+                    f64::from((i * 37) % 90) / 100.0,
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Requests over rooms that exist and one that does not.
+fn requests(max_cells: u32) -> Vec<(u64, PlacementRequest)> {
+    (0..6u64)
+        .map(|i| {
+            let request = PlacementRequest::new(format!("router-{}", i % 3))
+                .with_label("room", format!("room-{i}"))
+                .with_max_cells(max_cells + 4);
+            (i % 3, request)
+        })
+        .collect()
+}
+
+/// At 1,024 synthetic cells: the host's packing and engine with each policy.
+fn cluster_scale(plugin: &Arc<WasmPlacement>) -> (f64, f64, f64, f64) {
+    let cells = synthetic(1024);
+    let requests = requests(1024);
+    let native =
+        PlacementEngine::new(Arc::new(BinPack { watermark: WATERMARK, max_transports: None }), BinPack::default());
+    let wasm = PlacementEngine::new(Arc::clone(plugin) as Arc<dyn PlacementPolicy>, BinPack::default());
+    for (router, request) in &requests {
+        let view = pack_rows(cells.iter(), router, &request.labels);
+        assert_eq!(native.decide(request, &view), wasm.decide(request, &view), "the plugin and native pack agree");
+    }
+    let time = |engine: &PlacementEngine| {
+        summary(time_calls(|i| {
+            let (router, request) = &requests[i % requests.len()];
+            let view = pack_rows(cells.iter(), router, &request.labels);
+            std::hint::black_box(engine.decide(request, &view));
+        }))
+    };
+    let (n, w) = (time(&native), time(&wasm));
+    (n.0, n.1, w.0, w.1)
+}
+
+/// At 16 real workers: `Router::preview_placement` (the decision `Host::place` makes).
+async fn host_path(policy: PolicyChoice) -> (f64, f64) {
+    let pool = PoolOptions { max_workers: 16, ..PoolOptions::default() };
+    let manager = WorkerManager::with_options(HostOptions { pool, policy, ..HostOptions::default() });
+    let worker = manager.create_worker(quiet()).await.expect("worker");
+    while manager.host().cells().len() < 16 {
+        manager.host().spawn_cell().await.expect("worker").expect("room in the pool");
+    }
+    let routers = [
+        worker.create_router(RouterOptions::new(router_codecs())).await.expect("router"),
+        worker.create_router(RouterOptions::new(router_codecs())).await.expect("router"),
+    ];
+    // A room's transports on every worker: rows with routers and label counts.
+    let mut kept = Vec::new();
+    for (i, router) in routers.iter().enumerate() {
+        for k in 0..32 {
+            let mut options = PlainTransportOptions::new(loopback_listen_info());
+            options.app_data = AppData::new(PlacementHints::labels([("room", format!("room-{}", k % 5 + i))]));
+            kept.push(router.create_plain_transport(options).await.expect("transport"));
+        }
+    }
+    let hints: Vec<AppData> =
+        (0..6).map(|i| AppData::new(PlacementHints::labels([("room", format!("room-{i}"))]))).collect();
+    let samples = time_calls(|i| {
+        std::hint::black_box(routers[i % 2].preview_placement(&hints[i % hints.len()]).expect("a decision"));
+    });
+    summary(samples)
+}
+
+/// Both sizes, alternating native and wasm rounds.
+async fn placement(plugin: &Arc<WasmPlacement>) -> Vec<(u32, f64)> {
+    println!("P3 placement on the host's path: native pack vs pack plugin (wasm), {CALLS} decisions each");
+    println!("  cells   native median/p99 µs    wasm median/p99 µs    goal (wasm median)");
+    let (mut native16, mut wasm16) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        native16.push(host_path(PolicyChoice::Pack).await);
+        wasm16.push(host_path(PolicyChoice::Custom(Arc::clone(plugin) as _)).await);
+    }
+    let middle = |mut v: Vec<(f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2]
+    };
+    let (n16, w16) = (middle(native16), middle(wasm16));
+    println!("  {:>5}   {:>8.3} / {:<8.3}       {:>8.3} / {:<8.3}      <= 3 µs", 16, n16.0, n16.1, w16.0, w16.1);
+    let (n_med, n_p99, w_med, w_p99) = cluster_scale(plugin);
+    println!("  {:>5}   {:>8.3} / {:<8.3}       {:>8.3} / {:<8.3}      <= 20 µs", 1024, n_med, n_p99, w_med, w_p99);
+    vec![(16, w16.0), (1024, w_med)]
 }
 
 fn quiet() -> WorkerSettings {
@@ -194,12 +254,12 @@ async fn end_to_end(plugin: Arc<WasmPlacement>) -> ((f64, f64), (f64, f64)) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let runtime = PluginRuntime::new(PluginLimits::default(), None).expect("plugin runtime");
-    let config = vec![("cpu_watermark".to_string(), WATERMARK.to_string())];
+    let config = BinPack { watermark: WATERMARK, max_transports: None }.plugin_config();
     let plugin = WasmPlacement::from_bytes(runtime, PluginKind::Placement, "pack", DEFAULT_PLACEMENT_WASM, &config)
         .expect("the embedded pack plugin loads");
-    let wasm_medians = placement(&plugin);
-
     let plugin = Arc::new(plugin);
+    let wasm_medians = placement(&plugin).await;
+
     let ((native_create, native_consume), (wasm_create, wasm_consume)) = end_to_end(plugin.clone()).await;
     println!("P3 end to end on a real worker, {ROUNDS} x {CONSUMES} operations each (median µs):");
     println!(
@@ -213,4 +273,5 @@ async fn main() {
     }
     let counters = plugin.counters();
     println!("  plugin counters: {counters:?}");
+    let _ = Candidate::default();
 }

@@ -212,6 +212,8 @@ struct FileConfig {
 #[serde(default, deny_unknown_fields)]
 struct FilePlacement {
     policy: Option<String>,
+    label_keys: Option<Vec<String>>,
+    max_transports: Option<u32>,
 }
 
 /// Everything the host needs; pass it to `WorkerManager::with_options`.
@@ -231,6 +233,11 @@ pub struct HostOptions {
     pub policy_given: bool,
     /// Hosts whose workers this process uses besides its own.
     pub cluster: ClusterOptions,
+    /// The `app_data` label keys cells count transports by (`[placement] label_keys`).
+    pub label_keys: Vec<String>,
+    /// Transports at which `pack` counts a worker as full (`[placement] max_transports`; `None`,
+    /// or 0 in the file: no cap).
+    pub max_transports: Option<u32>,
 }
 
 /// This machine's host name (`local` when unknown).
@@ -252,11 +259,18 @@ impl Default for HostOptions {
             region: "local".to_string(),
             policy_given: false,
             cluster: ClusterOptions::default(),
+            label_keys: crate::labels::DEFAULT_LABEL_KEYS.iter().map(|k| k.to_string()).collect(),
+            max_transports: None,
         }
     }
 }
 
 impl HostOptions {
+    /// The settings of `pack` (native or the embedded plugin) these options give.
+    pub fn pack(&self) -> crate::placement::BinPack {
+        crate::placement::BinPack { watermark: self.pool.cpu_watermark, max_transports: self.max_transports }
+    }
+
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text =
@@ -273,8 +287,12 @@ impl HostOptions {
             .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
         let policy_given = file.placement.policy.is_some();
         let policy = file.placement.policy.as_deref().map(PolicyChoice::parse).transpose()?.unwrap_or_default();
-        let options =
+        let mut options =
             Self { pool: file.pool, policy, pipes: file.pipes, policy_given, cluster: file.cluster, ..Self::default() };
+        if let Some(keys) = file.placement.label_keys {
+            options.label_keys = keys;
+        }
+        options.max_transports = file.placement.max_transports.filter(|cap| *cap > 0);
         options.validate()
     }
 

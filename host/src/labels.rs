@@ -3,9 +3,12 @@
 //! our own [`PlacementHints`]. (JSON values are not read: the library does not depend on
 //! `serde_json`, whose impls would change type inference in applications.)
 //!
-//! Recognised keys: every string (or scalar JSON) value becomes a label `key=value`;
+//! Recognised keys: every string value becomes a label `key=value` of the request;
 //! `direction` = `send` | `recv` | `both` (or the mediasoup-demo booleans `producing` /
-//! `consuming`) sets the direction; `expected_consumers` a number.
+//! `consuming`) sets the direction; `expected_consumers` a number. Cells count the transports
+//! per label only for the keys placement groups by ([`DEFAULT_LABEL_KEYS`], or `[placement]
+//! label_keys`) and for every label of an explicit [`PlacementHints`]: a peer id or a display
+//! name in `app_data` does not grow every cell's label table with each peer.
 
 use crate::placement::{Direction, PlacementRequest};
 use mediasoup::prelude::AppData;
@@ -75,9 +78,14 @@ pub fn request_for(router: &str, app_data: &AppData) -> PlacementRequest {
     }
 }
 
-/// The `key=value` labels counted per cell.
-pub fn cell_labels(request: &PlacementRequest) -> Vec<String> {
-    request.labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
+/// The label keys cells count transports by unless configured otherwise.
+pub const DEFAULT_LABEL_KEYS: [&str; 3] = ["room", "role", "tenant"];
+
+/// The labels of a transport with `app_data` (and its `request`) that its cell counts: every
+/// label of explicit [`PlacementHints`], else those whose key is one of `keys`.
+pub fn cell_labels(app_data: &AppData, request: &PlacementRequest, keys: &[String]) -> Vec<(String, String)> {
+    let explicit = app_data.downcast_ref::<PlacementHints>().is_some();
+    request.labels.iter().filter(|(k, _)| explicit || keys.iter().any(|key| key == k)).cloned().collect()
 }
 
 #[cfg(test)]
@@ -102,9 +110,24 @@ mod tests {
         assert_eq!(hints.expected_consumers, 12);
         assert!(hints.labels.contains(&("peer".into(), "p7".into())));
 
-        let explicit = PlacementHints::labels([("role", "presenter")]);
+        let explicit = PlacementHints::labels([("role", "presenter"), ("peer", "p9")]);
         assert_eq!(hints_of(&AppData::new(explicit.clone())), explicit);
-        assert_eq!(cell_labels(&request_for("r", &AppData::new(explicit))), vec!["role=presenter"]);
+        let app_data = AppData::new(explicit);
+        let counted = cell_labels(&app_data, &request_for("r", &app_data), &[]);
+        assert_eq!(counted.len(), 2, "explicit hints are all counted");
+    }
+
+    #[test]
+    fn only_grouping_keys_of_string_maps_are_counted_per_cell() {
+        let map: HashMap<String, String> = [("room", "a"), ("peerId", "p1"), ("displayName", "Ann")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let app_data = AppData::new(map);
+        let request = request_for("r", &app_data);
+        assert_eq!(request.labels.len(), 3, "the request carries every label");
+        let keys: Vec<String> = DEFAULT_LABEL_KEYS.iter().map(|k| k.to_string()).collect();
+        assert_eq!(cell_labels(&app_data, &request, &keys), vec![("room".to_string(), "a".to_string())]);
     }
 
     #[test]

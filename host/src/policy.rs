@@ -32,22 +32,31 @@ impl PolicyLoader {
         }
     }
 
-    /// The policy `choice` names; the built-in packer uses `watermark`.
-    pub fn resolve(&self, choice: &PolicyChoice, watermark: f64) -> Result<Arc<dyn PlacementPolicy>, ConfigError> {
+    /// The policy `choice` names. `pack` — native or the embedded plugin, one algorithm — takes
+    /// `pack`'s settings (the host's `cpu_watermark` and `max_transports`); keys given to the
+    /// plugin itself (`--plugin-config pack.cpu_watermark=…`) win over them.
+    pub fn resolve(&self, choice: &PolicyChoice, pack: BinPack) -> Result<Arc<dyn PlacementPolicy>, ConfigError> {
         Ok(match choice {
-            PolicyChoice::Pack => Arc::new(BinPack { watermark }),
+            PolicyChoice::Pack => Arc::new(pack),
             PolicyChoice::Spread => Arc::new(Spread),
             PolicyChoice::Custom(policy) => Arc::clone(policy),
-            PolicyChoice::PackPlugin => Arc::new(
-                WasmPlacement::from_bytes(
-                    self.runtime(choice)?,
-                    PluginKind::Placement,
-                    "pack",
-                    DEFAULT_PLACEMENT_WASM,
-                    &self.config.for_plugin("pack").map_err(|e| invalid(choice, e))?,
+            PolicyChoice::PackPlugin => {
+                let mut config = pack.plugin_config();
+                for (key, value) in self.config.for_plugin("pack").map_err(|e| invalid(choice, e))? {
+                    config.retain(|(k, _)| *k != key);
+                    config.push((key, value));
+                }
+                Arc::new(
+                    WasmPlacement::from_bytes(
+                        self.runtime(choice)?,
+                        PluginKind::Placement,
+                        "pack",
+                        DEFAULT_PLACEMENT_WASM,
+                        &config,
+                    )
+                    .map_err(|e| invalid(choice, e))?,
                 )
-                .map_err(|e| invalid(choice, e))?,
-            ),
+            }
             PolicyChoice::Plugin(path) => {
                 let runtime = self.runtime(choice)?;
                 let own = self.config.for_plugin(&plugin_name(path)).map_err(|e| invalid(choice, e))?;

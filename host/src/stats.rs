@@ -2,7 +2,7 @@
 //! (worker): CPU, transports, producers, consumers, pipes, placement counters.
 
 use crate::cell::Cell;
-use crate::internals::load_model::Coefficients;
+use crate::internals::load_model::{Coefficients, Load};
 use crate::placement::{CellId, EngineCounters};
 use mediasoup::router::RouterId;
 use mediasoup::worker::WorkerId;
@@ -36,18 +36,20 @@ pub struct CellStats {
     pub draining: bool,
     /// How long it has hosted nothing.
     pub idle_for: Option<Duration>,
+    /// What the load model counts it carries (packets per second by kind).
+    pub load: Load,
 }
 
 impl CellStats {
-    /// The stats of `cell` now.
-    pub fn of(cell: &Cell, predicted: f64) -> Self {
-        let load = cell.load();
+    /// The stats of `cell` now, priced at `coefficients`.
+    pub fn of(cell: &Cell, coefficients: &Coefficients) -> Self {
+        let load = cell.load(coefficients);
         Self {
             id: cell.id(),
             worker: cell.worker_id(),
             node: cell.node().to_string(),
             cpu: load.cpu,
-            predicted,
+            predicted: load.predicted,
             transports: load.transports,
             producers: load.producers,
             consumers: load.consumers,
@@ -55,6 +57,7 @@ impl CellStats {
             routers: load.routers.len(),
             draining: load.draining,
             idle_for: cell.idle_for(),
+            load: cell.ledger().load(),
         }
     }
 }

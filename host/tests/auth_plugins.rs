@@ -103,7 +103,7 @@ async fn each_plugin_sees_only_its_own_configuration() {
 
     let placement = set.placement.clone().expect("placement plugin");
     let cells = [CellLoad::new(0)];
-    let decision = placement.place(&PlacementRequest::new("r").with_max_cells(2), &cells);
+    let decision = placement.place_cells(&PlacementRequest::new("r").with_max_cells(2), &cells);
     assert!(decision.is_ok(), "the placement plugin never saw the auth plugin's keys: {decision:?}");
     assert_eq!(placement.counters().failures, 0);
 

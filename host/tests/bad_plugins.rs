@@ -57,7 +57,7 @@ fn not_wasm_wrong_world_and_bad_modules_are_load_errors() {
 async fn serves_despite(mode: &str, reason: &str) {
     let plugin = placement_plugin("mafalda_test_plugin_misbehave", &[("mode", mode)]);
     let cells = [CellLoad::new(0)];
-    match plugin.place(&PlacementRequest::new("r").with_max_cells(2), &cells) {
+    match plugin.place_cells(&PlacementRequest::new("r").with_max_cells(2), &cells) {
         Ok(decision) => assert_eq!(mode, "liar", "only the liar answers: {decision:?}"),
         Err(error) => assert!(error.reason.contains(reason), "{mode}: {error}"),
     }
@@ -144,7 +144,7 @@ fn a_chatty_plugin_is_rate_limited() {
     let plugin = placement_plugin("mafalda_test_plugin_misbehave", &[("mode", "chatty")]);
     let cells = [CellLoad::new(0)];
     for _ in 0..3 {
-        plugin.place(&PlacementRequest::new("r").with_max_cells(2), &cells).expect("it still answers");
+        plugin.place_cells(&PlacementRequest::new("r").with_max_cells(2), &cells).expect("it still answers");
     }
     let dropped = plugin.counters().logs_dropped;
     let allowed = u64::from(PluginLimits::default().logs_per_second);
@@ -162,7 +162,9 @@ fn warm_instances_shrink_after_a_burst() {
             scope.spawn(|| {
                 barrier.wait();
                 for _ in 0..50 {
-                    plugin.place(&PlacementRequest::new("r").with_max_cells(2), &[CellLoad::new(0)]).expect("placed");
+                    plugin
+                        .place_cells(&PlacementRequest::new("r").with_max_cells(2), &[CellLoad::new(0)])
+                        .expect("placed");
                 }
             });
         }
@@ -186,8 +188,9 @@ fn a_call_is_bounded_in_wall_time_not_only_cpu_time() {
         mafalda_host::plugin::WasmPlacement::from_compiled(runtime, PluginKind::Placement, compiled, None, &config)
             .expect("instantiates");
     let started = std::time::Instant::now();
-    let error =
-        plugin.place(&PlacementRequest::new("r").with_max_cells(2), &[CellLoad::new(0)]).expect_err("interrupted");
+    let error = plugin
+        .place_cells(&PlacementRequest::new("r").with_max_cells(2), &[CellLoad::new(0)])
+        .expect_err("interrupted");
     let took = started.elapsed();
     assert!(error.reason.contains("wall bound"), "{error}");
     assert!(took < Duration::from_secs(5), "stopped by the 100 ms wall bound, took {took:?}");

@@ -21,7 +21,7 @@ fn a_plugin_built_against_contract_0_1_0_still_loads_and_places() {
     assert!(!compiled.imports.iter().any(|i| i.starts_with("mafalda:plugin/load")), "{:?}", compiled.imports);
     let plugin = placement_plugin("mafalda_test_plugin_contract_v010", &[]);
     let cells = [CellLoad::new(0).with_cpu(0.5), CellLoad::new(1).with_cpu(0.2), CellLoad::new(2).with_cpu(0.9)];
-    let decision = plugin.place(&PlacementRequest::new("r").with_max_cells(3), &cells).expect("placed");
+    let decision = plugin.place_cells(&PlacementRequest::new("r").with_max_cells(3), &cells).expect("placed");
     assert_eq!(decision, Decision::Cell(1), "the least loaded cell, by the old plugin's own rule");
     assert_eq!(plugin.counters().failures, 0);
 }
@@ -32,8 +32,8 @@ fn plugins_built_against_contract_0_1_1_see_the_predicted_load() {
     // Both measure 0 (silent producers); the first is predicted past pack's 0.6 watermark.
     let cells = [CellLoad::new(0).with_predicted(0.7), CellLoad::new(1).with_predicted(0.1)];
     let request = PlacementRequest::new("r").with_max_cells(2);
-    assert_eq!(plugin.place(&request, &cells).expect("placed"), Decision::Cell(1), "full by prediction: skipped");
+    assert_eq!(plugin.place_cells(&request, &cells).expect("placed"), Decision::Cell(1), "full by prediction: skipped");
     // Without predictions the same cells tie and pack keeps to the first.
     let measured_only = [CellLoad::new(0), CellLoad::new(1)];
-    assert_eq!(plugin.place(&request, &measured_only).expect("placed"), Decision::Cell(0));
+    assert_eq!(plugin.place_cells(&request, &measured_only).expect("placed"), Decision::Cell(0));
 }

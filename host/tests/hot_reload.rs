@@ -5,7 +5,7 @@
 mod common;
 
 use common::{built_plugin, plugin_runtime};
-use mafalda_host::placement::{BinPack, CellLoad, Decision, PlacementEngine, PlacementRequest};
+use mafalda_host::placement::{BinPack, Candidates, CellLoad, Decision, PlacementEngine, PlacementRequest};
 use mafalda_host::plugin::{watch, PluginConfig, PluginSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +49,7 @@ fn a_thousand_placements_across_ten_reloads_never_fail() {
             let mut answers = std::collections::BTreeSet::new();
             let mut placements = 0;
             while placements < 1_000 || !done.load(Ordering::Acquire) {
-                let outcome = engine.decide(&request, &cells);
+                let outcome = engine.decide(&request, &Candidates::from_cells(&request, &cells));
                 assert!(outcome.fallback_reason.is_none(), "placement {placements} fell back: {outcome:?}");
                 answers.insert(format!("{:?}", outcome.placement));
                 placements += 1;
@@ -78,7 +78,8 @@ fn a_thousand_placements_across_ten_reloads_never_fail() {
     let results = set.reload();
     assert!(results.iter().all(|(_, r)| r.is_err()));
     assert_eq!(plugin.swaps(), 10);
-    let outcome = engine.decide(&PlacementRequest::new("r").with_max_cells(16), &cells());
+    let request = PlacementRequest::new("r").with_max_cells(16);
+    let outcome = engine.decide(&request, &Candidates::from_cells(&request, &cells()));
     assert!(outcome.fallback_reason.is_none());
 }
 
@@ -99,5 +100,5 @@ fn the_watcher_reloads_a_changed_file() {
     }
     let request = PlacementRequest::new("r").with_max_cells(16);
     use mafalda_host::placement::PlacementPolicy;
-    assert_eq!(plugin.place(&request, &cells()).expect("answer"), Decision::Cell(0), "spread answers now");
+    assert_eq!(plugin.place_cells(&request, &cells()).expect("answer"), Decision::Cell(0), "spread answers now");
 }

@@ -1,5 +1,5 @@
 //! The vertical-scaling room with placements made by the default `pack` plugin in wasm
-//! (configured with a zero CPU watermark, so it spreads over 3 workers): every consumer
+//! (configured with a near-zero CPU watermark, so it spreads over 3 workers): every consumer
 //! receives every packet, each producer is piped once into each other worker its consumers use,
 //! closing consumers releases the pipes, the idle worker is released, and every decision came
 //! from the plugin (no fallback).
@@ -21,7 +21,7 @@ const PACKETS: u32 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_room_test_with_wasm_placement() {
-    let plugin = placement_plugin("mafalda_plugin_pack", &[("cpu_watermark", "0")]);
+    let plugin = placement_plugin("mafalda_plugin_pack", &[("cpu_watermark", "0.000001")]);
     let manager = WorkerManager::with_options(options_with(3, plugin.clone()));
     let worker = manager.create_worker(quiet_settings()).await.expect("worker");
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");

@@ -137,7 +137,7 @@ const DRAINING: u32 = 2;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Packed {
     /// Distinct (node, region) pairs.
-    pub locations: Vec<(String, String)>,
+    pub locations: Vec<(Name, Name)>,
     /// [`LOAD_WIDTH`] numbers per cell.
     pub loads: Vec<u32>,
     /// CPU share per cell.
@@ -180,15 +180,19 @@ pub fn pack(request: &Request, cells: &[Cell]) -> Packed {
             packed.labels.extend([found.same, found.distinct]);
         }
     }
-    packed.locations = locations.pairs.iter().map(|(n, r)| (n.to_string(), r.to_string())).collect();
+    packed.locations = locations.pairs.iter().map(|(n, r)| (Name::from(*n), Name::from(*r))).collect();
     packed
 }
 
 /// Unpacks the candidates of `request` (entries missing from a malformed `packed` read as zero
 /// or empty; extra ones are ignored).
-pub fn unpack(request: &Request, packed: Packed) -> Vec<Candidate> {
-    let names: Vec<(Name, Name)> = packed.locations.into_iter().map(|(n, r)| (n.into(), r.into())).collect();
-    let width = request.labels.len();
+pub fn unpack(request: &Request, packed: &Packed) -> Vec<Candidate> {
+    unpack_rows(request.labels.len(), packed)
+}
+
+/// Unpacks candidates whose label rows are `width` wide (the request's label count).
+pub fn unpack_rows(width: usize, packed: &Packed) -> Vec<Candidate> {
+    let names = &packed.locations;
     let label_table: Arc<[LabelMatch]> =
         packed.labels.chunks_exact(2).map(|m| LabelMatch { same: m[0], distinct: m[1] }).collect();
     packed
@@ -219,7 +223,7 @@ pub fn unpack(request: &Request, packed: Packed) -> Vec<Candidate> {
 
 /// Every cell as `request` sees it: what a placement plugin receives, computed natively.
 pub fn candidates(request: &Request, cells: &[Cell]) -> Vec<Candidate> {
-    unpack(request, pack(request, cells))
+    unpack(request, &pack(request, cells))
 }
 
 #[cfg(test)]
@@ -276,7 +280,7 @@ mod tests {
             labels: vec![1],
             predicted: vec![],
         };
-        let all = unpack(&request, packed);
+        let all = unpack(&request, &packed);
         assert_eq!(all.len(), 1, "an incomplete row is ignored");
         assert_eq!((all[0].id, &*all[0].node, all[0].cpu), (5, "", 0.0));
         assert_eq!(all[0].label(&request, "room"), LabelMatch::default());

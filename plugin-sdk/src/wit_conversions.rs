@@ -86,12 +86,17 @@ macro_rules! wit_conversions {
         /// The open cells as `request` sees them, packed (what `place` receives).
         #[allow(dead_code)]
         pub fn candidates_to_wit(request: &$crate::types::Request, cells: &[$crate::types::Cell]) -> $($wit)+::Candidates {
-            let packed = $crate::candidate::pack(request, cells);
+            packed_to_wit(&$crate::candidate::pack(request, cells))
+        }
+
+        /// Packed candidates as they cross into a plugin.
+        #[allow(dead_code)]
+        pub fn packed_to_wit(packed: &$crate::candidate::Packed) -> $($wit)+::Candidates {
             $($wit)+::Candidates {
-                locations: packed.locations.into_iter().map(|(node, region)| $($wit)+::Location { node, region }).collect(),
-                loads: packed.loads,
-                cpu: packed.cpu,
-                labels: packed.labels,
+                locations: packed.locations.iter().map(|(node, region)| $($wit)+::Location { node: node.to_string(), region: region.to_string() }).collect(),
+                loads: packed.loads.clone(),
+                cpu: packed.cpu.clone(),
+                labels: packed.labels.clone(),
             }
         }
 
@@ -99,13 +104,13 @@ macro_rules! wit_conversions {
         #[allow(dead_code)]
         pub fn candidates_from_wit(request: &$crate::types::Request, view: $($wit)+::Candidates) -> ::std::vec::Vec<$crate::candidate::Candidate> {
             let packed = $crate::candidate::Packed {
-                locations: view.locations.into_iter().map(|l| (l.node, l.region)).collect(),
+                locations: view.locations.into_iter().map(|l| (l.node.into(), l.region.into())).collect(),
                 loads: view.loads,
                 cpu: view.cpu,
                 labels: view.labels,
                 predicted: ::std::vec::Vec::new(),
             };
-            $crate::candidate::unpack(request, packed)
+            $crate::candidate::unpack(request, &packed)
         }
 
         #[allow(dead_code)]

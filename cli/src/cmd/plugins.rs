@@ -89,7 +89,7 @@ pub fn placement_policy(
         PolicyChoice::parse(&text)
             .with_context(|| format!("{} is neither a file nor a built-in policy", spec.display()))?
     };
-    Ok(flags.policy_loader(runtime).resolve(&choice, mafalda_host::placement::DEFAULT_CPU_WATERMARK)?)
+    Ok(flags.policy_loader(runtime).resolve(&choice, mafalda_host::placement::BinPack::default())?)
 }
 
 /// `mafalda-host plugin check FILE`: validates a plugin and describes it.

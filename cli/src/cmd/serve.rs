@@ -129,7 +129,7 @@ pub async fn start(
     for scope in flags.config().unknown_scopes(&loaded) {
         tracing::warn!(plugin = %scope, "--plugin-config names a plugin that is not loaded; its keys reach nobody");
     }
-    options.policy = PolicyChoice::Custom(loader.resolve(&choice, options.pool.cpu_watermark)?);
+    options.policy = PolicyChoice::Custom(loader.resolve(&choice, options.pack())?);
     // The workers asked for stay up: idle release never goes below them (an application of a
     // cluster, e.g. the demo with MAFALDA_CLUSTER, keeps the pool it was configured with).
     if options.cluster.hosts.is_empty() {

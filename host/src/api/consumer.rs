@@ -10,6 +10,7 @@ use super::transport::Transport;
 use super::transport_core::Child;
 use crate::backend::ConsumerBackend;
 use crate::internals::cell::{Cell, Count};
+use crate::internals::load_model::Rate;
 use crate::internals::pipes::PipeLease;
 use crate::placement::CellId;
 use event_listener_primitives::HandlerId;
@@ -57,16 +58,25 @@ impl fmt::Debug for Consumer {
 impl Consumer {
     /// Wraps a real consumer of (virtual) producer `producer_id`; `lease` (the pipe it reads
     /// from, if any) and the cell's count are released when the real consumer closes.
+    ///
+    /// It forwards its producer's packets (`rate`) and is counted so in its cell's ledger, on
+    /// its transport `load_id`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn wrap(
         real: Arc<dyn ConsumerBackend>,
         producer_id: ProducerId,
+        rate: &Arc<Rate>,
         transport: Arc<dyn Transport>,
         router: &Router,
         cell: &Arc<Cell>,
+        load_id: u64,
         lease: Option<PipeLease>,
         app_data: AppData,
     ) -> Self {
-        let ticket = cell.ticket(&router.inner.counts, Count::Consumer, Vec::new());
+        let ticket = (
+            cell.ticket(&router.inner.counts, Count::Consumer, Vec::new()),
+            cell.ledger().forward(rate, Some(load_id)),
+        );
         let meta = ConsumerMeta {
             id: real.id(),
             producer_id,

@@ -157,6 +157,7 @@ impl DataConsumer {
             direct: real.is_direct(),
         };
         let inner = Arc::new(Endpoint::new(meta, transport, cell.id(), app_data, Arc::clone(&real), None));
+        let load = cell.ledger().data();
         let weak = Arc::downgrade(&inner);
         real.on_data_producer_close(Box::new(move || {
             if let Some(inner) = weak.upgrade() {
@@ -166,7 +167,7 @@ impl DataConsumer {
         .detach();
         let weak = Arc::downgrade(&inner);
         real.on_close(Box::new(move || {
-            drop(lease);
+            drop((lease, load));
             if let Some(inner) = weak.upgrade() {
                 inner.close();
             }

@@ -80,7 +80,8 @@ impl DataProducer {
         app_data: AppData,
     ) -> Self {
         let held = cell.hold_id(PipeSource::DataProducer(real.id()));
-        real.on_close(Box::new(move || drop(held))).detach();
+        let load = cell.ledger().data();
+        real.on_close(Box::new(move || drop((held, load)))).detach();
         let meta = DataProducerMeta {
             id: known,
             real_id: real.id(),

@@ -3,13 +3,11 @@
 
 pub use mediasoup::direct_transport::*;
 
-use super::router::Router;
+use super::router::{Placed, Router};
 use super::transport_core::TransportCore;
 use super::transport_macro::virtual_transport;
 use crate::backend::DirectTransportBackend;
-use crate::internals::cell::Cell;
 use crate::internals::object::inert_handler;
-use crate::internals::real_routers::RouterUse;
 use crate::worker::NotificationError;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::AppData;
@@ -34,13 +32,11 @@ virtual_transport!(
 impl DirectTransport {
     pub(crate) fn wrap(
         router: &Router,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        labels: Vec<String>,
+        placed: Placed,
         real: Arc<dyn DirectTransportBackend>,
         app_data: AppData,
     ) -> Result<Self, RequestError> {
-        Ok(Self { inner: TransportCore::new(router, cell, router_use, labels, real, (), app_data)? })
+        Ok(Self { inner: TransportCore::new(router, placed, real, (), app_data)? })
     }
 
     /// Send an RTCP packet from the Rust process.

@@ -2,13 +2,11 @@
 
 pub use mediasoup::plain_transport::*;
 
-use super::router::Router;
+use super::router::{Placed, Router};
 use super::transport_core::TransportCore;
 use super::transport_macro::virtual_transport;
 use crate::backend::PlainTransportBackend;
-use crate::internals::cell::Cell;
 use crate::internals::object::inert_handler;
-use crate::internals::real_routers::RouterUse;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::AppData;
 use mediasoup::types::data_structures::{SctpState, TransportTuple};
@@ -42,9 +40,7 @@ virtual_transport!(
 impl PlainTransport {
     pub(crate) fn wrap(
         router: &Router,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        labels: Vec<String>,
+        placed: Placed,
         real: Arc<dyn PlainTransportBackend>,
         app_data: AppData,
     ) -> Result<Self, RequestError> {
@@ -53,7 +49,7 @@ impl PlainTransport {
             sctp_parameters: real.sctp_parameters(),
             srtp_parameters: real.srtp_parameters(),
         };
-        Ok(Self { inner: TransportCore::new(router, cell, router_use, labels, real, data, app_data)? })
+        Ok(Self { inner: TransportCore::new(router, placed, real, data, app_data)? })
     }
 
     fn real(&self) -> Option<Arc<dyn PlainTransportBackend>> {

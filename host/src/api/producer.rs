@@ -8,6 +8,7 @@ use super::router::{Router, RouterInner};
 use super::transport::Transport;
 use crate::backend::ProducerBackend;
 use crate::internals::cell::{Cell, Count};
+use crate::internals::load_model::Rate;
 use crate::internals::object::run_later;
 use crate::internals::pause::{Followers, PausableEnd};
 use crate::internals::pipes::PipedObject;
@@ -26,6 +27,8 @@ pub(crate) struct ProducerMeta {
     pub(crate) id: ProducerId,
     /// The pipe ends in other cells pausing and resuming with it.
     followers: Followers,
+    /// Its packet rate (what its consumers are priced at).
+    rate: Arc<Rate>,
     /// The real object's id (differs from `id` only for a renamed pipe producer).
     real_id: ProducerId,
     kind: MediaKind,
@@ -64,21 +67,35 @@ impl DirectProducer {
 impl Producer {
     /// Wraps a real producer living in `cell`, known to the application as `known` (its real
     /// id unless renamed, see [`crate::internals::registry`]).
+    ///
+    /// The producer's packet rate is `rate` when it carries another's packets (a pipe producer
+    /// `pipe_producer_to_router` made), else its own, measured from its stats; it is counted in
+    /// its cell's ledger as received by the transport `load_id`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn wrap(
         real: Arc<dyn ProducerBackend>,
         known: ProducerId,
         transport: Arc<dyn Transport>,
         router: &Router,
         cell: &Arc<Cell>,
+        load_id: u64,
+        rate: Option<Arc<Rate>>,
         app_data: AppData,
     ) -> Self {
         let ticket = cell.ticket(&router.inner.counts, Count::Producer, Vec::new());
         let held = cell.hold_id(PipeSource::Producer(real.id()));
-        real.on_close(Box::new(move || drop((ticket, held)))).detach();
+        let rate = rate.unwrap_or_else(|| {
+            let own = Rate::new(real.kind().into());
+            router.inner.host.rates().track(&own, &real);
+            own
+        });
+        let load = cell.ledger().receive(&rate, Some(load_id));
+        real.on_close(Box::new(move || drop((ticket, held, load)))).detach();
         let meta = ProducerMeta {
             id: known,
             real_id: real.id(),
             followers: Followers::default(),
+            rate,
             kind: real.kind(),
             rtp_parameters: real.rtp_parameters(),
             consumable_rtp_parameters: real.consumable_rtp_parameters(),
@@ -106,6 +123,11 @@ impl Producer {
 
     fn real(&self) -> Result<Arc<dyn ProducerBackend>, RequestError> {
         self.inner().real()
+    }
+
+    /// Its packet rate, as the load model prices its consumers.
+    pub(crate) fn rate(&self) -> &Arc<Rate> {
+        &self.inner().meta.rate
     }
 
     /// The real producer's id (the application's unless renamed).
@@ -287,6 +309,10 @@ impl Drop for PipedProducer {
 impl PipedObject for Producer {
     fn followers(&self) -> &Followers {
         &self.inner().meta.followers
+    }
+
+    fn rate(&self) -> Option<&Arc<Rate>> {
+        Some(&self.inner().meta.rate)
     }
 
     fn is_paused(&self) -> bool {

@@ -24,12 +24,14 @@ use super::worker::Worker;
 use crate::internals::cell::{Cell, Count, Counts, SettingsSet};
 use crate::internals::dump;
 use crate::internals::host::{CellClosed, Host, PlaceError, RouterReport};
+use crate::internals::load_model::{Reservation, DEFAULT_AUDIO};
 use crate::internals::object::{fresh_id, lock};
 use crate::internals::pipes::{connect_link, LinkOptions, PipeEnds, PipeFrom, PipeLease, PipeParts, PipeRegistry};
 use crate::internals::real_routers::{RealRouters, RouterUse};
 use crate::internals::registry::{Members, Table};
 use crate::labels::{cell_labels, request_for};
 use crate::placement::CellId;
+use crate::placement::{Direction, PlacementRequest};
 use crate::stats::RouterStats;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{
@@ -229,6 +231,18 @@ impl std::fmt::Debug for Router {
     }
 }
 
+/// Where placement put a new object of a router.
+pub(crate) struct Placed {
+    /// The cell.
+    pub(crate) cell: Arc<Cell>,
+    /// A use of the router's real router there.
+    pub(crate) router_use: RouterUse,
+    /// The labels the cell counts for it.
+    pub(crate) labels: Vec<(String, String)>,
+    /// The room reserved for it (moves to its transport).
+    pub(crate) reservation: Reservation,
+}
+
 /// Maps a placement failure to the error mediasoup reports for a failed worker request.
 fn place_error(error: PlaceError) -> RequestError {
     RequestError::Response { reason: error.to_string() }
@@ -329,22 +343,30 @@ impl Router {
         }
     }
 
-    /// Asks placement for a cell (never `avoid` unless it is the only one) and takes a use of
-    /// this router's real router there. A cell closing meanwhile is refused and placement
-    /// tries again.
+    /// Asks placement for a cell (never `avoid` unless it is the only one) for a transport with
+    /// `app_data` and takes a use of this router's real router there. The decision reserves room
+    /// for what the transport is expected to forward (`prior`, or the router's fan-out prior
+    /// when `None`). A cell closing meanwhile is refused and placement tries again.
     pub(crate) async fn place_avoiding(
         &self,
         app_data: &AppData,
         avoid: &[CellId],
-    ) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
+        prior: Option<[f64; 2]>,
+    ) -> Result<Placed, RequestError> {
         self.check_open()?;
         let request = request_for(&self.id().to_string(), app_data);
-        let labels = cell_labels(&request);
+        let labels = cell_labels(app_data, &request, &self.inner.host.options().label_keys);
+        let prior = prior.unwrap_or_else(|| self.fan_out_prior(&request));
         let mut last = RequestError::ChannelClosed;
         for _ in 0..4 {
-            let cell = self.inner.host.place(request.clone(), self.inner.set, avoid).await.map_err(place_error)?;
+            let (cell, reservation) = self
+                .inner
+                .host
+                .place(request.clone(), self.id(), prior, self.inner.set, avoid)
+                .await
+                .map_err(place_error)?;
             match self.real_router_use(&cell).await {
-                Ok(router_use) => return Ok((cell, router_use, labels)),
+                Ok(router_use) => return Ok(Placed { cell, router_use, labels, reservation }),
                 Err(error) if cell.is_closed() => last = error,
                 Err(error) => return Err(error),
             }
@@ -352,9 +374,29 @@ impl Router {
         Err(last)
     }
 
-    /// Asks placement for a cell and takes a use of this router's real router there.
-    pub(crate) async fn place(&self, app_data: &AppData) -> Result<(Arc<Cell>, RouterUse, Vec<String>), RequestError> {
-        self.place_avoiding(app_data, &[]).await
+    /// Asks placement for a cell for a transport and takes a use of the real router there.
+    pub(crate) async fn place(&self, app_data: &AppData) -> Result<Placed, RequestError> {
+        self.place_avoiding(app_data, &[], None).await
+    }
+
+    /// The packets per second (by kind) a new transport of this router is expected to forward:
+    /// nothing when hinted as sending; `expected_consumers` times the router's average producer
+    /// when hinted; else every producer the router has (a receiving peer consumes the room).
+    fn fan_out_prior(&self, request: &PlacementRequest) -> [f64; 2] {
+        if request.direction == Direction::Send {
+            return [0.0; 2];
+        }
+        let (mut sum, mut producers) = ([0.0; 2], 0u32);
+        self.inner.producers.each(|producer| {
+            let rate = producer.rate();
+            sum[rate.kind() as usize] += rate.pps().forwarded;
+            producers += 1;
+        });
+        match request.expected_consumers {
+            0 => sum,
+            expected if producers == 0 => [f64::from(expected) * DEFAULT_AUDIO.forwarded, 0.0],
+            expected => sum.map(|v| v / f64::from(producers) * f64::from(expected)),
+        }
     }
 
     /// A use of the real router in `cell`, creating it (and firing `on_new_cell`) if needed.
@@ -379,8 +421,8 @@ impl Router {
                 *listen_infos = infos;
             }
         }
-        let (cell, router_use, labels) = self.place(&webrtc_transport_options.app_data).await?;
-        let transport = WebRtcTransport::create(self, cell, router_use, labels, webrtc_transport_options).await?;
+        let placed = self.place(&webrtc_transport_options.app_data).await?;
+        let transport = WebRtcTransport::create(self, placed, webrtc_transport_options).await?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::WebRtc(&transport)));
         Ok(transport)
     }
@@ -395,10 +437,10 @@ impl Router {
         if let Some(info) = plain_transport_options.rtcp_listen_info.as_mut() {
             self.worker().apply_port_range(info);
         }
-        let (cell, router_use, labels) = self.place(&plain_transport_options.app_data).await?;
+        let placed = self.place(&plain_transport_options.app_data).await?;
         let app_data = plain_transport_options.app_data.clone();
-        let real = router_use.real().create_plain_transport(plain_transport_options).await?;
-        let transport = PlainTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        let real = placed.router_use.real().create_plain_transport(plain_transport_options).await?;
+        let transport = PlainTransport::wrap(self, placed, real, app_data)?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Plain(&transport)));
         Ok(transport)
     }
@@ -410,35 +452,22 @@ impl Router {
     ) -> Result<PipeTransport, RequestError> {
         let mut pipe_transport_options = pipe_transport_options;
         self.worker().apply_port_range(&mut pipe_transport_options.listen_info);
-        let (cell, router_use, labels) = self.place(&pipe_transport_options.app_data).await?;
-        self.create_pipe_transport_at(cell, router_use, labels, pipe_transport_options).await
-    }
-
-    /// Creates a PipeTransport in a given cell.
-    async fn create_pipe_transport_at(
-        &self,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        labels: Vec<String>,
-        pipe_transport_options: PipeTransportOptions,
-    ) -> Result<PipeTransport, RequestError> {
+        let placed = self.place(&pipe_transport_options.app_data).await?;
         let app_data = pipe_transport_options.app_data.clone();
-        let real = router_use.real().create_pipe_transport(pipe_transport_options).await?;
-        let transport = PipeTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        let real = placed.router_use.real().create_pipe_transport(pipe_transport_options).await?;
+        let transport = PipeTransport::wrap(self, placed, real, app_data)?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Pipe(&transport)));
         Ok(transport)
     }
 
-    /// Wraps a real pipe transport made in `cell` (one end of a `pipe_producer_to_router` pair)
-    /// as a transport of this router.
+    /// Wraps a real pipe transport made where `placed` says (one end of a
+    /// `pipe_producer_to_router` pair) as a transport of this router.
     pub(crate) fn wrap_pipe_transport(
         &self,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        labels: Vec<String>,
+        placed: Placed,
         real: Arc<dyn crate::backend::PipeTransportBackend>,
     ) -> Result<PipeTransport, RequestError> {
-        let transport = PipeTransport::wrap(self, cell, router_use, labels, real, AppData::default())?;
+        let transport = PipeTransport::wrap(self, placed, real, AppData::default())?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Pipe(&transport)));
         Ok(transport)
     }
@@ -448,10 +477,10 @@ impl Router {
         &self,
         direct_transport_options: DirectTransportOptions,
     ) -> Result<DirectTransport, RequestError> {
-        let (cell, router_use, labels) = self.place(&direct_transport_options.app_data).await?;
+        let placed = self.place(&direct_transport_options.app_data).await?;
         let app_data = direct_transport_options.app_data.clone();
-        let real = router_use.real().create_direct_transport(direct_transport_options).await?;
-        let transport = DirectTransport::wrap(self, cell, router_use, labels, real, app_data)?;
+        let real = placed.router_use.real().create_direct_transport(direct_transport_options).await?;
+        let transport = DirectTransport::wrap(self, placed, real, app_data)?;
         self.inner.handlers.new_transport.call(|cb| cb(NewTransport::Direct(&transport)));
         Ok(transport)
     }
@@ -461,7 +490,8 @@ impl Router {
         &self,
         audio_level_observer_options: AudioLevelObserverOptions,
     ) -> Result<AudioLevelObserver, RequestError> {
-        let (cell, router_use, _) = self.place(&audio_level_observer_options.app_data).await?;
+        let Placed { cell, router_use, .. } =
+            self.place_avoiding(&audio_level_observer_options.app_data, &[], Some([0.0; 2])).await?;
         let app_data = audio_level_observer_options.app_data.clone();
         let real = router_use.real().create_audio_level_observer(audio_level_observer_options).await?;
         let observer = AudioLevelObserver::wrap(self, cell, router_use, real, app_data)?;
@@ -474,7 +504,8 @@ impl Router {
         &self,
         active_speaker_observer_options: ActiveSpeakerObserverOptions,
     ) -> Result<ActiveSpeakerObserver, RequestError> {
-        let (cell, router_use, _) = self.place(&active_speaker_observer_options.app_data).await?;
+        let Placed { cell, router_use, .. } =
+            self.place_avoiding(&active_speaker_observer_options.app_data, &[], Some([0.0; 2])).await?;
         let app_data = active_speaker_observer_options.app_data.clone();
         let real = router_use.real().create_active_speaker_observer(active_speaker_observer_options).await?;
         let observer = ActiveSpeakerObserver::wrap(self, cell, router_use, real, app_data)?;
@@ -550,7 +581,15 @@ impl Router {
         router_use: Option<RouterUse>,
     ) -> PipeParts {
         from.object.followers().follow(ends.follower(), || from.object.is_paused()).await;
-        let counted = Arc::new(Mutex::new(Some(target.ticket(&self.inner.counts, Count::Pipe, Vec::new()))));
+        // The source cell forwards the producer's packets into the pipe, the target receives
+        // them; a data pipe or copy is a data object at each end.
+        let loads = match from.object.rate() {
+            Some(rate) => vec![from.home.ledger().forward(rate, None), target.ledger().receive(rate, None)],
+            None if link.is_some() => vec![from.home.ledger().data(), target.ledger().data()],
+            None => vec![target.ledger().data()],
+        };
+        let ticket = target.ticket(&self.inner.counts, Count::Pipe, Vec::new());
+        let counted = Arc::new(Mutex::new(Some((ticket, loads))));
         let released = Arc::clone(&counted);
         ends.on_target_gone(Box::new(move || drop(lock(&released).take())));
         self.inner.handlers.pipe.call_simple(&PipeEvent {
@@ -648,6 +687,13 @@ impl Router {
     /// were lost.
     pub fn on_cell_lost<F: Fn(&CellLost) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
         self.inner.handlers.cell_lost.add(Arc::new(callback))
+    }
+
+    /// mafalda extension: where placement would put a transport with `app_data` now — its cell,
+    /// or `None` for a worker it would start — without reserving anything (the decision
+    /// `create_*_transport` makes).
+    pub fn preview_placement(&self, app_data: &AppData) -> Result<Option<CellId>, RequestError> {
+        self.inner.host.preview(self.id(), self.inner.set, app_data).map_err(place_error)
     }
 
     /// mafalda extension: this router's numbers (cells, transports, producers, consumers, pipes).

@@ -22,7 +22,7 @@ use super::pipe_transport::PipeTransport;
 use super::producer::{PipedProducer, ProducerOptions};
 use super::router::{
     PipeDataProducerToRouterError, PipeDataProducerToRouterPair, PipeProducerToRouterError, PipeProducerToRouterPair,
-    PipeToRouterOptions, Router, RouterId,
+    PipeToRouterOptions, Placed, Router, RouterId,
 };
 use super::transport::Transport;
 use crate::internals::cell::Cell;
@@ -112,8 +112,15 @@ async fn transport_pair(
     if let Some((local, remote)) = cache.find(&key, keeps) {
         return Ok((local, remote, true));
     }
-    let (cell, remote_use, labels) = match keep {
-        Some(_) if same_worker => (Arc::clone(home), target.real_router_use(home).await?, Vec::new()),
+    // The target end receives: its cost arrives with the pipe producer, nothing to expect.
+    let nothing = Some([0.0; 2]);
+    let placed = match keep {
+        Some(_) if same_worker => Placed {
+            cell: Arc::clone(home),
+            router_use: target.real_router_use(home).await?,
+            labels: Vec::new(),
+            reservation: home.ledger().reserve([0.0; 2]),
+        },
         Some(id) => {
             let holders: Vec<CellId> = target
                 .inner
@@ -123,40 +130,42 @@ async fn transport_pair(
                 .filter(|c| c.id() == home.id() || c.holds(&id))
                 .map(|c| c.id())
                 .collect();
-            target.place_avoiding(&AppData::default(), &holders).await?
+            target.place_avoiding(&AppData::default(), &holders, nothing).await?
         }
-        None => target.place_avoiding(&AppData::default(), &[]).await?,
+        None => target.place_avoiding(&AppData::default(), &[], nothing).await?,
     };
-    let kept = keeps(&cell);
+    let kept = keeps(&placed.cell);
     if !kept {
         // Every worker the pool offers holds the id: a fresh id on a pair we have, if any.
-        drop((remote_use, labels));
+        drop(placed);
         if let Some((local, remote)) = cache.find(&key, |_| true) {
             return Ok((local, remote, false));
         }
-        return open_pair(source, target, home, options, None).await.map(|(l, r)| (l, r, false));
+        let placed = target.place_avoiding(&AppData::default(), &[], nothing).await?;
+        return open_pair(source, target, home, options, placed).await.map(|(l, r)| (l, r, false));
     }
-    open_pair(source, target, home, options, Some((cell, remote_use, labels))).await.map(|(l, r)| (l, r, true))
+    open_pair(source, target, home, options, placed).await.map(|(l, r)| (l, r, true))
 }
 
-/// Creates, connects and caches a pair; its target end in `at` (placed there already) or where
-/// the target router's placement puts it.
+/// Creates, connects and caches a pair; its target end where `at` was placed.
 async fn open_pair(
     source: &Router,
     target: &Router,
     home: &Arc<Cell>,
     options: &PipeToRouterOptions,
-    at: Option<(Arc<Cell>, crate::internals::real_routers::RouterUse, Vec<String>)>,
+    at: Placed,
 ) -> Result<Pair, RequestError> {
-    let (cell, remote_use, labels) = match at {
-        Some(at) => at,
-        None => target.place_avoiding(&AppData::default(), &[]).await?,
-    };
     let local_use = source.real_router_use(home).await?;
     let transport_options = link_options(source, options).transport_options();
-    let (a, b) = create_pair(local_use.real(), remote_use.real(), transport_options).await?;
-    let local = source.wrap_pipe_transport(Arc::clone(home), local_use, Vec::new(), a)?;
-    let remote = target.wrap_pipe_transport(cell, remote_use, labels, b)?;
+    let (a, b) = create_pair(local_use.real(), at.router_use.real(), transport_options).await?;
+    let local_end = Placed {
+        cell: Arc::clone(home),
+        router_use: local_use,
+        labels: Vec::new(),
+        reservation: home.ledger().reserve([0.0; 2]),
+    };
+    let local = source.wrap_pipe_transport(local_end, a)?;
+    let remote = target.wrap_pipe_transport(at, b)?;
     lock(&source.inner.pairs.pairs).entry((target.id(), home.id())).or_default().push((local.clone(), remote.clone()));
     Ok((local, remote))
 }
@@ -181,7 +190,8 @@ pub(crate) async fn pipe_producer(
         ProducerOptions::new_pipe_transport(real_id, pipe_consumer.kind(), pipe_consumer.rtp_parameters().clone());
     producer_options.paused = pipe_consumer.producer_paused();
     producer_options.app_data = producer.app_data().clone();
-    let pipe_producer = remote.inner.produce(remote.handle(), producer_options, Some(known)).await?;
+    let rate = Some(Arc::clone(producer.rate()));
+    let pipe_producer = remote.inner.produce(remote.handle(), producer_options, Some(known), rate).await?;
     // Source closed → pipe consumer closed → pipe producer closed.
     let weak = pipe_producer.downgrade();
     pipe_consumer

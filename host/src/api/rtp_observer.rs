@@ -97,7 +97,8 @@ impl<B: ?Sized + RtpObserverBackend + 'static> ObserverCore<B> {
         real: Arc<B>,
         app_data: AppData,
     ) -> Result<Arc<Self>, RequestError> {
-        real.on_close(Box::new(move || drop(router_use))).detach();
+        let load = cell.ledger().data();
+        real.on_close(Box::new(move || drop((router_use, load)))).detach();
         let core = Arc::new(Self {
             id: real.id(),
             router: router.clone(),

@@ -5,13 +5,13 @@ use super::consumer::Consumer;
 use super::data_consumer::{DataConsumer, DataConsumerOptions};
 use super::data_producer::DataProducer;
 use super::producer::Producer;
-use super::router::Router;
+use super::router::{Placed, Router};
 use super::transport::{Transport, TransportTraceEventData, TransportTraceEventType};
 use crate::backend::{RouterBackend, TransportBackend};
 use crate::internals::cell::{Cell, Count, Origin, Ticket};
+use crate::internals::load_model::Rate;
 use crate::internals::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
 use crate::internals::pipes::{PipeFrom, PipeSource};
-use crate::internals::real_routers::RouterUse;
 use crate::internals::registry::Found;
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
 use mediasoup::ortc::ConsumerRtpParametersError;
@@ -71,6 +71,8 @@ pub(crate) struct TransportCore<B: ?Sized, X> {
     pub(crate) extra: X,
     pub(crate) router: Router,
     pub(crate) cell: Arc<Cell>,
+    /// The transport's entry in its cell's ledger (its consumers and producers name it).
+    pub(crate) load_id: u64,
     app_data: AppData,
     pub(crate) real: Slot<Arc<B>>,
     handlers: Handlers,
@@ -90,19 +92,22 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
     /// cell closed meanwhile refuses it (the real transport is dropped, so closed).
     pub(crate) fn new(
         router: &Router,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        labels: Vec<String>,
+        placed: Placed,
         real: Arc<B>,
         extra: X,
         app_data: AppData,
     ) -> Result<Arc<Self>, RequestError> {
+        let Placed { cell, router_use, labels, reservation } = placed;
         let ticket: Ticket = cell.ticket(&router.inner.counts, Count::Transport, labels);
-        real.on_close(Box::new(move || drop((router_use, ticket)))).detach();
+        // The room placement reserved now belongs to the transport (its fan-out prior).
+        let load = reservation.into_transport();
+        let load_id = load.id();
+        real.on_close(Box::new(move || drop((router_use, ticket, load)))).detach();
         let core = Arc::new(Self {
             id: real.id(),
             extra,
             router: router.clone(),
+            load_id,
             cell,
             app_data,
             real: Slot::new(real),
@@ -135,17 +140,22 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
 
     /// Produces on the real transport; the producer is known to the application as `known`
     /// (its real id when `None`).
+    /// Produces on the real transport; the producer is known to the application as `known`
+    /// (its real id when `None`) and carries `rate` (another producer's, for a pipe producer;
+    /// its own when `None`).
     pub(crate) async fn produce(
         &self,
         handle: Arc<dyn Transport>,
         options: ProducerOptions,
         known: Option<ProducerId>,
+        rate: Option<Arc<Rate>>,
     ) -> Result<Producer, ProduceError> {
         let real = self.real.request().map_err(ProduceError::Request)?;
         let app_data = options.app_data.clone();
         let real_producer = real.produce(options).await?;
         let id = known.unwrap_or_else(|| real_producer.id());
-        let producer = Producer::wrap(real_producer, id, handle, &self.router, &self.cell, app_data);
+        let producer =
+            Producer::wrap(real_producer, id, handle, &self.router, &self.cell, self.load_id, rate, app_data);
         if !self.router.inner.producers.add(id, producer.real_id(), &self.cell, producer.downgrade()) {
             // Another transport of this router produced the same id meanwhile.
             producer.close_now();
@@ -191,7 +201,9 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
             options.producer_id = here;
         }
         let real_consumer = real.consume(options).await?;
-        let consumer = Consumer::wrap(real_consumer, id, handle, &self.router, &self.cell, lease, app_data);
+        let rate = Arc::clone(found.object.rate());
+        let consumer =
+            Consumer::wrap(real_consumer, id, &rate, handle, &self.router, &self.cell, self.load_id, lease, app_data);
         self.adopt(consumer.as_child());
         self.handlers.new_consumer.call(|cb| cb(&consumer));
         Ok(consumer)

@@ -55,7 +55,7 @@ macro_rules! virtual_transport {
                 &self,
                 producer_options: mediasoup::prelude::ProducerOptions,
             ) -> Result<$crate::api::producer::Producer, mediasoup::prelude::ProduceError> {
-                self.inner.produce(self.handle(), producer_options, None).await
+                self.inner.produce(self.handle(), producer_options, None, None).await
             }
 
             async fn consume(

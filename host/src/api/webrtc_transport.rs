@@ -3,14 +3,12 @@
 
 pub use mediasoup::webrtc_transport::*;
 
-use super::router::Router;
+use super::router::{Placed, Router};
 use super::transport_core::TransportCore;
 use super::transport_macro::virtual_transport;
 use super::webrtc_server::WebRtcServer;
 use crate::backend::{WebRtcListen, WebRtcTransportBackend, WebRtcTransportSettings};
-use crate::internals::cell::Cell;
 use crate::internals::object::inert_handler;
-use crate::internals::real_routers::RouterUse;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, DtlsParameters, IceCandidate, IceParameters};
 use mediasoup::types::data_structures::{DtlsState, IceRole, IceState, SctpState, TransportTuple};
@@ -174,9 +172,7 @@ virtual_transport!(
 impl WebRtcTransport {
     pub(crate) async fn create(
         router: &Router,
-        cell: Arc<Cell>,
-        router_use: RouterUse,
-        labels: Vec<String>,
+        placed: Placed,
         options: WebRtcTransportOptions,
     ) -> Result<Self, RequestError> {
         let server = match &options.listen {
@@ -190,13 +186,13 @@ impl WebRtcTransport {
             });
         }
         let listen = match (&server, &options.listen) {
-            (Some(server), _) => WebRtcListen::Server(server.real_in(&cell).await?),
+            (Some(server), _) => WebRtcListen::Server(server.real_in(&placed.cell).await?),
             (None, WebRtcTransportListen::Individual { listen_infos }) => {
                 WebRtcListen::Individual(listen_infos.clone())
             }
             (None, WebRtcTransportListen::Server { .. }) => unreachable!("a server listen has its server"),
         };
-        let real = router_use.real().create_webrtc_transport(listen, options.settings()).await?;
+        let real = placed.router_use.real().create_webrtc_transport(listen, options.settings()).await?;
         let data = WebRtcData {
             ice_role: real.ice_role(),
             ice_parameters: real.ice_parameters(),
@@ -205,8 +201,7 @@ impl WebRtcTransport {
             sctp_parameters: real.sctp_parameters(),
             webrtc_server: server.clone(),
         };
-        let transport =
-            Self { inner: TransportCore::new(router, cell, router_use, labels, real, data, options.app_data)? };
+        let transport = Self { inner: TransportCore::new(router, placed, real, data, options.app_data)? };
         if let Some(server) = server {
             server.transport_created(&transport);
         }

@@ -7,7 +7,6 @@ use crate::cluster::Cluster;
 use crate::config::HostOptions;
 use crate::internals::host::{Host, WorkerLauncher};
 use crate::internals::object::EventBag;
-use crate::placement::BinPack;
 use crate::policy::PolicyLoader;
 use event_listener_primitives::HandlerId;
 use mediasoup::worker::WorkerSettings;
@@ -98,11 +97,10 @@ impl WorkerManager {
     fn build(options: HostOptions, config_error: Option<String>, launcher: impl Into<Launcher>) -> Self {
         let Launcher(launcher) = launcher.into();
         let mut config_error = config_error;
-        let policy =
-            PolicyLoader::default().resolve(&options.policy, options.pool.cpu_watermark).unwrap_or_else(|error| {
-                config_error.get_or_insert_with(|| error.to_string());
-                Arc::new(BinPack { watermark: options.pool.cpu_watermark })
-            });
+        let policy = PolicyLoader::default().resolve(&options.policy, options.pack()).unwrap_or_else(|error| {
+            config_error.get_or_insert_with(|| error.to_string());
+            Arc::new(options.pack())
+        });
         let template = Self::template(&options, &WorkerSettings::default());
         let cluster_options = options.cluster.clone();
         let host = Host::new(options, policy, launcher, template);

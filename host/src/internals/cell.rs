@@ -3,13 +3,13 @@
 //! that closing the cell closes them.
 
 use crate::backend::WorkerBackend;
-use crate::internals::load_model::CellCounts;
+use crate::internals::load_model::{self, Coefficients, Ledger, Load};
 use crate::internals::object::{lock, Lost, Member};
 use crate::internals::source::PipeSource;
-use crate::placement::{CellId, CellLoad};
+use crate::placement::{CellId, CellLoad, LabelMatch, RowReading};
 use mediasoup::router::RouterId;
 use mediasoup::worker::WorkerId;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -68,10 +68,6 @@ struct CpuMeter {
     estimated: bool,
 }
 
-/// How long a placement decision reserves room for its transport before the transport exists
-/// (creating one takes milliseconds; a decision whose transport failed expires).
-pub const RESERVATION_TTL: Duration = Duration::from_secs(2);
-
 /// The cell is closed: nothing may join it any more.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[error("{0} is closed")]
@@ -90,27 +86,40 @@ pub enum Origin {
     Remote,
 }
 
+/// What placement reads of a cell, under one lock: the routers present, the label counts and
+/// the CPU meter (kept up to date as objects join and leave, so a decision reads it in
+/// constant time).
+#[derive(Debug, Default)]
+struct Row {
+    /// Virtual routers with a real router here.
+    routers: HashSet<RouterId>,
+    /// Transports per label value, by key (only the keys placement counts, see `labels`).
+    labels: HashMap<String, HashMap<String, u32>>,
+    cpu: CpuMeter,
+    /// The model's cost of what the cell carried at the last sample.
+    at_sample: f64,
+    /// What it carried then.
+    load_at_sample: Load,
+}
+
 /// One cell.
 pub struct Cell {
     id: CellId,
     slot: usize,
     set: SettingsSet,
     origin: Origin,
-    node: String,
-    region: String,
+    node: Arc<str>,
+    region: Arc<str>,
     worker: Mutex<Option<Arc<dyn WorkerBackend>>>,
     worker_id: WorkerId,
     counts: Counts,
-    routers: Mutex<HashSet<RouterId>>,
-    labels: Mutex<HashMap<String, u32>>,
+    ledger: Arc<Ledger>,
+    row: Mutex<Row>,
     members: Mutex<Vec<Weak<dyn Member>>>,
     draining: AtomicBool,
     retiring: AtomicBool,
     closed: AtomicBool,
-    cpu: Mutex<CpuMeter>,
     idle_since: Mutex<Option<Instant>>,
-    /// Placement decisions for transports not created yet, oldest first.
-    reserved: Mutex<VecDeque<Instant>>,
     /// Consecutive CPU samples above the watermark.
     hot_samples: AtomicU32,
     /// Ids of the producers and data producers living here (a worker refuses a second object
@@ -130,23 +139,28 @@ pub(crate) struct Ticket {
     cell: Arc<Cell>,
     router: Arc<Counts>,
     count: Count,
-    labels: Vec<String>,
+    labels: Vec<(String, String)>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.cell.counts.sub(self.count);
         self.router.sub(self.count);
-        let mut labels = lock(&self.cell.labels);
-        for label in &self.labels {
-            if let Some(n) = labels.get_mut(label) {
-                *n -= 1;
-                if *n == 0 {
-                    labels.remove(label);
+        if !self.labels.is_empty() {
+            let mut row = lock(&self.cell.row);
+            for (key, value) in &self.labels {
+                let Some(values) = row.labels.get_mut(key) else { continue };
+                if let Some(n) = values.get_mut(value) {
+                    *n -= 1;
+                    if *n == 0 {
+                        values.remove(value);
+                    }
+                }
+                if values.is_empty() {
+                    row.labels.remove(key);
                 }
             }
         }
-        drop(labels);
         self.cell.touch();
     }
 }
@@ -168,9 +182,9 @@ impl Drop for IdHold {
 #[derive(Debug, Clone)]
 pub(crate) struct Location {
     /// The node (host) name.
-    pub(crate) node: String,
+    pub(crate) node: Arc<str>,
     /// The region.
-    pub(crate) region: String,
+    pub(crate) region: Arc<str>,
 }
 
 impl Cell {
@@ -194,15 +208,13 @@ impl Cell {
             worker: Mutex::new(Some(worker)),
             worker_id,
             counts: Counts::default(),
-            routers: Mutex::default(),
-            labels: Mutex::default(),
+            ledger: Arc::default(),
+            row: Mutex::default(),
             members: Mutex::default(),
             draining: AtomicBool::new(false),
             retiring: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            cpu: Mutex::default(),
             idle_since: Mutex::new(Some(Instant::now())),
-            reserved: Mutex::default(),
             hot_samples: AtomicU32::new(0),
             ids: Mutex::default(),
         }
@@ -242,6 +254,16 @@ impl Cell {
     /// That node's region.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The node and region, shared.
+    pub(crate) fn location(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.node, &self.region)
+    }
+
+    /// What the cell carries, as the load model counts it.
+    pub(crate) fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     /// The real worker's id.
@@ -285,19 +307,22 @@ impl Cell {
         self.counts.get(count)
     }
 
-    /// Counts an object (and its labels) here and in `router` until the ticket is dropped.
-    pub(crate) fn ticket(self: &Arc<Self>, router: &Arc<Counts>, count: Count, labels: Vec<String>) -> Ticket {
+    /// Counts an object (and its labels: `key`, `value` pairs) here and in `router` until the
+    /// ticket is dropped.
+    pub(crate) fn ticket(
+        self: &Arc<Self>,
+        router: &Arc<Counts>,
+        count: Count,
+        labels: Vec<(String, String)>,
+    ) -> Ticket {
         self.counts.add(count);
-        if count == Count::Transport {
-            // The transport a placement decision reserved room for now exists.
-            lock(&self.reserved).pop_front();
-        }
         router.add(count);
-        let mut map = lock(&self.labels);
-        for label in &labels {
-            *map.entry(label.clone()).or_insert(0) += 1;
+        if !labels.is_empty() {
+            let mut row = lock(&self.row);
+            for (key, value) in &labels {
+                *row.labels.entry(key.clone()).or_default().entry(value.clone()).or_insert(0) += 1;
+            }
         }
-        drop(map);
         self.touch();
         Ticket { cell: Arc::clone(self), router: Arc::clone(router), count, labels }
     }
@@ -316,19 +341,19 @@ impl Cell {
 
     /// Records that a virtual router has (or no longer has) a real router here.
     pub(crate) fn set_router_present(&self, router: RouterId, present: bool) {
-        let mut routers = lock(&self.routers);
+        let mut row = lock(&self.row);
         if present {
-            routers.insert(router);
+            row.routers.insert(router);
         } else {
-            routers.remove(&router);
+            row.routers.remove(&router);
         }
-        drop(routers);
+        drop(row);
         self.touch();
     }
 
     /// The virtual routers with a real router here.
     pub(crate) fn routers_present(&self) -> HashSet<RouterId> {
-        lock(&self.routers).clone()
+        lock(&self.row).routers.clone()
     }
 
     /// Registers a virtual object to be detached when the cell closes; refused once the cell is
@@ -347,7 +372,7 @@ impl Cell {
 
     /// True when nothing lives here.
     pub fn is_idle(&self) -> bool {
-        self.counts.all_zero() && lock(&self.routers).is_empty()
+        self.counts.all_zero() && lock(&self.row).routers.is_empty()
     }
 
     /// Restarts or stops the idle clock after a change.
@@ -377,11 +402,13 @@ impl Cell {
     pub(crate) fn sample_cpu(&self) -> bool {
         let used = self.cpu_time();
         let now = Instant::now();
-        let mut meter = lock(&self.cpu);
+        let consumers = self.count(Count::Consumer);
+        let mut row = lock(&self.row);
+        let meter = &mut row.cpu;
         let Some(used) = used else {
             meter.last = None;
             meter.estimated = true;
-            meter.share = (f64::from(self.count(Count::Consumer)) / FALLBACK_CONSUMERS_PER_CORE).min(1.0);
+            meter.share = (f64::from(consumers) / FALLBACK_CONSUMERS_PER_CORE).min(1.0);
             return false;
         };
         if let Some((at, before)) = meter.last {
@@ -397,27 +424,60 @@ impl Cell {
 
     /// The last measured (or estimated) CPU share.
     pub fn cpu(&self) -> f64 {
-        lock(&self.cpu).share
+        lock(&self.row).cpu.share
     }
 
     /// Whether the CPU share is estimated (the worker's CPU time could not be read).
     pub fn cpu_estimated(&self) -> bool {
-        lock(&self.cpu).estimated
+        lock(&self.row).cpu.estimated
     }
 
-    /// Reserves room for a transport placement just decided to put here, until it is created
-    /// (or [`RESERVATION_TTL`] passes): concurrent decisions see each other.
-    pub(crate) fn reserve(&self) {
-        lock(&self.reserved).push_back(Instant::now());
+    /// Records the model's view at a sample: what the cell carries now, and its cost.
+    pub(crate) fn mark_sample(&self, load: Load, cost: f64) {
+        let mut row = lock(&self.row);
+        row.at_sample = cost;
+        row.load_at_sample = load;
     }
 
-    /// Transports decided for this cell and not created yet.
-    pub fn reserved(&self) -> u32 {
-        let mut reserved = lock(&self.reserved);
-        while reserved.front().is_some_and(|at| at.elapsed() > RESERVATION_TTL) {
-            reserved.pop_front();
+    /// What the cell carried at the last sample.
+    pub(crate) fn load_at_sample(&self) -> Load {
+        lock(&self.row).load_at_sample
+    }
+
+    /// The predicted CPU share at `coefficients` (see [`load_model::predicted`]); reading it
+    /// changes nothing.
+    pub fn predicted(&self, coefficients: &Coefficients) -> f64 {
+        let now = self.ledger.load().cost(coefficients);
+        let row = lock(&self.row);
+        load_model::predicted(row.cpu.share, row.at_sample, now)
+    }
+
+    /// What placement sees of this cell for a request of `router` with `labels` (pushing one
+    /// match per label onto `matches`), priced at `coefficients`.
+    pub(crate) fn placement_row(
+        &self,
+        router: &RouterId,
+        labels: &[(String, String)],
+        coefficients: &Coefficients,
+        matches: &mut Vec<LabelMatch>,
+    ) -> RowReading {
+        let now = self.ledger.load().cost(coefficients);
+        let row = lock(&self.row);
+        for (key, value) in labels {
+            let found = row.labels.get(key).map_or(LabelMatch::default(), |values| LabelMatch {
+                same: values.get(value).copied().unwrap_or(0),
+                distinct: u32::try_from(values.len()).unwrap_or(u32::MAX),
+            });
+            matches.push(found);
         }
-        u32::try_from(reserved.len()).unwrap_or(u32::MAX)
+        RowReading {
+            cpu: row.cpu.share,
+            predicted: load_model::predicted(row.cpu.share, row.at_sample, now),
+            hosts_router: row.routers.contains(router),
+            routers: u32::try_from(row.routers.len()).unwrap_or(u32::MAX),
+            counts: [Count::Transport, Count::Producer, Count::Consumer, Count::Pipe].map(|c| self.count(c)),
+            draining: self.is_draining(),
+        }
     }
 
     /// Counts a CPU sample above (`hot`) or below the watermark; returns the run length.
@@ -436,30 +496,25 @@ impl Cell {
         members.iter().filter_map(Weak::upgrade).filter_map(|m| m.transport()).collect()
     }
 
-    /// What the load model reads of this cell.
-    pub fn counts(&self) -> CellCounts {
-        CellCounts {
-            cpu: self.cpu(),
-            transports: self.count(Count::Transport),
-            reserved: self.reserved(),
-            producers: self.count(Count::Producer),
-            consumers: self.count(Count::Consumer),
-            pipes: self.count(Count::Pipe),
-        }
-    }
-
-    /// What placement sees of this cell.
-    pub fn load(&self) -> CellLoad {
-        let mut routers: Vec<String> = lock(&self.routers).iter().map(ToString::to_string).collect();
+    /// What placement sees of this cell, as the plugin contract's `Cell` (stats, the autoscale
+    /// snapshot, the simulator): routers and labels spelt out.
+    pub fn load(&self, coefficients: &Coefficients) -> CellLoad {
+        let predicted = self.predicted(coefficients);
+        let row = lock(&self.row);
+        let mut routers: Vec<String> = row.routers.iter().map(ToString::to_string).collect();
         routers.sort();
-        let mut labels: Vec<(String, u32)> = lock(&self.labels).iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut labels: Vec<(String, u32)> = row
+            .labels
+            .iter()
+            .flat_map(|(key, values)| values.iter().map(move |(value, n)| (format!("{key}={value}"), *n)))
+            .collect();
         labels.sort();
         CellLoad {
             id: self.id.0,
-            node: self.node.clone(),
-            region: self.region.clone(),
-            cpu: self.cpu(),
-            predicted: 0.0,
+            node: self.node.to_string(),
+            region: self.region.to_string(),
+            cpu: row.cpu.share,
+            predicted,
             transports: self.count(Count::Transport),
             producers: self.count(Count::Producer),
             consumers: self.count(Count::Consumer),

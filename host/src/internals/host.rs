@@ -9,11 +9,12 @@ use crate::backend::local::WorkerTemplate;
 use crate::backend::{RouterBackend, WorkerBackend};
 use crate::config::HostOptions;
 use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
-use crate::internals::load_model::{consumers_per_transport, CellCounts, LoadModel};
+use crate::internals::load_model::{Coefficients, Learner, RateBook, Reservation, PRIOR_HALF_LIFE};
 use crate::internals::object::{lock, run_later, within, EventBag};
 use crate::internals::port_plan::PortClaims;
 use crate::placement::{
-    BinPack, CellId, CellLoad, EngineCounters, Placement, PlacementEngine, PlacementPolicy, PlacementRequest,
+    pack_rows, Candidates, CellId, CellLoad, EngineCounters, LabelMatch, Placement, PlacementEngine, PlacementPolicy,
+    PlacementRequest, PlacementRow, RowReading,
 };
 use crate::plugin::monotonic_ms;
 use crate::plugin::AuthGate;
@@ -26,7 +27,7 @@ use mediasoup::router::{RouterId, UpdateMediaCodecsError};
 use mediasoup::worker::{
     CreateRouterError, ExitError, RequestError, RtpCapabilitiesError, WorkerId, WorkerUpdateSettings,
 };
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use thiserror::Error;
@@ -163,7 +164,18 @@ pub struct Host {
     cells: RwLock<Vec<Arc<Cell>>>,
     next_cell: AtomicU32,
     engine: PlacementEngine,
-    model: LoadModel,
+    /// The load model's costs, as of the last sample.
+    coefficients: RwLock<Coefficients>,
+    /// Learns them (the sampler's).
+    learner: Mutex<Learner>,
+    /// The producers' packet rates.
+    rates: RateBook,
+    /// Held from reading the cells to reserving room in the chosen one: parallel decisions see
+    /// each other.
+    placing: Mutex<()>,
+    /// Bumped whenever a cell is added or removed (a decision to spawn made on an older view is
+    /// taken again).
+    generation: AtomicU64,
     spawn_lock: tokio::sync::Mutex<()>,
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
     calculator: Calculator,
@@ -178,6 +190,26 @@ pub struct Host {
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host").field("cells", &self.cells().len()).field("policy", &self.engine.policy_name()).finish()
+    }
+}
+
+/// A cell priced at the model's current costs, as placement reads it.
+struct Priced<'a> {
+    cell: &'a Arc<Cell>,
+    coefficients: &'a Coefficients,
+}
+
+impl PlacementRow<RouterId> for Priced<'_> {
+    fn id(&self) -> u32 {
+        self.cell.id().0
+    }
+
+    fn location(&self) -> (&Arc<str>, &Arc<str>) {
+        self.cell.location()
+    }
+
+    fn read(&self, router: &RouterId, labels: &[(String, String)], matches: &mut Vec<LabelMatch>) -> RowReading {
+        self.cell.placement_row(router, labels, self.coefficients, matches)
     }
 }
 
@@ -201,7 +233,7 @@ impl Host {
         launcher: Arc<dyn WorkerLauncher>,
         template: WorkerTemplate,
     ) -> Arc<Self> {
-        let fallback = BinPack { watermark: options.pool.cpu_watermark };
+        let fallback = options.pack();
         let host = Arc::new_cyclic(|me| Self {
             me: Weak::clone(me),
             launcher,
@@ -209,7 +241,11 @@ impl Host {
             cells: RwLock::default(),
             next_cell: AtomicU32::new(0),
             engine: PlacementEngine::new(policy, fallback),
-            model: LoadModel::default(),
+            coefficients: RwLock::new(Coefficients::DEFAULT),
+            learner: Mutex::default(),
+            rates: RateBook::default(),
+            placing: Mutex::new(()),
+            generation: AtomicU64::new(0),
             spawn_lock: tokio::sync::Mutex::new(()),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
@@ -249,9 +285,20 @@ impl Host {
         self.cells().into_iter().find(|c| c.id() == id)
     }
 
-    /// What placement sees (every cell).
+    /// Every cell as the plugin contract's `Cell` (stats, the autoscale snapshot).
     pub fn loads(&self) -> Vec<CellLoad> {
-        self.cells().iter().map(|c| c.load()).collect()
+        let coefficients = self.coefficients();
+        self.cells().iter().map(|c| c.load(&coefficients)).collect()
+    }
+
+    /// The load model's current costs.
+    pub fn coefficients(&self) -> Coefficients {
+        *self.coefficients.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The producers' packet rates the model prices consumers at.
+    pub(crate) fn rates(&self) -> &RateBook {
+        &self.rates
     }
 
     /// The settings-set of workers made from `template` (a new one if no set has the same
@@ -294,11 +341,26 @@ impl Host {
         set: SettingsSet,
         origin: Origin,
     ) -> Result<Option<Arc<Cell>>, PlaceError> {
+        self.spawn_unless_changed(set, origin, None).await
+    }
+
+    /// As [`Host::spawn_in`], unless the cells changed since `seen` (a [`Host::generation`]):
+    /// a decision to spawn made on an older view is taken again instead.
+    async fn spawn_unless_changed(
+        self: &Arc<Self>,
+        set: SettingsSet,
+        origin: Origin,
+        seen: Option<u64>,
+    ) -> Result<Option<Arc<Cell>>, PlaceError> {
         let _serial = self.spawn_lock.lock().await;
+        if seen.is_some_and(|seen| seen != self.generation.load(Ordering::Acquire)) {
+            return Ok(None);
+        }
         if self.local_cells() >= self.options.pool.max_workers {
             return Ok(None);
         }
-        let location = Location { node: self.options.node.clone(), region: self.options.region.clone() };
+        let location =
+            Location { node: self.options.node.as_str().into(), region: self.options.region.as_str().into() };
         let slot = free_slot(&self.cells(), origin, &location.node);
         let mut template = lock(&self.templates).get(set.0).cloned().unwrap_or_default();
         template.rtc_ports = self.options.pool.rtc_min_port..=self.options.pool.rtc_max_port;
@@ -322,7 +384,8 @@ impl Host {
         region: String,
     ) -> Arc<Cell> {
         let slot = free_slot(&self.cells(), Origin::Remote, &node);
-        self.admit(worker, SettingsSet::default(), Origin::Remote, Location { node, region }, slot)
+        let location = Location { node: node.as_str().into(), region: region.as_str().into() };
+        self.admit(worker, SettingsSet::default(), Origin::Remote, location, slot)
     }
 
     /// Whether an auth plugin is installed.
@@ -351,6 +414,7 @@ impl Host {
             }))
             .detach();
         self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(Arc::clone(&cell));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         info!(cell = %id, worker = %worker.id(), slot, set = set.0, ?origin, node = %cell.node(), "new cell");
         self.events.new_cell.call_simple(&id);
         cell
@@ -408,56 +472,93 @@ impl Host {
         self.calculator.compute(media_codecs)
     }
 
-    /// Finds a cell of `set` for `request`, starting a worker when placement says so; never
-    /// `avoid` unless it is the only possible cell.
+    /// Finds a cell of `set` for `request` (a transport of `router` expected to forward `prior`
+    /// packets per second by kind) and reserves that room in it, starting a worker when
+    /// placement says so; never `avoid` unless it is the only possible cell. Reading the cells,
+    /// deciding and reserving happen under one lock, so parallel decisions see each other.
     pub(crate) async fn place(
         self: &Arc<Self>,
         mut request: PlacementRequest,
+        router: RouterId,
+        prior: [f64; 2],
         set: SettingsSet,
         avoid: &[CellId],
-    ) -> Result<Arc<Cell>, PlaceError> {
+    ) -> Result<(Arc<Cell>, Reservation), PlaceError> {
         let max = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
         // A cell may vanish or the pool may fill between deciding and acting: decide again.
         for _ in 0..8 {
-            let all = self.cells();
-            // Cells of other sets count against the maximum but are not candidates.
-            let others = all
-                .iter()
-                .filter(|c| c.origin() != Origin::Remote && (!c.serves(set) || avoid.contains(&c.id())))
-                .count();
-            // Policies read the predicted CPU share (measured, or what the model expects of
-            // what is placed and reserved here, whichever is more).
-            let open: Vec<Arc<Cell>> = all.iter().filter(|c| c.serves(set) && !c.is_closed()).cloned().collect();
-            let predicted = self.predicted(&open);
-            let candidates: Vec<CellLoad> = open
-                .iter()
-                .zip(predicted)
-                .filter(|(c, _)| !avoid.contains(&c.id()))
-                .map(|(c, predicted)| CellLoad { predicted, ..c.load() })
-                .collect();
-            request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
-            if candidates.is_empty() && request.max_cells == 0 {
-                if let Some(cell) = avoid.iter().find_map(|id| self.cell(*id)) {
-                    return Ok(cell);
-                }
-            }
-            match self.engine.decide(&request, &candidates).placement {
-                Placement::Existing(id) => {
-                    if let Some(cell) = self.cell(id).filter(|c| !c.is_closed()) {
-                        cell.reserve();
-                        return Ok(cell);
+            let seen = {
+                let _placing = lock(&self.placing);
+                let seen = self.generation.load(Ordering::Acquire);
+                let cells = self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let local = |c: &&Arc<Cell>| c.origin() != Origin::Remote;
+                let usable = |c: &&Arc<Cell>| !c.is_closed() && !avoid.contains(&c.id());
+                let mut open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set)).filter(usable).collect();
+                // Cells of other sets (and avoided ones) count against the maximum.
+                let others =
+                    cells.iter().filter(local).count() - open.iter().filter(|c| c.origin() != Origin::Remote).count();
+                request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
+                if open.is_empty() && request.max_cells == 0 {
+                    // Other settings hold the whole pool: their workers serve this set too (its
+                    // port range reaches its transports through their listen infos; only log
+                    // settings differ) rather than refuse a transport while there is room.
+                    open = cells.iter().filter(local).filter(usable).collect();
+                    if open.is_empty() {
+                        if let Some(cell) = avoid.iter().find_map(|id| cells.iter().find(|c| c.id() == *id)) {
+                            return Ok((Arc::clone(cell), cell.ledger().reserve(prior)));
+                        }
                     }
                 }
-                Placement::Spawn => {
-                    if let Some(cell) = self.spawn_in(set, Origin::Pool).await? {
-                        cell.reserve();
-                        return Ok(cell);
+                let view = self.candidates(&request, &router, &open);
+                match self.engine.decide(&request, &view).placement {
+                    Placement::Existing(id) => {
+                        if let Some(cell) = open.iter().find(|c| c.id() == id) {
+                            return Ok((Arc::clone(cell), cell.ledger().reserve(prior)));
+                        }
+                        continue;
                     }
+                    Placement::Spawn => seen,
+                    Placement::Rejected(reason) => return Err(PlaceError::Rejected(reason)),
                 }
-                Placement::Rejected(reason) => return Err(PlaceError::Rejected(reason)),
+            };
+            if let Some(cell) = self.spawn_unless_changed(set, Origin::Pool, Some(seen)).await? {
+                let reservation = cell.ledger().reserve(prior);
+                return Ok((cell, reservation));
             }
         }
         Err(PlaceError::Rejected("the pool changed under every placement attempt".into()))
+    }
+
+    /// `cells` as `request` (for `router`) sees them, packed from each cell's placement row.
+    fn candidates(&self, request: &PlacementRequest, router: &RouterId, cells: &[&Arc<Cell>]) -> Candidates {
+        let coefficients = self.coefficients();
+        let rows: Vec<Priced<'_>> = cells.iter().map(|cell| Priced { cell, coefficients: &coefficients }).collect();
+        pack_rows(rows.iter(), router, &request.labels)
+    }
+
+    /// Where placement would put a transport of `router` with `app_data` now (nothing is
+    /// reserved, no worker started): the cell, `None` for a worker it would start, or the
+    /// refusal. It runs the decision `place` runs (same lock, rows and policy).
+    pub(crate) fn preview(
+        &self,
+        router: RouterId,
+        set: SettingsSet,
+        app_data: &mediasoup::prelude::AppData,
+    ) -> Result<Option<CellId>, PlaceError> {
+        let mut request = crate::labels::request_for(&router.to_string(), app_data);
+        let _placing = lock(&self.placing);
+        let cells = self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set) && !c.is_closed()).collect();
+        let local = cells.iter().filter(|c| c.origin() != Origin::Remote).count();
+        let others = local - open.iter().filter(|c| c.origin() != Origin::Remote).count();
+        let max = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
+        request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
+        let view = self.candidates(&request, &router, &open);
+        match self.engine.decide(&request, &view).placement {
+            Placement::Existing(id) => Ok(Some(id)),
+            Placement::Spawn => Ok(None),
+            Placement::Rejected(reason) => Err(PlaceError::Rejected(reason)),
+        }
     }
 
     /// Closes a cell: every object in it is closed (their close events fire) and its worker is
@@ -472,6 +573,7 @@ impl Host {
             let at = cells.iter().position(|c| c.id() == id)?;
             cells.remove(at)
         };
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let present = cell.routers_present();
         let lost = cell.close()?;
         let event = CellClosed {
@@ -609,25 +711,12 @@ impl Host {
         lock(&self.reporters).iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// A snapshot of the whole host.
+    /// A snapshot of the whole host (reading it changes nothing).
     pub fn stats(&self) -> HostStats {
-        let cells = self.cells();
-        let predicted = self.predicted(&cells);
-        let cells: Vec<CellStats> = cells.iter().zip(predicted).map(|(c, p)| CellStats::of(c, p)).collect();
+        let coefficients = self.coefficients();
+        let cells: Vec<CellStats> = self.cells().iter().map(|c| CellStats::of(c, &coefficients)).collect();
         let routers = self.reporters().iter().map(|r| r.stats()).collect();
-        HostStats::new(cells, routers, self.engine.counters(), self.model.coefficients())
-    }
-
-    /// The load model's predicted CPU share of each of `cells` (of one settings set, or all).
-    pub fn predicted(&self, cells: &[Arc<Cell>]) -> Vec<f64> {
-        let counts: Vec<CellCounts> = cells.iter().map(|c| c.counts()).collect();
-        let fanout = self.model.expected_fanout(consumers_per_transport(&counts));
-        counts.iter().map(|k| self.model.predicted(k, fanout)).collect()
-    }
-
-    /// The load model (its coefficients are in [`Host::stats`]).
-    pub fn model(&self) -> &LoadModel {
-        &self.model
+        HostStats::new(cells, routers, self.engine.counters(), coefficients)
     }
 
     /// Placement counters (decisions, fallbacks, rejections).
@@ -662,7 +751,8 @@ impl Host {
         if due.is_empty() {
             return;
         }
-        let predicted = self.predicted(cells);
+        let coefficients = self.coefficients();
+        let predicted: Vec<f64> = cells.iter().map(|c| c.predicted(&coefficients)).collect();
         for (cell, cpu) in due {
             let roomiest = cells
                 .iter()
@@ -704,13 +794,19 @@ impl Host {
         self.events.cell_closed.add(Arc::new(callback))
     }
 
-    /// One sampler round: CPU of every cell, then release of retired and idle cells.
+    /// One sampler round: producers' rates, CPU of every cell and what it carries (the model
+    /// learns from both), rebalance advice, then release of retired and idle cells.
     fn sample(&self) {
         let cells = self.cells();
+        self.rates.poll();
+        let fade = 0.5f64.powf(self.options.pool.sample_interval.as_secs_f64() / PRIOR_HALF_LIFE.as_secs_f64());
+        let mut learner = lock(&self.learner);
         for cell in &cells {
             let measured = cell.sample_cpu();
-            if measured {
-                self.model.learn(&cell.counts());
+            cell.ledger().refresh(fade);
+            // Another host's worker serves other tenants too: its CPU does not price ours.
+            if measured && cell.origin() != Origin::Remote {
+                learner.observe(&cell.ledger().load(), &cell.load_at_sample(), cell.cpu());
             }
             if !measured && !self.cpu_warned.swap(true, Ordering::Relaxed) {
                 warn!(
@@ -720,6 +816,14 @@ impl Host {
                     crate::internals::cell::FALLBACK_CONSUMERS_PER_CORE
                 );
             }
+        }
+        learner.end_round();
+        let coefficients = learner.coefficients();
+        drop(learner);
+        *self.coefficients.write().unwrap_or_else(std::sync::PoisonError::into_inner) = coefficients;
+        for cell in &cells {
+            let load = cell.ledger().load();
+            cell.mark_sample(load, load.cost(&coefficients));
         }
         self.advise_rebalance(&cells);
         for cell in cells.iter().filter(|c| c.is_retiring() && c.is_idle()) {

@@ -21,6 +21,7 @@ use crate::backend::{
 };
 use crate::internals::cell::{Cell, Ticket};
 use crate::internals::dump::Internal;
+use crate::internals::load_model::{LoadTicket, Rate};
 use crate::internals::object::{drop_later, lock, within, Lost, Member};
 use crate::internals::pause::{Followers, PausableEnd};
 use crate::internals::real_routers::RouterUse;
@@ -412,6 +413,10 @@ pub(crate) trait PipedObject: Send + Sync {
     fn followers(&self) -> &Followers;
     /// Whether it is paused now.
     fn is_paused(&self) -> bool;
+    /// A media producer's packet rate (what the pipe carries).
+    fn rate(&self) -> Option<&Arc<Rate>> {
+        None
+    }
     /// For a direct data producer: its real object (copied into other cells instead of piped)
     /// and the list its sends reach.
     fn replicated(&self) -> Option<(Arc<dyn DataProducerBackend>, &Replicas)> {
@@ -460,6 +465,9 @@ pub(crate) struct PipeFrom<'a> {
     pub(crate) object: &'a dyn PipedObject,
 }
 
+/// What counts a pipe in its cells, released once (see [`PipeParts::counted`]).
+pub(crate) type Counted = Arc<Mutex<Option<(Ticket, Vec<LoadTicket>)>>>;
+
 /// Everything a live pipe holds open.
 pub(crate) struct PipeParts {
     /// The real ends.
@@ -470,9 +478,10 @@ pub(crate) struct PipeParts {
     pub(crate) cells: [Arc<Cell>; 2],
     /// The target's real router, kept open (a replica's; a link keeps its own).
     pub(crate) _target_router: Option<RouterUse>,
-    /// What counts the pipe in its target cell; released the moment the pipe closes (its real
-    /// ends go later, on the dropper thread) or its receiving half goes.
-    pub(crate) counted: Arc<Mutex<Option<Ticket>>>,
+    /// What counts the pipe in its cells (its target cell's pipe count, the packets it
+    /// forwards at the source and receives at the target); released the moment the pipe closes
+    /// (its real ends go later, on the deferred thread) or its receiving half goes.
+    pub(crate) counted: Counted,
 }
 
 type Key = (PipeSource, CellId);

@@ -86,6 +86,16 @@ impl<I: Copy + Eq + Hash, W: Registered> Table<I, W> {
         Some(Found { object, home: Arc::clone(&entry.home), real: entry.real })
     }
 
+    /// Calls `f` with every live object.
+    pub(crate) fn each(&self, mut f: impl FnMut(&W::Strong)) {
+        let entries = lock(&self.entries);
+        for entry in entries.values() {
+            if let Some(object) = entry.weak.live() {
+                f(&object);
+            }
+        }
+    }
+
     /// The id the application knows of the object whose real id is `real`, when they differ.
     pub(crate) fn known_as(&self, real: &I) -> Option<I> {
         lock(&self.renamed).get(real).copied()

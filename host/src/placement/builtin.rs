@@ -2,32 +2,50 @@
 //! every other policy) and least-loaded spreading. The algorithms are the SDK's
 //! ([`mafalda_plugin_sdk::policies`]), shared with the shipped plugins.
 
-use super::model::{CellLoad, Decision, PlacementRequest};
+use super::candidates::Candidates;
+use super::model::{Decision, PlacementRequest};
 use super::policy::{PlacementPolicy, PolicyError};
-use mafalda_plugin_sdk::candidate::candidates;
 use mafalda_plugin_sdk::policies;
 
 pub use policies::DEFAULT_CPU_WATERMARK;
 
-/// Bin-packing: fill the busiest worker that is still under the CPU watermark, preferring
-/// workers that already host the transport's router; start a worker only when every worker is
-/// above the watermark and the pool is below its maximum; never exceed the maximum.
+/// Bin-packing — the one `pack`, natively (the embedded `pack` plugin runs the same function
+/// with the same keys): fill the busiest worker that is not full (predicted CPU under the
+/// watermark, fewer transports than the cap when one is set), preferring workers that already
+/// host the transport's room (room affinity) and router; start a worker only when every worker
+/// is full and the pool is below its maximum; never exceed the maximum.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BinPack {
-    /// CPU share above which a worker counts as full.
+    /// CPU share above which a worker counts as full (`cpu_watermark`).
     pub watermark: f64,
+    /// Transports at which a worker counts as full (`max_transports`; `None`: no cap).
+    pub max_transports: Option<u32>,
 }
 
 impl Default for BinPack {
     fn default() -> Self {
-        Self { watermark: DEFAULT_CPU_WATERMARK }
+        Self { watermark: DEFAULT_CPU_WATERMARK, max_transports: None }
     }
 }
 
 impl BinPack {
+    /// The pack rules these settings make (room affinity on, as the plugin's).
+    pub fn rules(&self) -> policies::PackRules {
+        policies::PackRules { cpu_watermark: self.watermark, max_transports: self.max_transports, room_affinity: true }
+    }
+
     /// The bin-packing decision (infallible; used as the fallback of every other policy).
-    pub fn decide(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Decision {
-        policies::bin_pack(request, &candidates(request, cells), &policies::PackRules::watermark(self.watermark))
+    pub fn decide(&self, request: &PlacementRequest, cells: &Candidates) -> Decision {
+        policies::bin_pack(request, cells.list(), &self.rules())
+    }
+
+    /// The same settings as the `pack` plugin's configuration keys (`cpu_watermark`,
+    /// `max_transports`; 0 for no cap).
+    pub fn plugin_config(&self) -> Vec<(String, String)> {
+        vec![
+            ("cpu_watermark".to_string(), self.watermark.to_string()),
+            ("max_transports".to_string(), self.max_transports.unwrap_or(0).to_string()),
+        ]
     }
 }
 
@@ -36,7 +54,7 @@ impl PlacementPolicy for BinPack {
         "pack"
     }
 
-    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
+    fn place(&self, request: &PlacementRequest, cells: &Candidates) -> Result<Decision, PolicyError> {
         Ok(self.decide(request, cells))
     }
 }
@@ -51,7 +69,7 @@ impl PlacementPolicy for Spread {
         "spread"
     }
 
-    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
-        Ok(policies::spread(request, &candidates(request, cells)))
+    fn place(&self, request: &PlacementRequest, cells: &Candidates) -> Result<Decision, PolicyError> {
+        Ok(policies::spread(request, cells.list()))
     }
 }

@@ -3,7 +3,8 @@
 //! fails or answers something impossible.
 
 use super::builtin::BinPack;
-use super::model::{CellId, CellLoad, Decision, PlacementRequest};
+use super::candidates::Candidates;
+use super::model::{CellId, Decision, PlacementRequest};
 use super::policy::PlacementPolicy;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -41,13 +42,13 @@ pub struct EngineCounters {
 }
 
 /// Checks a decision against the cells that exist and the pool's maximum.
-pub fn validate(decision: Decision, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Placement, String> {
+pub fn validate(decision: Decision, request: &PlacementRequest, cells: &Candidates) -> Result<Placement, String> {
     match decision {
         Decision::Cell(raw) => {
             let id = CellId(raw);
-            match cells.iter().find(|c| c.id == raw) {
-                Some(cell) if cell.draining => Err(format!("{id} is draining")),
-                Some(_) => Ok(Placement::Existing(id)),
+            match cells.draining(raw) {
+                Some(true) => Err(format!("{id} is draining")),
+                Some(false) => Ok(Placement::Existing(id)),
                 None => Err(format!("{id} does not exist")),
             }
         }
@@ -102,7 +103,7 @@ impl PlacementEngine {
     }
 
     /// Decides where `request` goes.
-    pub fn decide(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Outcome {
+    pub fn decide(&self, request: &PlacementRequest, cells: &Candidates) -> Outcome {
         self.decisions.fetch_add(1, Ordering::Relaxed);
         let policy = self.policy();
         let checked = policy
@@ -138,6 +139,7 @@ impl PlacementEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::model::CellLoad;
     use crate::placement::policy::PolicyError;
 
     struct Fixed(Result<Decision, PolicyError>);
@@ -146,7 +148,7 @@ mod tests {
         fn name(&self) -> &str {
             "fixed"
         }
-        fn place(&self, _: &PlacementRequest, _: &[CellLoad]) -> Result<Decision, PolicyError> {
+        fn place(&self, _: &PlacementRequest, _: &Candidates) -> Result<Decision, PolicyError> {
             self.0.clone()
         }
     }
@@ -159,6 +161,10 @@ mod tests {
         vec![CellLoad::new(3).with_cpu(0.1)]
     }
 
+    fn view(cells: &[CellLoad]) -> Candidates {
+        Candidates::from_cells(&PlacementRequest::default(), cells)
+    }
+
     fn request(max_cells: u32) -> PlacementRequest {
         PlacementRequest { max_cells, ..PlacementRequest::default() }
     }
@@ -166,20 +172,20 @@ mod tests {
     #[test]
     fn valid_answers_pass_through() {
         let e = engine(Ok(Decision::Cell(3)));
-        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Existing(CellId(3)));
+        assert_eq!(e.decide(&request(2), &view(&cells())).placement, Placement::Existing(CellId(3)));
         let e = engine(Ok(Decision::NewCell));
-        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Spawn);
+        assert_eq!(e.decide(&request(2), &view(&cells())).placement, Placement::Spawn);
         assert_eq!(e.counters().fallbacks, 0);
     }
 
     #[test]
     fn unknown_cells_and_impossible_spawns_fall_back() {
         let e = engine(Ok(Decision::Cell(99)));
-        let out = e.decide(&request(2), &cells());
+        let out = e.decide(&request(2), &view(&cells()));
         assert_eq!(out.placement, Placement::Existing(CellId(3)));
         assert!(out.fallback_reason.unwrap().contains("cell-99 does not exist"));
         let e = engine(Ok(Decision::NewCell));
-        let out = e.decide(&request(1), &cells());
+        let out = e.decide(&request(1), &view(&cells()));
         assert_eq!(out.placement, Placement::Existing(CellId(3)));
         assert_eq!(e.counters().fallbacks, 1);
     }
@@ -187,9 +193,9 @@ mod tests {
     #[test]
     fn policy_failures_fall_back_and_rejections_are_counted() {
         let e = engine(Err(PolicyError { policy: "fixed".into(), reason: "trap".into() }));
-        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Existing(CellId(3)));
+        assert_eq!(e.decide(&request(2), &view(&cells())).placement, Placement::Existing(CellId(3)));
         let e = engine(Ok(Decision::Reject("full".into())));
-        assert_eq!(e.decide(&request(2), &cells()).placement, Placement::Rejected("full".into()));
+        assert_eq!(e.decide(&request(2), &view(&cells())).placement, Placement::Rejected("full".into()));
         assert_eq!(e.counters(), EngineCounters { decisions: 1, fallbacks: 0, rejections: 1 });
     }
 
@@ -198,6 +204,6 @@ mod tests {
         let mut cells = cells();
         cells[0].draining = true;
         let e = engine(Ok(Decision::Cell(3)));
-        assert_eq!(e.decide(&request(2), &cells).placement, Placement::Spawn);
+        assert_eq!(e.decide(&request(2), &view(&cells)).placement, Placement::Spawn);
     }
 }

@@ -1,6 +1,7 @@
 //! The policy seam: anything that maps (request, cells) to a decision. Built-in policies,
 //! native test policies and WebAssembly plugins all implement [`PlacementPolicy`].
 
+use super::candidates::Candidates;
 use super::model::{CellLoad, Decision, PlacementRequest};
 use thiserror::Error;
 
@@ -19,6 +20,13 @@ pub trait PlacementPolicy: Send + Sync {
     /// Short name for logs and stats.
     fn name(&self) -> &str;
 
-    /// Decides where the transport described by `request` goes, given the current `cells`.
-    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError>;
+    /// Decides where the transport described by `request` goes among `cells` (the open cells as
+    /// the request sees them: `cells.list()` for the SDK's candidates, `cells.packed()` for the
+    /// rows a plugin receives).
+    fn place(&self, request: &PlacementRequest, cells: &Candidates) -> Result<Decision, PolicyError>;
+
+    /// [`PlacementPolicy::place`] over plain cells (as the plugin contract describes them).
+    fn place_cells(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
+        self.place(request, &Candidates::from_cells(request, cells))
+    }
 }

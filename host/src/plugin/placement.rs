@@ -3,10 +3,10 @@
 //! answers are caught by the engine's validation.
 
 use super::bindings::placement::PlacementPlugin;
-use super::convert::{candidates_to_wit, decision_from_wit, request_to_wit};
+use super::convert::{decision_from_wit, packed_to_wit, request_to_wit};
 use super::instances::{Instances, PluginCounters};
 use super::swap::Swappable;
-use crate::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest, PolicyError};
+use crate::placement::{Candidates, Decision, PlacementPolicy, PlacementRequest, PolicyError};
 
 /// A placement policy implemented by a WebAssembly plugin (hot-swappable).
 pub type WasmPlacement = Swappable<PlacementPlugin>;
@@ -16,11 +16,12 @@ impl PlacementPolicy for WasmPlacement {
         self.label()
     }
 
-    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
-        let view = candidates_to_wit(request, cells);
+    fn place(&self, request: &PlacementRequest, cells: &Candidates) -> Result<Decision, PolicyError> {
+        let packed = cells.packed();
+        let view = packed_to_wit(packed);
         let request = request_to_wit(request);
         // The `load` import answers these during the call (in the candidates' order).
-        let predicted: Vec<f64> = cells.iter().map(|c| c.cpu.max(c.predicted)).collect();
+        let predicted: Vec<f64> = packed.cpu.iter().zip(&packed.predicted).map(|(c, p)| c.max(*p)).collect();
         self.current()
             .call(|plugin, store| {
                 store.data_mut().predicted = predicted;

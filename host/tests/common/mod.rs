@@ -4,7 +4,7 @@
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
 use mafalda_host::host::{CellClosed, Host};
 use mafalda_host::labels::PlacementHints;
-use mafalda_host::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest, PolicyError};
+use mafalda_host::placement::{Candidates, Decision, PlacementPolicy, PlacementRequest, PolicyError};
 use mafalda_host::prelude::*;
 use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities, router_codecs};
 use mafalda_media_tools::rtp::{PayloadKind, RtpSink};
@@ -20,9 +20,9 @@ impl PlacementPolicy for ForceBySlot {
         "force-by-slot"
     }
 
-    fn place(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
+    fn place(&self, request: &PlacementRequest, cells: &Candidates) -> Result<Decision, PolicyError> {
         let slot: usize = request.label("slot").and_then(|s| s.parse().ok()).unwrap_or(0);
-        Ok(cells.get(slot).map_or(Decision::NewCell, |c| Decision::Cell(c.id)))
+        Ok(cells.list().get(slot).map_or(Decision::NewCell, |c| Decision::Cell(c.id)))
     }
 }
 

@@ -28,8 +28,10 @@ impl Placement for Pack {
 
     fn configure(config: &Config) -> Result<(), String> {
         let mark: f64 = config.parse_or("cpu_watermark", DEFAULT_CPU_WATERMARK)?;
-        if !(mark >= 0.0 && mark.is_finite()) {
-            return Err(format!("cpu_watermark must be a non-negative CPU share, got {mark}"));
+        if !(mark > 0.0 && mark <= 1.0) {
+            return Err(format!(
+                "cpu_watermark must be a CPU share in (0, 1] (of one core), as the host's, got {mark}"
+            ));
         }
         let cap: u32 = config.parse_or("max_transports", 0)?;
         let rules = PackRules { cpu_watermark: mark, max_transports: (cap > 0).then_some(cap), ..DEFAULT_RULES };

@@ -138,3 +138,14 @@ pub fn vp8_send_parameters(ssrc: u32) -> RtpParameters {
         msid: None,
     }
 }
+
+/// RTP parameters of a VP8 simulcast sender with one encoding (spatial layer) per SSRC of
+/// `ssrcs`, lowest first (as browsers send simulcast).
+pub fn vp8_simulcast_send_parameters(ssrcs: [u32; 3]) -> RtpParameters {
+    let mut parameters = vp8_send_parameters(ssrcs[0]);
+    parameters.encodings = ssrcs
+        .iter()
+        .map(|ssrc| RtpEncodingParameters { ssrc: Some(*ssrc), ..RtpEncodingParameters::default() })
+        .collect();
+    parameters
+}

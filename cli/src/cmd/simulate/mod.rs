@@ -6,7 +6,7 @@ pub mod model;
 pub mod report;
 pub mod trace;
 
-pub use model::{LoadModel, Simulation};
+pub use model::{SimulatedCosts, Simulation};
 pub use trace::{generate, read, Op, Shape};
 
 use super::plugins::{placement_policy, PluginFlags};
@@ -29,7 +29,7 @@ pub fn simulate(flags: &PluginFlags, trace: &Path, max_workers: u32) -> Result<(
     for spec in &flags.plugins {
         let policy = placement_policy(flags, &runtime, spec)?;
         let engine = PlacementEngine::new(policy, BinPack::default());
-        outcomes.push(Simulation::new(&engine, LoadModel::default(), max_workers).run(&events));
+        outcomes.push(Simulation::new(&engine, SimulatedCosts::default(), max_workers).run(&events));
         names.push(spec.file_name().map_or_else(|| spec.display().to_string(), |n| n.to_string_lossy().into_owned()));
     }
     let joins = events.iter().filter(|e| matches!(e.op, Op::Join { .. })).count();

@@ -3,16 +3,19 @@
 //! another; each consumes every producer of the other peers of its room; a producer consumed in
 //! another cell than its own is piped there once. Empty cells are released at once. Policies
 //! see the cells as the host shows them: the simulated CPU as measured, and the prediction of
-//! the host's own load model (`mafalda_host::internals::load_model`) from the same counts.
+//! the host's own load model (`mafalda_host::internals::load_model`) from the same counts (each
+//! simulated stream priced as a 50 packets/s one; simulated CPU is instantaneous, so what the
+//! cell carries now is also what it carried at the sample).
 
 use super::trace::{Event, Op};
-use mafalda_host::internals::load_model::{self, CellCounts};
-use mafalda_host::placement::{CellLoad, Direction, Placement, PlacementEngine, PlacementRequest};
+use mafalda_host::internals::load_model::{self, Coefficients, Load, DEFAULT_AUDIO};
+use mafalda_host::placement::{Candidates, CellLoad, Direction, Placement, PlacementEngine, PlacementRequest};
 use std::collections::{BTreeMap, HashMap};
 
-/// CPU cost (share of one core) of each kind of object.
+/// What each kind of object costs a simulated worker (share of one core): the simulation's
+/// ground truth, which the host's load model only predicts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LoadModel {
+pub struct SimulatedCosts {
     /// Per transport.
     pub per_transport: f64,
     /// Per producer received.
@@ -23,7 +26,7 @@ pub struct LoadModel {
     pub per_pipe: f64,
 }
 
-impl Default for LoadModel {
+impl Default for SimulatedCosts {
     fn default() -> Self {
         // Roughly what one 50 pps audio + video stream costs a worker on this machine kind
         // (P2: ~4,000 audio consumers saturate one core).
@@ -42,14 +45,14 @@ struct SimCell {
 }
 
 impl SimCell {
-    fn cpu(&self, model: &LoadModel) -> f64 {
+    fn cpu(&self, model: &SimulatedCosts) -> f64 {
         f64::from(self.transports) * model.per_transport
             + f64::from(self.producers) * model.per_producer
             + f64::from(self.consumers + self.pipes) * model.per_consumer
             + f64::from(self.pipes) * model.per_pipe
     }
 
-    fn load(&self, id: u32, model: &LoadModel) -> CellLoad {
+    fn load(&self, id: u32, model: &SimulatedCosts) -> CellLoad {
         let mut load = CellLoad::new(id).with_cpu(self.cpu(model));
         load.transports = self.transports;
         load.producers = self.producers;
@@ -112,7 +115,7 @@ pub struct Outcome {
 /// The simulation state for one policy.
 pub struct Simulation<'a> {
     engine: &'a PlacementEngine,
-    model: LoadModel,
+    model: SimulatedCosts,
     max_cells: u32,
     cells: BTreeMap<u32, SimCell>,
     next_cell: u32,
@@ -120,8 +123,6 @@ pub struct Simulation<'a> {
     /// (producer key, cell) → consumers there.
     pipes: HashMap<(String, u32), u32>,
     outcome: Outcome,
-    /// The host's load model, predicting what policies see.
-    predictor: load_model::LoadModel,
 }
 
 fn producer_key(room: &str, peer: &str, k: u32) -> String {
@@ -130,7 +131,7 @@ fn producer_key(room: &str, peer: &str, k: u32) -> String {
 
 impl<'a> Simulation<'a> {
     /// An empty pool of at most `max_cells` cells, placed by `engine`.
-    pub fn new(engine: &'a PlacementEngine, model: LoadModel, max_cells: u32) -> Self {
+    pub fn new(engine: &'a PlacementEngine, model: SimulatedCosts, max_cells: u32) -> Self {
         Self {
             engine,
             model,
@@ -140,30 +141,23 @@ impl<'a> Simulation<'a> {
             peers: HashMap::new(),
             pipes: HashMap::new(),
             outcome: Outcome::default(),
-            predictor: load_model::LoadModel::default(),
         }
     }
 
     fn loads(&self) -> Vec<CellLoad> {
-        let counts: Vec<CellCounts> = self
-            .cells
-            .values()
-            .map(|c| CellCounts {
-                cpu: c.cpu(&self.model),
-                transports: c.transports,
-                reserved: 0,
-                producers: c.producers,
-                consumers: c.consumers,
-                pipes: c.pipes,
-            })
-            .collect();
-        let fanout = self.predictor.expected_fanout(load_model::consumers_per_transport(&counts));
+        let coefficients = Coefficients::DEFAULT;
         self.cells
             .iter()
-            .zip(&counts)
-            .map(|((id, cell), k)| CellLoad {
-                predicted: self.predictor.predicted(k, fanout),
-                ..cell.load(*id, &self.model)
+            .map(|(id, cell)| {
+                let load = Load {
+                    forwarded: [f64::from(cell.consumers + cell.pipes) * DEFAULT_AUDIO.forwarded, 0.0],
+                    received: [f64::from(cell.producers + cell.pipes) * DEFAULT_AUDIO.received, 0.0],
+                    transports: cell.transports,
+                    ..Load::default()
+                };
+                let cost = load.cost(&coefficients);
+                let cpu = cell.cpu(&self.model);
+                CellLoad { predicted: load_model::predicted(cpu, cost, cost), ..cell.load(*id, &self.model) }
             })
             .collect()
     }
@@ -177,7 +171,7 @@ impl<'a> Simulation<'a> {
             expected_consumers: expected,
             max_cells: self.max_cells,
         };
-        let outcome = self.engine.decide(&request, &self.loads());
+        let outcome = self.engine.decide(&request, &Candidates::from_cells(&request, &self.loads()));
         if outcome.fallback_reason.is_some() {
             self.outcome.fallbacks += 1;
         }
@@ -327,7 +321,7 @@ mod tests {
 
     fn run(policy: Arc<dyn mafalda_host::placement::PlacementPolicy>, events: &[Event]) -> Outcome {
         let engine = PlacementEngine::new(policy, BinPack::default());
-        Simulation::new(&engine, LoadModel::default(), 8).run(events)
+        Simulation::new(&engine, SimulatedCosts::default(), 8).run(events)
     }
 
     #[test]
