@@ -90,6 +90,10 @@ fn ctrl_c_ends_the_demo_cleanly() {
     assert!(stdout.contains("demo: interrupted"), "{stdout}");
     assert!(stdout.contains("(srtp)"), "SRTP pipe shown: {stdout}");
     assert!(stdout.contains("closed 2 workers cleanly"), "{stdout}");
-    assert_eq!(err.matches("worker closed").count(), 2, "both close events logged:\n{err}");
+    // Every worker started (the two of the pool, the RTP-capabilities calculator's) was closed
+    // before the process exited.
+    let started = err.matches("worker started").count();
+    assert!(started >= 2, "{err}");
+    assert_eq!(err.matches("worker closed").count(), started, "every close event logged:\n{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -1,15 +1,27 @@
-//! P2 as a user meets it: a fan-out program written for mediasoup (20 Opus producers at
-//! 50 packets/s, K subscribers each with one transport consuming all 20, joining 32 at a time),
-//! run on mafalda-host with **default settings and no hints** (the default `pack` policy), 1
-//! worker vs 2. Capacity = the largest K with ≥ 99.5 % of packets delivered over a 3 s window,
-//! counted from consumer stats. Two join patterns: `burst` (everyone joins while producers are
-//! silent, then media starts) and `live` (joins while media flows). Baseline in the same run:
-//! plain mediasoup with 2 workers, producers piped by hand into a second router, subscribers
-//! alternating (the ceiling a hand-tuned app reaches).
+//! P2 as a user meets it: a fan-out program written for mediasoup — producers in one room, K
+//! subscribers each with one transport consuming every producer, joining 32 at a time — run on
+//! mafalda-host with **default settings and no hints** (the default `pack` policy) with 1 and 2
+//! workers, and the same program on plain mediasoup with 1 worker and with 2 workers and the
+//! producers piped by hand into a second router (subscribers alternating: the layout a
+//! hand-tuned application reaches). Capacity = the largest K with >= 99.5 % of packets
+//! delivered over a 3 s window, counted from consumer stats.
 //!
-//! Run: `cargo bench --workspace --bench fanout` (add `-- burst`, `live` or `plain` for one).
+//! Patterns (all four configurations run each, in alternating order, for ROUNDS rounds; medians
+//! and spread are reported):
+//! - `burst`: 20 Opus producers at 50 packets/s; everyone joins (transport, then its consumers)
+//!   while the producers are silent, then media starts;
+//! - `live`: the same, joining while media flows;
+//! - `client`: mediasoup-client's order while media flows: every subscriber creates its
+//!   transport first (in parallel tasks), and consumes afterwards;
+//! - `video`: 4 VP8 simulcast producers (3 layers: 100 + 30 + 10 packets/s), live joins; a
+//!   consumer forwards the top layer.
+//!
+//! Run: `cargo bench --workspace --bench fanout` (add pattern names to run some).
 
-use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::media::{
+    loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs, send_to,
+    vp8_simulcast_send_parameters,
+};
 use mafalda_media_tools::rtp::packet::{encode, RtpHeader};
 use mafalda_media_tools::rtp::payload::{make, PayloadKind};
 use std::net::{SocketAddr, UdpSocket};
@@ -17,13 +29,78 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PRODUCERS: u32 = 20;
-const RATE: u32 = 50;
 const BATCH: usize = 32;
 const WINDOW: Duration = Duration::from_secs(3);
 const GRACE: Duration = Duration::from_millis(300);
 const GOAL: f64 = 0.995;
-const SSRC_BASE: u32 = 0x00fa_0000;
+const ROUNDS: usize = 3;
+const AUDIO_SSRC: u32 = 0x00fa_0000;
+const VIDEO_SSRC: u32 = 0x00fb_0000;
+/// Ticks per second of the sender; every stream sends on some of them.
+const TICK_HZ: u32 = 100;
+
+/// One media source of the room.
+#[derive(Clone, Copy, Debug)]
+struct Stream {
+    ssrc: u32,
+    payload_type: u8,
+    kind: PayloadKind,
+    /// Send on one tick of `every`.
+    every: u32,
+    len: usize,
+    clock: u32,
+}
+
+/// What the room's producers send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    /// 20 Opus producers at 50 packets/s.
+    Audio,
+    /// 4 VP8 simulcast producers, 100 + 30 + 10 packets/s.
+    Video,
+}
+
+impl Media {
+    fn producers(self) -> u32 {
+        match self {
+            Media::Audio => 20,
+            Media::Video => 4,
+        }
+    }
+
+    /// Every stream of producer `i`.
+    fn streams(self, i: u32) -> Vec<Stream> {
+        match self {
+            Media::Audio => vec![Stream {
+                ssrc: AUDIO_SSRC + i,
+                payload_type: 100,
+                kind: PayloadKind::Opus,
+                every: TICK_HZ / 50,
+                len: 80,
+                clock: 48_000,
+            }],
+            Media::Video => [(0, 10, 200), (1, 3, 500), (2, 1, 1_000)]
+                .into_iter()
+                .map(|(layer, every, len)| Stream {
+                    ssrc: VIDEO_SSRC + i * 4 + layer,
+                    payload_type: 101,
+                    kind: PayloadKind::Vp8KeyFrame,
+                    every,
+                    len,
+                    clock: 90_000,
+                })
+                .collect(),
+        }
+    }
+
+    /// Packets a consumer forwards per second (one layer of a simulcast producer).
+    fn consumer_rate(self) -> u32 {
+        match self {
+            Media::Audio => 50,
+            Media::Video => TICK_HZ,
+        }
+    }
+}
 
 /// The program, written once against mediasoup's API, instantiated for each crate.
 macro_rules! program {
@@ -44,14 +121,23 @@ macro_rules! program {
                 worker.create_router(RouterOptions::new(router_codecs())).await.expect("router")
             }
 
-            /// A comedia transport with PRODUCERS Opus producers; returns where to send RTP.
-            pub async fn ingest(router: &Router) -> (PlainTransport, Vec<Producer>, SocketAddr) {
+            /// A comedia transport with the room's producers; returns where to send RTP.
+            pub async fn ingest(router: &Router, media: Media) -> (PlainTransport, Vec<Producer>, SocketAddr) {
                 let mut options = PlainTransportOptions::new(loopback_listen_info());
                 options.comedia = true;
                 let transport = router.create_plain_transport(options).await.expect("ingest");
                 let mut producers = Vec::new();
-                for i in 0..PRODUCERS {
-                    let options = ProducerOptions::new(MediaKind::Audio, opus_send_parameters(SSRC_BASE + i));
+                for i in 0..media.producers() {
+                    let options = match media {
+                        Media::Audio => ProducerOptions::new(MediaKind::Audio, opus_send_parameters(AUDIO_SSRC + i)),
+                        Media::Video => {
+                            let base = VIDEO_SSRC + i * 4;
+                            ProducerOptions::new(
+                                MediaKind::Video,
+                                vp8_simulcast_send_parameters([base, base + 1, base + 2]),
+                            )
+                        }
+                    };
                     producers.push(transport.produce(options).await.expect("producer"));
                 }
                 let tuple = transport.tuple();
@@ -59,25 +145,21 @@ macro_rules! program {
                 (transport, producers, target)
             }
 
-            /// One subscriber: a transport sending to `sink`, consuming every producer.
-            pub async fn subscribe(
-                router: Router,
-                producers: Vec<ProducerId>,
-                sink: SocketAddr,
-            ) -> (PlainTransport, Vec<Consumer>) {
+            /// A subscriber's transport, sending to `sink`.
+            pub async fn join(router: Router, sink: SocketAddr) -> PlainTransport {
                 let transport = router
                     .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
                     .await
                     .expect("egress");
+                transport.connect(send_to(sink)).await.expect("connect");
                 transport
-                    .connect(PlainTransportRemoteParameters {
-                        ip: Some(sink.ip()),
-                        port: Some(sink.port()),
-                        rtcp_port: None,
-                        srtp_parameters: None,
-                    })
-                    .await
-                    .expect("connect");
+            }
+
+            /// Consumes every producer on `transport`.
+            pub async fn consume(
+                transport: PlainTransport,
+                producers: Vec<ProducerId>,
+            ) -> (PlainTransport, Vec<Consumer>) {
                 let mut consumers = Vec::new();
                 for producer in producers {
                     let options = ConsumerOptions::new(producer, receiver_capabilities());
@@ -101,6 +183,51 @@ macro_rules! program {
                 }
                 total
             }
+
+            /// `subscribers` join `routers` (round robin) in `pattern`'s order, `BATCH` at a time.
+            pub async fn subscribe(
+                routers: &[Router],
+                ids: &[ProducerId],
+                subscribers: usize,
+                sinks: &[SocketAddr],
+                pattern: Pattern,
+            ) -> Vec<(PlainTransport, Vec<Consumer>)> {
+                let router = |k: usize| routers[k % routers.len()].clone();
+                let sink = |k: usize| sinks[k % sinks.len()];
+                let mut joined = Vec::new();
+                if pattern == Pattern::Client {
+                    // Every transport first, in parallel tasks; then the consumes, in parallel.
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for k in 0..subscribers {
+                        tasks.spawn(join(router(k), sink(k)));
+                    }
+                    let mut transports = Vec::new();
+                    while let Some(t) = tasks.join_next().await {
+                        transports.push(t.expect("join"));
+                    }
+                    for chunk in transports.chunks(BATCH) {
+                        let mut tasks = tokio::task::JoinSet::new();
+                        for transport in chunk {
+                            tasks.spawn(consume(transport.clone(), ids.to_vec()));
+                        }
+                        while let Some(done) = tasks.join_next().await {
+                            joined.push(done.expect("consume"));
+                        }
+                    }
+                    return joined;
+                }
+                for batch in 0..subscribers.div_ceil(BATCH) {
+                    let count = BATCH.min(subscribers - batch * BATCH);
+                    let joins = (0..count).map(|i| {
+                        let k = batch * BATCH + i;
+                        let ids = ids.to_vec();
+                        let (router, sink) = (router(k), sink(k));
+                        async move { consume(join(router, sink).await, ids).await }
+                    });
+                    joined.extend(futures::future::join_all(joins).await);
+                }
+                joined
+            }
         }
     };
 }
@@ -108,41 +235,47 @@ macro_rules! program {
 program!(plain, mediasoup);
 program!(virt, mafalda_host);
 
-/// Every producer's stream from one socket (a comedia transport keeps its first source),
+/// Every producer's streams from one socket (a comedia transport keeps its first source),
 /// keeping sequence numbers across calls.
 struct Feed {
     socket: UdpSocket,
     target: SocketAddr,
-    next: u32,
+    streams: Vec<Stream>,
+    tick: u32,
 }
 
 impl Feed {
-    fn new(target: SocketAddr) -> Self {
-        Self { socket: UdpSocket::bind("127.0.0.1:0").expect("sender"), target, next: 0 }
+    fn new(target: SocketAddr, media: Media) -> Self {
+        let streams = (0..media.producers()).flat_map(|i| media.streams(i)).collect();
+        Self { socket: UdpSocket::bind("127.0.0.1:0").expect("sender"), target, streams, tick: 0 }
     }
 
-    /// Sends `rounds` packets of every producer at RATE, or until `stop` is set.
-    fn send(&mut self, rounds: u32, stop: &AtomicBool) {
-        let body = make(PayloadKind::Opus, 0, 80);
+    /// Sends `ticks` ticks of every stream at TICK_HZ, or until `stop` is set.
+    fn send(&mut self, ticks: u32, stop: &AtomicBool) {
         let started = Instant::now();
-        for round in 0..rounds {
+        for round in 0..ticks {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let due = started + Duration::from_micros(u64::from(round) * 1_000_000 / u64::from(RATE));
+            let due = started + Duration::from_micros(u64::from(round) * 1_000_000 / u64::from(TICK_HZ));
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let n = self.next;
-            self.next += 1;
-            for i in 0..PRODUCERS {
+            let tick = self.tick;
+            self.tick += 1;
+            for stream in &self.streams {
+                if !tick.is_multiple_of(stream.every) {
+                    continue;
+                }
+                let n = tick / stream.every;
                 let header = RtpHeader {
-                    marker: false,
-                    payload_type: 100,
+                    marker: true,
+                    payload_type: stream.payload_type,
                     sequence: n as u16,
-                    timestamp: n.wrapping_mul(960),
-                    ssrc: SSRC_BASE + i,
+                    timestamp: n.wrapping_mul(stream.clock / (TICK_HZ / stream.every)),
+                    ssrc: stream.ssrc,
                 };
+                let body = make(stream.kind, n, stream.len);
                 let _ = self.socket.send_to(&encode(&header, &body).expect("packet"), self.target);
             }
         }
@@ -172,132 +305,140 @@ impl Background {
     }
 }
 
-/// Delivered share of one window: RATE × WINDOW packets of every producer, sent after a
-/// first stats read (the consumers are quiet then), read again GRACE after the last one.
-async fn window<F, Fut>(feed: Feed, read: F, consumers: usize) -> (f64, Feed)
+/// Delivered share of one window: WINDOW of media sent after a first stats read (the consumers
+/// are quiet then), read again GRACE after the last packet.
+async fn window<F, Fut>(feed: Feed, read: F, consumers: usize, media: Media) -> f64
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = u64>,
 {
     tokio::time::sleep(GRACE).await;
     let before = read().await;
-    let rounds = RATE * WINDOW.as_secs() as u32;
-    let feed = tokio::task::spawn_blocking(move || {
+    let ticks = TICK_HZ * WINDOW.as_secs() as u32;
+    tokio::task::spawn_blocking(move || {
         let mut feed = feed;
-        feed.send(rounds, &AtomicBool::new(false));
-        feed
+        feed.send(ticks, &AtomicBool::new(false));
     })
     .await
     .expect("feed");
     tokio::time::sleep(GRACE).await;
     let after = read().await;
-    let expected = u64::from(rounds) * consumers as u64;
-    ((after - before) as f64 / expected as f64, feed)
+    let expected = u64::from(media.consumer_rate()) * WINDOW.as_secs() * consumers as u64;
+    (after - before) as f64 / expected as f64
 }
 
-fn sinks() -> Vec<UdpSocket> {
-    (0..16)
+fn sinks() -> (Vec<UdpSocket>, Vec<SocketAddr>) {
+    let sockets: Vec<UdpSocket> = (0..16)
         .map(|_| {
             let socket = UdpSocket::bind("127.0.0.1:0").expect("sink");
             socket.set_nonblocking(true).expect("nonblocking");
             socket
         })
-        .collect()
+        .collect();
+    let addresses = sockets.iter().map(|s| s.local_addr().expect("addr")).collect();
+    (sockets, addresses)
 }
 
+/// How subscribers join.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Pattern {
     /// Everyone joins while producers are silent, then media starts.
     Burst,
     /// Joins while media flows.
     Live,
+    /// Transports first (parallel), consumes afterwards, while media flows.
+    Client,
 }
 
-/// One trial on mafalda-host with default settings and `workers` workers: delivered share and
-/// the subscribers per worker.
-async fn mafalda_trial(workers: usize, subscribers: usize, pattern: Pattern) -> (f64, String) {
-    use mafalda_host::config::HostOptions;
-    let mut options = HostOptions::default();
-    options.pool.max_workers = workers;
-    let manager = mafalda_host::worker_manager::WorkerManager::with_options(options);
-    let worker = manager.create_worker(virt::quiet()).await.expect("worker");
-    let router = virt::router(&worker).await;
-    let (_ingest, producers, target) = virt::ingest(&router).await;
-    let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
-    let sinks = sinks();
-    let background = (pattern == Pattern::Live).then(|| Background::start(Feed::new(target)));
-    let mut joined = Vec::new();
-    for batch in 0..subscribers.div_ceil(BATCH) {
-        let count = BATCH.min(subscribers - batch * BATCH);
-        let joins = (0..count).map(|i| {
-            let sink = sinks[(batch * BATCH + i) % sinks.len()].local_addr().expect("addr");
-            virt::subscribe(router.clone(), ids.clone(), sink)
-        });
-        joined.extend(futures::future::join_all(joins).await);
-    }
-    let feed = background.map_or_else(|| Feed::new(target), Background::stop);
-    let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-    let (share, _feed) = window(feed, || virt::sent(&consumers), consumers.len()).await;
-    let stats = manager.host().stats();
-    let per_cell: Vec<String> = stats
-        .cells
-        .iter()
-        .map(|c| {
-            let subs = joined.iter().filter(|(t, _)| t.cell() == c.id).count();
-            format!("{subs} subs @ {:.0}% cpu (predicted {:.0}%)", c.cpu * 100.0, c.predicted * 100.0)
-        })
-        .collect();
-    (share, per_cell.join(", "))
+/// One of the four configurations compared.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Setup {
+    Plain1,
+    PlainHandPiped2,
+    Mafalda1,
+    Mafalda2,
 }
 
-/// One trial on plain mediasoup with 2 workers, producers piped by hand into a second router
-/// and subscribers alternating between the routers (joins while media flows).
-async fn plain_trial(subscribers: usize) -> (f64, String) {
-    use mediasoup::prelude::*;
-    let manager = WorkerManager::new();
-    let first = manager.create_worker(plain::quiet()).await.expect("worker");
-    let second = manager.create_worker(plain::quiet()).await.expect("worker");
-    let a = plain::router(&first).await;
-    let b = plain::router(&second).await;
-    let (_ingest, producers, target) = plain::ingest(&a).await;
-    let mut piped = Vec::new();
-    for producer in &producers {
-        piped.push(a.pipe_producer_to_router(producer.id(), PipeToRouterOptions::new(b.clone())).await.expect("pipe"));
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::Plain1 => "mediasoup 1 worker",
+            Setup::PlainHandPiped2 => "mediasoup 2 workers hand-piped",
+            Setup::Mafalda1 => "mafalda 1 worker",
+            Setup::Mafalda2 => "mafalda 2 workers",
+        }
     }
-    let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
-    let sinks = sinks();
-    let background = Background::start(Feed::new(target));
-    let mut joined = Vec::new();
-    for batch in 0..subscribers.div_ceil(BATCH) {
-        let count = BATCH.min(subscribers - batch * BATCH);
-        let joins = (0..count).map(|i| {
-            let k = batch * BATCH + i;
-            let router = if k.is_multiple_of(2) { a.clone() } else { b.clone() };
-            plain::subscribe(router, ids.clone(), sinks[k % sinks.len()].local_addr().expect("addr"))
-        });
-        joined.extend(futures::future::join_all(joins).await);
-    }
-    let feed = background.stop();
-    let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-    let (share, _feed) = window(feed, || plain::sent(&consumers), consumers.len()).await;
-    (share, "half per worker, by hand".into())
 }
 
-/// The largest subscriber count a trial delivers ≥ GOAL for (doubling, then bisection).
-async fn capacity<F, Fut>(label: &str, trial: F) -> usize
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = (f64, String)>,
-{
+/// One trial: the delivered share and where subscribers went.
+async fn trial(setup: Setup, subscribers: usize, pattern: Pattern, media: Media) -> (f64, String) {
+    let (_sockets, sink_addresses) = sinks();
+    match setup {
+        Setup::Mafalda1 | Setup::Mafalda2 => {
+            let mut options = mafalda_host::config::HostOptions::default();
+            options.pool.max_workers = if setup == Setup::Mafalda1 { 1 } else { 2 };
+            let manager = mafalda_host::worker_manager::WorkerManager::with_options(options);
+            let worker = manager.create_worker(virt::quiet()).await.expect("worker");
+            let router = virt::router(&worker).await;
+            let (_ingest, producers, target) = virt::ingest(&router, media).await;
+            let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
+            let background = (pattern != Pattern::Burst).then(|| Background::start(Feed::new(target, media)));
+            let joined = virt::subscribe(&[router], &ids, subscribers, &sink_addresses, pattern).await;
+            let feed = background.map_or_else(|| Feed::new(target, media), Background::stop);
+            let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+            let share = window(feed, || virt::sent(&consumers), consumers.len(), media).await;
+            let stats = manager.host().stats();
+            let placed: Vec<String> = stats
+                .cells
+                .iter()
+                .map(|c| {
+                    let subs = joined.iter().filter(|(t, _)| t.cell() == c.id).count();
+                    format!("{subs} @ {:.0}% (pred {:.0}%)", c.cpu * 100.0, c.predicted * 100.0)
+                })
+                .collect();
+            (share, placed.join(", "))
+        }
+        Setup::Plain1 | Setup::PlainHandPiped2 => {
+            use mediasoup::prelude::*;
+            let manager = WorkerManager::new();
+            let first = manager.create_worker(plain::quiet()).await.expect("worker");
+            let a = plain::router(&first).await;
+            let (_ingest, producers, target) = plain::ingest(&a, media).await;
+            let mut routers = vec![a.clone()];
+            let mut _second = None;
+            let mut _piped = Vec::new();
+            if setup == Setup::PlainHandPiped2 {
+                let second = manager.create_worker(plain::quiet()).await.expect("worker");
+                let b = plain::router(&second).await;
+                for producer in &producers {
+                    _piped.push(
+                        a.pipe_producer_to_router(producer.id(), PipeToRouterOptions::new(b.clone()))
+                            .await
+                            .expect("pipe"),
+                    );
+                }
+                routers.push(b);
+                _second = Some(second);
+            }
+            let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
+            let background = (pattern != Pattern::Burst).then(|| Background::start(Feed::new(target, media)));
+            let joined = plain::subscribe(&routers, &ids, subscribers, &sink_addresses, pattern).await;
+            let feed = background.map_or_else(|| Feed::new(target, media), Background::stop);
+            let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+            let share = window(feed, || plain::sent(&consumers), consumers.len(), media).await;
+            (share, format!("{} per worker, by hand", subscribers / routers.len()))
+        }
+    }
+}
+
+/// The largest subscriber count a setup delivers >= GOAL for: doubling from `start` (or
+/// halving), then bisection to within 1/32.
+async fn capacity(setup: Setup, pattern: Pattern, media: Media, start: usize) -> usize {
     let (mut good, mut bad) = (0usize, None::<usize>);
-    let mut k = 64;
+    let mut k = start.max(8);
     for _ in 0..12 {
-        let (share, placed) = trial(k).await;
-        println!(
-            "    {label}: {k:>4} subscribers ({:>6} consumers): {:>6.2}% delivered; {placed}",
-            k * 20,
-            share * 100.0
-        );
+        let (share, placed) = trial(setup, k, pattern, media).await;
+        println!("      {:<32} {k:>4} subscribers: {:>6.2}% delivered; {placed}", setup.name(), share * 100.0);
         if share >= GOAL {
             good = good.max(k);
         } else {
@@ -305,6 +446,8 @@ where
         }
         k = match bad {
             None => k * 2,
+            Some(b) if good == 0 && b <= 8 => break,
+            Some(b) if good == 0 => b / 2,
             Some(b) if b - good <= (good / 32).max(4) => break,
             Some(b) => (good + b) / 2,
         };
@@ -312,33 +455,62 @@ where
     good
 }
 
+fn median_and_range(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1])
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
     println!(
-        "P2 (defaults): {PRODUCERS} Opus producers at {RATE} pps, K subscribers consuming all, joining {BATCH} at a time; \
-         capacity at >= {:.1}% delivered",
-        GOAL * 100.0
+        "P2 (defaults): subscribers consuming every producer, joining {BATCH} at a time; capacity at >= {:.1}% \
+         delivered over {} s; {ROUNDS} rounds, setups in alternating order",
+        GOAL * 100.0,
+        WINDOW.as_secs()
     );
-    let plain_two = if run("plain") {
-        let c = capacity("plain mediasoup, 2 workers, hand-piped", plain_trial).await;
-        println!("  plain mediasoup hand-piped over 2 workers: {c} subscribers ({} consumers)", c * 20);
-        Some(c)
-    } else {
-        None
-    };
-    for (name, pattern) in [("burst", Pattern::Burst), ("live", Pattern::Live)] {
+    let patterns = [
+        ("burst", Pattern::Burst, Media::Audio),
+        ("live", Pattern::Live, Media::Audio),
+        ("client", Pattern::Client, Media::Audio),
+        ("video", Pattern::Live, Media::Video),
+    ];
+    let setups = [Setup::Plain1, Setup::PlainHandPiped2, Setup::Mafalda1, Setup::Mafalda2];
+    for (name, pattern, media) in patterns {
         if !run(name) {
             continue;
         }
-        let one = capacity(&format!("mafalda 1 worker, {name}"), |k| mafalda_trial(1, k, pattern)).await;
-        let two = capacity(&format!("mafalda 2 workers, {name}"), |k| mafalda_trial(2, k, pattern)).await;
-        let versus_plain =
-            plain_two.map_or_else(String::new, |p| format!(", {:.2} of hand-piping", two as f64 / p.max(1) as f64));
+        println!("  pattern {name} ({media:?}, {pattern:?} joins)");
+        let mut results: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+        let mut last = vec![64usize; setups.len()];
+        for round in 0..ROUNDS {
+            let mut order: Vec<usize> = (0..setups.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let c = capacity(setups[i], pattern, media, last[i]).await;
+                println!("    round {round}: {} = {c} subscribers", setups[i].name());
+                results[i].push(c as f64);
+                last[i] = c.max(8);
+            }
+        }
+        let ratio = |a: usize, b: usize| -> Vec<f64> {
+            results[a].iter().zip(&results[b]).map(|(x, y)| x / y.max(1.0)).collect()
+        };
+        for (i, setup) in setups.iter().enumerate() {
+            let (m, lo, hi) = median_and_range(&results[i]);
+            println!("    {:<32} median {m:.0} subscribers (range {lo:.0}-{hi:.0})", setup.name());
+        }
+        let scale = median_and_range(&ratio(3, 2));
+        let hand = median_and_range(&ratio(1, 0));
+        let versus = median_and_range(&ratio(3, 1));
         println!(
-            "  {name}: 1 worker {one}, 2 workers {two} subscribers: ratio {:.2} (goal >= 1.9){versus_plain}\n",
-            two as f64 / one.max(1) as f64
+            "  {name}: mafalda 2/1 workers {:.2} (range {:.2}-{:.2}, goal >= 1.9); mediasoup hand-piped 2/1 {:.2} \
+             ({:.2}-{:.2}); mafalda 2 / hand-piped 2 {:.2} ({:.2}-{:.2}, goal >= 0.95)\n",
+            scale.0, scale.1, scale.2, hand.0, hand.1, hand.2, versus.0, versus.1, versus.2
         );
     }
 }

@@ -17,7 +17,8 @@ use mafalda_host::host::CloseReason;
 use mafalda_host::internals::load_model::{Coefficients, Kind};
 use mafalda_host::prelude::*;
 use mafalda_media_tools::media::{
-    loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs, vp8_simulcast_send_parameters,
+    loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs, send_to,
+    vp8_simulcast_send_parameters,
 };
 use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator};
 use std::time::Duration;
@@ -140,16 +141,7 @@ async fn rates_and_costs_are_learned_from_a_real_worker_and_outlive_its_restart(
                     .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
                     .await
                     .expect("transport");
-                let sink = sinks[i % sinks.len()];
-                transport
-                    .connect(PlainTransportRemoteParameters {
-                        ip: Some(sink.ip()),
-                        port: Some(sink.port()),
-                        rtcp_port: None,
-                        srtp_parameters: None,
-                    })
-                    .await
-                    .expect("connect");
+                transport.connect(send_to(sinks[i % sinks.len()])).await.expect("connect");
                 let consumer =
                     transport.consume(ConsumerOptions::new(id, receiver_capabilities())).await.expect("consume");
                 kept.push((transport, consumer));

@@ -118,3 +118,87 @@ async fn pipes_listen_on_the_configured_address() {
     let after = udp_local_ips().iter().filter(|ip| **ip == pipe_ip).count();
     assert_eq!(after, before + 2, "both pipe transports listen on {pipe_ip}");
 }
+
+/// Where the next plain transport of `router` goes: its cell and the cell count after it.
+async fn next_transport(router: &Router, manager: &WorkerManager) -> (PlainTransport, usize) {
+    let transport = router
+        .create_plain_transport(PlainTransportOptions::new(mafalda_media_tools::media::loopback_listen_info()))
+        .await
+        .expect("transport");
+    let cells = manager.host().cells().len();
+    (transport, cells)
+}
+
+/// `pack`'s keys (`[pool] cpu_watermark`, `[placement] max_transports`) take effect in the
+/// library's native pack and in the embedded pack plugin `mafalda-host serve` runs by default;
+/// the plugin's own `--plugin-config pack.KEY` wins there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packs_keys_reach_the_native_pack_and_the_embedded_plugin() {
+    use mafalda_host::config::{HostOptions, PolicyChoice};
+    use mafalda_host::plugin::PluginConfig;
+    use mafalda_host::policy::PolicyLoader;
+    let tiny = "[pool]\nmax_workers = 2\ncpu_watermark = 0.00001\n";
+    let capped = "[pool]\nmax_workers = 2\n[placement]\nmax_transports = 2\n";
+    let plugin_with = |options: &HostOptions, config: &[(&str, &str)]| {
+        let loader = PolicyLoader { runtime: Some(common::plugin_runtime()), config: PluginConfig::shared(config) };
+        PolicyChoice::Custom(loader.resolve(&PolicyChoice::PackPlugin, options.pack()).expect("the embedded pack"))
+    };
+    for (file, transports_on_first) in [(tiny, 1usize), (capped, 2)] {
+        let native = HostOptions::from_toml(file).expect("valid file");
+        let plugin = HostOptions { policy: plugin_with(&native, &[]), ..native.clone() };
+        for (which, options) in [("native pack", native), ("pack plugin", plugin)] {
+            let manager = WorkerManager::with_options(options);
+            let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+            let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+            let mut kept = Vec::new();
+            for _ in 0..transports_on_first {
+                let (transport, cells) = next_transport(&router, &manager).await;
+                assert_eq!(cells, 1, "{which}: the first worker takes {transports_on_first} transport(s)");
+                kept.push(transport);
+            }
+            let (transport, cells) = next_transport(&router, &manager).await;
+            assert_eq!(cells, 2, "{which} ({file:?}): the worker counts as full, a second one starts");
+            kept.push(transport);
+        }
+    }
+    // The plugin's own configuration wins over the host's keys.
+    let native = HostOptions::from_toml(tiny).expect("valid file");
+    let options = HostOptions { policy: plugin_with(&native, &[("cpu_watermark", "0.9")]), ..native };
+    let manager = WorkerManager::with_options(options);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let (transport, cells) = next_transport(&router, &manager).await;
+        assert_eq!(cells, 1, "--plugin-config pack.cpu_watermark=0.9 wins: the first worker is not full");
+        kept.push(transport);
+    }
+    // The environment's watermark reaches the native pack too.
+    let env = HostOptions::from_vars(|key| {
+        (key == "MAFALDA_CPU_WATERMARK")
+            .then(|| "0.00001".to_string())
+            .or((key == "MAFALDA_MAX_WORKERS").then(|| "2".into()))
+    })
+    .expect("valid environment");
+    let manager = WorkerManager::with_options(env);
+    let worker = manager.create_worker(quiet_settings()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let (_first, _) = next_transport(&router, &manager).await;
+    let (_second, cells) = next_transport(&router, &manager).await;
+    assert_eq!(cells, 2, "MAFALDA_CPU_WATERMARK reached pack");
+}
+
+#[test]
+fn new_keys_are_read_from_the_file() {
+    let options = mafalda_host::config::HostOptions::from_toml(
+        "[pool]\nwebrtc_server_port_stride = 10\npin_workers = true\n[placement]\nlabel_keys = [\"room\", \"team\"]\nmax_transports = 7\n",
+    )
+    .expect("valid");
+    assert_eq!(options.pool.webrtc_server_port_stride, 10);
+    assert!(options.pool.pin_workers);
+    assert_eq!(options.label_keys, vec!["room".to_string(), "team".to_string()]);
+    assert_eq!(options.max_transports, Some(7));
+    let err = mafalda_host::config::HostOptions::from_toml("[pool]\nmax_workers = 2\nwebrtc_server_port_stride = 0\n")
+        .expect_err("a zero stride with two workers");
+    assert!(err.to_string().contains("webrtc_server_port_stride"), "{err}");
+}

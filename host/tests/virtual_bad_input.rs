@@ -1,5 +1,5 @@
 //! Bad input on the virtual API gets mediasoup's own errors and loses nothing: an unknown
-//! producer, capabilities that cannot consume (the pipe made to try is released), transports
+//! producer, capabilities that cannot consume (refused before anything is piped), transports
 //! on a closed router, and a worker closed under live consumers (their events fire, calls fail
 //! with `ChannelClosed`, stats stay consistent, the other workers keep serving).
 
@@ -58,11 +58,14 @@ async fn unknown_producers_and_unusable_capabilities() {
         header_extensions: vec![],
     };
     assert!(!router.can_consume(&producer.id(), &video_only));
+    let (piped, on_pipe) = fired();
+    router.on_pipe(move |_| on_pipe()).detach();
     match far.consume(ConsumerOptions::new(producer.id(), video_only)).await {
         Err(ConsumeError::BadConsumerRtpParameters(_)) => {}
         other => panic!("expected BadConsumerRtpParameters, got {other:?}"),
     }
-    assert!(router.pipes().is_empty(), "the pipe made for the attempt was released");
+    assert_eq!(piped.load(Ordering::SeqCst), 0, "nothing was piped for capabilities that cannot consume");
+    assert!(router.pipes().is_empty());
     let stats = router.stats();
     assert_eq!((stats.consumers, stats.pipes, stats.producers), (0, 0, 1));
 }

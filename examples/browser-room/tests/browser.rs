@@ -304,7 +304,8 @@ async fn a_room_through_webrtc_servers_one_port_per_worker() {
             }
         }
     }
-    let expected: HashSet<u64> = [u64::from(port), u64::from(port) + 1].into();
+    // Worker slot k listens on port + k × 100 (the default `webrtc_server_port_stride`).
+    let expected: HashSet<u64> = [u64::from(port), u64::from(port) + 100].into();
     assert_eq!(ports, expected, "8 transports over 2 workers use 2 server ports");
     for client in clients {
         client.close().await.expect("close browser");

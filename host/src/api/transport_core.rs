@@ -200,7 +200,12 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
         if let Some(PipeSource::Producer(here)) = lease.as_ref().map(|l| l.real_source()) {
             options.producer_id = here;
         }
-        let real_consumer = real.consume(options).await?;
+        // A producer closing meanwhile is reported under the id the application used (not its
+        // pipe end's).
+        let real_consumer = real.consume(options).await.map_err(|e| match e {
+            ConsumeError::ProducerNotFound(_) => ConsumeError::ProducerNotFound(id),
+            other => other,
+        })?;
         let rate = Arc::clone(found.object.rate());
         let consumer =
             Consumer::wrap(real_consumer, id, &rate, handle, &self.router, &self.cell, self.load_id, lease, app_data);

@@ -383,6 +383,7 @@ mod tests {
     struct MortalLauncher {
         local: LocalWorkers,
         started: Mutex<Vec<Arc<Mortal>>>,
+        templates: Mutex<Vec<WorkerTemplate>>,
         refuse: AtomicBool,
     }
 
@@ -392,6 +393,7 @@ mod tests {
             if self.refuse.load(Ordering::SeqCst) {
                 return Err(std::io::Error::other("no more workers"));
             }
+            lock(&self.templates).push(template.clone());
             let real: Arc<dyn WorkerBackend> = Arc::new(self.local.start(template).await?);
             let mortal = Arc::new(Mortal { real, dead: BagOnce::default() });
             lock(&self.started).push(Arc::clone(&mortal));
@@ -564,6 +566,31 @@ mod tests {
         let events = manager.host().cells();
         assert!(events.is_empty());
         let _ = CloseReason::Died;
+    }
+
+    /// `update_settings` reaches the running real workers and those started later.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settings_updated_later_reach_workers_started_later() {
+        let launcher = Arc::new(MortalLauncher::default());
+        let manager = manager(&launcher, 2);
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let mut update = WorkerUpdateSettings::default();
+        update.log_level = Some(mediasoup::worker::WorkerLogLevel::Warn);
+        update.log_tags = Some(vec![mediasoup::worker::WorkerLogTag::Ice]);
+        worker.update_settings(update).await.expect("update");
+        // Spread starts the second worker for the second transport.
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            kept.push(
+                router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("t"),
+            );
+        }
+        let templates = lock(&launcher.templates).clone();
+        let last = templates.last().expect("a worker started after the update");
+        assert!(templates.len() >= 2, "a second worker started");
+        assert_eq!(last.log_level, mediasoup::worker::WorkerLogLevel::Warn);
+        assert_eq!(last.log_tags, vec![mediasoup::worker::WorkerLogTag::Ice]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,9 +73,14 @@ impl WorkerManager {
     }
 
     /// mafalda extension: a manager with explicit options (they win over the environment).
+    /// Options out of range (`HostOptions::validate`) are reported by the first
+    /// `create_worker` call, as a bad environment is.
     #[must_use]
     pub fn with_options(options: HostOptions) -> Self {
-        Self::build(options, None, LocalWorkers::default())
+        match options.clone().validate() {
+            Ok(options) => Self::build(options, None, LocalWorkers::default()),
+            Err(error) => Self::build(HostOptions::default(), Some(error.to_string()), LocalWorkers::default()),
+        }
     }
 
     fn from_env(launcher: LocalWorkers) -> Self {

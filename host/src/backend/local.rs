@@ -976,3 +976,39 @@ impl ActiveSpeakerObserverBackend for ActiveSpeakerObserver {
         ActiveSpeakerObserver::on_dominant_speaker(self, move |speaker| callback(&speaker.producer.id()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cores a thread of this process may run on, from `/proc` (`Cpus_allowed_list`).
+    fn allowed(tid: libc::pid_t) -> String {
+        let status = fs::read_to_string(format!("/proc/self/task/{tid}/status")).expect("thread status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .map(|cores| cores.trim().to_string())
+            .expect("Cpus_allowed_list")
+    }
+
+    #[test]
+    fn a_pinned_worker_thread_runs_on_its_core_only() {
+        futures::executor::block_on(async {
+            let cores = current_thread_cores().expect("affinity");
+            let core = *cores.last().expect("a core");
+            let template = WorkerTemplate {
+                log_level: WorkerLogLevel::Error,
+                log_tags: Vec::new(),
+                core: Some(core),
+                ..WorkerTemplate::default()
+            };
+            let worker = LocalWorkers::default().start(&template).await.expect("worker");
+            let tid = worker.thread.tid().expect("the worker thread started");
+            assert_eq!(allowed(tid), core.to_string(), "pinned to core {core}");
+            let unpinned = WorkerTemplate { core: None, ..template };
+            let other = LocalWorkers::default().start(&unpinned).await.expect("worker");
+            let tid = other.thread.tid().expect("started");
+            assert_eq!(allowed(tid), allowed(unsafe { libc::gettid() }), "not pinned: the process's cores");
+        });
+    }
+}

@@ -443,7 +443,11 @@ impl Host {
                 let started = match worker.as_ref() {
                     Some(started) => Arc::clone(started),
                     None => {
-                        let template = WorkerTemplate { log_tags: Vec::new(), ..WorkerTemplate::default() };
+                        let template = WorkerTemplate {
+                            log_level: mediasoup::worker::WorkerLogLevel::Error,
+                            log_tags: Vec::new(),
+                            ..WorkerTemplate::default()
+                        };
                         let started = self
                             .launcher
                             .start(&template)
@@ -622,11 +626,26 @@ impl Host {
         });
     }
 
-    /// Closes every cell and waits (at most `deadline`) for their workers to be closed; returns
-    /// how many cells were closed and how many workers had still not closed at the deadline.
+    /// Closes every cell (and the RTP-capabilities calculator's worker) and waits (at most
+    /// `deadline`) for their workers to be closed; returns how many cells were closed and how
+    /// many workers had still not closed at the deadline.
     pub async fn close_all(&self, deadline: Duration) -> (usize, usize) {
         let cells = self.cells();
         let mut closing = Vec::new();
+        // The calculator's worker closes too (its router first); routers created later start it
+        // again.
+        lock(&self.calculator.router).take();
+        if let Some(worker) = self.calculator.worker.lock().await.take() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            worker
+                .on_close(Box::new(move || {
+                    let _ = tx.send(());
+                }))
+                .detach();
+            if !worker.closed() {
+                closing.push(rx);
+            }
+        }
         for cell in &cells {
             if let Some(worker) = cell.worker() {
                 let (tx, rx) = tokio::sync::oneshot::channel();

@@ -229,17 +229,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn info(protocol: Protocol, port: Option<u16>) -> ListenInfo {
-        ListenInfo {
-            protocol,
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            announced_address: None,
-            expose_internal_ip: false,
-            port,
-            port_range: None,
-            flags: None,
-            send_buffer_size: None,
-            recv_buffer_size: None,
-        }
+        ListenInfo { protocol, port, ..crate::config::PipeOptions::default().listen_info() }
     }
 
     fn id() -> WebRtcServerId {

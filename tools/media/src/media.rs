@@ -149,3 +149,13 @@ pub fn vp8_simulcast_send_parameters(ssrcs: [u32; 3]) -> RtpParameters {
         .collect();
     parameters
 }
+
+/// Remote parameters of a plain transport sending RTP to `address` (no RTCP port, no SRTP).
+pub fn send_to(address: std::net::SocketAddr) -> mediasoup::plain_transport::PlainTransportRemoteParameters {
+    mediasoup::plain_transport::PlainTransportRemoteParameters {
+        ip: Some(address.ip()),
+        port: Some(address.port()),
+        rtcp_port: None,
+        srtp_parameters: None,
+    }
+}
