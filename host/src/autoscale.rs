@@ -132,33 +132,34 @@ impl Autoscaler {
     }
 
     /// One evaluation: snapshot, plugin, actions. Returns what the plugin asked for.
+    ///
+    /// The plugin call itself is synchronous (bounded by the plugin's fuel and epoch
+    /// deadline), so a caller on an async runtime blocks one runtime thread for its length;
+    /// [`Autoscaler::spawn`] runs rounds on the autoscaler's own thread for that reason.
     pub async fn round(&self) -> Vec<Action> {
         let Some(host) = self.host.upgrade() else { return Vec::new() };
         let snapshot = host.snapshot();
         drop(host);
-        let plugin = Arc::clone(&self.hook);
-        let actions = tokio::task::spawn_blocking(move || plugin.evaluate(&snapshot)).await.unwrap_or_default();
+        // Bounded by the plugin's CPU and wall-time limits, as placement calls are.
+        let actions = self.hook.evaluate(&snapshot);
         for action in actions.clone() {
             self.execute(action).await;
         }
         actions
     }
 
-    /// Runs the loop until the host or the autoscaler is dropped (needs a tokio runtime).
-    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Runs the loop on a thread of its own (no runtime needed) until the host or the
+    /// autoscaler is dropped.
+    pub fn spawn(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let autoscaler = Arc::downgrade(self);
         let interval = self.options.interval;
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                let Some(autoscaler) = autoscaler.upgrade() else { return };
-                if autoscaler.host.strong_count() == 0 {
-                    return;
-                }
-                autoscaler.round().await;
+        std::thread::Builder::new().name("mafalda-autoscale".into()).spawn(move || loop {
+            std::thread::sleep(interval);
+            let Some(autoscaler) = autoscaler.upgrade() else { return };
+            if autoscaler.host.strong_count() == 0 {
+                return;
             }
+            futures_lite::future::block_on(autoscaler.round());
         })
     }
 }

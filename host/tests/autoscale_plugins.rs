@@ -72,7 +72,7 @@ async fn load_adds_a_worker_and_idleness_retires_it() {
 
     let options = AutoscaleOptions::new(Duration::from_millis(100)).expect("options");
     let autoscaler = Autoscaler::new(host, threshold_plugin(), options);
-    let _loop = autoscaler.spawn();
+    let _loop = autoscaler.spawn().expect("autoscale thread");
 
     let load = media_load(&router, 4, 3000).await;
     let added = tokio::time::timeout(EVENT_LIMIT, new_cell.recv()).await.expect("a worker was added under load");

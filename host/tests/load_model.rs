@@ -187,7 +187,7 @@ async fn rates_and_costs_are_learned_from_a_real_worker_and_outlive_its_restart(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let measured = (cell.cpu_time().expect("cpu time") - before).as_secs_f64() / at.elapsed().as_secs_f64();
     let load = host.stats().cell(cell.id()).expect("cell").load;
-    let predicted = load.cost(&host.coefficients());
+    let predicted = load.carried_cost(&host.coefficients());
     let off = (predicted - measured).abs() / measured;
     eprintln!("120 consumers: measured {measured:.3}, predicted {predicted:.3} ({:.0} % off)", off * 100.0);
     assert!(off < 0.35, "the learned costs predict a new load: measured {measured:.3}, predicted {predicted:.3}");
@@ -226,7 +226,7 @@ async fn reading_the_stats_changes_no_prediction() {
     }
     let after: Vec<f64> = host.stats().cells.iter().map(|c| c.predicted).collect();
     assert_eq!(first, after, "monitoring does not move placement");
-    let preview = router.preview_placement(&AppData::default()).expect("a decision");
+    let preview = router.preview_placement(&AppData::default()).await.expect("a decision");
     assert_eq!(host.stats().cells.iter().map(|c| c.predicted).collect::<Vec<_>>(), after, "nor does a preview");
     assert!(preview.is_some(), "a worker has room");
 }

@@ -15,9 +15,10 @@ pub fn json(advice: &ScaleAdvice) -> String {
     serde_json::to_string(advice).unwrap_or_else(|_| "{}".into())
 }
 
-/// Starts `command` for `advice` in a task of its own; the task returns whether it succeeded.
-pub fn spawn(command: &str, advice: &ScaleAdvice) -> tokio::task::JoinHandle<bool> {
-    tokio::spawn(run(command.to_owned(), json(advice)))
+/// Starts `command` for `advice` in a task of its own on `runtime`; the task returns whether it
+/// succeeded.
+pub fn spawn(runtime: &tokio::runtime::Handle, command: &str, advice: &ScaleAdvice) -> tokio::task::JoinHandle<bool> {
+    runtime.spawn(run(command.to_owned(), json(advice)))
 }
 
 /// Runs `command` with `input` on its stdin; logs how it ended.
@@ -91,7 +92,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let received = dir.join("advice.json");
         // The hook takes a second: spawning it must return at once.
-        let running = spawn(&format!("sleep 1; cat > '{}'", received.display()), &advice());
+        let runtime = tokio::runtime::Handle::current();
+        let running = spawn(&runtime, &format!("sleep 1; cat > '{}'", received.display()), &advice());
         assert!(!received.exists(), "spawn returned before the hook finished");
         let success = tokio::time::timeout(HOOK_LIMIT, running).await.expect("bounded").expect("task");
         assert!(success);
@@ -102,6 +104,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_hook_is_reported() {
-        assert!(!spawn("exit 3", &advice()).await.expect("task"));
+        assert!(!spawn(&tokio::runtime::Handle::current(), "exit 3", &advice()).await.expect("task"));
     }
 }

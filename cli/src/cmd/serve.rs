@@ -147,13 +147,17 @@ pub async fn start(
     let autoscaler = plugins.autoscale.as_ref().map(|hook| {
         let autoscaler = Autoscaler::new(host, Arc::clone(hook), autoscale_options);
         if let Some(command) = scale_hook {
+            // Advice arrives on the autoscale thread; hooks run on this runtime.
+            let runtime = tokio::runtime::Handle::current();
             autoscaler
                 .on_advice(move |advice| {
-                    drop(super::scale_hook::spawn(&command, advice));
+                    drop(super::scale_hook::spawn(&runtime, &command, advice));
                 })
                 .detach();
         }
-        autoscaler.spawn();
+        if let Err(error) = autoscaler.spawn() {
+            tracing::warn!(%error, "could not start the autoscale thread: the autoscale plugin is not asked");
+        }
         autoscaler
     });
     let reloadable = plugins.clone();

@@ -160,13 +160,13 @@ impl Consumer {
     /// Whether the consumer is paused.
     #[must_use]
     pub fn paused(&self) -> bool {
-        self.live().is_some_and(|r| r.paused())
+        self.inner.pause_state().0
     }
 
     /// Whether the associated producer is paused.
     #[must_use]
     pub fn producer_paused(&self) -> bool {
-        self.live().is_some_and(|r| r.producer_paused())
+        self.inner.pause_state().1
     }
 
     /// Current priority.

@@ -216,13 +216,13 @@ impl DataConsumer {
     /// Whether the data consumer is paused.
     #[must_use]
     pub fn paused(&self) -> bool {
-        self.live().is_some_and(|r| r.paused())
+        self.inner().pause_state().0
     }
 
     /// Whether the associated data producer is paused.
     #[must_use]
     pub fn producer_paused(&self) -> bool {
-        self.live().is_some_and(|r| r.producer_paused())
+        self.inner().pause_state().1
     }
 
     /// The SCTP stream parameters (just if the data consumer type is `Sctp`).

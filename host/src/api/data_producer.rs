@@ -151,7 +151,7 @@ impl DataProducer {
     /// Whether the data producer is paused.
     #[must_use]
     pub fn paused(&self) -> bool {
-        self.inner().live().is_some_and(|r| r.paused())
+        self.inner().pause_state().0
     }
 
     /// The data producer label.

@@ -13,6 +13,37 @@ use mediasoup::prelude::AppData;
 use mediasoup::worker::RequestError;
 use std::sync::{Arc, Mutex};
 
+/// The pause state of a real producer, consumer, data producer or data consumer: its own, and
+/// (consumers) its producer's.
+pub(crate) trait PauseState {
+    /// (paused, producer paused).
+    fn pause_state(&self) -> (bool, bool);
+}
+
+impl PauseState for dyn crate::backend::ProducerBackend {
+    fn pause_state(&self) -> (bool, bool) {
+        (self.paused(), false)
+    }
+}
+
+impl PauseState for dyn crate::backend::ConsumerBackend {
+    fn pause_state(&self) -> (bool, bool) {
+        (self.paused(), self.producer_paused())
+    }
+}
+
+impl PauseState for dyn crate::backend::DataProducerBackend {
+    fn pause_state(&self) -> (bool, bool) {
+        (self.paused(), false)
+    }
+}
+
+impl PauseState for dyn crate::backend::DataConsumerBackend {
+    fn pause_state(&self) -> (bool, bool) {
+        (self.paused(), self.producer_paused())
+    }
+}
+
 /// The shared part of a producer, consumer, data producer or data consumer over real object
 /// `B`, with data `M` read once at creation.
 pub(crate) struct Endpoint<B: ?Sized, M> {
@@ -25,12 +56,15 @@ pub(crate) struct Endpoint<B: ?Sized, M> {
     /// The application's data.
     pub(crate) app_data: AppData,
     real: Slot<Arc<B>>,
+    /// The pause state when the real object was taken away (mediasoup keeps answering the last
+    /// state of a closed object).
+    last_pause: Mutex<(bool, bool)>,
     /// Close state and events.
     pub(crate) life: Lifecycle,
     forget: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-impl<B: ?Sized + Send + Sync, M: Send + Sync> Endpoint<B, M> {
+impl<B: ?Sized + Send + Sync + PauseState, M: Send + Sync> Endpoint<B, M> {
     /// Wraps `real`; `forget` runs once when the object closes (e.g. leaving a registry).
     pub(crate) fn new(
         meta: M,
@@ -46,6 +80,7 @@ impl<B: ?Sized + Send + Sync, M: Send + Sync> Endpoint<B, M> {
             cell,
             app_data,
             real: Slot::new(real),
+            last_pause: Mutex::new((false, false)),
             life: Lifecycle::default(),
             forget: Mutex::new(forget),
         }
@@ -82,7 +117,19 @@ impl<B: ?Sized + Send + Sync, M: Send + Sync> Endpoint<B, M> {
     /// Closes now and drops the real object (closing it).
     pub(crate) fn close_now(&self) {
         self.close();
-        drop(self.real.take());
+        self.take_real();
+    }
+
+    /// Takes the real object away (dropping it closes it), keeping its last pause state.
+    fn take_real(&self) {
+        if let Some(real) = self.real.take() {
+            *lock(&self.last_pause) = real.pause_state();
+        }
+    }
+
+    /// (paused, producer paused): the real object's, or its last once it is gone.
+    pub(crate) fn pause_state(&self) -> (bool, bool) {
+        self.live().map_or_else(|| *lock(&self.last_pause), |real| real.pause_state())
     }
 
     /// The source (producer) went: fires its close event, then closes.
@@ -91,10 +138,10 @@ impl<B: ?Sized + Send + Sync, M: Send + Sync> Endpoint<B, M> {
     }
 }
 
-impl<B: ?Sized + Send + Sync, M: Send + Sync> Child for Endpoint<B, M> {
+impl<B: ?Sized + Send + Sync + PauseState, M: Send + Sync> Child for Endpoint<B, M> {
     fn transport_closed(&self) {
         self.forgotten(self.life.transport_closed());
-        drop(self.real.take());
+        self.take_real();
     }
 }
 

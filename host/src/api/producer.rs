@@ -173,7 +173,7 @@ impl Producer {
     /// Whether the Producer is paused.
     #[must_use]
     pub fn paused(&self) -> bool {
-        self.inner().live().is_some_and(|r| r.paused())
+        self.inner().pause_state().0
     }
 
     /// Producer score list.

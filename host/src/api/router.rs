@@ -25,7 +25,7 @@ use crate::internals::cell::{Cell, Count, Counts, SettingsSet};
 use crate::internals::dump;
 use crate::internals::host::{CellClosed, Host, PlaceError, RouterReport};
 use crate::internals::load_model::{Reservation, DEFAULT_AUDIO};
-use crate::internals::object::{fresh_id, lock};
+use crate::internals::object::{fresh_id, lock, push_live};
 use crate::internals::pipes::{connect_link, LinkOptions, PipeEnds, PipeFrom, PipeLease, PipeParts, PipeRegistry};
 use crate::internals::real_routers::{RealRouters, RouterUse};
 use crate::internals::registry::{Members, Table};
@@ -191,9 +191,7 @@ impl RouterInner {
     /// Records a consumer of `producer`.
     pub(crate) fn add_consumer_of(&self, producer: ProducerId, consumer: Weak<ConsumerInner>) {
         let mut all = lock(&self.consumers_of);
-        let list = all.entry(producer).or_default();
-        list.retain(|c| c.strong_count() > 0);
-        list.push(consumer);
+        push_live(all.entry(producer).or_default(), consumer);
     }
 
     /// `producer` closed: its consumers get their producer-close event and close.
@@ -365,9 +363,12 @@ impl Router {
                 .place(request.clone(), self.id(), prior, self.inner.set, avoid)
                 .await
                 .map_err(place_error)?;
+            // A worker that died and whose death is not handled yet counts as closed too.
+            let gone = |cell: &Arc<Cell>| cell.is_closed() || cell.worker().is_none_or(|w| w.closed());
             match self.real_router_use(&cell).await {
+                Ok(_) if gone(&cell) => last = RequestError::ChannelClosed,
                 Ok(router_use) => return Ok(Placed { cell, router_use, labels, reservation }),
-                Err(error) if cell.is_closed() => last = error,
+                Err(error) if gone(&cell) => last = error,
                 Err(error) => return Err(error),
             }
         }
@@ -692,8 +693,8 @@ impl Router {
     /// mafalda extension: where placement would put a transport with `app_data` now — its cell,
     /// or `None` for a worker it would start — without reserving anything (the decision
     /// `create_*_transport` makes).
-    pub fn preview_placement(&self, app_data: &AppData) -> Result<Option<CellId>, RequestError> {
-        self.inner.host.preview(self.id(), self.inner.set, app_data).map_err(place_error)
+    pub async fn preview_placement(&self, app_data: &AppData) -> Result<Option<CellId>, RequestError> {
+        self.inner.host.preview(self.id(), self.inner.set, app_data).await.map_err(place_error)
     }
 
     /// mafalda extension: this router's numbers (cells, transports, producers, consumers, pipes).

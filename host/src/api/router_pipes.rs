@@ -25,7 +25,7 @@ use super::router::{
     PipeToRouterOptions, Placed, Router, RouterId,
 };
 use super::transport::Transport;
-use crate::internals::cell::Cell;
+use crate::internals::cell::{Cell, IdHold};
 use crate::internals::object::{fresh_id, lock};
 use crate::internals::pause::PausableEnd;
 use crate::internals::pipes::PipedObject;
@@ -87,15 +87,26 @@ fn link_options(source: &Router, options: &PipeToRouterOptions) -> LinkOptions {
     }
 }
 
-/// A pair from `source` (its end in `home`) to `target`, and whether `keep` (the id to keep,
-/// if any) can be kept on its target end.
+/// A pair from `source` to `target` for a piped object.
+struct PairFor {
+    local: PipeTransport,
+    remote: PipeTransport,
+    /// Whether the kept id can be used on the target end.
+    kept: bool,
+    /// The id held in the target end's cell until the pipe producer holds it (concurrent pipes
+    /// of the same producer then avoid that cell).
+    _hold: Option<IdHold>,
+}
+
+/// A pair from `source` (its end in `home`) to `target` for `keep` (the id to keep, if any).
+/// Choosing the pair and holding the id happen under one lock per source router.
 async fn transport_pair(
     source: &Router,
     target: &Router,
     home: &Arc<Cell>,
     options: &PipeToRouterOptions,
     keep: Option<PipeSource>,
-) -> Result<(PipeTransport, PipeTransport, bool), RequestError> {
+) -> Result<PairFor, RequestError> {
     let same_worker = target.worker().id() == source.worker().id();
     let keeps = |cell: &Arc<Cell>| match keep {
         None => true,
@@ -103,14 +114,17 @@ async fn transport_pair(
         Some(_) if same_worker => cell.id() == home.id(),
         Some(id) => cell.id() != home.id() && !cell.holds(&id),
     };
+    // Held while the pipe producer is made: another pipe of the same producer sees it.
+    let hold = |remote: &PipeTransport| match keep {
+        Some(id) if !same_worker => Some(remote.inner.cell.hold_id(id)),
+        _ => None,
+    };
     let cache = &source.inner.pairs;
     let key = (target.id(), home.id());
-    if let Some((local, remote)) = cache.find(&key, keeps) {
-        return Ok((local, remote, true));
-    }
     let _serial = cache.creating.lock().await;
     if let Some((local, remote)) = cache.find(&key, keeps) {
-        return Ok((local, remote, true));
+        let _hold = hold(&remote);
+        return Ok(PairFor { local, remote, kept: true, _hold });
     }
     // The target end receives: its cost arrives with the pipe producer, nothing to expect.
     let nothing = Some([0.0; 2]);
@@ -134,17 +148,21 @@ async fn transport_pair(
         }
         None => target.place_avoiding(&AppData::default(), &[], nothing).await?,
     };
-    let kept = keeps(&placed.cell);
-    if !kept {
+    if !keeps(&placed.cell) {
         // Every worker the pool offers holds the id: a fresh id on a pair we have, if any.
         drop(placed);
-        if let Some((local, remote)) = cache.find(&key, |_| true) {
-            return Ok((local, remote, false));
-        }
-        let placed = target.place_avoiding(&AppData::default(), &[], nothing).await?;
-        return open_pair(source, target, home, options, placed).await.map(|(l, r)| (l, r, false));
+        let (local, remote) = match cache.find(&key, |_| true) {
+            Some(pair) => pair,
+            None => {
+                let placed = target.place_avoiding(&AppData::default(), &[], nothing).await?;
+                open_pair(source, target, home, options, placed).await?
+            }
+        };
+        return Ok(PairFor { local, remote, kept: false, _hold: None });
     }
-    open_pair(source, target, home, options, placed).await.map(|(l, r)| (l, r, true))
+    let (local, remote) = open_pair(source, target, home, options, placed).await?;
+    let _hold = hold(&remote);
+    Ok(PairFor { local, remote, kept: true, _hold })
 }
 
 /// Creates, connects and caches a pair; its target end where `at` was placed.
@@ -166,7 +184,13 @@ async fn open_pair(
     };
     let local = source.wrap_pipe_transport(local_end, a)?;
     let remote = target.wrap_pipe_transport(at, b)?;
-    lock(&source.inner.pairs.pairs).entry((target.id(), home.id())).or_default().push((local.clone(), remote.clone()));
+    let mut pairs = lock(&source.inner.pairs.pairs);
+    // Pairs closed since (their target router or a worker went) are forgotten.
+    pairs.retain(|_, list| {
+        list.retain(|(a, b)| !a.closed() && !b.closed());
+        !list.is_empty()
+    });
+    pairs.entry((target.id(), home.id())).or_default().push((local.clone(), remote.clone()));
     Ok((local, remote))
 }
 
@@ -182,7 +206,7 @@ pub(crate) async fn pipe_producer(
         source.inner.producers.find(&producer_id).ok_or(PipeProducerToRouterError::ProducerNotFound(producer_id))?;
     let (producer, home) = (found.object, found.home);
     let keep = options.keep_id.then_some(PipeSource::Producer(producer_id));
-    let (local, remote, kept) = transport_pair(source, &options.router, &home, &options, keep).await?;
+    let PairFor { local, remote, kept, _hold } = transport_pair(source, &options.router, &home, &options, keep).await?;
     let pipe_consumer: Consumer = local.consume(ConsumerOptions::new(producer_id, RtpCapabilities::default())).await?;
     let known = if options.keep_id { producer_id } else { fresh_id() };
     let real_id = if kept { known } else { fresh_id() };
@@ -228,7 +252,7 @@ pub(crate) async fn pipe_data_producer(
         .ok_or(PipeDataProducerToRouterError::DataProducerNotFound(data_producer_id))?;
     let (data_producer, home) = (found.object, found.home);
     let keep = options.keep_id.then_some(PipeSource::DataProducer(data_producer_id));
-    let (local, remote, kept) = transport_pair(source, &options.router, &home, &options, keep).await?;
+    let PairFor { local, remote, kept, _hold } = transport_pair(source, &options.router, &home, &options, keep).await?;
     let pipe_data_consumer = local.consume_data(DataConsumerOptions::new_sctp(data_producer_id)).await?;
     let sctp = pipe_data_consumer.sctp_stream_parameters().ok_or_else(|| {
         PipeDataProducerToRouterError::TransportFailed(RequestError::Response {

@@ -10,7 +10,7 @@ use super::transport::{Transport, TransportTraceEventData, TransportTraceEventTy
 use crate::backend::{RouterBackend, TransportBackend};
 use crate::internals::cell::{Cell, Count, Origin, Ticket};
 use crate::internals::load_model::Rate;
-use crate::internals::object::{inert_handler, lock, on_close_handler, Lost, Member, Slot};
+use crate::internals::object::{inert_handler, lock, on_close_handler, push_live, Lost, Member, Slot};
 use crate::internals::pipes::{PipeFrom, PipeSource};
 use crate::internals::registry::Found;
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
@@ -133,13 +133,9 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
     }
 
     fn adopt(&self, child: Weak<dyn Child>) {
-        let mut children = lock(&self.children);
-        children.retain(|c| c.strong_count() > 0);
-        children.push(child);
+        push_live(&mut lock(&self.children), child);
     }
 
-    /// Produces on the real transport; the producer is known to the application as `known`
-    /// (its real id when `None`).
     /// Produces on the real transport; the producer is known to the application as `known`
     /// (its real id when `None`) and carries `rate` (another producer's, for a pipe producer;
     /// its own when `None`).

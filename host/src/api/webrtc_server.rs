@@ -30,6 +30,11 @@ use tracing::debug;
 /// Options of a WebRtcServer (mediasoup's).
 pub use mediasoup::webrtc_server::WebRtcServerOptions;
 
+/// Binds a real server tries before its error is the caller's.
+const BIND_ATTEMPTS: u32 = 5;
+/// Pause between them (times the attempt number).
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_millis(40);
+
 /// `WebRtcServerDump`'s fields, in its order.
 #[derive(serde::Serialize)]
 struct WebRtcServerDumpMirror {
@@ -179,11 +184,23 @@ impl WebRtcServer {
         }
         let infos = WebRtcServerListenInfos::try_from(infos)
             .map_err(|_| RequestError::Response { reason: "a WebRtcServer needs at least one listen info".into() })?;
-        let mut options = WebRtcServerOptions::new(infos);
-        options.app_data = self.inner.app_data.clone();
-        let created = worker.create_webrtc_server(options).await.map_err(|e| match e {
-            CreateWebRtcServerError::Request(request) => request,
-        });
+        let options = || {
+            let mut options = WebRtcServerOptions::new(infos.clone());
+            options.app_data = self.inner.app_data.clone();
+            options
+        };
+        // A worker that just took the slot of one released a moment ago may find its ports
+        // still closing: a few short retries (bounded) before the bind is an error.
+        let mut created = Err(RequestError::ChannelClosed);
+        for attempt in 0..BIND_ATTEMPTS {
+            created = worker.create_webrtc_server(options()).await.map_err(|e| match e {
+                CreateWebRtcServerError::Request(request) => request,
+            });
+            if created.is_ok() || !local {
+                break;
+            }
+            futures_timer::Delay::new(BIND_RETRY * (attempt + 1)).await;
+        }
         let real = match created {
             Ok(real) => real,
             Err(error) => {
@@ -203,7 +220,8 @@ impl WebRtcServer {
     /// Holds the ports of `slot` again (its worker went, or failed to bind); best effort: a
     /// port still held by a closing worker stays free until a worker takes the slot again.
     fn hold_slot(&self, slot: usize) {
-        if self.closed() {
+        // A worker took the slot again meanwhile: its real server holds the ports.
+        if self.closed() || lock(&self.inner.members).iter().any(|m| m.local && m.slot == slot) {
             return;
         }
         match hold(&self.inner.plan.listen_infos(slot), slot) {

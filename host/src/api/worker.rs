@@ -530,9 +530,16 @@ mod tests {
         let manager = manager(&launcher, 2);
         let worker = manager.create_worker(quiet()).await.expect("worker");
         let mut dead = dead_events(&worker);
+        let (new_cell, mut replaced) = tokio::sync::mpsc::unbounded_channel();
+        manager
+            .host()
+            .on_new_cell(move |cell| {
+                let _ = new_cell.send(*cell);
+            })
+            .detach();
         let first = manager.host().cells()[0].worker_id();
         launcher.worker(first).kill(6);
-        deferred_done().await;
+        tokio::time::timeout(LIMIT, replaced.recv()).await.expect("replaced in time").expect("a new cell");
         assert!(dead.try_recv().is_err(), "replaced, so the worker still serves");
         let cells = manager.host().cells();
         assert_eq!(cells.len(), 1, "a replacement started");

@@ -3,8 +3,8 @@
 //! that closing the cell closes them.
 
 use crate::backend::WorkerBackend;
-use crate::internals::load_model::{self, Coefficients, Ledger, Load};
-use crate::internals::object::{lock, Lost, Member};
+use crate::internals::load_model::{Coefficients, Ledger, Load};
+use crate::internals::object::{lock, push_live, Lost, Member};
 use crate::internals::source::PipeSource;
 use crate::placement::{CellId, CellLoad, LabelMatch, RowReading};
 use mediasoup::router::RouterId;
@@ -96,7 +96,8 @@ struct Row {
     /// Transports per label value, by key (only the keys placement counts, see `labels`).
     labels: HashMap<String, HashMap<String, u32>>,
     cpu: CpuMeter,
-    /// The model's cost of what the cell carried at the last sample.
+    /// The model's cost of what the cell carried at the last sample (flows, transports, data
+    /// objects; not what it expected).
     at_sample: f64,
     /// What it carried then.
     load_at_sample: Load,
@@ -122,9 +123,9 @@ pub struct Cell {
     idle_since: Mutex<Option<Instant>>,
     /// Consecutive CPU samples above the watermark.
     hot_samples: AtomicU32,
-    /// Ids of the producers and data producers living here (a worker refuses a second object
-    /// with an id it holds).
-    ids: Mutex<HashSet<PipeSource>>,
+    /// Ids of the producers and data producers living (or about to live) here, with how many
+    /// holds each has (a worker refuses a second object with an id it holds).
+    ids: Mutex<HashMap<PipeSource, u32>>,
 }
 
 impl std::fmt::Debug for Cell {
@@ -174,7 +175,13 @@ pub(crate) struct IdHold {
 
 impl Drop for IdHold {
     fn drop(&mut self) {
-        lock(&self.cell.ids).remove(&self.id);
+        let mut ids = lock(&self.cell.ids);
+        if let Some(holds) = ids.get_mut(&self.id) {
+            *holds -= 1;
+            if *holds == 0 {
+                ids.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -330,13 +337,13 @@ impl Cell {
     /// Records that a producer or data producer with id `id` lives here until the returned hold
     /// is dropped.
     pub(crate) fn hold_id(self: &Arc<Self>, id: PipeSource) -> IdHold {
-        lock(&self.ids).insert(id);
+        *lock(&self.ids).entry(id).or_insert(0) += 1;
         IdHold { cell: Arc::clone(self), id }
     }
 
     /// Whether a producer or data producer with id `id` lives here.
     pub(crate) fn holds(&self, id: &PipeSource) -> bool {
-        lock(&self.ids).contains(id)
+        lock(&self.ids).contains_key(id)
     }
 
     /// Records that a virtual router has (or no longer has) a real router here.
@@ -365,8 +372,7 @@ impl Cell {
         if self.is_closed() {
             return Err(CellClosedError(self.id));
         }
-        members.retain(|m| m.strong_count() > 0);
-        members.push(member);
+        push_live(&mut members, member);
         Ok(())
     }
 
@@ -432,7 +438,8 @@ impl Cell {
         lock(&self.row).cpu.estimated
     }
 
-    /// Records the model's view at a sample: what the cell carries now, and its cost.
+    /// Records the model's view at a sample: what the cell carries now, and the cost of what it
+    /// carries (not of what it expects).
     pub(crate) fn mark_sample(&self, load: Load, cost: f64) {
         let mut row = lock(&self.row);
         row.at_sample = cost;
@@ -444,12 +451,12 @@ impl Cell {
         lock(&self.row).load_at_sample
     }
 
-    /// The predicted CPU share at `coefficients` (see [`load_model::predicted`]); reading it
+    /// The predicted CPU share at `coefficients` (see [`crate::internals::load_model::predicted`]); reading it
     /// changes nothing.
     pub fn predicted(&self, coefficients: &Coefficients) -> f64 {
-        let now = self.ledger.load().cost(coefficients);
+        let now = self.ledger.load();
         let row = lock(&self.row);
-        load_model::predicted(row.cpu.share, row.at_sample, now)
+        now.predicted(coefficients, row.cpu.share, row.at_sample)
     }
 
     /// What placement sees of this cell for a request of `router` with `labels` (pushing one
@@ -461,7 +468,7 @@ impl Cell {
         coefficients: &Coefficients,
         matches: &mut Vec<LabelMatch>,
     ) -> RowReading {
-        let now = self.ledger.load().cost(coefficients);
+        let now = self.ledger.load();
         let row = lock(&self.row);
         for (key, value) in labels {
             let found = row.labels.get(key).map_or(LabelMatch::default(), |values| LabelMatch {
@@ -472,7 +479,7 @@ impl Cell {
         }
         RowReading {
             cpu: row.cpu.share,
-            predicted: load_model::predicted(row.cpu.share, row.at_sample, now),
+            predicted: now.predicted(coefficients, row.cpu.share, row.at_sample),
             hosts_router: row.routers.contains(router),
             routers: u32::try_from(row.routers.len()).unwrap_or(u32::MAX),
             counts: [Count::Transport, Count::Producer, Count::Consumer, Count::Pipe].map(|c| self.count(c)),

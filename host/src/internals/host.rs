@@ -10,7 +10,7 @@ use crate::backend::{RouterBackend, WorkerBackend};
 use crate::config::HostOptions;
 use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
 use crate::internals::load_model::{Coefficients, Learner, RateBook, Reservation, PRIOR_HALF_LIFE};
-use crate::internals::object::{lock, run_later, within, EventBag};
+use crate::internals::object::{lock, within, EventBag};
 use crate::internals::port_plan::PortClaims;
 use crate::placement::{
     pack_rows, Candidates, CellId, CellLoad, EngineCounters, LabelMatch, Placement, PlacementEngine, PlacementPolicy,
@@ -62,6 +62,11 @@ pub struct CellClosed {
     /// The node of a cell of another host (`None` for this process's own workers).
     pub node: Option<String>,
 }
+
+/// Attempts at starting a worker in place of a dead one before its settings set is lost.
+pub const REPLACE_ATTEMPTS: u32 = 3;
+/// Pause between those attempts (times the attempt number).
+const REPLACE_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Samples in a row a worker must stay above the CPU watermark before rebalance advice.
 pub const REBALANCE_AFTER: u32 = 3;
@@ -161,7 +166,9 @@ pub struct Host {
     options: HostOptions,
     launcher: Arc<dyn WorkerLauncher>,
     templates: Mutex<Vec<WorkerTemplate>>,
-    cells: RwLock<Vec<Arc<Cell>>>,
+    /// The open cells, in creation order: replaced as a whole when a cell comes or goes, so
+    /// readers take a snapshot and hold no lock while they use it.
+    cells: RwLock<Arc<Vec<Arc<Cell>>>>,
     next_cell: AtomicU32,
     engine: PlacementEngine,
     /// The load model's costs, as of the last sample.
@@ -170,9 +177,10 @@ pub struct Host {
     learner: Mutex<Learner>,
     /// The producers' packet rates.
     rates: RateBook,
-    /// Held from reading the cells to reserving room in the chosen one: parallel decisions see
-    /// each other.
-    placing: Mutex<()>,
+    /// Held from reading the cells to reserving room in the chosen one (and by the sampler while
+    /// it moves the baseline): parallel decisions see each other. An async lock: waiting for it
+    /// (while a plugin decides, at most its wall-time bound) parks no runtime thread.
+    placing: tokio::sync::Mutex<()>,
     /// Bumped whenever a cell is added or removed (a decision to spawn made on an older view is
     /// taken again).
     generation: AtomicU64,
@@ -244,7 +252,7 @@ impl Host {
             coefficients: RwLock::new(Coefficients::DEFAULT),
             learner: Mutex::default(),
             rates: RateBook::default(),
-            placing: Mutex::new(()),
+            placing: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             spawn_lock: tokio::sync::Mutex::new(()),
             reporters: Mutex::default(),
@@ -277,7 +285,12 @@ impl Host {
 
     /// Open cells, in creation order.
     pub fn cells(&self) -> Vec<Arc<Cell>> {
-        self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.snapshot_cells().to_vec()
+    }
+
+    /// The open cells now (a shared snapshot).
+    fn snapshot_cells(&self) -> Arc<Vec<Arc<Cell>>> {
+        Arc::clone(&self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// The open cell with this id.
@@ -413,7 +426,12 @@ impl Host {
                 }
             }))
             .detach();
-        self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(Arc::clone(&cell));
+        {
+            let mut cells = self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut next = cells.to_vec();
+            next.push(Arc::clone(&cell));
+            *cells = Arc::new(next);
+        }
         self.generation.fetch_add(1, Ordering::AcqRel);
         info!(cell = %id, worker = %worker.id(), slot, set = set.0, ?origin, node = %cell.node(), "new cell");
         self.events.new_cell.call_simple(&id);
@@ -488,29 +506,17 @@ impl Host {
         set: SettingsSet,
         avoid: &[CellId],
     ) -> Result<(Arc<Cell>, Reservation), PlaceError> {
-        let max = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
         // A cell may vanish or the pool may fill between deciding and acting: decide again.
         for _ in 0..8 {
             let seen = {
-                let _placing = lock(&self.placing);
+                let _placing = self.placing.lock().await;
                 let seen = self.generation.load(Ordering::Acquire);
-                let cells = self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let local = |c: &&Arc<Cell>| c.origin() != Origin::Remote;
-                let usable = |c: &&Arc<Cell>| !c.is_closed() && !avoid.contains(&c.id());
-                let mut open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set)).filter(usable).collect();
-                // Cells of other sets (and avoided ones) count against the maximum.
-                let others =
-                    cells.iter().filter(local).count() - open.iter().filter(|c| c.origin() != Origin::Remote).count();
-                request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
-                if open.is_empty() && request.max_cells == 0 {
-                    // Other settings hold the whole pool: their workers serve this set too (its
-                    // port range reaches its transports through their listen infos; only log
-                    // settings differ) rather than refuse a transport while there is room.
-                    open = cells.iter().filter(local).filter(usable).collect();
-                    if open.is_empty() {
-                        if let Some(cell) = avoid.iter().find_map(|id| cells.iter().find(|c| c.id() == *id)) {
-                            return Ok((Arc::clone(cell), cell.ledger().reserve(prior)));
-                        }
+                let cells = self.snapshot_cells();
+                let (open, max_cells) = self.open_cells(&cells, set, avoid);
+                request.max_cells = max_cells;
+                if open.is_empty() && max_cells == 0 {
+                    if let Some(cell) = avoid.iter().find_map(|id| cells.iter().find(|c| c.id() == *id)) {
+                        return Ok((Arc::clone(cell), cell.ledger().reserve(prior)));
                     }
                 }
                 let view = self.candidates(&request, &router, &open);
@@ -533,6 +539,25 @@ impl Host {
         Err(PlaceError::Rejected("the pool changed under every placement attempt".into()))
     }
 
+    /// The candidates of a request of `set` among `cells` (never `avoid` ones), and how many
+    /// cells its view may have (the candidates plus the local workers the pool may still
+    /// start: remote cells do not count against `max_workers`).
+    fn open_cells<'a>(&self, cells: &'a [Arc<Cell>], set: SettingsSet, avoid: &[CellId]) -> (Vec<&'a Arc<Cell>>, u32) {
+        let local = |c: &&Arc<Cell>| c.origin() != Origin::Remote;
+        let usable = |c: &&Arc<Cell>| !c.is_closed() && !avoid.contains(&c.id());
+        let mut open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set)).filter(usable).collect();
+        let local_cells = cells.iter().filter(local).count();
+        let room = self.options.pool.max_workers.saturating_sub(local_cells);
+        if open.is_empty() && room == 0 {
+            // Other settings hold the whole pool: their workers serve this set too (its port
+            // range reaches its transports through their listen infos; only log settings
+            // differ) rather than refuse a transport while there is room.
+            open = cells.iter().filter(local).filter(usable).collect();
+        }
+        let max_cells = u32::try_from(open.len() + room).unwrap_or(u32::MAX);
+        (open, max_cells)
+    }
+
     /// `cells` as `request` (for `router`) sees them, packed from each cell's placement row.
     fn candidates(&self, request: &PlacementRequest, router: &RouterId, cells: &[&Arc<Cell>]) -> Candidates {
         let coefficients = self.coefficients();
@@ -543,20 +568,17 @@ impl Host {
     /// Where placement would put a transport of `router` with `app_data` now (nothing is
     /// reserved, no worker started): the cell, `None` for a worker it would start, or the
     /// refusal. It runs the decision `place` runs (same lock, rows and policy).
-    pub(crate) fn preview(
+    pub(crate) async fn preview(
         &self,
         router: RouterId,
         set: SettingsSet,
         app_data: &mediasoup::prelude::AppData,
     ) -> Result<Option<CellId>, PlaceError> {
         let mut request = crate::labels::request_for(&router.to_string(), app_data);
-        let _placing = lock(&self.placing);
-        let cells = self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set) && !c.is_closed()).collect();
-        let local = cells.iter().filter(|c| c.origin() != Origin::Remote).count();
-        let others = local - open.iter().filter(|c| c.origin() != Origin::Remote).count();
-        let max = u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX);
-        request.max_cells = max.saturating_sub(u32::try_from(others).unwrap_or(u32::MAX));
+        let _placing = self.placing.lock().await;
+        let cells = self.snapshot_cells();
+        let (open, max_cells) = self.open_cells(&cells, set, &[]);
+        request.max_cells = max_cells;
         let view = self.candidates(&request, &router, &open);
         match self.engine.decide(&request, &view).placement {
             Placement::Existing(id) => Ok(Some(id)),
@@ -575,7 +597,10 @@ impl Host {
         let cell = {
             let mut cells = self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let at = cells.iter().position(|c| c.id() == id)?;
-            cells.remove(at)
+            let mut next = cells.to_vec();
+            let cell = next.remove(at);
+            *cells = Arc::new(next);
+            cell
         };
         self.generation.fetch_add(1, Ordering::AcqRel);
         let present = cell.routers_present();
@@ -605,25 +630,37 @@ impl Host {
         Some(event)
     }
 
-    /// After a worker of `set` died: when the set has no worker left, starts one (off the dying
-    /// worker's thread); when that fails too, the set can no longer serve and its virtual
-    /// workers are told (`Worker::on_dead`).
+    /// After a worker of `set` died: when the set has no worker left, starts one (on a thread of
+    /// its own: the dying worker's thread must not wait, nor the deferred thread). A pool that
+    /// is full of other settings' workers still serves the set (placement uses them); only
+    /// when starting a worker fails [`REPLACE_ATTEMPTS`] times can the set no longer serve, and
+    /// its virtual workers are told (`Worker::on_dead`).
     fn replace_dead(&self, set: SettingsSet, exit: ExitError) {
         if self.cells().iter().any(|c| c.serves(set) && c.origin() != Origin::Remote && !c.is_closed()) {
             return;
         }
         let Some(host) = self.me.upgrade() else { return };
-        run_later(move || {
-            let started = futures_lite::future::block_on(host.spawn_in(set, Origin::Pool));
-            let serving = host.cells().iter().any(|c| c.serves(set) && !c.is_closed());
-            if !serving {
-                match &started {
-                    Err(error) => warn!(set = set.0, %error, "no worker can replace the dead one"),
-                    Ok(_) => warn!(set = set.0, "the pool has no room to replace the dead worker"),
+        let spawned = std::thread::Builder::new().name("mafalda-replace".into()).spawn(move || {
+            let mut last = None;
+            for attempt in 0..REPLACE_ATTEMPTS {
+                match futures_lite::future::block_on(host.spawn_in(set, Origin::Pool)) {
+                    // Started, or the pool is full (of other settings' workers, which serve).
+                    Ok(_) => return,
+                    Err(error) => {
+                        warn!(set = set.0, attempt, %error, "could not start a worker in place of the dead one");
+                        last = Some(error);
+                        std::thread::sleep(REPLACE_BACKOFF * (attempt + 1));
+                    }
                 }
+            }
+            if host.cells().iter().all(|c| !c.serves(set) || c.is_closed()) {
+                warn!(set = set.0, error = ?last, "no worker can serve this settings set any more");
                 host.events.set_lost.call_simple(&(set, exit));
             }
         });
+        if let Err(error) = spawned {
+            warn!(%error, "could not start the thread replacing a dead worker");
+        }
     }
 
     /// Closes every cell (and the RTP-capabilities calculator's worker) and waits (at most
@@ -819,30 +856,35 @@ impl Host {
         let cells = self.cells();
         self.rates.poll();
         let fade = 0.5f64.powf(self.options.pool.sample_interval.as_secs_f64() / PRIOR_HALF_LIFE.as_secs_f64());
-        let mut learner = lock(&self.learner);
-        for cell in &cells {
-            let measured = cell.sample_cpu();
-            cell.ledger().refresh(fade);
-            // Another host's worker serves other tenants too: its CPU does not price ours.
-            if measured && cell.origin() != Origin::Remote {
-                learner.observe(&cell.ledger().load(), &cell.load_at_sample(), cell.cpu());
+        {
+            // The measured share, the re-priced ledgers, the costs and the baseline change
+            // together: no decision sees one without the others.
+            let _placing = self.placing.blocking_lock();
+            let mut learner = lock(&self.learner);
+            for cell in &cells {
+                let measured = cell.sample_cpu();
+                cell.ledger().refresh(fade);
+                // Another host's worker serves other tenants too: its CPU does not price ours.
+                if measured && cell.origin() != Origin::Remote {
+                    learner.observe(&cell.ledger().load(), &cell.load_at_sample(), cell.cpu());
+                }
+                if !measured && !self.cpu_warned.swap(true, Ordering::Relaxed) {
+                    warn!(
+                        cell = %cell.id(),
+                        "worker CPU time is unreadable (/proc/self/task/*/schedstat); CPU is estimated from \
+                         consumers ({} per core) until it can be read",
+                        crate::internals::cell::FALLBACK_CONSUMERS_PER_CORE
+                    );
+                }
             }
-            if !measured && !self.cpu_warned.swap(true, Ordering::Relaxed) {
-                warn!(
-                    cell = %cell.id(),
-                    "worker CPU time is unreadable (/proc/self/task/*/schedstat); CPU is estimated from \
-                     consumers ({} per core) until it can be read",
-                    crate::internals::cell::FALLBACK_CONSUMERS_PER_CORE
-                );
+            learner.end_round();
+            let coefficients = learner.coefficients();
+            drop(learner);
+            *self.coefficients.write().unwrap_or_else(std::sync::PoisonError::into_inner) = coefficients;
+            for cell in &cells {
+                let load = cell.ledger().load();
+                cell.mark_sample(load, load.carried_cost(&coefficients));
             }
-        }
-        learner.end_round();
-        let coefficients = learner.coefficients();
-        drop(learner);
-        *self.coefficients.write().unwrap_or_else(std::sync::PoisonError::into_inner) = coefficients;
-        for cell in &cells {
-            let load = cell.ledger().load();
-            cell.mark_sample(load, load.cost(&coefficients));
         }
         self.advise_rebalance(&cells);
         for cell in cells.iter().filter(|c| c.is_retiring() && c.is_idle()) {

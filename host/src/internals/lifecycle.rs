@@ -32,22 +32,25 @@ impl Lifecycle {
         closing
     }
 
-    /// The transport went: fires `on_transport_close`, then closes. True when this call closed.
+    /// The transport went: fires `on_transport_close`, then `on_close`. True when this call
+    /// closed (the first close wins: a transport and a producer closing at once on two threads
+    /// fire one reason, as mediasoup does).
     pub(crate) fn transport_closed(&self) -> bool {
-        if self.closed() {
-            return false;
-        }
-        self.transport_close.call_simple();
-        self.close()
+        self.close_because(&self.transport_close)
     }
 
-    /// The source (producer / data producer) went: fires its close event, then closes.
+    /// The source (producer / data producer) went: fires its close event, then `on_close`.
     pub(crate) fn source_closed(&self) -> bool {
-        if self.closed() {
+        self.close_because(&self.source_close)
+    }
+
+    fn close_because(&self, reason: &OnceBag) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
-        self.source_close.call_simple();
-        self.close()
+        reason.call_simple();
+        self.close.call_simple();
+        true
     }
 
     /// `on_close`: called at once when already closed (as mediasoup does).
@@ -74,6 +77,25 @@ mod tests {
     fn recorder(log: &Arc<Mutex<Vec<&'static str>>>, name: &'static str) -> Box<dyn FnOnce() + Send> {
         let log = Arc::clone(log);
         Box::new(move || log.lock().unwrap().push(name))
+    }
+
+    #[test]
+    fn two_reasons_racing_fire_one() {
+        for _ in 0..200 {
+            let life = Arc::new(Lifecycle::default());
+            let log = Arc::new(Mutex::new(Vec::new()));
+            life.on_transport_close(recorder(&log, "transport")).detach();
+            life.on_source_close(recorder(&log, "source")).detach();
+            life.on_close(recorder(&log, "close")).detach();
+            let other = Arc::clone(&life);
+            let racer = std::thread::spawn(move || other.source_closed());
+            let here = life.transport_closed();
+            let there = racer.join().unwrap();
+            assert!(here ^ there, "exactly one call closed");
+            let log = log.lock().unwrap();
+            assert_eq!(log.len(), 2, "one reason, then close: {log:?}");
+            assert_eq!(log[1], "close");
+        }
     }
 
     #[test]

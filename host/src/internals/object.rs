@@ -148,3 +148,12 @@ pub(crate) async fn within<T>(limit: std::time::Duration, future: impl std::futu
     };
     futures_lite::future::or(async { Some(future.await) }, timeout).await
 }
+
+/// Adds `item` to a list of weak handles, dropping the dead ones first when the list is full
+/// (so a list of N live handles costs O(1) amortized per push, not O(N)).
+pub(crate) fn push_live<T: ?Sized>(list: &mut Vec<std::sync::Weak<T>>, item: std::sync::Weak<T>) {
+    if list.len() == list.capacity() {
+        list.retain(|w| w.strong_count() > 0);
+    }
+    list.push(item);
+}

@@ -7,7 +7,7 @@
 //! library runs on any executor); one lock orders pause, resume and new followers, so a pipe made
 //! while its source is being paused ends up in the source's state.
 
-use crate::internals::object::lock;
+use crate::internals::object::{lock, run_later};
 use async_trait::async_trait;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,29 @@ pub(crate) trait PausableEnd: Send + Sync {
     fn paused_state(&self) -> Option<bool>;
     /// Pauses or resumes it (errors are ignored: it may be closing).
     async fn set_paused(&self, paused: bool);
+}
+
+/// The followers a change has still to reach.
+struct Pending {
+    ends: Vec<Arc<dyn PausableEnd>>,
+    paused: bool,
+    next: usize,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.next >= self.ends.len() {
+            return;
+        }
+        let (rest, paused) = (self.ends.split_off(self.next), self.paused);
+        run_later(move || {
+            futures_lite::future::block_on(async {
+                for end in rest {
+                    end.set_paused(paused).await;
+                }
+            });
+        });
+    }
 }
 
 /// The followers of one source, and the lock ordering changes to them.
@@ -40,8 +63,12 @@ impl Followers {
             ends.retain(|e| e.paused_state().is_some());
             ends.clone()
         };
-        for end in ends {
+        // A caller that stops waiting (a timeout, a select) does not leave the other workers
+        // in the old state: what is not done yet is finished on the deferred thread.
+        let mut pending = Pending { ends, paused, next: 0 };
+        while let Some(end) = pending.ends.get(pending.next).cloned() {
             end.set_paused(paused).await;
+            pending.next += 1;
         }
         Ok(())
     }
@@ -109,5 +136,42 @@ mod tests {
             followers.apply(true, async { Ok::<(), ()>(()) }).await.expect("a gone follower is skipped");
             assert!(lock(&followers.ends).is_empty(), "gone followers are forgotten");
         });
+    }
+
+    /// A follower that takes a while to pause.
+    struct Slow(Weak<Flag>);
+
+    #[async_trait]
+    impl PausableEnd for Slow {
+        fn paused_state(&self) -> Option<bool> {
+            self.0.upgrade().map(|f| f.0.load(Ordering::SeqCst))
+        }
+        async fn set_paused(&self, paused: bool) {
+            futures_timer::Delay::new(std::time::Duration::from_millis(20)).await;
+            if let Some(flag) = self.0.upgrade() {
+                flag.0.store(paused, Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn a_caller_that_stops_waiting_does_not_leave_followers_behind() {
+        let followers = Followers::default();
+        let ends: Vec<Arc<Flag>> = (0..3).map(|_| Arc::new(Flag::default())).collect();
+        futures::executor::block_on(async {
+            for end in &ends {
+                followers.follow(Arc::new(Slow(Arc::downgrade(end))), || false).await;
+            }
+            // The caller gives up while the first follower is still pausing.
+            let apply = followers.apply(true, async { Ok::<(), ()>(()) });
+            let gave_up = crate::internals::object::within(std::time::Duration::from_millis(5), apply).await;
+            assert!(gave_up.is_none(), "the caller stopped waiting");
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        run_later(move || {
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the deferred thread ran");
+        assert!(ends.iter().all(|e| e.0.load(Ordering::SeqCst)), "every follower paused anyway");
     }
 }

@@ -22,7 +22,7 @@ use crate::backend::{
 use crate::internals::cell::{Cell, Ticket};
 use crate::internals::dump::Internal;
 use crate::internals::load_model::{LoadTicket, Rate};
-use crate::internals::object::{drop_later, lock, within, Lost, Member};
+use crate::internals::object::{drop_later, lock, push_live, within, Lost, Member};
 use crate::internals::pause::{Followers, PausableEnd};
 use crate::internals::real_routers::RouterUse;
 use crate::placement::CellId;
@@ -433,9 +433,7 @@ pub(crate) struct Replicas {
 impl Replicas {
     /// Adds a copy (held weakly: its pipe owns it).
     fn add(&self, copy: &Arc<dyn DataProducerBackend>) {
-        let mut copies = lock(&self.copies);
-        copies.retain(|c| c.strong_count() > 0);
-        copies.push(Arc::downgrade(copy));
+        push_live(&mut lock(&self.copies), Arc::downgrade(copy));
     }
 
     /// Sends one message to every copy (as the application sent it to the original).
@@ -513,6 +511,9 @@ impl Pipe {
         if let Some(parts) = parts {
             drop(lock(&parts.counted).take());
             drop_later(parts);
+            if let Some(shared) = self.registry.upgrade() {
+                lock(&shared.by_real).remove(&self.real);
+            }
         }
         closed
     }
@@ -546,6 +547,8 @@ struct Slot {
 #[derive(Debug, Default)]
 struct Shared {
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    /// A pipe producer's (real) id → the source it stands for (observers translate every event).
+    by_real: Mutex<HashMap<PipeSource, PipeSource>>,
 }
 
 /// A user's hold on a pipe; dropping the last one tears the pipe down.
@@ -625,6 +628,9 @@ impl PipeRegistry {
                 let parts = create().await?;
                 let cells = parts.cells.clone();
                 let real = parts.ends.real_source();
+                if let Some(shared) = registry.upgrade() {
+                    lock(&shared.by_real).insert(real, key.0);
+                }
                 let pipe = Arc::new(Pipe { key, real, parts: Mutex::new(Some(parts)), registry });
                 for cell in cells {
                     let member: Weak<dyn Member> = Arc::downgrade(&pipe) as Weak<Pipe>;
@@ -654,8 +660,7 @@ impl PipeRegistry {
     /// The source of the pipe producer (or data producer) whose real id is `real`, if one of
     /// these pipes made it.
     pub(crate) fn source_of(&self, real: PipeSource) -> Option<PipeSource> {
-        let slots = lock(&self.shared.slots);
-        slots.iter().find(|(_, slot)| slot.pipe.get().is_some_and(|p| p.real == real)).map(|((source, _), _)| *source)
+        lock(&self.shared.by_real).get(&real).copied()
     }
 
     /// The internal objects of these pipes, for a merged dump.

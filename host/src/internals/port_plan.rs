@@ -64,6 +64,16 @@ pub enum PortPlanError {
         /// The stride.
         stride: u16,
     },
+    /// Two listen infos of one server need the same port in two slots.
+    #[error("{protocol:?} port {port} is needed by two listen infos of this server (slots {} and {}); use ports further apart than the stride", slots.0, slots.1)]
+    SelfOverlap {
+        /// The protocol.
+        protocol: Protocol,
+        /// The port.
+        port: u16,
+        /// The slots needing it.
+        slots: (usize, usize),
+    },
     /// A port could not be held (taken by another program).
     #[error("cannot bind {protocol:?} {address} for worker slot {slot}: {reason}")]
     Bind {
@@ -117,7 +127,15 @@ impl PortPlan {
                 }
             }
         }
-        Ok(Self { base, stride, slots })
+        let plan = Self { base, stride, slots };
+        // Two listen infos of this server must not meet in any pair of slots either.
+        let planned: Vec<Planned> = plan.planned().collect();
+        for (at, a) in planned.iter().enumerate() {
+            if let Some(b) = planned[at + 1..].iter().find(|b| a.meets(b)) {
+                return Err(PortPlanError::SelfOverlap { protocol: a.protocol, port: a.port, slots: (a.slot, b.slot) });
+            }
+        }
+        Ok(plan)
     }
 
     /// The slots the plan covers.
@@ -294,6 +312,16 @@ mod tests {
         assert!(claims.claim(id(), &PortPlan::new(vec![any], 100, 4).expect("fits")).is_err());
         claims.release(&first);
         claims.claim(id(), &b).expect("free once the first server closed");
+    }
+
+    #[test]
+    fn a_plan_whose_own_listen_infos_meet_is_refused() {
+        let error = PortPlan::new(vec![info(Protocol::Udp, Some(40_000)), info(Protocol::Udp, Some(40_200))], 100, 4)
+            .expect_err("slot 2 of the first is slot 0 of the second");
+        assert!(matches!(error, PortPlanError::SelfOverlap { port: 40_200, .. }), "{error}");
+        assert!(
+            PortPlan::new(vec![info(Protocol::Udp, Some(40_000)), info(Protocol::Tcp, Some(40_000))], 100, 4).is_ok()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! pipes into other cells always give the pipe producer a fresh id (`pipes`).
 
 use crate::internals::cell::Cell;
-use crate::internals::object::{lock, Lost, Member};
+use crate::internals::object::{lock, push_live, Lost, Member};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, Weak};
@@ -116,9 +116,7 @@ pub(crate) struct Members {
 impl Members {
     /// Registers an object to close with the router.
     pub(crate) fn join(&self, member: Weak<dyn Member>) {
-        let mut members = lock(&self.members);
-        members.retain(|m| m.strong_count() > 0);
-        members.push(member);
+        push_live(&mut lock(&self.members), member);
     }
 
     /// Closes every registered object (the router closed under them).

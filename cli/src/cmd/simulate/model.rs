@@ -8,7 +8,7 @@
 //! cell carries now is also what it carried at the sample).
 
 use super::trace::{Event, Op};
-use mafalda_host::internals::load_model::{self, Coefficients, Load, DEFAULT_AUDIO};
+use mafalda_host::internals::load_model::{Coefficients, Load, DEFAULT_AUDIO};
 use mafalda_host::placement::{Candidates, CellLoad, Direction, Placement, PlacementEngine, PlacementRequest};
 use std::collections::{BTreeMap, HashMap};
 
@@ -155,9 +155,9 @@ impl<'a> Simulation<'a> {
                     transports: cell.transports,
                     ..Load::default()
                 };
-                let cost = load.cost(&coefficients);
+                let cost = load.carried_cost(&coefficients);
                 let cpu = cell.cpu(&self.model);
-                CellLoad { predicted: load_model::predicted(cpu, cost, cost), ..cell.load(*id, &self.model) }
+                CellLoad { predicted: load.predicted(&coefficients, cpu, cost), ..cell.load(*id, &self.model) }
             })
             .collect()
     }

@@ -123,25 +123,33 @@ impl Drop for LoadTicket {
 /// abandoned: dropped).
 #[derive(Debug)]
 pub struct Reservation {
-    ledger: Arc<Ledger>,
+    /// `None` once moved into its transport.
+    ledger: Option<Arc<Ledger>>,
     prior: [f64; 2],
 }
 
 impl Reservation {
-    /// The transport exists: its prior moves to it.
-    pub fn into_transport(self) -> TransportLoad {
-        let ledger = Arc::clone(&self.ledger);
-        let prior = self.prior;
-        drop(self);
-        ledger.transport(prior)
+    /// The transport exists: its prior moves to it (in one step: the cell's expected load does
+    /// not dip meanwhile).
+    pub fn into_transport(mut self) -> TransportLoad {
+        let Some(ledger) = self.ledger.take() else { unreachable!("a reservation moves once, by value") };
+        let mut book = lock(&ledger.book);
+        add(&mut book.reserved, self.prior, -1.0);
+        let id = book.key();
+        book.transports.insert(id, Tx { prior: self.prior, actual: [0.0; 2] });
+        book.load.transports += 1;
+        drop(book);
+        TransportLoad { ledger, id }
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut book = lock(&self.ledger.book);
-        add(&mut book.reserved, self.prior, -1.0);
-        add(&mut book.load.expected, self.prior, -1.0);
+        if let Some(ledger) = &self.ledger {
+            let mut book = lock(&ledger.book);
+            add(&mut book.reserved, self.prior, -1.0);
+            add(&mut book.load.expected, self.prior, -1.0);
+        }
     }
 }
 
@@ -187,7 +195,7 @@ impl Ledger {
         let mut book = lock(&self.book);
         add(&mut book.reserved, prior, 1.0);
         add(&mut book.load.expected, prior, 1.0);
-        Reservation { ledger: Arc::clone(self), prior }
+        Reservation { ledger: Some(Arc::clone(self)), prior }
     }
 
     /// Counts a transport expecting to forward `prior`.

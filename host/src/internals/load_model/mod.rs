@@ -9,9 +9,9 @@
 //! placement decisions whose transport does not exist yet), plus transports and data objects.
 //! A producer's rate is its own, measured from its stats (a bounded number of producers is read
 //! per sample, round robin; a video consumer forwards one simulcast layer, so it is priced at the
-//! producer's busiest stream); until a producer has been measured, and while it is paused, the
-//! kind's default is used ([`DEFAULT_AUDIO`], [`DEFAULT_VIDEO`]): a consumer of a silent
-//! producer costs what it will cost once media flows.
+//! producer's busiest stream); until a producer has been seen sending, the kind's default is
+//! used ([`DEFAULT_AUDIO`], [`DEFAULT_VIDEO`]) — a consumer of a silent producer costs what it
+//! will cost once media flows — and while it is paused it keeps its last rate.
 //!
 //! **The fan-out prior.** mediasoup-client apps create their send and receive transports on
 //! join and consume afterwards, so a transport is placed before its consumers exist. Each
@@ -23,9 +23,11 @@
 //! (a transport expects `max(prior − what it forwards, 0)`); a transport that produces before it
 //! consumes is a sending one and expects nothing; the rest fades with a 30 s half-life.
 //!
-//! **The prediction.** `predicted = max(measured, cost at the sample) + (cost now − cost at the
-//! sample)`: the measured CPU of the last sample, plus the model's cost of everything placed,
-//! reserved or removed since; what was there at the sample counts at least at the model's cost
+//! **The prediction.** `predicted = max(measured, carried cost at the sample) + (carried cost now
+//! − carried cost at the sample) + expected cost now`: the measured CPU of the last sample, plus
+//! the model's cost of everything placed or removed since, plus everything expected (priors and
+//! decisions: never hidden by a measurement, so a busy cell the model under-prices still counts
+//! each join it accepts); what was carried at the sample counts at least at the model's cost
 //! (silent producers cost nothing yet, but will). Costs are [`Coefficients`] per packet by kind,
 //! learned online from the cells' own CPU samples (a ridge regression over every cell's samples,
 //! forgetting slowly, pulled towards the calibrated defaults; see [`learning`]); they are kept by
@@ -104,13 +106,29 @@ pub struct Load {
 }
 
 impl Load {
-    /// Its CPU share (of one core) at `c`.
+    /// Its CPU share (of one core) at `c`: what it carries and what it expects.
     pub fn cost(&self, c: &Coefficients) -> f64 {
-        c.forward[0] * (self.forwarded[0] + self.expected[0])
-            + c.forward[1] * (self.forwarded[1] + self.expected[1])
+        self.carried_cost(c) + self.expected_cost(c)
+    }
+
+    /// The share of what it carries now (flows, transports, data objects).
+    pub fn carried_cost(&self, c: &Coefficients) -> f64 {
+        c.forward[0] * self.forwarded[0]
+            + c.forward[1] * self.forwarded[1]
             + c.receive * (self.received[0] + self.received[1])
             + c.per_transport * f64::from(self.transports)
             + c.per_data_object * f64::from(self.data_objects)
+    }
+
+    /// The share of what it expects (fan-out priors not used up, decisions not created yet).
+    pub fn expected_cost(&self, c: &Coefficients) -> f64 {
+        c.forward[0] * self.expected[0] + c.forward[1] * self.expected[1]
+    }
+
+    /// The predicted share at `c` given the last sample: `measured` CPU then and the carried
+    /// cost then (`carried_at_sample`); see [`predicted`].
+    pub fn predicted(&self, c: &Coefficients, measured: f64, carried_at_sample: f64) -> f64 {
+        predicted(measured, carried_at_sample, self.carried_cost(c), self.expected_cost(c))
     }
 }
 
@@ -143,11 +161,13 @@ impl Default for Coefficients {
     }
 }
 
-/// The predicted CPU share of a cell: `measured` at the last sample (or the model's cost of what
-/// was there then, `at_sample`, when more), plus the cost of what changed since (`now −
-/// at_sample`).
-pub fn predicted(measured: f64, at_sample: f64, now: f64) -> f64 {
-    (measured.max(at_sample) + now - at_sample).max(0.0)
+/// The predicted CPU share of a cell: what it carried at the last sample — `measured`, or the
+/// model's cost of it (`carried_at_sample`) when more — plus the cost of what it carries beyond
+/// that now (`carried_now − carried_at_sample`), plus the cost of what it expects
+/// (`expected_now`). Expected load is never hidden by a measurement: a busy cell whose model
+/// under-prices it still counts every decision and prior on top of its measured share.
+pub fn predicted(measured: f64, carried_at_sample: f64, carried_now: f64, expected_now: f64) -> f64 {
+    (measured.max(carried_at_sample) + carried_now - carried_at_sample).max(0.0) + expected_now.max(0.0)
 }
 
 #[cfg(test)]
@@ -155,29 +175,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reservations_count_on_a_hot_cell() {
-        // A cell at 0.55 measured whose model under-predicts it (0.30): ten video joins
-        // reserved since the sample add their cost on top.
+    fn reservations_count_on_a_hot_cell_sample_after_sample() {
+        // A cell at 0.55 measured whose model under-prices it (0.30 carried): ten video joins
+        // reserved since the sample add their cost on top, and still do after the next sample
+        // (the measurement does not hide what is only expected).
         let c = Coefficients::DEFAULT;
-        let at_sample = 0.30;
-        let mut now = Load { forwarded: [0.30 / c.forward[0], 0.0], ..Load::default() };
-        assert!((now.cost(&c) - at_sample).abs() < 1e-9);
-        assert_eq!(predicted(0.55, at_sample, now.cost(&c)), 0.55, "nothing new: the measured share");
-        now.expected[1] = 10.0 * 20.0 * DEFAULT_VIDEO.forwarded; // ten joins, 20 video consumers each
-        let p = predicted(0.55, at_sample, now.cost(&c));
-        assert!(p > 0.55 + 0.1, "the reserved video joins count on top of the measured share: {p}");
+        let mut load = Load { forwarded: [0.30 / c.forward[0], 0.0], ..Load::default() };
+        let at_sample = load.carried_cost(&c);
+        assert!((at_sample - 0.30).abs() < 1e-9);
+        assert_eq!(load.predicted(&c, 0.55, at_sample), 0.55, "nothing new: the measured share");
+        load.expected[1] = 10.0 * 20.0 * DEFAULT_VIDEO.forwarded; // ten joins, 20 video consumers each
+        let reserved = load.expected_cost(&c);
+        let p = load.predicted(&c, 0.55, at_sample);
+        assert!((p - (0.55 + reserved)).abs() < 1e-9 && reserved > 0.1, "on top of the measured share: {p}");
+        let next_sample = load.carried_cost(&c);
+        assert_eq!(load.predicted(&c, 0.55, next_sample), p, "a sample later, still counted");
     }
 
     #[test]
     fn silent_consumers_count_at_their_default_rate_after_a_sample() {
         let c = Coefficients::DEFAULT;
         let load = Load { forwarded: [400.0 * 50.0, 0.0], ..Load::default() };
-        let at_sample = load.cost(&c);
+        let at_sample = load.carried_cost(&c);
         // Producers silent: the sample measured nothing; the prediction keeps the consumers.
-        assert!((predicted(0.0, at_sample, at_sample) - at_sample).abs() < 1e-12);
+        assert!((load.predicted(&c, 0.0, at_sample) - at_sample).abs() < 1e-12);
         assert!(at_sample > 0.07);
         // Removed since the sample: the prediction drops by their cost.
         let half = Load { forwarded: [200.0 * 50.0, 0.0], ..load };
-        assert!((predicted(0.0, at_sample, half.cost(&c)) - at_sample / 2.0).abs() < 1e-9);
+        assert!((half.predicted(&c, 0.0, at_sample) - at_sample / 2.0).abs() < 1e-9);
     }
 }

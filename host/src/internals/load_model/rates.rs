@@ -60,8 +60,13 @@ impl Rate {
         self.measured.load(Ordering::Relaxed)
     }
 
-    /// Takes a reading (smoothed once measured).
+    /// Takes a reading (smoothed once measured). Until the producer is seen sending, a silent
+    /// reading keeps the kind's default: a producer created before its endpoint connects will
+    /// send.
     pub fn record(&self, reading: Pps) {
+        if !self.measured() && reading.received == 0.0 {
+            return;
+        }
         let blend = |old: f64, new: f64| if self.measured() { old + SMOOTHING * (new - old) } else { new };
         let now = self.pps();
         self.received.store(blend(now.received, reading.received).to_bits(), Ordering::Relaxed);
@@ -126,14 +131,18 @@ impl RateBook {
     /// a thread that may block (the sampler).
     pub(crate) fn poll(&self) {
         let started = Instant::now();
-        for _ in 0..POLL_BUDGET.min(self.len()) {
-            if started.elapsed() > ROUND_LIMIT {
+        let mut read = 0;
+        // One pass at most; producers gone since are forgotten without counting against the
+        // budget (so the list stays as long as the live producers, whatever the churn).
+        for _ in 0..self.len() {
+            if read >= POLL_BUDGET || started.elapsed() > ROUND_LIMIT {
                 return;
             }
             let Some(mut source) = lock(&self.sources).pop_front() else { return };
             let (Some(rate), Some(producer)) = (source.rate.upgrade(), source.producer.upgrade()) else {
-                continue; // gone: forgotten
+                continue;
             };
+            read += 1;
             // A paused producer keeps the rate it had (it will send again).
             if !producer.paused() {
                 let stats = futures_lite::future::block_on(within(POLL_LIMIT, producer.get_stats()));
@@ -171,6 +180,8 @@ mod tests {
     fn defaults_until_measured_then_smoothed() {
         let rate = Rate::new(Kind::Video);
         assert_eq!(rate.pps(), super::super::DEFAULT_VIDEO);
+        rate.record(Pps { received: 0.0, forwarded: 0.0 });
+        assert_eq!(rate.pps(), super::super::DEFAULT_VIDEO, "not sending yet: still the default");
         rate.record(Pps { received: 100.0, forwarded: 60.0 });
         assert_eq!(rate.pps(), Pps { received: 100.0, forwarded: 60.0 }, "the first reading replaces the default");
         rate.record(Pps { received: 0.0, forwarded: 0.0 });
