@@ -3,8 +3,10 @@
 //! mafalda-host with **default settings and no hints** (the default `pack` policy) with 1 and 2
 //! workers, and the same program on plain mediasoup with 1 worker and with 2 workers and the
 //! producers piped by hand into a second router (subscribers alternating: the layout a
-//! hand-tuned application reaches). Capacity = the largest K with >= 99.5 % of packets
-//! delivered over a 3 s window, counted from consumer stats.
+//! hand-tuned application reaches). Capacity = the largest K with >= 99.5 % of the packets due
+//! delivered over a 3 s window, counted from consumer stats (due: what each consumer's current
+//! layer carries; video is measured once layers have settled, and a consumer that still switches
+//! layer inside the window is left out and counted).
 //!
 //! Patterns (all four configurations run each, in alternating order, for ROUNDS rounds; medians
 //! and spread are reported):
@@ -13,8 +15,11 @@
 //! - `live`: the same, joining while media flows;
 //! - `client`: mediasoup-client's order while media flows: every subscriber creates its
 //!   transport first (in parallel tasks), and consumes afterwards;
-//! - `video`: 4 VP8 simulcast producers (3 layers: 100 + 30 + 10 packets/s), live joins; a
-//!   consumer forwards the top layer.
+//! - `video`: 4 VP8 simulcast producers (3 layers: 10, 33 and 100 packets/s of 200, 500 and
+//!   1000 bytes; a sender report per stream each half second), flowing 2.5 s before live joins.
+//!   A consumer forwards the layer its transport's bandwidth estimation (on by default) allots:
+//!   the sinks send no feedback, so the estimate stays at the 600 kbps start and each subscriber's
+//!   four consumers get the middle layer.
 //!
 //! Run: `cargo bench --workspace --bench fanout` (add pattern names to run some).
 
@@ -22,7 +27,7 @@ use mafalda_media_tools::media::{
     loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs, send_to,
     vp8_simulcast_send_parameters,
 };
-use mafalda_media_tools::rtp::packet::{encode, RtpHeader};
+use mafalda_media_tools::rtp::packet::{encode, encode_sender_report, RtpHeader, SenderReport};
 use mafalda_media_tools::rtp::payload::{make, PayloadKind};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,11 +38,20 @@ const BATCH: usize = 32;
 const WINDOW: Duration = Duration::from_secs(3);
 const GRACE: Duration = Duration::from_millis(300);
 const GOAL: f64 = 0.995;
+/// Layers are settled when none changed for this long ...
+const SETTLED: Duration = Duration::from_secs(1);
+/// ... or after this long.
+const SETTLE_MAX: Duration = Duration::from_secs(8);
 const ROUNDS: usize = 3;
 const AUDIO_SSRC: u32 = 0x00fa_0000;
 const VIDEO_SSRC: u32 = 0x00fb_0000;
 /// Ticks per second of the sender; every stream sends on some of them.
 const TICK_HZ: u32 = 100;
+/// The sender reports every stream each this many ticks (as a browser does, about once a second
+/// or more often): a simulcast consumer cannot switch layers before it has one of each.
+const REPORT_EVERY: u32 = 50;
+/// Seconds from the NTP epoch (1900) to the Unix epoch.
+const NTP_UNIX_OFFSET: f64 = 2_208_988_800.0;
 
 /// One media source of the room.
 #[derive(Clone, Copy, Debug)]
@@ -93,11 +107,28 @@ impl Media {
         }
     }
 
-    /// Packets a consumer forwards per second (one layer of a simulcast producer).
-    fn consumer_rate(self) -> u32 {
+    /// How long media flows before subscribers join: a simulcast consumer only picks a layer
+    /// whose stream has been active for 2 s (mediasoup's `StreamMinActiveMs`), so video rooms
+    /// are joined warm, as in a live session.
+    fn warm_up(self) -> Duration {
         match self {
-            Media::Audio => 50,
-            Media::Video => TICK_HZ,
+            Media::Audio => Duration::ZERO,
+            Media::Video => Duration::from_millis(2_500),
+        }
+    }
+
+    /// Packets a consumer forwards in a window when it sends spatial layer `layer` (the top one
+    /// when it reports none: a consumer sending nothing is not let off).
+    fn due_in_window(self, layer: Option<u8>) -> u64 {
+        let ticks = u64::from(TICK_HZ) * WINDOW.as_secs();
+        match self {
+            Media::Audio => 50 * WINDOW.as_secs(),
+            Media::Video => {
+                let streams = self.streams(0);
+                let top = streams.len() - 1;
+                let layer = layer.map_or(top, |l| usize::from(l).min(top));
+                ticks / u64::from(streams[layer].every)
+            }
         }
     }
 }
@@ -168,20 +199,30 @@ macro_rules! program {
                 (transport, consumers)
             }
 
-            /// RTP packets the consumers have sent.
-            pub async fn sent(consumers: &[Consumer]) -> u64 {
-                let mut total = 0;
+            /// Packets the consumers are to forward in a window: each its current layer's (the
+            /// transport's default bandwidth estimation picks the layer; with receivers that send
+            /// no feedback it stays at the start bitrate).
+            /// Each consumer's current spatial layer (None: none reported).
+            pub fn layers(consumers: &[Consumer]) -> Vec<Option<u8>> {
+                consumers.iter().map(|c| c.current_layers().map(|l| l.spatial_layer)).collect()
+            }
+
+            /// RTP packets each consumer has sent.
+            pub async fn sent(consumers: &[Consumer]) -> Vec<u64> {
+                let mut sent = Vec::with_capacity(consumers.len());
                 for chunk in consumers.chunks(256) {
                     let stats = futures::future::join_all(chunk.iter().map(|c| c.get_stats())).await;
                     for stat in stats {
+                        let mut total = 0;
                         for s in stat.expect("stats") {
                             if let ConsumerRtpStreamStat::Outbound(out) = s {
                                 total += out.packet_count;
                             }
                         }
+                        sent.push(total);
                     }
                 }
-                total
+                sent
             }
 
             /// `subscribers` join `routers` (round robin) in `pattern`'s order, `BATCH` at a time.
@@ -242,12 +283,23 @@ struct Feed {
     target: SocketAddr,
     streams: Vec<Stream>,
     tick: u32,
+    /// Wall-clock time of tick 0, in seconds since the NTP epoch.
+    ntp_start: f64,
+}
+
+impl Stream {
+    /// The media timestamp of the stream's `n`th packet.
+    fn timestamp(&self, n: u32) -> u32 {
+        n.wrapping_mul(self.clock / (TICK_HZ / self.every))
+    }
 }
 
 impl Feed {
     fn new(target: SocketAddr, media: Media) -> Self {
         let streams = (0..media.producers()).flat_map(|i| media.streams(i)).collect();
-        Self { socket: UdpSocket::bind("127.0.0.1:0").expect("sender"), target, streams, tick: 0 }
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+        let ntp_start = unix.as_secs_f64() + NTP_UNIX_OFFSET;
+        Self { socket: UdpSocket::bind("127.0.0.1:0").expect("sender"), target, streams, tick: 0, ntp_start }
     }
 
     /// Sends `ticks` ticks of every stream at TICK_HZ, or until `stop` is set.
@@ -272,12 +324,34 @@ impl Feed {
                     marker: true,
                     payload_type: stream.payload_type,
                     sequence: n as u16,
-                    timestamp: n.wrapping_mul(stream.clock / (TICK_HZ / stream.every)),
+                    timestamp: stream.timestamp(n),
                     ssrc: stream.ssrc,
                 };
                 let body = make(stream.kind, n, stream.len);
                 let _ = self.socket.send_to(&encode(&header, &body).expect("packet"), self.target);
             }
+            if tick.is_multiple_of(REPORT_EVERY) {
+                self.report(tick);
+            }
+        }
+    }
+}
+
+impl Feed {
+    /// One sender report per stream, for its last packet at or before `tick`.
+    fn report(&self, tick: u32) {
+        for stream in &self.streams {
+            let n = tick / stream.every;
+            let seconds = self.ntp_start + f64::from(n * stream.every) / f64::from(TICK_HZ);
+            let ntp = ((seconds.trunc() as u64) << 32) | ((seconds.fract() * 4_294_967_296.0) as u64);
+            let report = SenderReport {
+                ssrc: stream.ssrc,
+                ntp,
+                rtp_timestamp: stream.timestamp(n),
+                packets: n + 1,
+                octets: (n + 1).wrapping_mul(stream.len as u32),
+            };
+            let _ = self.socket.send_to(&encode_sender_report(&report), self.target);
         }
     }
 }
@@ -305,15 +379,57 @@ impl Background {
     }
 }
 
+/// How many consumers send each spatial layer ("-" for none), e.g. `1:512`.
+fn layer_mix(layers: &[Option<u8>]) -> String {
+    let mut mix = std::collections::BTreeMap::<Option<u8>, usize>::new();
+    for layer in layers {
+        *mix.entry(*layer).or_default() += 1;
+    }
+    let parts: Vec<String> =
+        mix.iter().map(|(layer, n)| format!("{}:{n}", layer.map_or("-".to_owned(), |l| l.to_string()))).collect();
+    parts.join(" ")
+}
+
+/// Waits (media flowing) until no consumer has changed layer for SETTLED, at most SETTLE_MAX: a
+/// consumer of a producer piped a moment ago may start on a layer whose bitrate its router has
+/// not measured yet, and moves when it has. Returns how long it took.
+async fn settle(media: Media, layers: impl Fn() -> Vec<Option<u8>>) -> Duration {
+    if media == Media::Audio {
+        return Duration::ZERO;
+    }
+    let started = Instant::now();
+    let (mut last, mut since) = (layers(), Instant::now());
+    while since.elapsed() < SETTLED && started.elapsed() < SETTLE_MAX {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = layers();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    started.elapsed()
+}
+
+/// One window's outcome.
+struct Window {
+    /// Packets sent / packets due, over the consumers that kept their layer.
+    share: f64,
+    /// Consumers that changed layer during the window (left out of `share`).
+    switched: usize,
+    /// The layers at the end.
+    layers: Vec<Option<u8>>,
+}
+
 /// Delivered share of one window: WINDOW of media sent after a first stats read (the consumers
-/// are quiet then), read again GRACE after the last packet.
-async fn window<F, Fut>(feed: Feed, read: F, consumers: usize, media: Media) -> f64
+/// are quiet then), read again GRACE after the last packet, against what each consumer's layer
+/// carries. A consumer whose layer differs between the two reads is left out (its due is not
+/// known) and counted.
+async fn window<F, Fut>(feed: Feed, media: Media, read: F, layers: impl Fn() -> Vec<Option<u8>>) -> Window
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = u64>,
+    Fut: std::future::Future<Output = Vec<u64>>,
 {
     tokio::time::sleep(GRACE).await;
-    let before = read().await;
+    let (before, layers_before) = (read().await, layers());
     let ticks = TICK_HZ * WINDOW.as_secs() as u32;
     tokio::task::spawn_blocking(move || {
         let mut feed = feed;
@@ -322,9 +438,18 @@ where
     .await
     .expect("feed");
     tokio::time::sleep(GRACE).await;
-    let after = read().await;
-    let expected = u64::from(media.consumer_rate()) * WINDOW.as_secs() * consumers as u64;
-    (after - before) as f64 / expected as f64
+    let (after, layers_after) = (read().await, layers());
+    let (mut sent, mut due, mut switched) = (0, 0, 0);
+    for i in 0..after.len() {
+        // A consumer's first layer event may trail its first packets: None before is no switch.
+        if layers_before[i].is_some() && layers_before[i] != layers_after[i] {
+            switched += 1;
+            continue;
+        }
+        sent += after[i] - before[i];
+        due += media.due_in_window(layers_after[i]);
+    }
+    Window { share: sent as f64 / due.max(1) as f64, switched, layers: layers_after }
 }
 
 fn sinks() -> (Vec<UdpSocket>, Vec<SocketAddr>) {
@@ -370,6 +495,19 @@ impl Setup {
     }
 }
 
+/// Where subscribers went, and for video the layers, switches and settling time.
+fn describe(placed: String, media: Media, result: &Window, settled: Duration) -> String {
+    match media {
+        Media::Audio => placed,
+        Media::Video => format!(
+            "{placed}; layers {}, settled in {:.1} s, {} switched in the window",
+            layer_mix(&result.layers),
+            settled.as_secs_f64(),
+            result.switched
+        ),
+    }
+}
+
 /// One trial: the delivered share and where subscribers went.
 async fn trial(setup: Setup, subscribers: usize, pattern: Pattern, media: Media) -> (f64, String) {
     let (_sockets, sink_addresses) = sinks();
@@ -383,10 +521,12 @@ async fn trial(setup: Setup, subscribers: usize, pattern: Pattern, media: Media)
             let (_ingest, producers, target) = virt::ingest(&router, media).await;
             let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
             let background = (pattern != Pattern::Burst).then(|| Background::start(Feed::new(target, media)));
+            tokio::time::sleep(media.warm_up()).await;
             let joined = virt::subscribe(&[router], &ids, subscribers, &sink_addresses, pattern).await;
-            let feed = background.map_or_else(|| Feed::new(target, media), Background::stop);
             let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-            let share = window(feed, || virt::sent(&consumers), consumers.len(), media).await;
+            let settled = settle(media, || virt::layers(&consumers)).await;
+            let feed = background.map_or_else(|| Feed::new(target, media), Background::stop);
+            let result = window(feed, media, || virt::sent(&consumers), || virt::layers(&consumers)).await;
             let stats = manager.host().stats();
             let placed: Vec<String> = stats
                 .cells
@@ -396,7 +536,8 @@ async fn trial(setup: Setup, subscribers: usize, pattern: Pattern, media: Media)
                     format!("{subs} @ {:.0}% (pred {:.0}%)", c.cpu * 100.0, c.predicted * 100.0)
                 })
                 .collect();
-            (share, placed.join(", "))
+            let placed = placed.join(", ");
+            (result.share, describe(placed, media, &result, settled))
         }
         Setup::Plain1 | Setup::PlainHandPiped2 => {
             use mediasoup::prelude::*;
@@ -422,11 +563,14 @@ async fn trial(setup: Setup, subscribers: usize, pattern: Pattern, media: Media)
             }
             let ids: Vec<_> = producers.iter().map(|p| p.id()).collect();
             let background = (pattern != Pattern::Burst).then(|| Background::start(Feed::new(target, media)));
+            tokio::time::sleep(media.warm_up()).await;
             let joined = plain::subscribe(&routers, &ids, subscribers, &sink_addresses, pattern).await;
-            let feed = background.map_or_else(|| Feed::new(target, media), Background::stop);
             let consumers: Vec<_> = joined.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-            let share = window(feed, || plain::sent(&consumers), consumers.len(), media).await;
-            (share, format!("{} per worker, by hand", subscribers / routers.len()))
+            let settled = settle(media, || plain::layers(&consumers)).await;
+            let feed = background.map_or_else(|| Feed::new(target, media), Background::stop);
+            let result = window(feed, media, || plain::sent(&consumers), || plain::layers(&consumers)).await;
+            let placed = format!("{} per worker, by hand", subscribers / routers.len());
+            (result.share, describe(placed, media, &result, settled))
         }
     }
 }

@@ -101,6 +101,42 @@ pub fn encode_with_extensions(
     Ok(out)
 }
 
+/// What an RTCP sender report (RFC 3550 §6.4.1) says about one stream: which wall-clock time
+/// its media timestamp corresponds to, and how much it has sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderReport {
+    /// The stream.
+    pub ssrc: u32,
+    /// Wall-clock time as 64-bit NTP (seconds in the high word, fraction in the low word).
+    pub ntp: u64,
+    /// The media timestamp of that instant.
+    pub rtp_timestamp: u32,
+    /// Packets sent so far.
+    pub packets: u32,
+    /// Payload octets sent so far.
+    pub octets: u32,
+}
+
+/// Length of a sender report without report blocks.
+pub const SENDER_REPORT_LEN: usize = 28;
+
+/// Writes a sender report with no reception report blocks (a sender that receives nothing).
+/// Receivers need one per stream to align the timestamps of different streams, e.g. to switch
+/// between simulcast layers.
+pub fn encode_sender_report(report: &SenderReport) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SENDER_REPORT_LEN);
+    out.push(VERSION << 6);
+    out.push(200);
+    let words = (SENDER_REPORT_LEN / 4 - 1) as u16;
+    out.extend_from_slice(&words.to_be_bytes());
+    out.extend_from_slice(&report.ssrc.to_be_bytes());
+    out.extend_from_slice(&report.ntp.to_be_bytes());
+    out.extend_from_slice(&report.rtp_timestamp.to_be_bytes());
+    out.extend_from_slice(&report.packets.to_be_bytes());
+    out.extend_from_slice(&report.octets.to_be_bytes());
+    out
+}
+
 /// True when the datagram is RTCP multiplexed on the RTP port (RFC 5761: PT 64..=95).
 pub fn is_rtcp(datagram: &[u8]) -> bool {
     datagram.len() >= 2 && (192..=223).contains(&datagram[1])
@@ -151,6 +187,19 @@ pub fn parse(datagram: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sender_report_is_rtcp_of_type_200_with_its_fields_in_order() {
+        let report =
+            SenderReport { ssrc: 0x0a0b_0c0d, ntp: 0x0102_0304_0506_0708, rtp_timestamp: 9, packets: 10, octets: 11 };
+        let bytes = encode_sender_report(&report);
+        assert_eq!(bytes.len(), SENDER_REPORT_LEN);
+        assert!(is_rtcp(&bytes));
+        assert_eq!(&bytes[..4], &[0x80, 200, 0, 6]);
+        assert_eq!(&bytes[4..8], &0x0a0b_0c0du32.to_be_bytes());
+        assert_eq!(&bytes[8..16], &0x0102_0304_0506_0708u64.to_be_bytes());
+        assert_eq!(&bytes[16..], &[0, 0, 0, 9, 0, 0, 0, 10, 0, 0, 0, 11]);
+    }
 
     fn header() -> RtpHeader {
         RtpHeader { marker: true, payload_type: 100, sequence: 65_535, timestamp: 0xdead_beef, ssrc: 0x1122_3344 }
