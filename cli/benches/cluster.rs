@@ -89,9 +89,11 @@ fn certs(nodes: &[(&str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mafalda-bench-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.to_str().expect("utf-8");
-    mafalda(&["certs", "init", "--out", out]);
+    let ca = dir.join("ca");
+    let ca = ca.to_str().expect("utf-8");
+    mafalda(&["certs", "init", "--out", ca]);
     for (name, ip) in nodes {
-        mafalda(&["certs", "issue", name, "--out", out, "--ip", ip]);
+        mafalda(&["certs", "issue", name, "--ca", ca, "--out", out, "--ip", ip]);
     }
     dir
 }

@@ -169,22 +169,40 @@ struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 enum CertsCommand {
-    /// Writes a new cluster CA (ca.pem, ca.key) into DIR.
+    /// Writes a new cluster CA (ca.pem, and ca.key readable by its owner only) into DIR, which
+    /// must not hold one already. Keep DIR off the hosts.
     Init {
-        /// The directory.
+        /// The CA's directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Validity in days.
+        #[arg(long, value_name = "DAYS", default_value_t = mafalda_host::cluster::certs::CA_DAYS)]
+        days: u32,
     },
-    /// Writes NAME.pem and NAME.key into DIR, signed by the CA in DIR.
+    /// Writes NAME.pem, NAME.key (owner-only) and ca.pem into OUT, signed by the CA in --ca:
+    /// OUT is the node's --tls-dir, and holds no CA key.
     Issue {
-        /// The node name (also a DNS name in the certificate).
+        /// The node name (its certificate's common name and DNS name; `serve --node` must match).
         name: String,
-        /// The directory holding the CA.
+        /// The CA's directory (ca.pem, ca.key).
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The node's directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// An address clients dial the node at (repeatable; added to the certificate).
         #[arg(long, value_name = "IP")]
         ip: Vec<std::net::IpAddr>,
+        /// A further DNS name of the node (repeatable).
+        #[arg(long, value_name = "NAME")]
+        dns: Vec<String>,
+        /// Name `localhost` too (single-machine setups only: any node would then be valid for
+        /// any other dialled as localhost).
+        #[arg(long)]
+        localhost: bool,
+        /// Validity in days.
+        #[arg(long, value_name = "DAYS", default_value_t = mafalda_host::cluster::certs::NODE_DAYS)]
+        days: u32,
     },
 }
 
@@ -274,6 +292,12 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(region) = &args.region {
                 options.region = region.clone();
             }
+            // A serving host's own pipes (to its peers' workers) listen where the cluster
+            // endpoint does and announce what it announces, unless [pipes] says otherwise.
+            if let (Some(listen), true) = (args.listen, options.pipes == mafalda_host::config::PipeOptions::default()) {
+                options.pipes.listen_ip = listen.ip();
+                options.pipes.announced_address = args.announced_ip.map(|ip| ip.to_string());
+            }
             let cluster = cmd::serve::ClusterFlags::from_args(
                 args.listen,
                 args.announced_ip,
@@ -281,6 +305,7 @@ async fn run(cli: Cli) -> Result<()> {
                 args.peer,
                 args.insecure_allow_any_client,
                 &options.node,
+                &options.serve,
             )?;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
             let mut running =
@@ -288,13 +313,14 @@ async fn run(cli: Cli) -> Result<()> {
             cmd::serve::join_cluster(&mut running, cluster)?;
             cmd::serve::serve(running, duration).await
         }
-        Command::Certs { command: CertsCommand::Init { out } } => {
-            mafalda_host::cluster::certs::init_ca(&out)?;
+        Command::Certs { command: CertsCommand::Init { out, days } } => {
+            mafalda_host::cluster::certs::init_ca(&out, days)?;
             println!("cluster CA written to {}", out.join("ca.pem").display());
             Ok(())
         }
-        Command::Certs { command: CertsCommand::Issue { name, out, ip } } => {
-            mafalda_host::cluster::certs::issue(&out, &name, &ip)?;
+        Command::Certs { command: CertsCommand::Issue { name, ca, out, ip, dns, localhost, days } } => {
+            let node = mafalda_host::cluster::certs::NodeCert { name: name.clone(), ips: ip, dns, localhost, days };
+            mafalda_host::cluster::certs::issue(&ca, &out, &node)?;
             println!("{name}'s certificate written to {}", out.join(format!("{name}.pem")).display());
             Ok(())
         }

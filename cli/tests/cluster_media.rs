@@ -84,6 +84,17 @@ async fn one_router_over_three_hosts_carries_every_packet() {
         assert!(dump.map_producer_id_consumer_ids.iter().any(|(_, cs)| cs.contains(&consumer.id())));
     }
 
+    // Media between hosts is encrypted and repaired: both ends of every pipe, as each host's
+    // mediasoup reports them, have SRTP keys and RTX on (the application's [pipes] left at its
+    // loopback defaults).
+    let links = router.dump_pipes().await.expect("pipe dumps");
+    assert_eq!(links.len(), 2, "a link from the producer's host to each other host: {links:?}");
+    for link in &links {
+        for end in [&link.source, &link.target] {
+            assert!(end.srtp_parameters.is_some() && end.rtx, "{} -> {}: {end:?}", link.from, link.to);
+        }
+    }
+
     // One pipe per producer per host that consumes it (not one per consumer)…
     let stats = host.stats();
     let home = host.cell(producer.cell()).expect("producer cell").id();

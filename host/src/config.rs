@@ -154,7 +154,8 @@ impl PolicyChoice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipeOptions {
-    /// Encrypt pipes with SRTP (default false: pipes stay on loopback).
+    /// Encrypt pipes between workers of this host with SRTP (default false: they stay on
+    /// loopback). Pipes between hosts always use SRTP and RTX, whatever this says.
     pub srtp: bool,
     /// Address pipe transports listen on (default 127.0.0.1).
     pub listen_ip: IpAddr,
@@ -206,6 +207,46 @@ struct FileConfig {
     placement: FilePlacement,
     pipes: PipeOptions,
     cluster: ClusterOptions,
+    serve: ServeSettings,
+}
+
+/// `[serve]`: the limits of `mafalda-host serve`'s cluster endpoint. Every key is optional;
+/// `cluster::limits::ServeLimits` documents each default and what it bounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Seconds a detached session waits for its caller.
+    pub grace_secs: Option<u64>,
+    /// Event bytes a detached session keeps for replay.
+    pub replay_bytes: Option<usize>,
+    /// Event bytes an attached session keeps for replay.
+    pub attached_replay_bytes: Option<usize>,
+    /// Sessions on the host.
+    pub max_sessions: Option<usize>,
+    /// Sessions per identity.
+    pub max_sessions_per_identity: Option<usize>,
+    /// Sessions per source address.
+    pub max_sessions_per_address: Option<usize>,
+    /// Failed resumes per address per window.
+    pub max_failed_resumes: Option<u32>,
+    /// That window, in seconds.
+    pub resume_window_secs: Option<u64>,
+    /// Bytes queued for one connection.
+    pub outbox_bytes: Option<usize>,
+    /// Requests of one connection carried out at once.
+    pub requests_in_flight: Option<usize>,
+    /// Objects per session.
+    pub objects_per_session: Option<usize>,
+    /// Milliseconds from a connection's first packet to its hello.
+    pub hello_within_ms: Option<u64>,
+    /// Connections in their handshake at once.
+    pub max_incoming: Option<usize>,
+    /// Handshakes at once beyond which a new connection must prove its address.
+    pub retry_above: Option<usize>,
+    /// QUIC receive window of a stream, bytes.
+    pub stream_window: Option<u32>,
+    /// QUIC receive window of a connection, bytes.
+    pub connection_window: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -238,6 +279,8 @@ pub struct HostOptions {
     /// Transports at which `pack` counts a worker as full (`[placement] max_transports`; `None`,
     /// or 0 in the file: no cap).
     pub max_transports: Option<u32>,
+    /// Limits of the cluster endpoint (`[serve]`).
+    pub serve: ServeSettings,
 }
 
 /// This machine's host name (`local` when unknown).
@@ -261,6 +304,7 @@ impl Default for HostOptions {
             cluster: ClusterOptions::default(),
             label_keys: crate::labels::DEFAULT_LABEL_KEYS.iter().map(|k| k.to_string()).collect(),
             max_transports: None,
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -287,8 +331,15 @@ impl HostOptions {
             .map_err(|source| ConfigError::Parse { path: PathBuf::new(), source: Box::new(source) })?;
         let policy_given = file.placement.policy.is_some();
         let policy = file.placement.policy.as_deref().map(PolicyChoice::parse).transpose()?.unwrap_or_default();
-        let mut options =
-            Self { pool: file.pool, policy, pipes: file.pipes, policy_given, cluster: file.cluster, ..Self::default() };
+        let mut options = Self {
+            pool: file.pool,
+            policy,
+            pipes: file.pipes,
+            policy_given,
+            cluster: file.cluster,
+            serve: file.serve,
+            ..Self::default()
+        };
         if let Some(keys) = file.placement.label_keys {
             options.label_keys = keys;
         }
@@ -335,6 +386,33 @@ impl HostOptions {
                 mark.parse().map_err(|_| invalid("MAFALDA_CPU_WATERMARK", format!("'{mark}' is not a number")))?;
         }
         options.validate()
+    }
+
+    /// In mixed mode (local workers and cluster hosts), whether the local ends of pipes announce
+    /// an address the hosts can send to: not this machine's loopback when a host is elsewhere.
+    /// The error names the setting to change.
+    pub fn check_pipes_reach_hosts(&self) -> Result<(), ConfigError> {
+        let remote_host = self.cluster.hosts.iter().find(|h| {
+            let host = h.rsplit_once(':').map_or(h.as_str(), |(host, _)| host);
+            host.trim_matches(['[', ']']).parse::<IpAddr>().map_or(host != "localhost", |ip| !ip.is_loopback())
+        });
+        let pipes = &self.pipes;
+        let announced_loopback = match &pipes.announced_address {
+            Some(address) => address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+            None => pipes.listen_ip.is_loopback() || pipes.listen_ip.is_unspecified(),
+        };
+        match remote_host {
+            Some(host) if self.pool.max_workers > 0 && announced_loopback => Err(invalid(
+                "pipes",
+                format!(
+                    "local workers pipe media to {host}, which cannot reach this machine's {}: set [pipes] \
+                     listen_ip (and announced_address) to an address {host} can reach, or \
+                     MAFALDA_MAX_WORKERS=0 for no local workers",
+                    pipes.announced_address.clone().unwrap_or_else(|| pipes.listen_ip.to_string())
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Checks ranges; returns the options unchanged when they are usable.
@@ -418,6 +496,24 @@ mod tests {
         assert!(matches!(options.policy, PolicyChoice::Plugin(ref p) if p == Path::new("policy.wasm")));
         assert_eq!(options.pool.max_workers, 5);
         assert_eq!(options.pool.cpu_watermark, 0.8);
+    }
+
+    #[test]
+    fn local_workers_with_remote_hosts_need_pipes_the_hosts_can_reach() {
+        let mixed = |extra: &[(&str, &str)]| {
+            let mut all = vec![("MAFALDA_CLUSTER", "10.0.0.5:4443"), ("MAFALDA_CA", "/etc/ca.pem")];
+            all.extend_from_slice(extra);
+            HostOptions::from_vars(vars(&all)).expect("valid").check_pipes_reach_hosts()
+        };
+        let err = mixed(&[]).expect_err("loopback pipes towards 10.0.0.5");
+        assert!(err.to_string().contains("[pipes] listen_ip"), "{err}");
+        assert!(mixed(&[("MAFALDA_MAX_WORKERS", "0")]).is_ok(), "no local workers");
+        let file = std::env::temp_dir().join(format!("mafalda-pipes-{}.toml", std::process::id()));
+        std::fs::write(&file, "[pipes]\nlisten_ip = \"10.0.0.9\"\n").expect("file");
+        assert!(mixed(&[("MAFALDA_CONFIG", file.to_str().expect("utf-8"))]).is_ok(), "a routable pipe address");
+        let _ = std::fs::remove_file(&file);
+        let local = HostOptions::from_vars(vars(&[("MAFALDA_CLUSTER", "127.0.0.2:4443"), ("MAFALDA_CA", "ca.pem")]));
+        assert!(local.expect("valid").check_pipes_reach_hosts().is_ok(), "every host on this machine");
     }
 
     #[test]

@@ -4,10 +4,11 @@ use super::plugins::PluginFlags;
 use crate::cmd::shutdown::{stop_requested, StopReason};
 use anyhow::{bail, Context, Result};
 use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
+use mafalda_host::cluster::limits::ServeLimits;
 use mafalda_host::cluster::server::{ClusterServer, ServeOptions};
 use mafalda_host::cluster::tls::NodeTls;
 use mafalda_host::cluster::Cluster;
-use mafalda_host::config::{HostOptions, PolicyChoice};
+use mafalda_host::config::{HostOptions, PolicyChoice, ServeSettings};
 use mafalda_host::plugin::{watch, PluginSet};
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
 use mafalda_host::worker_manager::WorkerManager;
@@ -36,6 +37,7 @@ impl ClusterFlags {
         peers: Vec<String>,
         insecure_allow_any_client: bool,
         node: &str,
+        settings: &ServeSettings,
     ) -> Result<Self> {
         if listen.is_none() && peers.is_empty() {
             if tls_dir.is_some() || announced_ip.is_some() {
@@ -47,18 +49,29 @@ impl ClusterFlags {
         let tls = NodeTls::in_dir(&dir, node);
         for file in [&tls.ca, &tls.cert, &tls.key] {
             if !file.is_file() {
-                bail!("{} is missing (`mafalda-host certs issue {node} --out {}`)", file.display(), dir.display());
+                bail!(
+                    "{} is missing (`mafalda-host certs issue {node} --ca CA_DIR --out {}`)",
+                    file.display(),
+                    dir.display()
+                );
             }
         }
+        let ca_key = dir.join(mafalda_host::cluster::certs::CA_KEY);
+        if ca_key.exists() {
+            bail!(
+                "{} is in the host's --tls-dir: a host never needs the CA key, and one compromised host \
+                 would then mint certificates for any node. Keep the CA elsewhere (`certs issue --ca`).",
+                ca_key.display()
+            );
+        }
+        let named = tls.name()?;
+        if named != node {
+            bail!("{} names node '{named}', not '{node}' (--node must match the certificate)", tls.cert.display());
+        }
+        let limits = ServeLimits::from_settings(settings)?;
         let serve = listen.map(|listen| {
             let announced_ip = announced_ip.unwrap_or_else(|| listen.ip());
-            ServeOptions {
-                listen,
-                announced_ip,
-                tls: tls.clone(),
-                insecure_allow_any_client,
-                session_grace: SESSION_GRACE,
-            }
+            ServeOptions { listen, announced_ip, tls: tls.clone(), insecure_allow_any_client, limits }
         });
         if let Some(serve) = &serve {
             if serve.announced_ip.is_unspecified() {
@@ -69,9 +82,6 @@ impl ClusterFlags {
     }
 }
 
-/// How long a caller's objects survive a dropped link.
-const SESSION_GRACE: Duration = Duration::from_secs(30);
-
 /// Opens the QUIC endpoint and the links to peers.
 pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
     let host = running.manager.host();
@@ -79,7 +89,12 @@ pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
         running.peers = Some(Cluster::for_peers(host, &flags.peers, tls).context("linking to peers")?);
     }
     if let Some(serve) = flags.serve {
-        if !host.has_auth() && !serve.insecure_allow_any_client {
+        if serve.insecure_allow_any_client {
+            warn!(
+                "--insecure-allow-any-client: any address gets full control of this host's workers \
+                 without a token (load an auth plugin instead)"
+            );
+        } else if !host.has_auth() {
             info!("no auth plugin: only loopback applications are accepted");
         }
         running.server = Some(ClusterServer::start(Arc::clone(host), serve).context("opening the cluster endpoint")?);

@@ -34,12 +34,15 @@ pub fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A cluster CA and certificates for `nodes` (name, ip) in `dir`.
+/// A cluster CA in `dir/ca`, and certificates for `nodes` (name, ip) in `dir` (the nodes'
+/// `--tls-dir`, with the CA's `ca.pem` and no CA key).
 pub fn certs(dir: &Path, nodes: &[(&str, &str)]) {
     let out = dir.to_str().expect("utf-8");
-    run(&["certs", "init", "--out", out]);
+    let ca = dir.join("ca");
+    let ca = ca.to_str().expect("utf-8");
+    run(&["certs", "init", "--out", ca]);
     for (name, ip) in nodes {
-        run(&["certs", "issue", name, "--out", out, "--ip", ip]);
+        run(&["certs", "issue", name, "--ca", ca, "--out", out, "--ip", ip]);
     }
 }
 
@@ -174,4 +177,86 @@ pub fn application(dir: &Path, hosts: &[&Node], extra: &[(&str, &str)]) -> Worke
     }
     let options = HostOptions::from_vars(|k| vars.get(k).cloned()).expect("cluster options");
     WorkerManager::with_options(options)
+}
+
+/// A raw protocol connection as a client: what a hand-written client (or an attacker) holds.
+pub struct Raw {
+    pub connection: quinn::Connection,
+    pub outbox: mafalda_host::cluster::link::Outbox,
+    pub stream: mafalda_host::cluster::link::MessageStream,
+    pub cells: Vec<mafalda_host::cluster::proto::CellAdvert>,
+    _endpoint: quinn::Endpoint,
+}
+
+/// How long a raw client waits for any one message.
+pub const RAW_WAIT: Duration = Duration::from_secs(10);
+
+impl Raw {
+    /// Connects to `address` from `from` (an `ip:0` on loopback) and opens the control stream.
+    pub async fn connect(dir: &Path, address: &str, from: &str) -> Self {
+        use mafalda_host::cluster::{link, tls};
+        let mut endpoint = quinn::Endpoint::client(from.parse().expect("from")).expect("endpoint");
+        endpoint.set_default_client_config(tls::app_client_config(&dir.join("ca.pem")).expect("tls"));
+        let address: std::net::SocketAddr = address.parse().expect("address");
+        let name = address.ip().to_string();
+        let connection = endpoint.connect(address, &name).expect("connect").await.expect("handshake");
+        let (send, recv) = connection.open_bi().await.expect("stream");
+        let outbox = link::spawn_writer(send, &connection, 64 << 20);
+        Self { connection, outbox, stream: link::MessageStream::new(recv), cells: Vec::new(), _endpoint: endpoint }
+    }
+
+    /// Sends a hello as client `node`.
+    pub fn hello(&self, node: &str, resume: Option<mafalda_host::cluster::proto::ResumeTicket>, last_event: u64) {
+        use mafalda_host::cluster::proto::{Hello, Message, Role, PROTOCOL_VERSION};
+        let hello =
+            Hello { version: PROTOCOL_VERSION, role: Role::Client, node: node.into(), token: None, resume, last_event };
+        self.outbox.send(&Message::Hello(hello)).expect("hello queued");
+    }
+
+    /// The next message (panics after [`RAW_WAIT`]); `None` when the stream ended or failed.
+    pub async fn next(&mut self) -> Option<mafalda_host::cluster::proto::Message> {
+        let read = tokio::time::timeout(RAW_WAIT, self.stream.next()).await.expect("a message in time");
+        read.unwrap_or_default()
+    }
+
+    /// The answer to the hello: the welcome, or the refusal's reason.
+    pub async fn welcome(&mut self) -> Result<mafalda_host::cluster::proto::Welcome, String> {
+        use mafalda_host::cluster::proto::Message;
+        match self.next().await {
+            Some(Message::Welcome(welcome)) => Ok(welcome),
+            Some(Message::Refused { reason }) => Err(reason),
+            other => Err(format!("unexpected answer: {:?}", other.map(|m| m.kind()))),
+        }
+    }
+
+    /// Carries out `op` as request `id`, keeping adverts and skipping events.
+    pub async fn call(
+        &mut self,
+        id: u32,
+        op: mafalda_host::cluster::proto::Op,
+    ) -> Result<mafalda_host::cluster::proto::Reply, mafalda_host::cluster::proto::WireError> {
+        use mafalda_host::cluster::proto::{Message, WireError};
+        self.outbox.send(&Message::Request { id, op }).map_err(|e| WireError::Failed(e.to_string()))?;
+        loop {
+            match self.next().await {
+                Some(Message::Response { id: answered, result }) if answered == id => return result,
+                Some(Message::Cells(cells)) => self.cells = cells,
+                Some(_) => {}
+                None => return Err(WireError::LinkDown),
+            }
+        }
+    }
+
+    /// The handle of the host's first worker (from its adverts).
+    pub async fn worker(&mut self) -> mafalda_host::cluster::proto::Handle {
+        use mafalda_host::cluster::proto::Message;
+        while self.cells.is_empty() {
+            match self.next().await {
+                Some(Message::Cells(cells)) => self.cells = cells,
+                Some(_) => {}
+                None => panic!("the stream ended before an advert"),
+            }
+        }
+        self.cells[0].worker
+    }
 }

@@ -99,6 +99,19 @@ impl PipeToRouterOptions {
     }
 }
 
+/// Both ends of one pipe link between two cells of a router ([`Router::dump_pipes`]).
+#[derive(Debug, Clone)]
+pub struct PipeLinkDump {
+    /// The cell of the source end (pipe consumers live there).
+    pub from: CellId,
+    /// The cell of the target end (pipe producers live there).
+    pub to: CellId,
+    /// The source end's dump.
+    pub source: mediasoup::pipe_transport::PipeTransportDump,
+    /// The target end's dump.
+    pub target: mediasoup::pipe_transport::PipeTransportDump,
+}
+
 /// The pipe consumer and pipe producer made by [`Router::pipe_producer_to_router`].
 #[derive(Debug)]
 pub struct PipeProducerToRouterPair {
@@ -309,6 +322,19 @@ impl Router {
     #[must_use]
     pub fn rtp_capabilities(&self) -> RtpCapabilitiesFinalized {
         lock(&self.inner.rtp_capabilities).clone()
+    }
+
+    /// mafalda extension, for operators: the dumps of the pipe transports this router made
+    /// between its cells (hidden from [`Router::dump`]), both ends of each link, e.g. to check
+    /// that pipes between hosts carry SRTP and RTX.
+    pub async fn dump_pipes(&self) -> Result<Vec<PipeLinkDump>, RequestError> {
+        self.check_open()?;
+        let mut dumps = Vec::new();
+        for link in self.inner.pipes.links.open() {
+            let (from, to) = link.cells();
+            dumps.push(PipeLinkDump { from, to, source: link.local.dump().await?, target: link.remote.dump().await? });
+        }
+        Ok(dumps)
     }
 
     /// Dump the router: its real routers' dumps merged into one, internal pipes hidden.
@@ -540,13 +566,15 @@ impl Router {
             return Ok(self.opened(from, target, ends, None, [Arc::clone(home), Arc::clone(target)], Some(to)).await);
         }
         let pipes = &self.inner.host.options().pipes;
+        // Between hosts media crosses a network: always encrypted (SRTP) and repaired (NACK +
+        // RTX). On one host the pipe is loopback: RTX would only cost, SRTP is the application's
+        // choice ([pipes] srtp).
+        let between_hosts = home.node() != target.node();
         let options = LinkOptions {
             listen_info: pipes.listen_info(),
             enable_sctp: true,
-            // Packets lost between hosts are recovered (NACK + RTX); on one host the pipe is
-            // loopback and RTX would only cost.
-            enable_rtx: home.node() != target.node(),
-            enable_srtp: pipes.srtp,
+            enable_rtx: between_hosts,
+            enable_srtp: between_hosts || pipes.srtp,
             sctp: None,
         };
         let link = self

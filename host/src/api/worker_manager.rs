@@ -107,6 +107,9 @@ impl WorkerManager {
             Arc::new(options.pack())
         });
         let template = Self::template(&options, &WorkerSettings::default());
+        if let Err(error) = options.check_pipes_reach_hosts() {
+            config_error.get_or_insert_with(|| error.to_string());
+        }
         let cluster_options = options.cluster.clone();
         let host = Host::new(options, policy, launcher, template);
         let cluster = if cluster_options.hosts.is_empty() {

@@ -7,10 +7,12 @@ use super::link::{self, MessageStream, Outbox};
 use super::proto::{
     check_version, CellAdvert, Event, Handle, Hello, Message, Op, Reply, Role, WireError, PROTOCOL_VERSION,
 };
+use super::session::{LinkSession, Welcomed};
+use super::tls;
 use crate::internals::object::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch, Notify};
@@ -18,6 +20,10 @@ use tracing::{info, warn};
 
 /// How long a request may wait for its response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bytes of requests a link queues for a host that does not read (beyond, the link drops).
+pub const OUTBOX_BYTES: usize = 8 << 20;
+/// How long a link that shuts down waits for the host to close after its goodbye.
+const BYE_WAIT: Duration = Duration::from_millis(500);
 /// How long a dropped link may stay down before the host counts as lost (its objects gone).
 pub const LOST_AFTER: Duration = Duration::from_millis(1500);
 
@@ -73,7 +79,8 @@ pub trait EventSink: Send + Sync {
     fn event(&self, event: &Event);
 }
 
-type Pending = Mutex<HashMap<u32, (Instant, oneshot::Sender<Result<Reply, WireError>>)>>;
+/// What waits for a reply.
+type Waiter = oneshot::Sender<Result<Reply, WireError>>;
 
 /// A link to one host.
 pub struct HostLink {
@@ -81,12 +88,11 @@ pub struct HostLink {
     endpoint: quinn::Endpoint,
     runtime: tokio::runtime::Handle,
     writer: Mutex<Option<Outbox>>,
-    session: Mutex<Option<u64>>,
-    /// The last event received in the session (events are replayed after it on resume).
-    last_event: std::sync::atomic::AtomicU64,
+    /// The session, sans-IO: what to resume, requests waiting, events seen, loss.
+    session: Mutex<LinkSession<Waiter>>,
+    /// The token of the next hello (the target's, until refreshed).
+    token: Mutex<Option<String>>,
     node: Mutex<Option<(String, String)>>,
-    pending: Pending,
-    next_id: AtomicU32,
     objects: Mutex<HashMap<Handle, Weak<dyn EventSink>>>,
     observer: Mutex<Option<Weak<dyn LinkObserver>>>,
     state: watch::Sender<LinkState>,
@@ -108,16 +114,15 @@ impl HostLink {
         runtime: tokio::runtime::Handle,
         observer: Weak<dyn LinkObserver>,
     ) -> Arc<Self> {
+        let token = Mutex::new(target.token.clone());
         let link = Arc::new(Self {
             target,
             endpoint,
             runtime: runtime.clone(),
             writer: Mutex::default(),
-            session: Mutex::default(),
-            last_event: std::sync::atomic::AtomicU64::new(0),
+            session: Mutex::new(LinkSession::new(REQUEST_TIMEOUT, LOST_AFTER)),
+            token,
             node: Mutex::default(),
-            pending: Mutex::default(),
-            next_id: AtomicU32::new(1),
             objects: Mutex::default(),
             observer: Mutex::new(Some(observer)),
             state: watch::channel(LinkState::Connecting).0,
@@ -152,15 +157,21 @@ impl HostLink {
         self.stop.notify_one();
     }
 
+    /// Presents a new token: to the host now (the session acts with it at once), and in every
+    /// later hello.
+    pub async fn refresh_token(self: &Arc<Self>, token: String) -> Result<(), WireError> {
+        *lock(&self.token) = Some(token.clone());
+        self.call(Op::Refresh { router: None, token }).await.map(|_| ())
+    }
+
     /// Sends an operation and waits for its reply.
     pub async fn call(self: &Arc<Self>, op: Op) -> Result<Reply, WireError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, (Instant::now(), tx));
+        let id = lock(&self.session).request(tx, Instant::now());
         let outbox = lock(&self.writer).clone();
-        let sent = outbox.is_some_and(|outbox| link::send(&outbox, &Message::Request { id, op }));
+        let sent = outbox.is_some_and(|outbox| outbox.send(&Message::Request { id, op }).is_ok());
         if !sent {
-            lock(&self.pending).remove(&id);
+            lock(&self.session).unsent(id);
             return Err(WireError::LinkDown);
         }
         rx.await.unwrap_or(Err(WireError::LinkDown))
@@ -169,7 +180,7 @@ impl HostLink {
     /// Sends an operation whose reply nobody waits for (closing a handle).
     pub fn notify(&self, op: Op) {
         if let Some(outbox) = lock(&self.writer).clone() {
-            link::send(&outbox, &Message::Request { id: 0, op });
+            let _ = outbox.send(&Message::Request { id: 0, op });
         }
     }
 
@@ -203,16 +214,17 @@ impl HostLink {
             .map_err(|e| down(format!("{address}: {e}")))?;
         let connection = connecting.await.map_err(|e| down(format!("{address}: {e}")))?;
         let (send, recv) = connection.open_bi().await.map_err(|e| down(format!("{address}: {e}")))?;
-        let outbox = link::spawn_writer(send);
+        let outbox = link::spawn_writer(send, &connection, OUTBOX_BYTES);
+        let (resume, last_event) = lock(&self.session).resume();
         let hello = Hello {
             version: PROTOCOL_VERSION,
             role: self.target.role,
             node: self.target.node.clone(),
-            token: self.target.token.clone(),
-            resume: *lock(&self.session),
-            last_event: self.last_event.load(Ordering::Acquire),
+            token: lock(&self.token).clone(),
+            resume,
+            last_event,
         };
-        link::send(&outbox, &Message::Hello(hello));
+        let _ = outbox.send(&Message::Hello(hello));
         let mut stream = MessageStream::new(recv);
         let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await
@@ -220,16 +232,21 @@ impl HostLink {
         match first {
             Ok(Some(Message::Welcome(welcome))) => {
                 check_version(welcome.version).map_err(|e| LinkState::Refused(e.to_string()))?;
-                *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
-                let had = lock(&self.session).replace(welcome.session);
-                let lost = had.is_some() && !welcome.resumed;
-                if !welcome.resumed {
-                    self.last_event.store(0, Ordering::Release);
+                // A host is the node its certificate names, whatever it calls itself.
+                let certified = tls::peer_name(&connection);
+                if certified.as_deref() != Some(welcome.node.as_str()) {
+                    return Err(LinkState::Refused(format!(
+                        "{address} calls itself '{}' but its certificate names {:?}",
+                        welcome.node, certified
+                    )));
                 }
+                *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
+                let lost = lock(&self.session).welcomed(&welcome) == Welcomed::Fresh { lost: true };
                 Ok((connection, outbox, stream, lost))
             }
             Ok(Some(Message::Refused { reason })) => Err(LinkState::Refused(format!("{address} refused: {reason}"))),
-            Ok(other) => Err(LinkState::Refused(format!("{address}: unexpected answer {other:?}"))),
+            Ok(Some(other)) => Err(LinkState::Refused(format!("{address}: unexpected answer ({})", other.kind()))),
+            Ok(None) => Err(LinkState::Refused(format!("{address}: the host closed the stream"))),
             Err(error) => {
                 let reason = connection.close_reason().map_or_else(|| error.to_string(), |r| r.to_string());
                 Err(LinkState::Refused(format!("{address} refused: {reason}")))
@@ -239,16 +256,13 @@ impl HostLink {
 
     async fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
-        let mut down_since: Option<Instant> = None;
-        let mut lost_reported = false;
         while !self.stopped.load(Ordering::Acquire) {
             match self.connect_once().await {
                 Ok((connection, outbox, stream, lost)) => {
                     backoff = Duration::from_millis(100);
-                    if lost && !lost_reported {
+                    if lost {
                         self.lose_everything();
                     }
-                    lost_reported = false;
                     *lock(&self.writer) = Some(outbox);
                     let node = lock(&self.node).clone().map(|n| n.0).unwrap_or_default();
                     info!(host = %self.target.address, %node, "cluster link up");
@@ -260,15 +274,24 @@ impl HostLink {
                         reason = self.read(stream) => reason,
                         _ = self.stop.notified() => "shut down".to_string(),
                     };
-                    lock(&self.writer).take();
+                    let writer = lock(&self.writer).take();
+                    if let Some(outbox) = writer {
+                        if self.stopped.load(Ordering::Acquire) {
+                            // A clean goodbye: the host releases the session at once.
+                            let _ = outbox.send(&Message::Bye { reason: reason.clone() });
+                            let _ = tokio::time::timeout(BYE_WAIT, connection.closed()).await;
+                        }
+                    }
                     connection.close(0u32.into(), reason.as_bytes());
-                    self.fail_pending();
+                    let failed = lock(&self.session).down(Instant::now());
+                    for waiter in failed {
+                        let _ = waiter.send(Err(WireError::LinkDown));
+                    }
                     warn!(host = %self.target.address, %reason, "cluster link down");
                     self.state.send_replace(LinkState::Down(reason));
                     if let Some(observer) = self.observer() {
                         observer.down(&self);
                     }
-                    down_since = Some(Instant::now());
                 }
                 Err(state) => {
                     if matches!(state, LinkState::Refused(_)) {
@@ -278,13 +301,11 @@ impl HostLink {
                     self.state.send_replace(state);
                 }
             }
-            if down_since.is_some_and(|since| since.elapsed() >= LOST_AFTER) && !lost_reported {
-                lost_reported = true;
-                lock(&self.session).take();
+            if lock(&self.session).lost(Instant::now()) {
                 self.lose_everything();
             }
-            let wait =
-                if down_since.is_some() && !lost_reported { backoff.min(Duration::from_millis(250)) } else { backoff };
+            let recovering = lock(&self.session).recovering();
+            let wait = if recovering { backoff.min(Duration::from_millis(250)) } else { backoff };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.stop.notified() => break,
@@ -298,16 +319,16 @@ impl HostLink {
         loop {
             match stream.next().await {
                 Ok(Some(Message::Response { id, result })) => {
-                    if let Some((_, tx)) = lock(&self.pending).remove(&id) {
-                        let _ = tx.send(result);
+                    let waiter = lock(&self.session).response(id);
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(result);
                     }
                 }
                 Ok(Some(Message::Event { seq, handle, event })) => {
                     // Replayed events this side already has are skipped.
-                    if seq <= self.last_event.load(Ordering::Acquire) {
+                    if !lock(&self.session).event(seq) {
                         continue;
                     }
-                    self.last_event.store(seq, Ordering::Release);
                     let sink = lock(&self.objects).get(&handle).and_then(Weak::upgrade);
                     if let Some(sink) = sink {
                         sink.event(&event);
@@ -319,17 +340,10 @@ impl HostLink {
                     }
                 }
                 Ok(Some(Message::Bye { reason })) => return format!("host said bye: {reason}"),
-                Ok(Some(other)) => return format!("unexpected message {other:?}"),
+                Ok(Some(other)) => return format!("unexpected {} message", other.kind()),
                 Ok(None) => return "host closed the link".into(),
                 Err(error) => return error.to_string(),
             }
-        }
-    }
-
-    fn fail_pending(&self) {
-        let pending: Vec<_> = lock(&self.pending).drain().collect();
-        for (_, (_, tx)) in pending {
-            let _ = tx.send(Err(WireError::LinkDown));
         }
     }
 
@@ -357,13 +371,8 @@ impl HostLink {
         loop {
             tick.tick().await;
             let Some(link) = link.upgrade() else { return };
-            let late: Vec<_> = {
-                let mut pending = lock(&link.pending);
-                let ids: Vec<u32> =
-                    pending.iter().filter(|(_, (at, _))| at.elapsed() >= REQUEST_TIMEOUT).map(|(id, _)| *id).collect();
-                ids.into_iter().filter_map(|id| pending.remove(&id)).collect()
-            };
-            for (_, tx) in late {
+            let late = lock(&link.session).expired(Instant::now());
+            for tx in late {
                 let _ = tx.send(Err(WireError::Failed("the host did not answer in time".into())));
             }
         }

@@ -1,9 +1,11 @@
 //! A host carrying out a session's operations on its backend objects (local workers, or a
 //! peer's when it aggregates one), and forwarding their events to the session.
 
+use super::grant::{self, RouterGrant, Scope, TokenGrant};
 use super::proto::*;
 use super::server::{Session, Shared};
 use crate::backend::*;
+use crate::host::Host;
 use crate::internals::object::lock;
 use event_listener_primitives::HandlerId;
 use mafalda_plugin_sdk::types::Operation;
@@ -23,7 +25,7 @@ use mediasoup::worker::{WorkerLogLevel, WorkerLogTag, WorkerUpdateSettings};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::num::NonZeroU16;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// A backend object held for a session.
 #[derive(Clone)]
@@ -61,6 +63,24 @@ impl Held {
         }
     }
 
+    /// The real object's id (a worker's is not shown to sessions).
+    fn id(&self) -> Option<String> {
+        Some(match self {
+            Self::Worker(_) => return None,
+            Self::Router(r) => r.id().to_string(),
+            Self::WebRtc(t) => t.id().to_string(),
+            Self::Plain(t) => t.id().to_string(),
+            Self::Pipe(t) => t.id().to_string(),
+            Self::Direct(t) => t.id().to_string(),
+            Self::Producer(p) => p.id().to_string(),
+            Self::Consumer(c) => c.id().to_string(),
+            Self::DataProducer(p) => p.id().to_string(),
+            Self::DataConsumer(c) => c.id().to_string(),
+            Self::AudioLevel(o) => o.id().to_string(),
+            Self::ActiveSpeaker(o) => o.id().to_string(),
+        })
+    }
+
     fn transport(&self) -> Option<Arc<dyn TransportBackend>> {
         match self {
             Self::WebRtc(t) => Some(t.clone()),
@@ -80,18 +100,27 @@ impl Held {
     }
 }
 
-/// A held object, the room it belongs to (for auth) and its event registrations.
+/// A held object, the room and router it belongs to and the grant it acts with (for auth),
+/// and its event registrations.
 pub(crate) struct Entry {
     held: Held,
-    room: Option<String>,
-    router: Option<String>,
+    place: Place,
     _handlers: Vec<HandlerId>,
 }
 
+/// Where an object is, for auth: its router's room and id, and the router's own grant (when the
+/// router was made with its own token; else the session's grant is in force).
+#[derive(Clone, Default)]
+struct Place {
+    room: Option<String>,
+    router: Option<String>,
+    grant: Option<RouterGrant>,
+}
+
 impl Entry {
-    /// An entry without event registrations.
-    pub(crate) fn new(held: Held, room: Option<String>) -> Self {
-        Self { held, room, router: None, _handlers: Vec::new() }
+    /// A worker's entry.
+    pub(crate) fn worker(held: Held) -> Self {
+        Self { held, place: Place::default(), _handlers: Vec::new() }
     }
 }
 
@@ -118,9 +147,13 @@ pub(crate) fn is_immediate(op: &Op) -> bool {
 }
 
 /// Carries out an immediate operation (see [`is_immediate`]).
-pub(crate) fn handle_immediate(session: &Arc<Session>, op: Op) -> Result<Reply, WireError> {
+pub(crate) fn handle_immediate(host: &Host, session: &Arc<Session>, op: Op) -> Result<Reply, WireError> {
     let target = op.target();
-    let held = lock(&session.objects).get(&target).map(|e| e.held.clone()).ok_or(WireError::NotFound(target))?;
+    let (held, place) = lock(&session.objects)
+        .get(&target)
+        .map(|e| (e.held.clone(), e.place.clone()))
+        .ok_or(WireError::NotFound(target))?;
+    grant::check(&session.caller(host, place.grant.as_ref()), op.access(), place.router, place.room)?;
     match op {
         Op::Close { .. } => {
             if !matches!(held, Held::Worker(_)) {
@@ -154,29 +187,54 @@ pub(crate) fn handle_immediate(session: &Arc<Session>, op: Op) -> Result<Reply, 
 /// Carries out one operation of `session`.
 pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op) -> Result<Reply, WireError> {
     let target = op.target();
-    let (held, room, router) = {
+    let access = op.access();
+    let host = &shared.host;
+    if let Op::Refresh { router, token } = op {
+        return refresh(host, session, router, token);
+    }
+    if access.creates() && lock(&session.objects).len() >= session.max_objects {
+        return Err(WireError::Denied(format!(
+            "the session holds its maximum of {} objects (close some first)",
+            session.max_objects
+        )));
+    }
+    let (held, place) = {
         let objects = lock(&session.objects);
         let entry = objects.get(&target).ok_or(WireError::NotFound(target))?;
-        (entry.held.clone(), entry.room.clone(), entry.router.clone())
+        (entry.held.clone(), entry.place.clone())
     };
-    let host = &shared.host;
-    let new = |held: Held, handlers: Vec<HandlerId>, room: Option<String>, router: Option<String>| {
+    match &op {
+        // A router made with its own token is checked with that token (see `create_router`).
+        Op::CreateRouter { token: Some(_), .. } => {}
+        Op::CreateRouter { room, .. } => grant::check(&session.caller(host, None), access, None, room.clone())?,
+        _ => {
+            grant::check(&session.caller(host, place.grant.as_ref()), access, place.router.clone(), place.room.clone())?
+        }
+    }
+    let new = |held: Held, handlers: Vec<HandlerId>, place: Place| {
         let handle = session.next_handle();
-        lock(&session.objects).insert(handle, Entry { held, room, router, _handlers: handlers });
+        lock(&session.objects).insert(handle, Entry { held, place, _handlers: handlers });
         handle
     };
     match op {
-        Op::CreateRouter { media_codecs, room, .. } => {
+        Op::CreateRouter { media_codecs, room, token, .. } => {
             let Held::Worker(worker) = &held else { return Err(wrong("create_router", &held)) };
-            session.authorize(host, Operation::CreateRouter, None, room.clone())?;
+            let grant = match token {
+                Some(token) => router_grant(session, host, token, room.clone())?,
+                None => None,
+            };
             let real = worker.create_router(RouterOptions::new(unpack(&media_codecs)?)).await.map_err(failed)?;
             let info = ObjectInfo::Router { id: real.id(), rtp_capabilities: real.rtp_capabilities() };
-            let router_id = Some(real.id().to_string());
-            let handle = new(Held::Router(real), Vec::new(), room, router_id);
+            let router = Some(real.id().to_string());
+            let handle = new(Held::Router(real), Vec::new(), Place { room, router, grant });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::WorkerDump { .. } => match &held {
-            Held::Worker(worker) => packed(&worker.dump().await.map_err(failed)?),
+            Held::Worker(worker) => {
+                let mut dump = worker.dump().await.map_err(failed)?;
+                own_objects_only(session, &mut dump);
+                packed(&dump)
+            }
             _ => Err(wrong("dump", &held)),
         },
         Op::UpdateSettings { log_level, log_tags, .. } => {
@@ -194,7 +252,6 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         }
         Op::CreateWebRtcTransport { options, .. } => {
             let Held::Router(real) = &held else { return Err(wrong("create_webrtc_transport", &held)) };
-            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let infos: Vec<ListenInfo> = wire.listen_infos.into_iter().map(|i| shared.media_listen(i)).collect();
             let infos = WebRtcTransportListenInfos::try_from(infos)
@@ -238,12 +295,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(t.on_dtls_state_change(Arc::new(move |s| e.emit(Event::DtlsState(Payload::new(&s))))));
             let e = events.clone();
             handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
-            insert(session, handle, Held::WebRtc(t), handlers, room, router);
+            insert(session, handle, Held::WebRtc(t), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreatePlainTransport { options, .. } => {
             let Held::Router(real) = &held else { return Err(wrong("create_plain_transport", &held)) };
-            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let mut full = PlainTransportOptions::new(shared.media_listen(wire.listen_info));
             full.rtcp_listen_info = wire.rtcp_listen_info.map(|i| shared.media_listen(i));
@@ -274,12 +330,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(t.on_rtcp_tuple(Arc::new(move |s| e.emit(Event::RtcpTuple(Payload::new(s))))));
             let e = events.clone();
             handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
-            insert(session, handle, Held::Plain(t), handlers, room, router);
+            insert(session, handle, Held::Plain(t), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreatePipeTransport { options, .. } => {
             let Held::Router(real) = &held else { return Err(wrong("create_pipe_transport", &held)) };
-            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let mut full = PipeTransportOptions::new(shared.media_listen(wire.listen_info));
             apply_sctp_wire!(full, wire.sctp);
@@ -300,12 +355,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(t.on_tuple(Arc::new(move |s| e.emit(Event::Tuple(Payload::new(s))))));
             let e = events.clone();
             handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
-            insert(session, handle, Held::Pipe(t), handlers, room, router);
+            insert(session, handle, Held::Pipe(t), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreateDirectTransport { max_send_message_size, max_receive_message_size, .. } => {
             let Held::Router(real) = &held else { return Err(wrong("create_direct_transport", &held)) };
-            session.authorize(host, Operation::CreateTransport, router.clone(), room.clone())?;
             let mut options = DirectTransportOptions::default();
             options.max_send_message_size = max_send_message_size;
             options.max_receive_message_size = max_receive_message_size;
@@ -316,7 +370,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             let mut handlers = watch_transport(&events, t.as_ref());
             let e = events.clone();
             handlers.push(t.on_rtcp(Arc::new(move |p| e.emit(Event::Rtcp(p.to_vec())))));
-            insert(session, handle, Held::Direct(t), handlers, room, router);
+            insert(session, handle, Held::Direct(t), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreateAudioLevelObserver { max_entries, threshold, interval, .. } => {
@@ -337,7 +391,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             })));
             let e = events.clone();
             handlers.push(o.on_silence(Arc::new(move || e.emit(Event::Silence))));
-            insert(session, handle, Held::AudioLevel(o), handlers, room, router);
+            insert(session, handle, Held::AudioLevel(o), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreateActiveSpeakerObserver { interval, .. } => {
@@ -351,7 +405,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             let mut handlers = watch_observer(&events, o.as_ref());
             let e = events.clone();
             handlers.push(o.on_dominant_speaker(Arc::new(move |id| e.emit(Event::DominantSpeaker(Payload::new(id))))));
-            insert(session, handle, Held::ActiveSpeaker(o), handlers, room, router);
+            insert(session, handle, Held::ActiveSpeaker(o), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::Connect { params, .. } => {
@@ -396,7 +450,6 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         }
         Op::Produce { options, .. } => {
             let transport = held.transport().ok_or_else(|| wrong("produce", &held))?;
-            session.authorize(host, Operation::Produce, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let mut full = match wire.id {
                 Some(id) => ProducerOptions::new_pipe_transport(id, wire.kind, wire.rtp_parameters),
@@ -426,12 +479,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(p.on_resume(Arc::new(move || e.emit(Event::Resumed))));
             let e = events.clone();
             handlers.push(p.on_score(Arc::new(move |s| e.emit(Event::ProducerScore(Payload::new(&s.to_vec()))))));
-            insert(session, handle, Held::Producer(p), handlers, room, router);
+            insert(session, handle, Held::Producer(p), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::Consume { options, .. } => {
             let transport = held.transport().ok_or_else(|| wrong("consume", &held))?;
-            session.authorize(host, Operation::Consume, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let mut full = ConsumerOptions::new(wire.producer_id, wire.rtp_capabilities);
             full.paused = wire.paused;
@@ -478,12 +530,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 let e = events.clone();
                 handlers.push(c.on_rtp(Arc::new(move |p| e.emit(Event::Rtp(p.to_vec())))));
             }
-            insert(session, handle, Held::Consumer(c), handlers, room, router);
+            insert(session, handle, Held::Consumer(c), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::ProduceData { options, .. } => {
             let transport = held.transport().ok_or_else(|| wrong("produce_data", &held))?;
-            session.authorize(host, Operation::ProduceData, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let mut full = match (wire.id, wire.sctp) {
                 (Some(id), Some(sctp)) => DataProducerOptions::new_pipe_transport(id, sctp.parameters()),
@@ -510,12 +561,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(p.on_pause(Arc::new(move || e.emit(Event::Paused))));
             let e = events.clone();
             handlers.push(p.on_resume(Arc::new(move || e.emit(Event::Resumed))));
-            insert(session, handle, Held::DataProducer(p), handlers, room, router);
+            insert(session, handle, Held::DataProducer(p), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::ConsumeData { options, .. } => {
             let transport = held.transport().ok_or_else(|| wrong("consume_data", &held))?;
-            session.authorize(host, Operation::ConsumeData, router.clone(), room.clone())?;
             let wire = unpack(&options)?;
             let id = wire.data_producer_id;
             let direct = matches!(held, Held::Direct(_));
@@ -570,7 +620,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 let (ppid, payload) = message.clone().into_ppid_and_payload();
                 e.emit(Event::DataMessage { ppid, payload: payload.into_owned() });
             })));
-            insert(session, handle, Held::DataConsumer(c), handlers, room, router);
+            insert(session, handle, Held::DataConsumer(c), handlers, &place);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::SendToDataConsumer { ppid, payload, .. } => {
@@ -604,8 +654,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             Ok(Reply::Done)
         }
         Op::SendRtp { .. } | Op::SendRtcp { .. } | Op::SendData { .. } | Op::Close { .. } => {
-            handle_immediate(session, op)
+            handle_immediate(host, session, op)
         }
+        // Carried out before any object lookup (it may name none).
+        Op::Refresh { .. } => Err(WireError::BadRequest("a refresh names the session, not an object".into())),
         Op::SetPreferredLayers { layers, .. } => {
             let Held::Consumer(c) = &held else { return Err(wrong("set_preferred_layers", &held)) };
             c.set_preferred_layers(unpack(&layers)?).await.map_err(failed)?;
@@ -680,15 +732,59 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
     }
 }
 
-fn insert(
+fn insert(session: &Arc<Session>, handle: Handle, held: Held, handlers: Vec<HandlerId>, place: &Place) {
+    lock(&session.objects).insert(handle, Entry { held, place: place.clone(), _handlers: handlers });
+}
+
+/// The grant of a router made with its own token: asked of the plugin for `CreateRouter` in
+/// `room` (for clients of a host with an auth plugin; others have nothing to check).
+fn router_grant(
     session: &Arc<Session>,
-    handle: Handle,
-    held: Held,
-    handlers: Vec<HandlerId>,
+    host: &Host,
+    token: String,
     room: Option<String>,
-    router: Option<String>,
-) {
-    lock(&session.objects).insert(handle, Entry { held, room, router, _handlers: handlers });
+) -> Result<Option<RouterGrant>, WireError> {
+    if !session.caller(host, None).checked {
+        return Ok(None);
+    }
+    let granted = grant::ask(host, Some(token.clone()), Operation::CreateRouter, None, room.clone())
+        .map_err(WireError::Denied)?;
+    let scope = Scope::of(&granted);
+    scope.covers(room.as_deref(), grant::now_unix()).map_err(WireError::Denied)?;
+    Ok(Some(Arc::new(Mutex::new(TokenGrant { token: Some(token), scope }))))
+}
+
+/// A new token for the session, or for a router made with its own.
+fn refresh(host: &Host, session: &Arc<Session>, router: Option<Handle>, token: String) -> Result<Reply, WireError> {
+    if !session.caller(host, None).checked {
+        return Ok(Reply::Done);
+    }
+    match router {
+        None => session.refresh(grant::refreshed(host, session.identity(), token, None)?),
+        Some(handle) => {
+            let place =
+                lock(&session.objects).get(&handle).map(|e| e.place.clone()).ok_or(WireError::NotFound(handle))?;
+            let grant = place.grant.ok_or_else(|| {
+                WireError::WrongObject("only a router made with its own token takes a new one".into())
+            })?;
+            let Some(fresh) = router_grant(session, host, token, place.room)? else { return Ok(Reply::Done) };
+            let fresh = lock(&fresh).clone();
+            *lock(&grant) = fresh;
+        }
+    }
+    Ok(Reply::Done)
+}
+
+/// Leaves in a worker's dump only what belongs to `session` (the worker is shared with other
+/// sessions, whose object ids are not this caller's business).
+fn own_objects_only(session: &Session, dump: &mut mediasoup::worker::WorkerDump) {
+    let own: std::collections::HashSet<String> =
+        lock(&session.objects).values().filter_map(|entry| entry.held.id()).collect();
+    dump.router_ids.retain(|id| own.contains(&id.to_string()));
+    dump.webrtc_server_ids.retain(|id| own.contains(&id.to_string()));
+    let handlers = &mut dump.channel_message_handlers;
+    handlers.channel_request_handlers.retain(|id| own.contains(&id.to_string()));
+    handlers.channel_notification_handlers.retain(|id| own.contains(&id.to_string()));
 }
 
 fn log_level_of(text: &str) -> WorkerLogLevel {

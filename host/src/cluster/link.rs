@@ -1,12 +1,103 @@
-//! Framed messages over one QUIC bidirectional stream: a writer task fed by a channel, and a
-//! reader that turns the stream into [`Message`]s with the sans-IO [`FrameReader`].
+//! Framed messages over one QUIC bidirectional stream: a writer task fed by a bounded outbox,
+//! and a reader that turns the stream into [`Message`]s with the sans-IO [`FrameReader`].
 
 use super::proto::{encode, FrameReader, Message, ProtoError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-/// Where frames to one connection are queued (the writer task sends them in order).
-pub type Outbox = mpsc::UnboundedSender<Vec<u8>>;
+/// Why a frame was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The connection is gone.
+    #[error("the connection is closed")]
+    Closed,
+    /// The other side does not read: the connection was closed.
+    #[error("the other side does not read ({limit} bytes queued): connection closed")]
+    Full {
+        /// The limit.
+        limit: usize,
+    },
+    /// The message cannot be a frame (e.g. it exceeds the frame limit).
+    #[error(transparent)]
+    Encode(#[from] ProtoError),
+}
+
+/// Where frames to one connection are queued; the writer task sends them in order. At most
+/// `limit` bytes wait: a peer that stops reading fills its QUIC window, then this queue, and then
+/// its connection is closed, so a host never buffers without end for a caller.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+    connection: quinn::Connection,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("queued", &self.queued()).field("limit", &self.limit).finish()
+    }
+}
+
+impl Outbox {
+    /// Queues a frame.
+    pub fn send_frame(&self, frame: Vec<u8>) -> Result<(), OutboxError> {
+        let len = frame.len();
+        let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > self.limit {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.close(b"not reading: outbox full");
+            return Err(OutboxError::Full { limit: self.limit });
+        }
+        self.tx.send(frame).map_err(|_| {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            OutboxError::Closed
+        })
+    }
+
+    /// Queues a message.
+    pub fn send(&self, message: &Message) -> Result<(), OutboxError> {
+        self.send_frame(encode(message)?)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection.
+    pub fn close(&self, reason: &[u8]) {
+        self.connection.close(3u32.into(), reason);
+    }
+
+    /// The connection's remote address.
+    pub fn remote_address(&self) -> std::net::SocketAddr {
+        self.connection.remote_address()
+    }
+}
+
+/// Starts the writer task of `send`; frames queued on the returned outbox are written in order
+/// until every outbox clone is dropped or the stream fails.
+pub fn spawn_writer(mut send: quinn::SendStream, connection: &quinn::Connection, limit: usize) -> Outbox {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let written = Arc::clone(&queued);
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let len = frame.len();
+            let result = send.write_all(&frame).await;
+            written.fetch_sub(len, Ordering::AcqRel);
+            if let Err(error) = result {
+                debug!(%error, "link writer stopped");
+                return;
+            }
+        }
+        let _ = send.finish();
+    });
+    Outbox { tx, queued, limit, connection: connection.clone() }
+}
 
 /// Why a link's stream ended.
 #[derive(Debug, thiserror::Error)]
@@ -17,33 +108,6 @@ pub enum LinkError {
     /// The stream failed or closed.
     #[error("stream: {0}")]
     Stream(String),
-}
-
-/// Starts the writer task of `send`; frames queued on the returned outbox are written in order
-/// until the outbox is dropped or the stream fails.
-pub fn spawn_writer(mut send: quinn::SendStream) -> Outbox {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if let Err(error) = send.write_all(&frame).await {
-                debug!(%error, "link writer stopped");
-                return;
-            }
-        }
-        let _ = send.finish();
-    });
-    tx
-}
-
-/// Queues a message; false when the connection is gone (or the message cannot be encoded).
-pub fn send(outbox: &Outbox, message: &Message) -> bool {
-    match encode(message) {
-        Ok(frame) => outbox.send(frame).is_ok(),
-        Err(error) => {
-            debug!(%error, "message not sent");
-            false
-        }
-    }
 }
 
 /// Reads messages from `recv`, one at a time.

@@ -3,7 +3,10 @@
 //!
 //! - [`proto`]: the wire protocol, sans-IO (frames, messages, hello check);
 //! - [`tls`] and [`certs`]: the cluster CA, node certificates, rustls configurations;
-//! - [`link`]: framed messages over a QUIC stream;
+//! - [`link`]: framed messages over a QUIC stream, with a bounded outbox;
+//! - [`session`]: sessions, sans-IO (admission, resume by secret, replay, expiry);
+//! - [`grant`]: what a token grants, and the one check every operation passes;
+//! - [`limits`]: every bound of a cluster endpoint and its default;
 //! - [`server`] (with `dispatch`): a host serving sessions on its workers;
 //! - [`client`]: a link to one host (reconnecting, resuming its session);
 //! - `remote`: the cell backend seam's traits over a link (workers of another host);
@@ -58,12 +61,15 @@ macro_rules! sctp_info_of {
 pub mod certs;
 pub mod client;
 mod dispatch;
+pub mod grant;
+pub mod limits;
 pub mod link;
 mod membership;
 mod private_fields;
 pub mod proto;
 pub(crate) mod remote;
 pub mod server;
+pub mod session;
 pub mod tls;
 
 use crate::config::ClusterOptions;
@@ -169,6 +175,29 @@ impl Cluster {
             })
             .collect();
         Self::join(host, targets)
+    }
+
+    /// Presents a new token to every host (an expiring token is replaced without reconnecting;
+    /// the sessions keep their objects). Fails with the hosts that refused it.
+    pub async fn refresh_token(&self, token: &str) -> Result<(), ClusterError> {
+        let rt = runtime()?;
+        let links = self.links.clone();
+        let token = token.to_string();
+        let refreshed = rt.spawn(async move {
+            let mut refused = Vec::new();
+            for link in &links {
+                if let Err(error) = link.refresh_token(token.clone()).await {
+                    refused.push(format!("{}: {error}", link.address()));
+                }
+            }
+            refused
+        });
+        let refused = refreshed.await.map_err(|e| ClusterError::Endpoint(e.to_string()))?;
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(ClusterError::Unusable(refused.join("; ")))
+        }
     }
 
     /// Each link's state.

@@ -256,9 +256,12 @@ impl WorkerBackend for RemoteWorker {
     }
 
     async fn create_router(&self, options: RouterOptions) -> Result<Arc<dyn RouterBackend>, RequestError> {
-        let room =
-            crate::labels::hints_of(&options.app_data).labels.into_iter().find(|(k, _)| k == "room").map(|(_, v)| v);
-        let op = Op::CreateRouter { worker: self.handle, media_codecs: Payload::new(&options.media_codecs), room };
+        // The router's room and its own token (`app_data` `room` and `token`), if given.
+        let labels = crate::labels::hints_of(&options.app_data).labels;
+        let label = |key: &str| labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let (room, token) = (label("room"), label("token"));
+        let media_codecs = Payload::new(&options.media_codecs);
+        let op = Op::CreateRouter { worker: self.handle, media_codecs, room, token };
         let (handle, info) = created(self.call(op).await?)?;
         match info {
             ObjectInfo::Router { id, rtp_capabilities } => Ok(self.child(handle, RouterState { id, rtp_capabilities })),

@@ -5,20 +5,24 @@
 //! resumes it and receives the events it missed.
 
 use super::dispatch::{self, Held};
-use super::link::{self, MessageStream, Outbox};
+use super::grant::{self, Caller, RouterGrant, Scope, TokenGrant};
+use super::limits::ServeLimits;
+use super::link::{self, MessageStream, Outbox, OutboxError};
 use super::proto::*;
+use super::session::{Admitted, Claim, ConnectionId, Refusal, ResumeAsk, Secret, SessionBook, SessionId};
 use super::tls::{self, NodeTls, TlsError};
 use crate::cell::Origin;
 use crate::host::Host;
 use crate::internals::object::lock;
-use mafalda_plugin_sdk::types::{AuthRequest, Operation};
+use mafalda_plugin_sdk::types::Operation;
 use mediasoup::worker::WorkerId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 /// How a host serves the cluster.
@@ -33,8 +37,8 @@ pub struct ServeOptions {
     pub tls: NodeTls,
     /// Accept clients from any address without an auth plugin.
     pub insecure_allow_any_client: bool,
-    /// How long a session's objects survive a dropped connection.
-    pub session_grace: Duration,
+    /// Sessions, connections, queues and quotas.
+    pub limits: ServeLimits,
 }
 
 /// The server could not start.
@@ -53,38 +57,20 @@ pub enum ServeError {
     },
 }
 
-/// Bytes of recent event frames a session keeps for replay after a dropped link.
-const REPLAY_BYTES: usize = 8 << 20;
+/// The sessions of this host, as the sans-IO book keeps them (sent through outboxes).
+type Book = SessionBook<Outbox>;
 
-struct Out {
-    outbox: Option<Outbox>,
-    /// Recent event frames by sequence number, oldest first (bounded by [`REPLAY_BYTES`]):
-    /// replayed from the caller's last seen event when it resumes, so events sent into a
-    /// connection that was already dead are not lost either.
-    recent: VecDeque<(u64, Vec<u8>)>,
-    recent_bytes: usize,
-    next_seq: u64,
-    /// Increments on every attach: an expiry timer only ends the detachment it was set for.
-    generation: u64,
-}
-
-impl Out {
-    /// Whether every event after `last_seen` is still kept.
-    fn can_replay_from(&self, last_seen: u64) -> bool {
-        self.recent.front().is_none_or(|(first, _)| *first <= last_seen + 1)
-    }
-}
-
-/// One caller's objects, events and identity.
+/// One caller's objects on this host; who it is and where its messages go are in the [`Book`].
 pub(crate) struct Session {
-    id: u64,
+    id: SessionId,
     role: Role,
     identity: String,
-    token: Option<String>,
+    book: Arc<Mutex<Book>>,
     pub(crate) objects: Mutex<HashMap<Handle, dispatch::Entry>>,
     workers: Mutex<HashMap<WorkerId, Handle>>,
     next: AtomicU64,
-    out: Mutex<Out>,
+    /// How many objects the session may hold.
+    pub(crate) max_objects: usize,
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -97,69 +83,54 @@ impl Session {
     /// Sends a message if the caller is connected (responses and adverts are not kept: a
     /// caller fails its pending requests when its link drops, and adverts repeat).
     pub(crate) fn send(&self, message: &Message) {
-        let Ok(frame) = encode(message) else { return };
-        let mut out = lock(&self.out);
-        if out.outbox.as_ref().is_some_and(|outbox| outbox.send(frame).is_err()) {
-            out.outbox = None;
+        let Some((_, outbox)) = lock(&self.book).outbox(self.id) else { return };
+        if let Err(error) = outbox.send(message) {
+            debug!(session = self.id, %error, kind = message.kind(), "not sent");
         }
     }
 
-    /// An event of an object: numbered, kept for replay, sent if connected.
+    /// Answers request `id`; a reply too large for a frame becomes an error the caller sees.
+    pub(crate) fn respond(&self, id: u32, result: Result<Reply, WireError>) {
+        let Some((_, outbox)) = lock(&self.book).outbox(self.id) else { return };
+        let sent = outbox.send(&Message::Response { id, result });
+        if let Err(OutboxError::Encode(error)) = sent {
+            let result = Err(WireError::Failed(format!("the reply cannot be sent: {error}")));
+            let _ = outbox.send(&Message::Response { id, result });
+        }
+    }
+
+    /// An event of an object: numbered, kept for replay, sent if connected (under the book's
+    /// lock, so events leave in their numbers' order).
     pub(crate) fn emit(&self, handle: Handle, event: Event) {
-        let mut out = lock(&self.out);
-        out.next_seq += 1;
-        let seq = out.next_seq;
-        let Ok(frame) = encode(&Message::Event { seq, handle, event }) else { return };
-        out.recent_bytes += frame.len();
-        out.recent.push_back((seq, frame.clone()));
-        while out.recent_bytes > REPLAY_BYTES {
-            match out.recent.pop_front() {
-                Some((_, old)) => out.recent_bytes -= old.len(),
-                None => break,
+        let mut book = lock(&self.book);
+        match book.emit(self.id, |seq| encode(&Message::Event { seq, handle, event })) {
+            Ok(Some((_, outbox, frame))) => {
+                if let Err(error) = outbox.send_frame(frame) {
+                    debug!(session = self.id, %error, "event not sent");
+                }
             }
-        }
-        if out.outbox.as_ref().is_some_and(|outbox| outbox.send(frame).is_err()) {
-            out.outbox = None;
+            Ok(None) => {}
+            Err(error) => warn!(session = self.id, %error, "event dropped: it cannot be a frame"),
         }
     }
 
-    /// Connects the caller, replaying the events after `last_seen`.
-    fn attach(&self, outbox: Outbox, last_seen: u64) -> u64 {
-        let mut out = lock(&self.out);
-        for (_, frame) in out.recent.iter().filter(|(seq, _)| *seq > last_seen) {
-            let _ = outbox.send(frame.clone());
-        }
-        out.outbox = Some(outbox);
-        out.generation += 1;
-        out.generation
+    /// Who is asking, for [`grant::check`]: with the grant in force for a target (its router's
+    /// own, else the session's). Peers and clients trusted without an auth plugin are not
+    /// checked.
+    pub(crate) fn caller<'a>(&self, host: &'a Host, router: Option<&RouterGrant>) -> Caller<'a> {
+        let checked = self.role == Role::Client && host.has_auth();
+        let grant = grant::in_force(router, || lock(&self.book).grant(self.id).unwrap_or_default());
+        Caller { checked, grant, host }
     }
 
-    fn detach(&self) -> u64 {
-        let mut out = lock(&self.out);
-        out.outbox = None;
-        out.generation
+    /// This session's identity.
+    pub(crate) fn identity(&self) -> &str {
+        &self.identity
     }
 
-    /// Checks an operation with the auth hook (clients only: peers are the cluster's own).
-    pub(crate) fn authorize(
-        &self,
-        host: &Host,
-        operation: Operation,
-        router: Option<String>,
-        room: Option<String>,
-    ) -> Result<(), WireError> {
-        if self.role == Role::Peer || !host.has_auth() {
-            return Ok(());
-        }
-        let request = AuthRequest {
-            token: self.token.clone(),
-            peer: None,
-            operation,
-            router,
-            room,
-            now_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        };
-        host.authorize(&request).map(|_| ()).map_err(|denial| WireError::Denied(denial.reason))
+    /// The session acts with a new token (already checked) from now on.
+    pub(crate) fn refresh(&self, grant: TokenGrant) {
+        lock(&self.book).refresh(self.id, grant);
     }
 
     /// Drops an object (its real object closes unless something else holds it).
@@ -184,7 +155,7 @@ impl Session {
             let Some(worker) = cell.worker() else { continue };
             let handle = *lock(&self.workers).entry(worker.id()).or_insert_with(|| {
                 let handle = self.next_handle();
-                lock(&self.objects).insert(handle, dispatch::Entry::new(Held::Worker(Arc::clone(&worker)), None));
+                lock(&self.objects).insert(handle, dispatch::Entry::worker(Held::Worker(Arc::clone(&worker))));
                 handle
             });
             let (node, region) = match cell.origin() {
@@ -207,8 +178,11 @@ impl Session {
 pub(crate) struct Shared {
     pub(crate) host: Arc<Host>,
     pub(crate) options: ServeOptions,
-    sessions: Mutex<HashMap<u64, Arc<Session>>>,
-    next_session: AtomicU64,
+    book: Arc<Mutex<Book>>,
+    sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
+    next_connection: AtomicU64,
+    /// Connections between their first packet and their hello.
+    handshakes: AtomicUsize,
 }
 
 impl Shared {
@@ -217,6 +191,17 @@ impl Shared {
         info.ip = self.options.listen.ip();
         info.announced_address = Some(self.options.announced_ip.to_string());
         info
+    }
+
+    /// Forgets sessions the book ended (their objects close).
+    fn drop_sessions(&self, ended: &[SessionId]) {
+        let dropped: Vec<_> = {
+            let mut sessions = lock(&self.sessions);
+            ended.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in &dropped {
+            info!(session = session.id, identity = %session.identity, "cluster session ended: its objects are closed");
+        }
     }
 }
 
@@ -232,27 +217,32 @@ impl std::fmt::Debug for ClusterServer {
     }
 }
 
+/// Counts a connection in its handshake until dropped.
+struct Handshaking(Arc<Shared>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshakes.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl ClusterServer {
     /// Binds the endpoint and starts accepting (on the current tokio runtime).
     pub fn start(host: Arc<Host>, options: ServeOptions) -> Result<Self, ServeError> {
-        let config = options.tls.server_config()?;
+        let config = options.tls.server_config(&options.limits)?;
         let endpoint = quinn::Endpoint::server(config, options.listen)
             .map_err(|source| ServeError::Bind { addr: options.listen, source })?;
-        let shared = Arc::new(Shared { host, options, sessions: Mutex::default(), next_session: AtomicU64::new(1) });
-        let accepting = endpoint.clone();
-        let weak = Arc::downgrade(&shared);
-        tokio::spawn(async move {
-            while let Some(incoming) = accepting.accept().await {
-                let Some(shared) = weak.upgrade() else { return };
-                tokio::spawn(async move {
-                    let remote = incoming.remote_address();
-                    match incoming.await {
-                        Ok(connection) => serve_connection(shared, connection).await,
-                        Err(error) => info!(%remote, %error, "cluster connection refused during TLS"),
-                    }
-                });
-            }
+        let book = Arc::new(Mutex::new(Book::new(options.limits.sessions.clone())));
+        let shared = Arc::new(Shared {
+            host,
+            options,
+            book,
+            sessions: Mutex::default(),
+            next_connection: AtomicU64::new(1),
+            handshakes: AtomicUsize::new(0),
         });
+        tokio::spawn(accept(endpoint.clone(), Arc::downgrade(&shared)));
+        tokio::spawn(expire(Arc::downgrade(&shared)));
         info!(listen = %shared.options.listen, announced = %shared.options.announced_ip, "cluster endpoint up");
         Ok(Self { endpoint, shared })
     }
@@ -264,19 +254,74 @@ impl ClusterServer {
 
     /// Sessions currently held (attached or in their grace period).
     pub fn sessions(&self) -> usize {
-        lock(&self.shared.sessions).len()
+        lock(&self.shared.book).len()
     }
 
     /// Closes every connection and forgets every session.
     pub fn close(&self) {
         self.endpoint.close(0u32.into(), b"host stopping");
+        lock(&self.shared.book).clear();
         lock(&self.shared.sessions).clear();
     }
 }
 
+/// Accepts connections: beyond `retry_above` handshakes at once a new one must prove its
+/// address first; each has `hello_within` from its first packet to a complete hello.
+async fn accept(endpoint: quinn::Endpoint, shared: Weak<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let Some(shared) = shared.upgrade() else { return };
+        let limits = &shared.options.limits;
+        if shared.handshakes.load(Ordering::Acquire) >= limits.retry_above && !incoming.remote_address_validated() {
+            debug!(remote = %incoming.remote_address(), "many handshakes at once: the caller must prove its address (retry)");
+            if let Err(error) = incoming.retry() {
+                error.into_incoming().ignore();
+            }
+            continue;
+        }
+        shared.handshakes.fetch_add(1, Ordering::AcqRel);
+        let deadline = tokio::time::Instant::now() + limits.hello_within;
+        tokio::spawn(async move {
+            let handshaking = Handshaking(Arc::clone(&shared));
+            let remote = incoming.remote_address();
+            let connection = match incoming.accept() {
+                Ok(connecting) => tokio::time::timeout_at(deadline, connecting).await,
+                Err(error) => Ok(Err(error)),
+            };
+            match connection {
+                Ok(Ok(connection)) => serve_connection(shared, connection, deadline, handshaking).await,
+                Ok(Err(error)) => debug!(%remote, %error, "cluster connection refused during TLS"),
+                Err(_) => debug!(%remote, "cluster connection: no handshake in time"),
+            }
+        });
+    }
+}
+
+/// Ends detached sessions whose grace ran out (checked 4 times per grace, at least every second).
+async fn expire(shared: Weak<Shared>) {
+    let period = {
+        let Some(shared) = shared.upgrade() else { return };
+        (shared.options.limits.sessions.grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    };
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        let ended = lock(&shared.book).expire(Instant::now());
+        shared.drop_sessions(&ended);
+    }
+}
+
+/// The longest name a hello may carry, and the longest token.
+const MAX_NAME: usize = 255;
+const MAX_TOKEN: usize = 16 << 10;
+/// How much of a refusal's reason is logged and sent (it may quote what the caller sent).
+const MAX_REASON: usize = 256;
+
 fn refuse(outbox: &Outbox, connection: &quinn::Connection, reason: &str) {
+    let cut = reason.char_indices().nth(MAX_REASON).map_or(reason.len(), |(at, _)| at);
+    let reason = &reason[..cut];
     warn!(remote = %connection.remote_address(), %reason, "cluster hello refused");
-    link::send(outbox, &Message::Refused { reason: reason.into() });
+    let _ = outbox.send(&Message::Refused { reason: reason.into() });
     let connection = connection.clone();
     let reason = reason.to_string();
     tokio::spawn(async move {
@@ -286,9 +331,14 @@ fn refuse(outbox: &Outbox, connection: &quinn::Connection, reason: &str) {
     });
 }
 
-/// Checks a hello; the session it opens or resumes.
-fn admit(shared: &Arc<Shared>, connection: &quinn::Connection, hello: Hello) -> Result<(Arc<Session>, bool), String> {
+/// Who the hello's sender is: a peer by its certificate, a client by its token (or, without an
+/// auth plugin, by the name it gives, from loopback or with `--insecure-allow-any-client`).
+fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> Result<Claim, String> {
     check_version(hello.version).map_err(|e| e.to_string())?;
+    if hello.node.len() > MAX_NAME || hello.token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN) {
+        return Err(format!("a hello's name is at most {MAX_NAME} bytes and its token {MAX_TOKEN}"));
+    }
+    let address = connection.remote_address().ip();
     let identity = match hello.role {
         Role::Peer => {
             tls::peer_name(connection).ok_or("a peer must present a certificate of the cluster CA (mutual TLS)")?
@@ -296,19 +346,16 @@ fn admit(shared: &Arc<Shared>, connection: &quinn::Connection, hello: Hello) -> 
         Role::Client => {
             let host = &shared.host;
             if host.has_auth() {
-                let request = AuthRequest {
-                    token: hello.token.clone(),
-                    peer: None,
-                    operation: Operation::Connect,
-                    router: None,
-                    room: None,
-                    now_unix: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                };
-                let grant = host.authorize(&request).map_err(|d| format!("token refused: {}", d.reason))?;
-                grant.identity
-            } else if connection.remote_address().ip().is_loopback() || shared.options.insecure_allow_any_client {
+                let granted = grant::ask(host, hello.token.clone(), Operation::Connect, None, None)
+                    .map_err(|reason| format!("token refused: {reason}"))?;
+                let scope = Scope::of(&granted);
+                return Ok(Claim {
+                    role: hello.role,
+                    identity: granted.identity,
+                    grant: TokenGrant { token: hello.token.clone(), scope },
+                    address,
+                });
+            } else if address.is_loopback() || shared.options.insecure_allow_any_client {
                 hello.node.clone()
             } else {
                 return Err("no auth plugin is loaded: only loopback clients are accepted \
@@ -317,62 +364,114 @@ fn admit(shared: &Arc<Shared>, connection: &quinn::Connection, hello: Hello) -> 
             }
         }
     };
-    if let Some(id) = hello.resume {
-        let existing = lock(&shared.sessions).get(&id).cloned();
-        let resumable = |s: &Arc<Session>| {
-            s.role == hello.role && s.identity == identity && lock(&s.out).can_replay_from(hello.last_event)
-        };
-        if let Some(session) = existing.filter(resumable) {
-            return Ok((session, true));
-        }
-    }
-    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
-    let session = Arc::new(Session {
-        id,
-        role: hello.role,
-        identity,
-        token: hello.token,
-        objects: Mutex::default(),
-        workers: Mutex::default(),
-        next: AtomicU64::new(1),
-        out: Mutex::new(Out { outbox: None, recent: VecDeque::new(), recent_bytes: 0, next_seq: 0, generation: 0 }),
-        runtime: tokio::runtime::Handle::current(),
-    });
-    lock(&shared.sessions).insert(id, Arc::clone(&session));
-    Ok((session, false))
+    let grant = TokenGrant { token: hello.token.clone(), scope: Scope::default() };
+    Ok(Claim { role: hello.role, identity, grant, address })
 }
 
-async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
-    let remote = connection.remote_address();
-    let Ok(Ok((send, recv))) = tokio::time::timeout(Duration::from_secs(5), connection.accept_bi()).await else {
-        connection.close(1u32.into(), b"no stream opened");
-        return;
-    };
-    let outbox = link::spawn_writer(send);
-    let mut stream = MessageStream::new(recv);
-    let hello = match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
-        Ok(Ok(Some(Message::Hello(hello)))) => hello,
-        Ok(Err(error)) => return refuse(&outbox, &connection, &error.to_string()),
-        Ok(Ok(other)) => return refuse(&outbox, &connection, &format!("expected a hello, got {other:?}")),
-        Err(_) => return refuse(&outbox, &connection, "no hello within 5 s"),
-    };
-    let last_event = if hello.resume.is_some() { hello.last_event } else { 0 };
-    let (session, resumed) = match admit(&shared, &connection, hello) {
-        Ok(admitted) => admitted,
-        Err(reason) => return refuse(&outbox, &connection, &reason),
-    };
+/// A random session number and secret.
+fn fresh() -> Result<(SessionId, Secret), String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a session: {e}"))?;
+    let (id, secret) = bytes.split_at(8);
+    let id = u64::from_le_bytes(id.try_into().map_err(|_| "session number")?);
+    Ok((id, Secret(secret.try_into().map_err(|_| "session secret")?)))
+}
+
+/// Admits a connection: the book decides; this side keeps the objects of new sessions, closes
+/// a displaced connection and drops sessions that ended.
+fn admit(
+    shared: &Arc<Shared>,
+    claim: Claim,
+    hello: &Hello,
+    connection: ConnectionId,
+    outbox: &Outbox,
+) -> Result<(Arc<Session>, Admitted<Outbox>), String> {
+    let resume = hello.resume.as_ref().map(|ticket| ResumeAsk {
+        session: ticket.session,
+        secret: ticket.secret,
+        last_event: hello.last_event,
+    });
+    let (role, identity) = (claim.role, claim.identity.clone());
     let options = shared.host.options();
+    let mut book = lock(&shared.book);
+    let admitted = loop {
+        let fresh = fresh()?;
+        match book.admit(claim.clone(), resume.clone(), (connection, outbox.clone()), fresh, Instant::now()) {
+            Err(Refusal::Collision) => continue,
+            other => break other.map_err(|refusal| refusal.to_string())?,
+        }
+    };
+    // The welcome, then the missed events, before any other event (they are sent under the
+    // book's lock, which this holds): the caller's numbering stays in order.
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
         node: options.node.clone(),
         region: options.region.clone(),
-        session: session.id,
-        resumed,
+        session: admitted.session,
+        secret: admitted.secret.0,
+        resumed: admitted.resumed,
     };
-    link::send(&outbox, &Message::Welcome(welcome));
-    info!(%remote, session = session.id, role = ?session.role, identity = %session.identity, resumed, "cluster session");
+    let _ = outbox.send(&Message::Welcome(welcome));
+    for frame in &admitted.replay {
+        let _ = outbox.send_frame(frame.clone());
+    }
+    drop(book);
+    shared.drop_sessions(&admitted.ended);
+    if let Some((_, displaced)) = &admitted.displaced {
+        displaced.close(b"the session was resumed on another connection");
+    }
+    let mut sessions = lock(&shared.sessions);
+    let session = sessions.entry(admitted.session).or_insert_with(|| {
+        Arc::new(Session {
+            id: admitted.session,
+            role,
+            identity,
+            book: Arc::clone(&shared.book),
+            objects: Mutex::default(),
+            workers: Mutex::default(),
+            next: AtomicU64::new(1),
+            max_objects: shared.options.limits.objects_per_session,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    });
+    Ok((Arc::clone(session), admitted))
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    connection: quinn::Connection,
+    deadline: tokio::time::Instant,
+    handshaking: Handshaking,
+) {
+    let remote = connection.remote_address();
+    let Ok(Ok((send, recv))) = tokio::time::timeout_at(deadline, connection.accept_bi()).await else {
+        connection.close(1u32.into(), b"no stream opened");
+        return;
+    };
+    let limits = shared.options.limits.clone();
+    let outbox = link::spawn_writer(send, &connection, limits.outbox_bytes);
+    let mut stream = MessageStream::new(recv);
+    let hello = match tokio::time::timeout_at(deadline, stream.next()).await {
+        Ok(Ok(Some(Message::Hello(hello)))) => hello,
+        Ok(Err(error)) => return refuse(&outbox, &connection, &error.to_string()),
+        Ok(Ok(Some(other))) => {
+            return refuse(&outbox, &connection, &format!("expected a hello, got a {}", other.kind()))
+        }
+        Ok(Ok(None)) => return refuse(&outbox, &connection, "the stream ended before a hello"),
+        Err(_) => return refuse(&outbox, &connection, &format!("no hello within {:?}", limits.hello_within)),
+    };
+    drop(handshaking);
+    let claim = match identify(&shared, &connection, &hello) {
+        Ok(claim) => claim,
+        Err(reason) => return refuse(&outbox, &connection, &reason),
+    };
+    let connection_id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let (session, admitted) = match admit(&shared, claim, &hello, connection_id, &outbox) {
+        Ok(admitted) => admitted,
+        Err(reason) => return refuse(&outbox, &connection, &reason),
+    };
+    info!(%remote, session = session.id, role = ?session.role, identity = %session.identity, resumed = admitted.resumed, "cluster session");
     session.send(&Message::Cells(session.adverts(&shared.host)));
-    session.attach(outbox, if resumed { last_event } else { 0 });
     let adverts = {
         let (session, host) = (Arc::downgrade(&session), Arc::downgrade(&shared.host));
         tokio::spawn(async move {
@@ -385,51 +484,85 @@ async fn serve_connection(shared: Arc<Shared>, connection: quinn::Connection) {
             }
         })
     };
+    let in_flight = Arc::new(Semaphore::new(limits.requests_in_flight));
+    let mut saturated = false;
     let reason = loop {
         match stream.next().await {
             Ok(Some(Message::Request { id, op })) if dispatch::is_immediate(&op) => {
-                tracing::trace!(id, ?op, "request");
-                let result = dispatch::handle_immediate(&session, op);
+                let result = dispatch::handle_immediate(&shared.host, &session, op);
                 if id != 0 {
-                    session.send(&Message::Response { id, result });
+                    session.respond(id, result);
                 }
             }
             Ok(Some(Message::Request { id, op })) => {
+                // At most `requests_in_flight` at once: the next request waits unread (the
+                // caller's QUIC window then slows it down).
+                let full = in_flight.available_permits() == 0;
+                if full && !saturated {
+                    debug!(%remote, session = session.id, limit = limits.requests_in_flight, "requests in flight at the limit: reading paused");
+                }
+                saturated = full;
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break "closing".into() };
                 tracing::trace!(id, op = op_name(&op), "request");
                 let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
                 tokio::spawn(async move {
                     let result = dispatch::handle(&shared, &session, op).await;
                     if id != 0 {
-                        session.send(&Message::Response { id, result });
+                        session.respond(id, result);
                     }
+                    drop(permit);
                 });
             }
-            Ok(Some(Message::Bye { reason })) => break format!("bye: {reason}"),
-            Ok(Some(other)) => break format!("unexpected message {other:?}"),
+            Ok(Some(Message::Bye { reason })) => break Ended::Bye(reason),
+            Ok(Some(other)) => break format!("unexpected {} message", other.kind()).into(),
             Ok(None) => break "closed by the caller".into(),
-            Err(error) => break error.to_string(),
+            Err(error) => break error.to_string().into(),
         }
     };
     adverts.abort();
-    let generation = session.detach();
-    debug!(%remote, session = session.id, %reason, "cluster connection ended");
-    connection.close(2u32.into(), reason.as_bytes());
-    let grace = shared.options.session_grace;
-    let (weak_shared, weak_session): (Weak<Shared>, Weak<Session>) =
-        (Arc::downgrade(&shared), Arc::downgrade(&session));
-    drop(session);
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        let (Some(shared), Some(session)) = (weak_shared.upgrade(), weak_session.upgrade()) else { return };
-        let still_detached = {
-            let out = lock(&session.out);
-            out.outbox.is_none() && out.generation == generation
-        };
-        if still_detached {
-            info!(session = session.id, "cluster session expired: its objects are closed");
-            lock(&shared.sessions).remove(&session.id);
+    connection.close(2u32.into(), reason.to_string().as_bytes());
+    match reason {
+        Ended::Bye(reason) => {
+            debug!(%remote, session = session.id, %reason, "cluster caller said bye: its session ends");
+            let held = lock(&shared.book).end(session.id).is_some();
+            if held {
+                shared.drop_sessions(&[session.id]);
+            }
         }
-    });
+        Ended::Dropped(reason) => {
+            let detached = lock(&shared.book).detach(session.id, connection_id, Instant::now());
+            debug!(%remote, session = session.id, %reason, detached, "cluster connection ended");
+        }
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// The caller said goodbye: its session ends at once.
+    Bye(String),
+    /// The connection dropped: the session waits for a resume.
+    Dropped(String),
+}
+
+impl From<String> for Ended {
+    fn from(reason: String) -> Self {
+        Ended::Dropped(reason)
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(reason: &str) -> Self {
+        Ended::Dropped(reason.to_string())
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Bye(reason) => write!(f, "bye: {reason}"),
+            Ended::Dropped(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// The operation's name, for traces.

@@ -2,6 +2,7 @@
 //! certificates against the cluster CA (a client may come without one: it authenticates with
 //! its token); clients verify hosts against the CA they were given.
 
+use super::limits::{QuicLimits, ServeLimits};
 use super::proto::ALPN;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
@@ -10,7 +11,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use thiserror::Error;
 
 /// A TLS setup failed.
@@ -59,14 +59,20 @@ fn roots(ca: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
-/// QUIC timing: keep-alive well inside the idle timeout, so a dead host is noticed in
-/// [`IDLE_TIMEOUT`] and a live one never times out.
-pub const IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
-
-fn transport() -> Arc<quinn::TransportConfig> {
+/// The QUIC transport of a cluster connection: `bidi_streams` streams the other side may open
+/// (a host accepts the one control stream of a caller; a caller accepts none), no
+/// unidirectional streams, no datagrams, bounded receive windows, keep-alive inside the idle
+/// timeout so a dead side is noticed in `limits.idle_timeout` and a live one never times out.
+pub fn transport(limits: &QuicLimits, bidi_streams: u32) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(Duration::from_millis(300)));
-    transport.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    transport.max_concurrent_bidi_streams(bidi_streams.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.stream_receive_window(limits.stream_window.into());
+    transport.receive_window(limits.connection_window.into());
+    transport.send_window(u64::from(limits.connection_window));
+    transport.datagram_receive_buffer_size(None);
+    transport.keep_alive_interval(Some(limits.keep_alive));
+    transport.max_idle_timeout(quinn::IdleTimeout::try_from(limits.idle_timeout).ok());
     Arc::new(transport)
 }
 
@@ -87,9 +93,15 @@ impl NodeTls {
         Self { ca: dir.join("ca.pem"), cert: dir.join(format!("{name}.pem")), key: dir.join(format!("{name}.key")) }
     }
 
+    /// The node name in this node's certificate.
+    pub fn name(&self) -> Result<String, TlsError> {
+        let cert = certs(&self.cert)?.into_iter().next().ok_or_else(|| file_error(&self.cert, "no certificate"))?;
+        super::certs::node_name(cert.as_ref()).ok_or_else(|| file_error(&self.cert, "no node name in the certificate"))
+    }
+
     /// The host side: presents the node certificate; verifies client certificates against the
     /// CA when one is presented (peers must present one; applications need not).
-    pub fn server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
+    pub fn server_config(&self, limits: &ServeLimits) -> Result<quinn::ServerConfig, TlsError> {
         let verifier = WebPkiClientVerifier::builder_with_provider(roots(&self.ca)?, provider())
             .allow_unauthenticated()
             .build()
@@ -103,7 +115,8 @@ impl NodeTls {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(transport());
+        config.transport_config(transport(&limits.quic, 1));
+        config.max_incoming(limits.max_incoming);
         Ok(config)
     }
 
@@ -130,7 +143,7 @@ fn quic_client(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, Tls
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport());
+    config.transport_config(transport(&QuicLimits::default(), 0));
     Ok(config)
 }
 
@@ -139,21 +152,10 @@ pub fn app_client_config(ca: &Path) -> Result<quinn::ClientConfig, TlsError> {
     quic_client(client_builder(ca)?.with_no_client_auth())
 }
 
-/// The name in a peer's verified certificate (its first DNS name), if it presented one.
+/// The node name in the other side's verified certificate (a peer's or a host's), if it
+/// presented one: its subject's common name, parsed as X.509.
 pub fn peer_name(connection: &quinn::Connection) -> Option<String> {
     let identity = connection.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    let first = certs.first()?;
-    common_name(first.as_ref())
-}
-
-/// The common name of a DER certificate (a minimal scan for the CN attribute: OID 2.5.4.3
-/// followed by a string), enough to name a peer in logs and auth requests.
-fn common_name(der: &[u8]) -> Option<String> {
-    const CN: [u8; 5] = [0x06, 0x03, 0x55, 0x04, 0x03];
-    // The subject's CN is the last CN in the certificate (the issuer's comes first).
-    let at = der.windows(CN.len()).rposition(|w| w == CN)? + CN.len();
-    let len = usize::from(*der.get(at + 1)?);
-    let bytes = der.get(at + 2..at + 2 + len)?;
-    String::from_utf8(bytes.to_vec()).ok()
+    super::certs::node_name(certs.first()?.as_ref())
 }

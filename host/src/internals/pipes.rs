@@ -125,6 +125,11 @@ impl Link {
         !self.local.closed() && !self.remote.closed()
     }
 
+    /// The cells of its two ends.
+    pub(crate) fn cells(&self) -> (CellId, CellId) {
+        (self.uses.0.cell().id(), self.uses.1.cell().id())
+    }
+
     /// Ids of the link's two transports.
     pub(crate) fn transport_ids(&self) -> [TransportId; 2] {
         [self.local.id(), self.remote.id()]
@@ -232,6 +237,11 @@ impl LinkCache {
     /// Ids of the open links' transports.
     pub(crate) fn transport_ids(&self) -> Vec<TransportId> {
         lock(&self.links).values().filter_map(Weak::upgrade).flat_map(|l| l.transport_ids()).collect()
+    }
+
+    /// The open links.
+    pub(crate) fn open(&self) -> Vec<Arc<Link>> {
+        lock(&self.links).values().filter_map(Weak::upgrade).filter(|l| l.is_open()).collect()
     }
 }
 

@@ -7,7 +7,9 @@
 //! (`hmac::Mac::verify_slice`). An operation on a room is granted when the signature is valid,
 //! the token has not expired and its room claim is that room (or `*`). Configuration: `secret`
 //! (required; give it as `token-auth.secret=@file:PATH` so no other plugin and no `ps` sees it),
-//! `leeway_secs` (clock skew allowed, default 0).
+//! `leeway_secs` (clock skew allowed, default 0), `admins` (comma-separated identities allowed
+//! operator actions such as worker log settings; default none). A room-scoped token acts only on
+//! routers labelled with its room.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,6 +23,8 @@ type HmacSha256 = Hmac<Sha256>;
 struct Settings {
     secret: Vec<u8>,
     leeway: u64,
+    /// Identities allowed operator actions (worker log settings).
+    admins: Vec<String>,
 }
 
 static SETTINGS: Mutex<Option<Settings>> = Mutex::new(None);
@@ -96,20 +100,34 @@ impl Auth for TokenAuth {
         if expires.saturating_add(settings.leeway) <= request.now_unix {
             return Err(Denial::new(format!("token expired at {expires}")));
         }
-        if let Some(wanted) = &request.room {
-            if room != "*" && room != *wanted {
+        if request.operation == Operation::Admin && !settings.admins.contains(&identity) {
+            return Err(Denial::new(format!("{identity} is not an operator (token-auth.admins)")));
+        }
+        match &request.room {
+            Some(wanted) if room != "*" && room != *wanted => {
                 return Err(Denial::new(format!("token is for room {room}, not {wanted}")));
             }
+            // A room-scoped token acts only in its room: a router without one is not its room
+            // (a connection, which names no room, is granted with the room in the grant).
+            None if room != "*" && request.operation != Operation::Connect => {
+                return Err(Denial::new(format!("token is for room {room}, not a router without a room")));
+            }
+            _ => {}
         }
         let rooms = if room == "*" { Vec::new() } else { vec![room] };
-        Ok(Grant { identity, rooms, expires_unix: Some(expires) })
+        // The host checks expiry on every use: it gets the same leeway.
+        Ok(Grant { identity, rooms, expires_unix: Some(expires.saturating_add(settings.leeway)) })
     }
 
     fn configure(config: &Config) -> Result<(), String> {
         let secret = config.get("secret").filter(|s| !s.is_empty()).ok_or("token-auth needs a `secret`")?;
         let leeway = config.parse_or("leeway_secs", 0u64)?;
+        let admins = config
+            .get("admins")
+            .map(|list| list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
         let mut settings = SETTINGS.lock().map_err(|_| "auth state poisoned".to_string())?;
-        *settings = Some(Settings { secret: secret.as_bytes().to_vec(), leeway });
+        *settings = Some(Settings { secret: secret.as_bytes().to_vec(), leeway, admins });
         Ok(())
     }
 }
@@ -144,6 +162,23 @@ mod tests {
         assert!(TokenAuth::authorize(&request(Some("garbage".into()), "blue", 1)).is_err());
         assert!(TokenAuth::authorize(&request(None, "blue", 1)).is_err());
         assert!(TokenAuth::configure(&Config::default()).is_err(), "a secret is required");
+    }
+
+    #[test]
+    fn a_room_token_is_denied_on_a_router_without_a_room() {
+        TokenAuth::configure(&Config::new([("secret", "s3cret")])).expect("configured");
+        let blue = mint(b"s3cret", "alice", "blue", 2_000);
+        let mut unlabelled = request(Some(blue), "blue", 1_000);
+        unlabelled.room = None;
+        unlabelled.operation = Operation::CreateTransport;
+        let denial = TokenAuth::authorize(&unlabelled).expect_err("fails closed");
+        assert!(format!("{denial:?}").contains("without a room"), "{denial:?}");
+        unlabelled.operation = Operation::Connect;
+        assert!(TokenAuth::authorize(&unlabelled).is_ok(), "a connection names no room");
+        let mut any = request(Some(mint(b"s3cret", "alice", "*", 2_000)), "blue", 1_000);
+        any.room = None;
+        any.operation = Operation::CreateTransport;
+        assert!(TokenAuth::authorize(&any).is_ok(), "a token for every room");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum Role {
 }
 
 /// The first message of a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The sender's protocol version.
     pub version: u16,
@@ -37,13 +37,54 @@ pub struct Hello {
     /// The client's token.
     pub token: Option<String>,
     /// A session to resume after a dropped link (objects and missed events are kept).
-    pub resume: Option<u64>,
+    pub resume: Option<ResumeTicket>,
     /// The last event (sequence number) received in that session: later ones are replayed.
     pub last_event: u64,
 }
 
+impl std::fmt::Debug for Hello {
+    /// Without the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("role", &self.role)
+            .field("node", &self.node)
+            .field("resume", &self.resume)
+            .field("last_event", &self.last_event)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Welcome {
+    /// Without the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Welcome")
+            .field("version", &self.version)
+            .field("node", &self.node)
+            .field("region", &self.region)
+            .field("session", &self.session)
+            .field("resumed", &self.resumed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What resumes a session: its number and secret, as the [`Welcome`] that opened it gave them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeTicket {
+    /// The session.
+    pub session: u64,
+    /// Its secret.
+    pub secret: [u8; 16],
+}
+
+impl std::fmt::Debug for ResumeTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeTicket").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
 /// The host's answer to an accepted hello.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The host's protocol version.
     pub version: u16,
@@ -53,6 +94,8 @@ pub struct Welcome {
     pub region: String,
     /// The session (give it back in [`Hello::resume`] after a dropped link).
     pub session: u64,
+    /// The session's secret: with the same identity, it resumes the session.
+    pub secret: [u8; 16],
     /// Whether the asked session was resumed (false: a new, empty one).
     pub resumed: bool,
 }
@@ -114,6 +157,22 @@ pub enum Message {
         /// Why.
         reason: String,
     },
+}
+
+impl Message {
+    /// The message's kind, for logs (never its contents: they may be large or secret).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Welcome(_) => "welcome",
+            Message::Refused { .. } => "refused",
+            Message::Request { .. } => "request",
+            Message::Response { .. } => "response",
+            Message::Event { .. } => "event",
+            Message::Cells(_) => "cells",
+            Message::Bye { .. } => "bye",
+        }
+    }
 }
 
 /// Why an operation failed.
@@ -321,6 +380,13 @@ pub enum Op {
         worker: Handle,
         media_codecs: Payload<Vec<RtpCodecCapability>>,
         room: Option<String>,
+        /// A token for this router and everything under it (else the session's).
+        token: Option<String>,
+    },
+    /// A new token for the session (`router: None`) or for a router created with its own.
+    Refresh {
+        router: Option<Handle>,
+        token: String,
     },
     WorkerDump {
         worker: Handle,
@@ -479,6 +545,7 @@ impl Op {
             Self::CreateRouter { worker, .. } | Self::WorkerDump { worker } | Self::UpdateSettings { worker, .. } => {
                 *worker
             }
+            Self::Refresh { router, .. } => router.unwrap_or(0),
             Self::CapabilitiesFor { router, .. }
             | Self::CreateWebRtcTransport { router, .. }
             | Self::CreatePlainTransport { router, .. }

@@ -7,8 +7,10 @@
 //! serde form relies on skipped and defaulted fields, which only a self-describing encoding
 //! keeps, so a payload is MessagePack with field names inside the postcard frame.
 
+mod access;
 mod messages;
 
+pub use access::Access;
 pub use messages::*;
 
 use serde::de::DeserializeOwned;
@@ -17,7 +19,8 @@ use std::marker::PhantomData;
 use thiserror::Error;
 
 /// The protocol version spoken by this build; a hello with another one is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: sessions resume with a secret (`Hello::resume` is a [`ResumeTicket`], `Welcome::secret`).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The ALPN of every mafalda QUIC connection.
 pub const ALPN: &[u8] = b"mafalda/1";
 /// The largest frame body accepted or sent.

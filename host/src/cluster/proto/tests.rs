@@ -16,7 +16,10 @@ fn samples() -> Vec<Message> {
     let codecs: Vec<mediasoup::prelude::RtpCodecCapability> = Vec::new();
     vec![
         hello(),
-        Message::Request { id: 7, op: Op::CreateRouter { worker: 1, media_codecs: Payload::new(&codecs), room: None } },
+        Message::Request {
+            id: 7,
+            op: Op::CreateRouter { worker: 1, media_codecs: Payload::new(&codecs), room: None, token: None },
+        },
         Message::Request { id: 8, op: Op::Close { handle: 9 } },
         Message::Response { id: 8, result: Err(WireError::NotFound(9)) },
         Message::Event { seq: 1, handle: 3, event: Event::Rtp(vec![0x80, 0x6f, 0, 1]) },
@@ -110,20 +113,104 @@ fn version_mismatch_names_both_versions() {
     assert!(check_version(PROTOCOL_VERSION).is_ok());
 }
 
-/// The checked-in corpus (frames that once mattered: valid ones, cut ones, garbage) decodes or
-/// fails cleanly.
+/// What a corpus file must do, by its name.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Every frame decodes.
+    Valid,
+    /// A frame cut short: the reader waits for more bytes.
+    Cut,
+    /// The frame announces more than the limit.
+    Oversized,
+    /// A frame of a valid length whose body is not a message.
+    Undecodable,
+    /// A welcome from another protocol version: it decodes, and the version check refuses it.
+    OtherVersion,
+}
+
+fn expected(name: &str) -> Outcome {
+    match name {
+        n if n.starts_with("valid-") => Outcome::Valid,
+        n if n.starts_with("cut-") => Outcome::Cut,
+        // An HTTP request read as a frame: its first four bytes announce ~1.2 GB.
+        "oversized.bin" | "garbage.bin" => Outcome::Oversized,
+        "unknown-variant.bin" | "garbage-body.bin" => Outcome::Undecodable,
+        "welcome-v99.bin" => Outcome::OtherVersion,
+        other => panic!("corpus file {other} has no expected outcome: add it to `expected`"),
+    }
+}
+
+/// The checked-in corpus (frames that once mattered: valid ones of this protocol version, cut
+/// ones, garbage): each file does what its name says.
 #[test]
-fn corpus_decodes_or_fails_cleanly() {
+fn corpus_frames_have_their_expected_outcome() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/proto");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
-        let bytes = std::fs::read(entry.expect("entry").path()).expect("corpus file");
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+        let bytes = std::fs::read(&path).expect("corpus file");
         let mut reader = FrameReader::default();
         reader.push(&bytes);
-        while let Ok(Some(_)) = reader.next_message() {}
+        let first = reader.next_message();
+        match expected(&name) {
+            Outcome::Valid => {
+                assert!(matches!(first, Ok(Some(_))), "{name}: {first:?}");
+                assert_eq!(reader.next_message(), Ok(None), "{name}: one whole frame");
+            }
+            Outcome::Cut => assert_eq!(first, Ok(None), "{name}"),
+            Outcome::Oversized => assert!(matches!(first, Err(ProtoError::Oversized(_))), "{name}: {first:?}"),
+            Outcome::Undecodable => assert!(matches!(first, Err(ProtoError::Decode(_))), "{name}: {first:?}"),
+            Outcome::OtherVersion => match first {
+                Ok(Some(Message::Welcome(welcome))) => assert!(check_version(welcome.version).is_err(), "{name}"),
+                other => panic!("{name}: {other:?}"),
+            },
+        }
         seen += 1;
     }
-    assert!(seen >= 5, "corpus has {seen} files");
+    assert!(seen >= 15, "corpus has {seen} files");
+}
+
+/// Operations as an attacker sends them: every kind, with a payload of random bytes.
+fn op_with_payload(kind: usize, bytes: Vec<u8>) -> Op {
+    fn payload<T>(bytes: &[u8]) -> Payload<T> {
+        Payload { bytes: bytes.to_vec(), kind: std::marker::PhantomData }
+    }
+    let b = &bytes;
+    match kind % 12 {
+        0 => Op::CreateRouter { worker: 1, media_codecs: payload(b), room: None, token: None },
+        1 => Op::CreateWebRtcTransport { router: 1, options: payload(b) },
+        2 => Op::CreatePlainTransport { router: 1, options: payload(b) },
+        3 => Op::CreatePipeTransport { router: 1, options: payload(b) },
+        4 => Op::Connect { transport: 1, params: payload(b) },
+        5 => Op::Produce { transport: 1, options: payload(b) },
+        6 => Op::Consume { transport: 1, options: payload(b) },
+        7 => Op::ProduceData { transport: 1, options: payload(b) },
+        8 => Op::ConsumeData { transport: 1, options: payload(b) },
+        9 => Op::SetPreferredLayers { consumer: 1, layers: payload(b) },
+        10 => Op::AddProducer { observer: 1, producer_id: payload(b) },
+        _ => Op::CapabilitiesFor { router: 1, media_codecs: payload(b) },
+    }
+}
+
+/// Unpacks every payload an operation carries, as dispatch does.
+fn unpack_all(op: &Op) {
+    match op {
+        Op::CreateRouter { media_codecs, .. } | Op::CapabilitiesFor { media_codecs, .. } => {
+            let _ = media_codecs.get();
+        }
+        Op::CreateWebRtcTransport { options, .. } => drop(options.get()),
+        Op::CreatePlainTransport { options, .. } => drop(options.get()),
+        Op::CreatePipeTransport { options, .. } => drop(options.get()),
+        Op::Connect { params, .. } => drop(params.get()),
+        Op::Produce { options, .. } => drop(options.get()),
+        Op::Consume { options, .. } => drop(options.get()),
+        Op::ProduceData { options, .. } => drop(options.get()),
+        Op::ConsumeData { options, .. } => drop(options.get()),
+        Op::SetPreferredLayers { layers, .. } => drop(layers.get()),
+        Op::AddProducer { producer_id, .. } => drop(producer_id.get()),
+        _ => {}
+    }
 }
 
 proptest! {
@@ -141,6 +228,26 @@ proptest! {
             }
         }
         let _ = decode_body(&bytes);
+    }
+
+    /// Requests whose payloads are random bytes (or valid MessagePack of the wrong shape) reach
+    /// payload decoding — the self-describing decoder into mediasoup's types, untagged enums
+    /// included — through a real frame, and never panic: each is an error the caller gets.
+    #[test]
+    fn random_payloads_reach_payload_decoding_and_never_panic(
+        kind in 0usize..12,
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        shaped in any::<bool>(),
+    ) {
+        // Half the cases are MessagePack maps and arrays: they get past the first byte.
+        let bytes = if shaped { rmp_serde::to_vec_named(&std::collections::BTreeMap::from([("x", bytes)])).expect("msgpack") } else { bytes };
+        let frame = encode(&Message::Request { id: 1, op: op_with_payload(kind, bytes) }).expect("encodes");
+        let mut reader = FrameReader::default();
+        reader.push(&frame);
+        match reader.next_message() {
+            Ok(Some(Message::Request { op, .. })) => unpack_all(&op),
+            other => prop_assert!(false, "a valid frame: {:?}", other.map(|m| m.map(|m| m.kind()))),
+        }
     }
 
     /// Valid frames with bytes flipped never panic and never decode into a frame of another length.

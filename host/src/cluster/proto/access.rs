@@ -1,0 +1,84 @@
+//! What each operation needs before a host carries it out: one table, an exhaustive match, so
+//! a new [`Op`] cannot be added without deciding its access.
+
+use super::Op;
+use mafalda_plugin_sdk::types::Operation;
+
+/// What an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Makes a new object: the grant in force (the router's, else the session's) must cover the
+    /// target's room and be unexpired, and the auth plugin is asked for the operation. Counts
+    /// against the session's object quota.
+    Create(Operation),
+    /// Uses an object the session holds: the grant in force must cover its room and be
+    /// unexpired (checked on the host; the plugin granted the object when it was made).
+    Use,
+    /// Reads a worker shared with other sessions: shows only the caller's own objects.
+    ReadWorker,
+    /// Changes a worker shared with other sessions (log level and tags): operators only, the
+    /// plugin is asked for [`Operation::Admin`].
+    Admin,
+    /// Replaces a token: the new one is checked as a connection's, for the same identity.
+    Refresh,
+    /// Releases the caller's own object: always allowed, even once its grant expired.
+    Release,
+}
+
+impl Access {
+    /// Whether the operation makes a new object.
+    pub fn creates(self) -> bool {
+        matches!(self, Access::Create(_))
+    }
+}
+
+impl Op {
+    /// What the operation needs.
+    pub fn access(&self) -> Access {
+        match self {
+            Self::CreateRouter { .. } => Access::Create(Operation::CreateRouter),
+            Self::CreateWebRtcTransport { .. }
+            | Self::CreatePlainTransport { .. }
+            | Self::CreatePipeTransport { .. }
+            | Self::CreateDirectTransport { .. } => Access::Create(Operation::CreateTransport),
+            // An observer reads the audio of the router's producers.
+            Self::CreateAudioLevelObserver { .. } | Self::CreateActiveSpeakerObserver { .. } => {
+                Access::Create(Operation::Consume)
+            }
+            // Where a transport sends media is decided here: the plugin is asked as for a new
+            // transport of the router.
+            Self::Connect { .. } => Access::Create(Operation::CreateTransport),
+            Self::Produce { .. } => Access::Create(Operation::Produce),
+            Self::Consume { .. } => Access::Create(Operation::Consume),
+            Self::ProduceData { .. } => Access::Create(Operation::ProduceData),
+            Self::ConsumeData { .. } => Access::Create(Operation::ConsumeData),
+            Self::WorkerDump { .. } => Access::ReadWorker,
+            Self::UpdateSettings { .. } => Access::Admin,
+            Self::Refresh { .. } => Access::Refresh,
+            Self::Close { .. } => Access::Release,
+            Self::CapabilitiesFor { .. }
+            | Self::SetMaxIncomingBitrate { .. }
+            | Self::SetMaxOutgoingBitrate { .. }
+            | Self::SetMinOutgoingBitrate { .. }
+            | Self::RestartIce { .. }
+            | Self::SendData { .. }
+            | Self::SendToDataConsumer { .. }
+            | Self::GetBufferedAmount { .. }
+            | Self::SetBufferedAmountLowThreshold { .. }
+            | Self::SetSubchannels { .. }
+            | Self::AddSubchannel { .. }
+            | Self::RemoveSubchannel { .. }
+            | Self::SendRtp { .. }
+            | Self::SendRtcp { .. }
+            | Self::SetPreferredLayers { .. }
+            | Self::SetPriority { .. }
+            | Self::RequestKeyFrame { .. }
+            | Self::AddProducer { .. }
+            | Self::RemoveProducer { .. }
+            | Self::Pause { .. }
+            | Self::Resume { .. }
+            | Self::Dump { .. }
+            | Self::GetStats { .. } => Access::Use,
+        }
+    }
+}
