@@ -111,16 +111,28 @@ async fn one_router_over_three_hosts_carries_every_packet() {
     }
 }
 
-/// A host given `--peer` aggregates its peer for its own clients: an application linked to
-/// media15 only gets routers over media15's and media16's workers.
+/// Three hosts linked to each other with `--peer` (mutual TLS with the cluster CA): each
+/// aggregates the others for its own clients, so an application linked to media40 only gets
+/// routers over all three hosts' workers, with media piped host to host under SRTP and RTX.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_aggregates_its_peers_for_its_clients() {
+async fn three_hosts_linked_with_peers_serve_one_router_to_a_client_of_one() {
     let dir = scratch("peer");
-    certs(&dir, &[("media15", "127.0.0.15"), ("media16", "127.0.0.16")]);
-    let peer = Node::start(&dir, "media16", "127.0.0.16", 4443, &[]);
-    let mut front = Node::start(&dir, "media15", "127.0.0.15", 4443, &["--peer", &peer.address()]);
-    front.wait_for_log("cluster link up", Duration::from_secs(20));
-    let manager = application(&dir, &[&front], &[("MAFALDA_POLICY", "spread")]);
+    let hosts = [("media40", "127.0.0.40"), ("media41", "127.0.0.41"), ("media42", "127.0.0.42")];
+    certs(&dir, &hosts);
+    let address = |ip: &str| format!("{ip}:4443");
+    let mut nodes: Vec<Node> = hosts
+        .iter()
+        .map(|(name, ip)| {
+            let peers: Vec<String> = hosts.iter().filter(|(n, _)| n != name).map(|(_, i)| address(i)).collect();
+            let args = ["--peer", peers[0].as_str(), "--peer", peers[1].as_str()];
+            Node::start(&dir, name, ip, 4443, &args)
+        })
+        .collect();
+    for node in &mut nodes {
+        let line = node.wait_for_log("role=Peer", Duration::from_secs(20));
+        assert!(line.contains("identity=media"), "peers are named by their certificates: {line}");
+    }
+    let manager = application(&dir, &[&nodes[0]], &[("MAFALDA_POLICY", "spread")]);
     let host = manager.host();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     host.on_new_cell(move |cell| {
@@ -128,8 +140,12 @@ async fn a_host_aggregates_its_peers_for_its_clients() {
     })
     .detach();
     let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
-    while !host.cells().iter().any(|c| c.node() == "media16") {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("media16's worker advertised");
+    let all = |host: &mafalda_host::host::Host| {
+        let nodes: BTreeSet<String> = host.cells().iter().map(|c| c.node().to_string()).collect();
+        nodes.len() == 3
+    };
+    while !all(host) {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("the peers' workers advertised");
     }
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let mut input_options = PlainTransportOptions::new(loopback_listen_info());
@@ -138,7 +154,7 @@ async fn a_host_aggregates_its_peers_for_its_clients() {
     let producer =
         input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x42))).await.expect("producer");
     let mut outputs = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let transport =
             router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
         let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
@@ -147,17 +163,22 @@ async fn a_host_aggregates_its_peers_for_its_clients() {
             transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
         outputs.push((transport, consumer, sink));
     }
-    let nodes: BTreeSet<String> = std::iter::once(&input)
+    let used: BTreeSet<String> = std::iter::once(&input)
         .chain(outputs.iter().map(|(t, _, _)| t))
         .map(|t| host.cell(t.cell()).expect("cell").node().to_string())
         .collect();
-    assert_eq!(nodes, ["media15", "media16"].map(String::from).into(), "the router uses both hosts");
+    assert_eq!(used, hosts.map(|(n, _)| n.to_string()).into(), "the router uses every host");
     let _generator = RtpGenerator::start(&input, GeneratorConfig::opus(0x42).with_count(PACKETS).with_rate(200))
         .await
         .expect("generator");
     for (_, _, sink) in &outputs {
         let report = sink.wait_for(PACKETS, Duration::from_secs(20)).await;
         assert!(report.has_all(PACKETS as u32) && report.corrupt == 0, "{report:?}");
+    }
+    for link in router.dump_pipes().await.expect("pipe dumps") {
+        for end in [&link.source, &link.target] {
+            assert!(end.srtp_parameters.is_some() && end.rtx, "{} -> {}: {end:?}", link.from, link.to);
+        }
     }
 }
 
