@@ -142,3 +142,28 @@ async fn beyond_the_handshake_limit_callers_prove_their_address_and_oversized_he
     let line = node.wait_for_log("cluster hello refused", Duration::from_secs(5));
     assert!(line.len() < 1_000, "a refusal log line of {} bytes", line.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transports_send_only_where_the_host_allows() {
+    use mafalda_host::prelude::*;
+    use mafalda_host::worker::WorkerSettings;
+    use mafalda_media_tools::media::loopback_listen_info;
+    let dir = scratch("limits-connect");
+    let node = limited(&dir, "media24", "127.0.0.24", "connect_to = [\"127.0.0.0/8\"]");
+    let manager = cluster_support::application(&dir, &[&node], &[]);
+    let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let transport =
+        router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("transport");
+    let connect = |ip: &str| PlainTransportRemoteParameters {
+        ip: Some(ip.parse().expect("ip")),
+        port: Some(5004),
+        rtcp_port: None,
+        srtp_parameters: None,
+    };
+    let outside = transport.connect(connect("10.1.2.3")).await.expect_err("outside connect_to").to_string();
+    assert!(outside.contains("connect_to"), "{outside}");
+    let multicast = transport.connect(connect("224.0.0.1")).await.expect_err("multicast").to_string();
+    assert!(multicast.contains("multicast"), "{multicast}");
+    transport.connect(connect("127.0.0.1")).await.expect("inside connect_to");
+}

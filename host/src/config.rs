@@ -247,6 +247,8 @@ pub struct ServeSettings {
     pub stream_window: Option<u32>,
     /// QUIC receive window of a connection, bytes.
     pub connection_window: Option<u32>,
+    /// Networks (CIDR) plain and pipe transports of callers may be connected to.
+    pub connect_to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -409,7 +409,16 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::Connect { params, .. } => {
-            match (unpack(&params)?, &held) {
+            let params = unpack(&params)?;
+            let destination = match &params {
+                ConnectParams::Plain { ip, .. } => *ip,
+                ConnectParams::Pipe { ip, .. } => Some(*ip),
+                ConnectParams::WebRtc { .. } => None,
+            };
+            if let Some(ip) = destination {
+                shared.options.limits.may_connect_to(ip).map_err(WireError::Denied)?;
+            }
+            match (params, &held) {
                 (ConnectParams::WebRtc { dtls_parameters }, Held::WebRtc(t)) => {
                     t.connect(WebRtcTransportRemoteParameters { dtls_parameters }).await.map_err(failed)?
                 }

@@ -5,6 +5,7 @@
 use super::proto::MAX_FRAME;
 use super::session::SessionLimits;
 use crate::config::ServeSettings;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Limits of one QUIC connection (both sides set them for what the other may send).
@@ -54,6 +55,9 @@ pub struct ServeLimits {
     /// Above this many connections in their handshake, a new one must first prove its address
     /// (a QUIC retry; default 32).
     pub retry_above: usize,
+    /// Networks a caller's plain and pipe transports may send to (`connect`); empty (default):
+    /// any unicast address. Multicast, broadcast and unspecified destinations are always refused.
+    pub connect_to: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServeLimits {
@@ -67,6 +71,7 @@ impl Default for ServeLimits {
             hello_within: Duration::from_secs(5),
             max_incoming: 256,
             retry_above: 32,
+            connect_to: Vec::new(),
         }
     }
 }
@@ -124,7 +129,24 @@ impl ServeLimits {
         };
         set(&mut limits.quic.stream_window, window("stream_window", s.stream_window)?);
         set(&mut limits.quic.connection_window, window("connection_window", s.connection_window)?);
+        for network in s.connect_to.iter().flatten() {
+            let parsed =
+                network.parse().map_err(|e| LimitError { key: "connect_to", reason: format!("{network}: {e}") })?;
+            limits.connect_to.push(parsed);
+        }
         Ok(limits)
+    }
+
+    /// Whether a caller's transport may send to `ip`.
+    pub fn may_connect_to(&self, ip: IpAddr) -> Result<(), String> {
+        let never = ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        if never {
+            return Err(format!("connect to {ip}: multicast, broadcast and unspecified destinations are refused"));
+        }
+        if self.connect_to.is_empty() || self.connect_to.iter().any(|net| net.contains(&ip)) {
+            return Ok(());
+        }
+        Err(format!("connect to {ip} is outside the host's [serve] connect_to networks"))
     }
 }
 
