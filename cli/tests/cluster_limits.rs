@@ -95,6 +95,11 @@ async fn extra_streams_and_a_missing_hello_get_nothing() {
     let refusal = slow.welcome().await.expect_err("refused");
     assert!(refusal.contains("no hello within"), "{refusal}");
     tokio::time::timeout(Duration::from_secs(5), slow.connection.closed()).await.expect("closed");
+    // Before its hello is accepted a caller's frames are hello-sized: a 64 KiB one closes it.
+    let big = Raw::connect(&dir, &node.address(), "127.0.0.1:0").await;
+    big.outbox.send_frame((64u32 << 10).to_be_bytes().to_vec()).expect("queued");
+    let reason = tokio::time::timeout(Duration::from_secs(5), big.connection.closed()).await.expect("closed");
+    assert!(reason.to_string().contains("exceeds"), "{reason}");
     // A welcomed caller cannot open more streams than its control stream.
     let raw = client(&dir, &node, "streams").await;
     let second = tokio::time::timeout(Duration::from_secs(1), raw.connection.open_bi()).await;
@@ -136,7 +141,7 @@ async fn beyond_the_handshake_limit_callers_prove_their_address_and_oversized_he
     // A hello with an attacker-sized name is refused, and neither the refusal nor the log
     // carries the name.
     let mut big = Raw::connect(&dir, &node.address(), "127.0.0.1:0").await;
-    big.hello(&"x".repeat(100_000), None, 0);
+    big.hello(&"x".repeat(1_000), None, 0);
     let refusal = big.welcome().await.expect_err("refused");
     assert!(refusal.contains("at most 255 bytes") && refusal.len() < 300, "{refusal}");
     let line = node.wait_for_log("cluster hello refused", Duration::from_secs(5));
@@ -166,4 +171,12 @@ async fn transports_send_only_where_the_host_allows() {
     let multicast = transport.connect(connect("224.0.0.1")).await.expect_err("multicast").to_string();
     assert!(multicast.contains("multicast"), "{multicast}");
     transport.connect(connect("127.0.0.1")).await.expect("inside connect_to");
+    let mapped = transport.connect(connect("::ffff:224.0.0.1")).await.expect_err("mapped multicast").to_string();
+    assert!(mapped.contains("multicast"), "{mapped}");
+    // A comedia transport would send wherever its first packet came from: off while connect_to
+    // is set.
+    let mut comedia = PlainTransportOptions::new(loopback_listen_info());
+    comedia.comedia = true;
+    let refused = router.create_plain_transport(comedia).await.expect_err("comedia").to_string();
+    assert!(refused.contains("comedia"), "{refused}");
 }

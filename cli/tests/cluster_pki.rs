@@ -42,6 +42,12 @@ fn keys_are_private_and_a_ca_is_never_overwritten() {
     assert!(!out.status.success(), "certs init over an existing CA");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read(ca.join("ca.pem")).expect("ca.pem"), before, "the CA is unchanged");
+    // Nor can a node named `ca` be issued over it.
+    let ca_dir = ca.to_str().expect("utf-8");
+    let out =
+        Command::new(binary()).args(["certs", "issue", "ca", "--ca", ca_dir, "--out", ca_dir]).output().expect("run");
+    assert!(!out.status.success(), "a node named ca");
+    assert_eq!(std::fs::read(ca.join("ca.pem")).expect("ca.pem"), before, "the CA is unchanged");
 }
 
 #[test]

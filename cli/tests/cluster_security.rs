@@ -309,6 +309,10 @@ async fn a_worker_dump_shows_only_the_callers_objects() {
     let Ok(Reply::Value(bytes)) = b.call(2, Op::WorkerDump { worker: *worker }).await else { panic!("dump") };
     let dump: mediasoup::worker::WorkerDump = unpack(&bytes).expect("a worker dump");
     assert_eq!(dump.router_ids, vec![ids[1]], "b sees its router only, not a's");
+    // The generic dump of the worker handle is filtered the same way.
+    let Ok(Reply::Value(bytes)) = b.call(3, Op::Dump { handle: *worker }).await else { panic!("dump") };
+    let dump: mediasoup::worker::WorkerDump = unpack(&bytes).expect("a worker dump");
+    assert_eq!(dump.router_ids, vec![ids[1]]);
     let handlers = &dump.channel_message_handlers;
     assert!(!handlers.channel_request_handlers.iter().any(|h| h.to_string() == ids[0].to_string()));
 }

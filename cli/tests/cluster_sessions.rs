@@ -75,6 +75,16 @@ async fn a_session_is_resumed_only_by_the_holder_of_its_secret() {
     let closed = tokio::time::timeout(Duration::from_secs(5), victim.connection.closed()).await.expect("old closed");
     assert!(closed.to_string().contains("resumed on another connection"), "{closed}");
     assert!(back.call(3, Op::Dump { handle }).await.is_ok(), "the resumed session has its router");
+
+    // The owner claiming events never raised ends its session (they cannot be replayed): the
+    // connection still serving it is closed too, so no connection keeps a session the host no
+    // longer counts.
+    let mut greedy = Raw::connect(&dir, &address, "127.0.0.1:0").await;
+    greedy.hello("victim", Some(ResumeTicket { session: welcome.session, secret: welcome.secret }), u64::MAX);
+    let fresh = greedy.welcome().await.expect("a new session");
+    assert!(!fresh.resumed && fresh.session != welcome.session);
+    let closed = tokio::time::timeout(Duration::from_secs(5), back.connection.closed()).await.expect("closed");
+    assert!(closed.to_string().contains("or ended"), "{closed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,8 @@ use thiserror::Error;
 pub const CA_DAYS: u32 = 3650;
 /// Default validity of a node certificate, in days.
 pub const NODE_DAYS: u32 = 365;
+/// The longest validity accepted, in days.
+pub const MAX_DAYS: u32 = 36_500;
 /// The file of a CA key (never in a host's `--tls-dir`).
 pub const CA_KEY: &str = "ca.key";
 
@@ -46,8 +48,8 @@ pub enum CertError {
     /// `certs init` into a directory that already has a CA.
     #[error("{0} already exists: a new CA would invalidate every certificate it issued (remove it first)")]
     CaExists(PathBuf),
-    /// A validity of zero days.
-    #[error("a certificate must be valid for at least one day")]
+    /// A validity of zero days, or beyond [`MAX_DAYS`].
+    #[error("a certificate is valid for 1 to {MAX_DAYS} days")]
     NoValidity,
 }
 
@@ -62,7 +64,7 @@ fn ca_params() -> CertificateParams {
 
 /// Valid from an hour ago (clock skew between hosts) for `days`.
 fn validity(params: &mut CertificateParams, days: u32) -> Result<(), CertError> {
-    if days == 0 {
+    if days == 0 || days > MAX_DAYS {
         return Err(CertError::NoValidity);
     }
     let now = SystemTime::now();
@@ -74,15 +76,16 @@ fn validity(params: &mut CertificateParams, days: u32) -> Result<(), CertError> 
 /// Writes `text` to `path` with `mode`; `create_new` refuses an existing file.
 fn write(path: PathBuf, text: &str, mode: u32, create_new: bool) -> Result<(), CertError> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(mode);
+    // Never through a symbolic link someone planted.
+    options.write(true).mode(mode).custom_flags(libc::O_NOFOLLOW);
     if create_new {
         options.create_new(true);
     } else {
         options.create(true).truncate(true);
     }
     let result = options.open(&path).and_then(|mut file| {
-        // The mode applies to new files only: an existing one is narrowed too.
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        // The mode applies to new files only: an existing one is narrowed too (on the open file).
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         file.write_all(text.as_bytes())
     });
     result.map_err(|source| CertError::Io { path, source })
@@ -136,7 +139,11 @@ impl NodeCert {
 }
 
 fn check_name(name: &str) -> Result<(), CertError> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+    // `ca` would overwrite the CA's own files.
+    if name == "ca"
+        || name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
         return Err(CertError::BadName(name.into()));
     }
     Ok(())

@@ -160,8 +160,9 @@ impl HostLink {
     /// Presents a new token: to the host now (the session acts with it at once), and in every
     /// later hello.
     pub async fn refresh_token(self: &Arc<Self>, token: String) -> Result<(), WireError> {
-        *lock(&self.token) = Some(token.clone());
-        self.call(Op::Refresh { router: None, token }).await.map(|_| ())
+        self.call(Op::Refresh { router: None, token: token.clone() }).await?;
+        *lock(&self.token) = Some(token);
+        Ok(())
     }
 
     /// Sends an operation and waits for its reply.

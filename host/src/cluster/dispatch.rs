@@ -27,6 +27,9 @@ use std::borrow::Cow;
 use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex, Weak};
 
+/// Listen infos a caller's WebRTC transport may have (a socket each).
+const MAX_LISTEN_INFOS: usize = 4;
+
 /// A backend object held for a session.
 #[derive(Clone)]
 #[allow(missing_docs)]
@@ -253,6 +256,9 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         Op::CreateWebRtcTransport { options, .. } => {
             let Held::Router(real) = &held else { return Err(wrong("create_webrtc_transport", &held)) };
             let wire = unpack(&options)?;
+            if wire.listen_infos.len() > MAX_LISTEN_INFOS {
+                return Err(WireError::BadRequest(format!("at most {MAX_LISTEN_INFOS} listen infos")));
+            }
             let infos: Vec<ListenInfo> = wire.listen_infos.into_iter().map(|i| shared.media_listen(i)).collect();
             let infos = WebRtcTransportListenInfos::try_from(infos)
                 .map_err(|_| WireError::BadRequest("no listen info".into()))?;
@@ -301,6 +307,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         Op::CreatePlainTransport { options, .. } => {
             let Held::Router(real) = &held else { return Err(wrong("create_plain_transport", &held)) };
             let wire = unpack(&options)?;
+            if wire.comedia && !shared.options.limits.connect_to.is_empty() {
+                // comedia sends to whoever sent first: no destination to check against connect_to.
+                return Err(WireError::Denied("comedia transports are off while [serve] connect_to is set".into()));
+            }
             let mut full = PlainTransportOptions::new(shared.media_listen(wire.listen_info));
             full.rtcp_listen_info = wire.rtcp_listen_info.map(|i| shared.media_listen(i));
             full.rtcp_mux = wire.rtcp_mux;
@@ -715,7 +725,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             Ok(Reply::Done)
         }
         Op::Dump { .. } => match &held {
-            Held::Worker(w) => packed(&w.dump().await.map_err(failed)?),
+            Held::Worker(w) => {
+                let mut dump = w.dump().await.map_err(failed)?;
+                own_objects_only(session, &mut dump);
+                packed(&dump)
+            }
             Held::Router(r) => packed(&r.dump().await.map_err(failed)?),
             Held::WebRtc(t) => packed(&t.dump().await.map_err(failed)?),
             Held::Plain(t) => packed(&t.dump().await.map_err(failed)?),

@@ -108,6 +108,10 @@ pub fn check(
             grant.scope.covers(room.as_deref(), now_unix()).map_err(denied)?;
             ask(caller.host, grant.token.clone(), operation, router, room).map(|_| ()).map_err(denied)
         }
+        Access::Connect => {
+            grant.scope.covers(room.as_deref(), now_unix()).map_err(denied)?;
+            ask(caller.host, grant.token.clone(), Operation::CreateTransport, router, room).map(|_| ()).map_err(denied)
+        }
         Access::Admin => ask(caller.host, grant.token.clone(), Operation::Admin, None, None)
             .map(|_| ())
             .map_err(|reason| denied(format!("worker settings are for operators: {reason}"))),

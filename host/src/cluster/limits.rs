@@ -48,7 +48,8 @@ pub struct ServeLimits {
     pub requests_in_flight: usize,
     /// Objects (routers, transports, producers, consumers…) one session may hold (default 10,000).
     pub objects_per_session: usize,
-    /// How long a connection has from its first packet to a complete hello (default 5 s).
+    /// How long a connection has from its first packet to a complete hello (default 5 s, at
+    /// most 60 s).
     pub hello_within: Duration,
     /// Connections in their handshake at once (default 256); more are refused.
     pub max_incoming: usize,
@@ -120,7 +121,7 @@ impl ServeLimits {
         set(&mut limits.requests_in_flight, at_least("requests_in_flight", s.requests_in_flight, 1)?);
         set(&mut limits.objects_per_session, at_least("objects_per_session", s.objects_per_session, 1)?);
         if let Some(ms) = s.hello_within_ms {
-            limits.hello_within = Duration::from_millis(ms.max(1));
+            limits.hello_within = Duration::from_millis(ms.clamp(1, 60_000));
         }
         set(&mut limits.max_incoming, at_least("max_incoming", s.max_incoming, 1)?);
         set(&mut limits.retry_above, s.retry_above);
@@ -139,6 +140,8 @@ impl ServeLimits {
 
     /// Whether a caller's transport may send to `ip`.
     pub fn may_connect_to(&self, ip: IpAddr) -> Result<(), String> {
+        // ::ffff:a.b.c.d is a.b.c.d.
+        let ip = ip.to_canonical();
         let never = ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
         if never {
             return Err(format!("connect to {ip}: multicast, broadcast and unspecified destinations are refused"));

@@ -122,6 +122,11 @@ impl MessageStream {
         Self { recv, reader: FrameReader::default() }
     }
 
+    /// Accepts frames of at most `limit` bytes from now on.
+    pub fn limit(&mut self, limit: usize) {
+        self.reader.set_limit(limit);
+    }
+
     /// The next message; `Ok(None)` when the stream ended cleanly.
     pub async fn next(&mut self) -> Result<Option<Message>, LinkError> {
         loop {

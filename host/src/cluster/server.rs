@@ -119,7 +119,9 @@ impl Session {
     /// checked.
     pub(crate) fn caller<'a>(&self, host: &'a Host, router: Option<&RouterGrant>) -> Caller<'a> {
         let checked = self.role == Role::Client && host.has_auth();
-        let grant = grant::in_force(router, || lock(&self.book).grant(self.id).unwrap_or_default());
+        // A session the book no longer holds acts with nothing: an expired, empty grant.
+        let ended = || TokenGrant { token: None, scope: Scope { rooms: Vec::new(), expires_unix: Some(0) } };
+        let grant = grant::in_force(router, || lock(&self.book).grant(self.id).unwrap_or_else(ended));
         Caller { checked, grant, host }
     }
 
@@ -187,10 +189,21 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Where media of transports created for remote callers listens, and what it announces.
-    pub(crate) fn media_listen(&self, mut info: mediasoup::prelude::ListenInfo) -> mediasoup::prelude::ListenInfo {
-        info.ip = self.options.listen.ip();
-        info.announced_address = Some(self.options.announced_ip.to_string());
-        info
+    /// Only the protocol is the caller's: the address, the port (from the host's range), socket
+    /// flags and buffer sizes are the host's, so a caller cannot squat ports or tune sockets of
+    /// a shared machine.
+    pub(crate) fn media_listen(&self, info: mediasoup::prelude::ListenInfo) -> mediasoup::prelude::ListenInfo {
+        mediasoup::prelude::ListenInfo {
+            protocol: info.protocol,
+            ip: self.options.listen.ip(),
+            announced_address: Some(self.options.announced_ip.to_string()),
+            expose_internal_ip: false,
+            port: None,
+            port_range: None,
+            flags: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+        }
     }
 
     /// Forgets sessions the book ended (their objects close).
@@ -271,7 +284,13 @@ async fn accept(endpoint: quinn::Endpoint, shared: Weak<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let Some(shared) = shared.upgrade() else { return };
         let limits = &shared.options.limits;
-        if shared.handshakes.load(Ordering::Acquire) >= limits.retry_above && !incoming.remote_address_validated() {
+        let handshakes = shared.handshakes.load(Ordering::Acquire);
+        if handshakes >= limits.max_incoming {
+            debug!(remote = %incoming.remote_address(), handshakes, "too many handshakes at once: refused");
+            incoming.refuse();
+            continue;
+        }
+        if handshakes >= limits.retry_above && !incoming.remote_address_validated() {
             debug!(remote = %incoming.remote_address(), "many handshakes at once: the caller must prove its address (retry)");
             if let Err(error) = incoming.retry() {
                 error.into_incoming().ignore();
@@ -314,6 +333,8 @@ async fn expire(shared: Weak<Shared>) {
 /// The longest name a hello may carry, and the longest token.
 const MAX_NAME: usize = 255;
 const MAX_TOKEN: usize = 16 << 10;
+/// The largest frame accepted before a hello is accepted.
+const MAX_HELLO_FRAME: usize = 32 << 10;
 /// How much of a refusal's reason is logged and sent (it may quote what the caller sent).
 const MAX_REASON: usize = 256;
 
@@ -378,7 +399,7 @@ fn fresh() -> Result<(SessionId, Secret), String> {
 }
 
 /// Admits a connection: the book decides; this side keeps the objects of new sessions, closes
-/// a displaced connection and drops sessions that ended.
+/// the connections the book hands back and drops sessions that ended.
 fn admit(
     shared: &Arc<Shared>,
     claim: Claim,
@@ -415,26 +436,31 @@ fn admit(
     for frame in &admitted.replay {
         let _ = outbox.send_frame(frame.clone());
     }
+    // The session's objects are found (or made) before the book lets go: nothing can end it in
+    // between.
+    let session = {
+        let mut sessions = lock(&shared.sessions);
+        let session = sessions.entry(admitted.session).or_insert_with(|| {
+            Arc::new(Session {
+                id: admitted.session,
+                role,
+                identity,
+                book: Arc::clone(&shared.book),
+                objects: Mutex::default(),
+                workers: Mutex::default(),
+                next: AtomicU64::new(1),
+                max_objects: shared.options.limits.objects_per_session,
+                runtime: tokio::runtime::Handle::current(),
+            })
+        });
+        Arc::clone(session)
+    };
     drop(book);
     shared.drop_sessions(&admitted.ended);
-    if let Some((_, displaced)) = &admitted.displaced {
-        displaced.close(b"the session was resumed on another connection");
+    for (_, connection) in &admitted.close {
+        connection.close(b"the session was resumed on another connection, or ended");
     }
-    let mut sessions = lock(&shared.sessions);
-    let session = sessions.entry(admitted.session).or_insert_with(|| {
-        Arc::new(Session {
-            id: admitted.session,
-            role,
-            identity,
-            book: Arc::clone(&shared.book),
-            objects: Mutex::default(),
-            workers: Mutex::default(),
-            next: AtomicU64::new(1),
-            max_objects: shared.options.limits.objects_per_session,
-            runtime: tokio::runtime::Handle::current(),
-        })
-    });
-    Ok((Arc::clone(session), admitted))
+    Ok((session, admitted))
 }
 
 async fn serve_connection(
@@ -451,6 +477,8 @@ async fn serve_connection(
     let limits = shared.options.limits.clone();
     let outbox = link::spawn_writer(send, &connection, limits.outbox_bytes);
     let mut stream = MessageStream::new(recv);
+    // Until the hello is accepted a frame is at most a hello's size.
+    stream.limit(MAX_HELLO_FRAME);
     let hello = match tokio::time::timeout_at(deadline, stream.next()).await {
         Ok(Ok(Some(Message::Hello(hello)))) => hello,
         Ok(Err(error)) => return refuse(&outbox, &connection, &error.to_string()),
@@ -486,8 +514,15 @@ async fn serve_connection(
     };
     let in_flight = Arc::new(Semaphore::new(limits.requests_in_flight));
     let mut saturated = false;
+    stream.limit(MAX_FRAME);
     let reason = loop {
-        match stream.next().await {
+        let message = stream.next().await;
+        if matches!(message, Ok(Some(Message::Request { .. })))
+            && !lock(&shared.book).is_attached(session.id, connection_id)
+        {
+            break "the session moved to another connection or ended".into();
+        }
+        match message {
             Ok(Some(Message::Request { id, op })) if dispatch::is_immediate(&op) => {
                 let result = dispatch::handle_immediate(&shared.host, &session, op);
                 if id != 0 {
@@ -524,8 +559,9 @@ async fn serve_connection(
     match reason {
         Ended::Bye(reason) => {
             debug!(%remote, session = session.id, %reason, "cluster caller said bye: its session ends");
-            let held = lock(&shared.book).end(session.id).is_some();
-            if held {
+            // Only from the connection the session is attached to (a displaced one ends nothing).
+            let ended = lock(&shared.book).end_from(session.id, connection_id);
+            if ended {
                 shared.drop_sessions(&[session.id]);
             }
         }

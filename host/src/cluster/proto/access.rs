@@ -11,6 +11,9 @@ pub enum Access {
     /// target's room and be unexpired, and the auth plugin is asked for the operation. Counts
     /// against the session's object quota.
     Create(Operation),
+    /// Points a transport somewhere (`connect`): like [`Access::Create`] of a transport (the
+    /// plugin is asked for [`Operation::CreateTransport`]), but it makes no object.
+    Connect,
     /// Uses an object the session holds: the grant in force must cover its room and be
     /// unexpired (checked on the host; the plugin granted the object when it was made).
     Use,
@@ -45,9 +48,7 @@ impl Op {
             Self::CreateAudioLevelObserver { .. } | Self::CreateActiveSpeakerObserver { .. } => {
                 Access::Create(Operation::Consume)
             }
-            // Where a transport sends media is decided here: the plugin is asked as for a new
-            // transport of the router.
-            Self::Connect { .. } => Access::Create(Operation::CreateTransport),
+            Self::Connect { .. } => Access::Connect,
             Self::Produce { .. } => Access::Create(Operation::Produce),
             Self::Consume { .. } => Access::Create(Operation::Consume),
             Self::ProduceData { .. } => Access::Create(Operation::ProduceData),

@@ -29,8 +29,8 @@ pub const MAX_FRAME: usize = 1 << 20;
 /// Why bytes could not become a message (the connection that sent them is closed).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ProtoError {
-    /// A frame announced more than [`MAX_FRAME`] bytes.
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME} byte limit")]
+    /// A frame announced more than the reader accepts ([`MAX_FRAME`], less before a hello).
+    #[error("frame of {0} bytes exceeds the frame limit")]
     Oversized(usize),
     /// The frame body is not a valid message.
     #[error("undecodable frame: {0}")]
@@ -177,13 +177,27 @@ pub fn decode_body(body: &[u8]) -> Result<Message, ProtoError> {
 
 /// Turns a byte stream into messages. After an error the reader is unusable (the connection
 /// is to be closed).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameReader {
     buffer: Vec<u8>,
     failed: bool,
+    /// The largest frame body accepted now (at most [`MAX_FRAME`]).
+    limit: usize,
+}
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        Self { buffer: Vec::new(), failed: false, limit: MAX_FRAME }
+    }
 }
 
 impl FrameReader {
+    /// Accepts frame bodies of at most `limit` bytes from now on (capped at [`MAX_FRAME`]): a
+    /// host takes small frames until a caller's hello is accepted.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_FRAME);
+    }
+
     /// Bytes as they arrive.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);
@@ -196,7 +210,7 @@ impl FrameReader {
         }
         let Some(prefix) = self.buffer.get(..4) else { return Ok(None) };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        if len > MAX_FRAME {
+        if len > self.limit {
             self.failed = true;
             return Err(ProtoError::Oversized(len));
         }

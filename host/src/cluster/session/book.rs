@@ -70,9 +70,10 @@ pub struct Admitted<O> {
     pub resumed: bool,
     /// Event frames to send before anything else (the ones the caller missed).
     pub replay: Vec<Vec<u8>>,
-    /// The connection the session was attached to before (to be closed: the caller came back
-    /// on a new one before the host noticed the old one die).
-    pub displaced: Option<(ConnectionId, O)>,
+    /// Connections to close: the one the resumed session was attached to before (the caller
+    /// came back on a new one before the host noticed the old one die), and the one of a
+    /// session that ended here.
+    pub close: Vec<(ConnectionId, O)>,
     /// Sessions that ended (their objects are to be closed): the one asked for when its
     /// missed events are no longer all kept.
     pub ended: Vec<SessionId>,
@@ -157,22 +158,23 @@ impl<O: Clone> SessionBook<O> {
         fresh: (SessionId, Secret),
         now: Instant,
     ) -> Result<Admitted<O>, Refusal> {
-        let mut ended = Vec::new();
+        let (mut ended, mut close) = (Vec::new(), Vec::new());
         if let Some(ask) = resume {
-            if self.resume_limited(claim.address, now) {
-                return Err(Refusal::ResumeRateLimited);
-            }
             let owner = self.sessions.get(&ask.session).is_some_and(|r| {
                 // Evaluate the secret first and always: no early exit on role or identity.
                 let secret = r.secret.matches(&ask.secret);
                 secret && r.role == claim.role && r.identity == claim.identity
             });
+            // The owner's proof always counts; guesses are limited per address.
+            if !owner && self.resume_limited(claim.address, now) {
+                return Err(Refusal::ResumeRateLimited);
+            }
             if !owner {
                 self.fail_resume(claim.address, now);
             } else if let Some(record) = self.sessions.get_mut(&ask.session) {
                 match record.events.after(ask.last_event) {
                     Some(replay) => {
-                        let displaced = record.attached.replace(connection);
+                        close.extend(record.attached.replace(connection));
                         record.detached_at = None;
                         record.grant = claim.grant;
                         record.events.trim(self.limits.attached_replay_bytes);
@@ -181,12 +183,12 @@ impl<O: Clone> SessionBook<O> {
                             secret: record.secret,
                             resumed: true,
                             replay,
-                            displaced,
+                            close,
                             ended,
                         });
                     }
                     None => {
-                        self.end(ask.session);
+                        close.extend(self.end(ask.session));
                         ended.push(ask.session);
                     }
                 }
@@ -209,7 +211,7 @@ impl<O: Clone> SessionBook<O> {
                 detached_at: None,
             },
         );
-        Ok(Admitted { session: id, secret, resumed: false, replay: Vec::new(), displaced: None, ended })
+        Ok(Admitted { session: id, secret, resumed: false, replay: Vec::new(), close, ended })
     }
 
     fn check_room(&self, claim: &Claim, id: SessionId) -> Result<(), Refusal> {
@@ -275,7 +277,8 @@ impl<O: Clone> SessionBook<O> {
     ) -> Result<Option<(ConnectionId, O, Vec<u8>)>, E> {
         let Some(record) = self.sessions.get_mut(&session) else { return Ok(None) };
         let seq = record.events.next_seq();
-        let frame = frame(seq)?;
+        // A number without a frame would leave a gap no resume could cross: take it back.
+        let frame = frame(seq).inspect_err(|_| record.events.unnumber())?;
         let budget = match record.attached {
             Some(_) => self.limits.attached_replay_bytes,
             None => self.limits.replay_bytes,
@@ -316,8 +319,24 @@ impl<O: Clone> SessionBook<O> {
         expired
     }
 
-    /// Ends a session at once (its caller said goodbye, or the host stops); the connection it
-    /// was attached to, if any.
+    /// Ends `session` if it is attached to `connection` (its caller said goodbye on it; a
+    /// goodbye on a connection the session has left ends nothing). Whether it ended.
+    pub fn end_from(&mut self, session: SessionId, connection: ConnectionId) -> bool {
+        let attached =
+            self.sessions.get(&session).and_then(|r| r.attached.as_ref()).is_some_and(|(c, _)| *c == connection);
+        if attached {
+            self.end(session);
+        }
+        attached
+    }
+
+    /// Whether `session` is attached to `connection`.
+    pub fn is_attached(&self, session: SessionId, connection: ConnectionId) -> bool {
+        self.sessions.get(&session).and_then(|r| r.attached.as_ref()).is_some_and(|(c, _)| *c == connection)
+    }
+
+    /// Ends a session at once (the host stops, or its missed events are gone); the connection
+    /// it was attached to, if any.
     pub fn end(&mut self, session: SessionId) -> Option<(ConnectionId, O)> {
         let record = self.sessions.remove(&session)?;
         decrement(&mut self.per_identity, &record.identity);

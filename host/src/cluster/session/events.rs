@@ -20,6 +20,11 @@ impl EventLog {
         self.last
     }
 
+    /// Takes back the last number (its frame could not be made).
+    pub(super) fn unnumber(&mut self) {
+        self.last -= 1;
+    }
+
     /// Keeps event `last`'s frame, then drops the oldest beyond `budget` bytes.
     pub(super) fn keep(&mut self, frame: Vec<u8>, budget: usize) {
         self.bytes += frame.len();

@@ -70,6 +70,7 @@ fn a_caller_cannot_claim_events_not_yet_raised() {
         let admitted = resume(&mut book, "alice", 7, secret(7), last, 2, now);
         assert!(!admitted.resumed, "last_event {last} resumed");
         assert_eq!(admitted.ended, vec![7], "the session cannot be resumed without loss: it ends");
+        assert_eq!(admitted.close, vec![(1, 1)], "and the connection still serving it is closed");
         book.end(admitted.session);
         open(&mut book, "alice", 7, 1, now);
         book.emit(7, frame).expect("frame");
@@ -88,9 +89,15 @@ fn failed_resumes_are_rate_limited_per_address() {
         assert!(!admitted.resumed);
         book.end(admitted.session);
     }
-    let ask = ResumeAsk { session: 7, secret: secret(7).0, last_event: 0 };
-    let refused = book.admit(claim("alice", [10, 0, 0, 2]), Some(ask.clone()), (50, 50), (51, secret(1)), now);
+    let guess = ResumeAsk { session: 7, secret: secret(9).0, last_event: 0 };
+    let refused = book.admit(claim("alice", [10, 0, 0, 2]), Some(guess), (50, 50), (51, secret(1)), now);
     assert_eq!(refused.map(|a| a.session).expect_err("limited"), Refusal::ResumeRateLimited);
+    // The owner's proof is never refused, even from that address.
+    let ask = ResumeAsk { session: 7, secret: secret(7).0, last_event: 0 };
+    let owner = book.admit(claim("alice", [10, 0, 0, 2]), Some(ask.clone()), (60, 60), (61, secret(1)), now);
+    assert!(owner.expect("admitted").resumed);
+    let guess = ResumeAsk { session: 7, secret: secret(9).0, last_event: 0 };
+    assert!(book.admit(claim("alice", [10, 0, 0, 2]), Some(guess), (62, 62), (63, secret(1)), now).is_err());
     // Another address is not affected, and the window passes.
     let elsewhere = book.admit(claim("alice", [10, 0, 0, 3]), Some(ask.clone()), (52, 52), (53, secret(1)), now);
     assert!(elsewhere.expect("admitted").resumed);
@@ -107,13 +114,38 @@ fn an_old_connection_ending_late_does_not_deafen_the_new_one() {
     let mut book = Book::new(SessionLimits::default());
     open(&mut book, "alice", 7, 1, now);
     let back = resume(&mut book, "alice", 7, secret(7), 0, 2, now);
-    assert_eq!(back.displaced, Some((1, 1)), "the old connection is handed back to be closed");
+    assert_eq!(back.close, vec![(1, 1)], "the old connection is handed back to be closed");
     assert!(!book.detach(7, 1, now), "the old connection no longer holds the session");
     let (conn, outbox, _) = book.emit(7, frame).expect("frame").expect("delivered");
     assert_eq!((conn, outbox), (2, 2));
     assert_eq!(book.outbox(7), Some((2, 2)));
     // Nor does its end start the grace period.
     assert!(book.expire(now + Duration::from_secs(3600)).is_empty());
+}
+
+#[test]
+fn a_goodbye_ends_a_session_only_from_the_connection_it_is_attached_to() {
+    let now = Instant::now();
+    let mut book = Book::new(SessionLimits::default());
+    open(&mut book, "alice", 7, 1, now);
+    resume(&mut book, "alice", 7, secret(7), 0, 2, now);
+    assert!(!book.end_from(7, 1), "the displaced connection's goodbye ends nothing");
+    assert!(book.is_attached(7, 2) && !book.is_attached(7, 1));
+    assert!(book.end_from(7, 2));
+    assert_eq!(book.len(), 0);
+}
+
+#[test]
+fn an_event_that_cannot_be_framed_leaves_no_gap() {
+    let now = Instant::now();
+    let mut book = Book::new(SessionLimits::default());
+    open(&mut book, "alice", 7, 1, now);
+    book.emit(7, frame).expect("frame");
+    assert!(book.emit(7, |_| Err::<Vec<u8>, ()>(())).is_err());
+    book.emit(7, frame).expect("frame");
+    assert!(book.detach(7, 1, now));
+    let back = resume(&mut book, "alice", 7, secret(7), 0, 2, now);
+    assert_eq!(seqs(&back.replay), vec![1, 2], "numbers stay consecutive");
 }
 
 #[test]
