@@ -124,9 +124,13 @@ impl Worker {
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         let lost = host.on_set_lost(move |(lost, exit)| {
             if let Some(inner) = weak.upgrade().filter(|inner| inner.set == *lost) {
-                // No real worker can serve it any more: mediasoup's worker death.
+                // No real worker can serve it any more: mediasoup's worker death. The worker
+                // is closed when its `on_dead` handlers run, as mediasoup's is.
+                if inner.closed.swap(true, Ordering::AcqRel) {
+                    return;
+                }
                 inner.handlers.dead.call(|cb| cb(Err(*exit)));
-                Worker { inner }.close();
+                Worker { inner }.close_objects();
             }
         });
         *lock(&inner._cell_events) = vec![closed, lost];
@@ -293,6 +297,11 @@ impl Worker {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.close_objects();
+    }
+
+    /// Closes what the worker created and tells its `on_close` handlers.
+    fn close_objects(&self) {
         let routers: Vec<Router> = lock(&self.inner.routers).drain(..).filter_map(|r| r.upgrade()).collect();
         for router in routers {
             router.inner.close_from_worker();

@@ -538,7 +538,7 @@ async fn serve_connection(
                 }
                 saturated = full;
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break "closing".into() };
-                tracing::trace!(id, op = op_name(&op), "request");
+                tracing::trace!(id, access = ?op.access(), "request");
                 let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
                 tokio::spawn(async move {
                     let result = dispatch::handle(&shared, &session, op).await;
@@ -599,10 +599,4 @@ impl std::fmt::Display for Ended {
             Ended::Dropped(reason) => f.write_str(reason),
         }
     }
-}
-
-/// The operation's name, for traces.
-fn op_name(op: &Op) -> String {
-    let text = format!("{op:?}");
-    text.split([' ', '{', '(']).next().unwrap_or_default().to_string()
 }
