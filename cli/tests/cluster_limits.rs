@@ -180,3 +180,23 @@ async fn transports_send_only_where_the_host_allows() {
     let refused = router.create_plain_transport(comedia).await.expect_err("comedia").to_string();
     assert!(refused.contains("comedia"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_those_in_their_handshake_are_refused() {
+    let dir = scratch("limits-incoming");
+    let node = limited(&dir, "media25", "127.0.0.25", "max_incoming = 1\nhello_within_ms = 5000");
+    // One caller holds the only handshake slot: connected, no hello yet.
+    let mut holding = Raw::connect(&dir, &node.address(), "127.0.0.1:0").await;
+    // The next is refused at once.
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("from")).expect("endpoint");
+    endpoint
+        .set_default_client_config(mafalda_host::cluster::tls::app_client_config(&dir.join("ca.pem")).expect("tls"));
+    let address: std::net::SocketAddr = node.address().parse().expect("address");
+    let connecting = endpoint.connect(address, "127.0.0.25").expect("connect");
+    let refused = tokio::time::timeout(Duration::from_secs(5), connecting).await.expect("answered in time");
+    assert!(refused.is_err(), "a second connection in its handshake was admitted");
+    // Once the first is welcomed, the slot is free again.
+    holding.hello("first", None, 0);
+    holding.welcome().await.expect("welcome");
+    client(&dir, &node, "second").await;
+}
