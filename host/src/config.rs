@@ -173,17 +173,27 @@ impl Default for PipeOptions {
 impl PipeOptions {
     /// Where pipe transports listen (UDP, a port chosen by the worker).
     pub fn listen_info(&self) -> mediasoup::prelude::ListenInfo {
-        mediasoup::prelude::ListenInfo {
-            protocol: mediasoup::prelude::Protocol::Udp,
-            ip: self.listen_ip,
-            announced_address: self.announced_address.clone(),
-            expose_internal_ip: false,
-            port: None,
-            port_range: None,
-            flags: None,
-            send_buffer_size: None,
-            recv_buffer_size: None,
-        }
+        listen_info(mediasoup::prelude::Protocol::Udp, self.listen_ip, self.announced_address.clone())
+    }
+}
+
+/// A listen info of only a protocol, an address and what to announce: the port from the
+/// worker's range, mediasoup's default socket settings.
+pub fn listen_info(
+    protocol: mediasoup::prelude::Protocol,
+    ip: IpAddr,
+    announced_address: Option<String>,
+) -> mediasoup::prelude::ListenInfo {
+    mediasoup::prelude::ListenInfo {
+        protocol,
+        ip,
+        announced_address,
+        expose_internal_ip: false,
+        port: None,
+        port_range: None,
+        flags: None,
+        send_buffer_size: None,
+        recv_buffer_size: None,
     }
 }
 

@@ -98,17 +98,11 @@ impl WebRtcTransportOptions {
     #[must_use]
     pub fn new_with_server(webrtc_server: WebRtcServer) -> Self {
         // mediasoup's defaults, read from options built around a listen info that is never used.
-        let unused = mediasoup::prelude::ListenInfo {
-            protocol: mediasoup::prelude::Protocol::Udp,
-            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            announced_address: None,
-            expose_internal_ip: false,
-            port: None,
-            port_range: None,
-            flags: None,
-            send_buffer_size: None,
-            recv_buffer_size: None,
-        };
+        let unused = crate::config::listen_info(
+            mediasoup::prelude::Protocol::Udp,
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            None,
+        );
         let defaults =
             mediasoup::webrtc_transport::WebRtcTransportOptions::new(WebRtcTransportListenInfos::new(unused));
         let mut options = Self::from_settings(

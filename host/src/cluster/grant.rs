@@ -104,13 +104,10 @@ pub fn check(
     match access {
         Access::Release | Access::ReadWorker | Access::Refresh => Ok(()),
         Access::Use => grant.scope.covers(room.as_deref(), now_unix()).map_err(denied),
-        Access::Create(operation) => {
+        Access::Create(_) | Access::Connect => {
             grant.scope.covers(room.as_deref(), now_unix()).map_err(denied)?;
+            let operation = access.asked().unwrap_or(Operation::CreateTransport);
             ask(caller.host, grant.token.clone(), operation, router, room).map(|_| ()).map_err(denied)
-        }
-        Access::Connect => {
-            grant.scope.covers(room.as_deref(), now_unix()).map_err(denied)?;
-            ask(caller.host, grant.token.clone(), Operation::CreateTransport, router, room).map(|_| ()).map_err(denied)
         }
         Access::Admin => ask(caller.host, grant.token.clone(), Operation::Admin, None, None)
             .map(|_| ())

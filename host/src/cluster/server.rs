@@ -193,17 +193,7 @@ impl Shared {
     /// flags and buffer sizes are the host's, so a caller cannot squat ports or tune sockets of
     /// a shared machine.
     pub(crate) fn media_listen(&self, info: mediasoup::prelude::ListenInfo) -> mediasoup::prelude::ListenInfo {
-        mediasoup::prelude::ListenInfo {
-            protocol: info.protocol,
-            ip: self.options.listen.ip(),
-            announced_address: Some(self.options.announced_ip.to_string()),
-            expose_internal_ip: false,
-            port: None,
-            port_range: None,
-            flags: None,
-            send_buffer_size: None,
-            recv_buffer_size: None,
-        }
+        crate::config::listen_info(info.protocol, self.options.listen.ip(), Some(self.options.announced_ip.to_string()))
     }
 
     /// Forgets sessions the book ended (their objects close).

@@ -672,7 +672,8 @@ impl Host {
         // The calculator's worker closes too (its router first); routers created later start it
         // again.
         lock(&self.calculator.router).take();
-        if let Some(worker) = self.calculator.worker.lock().await.take() {
+        // Each worker still open reports its close on a channel the deadline waits for.
+        let watch = |worker: Arc<dyn WorkerBackend>, closing: &mut Vec<tokio::sync::oneshot::Receiver<()>>| {
             let (tx, rx) = tokio::sync::oneshot::channel();
             worker
                 .on_close(Box::new(move || {
@@ -682,18 +683,13 @@ impl Host {
             if !worker.closed() {
                 closing.push(rx);
             }
+        };
+        if let Some(worker) = self.calculator.worker.lock().await.take() {
+            watch(worker, &mut closing);
         }
         for cell in &cells {
             if let Some(worker) = cell.worker() {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                worker
-                    .on_close(Box::new(move || {
-                        let _ = tx.send(());
-                    }))
-                    .detach();
-                if !worker.closed() {
-                    closing.push(rx);
-                }
+                watch(worker, &mut closing);
             }
             self.close_cell(cell.id(), CloseReason::Retired);
         }

@@ -33,6 +33,16 @@ impl Access {
     pub fn creates(self) -> bool {
         matches!(self, Access::Create(_))
     }
+
+    /// What the auth plugin is asked about, for an operation it decides on: a new object's
+    /// operation, and a `connect` as a new transport of the router.
+    pub fn asked(self) -> Option<Operation> {
+        match self {
+            Access::Create(operation) => Some(operation),
+            Access::Connect => Some(Operation::CreateTransport),
+            Access::Use | Access::ReadWorker | Access::Admin | Access::Refresh | Access::Release => None,
+        }
+    }
 }
 
 impl Op {

@@ -253,10 +253,10 @@ impl<O: Clone> SessionBook<O> {
     /// The connection `connection` of `session` ended: the session is detached if it was still
     /// attached to *that* connection (true), and starts its grace period.
     pub fn detach(&mut self, session: SessionId, connection: ConnectionId, now: Instant) -> bool {
-        let Some(record) = self.sessions.get_mut(&session) else { return false };
-        if record.attached.as_ref().is_none_or(|(current, _)| *current != connection) {
+        if !self.is_attached(session, connection) {
             return false;
         }
+        let Some(record) = self.sessions.get_mut(&session) else { return false };
         record.attached = None;
         record.detached_at = Some(now);
         true
@@ -322,8 +322,7 @@ impl<O: Clone> SessionBook<O> {
     /// Ends `session` if it is attached to `connection` (its caller said goodbye on it; a
     /// goodbye on a connection the session has left ends nothing). Whether it ended.
     pub fn end_from(&mut self, session: SessionId, connection: ConnectionId) -> bool {
-        let attached =
-            self.sessions.get(&session).and_then(|r| r.attached.as_ref()).is_some_and(|(c, _)| *c == connection);
+        let attached = self.is_attached(session, connection);
         if attached {
             self.end(session);
         }
