@@ -16,6 +16,8 @@ const PLUGINS: &[&str] = &[
     "mafalda-test-plugin-trap-auth",
     "mafalda-test-plugin-foreign",
     "mafalda-test-plugin-contract-v010",
+    "mafalda-test-plugin-contract-v010-auth",
+    "mafalda-test-plugin-connect-auth",
 ];
 
 fn main() {

@@ -1,6 +1,6 @@
 //! Who may use a host: applications need a valid token for their room (the token-auth plugin),
-//! peers need a certificate of the cluster CA, and bad bytes close only the connection that
-//! sent them.
+//! peers need a certificate of the cluster CA, the auth plugin decides where a connect may send
+//! media, and bad bytes close only the connection that sent them.
 
 mod cluster_support;
 
@@ -9,6 +9,8 @@ use mafalda_host::cluster::proto::{Hello, Message, Role, PROTOCOL_VERSION};
 use mafalda_host::cluster::tls::NodeTls;
 use mafalda_host::cluster::Cluster;
 use mafalda_host::config::HostOptions;
+use mafalda_host::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
+use mafalda_host::plain_transport::PlainTransportRemoteParameters;
 use mafalda_host::prelude::*;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_host::worker_manager::WorkerManager;
@@ -91,6 +93,35 @@ async fn applications_need_a_valid_token_for_their_room() {
         .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
         .await
         .expect("a router with its own token for its room");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_plugin_decides_where_a_connect_may_send_media() {
+    let dir = scratch("connect-auth");
+    certs(&dir, &[("media26", "127.0.0.26")]);
+    let plugin = Path::new(mafalda_host::plugin::BUILT_PLUGIN_DIR).join("mafalda_test_plugin_connect_auth.wasm");
+    let args = ["--plugin", plugin.to_str().expect("utf-8"), "--plugin-config", "deny=127.0.0.99"];
+    let node = Node::start(&dir, "media26", "127.0.0.26", 4443, &args);
+    let app = application(&dir, &[&node], &[("MAFALDA_TOKEN", "alice")]);
+    let worker = app.create_worker(WorkerSettings::default()).await.expect("admitted");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let to = |ip: [u8; 4], port| PlainTransportRemoteParameters {
+        ip: Some(ip.into()),
+        port: Some(port),
+        rtcp_port: None,
+        srtp_parameters: None,
+    };
+    let plain = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("plain");
+    let error = plain.connect(to([127, 0, 0, 99], 5004)).await.expect_err("denied by the plugin").to_string();
+    assert!(error.contains("alice may not send media to 127.0.0.99:5004"), "{error}");
+    plain.connect(to([127, 0, 0, 1], 5004)).await.expect("another destination is the plugin's to grant");
+    let pipe = router.create_pipe_transport(PipeTransportOptions::new(loopback_listen_info())).await.expect("pipe");
+    let error = pipe
+        .connect(PipeTransportRemoteParameters { ip: [127, 0, 0, 99].into(), port: 5006, srtp_parameters: None })
+        .await
+        .expect_err("a pipe's destination too")
+        .to_string();
+    assert!(error.contains("127.0.0.99:5006"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

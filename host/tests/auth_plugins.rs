@@ -1,13 +1,14 @@
 //! The auth hook through the host: the token-auth plugin (real wasm) grants valid tokens and
 //! denies expired, wrong-room, garbage and missing ones; a trapping auth plugin denies (fails
-//! closed); a token plugin without its secret is refused at load.
+//! closed); a token plugin without its secret is refused at load; a plugin sees a connect's
+//! destination (contract 0.1.2) and only during that call.
 
 mod common;
 
 use common::{built_plugin, plugin_runtime, slotted_manager};
 use mafalda_host::placement::{CellLoad, PlacementPolicy, PlacementRequest};
 use mafalda_host::plugin::{ConfigEntry, PluginConfig, PluginError, PluginSet};
-use mafalda_plugin_sdk::types::{AuthRequest, Operation};
+use mafalda_plugin_sdk::types::{AuthRequest, Destination, Operation};
 use mafalda_plugin_token_auth::mint;
 
 const SECRET: &str = "correct horse battery staple";
@@ -20,7 +21,34 @@ fn request(token: Option<String>, room: &str, now: u64) -> AuthRequest {
         router: None,
         room: Some(room.into()),
         now_unix: now,
+        destination: None,
     }
+}
+
+#[tokio::test]
+async fn an_auth_plugin_sees_where_a_connect_points_and_only_then() {
+    let runtime = plugin_runtime();
+    let config = PluginConfig::shared(&[("deny", "192.0.2.7, 2001:db8::7")]);
+    let set = PluginSet::load(&runtime, &[built_plugin("mafalda_test_plugin_connect_auth")], &config).expect("loads");
+    let manager = slotted_manager(1);
+    let host = manager.host();
+    host.set_auth(set.auth.clone());
+    let connect = |ip: &str, port| AuthRequest {
+        operation: Operation::CreateTransport,
+        destination: Some(Destination { ip: ip.parse().expect("ip"), port, rtcp_port: None }),
+        ..request(Some("alice".into()), "r", 1)
+    };
+    let denial = host.authorize(&connect("192.0.2.7", Some(5004))).expect_err("listed");
+    assert_eq!(denial.reason, "connect-auth: alice may not send media to 192.0.2.7:5004");
+    let denial = host.authorize(&connect("2001:db8::7", None)).expect_err("listed v6");
+    assert!(denial.reason.contains("2001:db8::7:-"), "{}", denial.reason);
+    assert_eq!(host.authorize(&connect("192.0.2.8", Some(5004))).expect("not listed").identity, "alice");
+    // The destination is the call's only: the next call (on the same warm instance) sees none,
+    // so a create after a denied connect is granted.
+    let create = AuthRequest { operation: Operation::CreateTransport, ..request(Some("alice".into()), "r", 1) };
+    assert!(host.authorize(&create).is_ok(), "no destination left over from the previous call");
+    let odd = AuthRequest { operation: Operation::Consume, ..connect("192.0.2.8", Some(1)) };
+    assert!(host.authorize(&odd).expect_err("the plugin saw it").reason.contains("Consume"));
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
-//! The plugin contract grows compatibly: a plugin built against `mafalda:plugin@0.1.0` (before
-//! the `load` import) still loads and places, and plugins built against 0.1.1 see the host's
-//! predicted load through that import.
+//! The plugin contract grows compatibly: plugins built against `mafalda:plugin@0.1.0` (before
+//! the `load` and `connect-target` imports) still load, place and authorize, and plugins built
+//! against 0.1.1 see the host's predicted load through that import.
 
 mod common;
 
 use common::{built_plugin, placement_plugin, plugin_runtime};
 use mafalda_host::placement::{CellLoad, Decision, PlacementPolicy, PlacementRequest};
-use mafalda_host::plugin::PluginKind;
+use mafalda_host::plugin::{PluginConfig, PluginKind, PluginSet};
+use mafalda_plugin_sdk::types::{AuthRequest, Destination, Operation};
 
 #[test]
 fn a_plugin_built_against_contract_0_1_0_still_loads_and_places() {
@@ -36,4 +37,29 @@ fn plugins_built_against_contract_0_1_1_see_the_predicted_load() {
     // Without predictions the same cells tie and pack keeps to the first.
     let measured_only = [CellLoad::new(0), CellLoad::new(1)];
     assert_eq!(plugin.place_cells(&request, &measured_only).expect("placed"), Decision::Cell(0));
+}
+
+#[tokio::test]
+async fn an_auth_plugin_built_against_contract_0_1_0_still_loads_and_authorizes() {
+    let runtime = plugin_runtime();
+    let compiled = runtime.load_file(&built_plugin("mafalda_test_plugin_contract_v010_auth")).expect("loads");
+    assert_eq!(compiled.kind, PluginKind::Auth);
+    assert!(compiled.exports.iter().any(|e| e == "mafalda:plugin/auth@0.1.0"), "{:?}", compiled.exports);
+    assert!(!compiled.imports.iter().any(|i| i.starts_with("mafalda:plugin/connect-target")), "{:?}", compiled.imports);
+    let files = [built_plugin("mafalda_test_plugin_contract_v010_auth")];
+    let set = PluginSet::load(&runtime, &files, &PluginConfig::default()).expect("loads");
+    let manager = common::slotted_manager(1);
+    manager.host().set_auth(set.auth);
+    let connect = AuthRequest {
+        token: Some("alice".into()),
+        peer: None,
+        operation: Operation::CreateTransport,
+        router: None,
+        room: None,
+        now_unix: 1,
+        destination: Some(Destination { ip: [192, 0, 2, 7].into(), port: Some(5004), rtcp_port: None }),
+    };
+    assert_eq!(manager.host().authorize(&connect).expect("the old rule: a token is enough").identity, "alice");
+    let anonymous = AuthRequest { token: None, ..connect };
+    assert!(manager.host().authorize(&anonymous).is_err());
 }

@@ -42,7 +42,7 @@ pub mod prelude {
     #[cfg(feature = "guest")]
     pub use crate::guest::{log, now_ms, Auth, Autoscale, Placement};
     pub use crate::types::{
-        Action, AuthRequest, Cell, Config, Decision, Denial, Direction, Grant, LogLevel, Node, NodeAdvice, Operation,
-        Request, Snapshot,
+        Action, AuthRequest, Cell, Config, Decision, Denial, Destination, Direction, Grant, LogLevel, Node, NodeAdvice,
+        Operation, Request, Snapshot,
     };
 }

@@ -216,6 +216,21 @@ pub struct AuthRequest {
     pub room: Option<String>,
     /// Seconds since the Unix epoch.
     pub now_unix: u64,
+    /// Where a `connect` points a plain or pipe transport (asked as
+    /// [`Operation::CreateTransport`]); `None` for every other request (contract 0.1.2).
+    pub destination: Option<Destination>,
+}
+
+/// The remote address a `connect` gives a plain or pipe transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct Destination {
+    /// IP address media would be sent to.
+    pub ip: std::net::IpAddr,
+    /// RTP port (`None` only if the application gave none).
+    pub port: Option<u16>,
+    /// RTCP port of a plain transport without RTCP multiplexing.
+    pub rtcp_port: Option<u16>,
 }
 
 /// Permission granted.

@@ -168,6 +168,8 @@ macro_rules! wit_conversions {
                 router: r.router,
                 room: r.room,
                 now_unix: r.now_unix,
+                // Not part of the record: the `connect-target` import carries it (0.1.2).
+                destination: None,
             }
         }
 

@@ -1,7 +1,7 @@
 //! A host carrying out a session's operations on its backend objects (local workers, or a
 //! peer's when it aggregates one), and forwarding their events to the session.
 
-use super::grant::{self, RouterGrant, Scope, TokenGrant};
+use super::grant::{self, RouterGrant, Scope, Target, TokenGrant};
 use super::proto::*;
 use super::server::{Session, Shared};
 use crate::backend::*;
@@ -156,7 +156,7 @@ pub(crate) fn handle_immediate(host: &Host, session: &Arc<Session>, op: Op) -> R
         .get(&target)
         .map(|e| (e.held.clone(), e.place.clone()))
         .ok_or(WireError::NotFound(target))?;
-    grant::check(&session.caller(host, place.grant.as_ref()), op.access(), place.router, place.room)?;
+    grant::check(&session.caller(host, place.grant.as_ref()), op.access(), Target::under(place.router, place.room))?;
     match op {
         Op::Close { .. } => {
             if !matches!(held, Held::Worker(_)) {
@@ -206,12 +206,18 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         let entry = objects.get(&target).ok_or(WireError::NotFound(target))?;
         (entry.held.clone(), entry.place.clone())
     };
+    // Checked before the payload is read in full: an undecodable connect is refused below,
+    // before anything is connected, and a caller without the right learns nothing of its bytes.
+    let destination = op.destination().unwrap_or(None);
     match &op {
         // A router made with its own token is checked with that token (see `create_router`).
         Op::CreateRouter { token: Some(_), .. } => {}
-        Op::CreateRouter { room, .. } => grant::check(&session.caller(host, None), access, None, room.clone())?,
+        Op::CreateRouter { room, .. } => {
+            grant::check(&session.caller(host, None), access, Target::under(None, room.clone()))?
+        }
         _ => {
-            grant::check(&session.caller(host, place.grant.as_ref()), access, place.router.clone(), place.room.clone())?
+            let target = Target { router: place.router.clone(), room: place.room.clone(), destination };
+            grant::check(&session.caller(host, place.grant.as_ref()), access, target)?
         }
     }
     let new = |held: Held, handlers: Vec<HandlerId>, place: Place| {
@@ -420,13 +426,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         }
         Op::Connect { params, .. } => {
             let params = unpack(&params)?;
-            let destination = match &params {
-                ConnectParams::Plain { ip, .. } => *ip,
-                ConnectParams::Pipe { ip, .. } => Some(*ip),
-                ConnectParams::WebRtc { .. } => None,
-            };
-            if let Some(ip) = destination {
-                shared.options.limits.may_connect_to(ip).map_err(WireError::Denied)?;
+            if let Some(to) = destination {
+                shared.options.limits.may_connect_to(to.ip).map_err(WireError::Denied)?;
             }
             match (params, &held) {
                 (ConnectParams::WebRtc { dtls_parameters }, Held::WebRtc(t)) => {
@@ -770,7 +771,7 @@ fn router_grant(
     if !session.caller(host, None).checked {
         return Ok(None);
     }
-    let granted = grant::ask(host, Some(token.clone()), Operation::CreateRouter, None, room.clone())
+    let granted = grant::ask(host, Some(token.clone()), Operation::CreateRouter, Target::under(None, room.clone()))
         .map_err(WireError::Denied)?;
     let scope = Scope::of(&granted);
     scope.covers(room.as_deref(), grant::now_unix()).map_err(WireError::Denied)?;

@@ -11,7 +11,7 @@
 use super::proto::{Access, WireError};
 use crate::host::Host;
 use crate::internals::object::lock;
-use mafalda_plugin_sdk::types::{AuthRequest, Grant, Operation};
+use mafalda_plugin_sdk::types::{AuthRequest, Destination, Grant, Operation};
 use std::sync::{Arc, Mutex};
 
 /// The rooms and expiry a token was granted.
@@ -67,15 +67,28 @@ pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Asks the auth plugin about `operation` with `token`.
-pub fn ask(
-    host: &Host,
-    token: Option<String>,
-    operation: Operation,
-    router: Option<String>,
-    room: Option<String>,
-) -> Result<Grant, String> {
-    let request = AuthRequest { token, peer: None, operation, router, room, now_unix: now_unix() };
+/// What an operation acts on, as [`check`] and the auth plugin see it.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The router (its id) the target lives under, if any.
+    pub router: Option<String>,
+    /// That router's room label, if any.
+    pub room: Option<String>,
+    /// Where a `connect` points the transport ([`super::proto::Op::destination`]).
+    pub destination: Option<Destination>,
+}
+
+impl Target {
+    /// A target under `router` of `room`.
+    pub fn under(router: Option<String>, room: Option<String>) -> Self {
+        Self { router, room, destination: None }
+    }
+}
+
+/// Asks the auth plugin about `operation` with `token` on `target`.
+pub fn ask(host: &Host, token: Option<String>, operation: Operation, target: Target) -> Result<Grant, String> {
+    let Target { router, room, destination } = target;
+    let request = AuthRequest { token, peer: None, operation, router, room, now_unix: now_unix(), destination };
     host.authorize(&request).map_err(|denial| denial.reason)
 }
 
@@ -89,13 +102,8 @@ pub struct Caller<'a> {
     pub host: &'a Host,
 }
 
-/// Checks one operation on a target of `room` (under `router`): the single gate of dispatch.
-pub fn check(
-    caller: &Caller<'_>,
-    access: Access,
-    router: Option<String>,
-    room: Option<String>,
-) -> Result<(), WireError> {
+/// Checks one operation on `target`: the single gate of dispatch.
+pub fn check(caller: &Caller<'_>, access: Access, target: Target) -> Result<(), WireError> {
     let denied = |reason: String| WireError::Denied(reason);
     if !caller.checked {
         return Ok(());
@@ -103,13 +111,13 @@ pub fn check(
     let grant = &caller.grant;
     match access {
         Access::Release | Access::ReadWorker | Access::Refresh => Ok(()),
-        Access::Use => grant.scope.covers(room.as_deref(), now_unix()).map_err(denied),
+        Access::Use => grant.scope.covers(target.room.as_deref(), now_unix()).map_err(denied),
         Access::Create(_) | Access::Connect => {
-            grant.scope.covers(room.as_deref(), now_unix()).map_err(denied)?;
+            grant.scope.covers(target.room.as_deref(), now_unix()).map_err(denied)?;
             let operation = access.asked().unwrap_or(Operation::CreateTransport);
-            ask(caller.host, grant.token.clone(), operation, router, room).map(|_| ()).map_err(denied)
+            ask(caller.host, grant.token.clone(), operation, target).map(|_| ()).map_err(denied)
         }
-        Access::Admin => ask(caller.host, grant.token.clone(), Operation::Admin, None, None)
+        Access::Admin => ask(caller.host, grant.token.clone(), Operation::Admin, Target::default())
             .map(|_| ())
             .map_err(|reason| denied(format!("worker settings are for operators: {reason}"))),
     }
@@ -117,7 +125,8 @@ pub fn check(
 
 /// Checks a new token for the same identity; its grant.
 pub fn refreshed(host: &Host, identity: &str, token: String, room: Option<String>) -> Result<TokenGrant, WireError> {
-    let grant = ask(host, Some(token.clone()), Operation::Connect, None, room).map_err(WireError::Denied)?;
+    let grant =
+        ask(host, Some(token.clone()), Operation::Connect, Target::under(None, room)).map_err(WireError::Denied)?;
     if grant.identity != identity {
         return Err(WireError::Denied(format!(
             "the new token is for '{}', not this session's identity",

@@ -357,7 +357,7 @@ fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> R
         Role::Client => {
             let host = &shared.host;
             if host.has_auth() {
-                let granted = grant::ask(host, hello.token.clone(), Operation::Connect, None, None)
+                let granted = grant::ask(host, hello.token.clone(), Operation::Connect, grant::Target::default())
                     .map_err(|reason| format!("token refused: {reason}"))?;
                 let scope = Scope::of(&granted);
                 return Ok(Claim {

@@ -1,6 +1,7 @@
 //! An auth plugin as the host's gate. Fails closed: whatever goes wrong with the plugin (trap,
 //! timeout, backoff) is a denial.
 
+use super::bindings::auth::mafalda::plugin::connect_target::RemoteAddress;
 use super::bindings::auth::AuthPlugin;
 use super::convert::{auth_request_to_wit, denial_from_wit, grant_from_wit};
 use super::swap::Swappable;
@@ -13,7 +14,18 @@ impl AuthGate {
     /// Grants or denies `request`; any failure of the plugin denies.
     pub fn authorize(&self, request: &AuthRequest) -> Result<Grant, Denial> {
         let wit_request = auth_request_to_wit(request);
-        match self.current().call(|plugin, store| plugin.mafalda_plugin_auth().call_authorize(store, &wit_request)) {
+        let destination = request.destination.map(|to| RemoteAddress {
+            ip: to.ip.to_string(),
+            port: to.port,
+            rtcp_port: to.rtcp_port,
+        });
+        let answer = self.current().call(|plugin, store| {
+            store.data_mut().destination = destination;
+            let answer = plugin.mafalda_plugin_auth().call_authorize(&mut *store, &wit_request);
+            store.data_mut().destination = None;
+            answer
+        });
+        match answer {
             Ok(answer) => answer.map(grant_from_wit).map_err(denial_from_wit),
             Err(error) => {
                 tracing::warn!(%error, operation = ?request.operation, "auth plugin failed: denied");

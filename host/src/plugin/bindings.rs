@@ -62,6 +62,8 @@ pub struct PluginState {
     /// Predicted CPU share of the candidates of the placement call in progress (the `load`
     /// import).
     pub predicted: Vec<f64>,
+    /// Destination of the `connect` being authorized (the `connect-target` import).
+    pub destination: Option<auth::mafalda::plugin::connect_target::RemoteAddress>,
 }
 
 /// Rate limit of a guest's `log` calls: `per_second` forwarded per one-second window, the rest
@@ -149,6 +151,12 @@ impl placement::mafalda::plugin::log::Host for PluginState {
 impl placement::mafalda::plugin::load::Host for PluginState {
     fn predicted(&mut self) -> Vec<f64> {
         self.predicted.clone()
+    }
+}
+
+impl auth::mafalda::plugin::connect_target::Host for PluginState {
+    fn destination(&mut self) -> Option<auth::mafalda::plugin::connect_target::RemoteAddress> {
+        self.destination.clone()
     }
 }
 

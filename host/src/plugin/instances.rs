@@ -207,6 +207,7 @@ impl<W: World> Instances<W> {
             called_at: Instant::now(),
             logs: LogBudget::new(configured.logs_per_second, Arc::clone(&self.logs_dropped)),
             predicted: Vec::new(),
+            destination: None,
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limits);

@@ -46,7 +46,8 @@ impl PluginKind {
 }
 
 /// The contract versions this host runs: `mafalda:plugin@0.1.x` (0.1.1 added the `load`
-/// import; plugins built against 0.1.0 keep loading).
+/// import, 0.1.2 the `connect-target` import; plugins built against earlier 0.1 versions keep
+/// loading).
 pub const CONTRACT: &str = "0.1";
 
 /// `name` without its version, if the version is one of [`CONTRACT`]'s.
@@ -206,7 +207,13 @@ impl PluginRuntime {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
         let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
-        let provided = ["mafalda:plugin/log", "mafalda:plugin/clock", "mafalda:plugin/types", "mafalda:plugin/load"];
+        let provided = [
+            "mafalda:plugin/log",
+            "mafalda:plugin/clock",
+            "mafalda:plugin/types",
+            "mafalda:plugin/load",
+            "mafalda:plugin/connect-target",
+        ];
         let foreign: Vec<&String> =
             imports.iter().filter(|i| !unversioned(i).is_some_and(|name| provided.contains(&name))).collect();
         if !foreign.is_empty() {

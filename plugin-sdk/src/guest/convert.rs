@@ -23,7 +23,17 @@ pub fn place<P: Placement>(
 
 /// Runs `A::authorize` on WIT values.
 pub fn authorize<A: Auth>(request: super::wit::AuthRequest) -> Result<super::wit::Grant, super::wit::Denial> {
-    A::authorize(&auth_request_from_wit(request)).map(grant_to_wit).map_err(denial_to_wit)
+    #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
+    let mut request = auth_request_from_wit(request);
+    // A connect's destination (contract 0.1.2); an address the host cannot have meant denies.
+    #[cfg(target_arch = "wasm32")]
+    if let Some(to) = super::bindings::auth::mafalda::plugin::connect_target::destination() {
+        let Ok(ip) = to.ip.parse() else {
+            return Err(denial_to_wit(crate::types::Denial::new(format!("unreadable destination {}", to.ip))));
+        };
+        request.destination = Some(crate::types::Destination { ip, port: to.port, rtcp_port: to.rtcp_port });
+    }
+    A::authorize(&request).map(grant_to_wit).map_err(denial_to_wit)
 }
 
 /// Runs `A::evaluate` on WIT values.

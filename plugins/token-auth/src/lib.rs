@@ -146,6 +146,7 @@ mod tests {
             router: None,
             room: Some(room.into()),
             now_unix: now,
+            destination: None,
         }
     }
 

@@ -1,8 +1,8 @@
 //! What each operation needs before a host carries it out: one table, an exhaustive match, so
 //! a new [`Op`] cannot be added without deciding its access.
 
-use super::Op;
-use mafalda_plugin_sdk::types::Operation;
+use super::{ConnectParams, Op, WireError};
+use mafalda_plugin_sdk::types::{Destination, Operation};
 
 /// What an operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +12,8 @@ pub enum Access {
     /// against the session's object quota.
     Create(Operation),
     /// Points a transport somewhere (`connect`): like [`Access::Create`] of a transport (the
-    /// plugin is asked for [`Operation::CreateTransport`]), but it makes no object.
+    /// plugin is asked for [`Operation::CreateTransport`] and shown the destination,
+    /// [`Op::destination`]), but it makes no object.
     Connect,
     /// Uses an object the session holds: the grant in force must cover its room and be
     /// unexpired (checked on the host; the plugin granted the object when it was made).
@@ -46,6 +47,18 @@ impl Access {
 }
 
 impl Op {
+    /// Where a `connect` points a plain or pipe transport (what the auth plugin is shown);
+    /// `None` for every other operation. An undecodable payload is a bad request.
+    pub fn destination(&self) -> Result<Option<Destination>, WireError> {
+        let Self::Connect { params, .. } = self else { return Ok(None) };
+        let to = |ip, port, rtcp_port| Destination { ip, port, rtcp_port };
+        Ok(match params.get().map_err(|e| WireError::BadRequest(e.to_string()))? {
+            ConnectParams::Plain { ip, port, rtcp_port, .. } => ip.map(|ip| to(ip, port, rtcp_port)),
+            ConnectParams::Pipe { ip, port, .. } => Some(to(ip, Some(port), None)),
+            ConnectParams::WebRtc { .. } => None,
+        })
+    }
+
     /// What the operation needs.
     pub fn access(&self) -> Access {
         match self {
