@@ -124,6 +124,18 @@ async fn the_auth_plugin_decides_where_a_connect_may_send_media() {
     assert!(error.contains("127.0.0.99:5006"), "{error}");
 }
 
+#[test]
+fn a_host_says_who_it_lets_in_without_an_auth_plugin() {
+    let dir = scratch("open-door");
+    certs(&dir, &[("media27", "127.0.0.27"), ("media28", "127.0.0.28")]);
+    let mut closed = Node::start(&dir, "media27", "127.0.0.27", 4443, &[]);
+    let line = closed.wait_for_log("no auth plugin", Duration::from_secs(5));
+    assert!(line.contains("INFO") && line.contains("only loopback applications"), "{line}");
+    let mut open = Node::start(&dir, "media28", "127.0.0.28", 4443, &["--insecure-allow-any-client"]);
+    let line = open.wait_for_log("--insecure-allow-any-client", Duration::from_secs(5));
+    assert!(line.contains("WARN") && line.contains("without a token"), "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     let dir = scratch("peers");

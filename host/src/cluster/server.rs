@@ -366,7 +366,7 @@ fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> R
                     grant: TokenGrant { token: hello.token.clone(), scope },
                     address,
                 });
-            } else if address.is_loopback() || shared.options.insecure_allow_any_client {
+            } else if trusted_without_plugin(address, shared.options.insecure_allow_any_client) {
                 hello.node.clone()
             } else {
                 return Err("no auth plugin is loaded: only loopback clients are accepted \
@@ -377,6 +377,13 @@ fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> R
     };
     let grant = TokenGrant { token: hello.token.clone(), scope: Scope::default() };
     Ok(Claim { role: hello.role, identity, grant, address })
+}
+
+/// Whether a client at `address` is let in without an auth plugin: from loopback only (an
+/// IPv4-mapped `::ffff:127.x` address is not loopback to the OS's IPv6 socket either, so it is
+/// refused), or from anywhere with `--insecure-allow-any-client`.
+fn trusted_without_plugin(address: std::net::IpAddr, insecure_allow_any_client: bool) -> bool {
+    insecure_allow_any_client || address.is_loopback()
 }
 
 /// A random session number and secret.
@@ -587,6 +594,23 @@ impl std::fmt::Display for Ended {
         match self {
             Ended::Bye(reason) => write!(f, "bye: {reason}"),
             Ended::Dropped(reason) => f.write_str(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trusted_without_plugin;
+
+    #[test]
+    fn without_an_auth_plugin_only_loopback_clients_are_trusted() {
+        let ip = |s: &str| s.parse().expect("ip");
+        for local in ["127.0.0.1", "127.0.0.42", "::1"] {
+            assert!(trusted_without_plugin(ip(local), false), "{local}");
+        }
+        for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+            assert!(!trusted_without_plugin(ip(remote), false), "{remote}");
+            assert!(trusted_without_plugin(ip(remote), true), "{remote} with --insecure-allow-any-client");
         }
     }
 }
