@@ -100,7 +100,7 @@ async fn the_auth_plugin_decides_where_a_connect_may_send_media() {
     let dir = scratch("connect-auth");
     certs(&dir, &[("media26", "127.0.0.26")]);
     let plugin = Path::new(mafalda_host::plugin::BUILT_PLUGIN_DIR).join("mafalda_test_plugin_connect_auth.wasm");
-    let args = ["--plugin", plugin.to_str().expect("utf-8"), "--plugin-config", "deny=127.0.0.99"];
+    let args = ["--plugin", plugin.to_str().expect("utf-8"), "--plugin-config", "deny=127.0.0.99,0.0.0.0"];
     let node = Node::start(&dir, "media26", "127.0.0.26", 4443, &args);
     let app = application(&dir, &[&node], &[("MAFALDA_TOKEN", "alice")]);
     let worker = app.create_worker(WorkerSettings::default()).await.expect("admitted");
@@ -114,7 +114,21 @@ async fn the_auth_plugin_decides_where_a_connect_may_send_media() {
     let plain = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("plain");
     let error = plain.connect(to([127, 0, 0, 99], 5004)).await.expect_err("denied by the plugin").to_string();
     assert!(error.contains("alice may not send media to 127.0.0.99:5004"), "{error}");
+    // The same address written as IPv4-mapped IPv6 is that address.
+    let mapped = PlainTransportRemoteParameters {
+        ip: Some("::ffff:127.0.0.99".parse().expect("ip")),
+        port: Some(5004),
+        rtcp_port: None,
+        srtp_parameters: None,
+    };
+    let error = plain.connect(mapped).await.expect_err("mapped IPv4 is IPv4").to_string();
+    assert!(error.contains("127.0.0.99:5004"), "{error}");
     plain.connect(to([127, 0, 0, 1], 5004)).await.expect("another destination is the plugin's to grant");
+    // A comedia transport would send wherever its first packet came from: shown as anywhere.
+    let mut comedia = PlainTransportOptions::new(loopback_listen_info());
+    comedia.comedia = true;
+    let error = router.create_plain_transport(comedia).await.expect_err("anywhere is denied").to_string();
+    assert!(error.contains("may not send media to 0.0.0.0:-"), "{error}");
     let pipe = router.create_pipe_transport(PipeTransportOptions::new(loopback_listen_info())).await.expect("pipe");
     let error = pipe
         .connect(PipeTransportRemoteParameters { ip: [127, 0, 0, 99].into(), port: 5006, srtp_parameters: None })

@@ -216,8 +216,10 @@ pub struct AuthRequest {
     pub room: Option<String>,
     /// Seconds since the Unix epoch.
     pub now_unix: u64,
-    /// Where a `connect` points a plain or pipe transport (asked as
-    /// [`Operation::CreateTransport`]); `None` for every other request (contract 0.1.2).
+    /// Where a plain or pipe transport's `connect` points it (asked as
+    /// [`Operation::CreateTransport`]); for a new `comedia` plain transport the unspecified
+    /// address (it sends to whoever sends to it first); `None` for every other request
+    /// (contract 0.1.2).
     pub destination: Option<Destination>,
 }
 

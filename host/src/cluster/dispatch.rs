@@ -206,9 +206,17 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         let entry = objects.get(&target).ok_or(WireError::NotFound(target))?;
         (entry.held.clone(), entry.place.clone())
     };
-    // Checked before the payload is read in full: an undecodable connect is refused below,
-    // before anything is connected, and a caller without the right learns nothing of its bytes.
-    let destination = op.destination().unwrap_or(None);
+    // Where media would go (a connect's destination, a comedia transport's "anywhere"): shown
+    // to the auth plugin. A payload that does not decode is refused once the caller's grant
+    // covers the target, without asking the plugin.
+    let destination = match op.destination() {
+        Ok(destination) => destination,
+        Err(bad) => {
+            let target = Target::under(place.router.clone(), place.room.clone());
+            grant::check(&session.caller(host, place.grant.as_ref()), Access::Use, target)?;
+            return Err(bad);
+        }
+    };
     match &op {
         // A router made with its own token is checked with that token (see `create_router`).
         Op::CreateRouter { token: Some(_), .. } => {}
@@ -429,6 +437,16 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             if let Some(to) = destination {
                 shared.options.limits.may_connect_to(to.ip).map_err(WireError::Denied)?;
             }
+            // mediasoup is given the address the plugin and `connect_to` saw (mapped IPv4 as IPv4).
+            let params = match params {
+                ConnectParams::Plain { ip, port, rtcp_port, srtp_parameters } => {
+                    ConnectParams::Plain { ip: ip.map(|ip| ip.to_canonical()), port, rtcp_port, srtp_parameters }
+                }
+                ConnectParams::Pipe { ip, port, srtp_parameters } => {
+                    ConnectParams::Pipe { ip: ip.to_canonical(), port, srtp_parameters }
+                }
+                webrtc => webrtc,
+            };
             match (params, &held) {
                 (ConnectParams::WebRtc { dtls_parameters }, Held::WebRtc(t)) => {
                     t.connect(WebRtcTransportRemoteParameters { dtls_parameters }).await.map_err(failed)?

@@ -380,10 +380,11 @@ fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> R
 }
 
 /// Whether a client at `address` is let in without an auth plugin: from loopback only (an
-/// IPv4-mapped `::ffff:127.x` address is not loopback to the OS's IPv6 socket either, so it is
-/// refused), or from anywhere with `--insecure-allow-any-client`.
+/// IPv4-mapped `::ffff:127.x` source, as a dual-stack `[::]` socket sees local IPv4 callers,
+/// is loopback: Linux drops 127/8 packets arriving on other interfaces), or from anywhere with
+/// `--insecure-allow-any-client`.
 fn trusted_without_plugin(address: std::net::IpAddr, insecure_allow_any_client: bool) -> bool {
-    insecure_allow_any_client || address.is_loopback()
+    insecure_allow_any_client || address.to_canonical().is_loopback()
 }
 
 /// A random session number and secret.
@@ -605,10 +606,10 @@ mod tests {
     #[test]
     fn without_an_auth_plugin_only_loopback_clients_are_trusted() {
         let ip = |s: &str| s.parse().expect("ip");
-        for local in ["127.0.0.1", "127.0.0.42", "::1"] {
+        for local in ["127.0.0.1", "127.0.0.42", "::1", "::ffff:127.0.0.1"] {
             assert!(trusted_without_plugin(ip(local), false), "{local}");
         }
-        for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for remote in ["10.0.0.1", "192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1", "0.0.0.0"] {
             assert!(!trusted_without_plugin(ip(remote), false), "{remote}");
             assert!(trusted_without_plugin(ip(remote), true), "{remote} with --insecure-allow-any-client");
         }

@@ -3,6 +3,7 @@
 
 use super::{ConnectParams, Op, WireError};
 use mafalda_plugin_sdk::types::{Destination, Operation};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// What an operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +48,24 @@ impl Access {
 }
 
 impl Op {
-    /// Where a `connect` points a plain or pipe transport (what the auth plugin is shown);
-    /// `None` for every other operation. An undecodable payload is a bad request.
+    /// Where the operation lets a transport send media, as the auth plugin is shown it: a
+    /// plain or pipe transport's `connect` destination (IPv4-mapped IPv6 as plain IPv4, the
+    /// form mediasoup is then given), and for a new `comedia` plain transport, which sends to
+    /// whoever sends to it first, the unspecified address (anywhere). `None` for every other
+    /// operation. An undecodable payload is a bad request.
     pub fn destination(&self) -> Result<Option<Destination>, WireError> {
-        let Self::Connect { params, .. } = self else { return Ok(None) };
-        let to = |ip, port, rtcp_port| Destination { ip, port, rtcp_port };
-        Ok(match params.get().map_err(|e| WireError::BadRequest(e.to_string()))? {
-            ConnectParams::Plain { ip, port, rtcp_port, .. } => ip.map(|ip| to(ip, port, rtcp_port)),
-            ConnectParams::Pipe { ip, port, .. } => Some(to(ip, Some(port), None)),
-            ConnectParams::WebRtc { .. } => None,
+        let bad = |e: super::ProtoError| WireError::BadRequest(e.to_string());
+        let to = |ip: IpAddr, port, rtcp_port| Destination { ip: ip.to_canonical(), port, rtcp_port };
+        Ok(match self {
+            Self::Connect { params, .. } => match params.get().map_err(bad)? {
+                ConnectParams::Plain { ip, port, rtcp_port, .. } => ip.map(|ip| to(ip, port, rtcp_port)),
+                ConnectParams::Pipe { ip, port, .. } => Some(to(ip, Some(port), None)),
+                ConnectParams::WebRtc { .. } => None,
+            },
+            Self::CreatePlainTransport { options, .. } => {
+                options.get().map_err(bad)?.comedia.then(|| to(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, None))
+            }
+            _ => None,
         })
     }
 
