@@ -164,7 +164,7 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     let rogue = NodeTls::in_dir(&rogue_dir, "media8");
     let mut rogue_tls = rogue.clone();
     rogue_tls.ca = dir.join("ca.pem"); // it trusts the real host; the host does not trust it
-    let cluster = Cluster::for_peers(host, &[node.address()], &rogue_tls).expect("links start");
+    let cluster = Cluster::for_peers(host, &[node.address()], &rogue_tls, &Default::default()).expect("links start");
     let error = cluster.ready(Duration::from_secs(10)).await.expect_err("refused").to_string();
     assert!(error.contains("127.0.0.7:4443"), "{error}");
     node.wait_for_log("refused during TLS", Duration::from_secs(10));
@@ -172,7 +172,7 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
 
     // The real media8 (same CA) is accepted as a peer and sees media7's worker.
     let real = NodeTls::in_dir(&dir, "media8");
-    let cluster = Cluster::for_peers(host, &[node.address()], &real).expect("links start");
+    let cluster = Cluster::for_peers(host, &[node.address()], &real, &Default::default()).expect("links start");
     cluster.ready(Duration::from_secs(10)).await.expect("a peer of the cluster CA is admitted");
     assert!(host.cells().iter().any(|c| c.node() == "media7"), "media7's worker became a cell: {:?}", host.cells());
     let line = node.wait_for_log("role=Peer", Duration::from_secs(10));
@@ -193,16 +193,10 @@ async fn garbage_oversized_frames_and_old_versions_close_only_their_connection()
     let _first =
         router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("transport");
 
-    // A hello from another protocol version: a clear refusal naming both versions.
-    let mut old = Raw::connect(&dir, &address, "127.0.0.1:0").await;
-    let hello = Hello {
-        version: PROTOCOL_VERSION + 1,
-        role: Role::Client,
-        node: "old".into(),
-        token: None,
-        resume: None,
-        last_event: 0,
-    };
+    // A stream of another protocol version: refused from its preamble, before any message is
+    // decoded, with a reason naming both versions.
+    let mut old = Raw::connect_speaking(&dir, &address, "127.0.0.1:0", PROTOCOL_VERSION + 1).await;
+    let hello = Hello { role: Role::Client, node: "old".into(), token: None, resume: None, last_event: 0 };
     old.outbox.send(&Message::Hello(hello)).expect("queued");
     let reason = old.welcome().await.expect_err("refused");
     assert!(reason.contains("version mismatch") && reason.contains(&(PROTOCOL_VERSION + 1).to_string()), "{reason}");
@@ -294,7 +288,6 @@ async fn once_a_token_expires_every_operation_is_denied_until_it_is_refreshed() 
     let expires = now() + 3;
     let mut raw = Raw::connect(&dir, &node.address(), "127.0.0.1:0").await;
     let hello = Hello {
-        version: PROTOCOL_VERSION,
         role: Role::Client,
         node: "app".into(),
         token: Some(mint(SECRET.as_bytes(), "alice", "blue", expires)),

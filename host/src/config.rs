@@ -207,6 +207,12 @@ pub struct ClusterOptions {
     pub ca: Option<PathBuf>,
     /// The token presented to every host (checked by its auth plugin).
     pub token: Option<String>,
+    /// Milliseconds between keep-alive pings of an idle link (default 1,000).
+    pub keep_alive_ms: Option<u64>,
+    /// Milliseconds of silence before a link is dropped (default 10,000; the shorter of this
+    /// and the host's applies). The host's session, and every object in it, waits the host's
+    /// grace for the link to return.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// The file form of the options (`[pool]`, `[placement]`, `[pipes]`, `[cluster]`).
@@ -257,6 +263,11 @@ pub struct ServeSettings {
     pub stream_window: Option<u32>,
     /// QUIC receive window of a connection, bytes.
     pub connection_window: Option<u32>,
+    /// Milliseconds between keep-alive pings of an idle connection.
+    pub keep_alive_ms: Option<u64>,
+    /// Milliseconds of silence before a connection is dropped (its session then waits
+    /// `grace_secs`).
+    pub idle_timeout_ms: Option<u64>,
     /// Networks (CIDR) plain and pipe transports of callers may be connected to.
     pub connect_to: Option<Vec<String>>,
 }

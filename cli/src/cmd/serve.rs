@@ -86,7 +86,8 @@ impl ClusterFlags {
 pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
     let host = running.manager.host();
     if let (false, Some(tls)) = (flags.peers.is_empty(), &flags.tls) {
-        running.peers = Some(Cluster::for_peers(host, &flags.peers, tls).context("linking to peers")?);
+        let quic = flags.serve.as_ref().map(|serve| serve.limits.quic.clone()).unwrap_or_default();
+        running.peers = Some(Cluster::for_peers(host, &flags.peers, tls, &quic).context("linking to peers")?);
     }
     if let Some(serve) = flags.serve {
         if serve.insecure_allow_any_client {

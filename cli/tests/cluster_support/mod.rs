@@ -35,14 +35,18 @@ pub fn run(args: &[&str]) -> String {
 }
 
 /// A cluster CA in `dir/ca`, and certificates for `nodes` (name, ip) in `dir` (the nodes'
-/// `--tls-dir`, with the CA's `ca.pem` and no CA key).
+/// `--tls-dir`, with the CA's `ca.pem` and no CA key); those already there are kept.
 pub fn certs(dir: &Path, nodes: &[(&str, &str)]) {
     let out = dir.to_str().expect("utf-8");
-    let ca = dir.join("ca");
-    let ca = ca.to_str().expect("utf-8");
-    run(&["certs", "init", "--out", ca]);
+    let ca_dir = dir.join("ca");
+    let ca = ca_dir.to_str().expect("utf-8");
+    if !ca_dir.join("ca.key").exists() {
+        run(&["certs", "init", "--out", ca]);
+    }
     for (name, ip) in nodes {
-        run(&["certs", "issue", name, "--ca", ca, "--out", out, "--ip", ip]);
+        if !dir.join(format!("{name}.pem")).exists() {
+            run(&["certs", "issue", name, "--ca", ca, "--out", out, "--ip", ip]);
+        }
     }
 }
 
@@ -165,6 +169,14 @@ impl Drop for Node {
     }
 }
 
+/// Starts node `name` on `ip` (its certificate made in `dir`) with `[serve]` settings `serve`.
+pub fn limited(dir: &Path, name: &str, ip: &str, serve: &str) -> Node {
+    certs(dir, &[(name, ip)]);
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, format!("[serve]\n{serve}\n")).expect("config");
+    Node::start(dir, name, ip, 4443, &["--config", config.to_str().expect("utf-8")])
+}
+
 /// An application's manager for `hosts`, configured through the `MAFALDA_*` variables plus
 /// `extra` (e.g. the policy), with no local workers.
 pub fn application(dir: &Path, hosts: &[&Node], extra: &[(&str, &str)]) -> WorkerManager {
@@ -194,6 +206,11 @@ pub const RAW_WAIT: Duration = Duration::from_secs(10);
 impl Raw {
     /// Connects to `address` from `from` (an `ip:0` on loopback) and opens the control stream.
     pub async fn connect(dir: &Path, address: &str, from: &str) -> Self {
+        Self::connect_speaking(dir, address, from, mafalda_host::cluster::proto::PROTOCOL_VERSION).await
+    }
+
+    /// [`Raw::connect`] announcing protocol `version` in the stream's preamble.
+    pub async fn connect_speaking(dir: &Path, address: &str, from: &str, version: u16) -> Self {
         use mafalda_host::cluster::{link, tls};
         let mut endpoint = quinn::Endpoint::client(from.parse().expect("from")).expect("endpoint");
         endpoint.set_default_client_config(tls::app_client_config(&dir.join("ca.pem")).expect("tls"));
@@ -201,15 +218,14 @@ impl Raw {
         let name = address.ip().to_string();
         let connection = endpoint.connect(address, &name).expect("connect").await.expect("handshake");
         let (send, recv) = connection.open_bi().await.expect("stream");
-        let outbox = link::spawn_writer(send, &connection, 64 << 20);
+        let outbox = link::spawn_writer_speaking(send, &connection, 64 << 20, version);
         Self { connection, outbox, stream: link::MessageStream::new(recv), cells: Vec::new(), _endpoint: endpoint }
     }
 
     /// Sends a hello as client `node`.
     pub fn hello(&self, node: &str, resume: Option<mafalda_host::cluster::proto::ResumeTicket>, last_event: u64) {
-        use mafalda_host::cluster::proto::{Hello, Message, Role, PROTOCOL_VERSION};
-        let hello =
-            Hello { version: PROTOCOL_VERSION, role: Role::Client, node: node.into(), token: None, resume, last_event };
+        use mafalda_host::cluster::proto::{Hello, Message, Role};
+        let hello = Hello { role: Role::Client, node: node.into(), token: None, resume, last_event };
         self.outbox.send(&Message::Hello(hello)).expect("hello queued");
     }
 
@@ -223,7 +239,10 @@ impl Raw {
     pub async fn welcome(&mut self) -> Result<mafalda_host::cluster::proto::Welcome, String> {
         use mafalda_host::cluster::proto::Message;
         match self.next().await {
-            Some(Message::Welcome(welcome)) => Ok(welcome),
+            Some(Message::Welcome(welcome)) => {
+                self.cells = welcome.cells.clone();
+                Ok(welcome)
+            }
             Some(Message::Refused { reason }) => Err(reason),
             other => Err(format!("unexpected answer: {:?}", other.map(|m| m.kind()))),
         }

@@ -3,29 +3,31 @@
 //! so objects survive a dropped link), matches responses to requests and routes events to the
 //! remote objects they name.
 
+use super::limits::QuicLimits;
 use super::link::{self, MessageStream, Outbox};
-use super::proto::{
-    check_version, CellAdvert, Event, Handle, Hello, Message, Op, Reply, Role, WireError, PROTOCOL_VERSION,
-};
-use super::session::{LinkSession, Welcomed};
+use super::proto::{encode, CellAdvert, Event, Handle, Hello, Message, Op, Reply, Role, Welcome, WireError};
+use super::session::{LinkSession, Routes, Welcomed};
 use super::tls;
 use crate::internals::object::lock;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch, Notify};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// How long a request may wait for its response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes of requests a link queues for a host that does not read (beyond, the link drops).
 pub const OUTBOX_BYTES: usize = 8 << 20;
 /// How long a link that shuts down waits for the host to close after its goodbye.
-const BYE_WAIT: Duration = Duration::from_millis(500);
-/// How long a dropped link may stay down before the host counts as lost (its objects gone).
-pub const LOST_AFTER: Duration = Duration::from_millis(1500);
+pub const BYE_WAIT: Duration = Duration::from_millis(500);
+/// How long an unreachable host has before it counts as lost until its first welcome gives its
+/// own grace (a host keeps a detached session this long by default).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// How often a host advertises its workers: a link that hears nothing for
+/// [`QuicLimits::stale_after`] takes the host's workers out of placement.
+pub const ADVERT_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a link goes and who it says it is.
 #[derive(Clone)]
@@ -40,6 +42,8 @@ pub struct LinkTarget {
     pub token: Option<String>,
     /// TLS (verifying the host, and for peers presenting this node's certificate).
     pub config: quinn::ClientConfig,
+    /// Keep-alive, idle timeout and silence before leaving placement.
+    pub quic: QuicLimits,
 }
 
 impl std::fmt::Debug for LinkTarget {
@@ -79,8 +83,9 @@ pub trait EventSink: Send + Sync {
     fn event(&self, event: &Event);
 }
 
-/// What waits for a reply.
-type Waiter = oneshot::Sender<Result<Reply, WireError>>;
+/// What waits for a reply (none for a message that must arrive but whose reply nobody reads,
+/// such as closing a handle).
+type Waiter = Option<oneshot::Sender<Result<Reply, WireError>>>;
 
 /// A link to one host.
 pub struct HostLink {
@@ -93,7 +98,7 @@ pub struct HostLink {
     /// The token of the next hello (the target's, until refreshed).
     token: Mutex<Option<String>>,
     node: Mutex<Option<(String, String)>>,
-    objects: Mutex<HashMap<Handle, Weak<dyn EventSink>>>,
+    objects: Mutex<Routes<Weak<dyn EventSink>, Event>>,
     observer: Mutex<Option<Weak<dyn LinkObserver>>>,
     state: watch::Sender<LinkState>,
     stop: Notify,
@@ -115,15 +120,16 @@ impl HostLink {
         observer: Weak<dyn LinkObserver>,
     ) -> Arc<Self> {
         let token = Mutex::new(target.token.clone());
+        let session = LinkSession::new(REQUEST_TIMEOUT, DEFAULT_GRACE, target.quic.stale_after());
         let link = Arc::new(Self {
             target,
             endpoint,
             runtime: runtime.clone(),
             writer: Mutex::default(),
-            session: Mutex::new(LinkSession::new(REQUEST_TIMEOUT, LOST_AFTER)),
+            session: Mutex::new(session),
             token,
             node: Mutex::default(),
-            objects: Mutex::default(),
+            objects: Mutex::new(Routes::new()),
             observer: Mutex::new(Some(observer)),
             state: watch::channel(LinkState::Connecting).0,
             stop: Notify::new(),
@@ -165,41 +171,83 @@ impl HostLink {
         Ok(())
     }
 
-    /// Sends an operation and waits for its reply.
+    /// Sends an operation and waits for its reply. While the link is down (and the host not
+    /// yet counted lost) the request waits, and is sent after the session is resumed; the host
+    /// carries it out once, however often it was sent.
     pub async fn call(self: &Arc<Self>, op: Op) -> Result<Reply, WireError> {
         let (tx, rx) = oneshot::channel();
-        let id = lock(&self.session).request(tx, Instant::now());
-        let outbox = lock(&self.writer).clone();
-        let sent = outbox.is_some_and(|outbox| outbox.send(&Message::Request { id, op }).is_ok());
-        if !sent {
-            lock(&self.session).unsent(id);
-            return Err(WireError::LinkDown);
-        }
+        self.submit(op, Some(tx))?;
         rx.await.unwrap_or(Err(WireError::LinkDown))
     }
 
-    /// Sends an operation whose reply nobody waits for (closing a handle).
+    /// Sends an operation whose reply nobody reads but which must arrive (closing a handle):
+    /// across a dropped link it is sent again after the resume, and carried out once.
+    pub fn send_reliably(&self, op: Op) {
+        if let Err(error) = self.submit(op, None) {
+            debug!(host = %self.target.address, %error, "not sent: the session is gone");
+        }
+    }
+
+    /// Numbers `op`, keeps it until answered and sends it if the link is up.
+    fn submit(&self, op: Op, waiter: Waiter) -> Result<(), WireError> {
+        // The session's lock is held while the writer is read: a resume sends the waiting
+        // requests and installs the new writer under the same lock, so a request is either
+        // among those sent again or sent on the new writer, never neither.
+        let mut session = lock(&self.session);
+        let id = session.next_id();
+        let frame = encode(&Message::Request { id, op }).map_err(|e| WireError::BadRequest(e.to_string()))?;
+        let outbox = lock(&self.writer).clone();
+        match outbox {
+            Some(outbox) => {
+                session.track(id, waiter, frame.clone(), Instant::now());
+                // A failed send means the connection is going: the request waits for the resume.
+                let _ = outbox.send_frame(frame);
+                Ok(())
+            }
+            None if session.may_wait() => {
+                session.track(id, waiter, frame, Instant::now());
+                Ok(())
+            }
+            None => Err(WireError::LinkDown),
+        }
+    }
+
+    /// Sends an operation whose loss does not matter (media injected by the application): only
+    /// while the link is up, never kept.
     pub fn notify(&self, op: Op) {
         if let Some(outbox) = lock(&self.writer).clone() {
             let _ = outbox.send(&Message::Request { id: 0, op });
         }
     }
 
-    /// Routes the events of `handle` to `sink` (until the sink is dropped).
+    /// Routes the events of `handle` to `sink` (until the sink is dropped); events that arrived
+    /// before it (the host raised them before its `Created` reply) are delivered first, in order.
     pub fn register(&self, handle: Handle, sink: Weak<dyn EventSink>) {
-        lock(&self.objects).insert(handle, sink);
+        loop {
+            let held = lock(&self.objects).register(handle, Weak::clone(&sink));
+            match held {
+                Ok(()) => return,
+                Err(events) => {
+                    if let Some(sink) = sink.upgrade() {
+                        for event in &events {
+                            sink.event(event);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Stops routing events of `handle`.
     pub fn forget(&self, handle: Handle) {
-        lock(&self.objects).remove(&handle);
+        lock(&self.objects).forget(handle);
     }
 
     fn observer(&self) -> Option<Arc<dyn LinkObserver>> {
         lock(&self.observer).as_ref().and_then(Weak::upgrade)
     }
 
-    async fn connect_once(&self) -> Result<(quinn::Connection, Outbox, MessageStream, bool), LinkState> {
+    async fn connect_once(&self) -> Result<(quinn::Connection, Outbox, MessageStream, Welcome), LinkState> {
         let down = |e: String| LinkState::Down(e);
         let address = &self.target.address;
         let addr: SocketAddr = tokio::net::lookup_host(address)
@@ -209,16 +257,15 @@ impl HostLink {
             .ok_or_else(|| down(format!("{address}: no address")))?;
         let server_name = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
         let server_name = server_name.trim_start_matches('[').trim_end_matches(']');
-        let connecting = self
-            .endpoint
-            .connect_with(self.target.config.clone(), addr, server_name)
-            .map_err(|e| down(format!("{address}: {e}")))?;
+        let mut config = self.target.config.clone();
+        config.transport_config(tls::transport(&self.target.quic, 0));
+        let connecting =
+            self.endpoint.connect_with(config, addr, server_name).map_err(|e| down(format!("{address}: {e}")))?;
         let connection = connecting.await.map_err(|e| down(format!("{address}: {e}")))?;
         let (send, recv) = connection.open_bi().await.map_err(|e| down(format!("{address}: {e}")))?;
         let outbox = link::spawn_writer(send, &connection, OUTBOX_BYTES);
         let (resume, last_event) = lock(&self.session).resume();
         let hello = Hello {
-            version: PROTOCOL_VERSION,
             role: self.target.role,
             node: self.target.node.clone(),
             token: lock(&self.token).clone(),
@@ -232,7 +279,6 @@ impl HostLink {
             .map_err(|_| down(format!("{address}: no answer to hello")))?;
         match first {
             Ok(Some(Message::Welcome(welcome))) => {
-                check_version(welcome.version).map_err(|e| LinkState::Refused(e.to_string()))?;
                 // A host is the node its certificate names, whatever it calls itself.
                 let certified = tls::peer_name(&connection);
                 if certified.as_deref() != Some(welcome.node.as_str()) {
@@ -242,8 +288,7 @@ impl HostLink {
                     )));
                 }
                 *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
-                let lost = lock(&self.session).welcomed(&welcome) == Welcomed::Fresh { lost: true };
-                Ok((connection, outbox, stream, lost))
+                Ok((connection, outbox, stream, welcome))
             }
             Ok(Some(Message::Refused { reason })) => Err(LinkState::Refused(format!("{address} refused: {reason}"))),
             Ok(Some(other)) => Err(LinkState::Refused(format!("{address}: unexpected answer ({})", other.kind()))),
@@ -255,18 +300,49 @@ impl HostLink {
         }
     }
 
+    /// Takes a welcome: what it means for the session's objects and waiting requests, then the
+    /// new connection's writer (under the session's lock, see [`HostLink::submit`]).
+    fn welcomed(self: &Arc<Self>, welcome: &Welcome, outbox: Outbox) {
+        let mut session = lock(&self.session);
+        let lost = match session.welcomed(welcome, Instant::now()) {
+            Welcomed::Resumed { resend } => {
+                if !resend.is_empty() {
+                    debug!(host = %self.target.address, requests = resend.len(), "requests sent again after the resume");
+                }
+                for frame in resend {
+                    let _ = outbox.send_frame(frame);
+                }
+                None
+            }
+            Welcomed::Fresh { lost, restarted, failed } => {
+                for waiter in failed.into_iter().flatten() {
+                    let _ = waiter.send(Err(WireError::LinkDown));
+                }
+                let why = if restarted { "the host restarted" } else { "the host no longer has the session" };
+                lost.then_some(why)
+            }
+        };
+        *lock(&self.writer) = Some(outbox);
+        drop(session);
+        if let Some(why) = lost {
+            self.lose_everything(why);
+        }
+    }
+
     async fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
         while !self.stopped.load(Ordering::Acquire) {
             match self.connect_once().await {
-                Ok((connection, outbox, stream, lost)) => {
+                Ok((connection, outbox, stream, welcome)) => {
                     backoff = Duration::from_millis(100);
-                    if lost {
-                        self.lose_everything();
+                    // What the welcome means for the old session's objects first (a restarted
+                    // host's loss), then the workers it offers now.
+                    self.welcomed(&welcome, outbox);
+                    if let Some(observer) = self.observer() {
+                        observer.cells(&self, &welcome.cells);
                     }
-                    *lock(&self.writer) = Some(outbox);
-                    let node = lock(&self.node).clone().map(|n| n.0).unwrap_or_default();
-                    info!(host = %self.target.address, %node, "cluster link up");
+                    let node = welcome.node.clone();
+                    info!(host = %self.target.address, %node, resumed = welcome.resumed, "cluster link up");
                     self.state.send_replace(LinkState::Up(node));
                     if let Some(observer) = self.observer() {
                         observer.up(&self);
@@ -284,10 +360,7 @@ impl HostLink {
                         }
                     }
                     connection.close(0u32.into(), reason.as_bytes());
-                    let failed = lock(&self.session).down(Instant::now());
-                    for waiter in failed {
-                        let _ = waiter.send(Err(WireError::LinkDown));
-                    }
+                    lock(&self.session).down(Instant::now());
                     warn!(host = %self.target.address, %reason, "cluster link down");
                     self.state.send_replace(LinkState::Down(reason));
                     if let Some(observer) = self.observer() {
@@ -302,9 +375,7 @@ impl HostLink {
                     self.state.send_replace(state);
                 }
             }
-            if lock(&self.session).lost(Instant::now()) {
-                self.lose_everything();
-            }
+            self.check_lost();
             let recovering = lock(&self.session).recovering();
             let wait = if recovering { backoff.min(Duration::from_millis(250)) } else { backoff };
             tokio::select! {
@@ -313,16 +384,49 @@ impl HostLink {
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
+        // Requests still waiting will not be answered by this link.
+        let failed = lock(&self.session).stop();
+        for waiter in failed.into_iter().flatten() {
+            let _ = waiter.send(Err(WireError::LinkDown));
+        }
+    }
+
+    /// Counts the host lost if it stayed unreachable for its grace.
+    fn check_lost(self: &Arc<Self>) {
+        let failed = lock(&self.session).lost(Instant::now());
+        if let Some(failed) = failed {
+            for waiter in failed.into_iter().flatten() {
+                let _ = waiter.send(Err(WireError::LinkDown));
+            }
+            self.lose_everything("it stayed unreachable for its grace");
+        }
     }
 
     /// Reads until the stream ends; returns why.
     async fn read(self: &Arc<Self>, mut stream: MessageStream) -> String {
         loop {
-            match stream.next().await {
+            let message = stream.next().await;
+            if matches!(message, Ok(Some(_))) && lock(&self.session).heard(Instant::now()) {
+                info!(host = %self.target.address, "cluster host heard again: its workers return to placement");
+                if let Some(observer) = self.observer() {
+                    observer.up(self);
+                }
+            }
+            match message {
                 Ok(Some(Message::Response { id, result })) => {
                     let waiter = lock(&self.session).response(id);
-                    if let Some(waiter) = waiter {
-                        let _ = waiter.send(result);
+                    match waiter {
+                        Some(Some(waiter)) => {
+                            let _ = waiter.send(result);
+                        }
+                        Some(None) => {}
+                        // Nobody waits any more (the request timed out): an object made for
+                        // it would be an orphan, so it is closed.
+                        None => {
+                            if let Ok(Reply::Created { handle, .. }) = result {
+                                self.send_reliably(Op::Close { handle });
+                            }
+                        }
                     }
                 }
                 Ok(Some(Message::Event { seq, handle, event })) => {
@@ -330,9 +434,12 @@ impl HostLink {
                     if !lock(&self.session).event(seq) {
                         continue;
                     }
-                    let sink = lock(&self.objects).get(&handle).and_then(Weak::upgrade);
-                    if let Some(sink) = sink {
-                        sink.event(&event);
+                    let routed = lock(&self.objects).route(handle, event);
+                    if let Some((sink, event)) = routed {
+                        match sink.upgrade() {
+                            Some(sink) => sink.event(&event),
+                            None => lock(&self.objects).forget(handle),
+                        }
                     }
                 }
                 Ok(Some(Message::Cells(adverts))) => {
@@ -349,11 +456,11 @@ impl HostLink {
     }
 
     /// The host is lost: every object of the session is closed (workers die).
-    fn lose_everything(self: &Arc<Self>) {
-        warn!(host = %self.target.address, "cluster host lost: its objects are gone");
-        let sinks: Vec<_> = lock(&self.objects).drain().filter_map(|(_, s)| s.upgrade()).collect();
+    fn lose_everything(self: &Arc<Self>, why: &str) {
+        warn!(host = %self.target.address, %why, "cluster host lost: its objects are gone");
+        let sinks: Vec<_> = lock(&self.objects).drain().into_iter().filter_map(|s| s.upgrade()).collect();
         for sink in sinks {
-            sink.event(&Event::WorkerDead("the host was lost".into()));
+            sink.event(&Event::WorkerDead(format!("the host was lost: {why}")));
         }
         if let Some(observer) = self.observer() {
             observer.lost(self);
@@ -365,16 +472,27 @@ impl HostLink {
         &self.runtime
     }
 
-    /// Fails the requests that waited longer than [`REQUEST_TIMEOUT`] (checked once a second:
-    /// one sweeper per link instead of a timer per request).
+    /// Once a second: fails the requests that waited longer than [`REQUEST_TIMEOUT`] (one
+    /// sweeper per link instead of a timer per request), takes a silent host's workers out of
+    /// placement, and counts an unreachable host lost when its grace ran out.
     async fn expire_late(link: Weak<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let Some(link) = link.upgrade() else { return };
-            let late = lock(&link.session).expired(Instant::now());
-            for tx in late {
+            let now = Instant::now();
+            let late = lock(&link.session).expired(now);
+            for tx in late.into_iter().flatten() {
                 let _ = tx.send(Err(WireError::Failed("the host did not answer in time".into())));
+            }
+            if lock(&link.session).silent(now) {
+                warn!(host = %link.target.address, "cluster host silent: its workers leave placement until it is heard");
+                if let Some(observer) = link.observer() {
+                    observer.down(&link);
+                }
+            }
+            if lock(&link.session).recovering() {
+                link.check_lost();
             }
         }
     }

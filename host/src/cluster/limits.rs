@@ -15,10 +15,11 @@ pub struct QuicLimits {
     pub stream_window: u32,
     /// Bytes all streams of a connection may have in flight towards us (default 4 MiB).
     pub connection_window: u32,
-    /// How long a connection may be silent before it counts as dead (default 1.5 s, so a dead
-    /// host leaves placement quickly; its session waits `SessionLimits::grace` for a resume).
+    /// How long a connection may be silent before it is dropped (default 10 s; the shorter of
+    /// the two sides' applies). A dropped connection is not a lost host: its session waits
+    /// [`SessionLimits::grace`] for a resume.
     pub idle_timeout: Duration,
-    /// How often an idle connection pings (default 300 ms).
+    /// How often an idle connection pings (default 1 s).
     pub keep_alive: Duration,
 }
 
@@ -27,9 +28,53 @@ impl Default for QuicLimits {
         Self {
             stream_window: 2 << 20,
             connection_window: 4 << 20,
-            idle_timeout: Duration::from_millis(1500),
-            keep_alive: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(1),
         }
+    }
+}
+
+impl QuicLimits {
+    /// How long a caller hears nothing from a host (which advertises every second) before it
+    /// takes the host's workers out of placement: 3 s, or three keep-alives if longer. Nothing
+    /// is lost then; the workers return when the host is heard again.
+    pub fn stale_after(&self) -> Duration {
+        (self.keep_alive * 3).max(Duration::from_secs(3))
+    }
+
+    /// These limits with `keep_alive_ms` and `idle_timeout_ms` applied (from `section`'s keys).
+    pub fn with_timers(
+        mut self,
+        section: &'static str,
+        keep_alive_ms: Option<u64>,
+        idle_timeout_ms: Option<u64>,
+    ) -> Result<Self, LimitError> {
+        if let Some(ms) = keep_alive_ms {
+            if ms < 100 {
+                return Err(LimitError { section, key: "keep_alive_ms", reason: format!("{ms} is below 100") });
+            }
+            self.keep_alive = Duration::from_millis(ms);
+        }
+        if let Some(ms) = idle_timeout_ms {
+            if ms < 500 {
+                return Err(LimitError { section, key: "idle_timeout_ms", reason: format!("{ms} is below 500") });
+            }
+            self.idle_timeout = Duration::from_millis(ms);
+        }
+        if self.keep_alive >= self.idle_timeout {
+            return Err(LimitError {
+                section,
+                key: "keep_alive_ms",
+                reason: format!("{:?} must be shorter than the idle timeout {:?}", self.keep_alive, self.idle_timeout),
+            });
+        }
+        Ok(self)
+    }
+
+    /// An application's limits: the defaults with `[cluster]` `keep_alive_ms` and
+    /// `idle_timeout_ms`.
+    pub fn for_application(options: &crate::config::ClusterOptions) -> Result<Self, LimitError> {
+        Self::default().with_timers("cluster", options.keep_alive_ms, options.idle_timeout_ms)
     }
 }
 
@@ -77,10 +122,12 @@ impl Default for ServeLimits {
     }
 }
 
-/// A `[serve]` value out of range.
+/// A `[serve]` or `[cluster]` value out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("[serve] {key}: {reason}")]
+#[error("[{section}] {key}: {reason}")]
 pub struct LimitError {
+    /// The table.
+    pub section: &'static str,
     /// The key.
     pub key: &'static str,
     /// Why.
@@ -94,7 +141,9 @@ impl ServeLimits {
         let s = settings;
         let at_least = |key: &'static str, value: Option<usize>, min: usize| -> Result<Option<usize>, LimitError> {
             match value {
-                Some(v) if v < min => Err(LimitError { key, reason: format!("{v} is below the minimum {min}") }),
+                Some(v) if v < min => {
+                    Err(LimitError { section: "serve", key, reason: format!("{v} is below the minimum {min}") })
+                }
                 other => Ok(other),
             }
         };
@@ -130,9 +179,13 @@ impl ServeLimits {
         };
         set(&mut limits.quic.stream_window, window("stream_window", s.stream_window)?);
         set(&mut limits.quic.connection_window, window("connection_window", s.connection_window)?);
+        limits.quic = limits.quic.with_timers("serve", s.keep_alive_ms, s.idle_timeout_ms)?;
         for network in s.connect_to.iter().flatten() {
-            let parsed =
-                network.parse().map_err(|e| LimitError { key: "connect_to", reason: format!("{network}: {e}") })?;
+            let parsed = network.parse().map_err(|e| LimitError {
+                section: "serve",
+                key: "connect_to",
+                reason: format!("{network}: {e}"),
+            })?;
             limits.connect_to.push(parsed);
         }
         Ok(limits)

@@ -1,7 +1,7 @@
 //! Framed messages over one QUIC bidirectional stream: a writer task fed by a bounded outbox,
 //! and a reader that turns the stream into [`Message`]s with the sans-IO [`FrameReader`].
 
-use super::proto::{encode, FrameReader, Message, ProtoError};
+use super::proto::{encode, preamble, FrameReader, Message, ProtoError, PROTOCOL_VERSION};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -78,13 +78,29 @@ impl Outbox {
     }
 }
 
-/// Starts the writer task of `send`; frames queued on the returned outbox are written in order
-/// until every outbox clone is dropped or the stream fails.
-pub fn spawn_writer(mut send: quinn::SendStream, connection: &quinn::Connection, limit: usize) -> Outbox {
+/// Starts the writer task of `send`: the preamble of this build's protocol version, then the
+/// frames queued on the returned outbox, in order, until every outbox clone is dropped or the
+/// stream fails.
+pub fn spawn_writer(send: quinn::SendStream, connection: &quinn::Connection, limit: usize) -> Outbox {
+    spawn_writer_speaking(send, connection, limit, PROTOCOL_VERSION)
+}
+
+/// [`spawn_writer`] announcing protocol `version` (how an older or newer build speaks; tests of
+/// version handling use it).
+pub fn spawn_writer_speaking(
+    mut send: quinn::SendStream,
+    connection: &quinn::Connection,
+    limit: usize,
+    version: u16,
+) -> Outbox {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let queued = Arc::new(AtomicUsize::new(0));
     let written = Arc::clone(&queued);
     tokio::spawn(async move {
+        if let Err(error) = send.write_all(&preamble(version)).await {
+            debug!(%error, "link writer stopped before its preamble");
+            return;
+        }
         while let Some(frame) = rx.recv().await {
             let len = frame.len();
             let result = send.write_all(&frame).await;

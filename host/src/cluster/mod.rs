@@ -145,6 +145,7 @@ impl Cluster {
     pub fn for_application(host: &Arc<Host>, options: &ClusterOptions) -> Result<Arc<Self>, ClusterError> {
         let ca = options.ca.as_deref().ok_or_else(|| ClusterError::Unusable("no CA given (MAFALDA_CA)".into()))?;
         let config = tls::app_client_config(ca)?;
+        let quic = limits::QuicLimits::for_application(options).map_err(|e| ClusterError::Unusable(e.to_string()))?;
         let node = std::env::args().next().unwrap_or_else(|| "application".into());
         let targets = options
             .hosts
@@ -155,13 +156,19 @@ impl Cluster {
                 node: node.clone(),
                 token: options.token.clone(),
                 config: config.clone(),
+                quic: quic.clone(),
             })
             .collect();
         Self::join(host, targets)
     }
 
-    /// A host's links to its peers (mutual TLS with its node certificate).
-    pub fn for_peers(host: &Arc<Host>, peers: &[String], node_tls: &tls::NodeTls) -> Result<Arc<Self>, ClusterError> {
+    /// A host's links to its peers (mutual TLS with its node certificate, `quic`'s timers).
+    pub fn for_peers(
+        host: &Arc<Host>,
+        peers: &[String],
+        node_tls: &tls::NodeTls,
+        quic: &limits::QuicLimits,
+    ) -> Result<Arc<Self>, ClusterError> {
         let config = node_tls.peer_client_config()?;
         let node = host.options().node.clone();
         let targets = peers
@@ -172,6 +179,7 @@ impl Cluster {
                 node: node.clone(),
                 token: None,
                 config: config.clone(),
+                quic: quic.clone(),
             })
             .collect();
         Self::join(host, targets)

@@ -192,7 +192,7 @@ impl<S> Drop for Remote<S> {
     fn drop(&mut self) {
         self.link.forget(self.handle);
         if self.owned && !self.closed.swap(true, Ordering::AcqRel) {
-            self.link.notify(Op::Close { handle: self.handle });
+            self.link.send_reliably(Op::Close { handle: self.handle });
         }
     }
 }

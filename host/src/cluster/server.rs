@@ -7,9 +7,11 @@
 use super::dispatch::{self, Held};
 use super::grant::{self, Caller, RouterGrant, Scope, TokenGrant};
 use super::limits::ServeLimits;
-use super::link::{self, MessageStream, Outbox, OutboxError};
+use super::link::{self, MessageStream, Outbox};
 use super::proto::*;
-use super::session::{Admitted, Claim, ConnectionId, Refusal, ResumeAsk, Secret, SessionBook, SessionId};
+use super::session::{
+    Admitted, Arrival, Claim, ConnectionId, Refusal, Replies, ResumeAsk, Secret, SessionBook, SessionId,
+};
 use super::tls::{self, NodeTls, TlsError};
 use crate::cell::Origin;
 use crate::host::Host;
@@ -71,6 +73,9 @@ pub(crate) struct Session {
     next: AtomicU64,
     /// How many objects the session may hold.
     pub(crate) max_objects: usize,
+    /// Request ids seen and recent replies: a request sent again after a resume is answered
+    /// once.
+    replies: Mutex<Replies>,
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -89,13 +94,46 @@ impl Session {
         }
     }
 
-    /// Answers request `id`; a reply too large for a frame becomes an error the caller sees.
+    /// Whether request `id` is to be carried out: a copy sent again after a resume is answered
+    /// with the first reply (or by the run in progress), never carried out twice.
+    pub(crate) fn arrive(&self, id: u32) -> bool {
+        if id == 0 {
+            return true;
+        }
+        let arrival = lock(&self.replies).arrive(id);
+        match arrival {
+            Arrival::New => true,
+            Arrival::Running => false,
+            Arrival::Answered(frame) => {
+                if let Some((_, outbox)) = lock(&self.book).outbox(self.id) {
+                    let _ = outbox.send_frame(frame);
+                }
+                false
+            }
+            Arrival::Forgotten => {
+                let forgotten = "this request was carried out before and its reply is no longer kept";
+                self.send(&Message::Response { id, result: Err(WireError::Failed(forgotten.into())) });
+                false
+            }
+        }
+    }
+
+    /// Answers request `id` on the connection the session is attached to now (kept for a
+    /// caller that asks again); a reply too large for a frame becomes an error the caller sees.
     pub(crate) fn respond(&self, id: u32, result: Result<Reply, WireError>) {
-        let Some((_, outbox)) = lock(&self.book).outbox(self.id) else { return };
-        let sent = outbox.send(&Message::Response { id, result });
-        if let Err(OutboxError::Encode(error)) = sent {
+        if id == 0 {
+            return;
+        }
+        let frame = encode(&Message::Response { id, result }).or_else(|error| {
             let result = Err(WireError::Failed(format!("the reply cannot be sent: {error}")));
-            let _ = outbox.send(&Message::Response { id, result });
+            encode(&Message::Response { id, result })
+        });
+        let Ok(frame) = frame else { return };
+        lock(&self.replies).answered(id, &frame);
+        if let Some((_, outbox)) = lock(&self.book).outbox(self.id) {
+            if let Err(error) = outbox.send_frame(frame) {
+                debug!(session = self.id, %error, "reply not sent (kept for a resume)");
+            }
         }
     }
 
@@ -185,6 +223,8 @@ pub(crate) struct Shared {
     next_connection: AtomicU64,
     /// Connections between their first packet and their hello.
     handshakes: AtomicUsize,
+    /// This host process's incarnation, in every Welcome.
+    boot: u64,
 }
 
 impl Shared {
@@ -243,6 +283,7 @@ impl ClusterServer {
             sessions: Mutex::default(),
             next_connection: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
+            boot: boot_id(),
         });
         tokio::spawn(accept(endpoint.clone(), Arc::downgrade(&shared)));
         tokio::spawn(expire(Arc::downgrade(&shared)));
@@ -320,6 +361,11 @@ async fn expire(shared: Weak<Shared>) {
     }
 }
 
+/// Replies a session keeps for requests sent again after a resume (those waiting when a
+/// connection dropped: at most the requests in flight plus what was queued), and their bytes.
+const REPLIES_KEPT: usize = 256;
+const REPLY_BYTES_KEPT: usize = 1 << 20;
+
 /// The longest name a hello may carry, and the longest token.
 const MAX_NAME: usize = 255;
 const MAX_TOKEN: usize = 16 << 10;
@@ -345,7 +391,6 @@ fn refuse(outbox: &Outbox, connection: &quinn::Connection, reason: &str) {
 /// Who the hello's sender is: a peer by its certificate, a client by its token (or, without an
 /// auth plugin, by the name it gives, from loopback or with `--insecure-allow-any-client`).
 fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> Result<Claim, String> {
-    check_version(hello.version).map_err(|e| e.to_string())?;
     if hello.node.len() > MAX_NAME || hello.token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN) {
         return Err(format!("a hello's name is at most {MAX_NAME} bytes and its token {MAX_TOKEN}"));
     }
@@ -387,6 +432,18 @@ fn trusted_without_plugin(address: std::net::IpAddr, insecure_allow_any_client: 
     insecure_allow_any_client || address.to_canonical().is_loopback()
 }
 
+/// A random incarnation number for this host process (0 only if the OS has no randomness,
+/// then the start time: still different from the previous run's).
+fn boot_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+    }
+}
+
 /// A random session number and secret.
 fn fresh() -> Result<(SessionId, Secret), String> {
     let mut bytes = [0u8; 24];
@@ -420,20 +477,6 @@ fn admit(
             other => break other.map_err(|refusal| refusal.to_string())?,
         }
     };
-    // The welcome, then the missed events, before any other event (they are sent under the
-    // book's lock, which this holds): the caller's numbering stays in order.
-    let welcome = Welcome {
-        version: PROTOCOL_VERSION,
-        node: options.node.clone(),
-        region: options.region.clone(),
-        session: admitted.session,
-        secret: admitted.secret.0,
-        resumed: admitted.resumed,
-    };
-    let _ = outbox.send(&Message::Welcome(welcome));
-    for frame in &admitted.replay {
-        let _ = outbox.send_frame(frame.clone());
-    }
     // The session's objects are found (or made) before the book lets go: nothing can end it in
     // between.
     let session = {
@@ -448,11 +491,31 @@ fn admit(
                 workers: Mutex::default(),
                 next: AtomicU64::new(1),
                 max_objects: shared.options.limits.objects_per_session,
+                replies: Mutex::new(Replies::new(REPLIES_KEPT, REPLY_BYTES_KEPT)),
                 runtime: tokio::runtime::Handle::current(),
             })
         });
         Arc::clone(session)
     };
+    // The welcome (with the first advert), then the missed events, before any other event
+    // (they are sent under the book's lock, which this holds): the caller's numbering stays in
+    // order.
+    let welcome = Welcome {
+        node: options.node.clone(),
+        region: options.region.clone(),
+        boot: shared.boot,
+        session: admitted.session,
+        secret: admitted.secret.0,
+        resumed: admitted.resumed,
+        grace_ms: u64::try_from(shared.options.limits.sessions.grace.as_millis()).unwrap_or(u64::MAX),
+        cells: session.adverts(&shared.host),
+    };
+    if let Err(error) = outbox.send(&Message::Welcome(welcome)) {
+        warn!(session = admitted.session, %error, "welcome not sent");
+    }
+    for frame in &admitted.replay {
+        let _ = outbox.send_frame(frame.clone());
+    }
     drop(book);
     shared.drop_sessions(&admitted.ended);
     for (_, connection) in &admitted.close {
@@ -497,7 +560,6 @@ async fn serve_connection(
         Err(reason) => return refuse(&outbox, &connection, &reason),
     };
     info!(%remote, session = session.id, role = ?session.role, identity = %session.identity, resumed = admitted.resumed, "cluster session");
-    session.send(&Message::Cells(session.adverts(&shared.host)));
     let adverts = {
         let (session, host) = (Arc::downgrade(&session), Arc::downgrade(&shared.host));
         tokio::spawn(async move {
@@ -521,11 +583,10 @@ async fn serve_connection(
             break "the session moved to another connection or ended".into();
         }
         match message {
+            Ok(Some(Message::Request { id, .. })) if !session.arrive(id) => {}
             Ok(Some(Message::Request { id, op })) if dispatch::is_immediate(&op) => {
                 let result = dispatch::handle_immediate(&shared.host, &session, op);
-                if id != 0 {
-                    session.respond(id, result);
-                }
+                session.respond(id, result);
             }
             Ok(Some(Message::Request { id, op })) => {
                 // At most `requests_in_flight` at once: the next request waits unread (the
@@ -540,9 +601,7 @@ async fn serve_connection(
                 let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
                 tokio::spawn(async move {
                     let result = dispatch::handle(&shared, &session, op).await;
-                    if id != 0 {
-                        session.respond(id, result);
-                    }
+                    session.respond(id, result);
                     drop(permit);
                 });
             }

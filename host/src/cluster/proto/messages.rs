@@ -28,8 +28,6 @@ pub enum Role {
 /// The first message of a connection.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The sender's protocol version.
-    pub version: u16,
     /// Client or peer.
     pub role: Role,
     /// The sender's node name (peers) or program name (clients).
@@ -46,7 +44,6 @@ impl std::fmt::Debug for Hello {
     /// Without the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hello")
-            .field("version", &self.version)
             .field("role", &self.role)
             .field("node", &self.node)
             .field("resume", &self.resume)
@@ -59,11 +56,13 @@ impl std::fmt::Debug for Welcome {
     /// Without the secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Welcome")
-            .field("version", &self.version)
             .field("node", &self.node)
             .field("region", &self.region)
+            .field("boot", &self.boot)
             .field("session", &self.session)
             .field("resumed", &self.resumed)
+            .field("grace_ms", &self.grace_ms)
+            .field("cells", &self.cells)
             .finish_non_exhaustive()
     }
 }
@@ -86,18 +85,25 @@ impl std::fmt::Debug for ResumeTicket {
 /// The host's answer to an accepted hello.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
-    /// The host's protocol version.
-    pub version: u16,
     /// Its node name.
     pub node: String,
     /// Its region.
     pub region: String,
+    /// The host process's incarnation (random at start): a different one than before means the
+    /// host restarted, and every object of the earlier session is gone.
+    pub boot: u64,
     /// The session (give it back in [`Hello::resume`] after a dropped link).
     pub session: u64,
     /// The session's secret: with the same identity, it resumes the session.
     pub secret: [u8; 16],
     /// Whether the asked session was resumed (false: a new, empty one).
     pub resumed: bool,
+    /// How long the host keeps the session's objects after its connection drops: the caller
+    /// counts the host lost when it stays unreachable that long.
+    pub grace_ms: u64,
+    /// The host's workers and their load (the first advert; later ones come as
+    /// [`Message::Cells`]).
+    pub cells: Vec<CellAdvert>,
 }
 
 /// One worker a host offers, with its load.

@@ -1,5 +1,6 @@
-//! The cluster wire protocol, sans-IO: message types, the frame codec (u32 big-endian length,
-//! then a postcard message; at most [`MAX_FRAME`] bytes) and the hello check. Nothing here
+//! The cluster wire protocol, sans-IO: message types, the stream preamble (magic and version,
+//! a fixed layout checked before anything else is decoded), the frame codec (u32 big-endian
+//! length, then a postcard message; at most [`MAX_FRAME`] bytes). Nothing here
 //! touches a socket: [`encode`] gives bytes to write, [`FrameReader`] takes bytes read and
 //! yields messages, so every rule is testable (and fuzzed) without a network.
 //!
@@ -18,9 +19,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::marker::PhantomData;
 use thiserror::Error;
 
-/// The protocol version spoken by this build; a hello with another one is refused.
+/// The protocol version spoken by this build, in every stream's preamble; a stream with
+/// another one is refused before any message is decoded. Bumped on every change of a
+/// message's layout.
 /// 2: sessions resume with a secret (`Hello::resume` is a [`ResumeTicket`], `Welcome::secret`).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: the version moves into a fixed preamble; `Welcome` carries the host's boot id, its grace
+/// and the first advert; requests are answered once across a resume.
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The first bytes of every stream, before its version.
+pub const MAGIC: [u8; 4] = *b"MAFA";
+/// Bytes of the preamble: [`MAGIC`], then the version (u16 big-endian).
+pub const PREAMBLE_LEN: usize = 6;
+
+/// The preamble a side speaking `version` writes first on its stream.
+pub fn preamble(version: u16) -> [u8; PREAMBLE_LEN] {
+    let v = version.to_be_bytes();
+    [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], v[0], v[1]]
+}
 /// The ALPN of every mafalda QUIC connection.
 pub const ALPN: &[u8] = b"mafalda/1";
 /// The largest frame body accepted or sent.
@@ -175,19 +190,22 @@ pub fn decode_body(body: &[u8]) -> Result<Message, ProtoError> {
     Ok(message)
 }
 
-/// Turns a byte stream into messages. After an error the reader is unusable (the connection
-/// is to be closed).
+/// Turns a byte stream into messages: first the preamble (another magic or version is an
+/// error before anything is decoded), then frames. After an error the reader is unusable (the
+/// connection is to be closed).
 #[derive(Debug)]
 pub struct FrameReader {
     buffer: Vec<u8>,
     failed: bool,
+    /// The preamble was read and matched.
+    greeted: bool,
     /// The largest frame body accepted now (at most [`MAX_FRAME`]).
     limit: usize,
 }
 
 impl Default for FrameReader {
     fn default() -> Self {
-        Self { buffer: Vec::new(), failed: false, limit: MAX_FRAME }
+        Self { buffer: Vec::new(), failed: false, greeted: false, limit: MAX_FRAME }
     }
 }
 
@@ -208,6 +226,20 @@ impl FrameReader {
         if self.failed {
             return Err(ProtoError::Unexpected("reader failed before".into()));
         }
+        if !self.greeted {
+            let Some(preamble) = self.buffer.get(..PREAMBLE_LEN) else { return Ok(None) };
+            let checked = if preamble[..4] != MAGIC {
+                Err(ProtoError::Decode("not a mafalda cluster stream (no preamble)".into()))
+            } else {
+                check_version(u16::from_be_bytes([preamble[4], preamble[5]]))
+            };
+            if let Err(error) = checked {
+                self.failed = true;
+                return Err(error);
+            }
+            self.buffer.drain(..PREAMBLE_LEN);
+            self.greeted = true;
+        }
         let Some(prefix) = self.buffer.get(..4) else { return Ok(None) };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         if len > self.limit {
@@ -226,7 +258,7 @@ impl FrameReader {
     }
 }
 
-/// Checks a hello against this side's version.
+/// Checks the other side's version against this side's.
 pub fn check_version(theirs: u16) -> Result<(), ProtoError> {
     if theirs == PROTOCOL_VERSION {
         Ok(())

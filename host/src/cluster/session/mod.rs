@@ -6,17 +6,24 @@
 //! fresh token), numbers events and keeps them for replay, attaches and detaches connections by
 //! their own id (an old connection ending late cannot deafen a newer one), and ends sessions
 //! whose grace ran out. The server (`cluster::server`) owns sockets and objects and carries out
-//! what the book answers. [`LinkSession`] is the calling side's half: what the next hello
-//! resumes, request ids and deadlines, events seen once each, and when a host counts as lost.
+//! what the book answers, and answers each request id once ([`Replies`]: a request sent again
+//! after a resume gets its first reply). [`LinkSession`] is the calling side's half: what the
+//! next hello resumes, requests waiting (sent again after a resume) and their deadlines,
+//! events seen once each, when a silent host leaves placement and when it counts as lost;
+//! [`Routes`] holds an object's first events until its sink registers.
 
 mod book;
 mod events;
 mod limits;
 mod link;
+mod replies;
+mod routes;
 
 pub use book::{Admitted, Claim, ConnectionId, Refusal, ResumeAsk, Secret, SessionBook, SessionId};
 pub use limits::SessionLimits;
 pub use link::{LinkSession, Welcomed};
+pub use replies::{Arrival, Replies};
+pub use routes::Routes;
 
 #[cfg(test)]
 mod tests;

@@ -344,57 +344,130 @@ proptest! {
 }
 
 fn welcome(session: u64, resumed: bool) -> crate::cluster::proto::Welcome {
+    welcome_from(1, session, resumed)
+}
+
+fn welcome_from(boot: u64, session: u64, resumed: bool) -> crate::cluster::proto::Welcome {
     crate::cluster::proto::Welcome {
-        version: crate::cluster::proto::PROTOCOL_VERSION,
         node: "h".into(),
         region: "r".into(),
+        boot,
         session,
         secret: [session as u8; 16],
         resumed,
+        grace_ms: 30_000,
+        cells: Vec::new(),
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+const STALE: Duration = Duration::from_secs(3);
+
+/// A request tracked with a frame that names it.
+fn send<W>(link: &mut LinkSession<W>, waiter: W, now: Instant) -> u32 {
+    let id = link.next_id();
+    link.track(id, waiter, id.to_le_bytes().to_vec(), now);
+    id
+}
+
+fn fresh<W: std::fmt::Debug>(welcomed: Welcomed<W>) -> (bool, bool, Vec<W>) {
+    match welcomed {
+        Welcomed::Fresh { lost, restarted, failed } => (lost, restarted, failed),
+        other => panic!("expected a fresh session, got {other:?}"),
+    }
+}
+
+fn resent<W: std::fmt::Debug>(welcomed: Welcomed<W>) -> Vec<Vec<u8>> {
+    match welcomed {
+        Welcomed::Resumed { resend } => resend,
+        other => panic!("expected a resumed session, got {other:?}"),
     }
 }
 
 #[test]
 fn the_calling_side_resumes_with_its_ticket_and_times_requests_out() {
     let start = Instant::now();
-    let mut link = LinkSession::<&str>::new(Duration::from_secs(15), Duration::from_millis(1500));
+    let mut link = LinkSession::<&str>::new(TIMEOUT, Duration::from_secs(30), STALE);
     assert_eq!(link.resume(), (None, 0), "a first hello resumes nothing");
-    assert_eq!(link.welcomed(&welcome(7, false)), Welcomed::Fresh { lost: false });
+    assert!(!link.may_wait(), "no session yet: a request fails at once");
+    assert_eq!(fresh(link.welcomed(&welcome(7, false), start)), (false, false, vec![]));
     assert!(link.event(1) && link.event(2) && !link.event(2), "a replayed event is skipped");
     let (ticket, last) = link.resume();
     assert_eq!((ticket.map(|t| (t.session, t.secret)), last), (Some((7, [7; 16])), 2));
-    let a = link.request("a", start);
-    let b = link.request("b", start + Duration::from_secs(10));
+    let a = send(&mut link, "a", start);
+    let b = send(&mut link, "b", start + Duration::from_secs(10));
     assert_ne!(a, 0);
-    assert_eq!(link.expired(start + Duration::from_secs(15)), vec!["a"]);
+    assert_eq!(link.expired(start + TIMEOUT), vec!["a"]);
     assert_eq!(link.response(a), None, "a late answer finds nobody");
     assert_eq!(link.response(b), Some("b"));
 }
 
 #[test]
-fn a_host_down_too_long_is_lost_once_and_its_session_is_not_resumed() {
+fn requests_survive_a_dropped_link_and_are_sent_again_in_order_after_a_resume() {
     let start = Instant::now();
-    let mut link = LinkSession::<u8>::new(Duration::from_secs(15), Duration::from_millis(1500));
-    link.welcomed(&welcome(7, false));
-    link.request(1, start);
-    assert_eq!(link.down(start), vec![1], "pending requests fail when the link drops");
+    let mut link = LinkSession::<&str>::new(TIMEOUT, Duration::from_secs(30), STALE);
+    link.welcomed(&welcome(7, false), start);
+    let a = send(&mut link, "a", start);
+    let b = send(&mut link, "b", start);
+    link.down(start + Duration::from_secs(1));
+    assert!(link.may_wait(), "the session may come back: new requests wait for it");
+    let c = send(&mut link, "c", start + Duration::from_secs(2));
+    assert_eq!(link.response(b), Some("b"), "answered before the drop");
+    // A 5 s stall is well inside the grace: nothing is lost.
+    assert_eq!(link.lost(start + Duration::from_secs(6)), None);
+    let frames = resent(link.welcomed(&welcome(7, true), start + Duration::from_secs(6)));
+    assert_eq!(frames, vec![a.to_le_bytes().to_vec(), c.to_le_bytes().to_vec()], "oldest first");
+    assert_eq!(link.pending(), 2, "still waiting for their (first) answers");
+}
+
+#[test]
+fn a_host_is_lost_after_its_grace_or_at_once_on_proof() {
+    let start = Instant::now();
+    let mut link = LinkSession::<u8>::new(TIMEOUT, Duration::from_secs(30), STALE);
+    let mut short = welcome(7, false);
+    short.grace_ms = 5_000;
+    link.welcomed(&short, start);
+    assert_eq!(link.lost_after(), Duration::from_secs(5), "the host's grace is the caller's patience");
+    send(&mut link, 1, start);
+    link.down(start);
     assert!(link.recovering());
-    assert!(!link.lost(start + Duration::from_millis(1499)));
-    assert!(link.lost(start + Duration::from_millis(1500)));
-    assert!(!link.lost(start + Duration::from_secs(9)), "reported once");
+    assert_eq!(link.lost(start + Duration::from_millis(4_999)), None);
+    assert_eq!(link.lost(start + Duration::from_secs(5)), Some(vec![1]), "waiting requests fail with it");
+    assert_eq!(link.lost(start + Duration::from_secs(9)), None, "reported once");
     assert_eq!(link.resume(), (None, 0), "a lost session is not asked for again");
-    assert_eq!(link.welcomed(&welcome(8, false)), Welcomed::Fresh { lost: false }, "already reported");
-    // Back quickly instead: a fresh session where one was expected means the objects are gone.
+    assert!(!link.may_wait());
+    assert_eq!(fresh(link.welcomed(&welcome(8, false), start)), (false, false, vec![]), "already reported");
+
+    // Back within the grace with a fresh session: the host no longer has it, proof enough.
+    send(&mut link, 2, start);
     link.down(start + Duration::from_secs(10));
-    assert_eq!(link.welcomed(&welcome(9, false)), Welcomed::Fresh { lost: true });
-    link.down(start + Duration::from_secs(11));
-    assert_eq!(link.welcomed(&welcome(9, true)), Welcomed::Resumed);
+    assert_eq!(fresh(link.welcomed(&welcome(9, false), start + Duration::from_secs(11))), (true, false, vec![2]));
+    // Back with another boot id: the host restarted.
+    link.down(start + Duration::from_secs(12));
+    let (lost, restarted, _) = fresh(link.welcomed(&welcome_from(2, 10, false), start + Duration::from_secs(12)));
+    assert!(lost && restarted);
+    // The same incarnation resumes.
+    link.down(start + Duration::from_secs(13));
+    assert!(resent(link.welcomed(&welcome_from(2, 10, true), start + Duration::from_secs(13))).is_empty());
+}
+
+#[test]
+fn a_silent_host_leaves_placement_once_and_returns_when_heard() {
+    let start = Instant::now();
+    let mut link = LinkSession::<()>::new(TIMEOUT, Duration::from_secs(30), STALE);
+    assert!(!link.silent(start + Duration::from_secs(60)), "nothing heard yet: not silent");
+    link.welcomed(&welcome(7, false), start);
+    assert!(!link.silent(start + STALE - Duration::from_millis(1)));
+    assert!(link.silent(start + STALE));
+    assert!(!link.silent(start + STALE * 2), "once");
+    assert!(link.heard(start + STALE * 2), "heard again: back in placement");
+    assert!(!link.heard(start + STALE * 2 + Duration::from_secs(1)));
 }
 
 #[test]
 fn request_ids_skip_zero_when_they_wrap() {
-    let mut link = LinkSession::<()>::new(Duration::from_secs(15), Duration::from_secs(1));
+    let mut link = LinkSession::<()>::new(TIMEOUT, Duration::from_secs(1), STALE);
     link.next_id_for_test(u32::MAX);
-    assert_eq!(link.request((), Instant::now()), u32::MAX);
-    assert_eq!(link.request((), Instant::now()), 1);
+    assert_eq!(link.next_id(), u32::MAX);
+    assert_eq!(link.next_id(), 1);
 }
