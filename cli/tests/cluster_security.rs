@@ -124,6 +124,9 @@ async fn the_auth_plugin_decides_where_a_connect_may_send_media() {
     let error = plain.connect(mapped).await.expect_err("mapped IPv4 is IPv4").to_string();
     assert!(error.contains("127.0.0.99:5004"), "{error}");
     plain.connect(to([127, 0, 0, 1], 5004)).await.expect("another destination is the plugin's to grant");
+    // As with mediasoup, the tuple has its remote half once connect returns.
+    assert_eq!(plain.tuple().remote_ip(), Some([127, 0, 0, 1].into()), "{:?}", plain.tuple());
+    assert_eq!(plain.tuple().remote_port(), Some(5004));
     // A comedia transport would send wherever its first packet came from: shown as anywhere.
     let mut comedia = PlainTransportOptions::new(loopback_listen_info());
     comedia.comedia = true;

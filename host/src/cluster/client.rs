@@ -9,6 +9,9 @@ use super::proto::{encode, CellAdvert, Event, Handle, Hello, Message, Op, Reply,
 use super::session::{LinkSession, Routes, Welcomed};
 use super::tls;
 use crate::internals::object::lock;
+use mediasoup::prelude::RtpParameters;
+use mediasoup::producer::ProducerId;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -99,6 +102,9 @@ pub struct HostLink {
     token: Mutex<Option<String>>,
     node: Mutex<Option<(String, String)>>,
     objects: Mutex<Routes<Weak<dyn EventSink>, Event>>,
+    /// Consumable RTP parameters of the producers made through this link, until they close
+    /// (`can_consume` is answered here, synchronously, as mediasoup does).
+    producers: Mutex<HashMap<ProducerId, RtpParameters>>,
     observer: Mutex<Option<Weak<dyn LinkObserver>>>,
     state: watch::Sender<LinkState>,
     stop: Notify,
@@ -130,6 +136,7 @@ impl HostLink {
             token,
             node: Mutex::default(),
             objects: Mutex::new(Routes::new()),
+            producers: Mutex::default(),
             observer: Mutex::new(Some(observer)),
             state: watch::channel(LinkState::Connecting).0,
             stop: Notify::new(),
@@ -236,6 +243,21 @@ impl HostLink {
                 }
             }
         }
+    }
+
+    /// Keeps a producer's consumable parameters (made through this link) until it closes.
+    pub(crate) fn remember_producer(&self, id: ProducerId, parameters: RtpParameters) {
+        lock(&self.producers).insert(id, parameters);
+    }
+
+    /// Forgets a closed producer.
+    pub(crate) fn forget_producer(&self, id: &ProducerId) {
+        lock(&self.producers).remove(id);
+    }
+
+    /// The consumable parameters of a live producer made through this link.
+    pub(crate) fn consumable(&self, id: &ProducerId) -> Option<RtpParameters> {
+        lock(&self.producers).get(id).cloned()
     }
 
     /// Stops routing events of `handle`.
@@ -459,6 +481,7 @@ impl HostLink {
     fn lose_everything(self: &Arc<Self>, why: &str) {
         warn!(host = %self.target.address, %why, "cluster host lost: its objects are gone");
         let sinks: Vec<_> = lock(&self.objects).drain().into_iter().filter_map(|s| s.upgrade()).collect();
+        lock(&self.producers).clear();
         for sink in sinks {
             sink.event(&Event::WorkerDead(format!("the host was lost: {why}")));
         }

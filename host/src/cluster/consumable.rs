@@ -4,8 +4,10 @@
 //! capabilities match strictly (MIME type, clock rate, channels; multi-channel Opus stream
 //! counts; H264 packetization mode and profile; VP9 profile) must be a media codec.
 
-use mediasoup::prelude::{MimeType, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpParameters};
-use mediasoup::rtp_parameters::{MimeTypeAudio, MimeTypeVideo, RtpCodecParametersParameters, RtpCodecParametersParametersValue};
+use mediasoup::types::rtp_parameters::{
+    MimeType, MimeTypeAudio, MimeTypeVideo, RtpCapabilities, RtpCodecCapability, RtpCodecParameters,
+    RtpCodecParametersParameters, RtpCodecParametersParametersValue, RtpParameters,
+};
 use std::num::{NonZeroU32, NonZeroU8};
 
 /// What two codecs are matched on.
@@ -94,12 +96,12 @@ pub fn can_consume(consumable: &RtpParameters, capabilities: &RtpCapabilities) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mediasoup::prelude::{RtpCodecParametersParameters, RtpEncodingParameters};
+    use mediasoup::types::rtp_parameters::RtpEncodingParameters;
 
     fn opus(mime_type: MimeTypeAudio, channels: u8, parameters: &[(&str, u32)]) -> RtpCodecParameters {
         let mut p = RtpCodecParametersParameters::default();
         for (k, v) in parameters {
-            p.insert(*k, *v);
+            p.insert(k.to_string(), *v);
         }
         RtpCodecParameters::Audio {
             mime_type,
@@ -113,14 +115,16 @@ mod tests {
 
     fn capability(codec: &RtpCodecParameters) -> RtpCodecCapability {
         match codec.clone() {
-            RtpCodecParameters::Audio { mime_type, clock_rate, channels, parameters, .. } => RtpCodecCapability::Audio {
-                mime_type,
-                preferred_payload_type: None,
-                clock_rate,
-                channels,
-                parameters,
-                rtcp_feedback: Vec::new(),
-            },
+            RtpCodecParameters::Audio { mime_type, clock_rate, channels, parameters, .. } => {
+                RtpCodecCapability::Audio {
+                    mime_type,
+                    preferred_payload_type: None,
+                    clock_rate,
+                    channels,
+                    parameters,
+                    rtcp_feedback: Vec::new(),
+                }
+            }
             RtpCodecParameters::Video { mime_type, clock_rate, parameters, .. } => RtpCodecCapability::Video {
                 mime_type,
                 preferred_payload_type: None,

@@ -6,6 +6,7 @@ use super::proto::*;
 use super::server::{Session, Shared};
 use crate::backend::*;
 use crate::host::Host;
+use crate::internals::cell::{Cell, Count, Counts, RouterHere, Ticket};
 use crate::internals::object::lock;
 use event_listener_primitives::HandlerId;
 use mafalda_plugin_sdk::types::Operation;
@@ -104,26 +105,46 @@ impl Held {
 }
 
 /// A held object, the room and router it belongs to and the grant it acts with (for auth),
-/// and its event registrations.
+/// its event registrations, and what it counts in its worker's cell.
 pub(crate) struct Entry {
     held: Held,
     place: Place,
     _handlers: Vec<HandlerId>,
+    _counted: Option<CellUse>,
 }
 
-/// Where an object is, for auth: its router's room and id, and the router's own grant (when the
-/// router was made with its own token; else the session's grant is in force).
+/// Where an object is: for auth, its router's room and id and the router's own grant (when the
+/// router was made with its own token; else the session's grant is in force); for the host's
+/// lifecycle, the cell its worker is and the router's counts.
 #[derive(Clone, Default)]
 struct Place {
     room: Option<String>,
     router: Option<String>,
     grant: Option<RouterGrant>,
+    cell: Option<(Arc<Cell>, Arc<Counts>)>,
+}
+
+/// What a session's object counts in its worker's cell while it lives: remote sessions are
+/// users of cells like the host's own routers (idle release, retirement, autoscale and stats
+/// see them).
+enum CellUse {
+    /// A router lives there.
+    Router(#[allow(dead_code)] RouterHere),
+    /// A transport, producer or consumer lives there.
+    Object(#[allow(dead_code)] Ticket),
+}
+
+impl Place {
+    /// A count of `count` in the place's cell, if it has one.
+    fn count(&self, count: Count) -> Option<CellUse> {
+        self.cell.as_ref().map(|(cell, router)| CellUse::Object(cell.ticket(router, count, Vec::new())))
+    }
 }
 
 impl Entry {
     /// A worker's entry.
     pub(crate) fn worker(held: Held) -> Self {
-        Self { held, place: Place::default(), _handlers: Vec::new() }
+        Self { held, place: Place::default(), _handlers: Vec::new(), _counted: None }
     }
 }
 
@@ -228,9 +249,9 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             grant::check(&session.caller(host, place.grant.as_ref()), access, target)?
         }
     }
-    let new = |held: Held, handlers: Vec<HandlerId>, place: Place| {
+    let new = |held: Held, handlers: Vec<HandlerId>, place: Place, counted: Option<CellUse>| {
         let handle = session.next_handle();
-        lock(&session.objects).insert(handle, Entry { held, place, _handlers: handlers });
+        lock(&session.objects).insert(handle, Entry { held, place, _handlers: handlers, _counted: counted });
         handle
     };
     match op {
@@ -243,7 +264,10 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             let real = worker.create_router(RouterOptions::new(unpack(&media_codecs)?)).await.map_err(failed)?;
             let info = ObjectInfo::Router { id: real.id(), rtp_capabilities: real.rtp_capabilities() };
             let router = Some(real.id().to_string());
-            let handle = new(Held::Router(real), Vec::new(), Place { room, router, grant });
+            let cell = host.cells().into_iter().find(|c| c.worker_id() == worker.id() && !c.is_closed());
+            let counted = cell.as_ref().map(|c| CellUse::Router(c.router_here(real.id())));
+            let cell = cell.map(|c| (c, Arc::new(Counts::default())));
+            let handle = new(Held::Router(real), Vec::new(), Place { room, router, grant, cell }, counted);
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::WorkerDump { .. } => match &held {
@@ -315,7 +339,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(t.on_dtls_state_change(Arc::new(move |s| e.emit(Event::DtlsState(Payload::new(&s))))));
             let e = events.clone();
             handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
-            insert(session, handle, Held::WebRtc(t), handlers, &place);
+            insert_counted(session, handle, Held::WebRtc(t), handlers, &place, Some(Count::Transport));
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreatePlainTransport { options, .. } => {
@@ -354,7 +378,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(t.on_rtcp_tuple(Arc::new(move |s| e.emit(Event::RtcpTuple(Payload::new(s))))));
             let e = events.clone();
             handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
-            insert(session, handle, Held::Plain(t), handlers, &place);
+            insert_counted(session, handle, Held::Plain(t), handlers, &place, Some(Count::Transport));
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreatePipeTransport { options, .. } => {
@@ -379,7 +403,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(t.on_tuple(Arc::new(move |s| e.emit(Event::Tuple(Payload::new(s))))));
             let e = events.clone();
             handlers.push(t.on_sctp_state_change(Arc::new(move |s| e.emit(Event::SctpState(Payload::new(&s))))));
-            insert(session, handle, Held::Pipe(t), handlers, &place);
+            insert_counted(session, handle, Held::Pipe(t), handlers, &place, Some(Count::Transport));
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreateDirectTransport { max_send_message_size, max_receive_message_size, .. } => {
@@ -394,7 +418,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             let mut handlers = watch_transport(&events, t.as_ref());
             let e = events.clone();
             handlers.push(t.on_rtcp(Arc::new(move |p| e.emit(Event::Rtcp(p.to_vec())))));
-            insert(session, handle, Held::Direct(t), handlers, &place);
+            insert_counted(session, handle, Held::Direct(t), handlers, &place, Some(Count::Transport));
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreateAudioLevelObserver { max_entries, threshold, interval, .. } => {
@@ -449,18 +473,27 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             };
             match (params, &held) {
                 (ConnectParams::WebRtc { dtls_parameters }, Held::WebRtc(t)) => {
-                    t.connect(WebRtcTransportRemoteParameters { dtls_parameters }).await.map_err(failed)?
+                    t.connect(WebRtcTransportRemoteParameters { dtls_parameters }).await.map_err(failed)?;
+                    Ok(Reply::Done)
                 }
-                (ConnectParams::Plain { ip, port, rtcp_port, srtp_parameters }, Held::Plain(t)) => t
-                    .connect(PlainTransportRemoteParameters { ip, port, rtcp_port, srtp_parameters })
-                    .await
-                    .map_err(failed)?,
+                // The state connect changes goes back with the reply: the tuple's remote half,
+                // the RTCP tuple and the SRTP parameters the transport now uses.
+                (ConnectParams::Plain { ip, port, rtcp_port, srtp_parameters }, Held::Plain(t)) => {
+                    t.connect(PlainTransportRemoteParameters { ip, port, rtcp_port, srtp_parameters })
+                        .await
+                        .map_err(failed)?;
+                    packed(&Connected {
+                        tuple: t.tuple(),
+                        rtcp_tuple: t.rtcp_tuple(),
+                        srtp_parameters: t.srtp_parameters(),
+                    })
+                }
                 (ConnectParams::Pipe { ip, port, srtp_parameters }, Held::Pipe(t)) => {
-                    t.connect(PipeTransportRemoteParameters { ip, port, srtp_parameters }).await.map_err(failed)?
+                    t.connect(PipeTransportRemoteParameters { ip, port, srtp_parameters }).await.map_err(failed)?;
+                    packed(&Connected { tuple: t.tuple(), rtcp_tuple: None, srtp_parameters: t.srtp_parameters() })
                 }
-                _ => return Err(wrong("these connect parameters", &held)),
+                _ => Err(wrong("these connect parameters", &held)),
             }
-            Ok(Reply::Done)
         }
         Op::SetMaxIncomingBitrate { bitrate, .. } => {
             match &held {
@@ -517,7 +550,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             handlers.push(p.on_resume(Arc::new(move || e.emit(Event::Resumed))));
             let e = events.clone();
             handlers.push(p.on_score(Arc::new(move |s| e.emit(Event::ProducerScore(Payload::new(&s.to_vec()))))));
-            insert(session, handle, Held::Producer(p), handlers, &place);
+            insert_counted(session, handle, Held::Producer(p), handlers, &place, Some(Count::Producer));
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::Consume { options, .. } => {
@@ -568,7 +601,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
                 let e = events.clone();
                 handlers.push(c.on_rtp(Arc::new(move |p| e.emit(Event::Rtp(p.to_vec())))));
             }
-            insert(session, handle, Held::Consumer(c), handlers, &place);
+            insert_counted(session, handle, Held::Consumer(c), handlers, &place, Some(Count::Consumer));
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::ProduceData { options, .. } => {
@@ -775,7 +808,20 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
 }
 
 fn insert(session: &Arc<Session>, handle: Handle, held: Held, handlers: Vec<HandlerId>, place: &Place) {
-    lock(&session.objects).insert(handle, Entry { held, place: place.clone(), _handlers: handlers });
+    insert_counted(session, handle, held, handlers, place, None);
+}
+
+/// [`insert`] of an object counted as `count` in its cell.
+fn insert_counted(
+    session: &Arc<Session>,
+    handle: Handle,
+    held: Held,
+    handlers: Vec<HandlerId>,
+    place: &Place,
+    count: Option<Count>,
+) {
+    let counted = count.and_then(|count| place.count(count));
+    lock(&session.objects).insert(handle, Entry { held, place: place.clone(), _handlers: handlers, _counted: counted });
 }
 
 /// The grant of a router made with its own token: asked of the plugin for `CreateRouter` in

@@ -9,6 +9,7 @@
 //! - [`limits`]: every bound of a cluster endpoint and its default;
 //! - [`server`] (with `dispatch`): a host serving sessions on its workers;
 //! - [`client`]: a link to one host (reconnecting, resuming its session);
+//! - [`consumable`]: mediasoup's `can_consume` rule, for producers on other hosts;
 //! - `remote`: the cell backend seam's traits over a link (workers of another host);
 //! - `membership`: other hosts' workers as cells of this host.
 //!
@@ -60,6 +61,7 @@ macro_rules! sctp_info_of {
 
 pub mod certs;
 pub mod client;
+pub mod consumable;
 mod dispatch;
 pub mod grant;
 pub mod limits;

@@ -88,10 +88,12 @@ pub(crate) trait State: Send + 'static {
     fn apply(&mut self, _event: &Event) {}
     /// Records a pause or resume this side asked for (objects that can be paused).
     fn set_paused(&mut self, _paused: bool) {}
+    /// The object is closed or dropped: forget what the link keeps about it.
+    fn released(&self, _link: &HostLink) {}
 }
 
 /// One object on another host.
-pub(crate) struct Remote<S> {
+pub(crate) struct Remote<S: State> {
     link: Arc<HostLink>,
     handle: Handle,
     state: Mutex<S>,
@@ -104,7 +106,7 @@ pub(crate) struct Remote<S> {
     owned: bool,
 }
 
-impl<S> std::fmt::Debug for Remote<S> {
+impl<S: State> std::fmt::Debug for Remote<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote").field("host", &self.link.address()).field("handle", &self.handle).finish()
     }
@@ -177,19 +179,24 @@ impl<S: State> EventSink for Remote<S> {
         match event {
             Event::ProducerClosed => self.producer_close.call_simple(),
             Event::WorkerDead(reason) if !self.closed.swap(true, Ordering::AcqRel) => {
+                lock(&self.state).released(&self.link);
                 tracing::warn!(host = %self.link.address(), %reason, "remote object lost");
                 self.dead.call(|cb| cb(ExitError::Unexpected));
                 self.close.call_simple();
             }
-            Event::Closed if !self.closed.swap(true, Ordering::AcqRel) => self.close.call_simple(),
+            Event::Closed if !self.closed.swap(true, Ordering::AcqRel) => {
+                lock(&self.state).released(&self.link);
+                self.close.call_simple()
+            }
             _ => {}
         }
         self.events.call_simple(event);
     }
 }
 
-impl<S> Drop for Remote<S> {
+impl<S: State> Drop for Remote<S> {
     fn drop(&mut self) {
+        lock(&self.state).released(&self.link);
         self.link.forget(self.handle);
         if self.owned && !self.closed.swap(true, Ordering::AcqRel) {
             self.link.send_reliably(Op::Close { handle: self.handle });
@@ -308,14 +315,6 @@ impl State for RouterState {}
 
 type RemoteRouter = Remote<RouterState>;
 
-/// Whether `capabilities` can receive `parameters` (mediasoup's rule on the codecs' mime
-/// types; the host checks the rest again on `consume`).
-fn codecs_match(parameters: &RtpParameters, capabilities: &RtpCapabilities) -> bool {
-    let wanted: Vec<_> = parameters.codecs.iter().filter(|c| !c.is_rtx()).collect();
-    !wanted.is_empty()
-        && wanted.iter().any(|codec| capabilities.codecs.iter().any(|cap| cap.mime_type() == codec.mime_type()))
-}
-
 #[async_trait]
 impl RouterBackend for RemoteRouter {
     fn id(&self) -> RouterId {
@@ -327,8 +326,7 @@ impl RouterBackend for RemoteRouter {
     }
 
     fn can_consume(&self, producer_id: &ProducerId, capabilities: &RtpCapabilities) -> bool {
-        let parameters = lock(&PRODUCERS).iter().find(|(id, _)| id == producer_id).map(|(_, p)| p.clone());
-        parameters.is_some_and(|p| codecs_match(&p, capabilities))
+        self.link.consumable(producer_id).is_some_and(|p| super::consumable::can_consume(&p, capabilities))
     }
 
     fn update_media_codecs(&self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError> {
@@ -484,23 +482,6 @@ impl RouterBackend for RemoteRouter {
     }
 }
 
-/// Consumable RTP parameters of the producers created through remote transports (for
-/// `can_consume`, answered locally), newest last, bounded.
-static PRODUCERS: Mutex<Vec<(ProducerId, RtpParameters)>> = Mutex::new(Vec::new());
-const PRODUCERS_KEPT: usize = 4096;
-
-fn remember_producer(id: ProducerId, parameters: RtpParameters) {
-    let mut producers = lock(&PRODUCERS);
-    if producers.len() >= PRODUCERS_KEPT {
-        producers.remove(0);
-    }
-    producers.push((id, parameters));
-}
-
-fn forget_producer(id: &ProducerId) {
-    lock(&PRODUCERS).retain(|(p, _)| p != id);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Transports
 
@@ -520,7 +501,7 @@ async fn produce<S: State>(
     let reply = remote.call(op).await.map_err(ProduceError::Request)?;
     match created(reply).map_err(ProduceError::Request)? {
         (handle, ObjectInfo::Producer(info)) => {
-            remember_producer(info.id, info.consumable_rtp_parameters.clone());
+            remote.link.remember_producer(info.id, info.consumable_rtp_parameters.clone());
             Ok(remote.child(handle, info))
         }
         (_, other) => Err(ProduceError::Request(wrong(&other))),
@@ -577,6 +558,22 @@ async fn consume_data<S: State>(
 
 async fn connect<S: State>(remote: &Remote<S>, params: ConnectParams) -> Result<(), RequestError> {
     done(remote.call(Op::Connect { transport: remote.handle, params: Payload::new(&params) }).await?)
+}
+
+/// Connects a plain or pipe transport and takes the state the host answers with.
+async fn connect_tuple<S: State>(
+    remote: &Remote<S>,
+    params: ConnectParams,
+    info: impl FnOnce(&mut S) -> &mut TupleTransportInfo,
+) -> Result<(), RequestError> {
+    let reply = remote.call(Op::Connect { transport: remote.handle, params: Payload::new(&params) }).await?;
+    let connected: Connected = value(reply)?;
+    let mut state = lock(&remote.state);
+    let state = info(&mut state);
+    state.tuple = connected.tuple;
+    state.rtcp_tuple = connected.rtcp_tuple;
+    state.srtp_parameters = connected.srtp_parameters;
+    Ok(())
 }
 
 async fn bitrate<S: State>(remote: &Remote<S>, op: Op) -> Result<(), RequestError> {
@@ -808,7 +805,7 @@ impl PlainTransportBackend for Remote<PlainState> {
             rtcp_port: remote.rtcp_port,
             srtp_parameters: remote.srtp_parameters,
         };
-        connect(self, params).await
+        connect_tuple(self, params, |s| &mut s.0).await
     }
     async fn set_max_incoming_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
         self::bitrate(self, Op::SetMaxIncomingBitrate { transport: self.handle, bitrate }).await
@@ -852,7 +849,7 @@ impl PlainTransportBackend for Remote<PlainState> {
 impl PipeTransportBackend for Remote<PipeState> {
     async fn connect(&self, remote: PipeTransportRemoteParameters) -> Result<(), RequestError> {
         let params = ConnectParams::Pipe { ip: remote.ip, port: remote.port, srtp_parameters: remote.srtp_parameters };
-        connect(self, params).await
+        connect_tuple(self, params, |s| &mut s.0).await
     }
     async fn set_max_incoming_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
         self::bitrate(self, Op::SetMaxIncomingBitrate { transport: self.handle, bitrate }).await
@@ -925,6 +922,10 @@ impl DirectTransportBackend for Remote<DirectState> {
 impl State for ProducerInfo {
     fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
+    }
+
+    fn released(&self, link: &HostLink) {
+        link.forget_producer(&self.id);
     }
 
     fn apply(&mut self, event: &Event) {
@@ -1013,14 +1014,7 @@ impl ProducerBackend for Remote<ProducerInfo> {
         self.on(|_| {})
     }
     fn on_close(&self, callback: OnceCallback) -> HandlerId {
-        let id = self.read(|s| s.id);
-        Remote::on_close(
-            self,
-            Box::new(move || {
-                forget_producer(&id);
-                callback();
-            }),
-        )
+        Remote::on_close(self, callback)
     }
 }
 

@@ -187,8 +187,19 @@ impl Session {
     /// The workers this caller may use, with their load; new ones get handles.
     fn adverts(&self, host: &Host) -> Vec<CellAdvert> {
         let options = host.options();
+        let cells = host.cells();
+        // A closed cell's worker is no longer held for the session (its objects went with it).
+        let open: std::collections::HashSet<WorkerId> =
+            cells.iter().filter(|c| !c.is_closed()).map(|c| c.worker_id()).collect();
+        lock(&self.workers).retain(|id, handle| {
+            let keep = open.contains(id);
+            if !keep {
+                lock(&self.objects).remove(handle);
+            }
+            keep
+        });
         let mut adverts = Vec::new();
-        for cell in host.cells() {
+        for cell in cells {
             if cell.is_closed() || (self.role == Role::Peer && cell.origin() == Origin::Remote) {
                 continue;
             }

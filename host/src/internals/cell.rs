@@ -134,6 +134,20 @@ impl std::fmt::Debug for Cell {
     }
 }
 
+/// Marks a router as living in a cell while alive (a cluster session's router, which no
+/// virtual router of this host tracks): the cell is not idle meanwhile.
+#[derive(Debug)]
+pub(crate) struct RouterHere {
+    cell: Arc<Cell>,
+    router: RouterId,
+}
+
+impl Drop for RouterHere {
+    fn drop(&mut self) {
+        self.cell.set_router_present(self.router, false);
+    }
+}
+
 /// Counts one object in a cell (and in its virtual router) while alive; dropping it uncounts.
 #[derive(Debug)]
 pub(crate) struct Ticket {
@@ -344,6 +358,12 @@ impl Cell {
     /// Whether a producer or data producer with id `id` lives here.
     pub(crate) fn holds(&self, id: &PipeSource) -> bool {
         lock(&self.ids).contains_key(id)
+    }
+
+    /// Records that `router` lives here until the returned mark is dropped.
+    pub(crate) fn router_here(self: &Arc<Self>, router: RouterId) -> RouterHere {
+        self.set_router_present(router, true);
+        RouterHere { cell: Arc::clone(self), router }
     }
 
     /// Records that a virtual router has (or no longer has) a real router here.

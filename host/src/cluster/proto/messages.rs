@@ -233,6 +233,17 @@ pub enum ConnectParams {
     },
 }
 
+/// A plain or pipe transport's state after `connect` (the reply's value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connected {
+    /// The tuple, now with its remote half.
+    pub tuple: TransportTuple,
+    /// The RTCP tuple of a plain transport without RTCP multiplexing.
+    pub rtcp_tuple: Option<TransportTuple>,
+    /// The SRTP parameters the transport uses.
+    pub srtp_parameters: Option<SrtpParameters>,
+}
+
 /// The SCTP settings shared by transport options.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[allow(missing_docs)]
