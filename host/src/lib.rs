@@ -30,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod internals;
 pub mod labels;
+pub mod options;
 pub mod placement;
 pub mod plugin;
 pub mod policy;

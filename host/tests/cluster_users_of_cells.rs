@@ -43,8 +43,7 @@ async fn a_remote_sessions_objects_count_in_its_cell_and_keep_it_from_idle_relea
     certs::issue(&dir.join("ca"), &dir, &node).expect("node certificate");
 
     // The serving host: one worker at most, none kept when idle, released after 1 s idle.
-    let mut options = HostOptions::default();
-    options.node = "media35".into();
+    let mut options = HostOptions { node: "media35".into(), ..HostOptions::default() };
     options.pool.max_workers = 1;
     options.pool.min_workers = 0;
     options.pool.idle_grace = Duration::from_secs(1);

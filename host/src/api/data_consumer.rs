@@ -1,6 +1,7 @@
 //! The virtual DataConsumer: mediasoup's DataConsumer API over the real one in its transport's
 //! cell; it holds the lease of the data pipe it reads from.
 
+pub use crate::options::DataConsumerOptions;
 pub use mediasoup::data_consumer::*;
 
 use super::endpoint::{kinded_handle, on, Endpoint};
@@ -13,94 +14,6 @@ use event_listener_primitives::HandlerId;
 use mediasoup::prelude::{AppData, DataProducerId, SctpStreamParameters, WebRtcMessage};
 use mediasoup::worker::RequestError;
 use std::sync::Arc;
-
-/// How a data consumer delivers over SCTP (mediasoup keeps this private in its options).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
-    /// As the data producer does (or in order for direct data producers).
-    Inherit,
-    /// Reliably, in order.
-    Ordered,
-    /// Unordered, retransmitted for at most this many milliseconds.
-    LifeTime(u16),
-    /// Unordered, retransmitted at most this many times.
-    Retransmits(u16),
-}
-
-/// [`DataConsumer`] options: mediasoup's, whose data producer the virtual router can read (it
-/// pipes that data producer to the consuming transport's worker first).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct DataConsumerOptions {
-    data_producer_id: DataProducerId,
-    delivery: Delivery,
-    /// Whether the DataConsumer must start in paused mode. Default false.
-    pub paused: bool,
-    /// Subchannels this DataConsumer initially subscribes to.
-    pub subchannels: Option<Vec<u16>>,
-    /// Custom application data.
-    pub app_data: AppData,
-}
-
-impl DataConsumerOptions {
-    fn with(data_producer_id: DataProducerId, delivery: Delivery, subchannels: Option<Vec<u16>>) -> Self {
-        Self { data_producer_id, delivery, paused: false, subchannels, app_data: AppData::default() }
-    }
-
-    /// Inherits parameters of the corresponding data producer.
-    #[must_use]
-    pub fn new_sctp(data_producer_id: DataProducerId) -> Self {
-        Self::with(data_producer_id, Delivery::Inherit, None)
-    }
-
-    /// For a direct transport.
-    #[must_use]
-    pub fn new_direct(data_producer_id: DataProducerId, subchannels: Option<Vec<u16>>) -> Self {
-        Self::with(data_producer_id, Delivery::Inherit, subchannels)
-    }
-
-    /// Messages will be sent reliably in order.
-    #[must_use]
-    pub fn new_sctp_ordered(data_producer_id: DataProducerId) -> Self {
-        Self::with(data_producer_id, Delivery::Ordered, None)
-    }
-
-    /// Messages will be sent unreliably with time (in milliseconds) after which a SCTP packet
-    /// will stop being retransmitted.
-    #[must_use]
-    pub fn new_sctp_unordered_with_life_time(data_producer_id: DataProducerId, max_packet_life_time: u16) -> Self {
-        Self::with(data_producer_id, Delivery::LifeTime(max_packet_life_time), None)
-    }
-
-    /// Messages will be sent unreliably with a limited number of retransmission attempts.
-    #[must_use]
-    pub fn new_sctp_unordered_with_retransmits(data_producer_id: DataProducerId, max_retransmits: u16) -> Self {
-        Self::with(data_producer_id, Delivery::Retransmits(max_retransmits), None)
-    }
-
-    /// The data producer to consume.
-    pub(crate) fn data_producer_id(&self) -> DataProducerId {
-        self.data_producer_id
-    }
-
-    /// mediasoup's options consuming `id` (the data producer as the consuming cell knows it;
-    /// the application data stays with the virtual object).
-    pub(crate) fn into_real(self, id: DataProducerId) -> mediasoup::data_consumer::DataConsumerOptions {
-        let mut real = match self.delivery {
-            Delivery::Inherit => mediasoup::data_consumer::DataConsumerOptions::new_direct(id, None),
-            Delivery::Ordered => mediasoup::data_consumer::DataConsumerOptions::new_sctp_ordered(id),
-            Delivery::LifeTime(ms) => {
-                mediasoup::data_consumer::DataConsumerOptions::new_sctp_unordered_with_life_time(id, ms)
-            }
-            Delivery::Retransmits(n) => {
-                mediasoup::data_consumer::DataConsumerOptions::new_sctp_unordered_with_retransmits(id, n)
-            }
-        };
-        real.paused = self.paused;
-        real.subchannels = self.subchannels;
-        real
-    }
-}
 
 /// What a data consumer keeps of its real one.
 pub(crate) struct DataConsumerMeta {

@@ -1,5 +1,6 @@
 //! The virtual DataProducer: mediasoup's DataProducer API over the real one in its cell.
 
+pub use crate::options::DataProducerOptions;
 pub use mediasoup::data_producer::*;
 
 use super::endpoint::{kinded_handle, on, Endpoint};

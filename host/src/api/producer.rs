@@ -1,6 +1,7 @@
 //! The virtual Producer: mediasoup's Producer API over the real producer in its cell. The
 //! virtual router records where it lives so consumers elsewhere get it piped.
 
+pub use crate::options::ProducerOptions;
 pub use mediasoup::producer::*;
 
 use super::endpoint::{kinded_handle, on, Endpoint};

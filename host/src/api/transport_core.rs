@@ -13,11 +13,12 @@ use crate::internals::load_model::Rate;
 use crate::internals::object::{inert_handler, lock, on_close_handler, push_live, Lost, Member, Slot};
 use crate::internals::pipes::{PipeFrom, PipeSource};
 use crate::internals::registry::Found;
+use crate::options::{DataProducerOptions, ProducerOptions};
 use event_listener_primitives::{Bag, BagOnce, HandlerId};
 use mediasoup::ortc::ConsumerRtpParametersError;
 use mediasoup::prelude::{
-    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataProducerId, DataProducerOptions, ProduceDataError,
-    ProduceError, ProducerId, ProducerOptions, TransportId,
+    AppData, ConsumeDataError, ConsumeError, ConsumerOptions, DataProducerId, ProduceDataError, ProduceError,
+    ProducerId, TransportId,
 };
 use mediasoup::worker::RequestError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,7 +253,7 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
             Some(PipeSource::DataProducer(here)) => here,
             _ => found.real,
         };
-        let real_data_consumer = real.consume_data(options.into_real(here)).await?;
+        let real_data_consumer = real.consume_data(options.consuming(here)).await?;
         let data_consumer = DataConsumer::wrap(real_data_consumer, id, handle, &self.cell, lease, app_data);
         self.adopt(data_consumer.as_child());
         self.handlers.new_data_consumer.call(|cb| cb(&data_consumer));

@@ -53,7 +53,7 @@ macro_rules! virtual_transport {
 
             async fn produce(
                 &self,
-                producer_options: mediasoup::prelude::ProducerOptions,
+                producer_options: $crate::options::ProducerOptions,
             ) -> Result<$crate::api::producer::Producer, mediasoup::prelude::ProduceError> {
                 self.inner.produce(self.handle(), producer_options, None, None).await
             }
@@ -67,7 +67,7 @@ macro_rules! virtual_transport {
 
             async fn produce_data(
                 &self,
-                data_producer_options: mediasoup::prelude::DataProducerOptions,
+                data_producer_options: $crate::options::DataProducerOptions,
             ) -> Result<$crate::api::data_producer::DataProducer, mediasoup::prelude::ProduceDataError> {
                 self.inner.produce_data(self.handle(), data_producer_options, None).await
             }

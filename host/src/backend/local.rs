@@ -4,10 +4,11 @@
 //! does not offer: the worker thread's CPU time.
 
 use super::*;
+use crate::options::DataConsumerOptions;
 use mediasoup::active_speaker_observer::ActiveSpeakerObserver;
 use mediasoup::audio_level_observer::AudioLevelObserver;
 use mediasoup::consumer::Consumer;
-use mediasoup::data_consumer::{DataConsumer, DataConsumerOptions};
+use mediasoup::data_consumer::DataConsumer;
 use mediasoup::data_producer::DataProducer;
 use mediasoup::direct_transport::DirectTransport;
 use mediasoup::pipe_transport::PipeTransport;
@@ -396,7 +397,7 @@ macro_rules! local_transport {
             }
 
             async fn produce(&self, options: ProducerOptions) -> Result<Arc<dyn ProducerBackend>, ProduceError> {
-                Ok(Arc::new(Transport::produce(self, options).await?))
+                Ok(Arc::new(Transport::produce(self, options.into_real()).await?))
             }
 
             async fn consume(&self, options: ConsumerOptions) -> Result<Arc<dyn ConsumerBackend>, ConsumeError> {
@@ -407,14 +408,14 @@ macro_rules! local_transport {
                 &self,
                 options: DataProducerOptions,
             ) -> Result<Arc<dyn DataProducerBackend>, ProduceDataError> {
-                Ok(Arc::new(Transport::produce_data(self, options).await?))
+                Ok(Arc::new(Transport::produce_data(self, options.into_real()).await?))
             }
 
             async fn consume_data(
                 &self,
                 options: DataConsumerOptions,
             ) -> Result<Arc<dyn DataConsumerBackend>, ConsumeDataError> {
-                Ok(Arc::new(Transport::consume_data(self, options).await?))
+                Ok(Arc::new(Transport::consume_data(self, options.into_real()).await?))
             }
 
             async fn enable_trace_event(&self, types: Vec<TransportTraceEventType>) -> Result<(), RequestError> {

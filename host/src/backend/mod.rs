@@ -17,6 +17,7 @@
 
 pub mod local;
 
+use crate::options::{DataProducerOptions, ProducerOptions};
 use async_trait::async_trait;
 use event_listener_primitives::HandlerId;
 use mediasoup::active_speaker_observer::ActiveSpeakerObserverOptions;
@@ -35,13 +36,13 @@ use mediasoup::plain_transport::{
     PlainTransportDump, PlainTransportOptions, PlainTransportRemoteParameters, PlainTransportStat,
 };
 use mediasoup::prelude::{
-    ConsumeDataError, ConsumeError, DataProducerOptions, MediaKind, ProduceDataError, ProduceError, RtpCapabilities,
+    ConsumeDataError, ConsumeError, MediaKind, ProduceDataError, ProduceError, RtpCapabilities,
     RtpCapabilitiesFinalized, RtpCodecCapability, RtpParameters, SctpStreamParameters, TransportId, WebRtcMessage,
 };
 use mediasoup::prelude::{IceCandidate, IceParameters};
 use mediasoup::producer::{
-    ProducerDump, ProducerId, ProducerOptions, ProducerScore, ProducerStat, ProducerTraceEventData,
-    ProducerTraceEventType, ProducerType, ProducerVideoOrientation,
+    ProducerDump, ProducerId, ProducerScore, ProducerStat, ProducerTraceEventData, ProducerTraceEventType,
+    ProducerType, ProducerVideoOrientation,
 };
 use mediasoup::router::{RouterDump, RouterId, RouterOptions, UpdateMediaCodecsError};
 use mediasoup::rtp_observer::{RtpObserverAddProducerOptions, RtpObserverId};
@@ -268,7 +269,7 @@ pub(crate) trait TransportBackend: Send + Sync + Debug {
     /// Sends a data producer's messages to the endpoint.
     async fn consume_data(
         &self,
-        options: mediasoup::data_consumer::DataConsumerOptions,
+        options: crate::options::DataConsumerOptions,
     ) -> Result<Arc<dyn DataConsumerBackend>, ConsumeDataError>;
     /// Enables "trace" events.
     async fn enable_trace_event(&self, types: Vec<TransportTraceEventType>) -> Result<(), RequestError>;

@@ -67,7 +67,6 @@ pub mod grant;
 pub mod limits;
 pub mod link;
 mod membership;
-mod private_fields;
 pub mod proto;
 pub(crate) mod remote;
 pub mod server;

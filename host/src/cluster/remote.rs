@@ -5,10 +5,10 @@
 //! the host (workers excepted: a host's workers are its own).
 
 use super::client::{EventSink, HostLink};
-use super::private_fields;
 use super::proto::*;
 use crate::backend::*;
 use crate::internals::object::{lock, EventBag};
+use crate::options::{DataConsumerOptions, DataProducerOptions, ProducerOptions};
 use async_trait::async_trait;
 use event_listener_primitives::{BagOnce, HandlerId};
 use mediasoup::active_speaker_observer::ActiveSpeakerObserverOptions;
@@ -17,9 +17,7 @@ use mediasoup::consumer::{
     ConsumerDump, ConsumerId, ConsumerLayers, ConsumerOptions, ConsumerRtpStreamStat, ConsumerScore,
     ConsumerTraceEventData, ConsumerTraceEventType, ConsumerType,
 };
-use mediasoup::data_consumer::{
-    DataConsumerDump, DataConsumerId, DataConsumerOptions, DataConsumerStat, DataConsumerType,
-};
+use mediasoup::data_consumer::{DataConsumerDump, DataConsumerId, DataConsumerStat, DataConsumerType};
 use mediasoup::data_producer::{DataProducerDump, DataProducerId, DataProducerStat, DataProducerType};
 use mediasoup::direct_transport::{DirectTransportDump, DirectTransportOptions, DirectTransportStat};
 use mediasoup::pipe_transport::{
@@ -29,14 +27,14 @@ use mediasoup::plain_transport::{
     PlainTransportDump, PlainTransportOptions, PlainTransportRemoteParameters, PlainTransportStat,
 };
 use mediasoup::prelude::{
-    ConsumeDataError, ConsumeError, DataProducerOptions, MediaKind, ProduceDataError, ProduceError, RtpCapabilities,
+    ConsumeDataError, ConsumeError, MediaKind, ProduceDataError, ProduceError, RtpCapabilities,
     RtpCapabilitiesFinalized, RtpCodecCapability, RtpParameters, TransportId,
 };
 use mediasoup::prelude::{IceCandidate, IceParameters};
 use mediasoup::prelude::{SctpStreamParameters, WebRtcMessage};
 use mediasoup::producer::{
-    ProducerDump, ProducerId, ProducerOptions, ProducerScore, ProducerStat, ProducerTraceEventData,
-    ProducerTraceEventType, ProducerType, ProducerVideoOrientation,
+    ProducerDump, ProducerId, ProducerScore, ProducerStat, ProducerTraceEventData, ProducerTraceEventType,
+    ProducerType, ProducerVideoOrientation,
 };
 use mediasoup::router::{RouterDump, RouterId, RouterOptions, UpdateMediaCodecsError};
 use mediasoup::rtp_observer::{RtpObserverAddProducerOptions, RtpObserverId};
@@ -490,7 +488,7 @@ async fn produce<S: State>(
     options: ProducerOptions,
 ) -> Result<Arc<dyn ProducerBackend>, ProduceError> {
     let wire = ProduceWire {
-        id: private_fields::pipe_producer_id(&options),
+        id: options.pipe_id(),
         kind: options.kind,
         rtp_parameters: options.rtp_parameters.clone(),
         paused: options.paused,
@@ -531,7 +529,7 @@ async fn produce_data<S: State>(
     remote: &Remote<S>,
     options: DataProducerOptions,
 ) -> Result<Arc<dyn DataProducerBackend>, ProduceDataError> {
-    let (id, sctp) = private_fields::data_producer(&options);
+    let (id, sctp) = (options.pipe_id(), options.sctp_stream_parameters().map(|p| SctpStreamWire::of(&p)));
     let wire = ProduceDataWire { id, sctp, label: options.label, protocol: options.protocol, paused: options.paused };
     let op = Op::ProduceData { transport: remote.handle, options: Payload::new(&wire) };
     let reply = remote.call(op).await.map_err(ProduceDataError::Request)?;
@@ -545,9 +543,15 @@ async fn consume_data<S: State>(
     remote: &Remote<S>,
     options: DataConsumerOptions,
 ) -> Result<Arc<dyn DataConsumerBackend>, ConsumeDataError> {
-    let wire = private_fields::data_consumer(&options).ok_or_else(|| {
-        ConsumeDataError::Request(RequestError::Response { reason: "unreadable data consumer options".into() })
-    })?;
+    let (ordered, max_packet_life_time, max_retransmits) = options.reliability();
+    let wire = ConsumeDataWire {
+        data_producer_id: options.data_producer_id(),
+        ordered,
+        max_packet_life_time,
+        max_retransmits,
+        paused: options.paused,
+        subchannels: options.subchannels.clone(),
+    };
     let op = Op::ConsumeData { transport: remote.handle, options: Payload::new(&wire) };
     let reply = remote.call(op).await.map_err(ConsumeDataError::Request)?;
     match created(reply).map_err(ConsumeDataError::Request)? {

@@ -25,14 +25,13 @@ use crate::internals::load_model::{LoadTicket, Rate};
 use crate::internals::object::{drop_later, lock, push_live, within, Lost, Member};
 use crate::internals::pause::{Followers, PausableEnd};
 use crate::internals::real_routers::RouterUse;
+use crate::options::{DataConsumerOptions, DataProducerOptions, ProducerOptions};
 use crate::placement::CellId;
 use async_trait::async_trait;
-use mediasoup::data_consumer::DataConsumerOptions;
 use mediasoup::direct_transport::DirectTransportOptions;
 use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
 use mediasoup::prelude::{
-    ConsumerOptions, DataProducerId, DataProducerOptions, ListenInfo, ProducerId, ProducerOptions, RtpCapabilities,
-    TransportId, WebRtcMessage,
+    ConsumerOptions, DataProducerId, ListenInfo, ProducerId, RtpCapabilities, TransportId, WebRtcMessage,
 };
 use mediasoup::types::data_structures::SctpState;
 use mediasoup::worker::RequestError;
