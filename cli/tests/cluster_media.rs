@@ -1,6 +1,7 @@
 //! Three `mafalda-host serve` processes on 127.0.0.2/3/4 (one worker each); an application with
 //! `MAFALDA_CLUSTER` and the spread policy puts one router over all three: a producer on one
-//! host, consumers on every host, producers piped host to host over UDP.
+//! host, consumers on every host, producers piped host to host over UDP. An application with
+//! local workers and a host pipes media both ways over a routable address.
 
 mod cluster_support;
 
@@ -207,4 +208,81 @@ fn the_demo_runs_a_room_across_three_hosts() {
         assert!(delivered > 0, "{name} delivered packets: {row}");
     }
     assert!(last.contains("pipes: w"), "the producer is piped host to host:\n{last}");
+}
+
+/// One leg of media: a generator into a producer on `from`, a sink behind a consumer on `to`.
+async fn leg(from: &PlainTransport, to: &PlainTransport, ssrc: u32) -> (Producer, Consumer, RtpSink, RtpGenerator) {
+    let producer =
+        from.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(ssrc))).await.expect("producer");
+    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
+    to.connect(sink.remote_parameters()).await.expect("connect");
+    let consumer = to.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+    let generator = RtpGenerator::start(from, GeneratorConfig::opus(ssrc).with_rate(100)).await.expect("generator");
+    (producer, consumer, sink, generator)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_and_remote_workers_pipe_media_both_ways_over_a_routable_address() {
+    let dir = scratch("mixed");
+    certs(&dir, &[("media38", "127.0.0.38")]);
+    let node = Node::start(&dir, "media38", "127.0.0.38", 4443, &[]);
+    // Local workers too: their pipes listen on and announce 127.0.0.39, which the host reaches.
+    let config = dir.join("mixed.toml");
+    std::fs::write(&config, "[pipes]\nlisten_ip = \"127.0.0.39\"\n").expect("config");
+    let extra = [
+        ("MAFALDA_MAX_WORKERS", "1"),
+        ("MAFALDA_POLICY", "spread"),
+        ("MAFALDA_CONFIG", config.to_str().expect("utf-8")),
+    ];
+    let manager = application(&dir, &[&node], &extra);
+    let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let host = manager.host();
+    // Inputs (comedia: they learn the generator's address) and outputs on each side.
+    let by_side = |comedia: bool| {
+        let (router, host) = (router.clone(), host.clone());
+        async move {
+            let (mut local, mut remote) = (Vec::new(), Vec::new());
+            for _ in 0..4 {
+                let mut options = PlainTransportOptions::new(loopback_listen_info());
+                options.comedia = comedia;
+                let transport = router.create_plain_transport(options).await.expect("transport");
+                let on_host = host.cell(transport.cell()).expect("cell").node() == "media38";
+                if on_host {
+                    remote.push(transport)
+                } else {
+                    local.push(transport)
+                }
+            }
+            assert!(
+                !local.is_empty() && !remote.is_empty(),
+                "spread over both: {} local, {} remote",
+                local.len(),
+                remote.len()
+            );
+            (local.swap_remove(0), remote.swap_remove(0))
+        }
+    };
+    let (in_local, in_remote) = by_side(true).await;
+    let (out_local, out_remote) = by_side(false).await;
+    // Local producer to a consumer on the host, and the host's producer to a local consumer.
+    let up = leg(&in_local, &out_remote, 0x3801).await;
+    let down = leg(&in_remote, &out_local, 0x3802).await;
+    for (name, sink) in [("local to host", &up.2), ("host to local", &down.2)] {
+        let report = sink.wait_for(PACKETS, Duration::from_secs(10)).await;
+        assert!(report.intact >= PACKETS, "{name}: {report:?}");
+    }
+    // Each leg crossed a pipe between this process and the host: the local end listens on the
+    // routable address, the host's on its own; both protected (different nodes).
+    let links = router.dump_pipes().await.expect("pipes");
+    assert_eq!(links.len(), 2, "one pipe each way: {links:?}");
+    for link in &links {
+        let ends = [&link.source, &link.target];
+        let ips: BTreeSet<String> = ends.iter().map(|end| end.tuple.local_address().to_string()).collect();
+        assert_eq!(ips, BTreeSet::from(["127.0.0.38".to_string(), "127.0.0.39".to_string()]), "{link:?}");
+        for end in ends {
+            assert!(end.srtp_parameters.is_some() && end.rtx, "{} -> {}: {end:?}", link.from, link.to);
+        }
+    }
+    drop((up, down));
 }
