@@ -286,3 +286,32 @@ async fn local_and_remote_workers_pipe_media_both_ways_over_a_routable_address()
     }
     drop((up, down));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mediasoups_refusals_keep_their_variant_over_a_remote_host() {
+    use mafalda_host::prelude::{ConsumeError, ProduceError, RtpCodecParameters};
+    use mafalda_media_tools::media::vp8_send_parameters;
+    let dir = scratch("refusals");
+    certs(&dir, &[("media43", "127.0.0.43")]);
+    let node = Node::start(&dir, "media43", "127.0.0.43", 4443, &[]);
+    let manager = application(&dir, &[&node], &[]);
+    let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let transport =
+        router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("transport");
+    // A producer this router does not know.
+    let unknown: ProducerId = "6b3e3c5e-9d54-4f64-9c3d-2a1f0e7f9a10".parse().expect("id");
+    match transport.consume(ConsumerOptions::new(unknown, receiver_capabilities())).await {
+        Err(ConsumeError::ProducerNotFound(id)) => assert_eq!(id, unknown),
+        other => panic!("expected ProducerNotFound, got {:?}", other.map(|c| c.id())),
+    }
+    // A codec the router does not have (VP9; it has Opus and VP8).
+    let mut parameters = vp8_send_parameters(0x4301);
+    if let Some(RtpCodecParameters::Video { mime_type, .. }) = parameters.codecs.first_mut() {
+        *mime_type = mafalda_host::prelude::MimeTypeVideo::Vp9;
+    }
+    match transport.produce(ProducerOptions::new(MediaKind::Video, parameters)).await {
+        Err(ProduceError::FailedRtpParametersMapping(_)) => {}
+        other => panic!("expected FailedRtpParametersMapping, got {:?}", other.map(|p| p.id())),
+    }
+}

@@ -3,6 +3,7 @@
 
 use super::grant::{self, RouterGrant, Scope, Target, TokenGrant};
 use super::proto::*;
+use super::refusals;
 use super::server::{Session, Shared};
 use crate::backend::*;
 use crate::host::Host;
@@ -529,7 +530,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             full.paused = wire.paused;
             full.key_frame_request_delay = wire.key_frame_request_delay;
             full.enable_mediasoup_packet_id_header_extension = wire.enable_mediasoup_packet_id_header_extension;
-            let p = transport.produce(full).await.map_err(failed)?;
+            let p = transport.produce(full).await.map_err(refusals::of_produce)?;
             let info = ObjectInfo::Producer(ProducerInfo {
                 id: p.id(),
                 kind: p.kind(),
@@ -563,7 +564,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             full.enable_rtx = wire.enable_rtx;
             full.ignore_dtx = wire.ignore_dtx;
             full.pipe = wire.pipe;
-            let c = transport.consume(full).await.map_err(failed)?;
+            let c = transport.consume(full).await.map_err(refusals::of_consume)?;
             let info = ObjectInfo::Consumer(ConsumerInfo {
                 id: c.id(),
                 kind: c.kind(),
@@ -615,7 +616,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             full.label = wire.label;
             full.protocol = wire.protocol;
             full.paused = wire.paused;
-            let p = transport.produce_data(full).await.map_err(failed)?;
+            let p = transport.produce_data(full).await.map_err(refusals::of_produce_data)?;
             let info = ObjectInfo::DataProducer(DataProducerInfo {
                 id: p.id(),
                 r#type: p.r#type(),
@@ -649,7 +650,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
             };
             full.paused = wire.paused;
             full.subchannels = wire.subchannels;
-            let c = transport.consume_data(full).await.map_err(failed)?;
+            let c = transport.consume_data(full).await.map_err(refusals::of_consume_data)?;
             let info = ObjectInfo::DataConsumer(DataConsumerInfo {
                 id: c.id(),
                 r#type: c.r#type(),

@@ -68,6 +68,7 @@ pub mod limits;
 pub mod link;
 mod membership;
 pub mod proto;
+pub mod refusals;
 pub(crate) mod remote;
 pub mod server;
 pub mod session;

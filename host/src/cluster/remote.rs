@@ -6,6 +6,7 @@
 
 use super::client::{EventSink, HostLink};
 use super::proto::*;
+use super::refusals;
 use crate::backend::*;
 use crate::internals::object::{lock, EventBag};
 use crate::options::{DataConsumerOptions, DataProducerOptions, ProducerOptions};
@@ -129,10 +130,15 @@ impl<S: State> Remote<S> {
     }
 
     async fn call(&self, op: Op) -> Result<Reply, RequestError> {
+        self.call_wire(op).await.map_err(request_error)
+    }
+
+    /// [`Remote::call`] with the host's answer as sent (mediasoup's refusals keep their variant).
+    async fn call_wire(&self, op: Op) -> Result<Reply, WireError> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(RequestError::ChannelClosed);
+            return Err(WireError::LinkDown);
         }
-        self.link.call(op).await.map_err(request_error)
+        self.link.call(op).await
     }
 
     /// Pauses or resumes the object.
@@ -496,7 +502,7 @@ async fn produce<S: State>(
         enable_mediasoup_packet_id_header_extension: options.enable_mediasoup_packet_id_header_extension,
     };
     let op = Op::Produce { transport: remote.handle, options: Payload::new(&wire) };
-    let reply = remote.call(op).await.map_err(ProduceError::Request)?;
+    let reply = remote.call_wire(op).await.map_err(refusals::produce_error)?;
     match created(reply).map_err(ProduceError::Request)? {
         (handle, ObjectInfo::Producer(info)) => {
             remote.link.remember_producer(info.id, info.consumable_rtp_parameters.clone());
@@ -518,7 +524,7 @@ async fn consume<S: State>(remote: &Remote<S>, o: ConsumerOptions) -> Result<Arc
         pipe: o.pipe,
     };
     let op = Op::Consume { transport: remote.handle, options: Payload::new(&wire) };
-    let reply = remote.call(op).await.map_err(ConsumeError::Request)?;
+    let reply = remote.call_wire(op).await.map_err(refusals::consume_error)?;
     match created(reply).map_err(ConsumeError::Request)? {
         (handle, ObjectInfo::Consumer(info)) => Ok(remote.child(handle, info)),
         (_, other) => Err(ConsumeError::Request(wrong(&other))),
@@ -532,7 +538,7 @@ async fn produce_data<S: State>(
     let (id, sctp) = (options.pipe_id(), options.sctp_stream_parameters().map(|p| SctpStreamWire::of(&p)));
     let wire = ProduceDataWire { id, sctp, label: options.label, protocol: options.protocol, paused: options.paused };
     let op = Op::ProduceData { transport: remote.handle, options: Payload::new(&wire) };
-    let reply = remote.call(op).await.map_err(ProduceDataError::Request)?;
+    let reply = remote.call_wire(op).await.map_err(refusals::produce_data_error)?;
     match created(reply).map_err(ProduceDataError::Request)? {
         (handle, ObjectInfo::DataProducer(info)) => Ok(remote.child(handle, info)),
         (_, other) => Err(ProduceDataError::Request(wrong(&other))),
@@ -553,7 +559,7 @@ async fn consume_data<S: State>(
         subchannels: options.subchannels.clone(),
     };
     let op = Op::ConsumeData { transport: remote.handle, options: Payload::new(&wire) };
-    let reply = remote.call(op).await.map_err(ConsumeDataError::Request)?;
+    let reply = remote.call_wire(op).await.map_err(refusals::consume_data_error)?;
     match created(reply).map_err(ConsumeDataError::Request)? {
         (handle, ObjectInfo::DataConsumer(info)) => Ok(remote.child(handle, info)),
         (_, other) => Err(ConsumeDataError::Request(wrong(&other))),

@@ -196,6 +196,9 @@ pub enum WireError {
     BadRequest(String),
     /// The link went down before the response arrived.
     LinkDown,
+    /// mediasoup refused a produce or consume with one of its own error variants
+    /// (`cluster::refusals::MediasoupError`, self-describing: it holds MIME types).
+    Mediasoup(super::Payload<crate::cluster::refusals::MediasoupError>),
 }
 
 impl std::fmt::Display for WireError {
@@ -207,6 +210,10 @@ impl std::fmt::Display for WireError {
             Self::Failed(reason) => f.write_str(reason),
             Self::BadRequest(reason) => write!(f, "bad request: {reason}"),
             Self::LinkDown => f.write_str("the link to the host is down"),
+            Self::Mediasoup(refusal) => match refusal.get() {
+                Ok(refusal) => write!(f, "mediasoup refused it: {refusal:?}"),
+                Err(error) => write!(f, "mediasoup refused it ({error})"),
+            },
         }
     }
 }

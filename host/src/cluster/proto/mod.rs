@@ -84,6 +84,8 @@ impl<T> PartialEq for Payload<T> {
     }
 }
 
+impl<T> Eq for Payload<T> {}
+
 impl<T> std::fmt::Debug for Payload<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Payload<{}>({} bytes)", std::any::type_name::<T>(), self.bytes.len())
