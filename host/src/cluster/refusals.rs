@@ -2,10 +2,9 @@
 //! across the wire as such: a host turns mediasoup's error into a [`MediasoupError`] (inside
 //! [`WireError::Mediasoup`]), and the application's remote backend gives back mediasoup's variant
 //! (`ConsumeError::ProducerNotFound`, `ProduceError::FailedRtpParametersMapping`, …), as a local
-//! worker would. Failures of the request itself stay `…Error::Request`.
+//! worker would. Failures of the request itself stay `…Error::Request` ([`request_error`]).
 
 use super::proto::{Payload, WireError};
-use super::remote::request_error;
 use mediasoup::data_producer::DataProducerId;
 use mediasoup::ortc::{
     ConsumerRtpParametersError, RtpCapabilitiesError, RtpParametersError, RtpParametersMappingError,
@@ -13,6 +12,7 @@ use mediasoup::ortc::{
 use mediasoup::prelude::{ConsumeDataError, ConsumeError, ProduceDataError, ProduceError};
 use mediasoup::producer::ProducerId;
 use mediasoup::types::rtp_parameters::MimeType;
+use mediasoup::worker::RequestError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -101,6 +101,14 @@ impl From<MappingError> for RtpParametersMappingError {
             }
             MappingError::MissingMediaCodecForRtx { payload_type } => Self::MissingMediaCodecForRtx { payload_type },
         }
+    }
+}
+
+/// A wire error as mediasoup's request error (what is not one of mediasoup's refusals).
+pub(crate) fn request_error(error: WireError) -> RequestError {
+    match error {
+        WireError::LinkDown => RequestError::ChannelClosed,
+        other => RequestError::Response { reason: other.to_string() },
     }
 }
 

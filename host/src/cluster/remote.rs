@@ -6,7 +6,7 @@
 
 use super::client::{EventSink, HostLink};
 use super::proto::*;
-use super::refusals;
+use super::refusals::{self, request_error};
 use crate::backend::*;
 use crate::internals::object::{lock, EventBag};
 use crate::options::{DataConsumerOptions, DataProducerOptions, ProducerOptions};
@@ -50,14 +50,6 @@ use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A wire error as mediasoup's request error.
-pub(crate) fn request_error(error: WireError) -> RequestError {
-    match error {
-        WireError::LinkDown => RequestError::ChannelClosed,
-        other => RequestError::Response { reason: other.to_string() },
-    }
-}
 
 fn unsupported(what: &str) -> RequestError {
     RequestError::Response { reason: format!("{what} is not supported on a worker of another host") }
