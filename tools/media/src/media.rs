@@ -24,17 +24,7 @@ fn stereo() -> NonZeroU8 {
 
 /// A UDP listen address on `ip` with a port chosen by the worker.
 pub fn listen_info(ip: IpAddr) -> ListenInfo {
-    ListenInfo {
-        protocol: Protocol::Udp,
-        ip,
-        announced_address: None,
-        expose_internal_ip: false,
-        port: None,
-        port_range: None,
-        flags: None,
-        send_buffer_size: None,
-        recv_buffer_size: None,
-    }
+    mafalda_host::config::listen_info(Protocol::Udp, ip, None)
 }
 
 /// A UDP listen address on the loopback interface.
