@@ -165,6 +165,11 @@ struct ServeArgs {
     /// only loopback clients are accepted unless an auth plugin is loaded).
     #[arg(long)]
     insecure_allow_any_client: bool,
+    /// Runs a WebRTC server per worker for callers' WebRTC transports that use one, from this
+    /// port (UDP and TCP; worker slot N at PORT + N × [pool] webrtc_server_port_stride).
+    /// Overrides [serve] webrtc_server_port. Default: none.
+    #[arg(long, value_name = "PORT")]
+    webrtc_server_port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +296,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if let Some(region) = &args.region {
                 options.region = region.clone();
+            }
+            if args.webrtc_server_port.is_some() {
+                options.serve.webrtc_server_port = args.webrtc_server_port;
             }
             // A serving host's own pipes (to its peers' workers) listen where the cluster
             // endpoint does and announce what it announces, unless [pipes] says otherwise.

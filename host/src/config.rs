@@ -270,6 +270,10 @@ pub struct ServeSettings {
     pub idle_timeout_ms: Option<u64>,
     /// Networks (CIDR) plain and pipe transports of callers may be connected to.
     pub connect_to: Option<Vec<String>>,
+    /// First port of the WebRTC servers this host runs for callers' WebRTC transports (one per
+    /// worker, UDP and TCP, at this port + the worker's slot × `[pool]
+    /// webrtc_server_port_stride`); unset (default): none.
+    pub webrtc_server_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

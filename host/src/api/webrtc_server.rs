@@ -151,7 +151,9 @@ impl WebRtcServer {
             .into_iter()
             .filter(|c| c.settings_set() == set && c.origin() != crate::cell::Origin::Remote)
             .collect();
-        for slot in (0..server.inner.plan.slots()).filter(|slot| running.iter().all(|c| c.slot() != *slot)) {
+        // Without local workers (every worker on other hosts) no slot of this process binds.
+        let local_slots = if pool.max_workers == 0 { 0 } else { server.inner.plan.slots() };
+        for slot in (0..local_slots).filter(|slot| running.iter().all(|c| c.slot() != *slot)) {
             let held = hold(&server.inner.plan.listen_infos(slot), slot).map_err(refused)?;
             lock(&server.inner.held).insert(slot, held);
         }

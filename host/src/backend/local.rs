@@ -306,6 +306,10 @@ impl RouterBackend for Router {
         Router::rtp_capabilities(self).clone()
     }
 
+    fn on_close(&self, callback: OnceCallback) -> HandlerId {
+        Router::on_close(self, callback)
+    }
+
     fn can_consume(&self, producer_id: &ProducerId, capabilities: &RtpCapabilities) -> bool {
         Router::can_consume(self, producer_id, capabilities)
     }

@@ -110,6 +110,8 @@ pub(crate) trait RouterBackend: Send + Sync + Debug {
     /// Whether a receiver with `capabilities` can consume `producer_id` (a producer of this
     /// router).
     fn can_consume(&self, producer_id: &ProducerId, capabilities: &RtpCapabilities) -> bool;
+    /// Called when the router closes (its worker closed, or its host dropped it).
+    fn on_close(&self, callback: OnceCallback) -> HandlerId;
     /// Replaces the router's codecs.
     fn update_media_codecs(&self, media_codecs: Vec<RtpCodecCapability>) -> Result<(), UpdateMediaCodecsError>;
     /// Replaces the router's codecs and returns its new capabilities (one round trip for a

@@ -104,6 +104,10 @@ pub struct ServeLimits {
     /// Networks a caller's plain and pipe transports may send to (`connect`); empty (default):
     /// any unicast address. Multicast, broadcast and unspecified destinations are always refused.
     pub connect_to: Vec<ipnet::IpNet>,
+    /// First port of the host's WebRTC servers for callers (one per worker, at this port + the
+    /// worker's slot × `[pool] webrtc_server_port_stride`); `None` (default): callers' WebRTC
+    /// transports cannot use a WebRTC server on this host.
+    pub webrtc_server_port: Option<u16>,
 }
 
 impl Default for ServeLimits {
@@ -118,6 +122,7 @@ impl Default for ServeLimits {
             max_incoming: 256,
             retry_above: 32,
             connect_to: Vec::new(),
+            webrtc_server_port: None,
         }
     }
 }
@@ -188,6 +193,7 @@ impl ServeLimits {
             })?;
             limits.connect_to.push(parsed);
         }
+        limits.webrtc_server_port = s.webrtc_server_port;
         Ok(limits)
     }
 

@@ -10,6 +10,7 @@
 //! - [`server`] (with `dispatch`): a host serving sessions on its workers;
 //! - [`client`]: a link to one host (reconnecting, resuming its session);
 //! - [`consumable`]: mediasoup's `can_consume` rule, for producers on other hosts;
+//! - `events`: each object kind's events, declared once for both sides;
 //! - `remote`: the cell backend seam's traits over a link (workers of another host);
 //! - `membership`: other hosts' workers as cells of this host.
 //!
@@ -58,6 +59,9 @@ macro_rules! sctp_info_of {
         }
     };
 }
+
+#[macro_use]
+mod events;
 
 pub mod certs;
 pub mod client;

@@ -236,6 +236,8 @@ pub(crate) struct Shared {
     handshakes: AtomicUsize,
     /// This host process's incarnation, in every Welcome.
     boot: u64,
+    /// The WebRTC servers callers' transports may share.
+    pub(crate) webrtc_servers: dispatch::WebRtcServers,
 }
 
 impl Shared {
@@ -287,6 +289,7 @@ impl ClusterServer {
         let endpoint = quinn::Endpoint::server(config, options.listen)
             .map_err(|source| ServeError::Bind { addr: options.listen, source })?;
         let book = Arc::new(Mutex::new(Book::new(options.limits.sessions.clone())));
+        let webrtc_servers = dispatch::WebRtcServers::new(options.limits.webrtc_server_port);
         let shared = Arc::new(Shared {
             host,
             options,
@@ -295,6 +298,7 @@ impl ClusterServer {
             next_connection: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
             boot: boot_id(),
+            webrtc_servers,
         });
         tokio::spawn(accept(endpoint.clone(), Arc::downgrade(&shared)));
         tokio::spawn(expire(Arc::downgrade(&shared)));

@@ -19,7 +19,8 @@ pub enum Access {
     /// Uses an object the session holds: the grant in force must cover its room and be
     /// unexpired (checked on the host; the plugin granted the object when it was made).
     Use,
-    /// Reads a worker shared with other sessions: shows only the caller's own objects.
+    /// Reads a worker shared with other sessions, or its WebRTC server: shows only the
+    /// caller's own objects.
     ReadWorker,
     /// Changes a worker shared with other sessions (log level and tags): operators only, the
     /// plugin is asked for [`Operation::Admin`].
@@ -86,7 +87,7 @@ impl Op {
             Self::Consume { .. } => Access::Create(Operation::Consume),
             Self::ProduceData { .. } => Access::Create(Operation::ProduceData),
             Self::ConsumeData { .. } => Access::Create(Operation::ConsumeData),
-            Self::WorkerDump { .. } => Access::ReadWorker,
+            Self::WorkerDump { .. } | Self::WebRtcServer { .. } => Access::ReadWorker,
             Self::UpdateSettings { .. } => Access::Admin,
             Self::Refresh { .. } => Access::Refresh,
             Self::Close { .. } => Access::Release,
@@ -112,6 +113,7 @@ impl Op {
             | Self::Pause { .. }
             | Self::Resume { .. }
             | Self::Dump { .. }
+            | Self::EnableTraceEvent { .. }
             | Self::GetStats { .. } => Access::Use,
         }
     }

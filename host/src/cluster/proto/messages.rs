@@ -281,6 +281,9 @@ pub struct BitrateWire {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct WebRtcWire {
+    /// Listen on the host's WebRTC server of the router's worker ([`Op::WebRtcServer`]); the
+    /// listen infos are then empty.
+    pub server: bool,
     pub listen_infos: Vec<ListenInfo>,
     pub bitrate: BitrateWire,
     pub enable_udp: bool,
@@ -289,6 +292,15 @@ pub struct WebRtcWire {
     pub prefer_tcp: bool,
     pub ice_consent_timeout: u8,
     pub sctp: SctpWire,
+}
+
+/// The trace event types asked of a transport, producer or consumer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum TraceTypes {
+    Transport(Vec<mediasoup::transport::TransportTraceEventType>),
+    Producer(Vec<mediasoup::producer::ProducerTraceEventType>),
+    Consumer(Vec<mediasoup::consumer::ConsumerTraceEventType>),
 }
 
 /// `PlainTransportOptions` without app data.
@@ -554,6 +566,16 @@ pub enum Op {
     Dump {
         handle: Handle,
     },
+    /// Trace events of a transport, producer or consumer (these types replace earlier ones).
+    EnableTraceEvent {
+        handle: Handle,
+        types: Payload<TraceTypes>,
+    },
+    /// The host's WebRTC server of this worker (its dump, with only the caller's transports):
+    /// WebRTC transports made with `server` share its ports.
+    WebRtcServer {
+        worker: Handle,
+    },
     GetStats {
         handle: Handle,
     },
@@ -566,9 +588,10 @@ impl Op {
     /// The object the operation targets.
     pub fn target(&self) -> Handle {
         match self {
-            Self::CreateRouter { worker, .. } | Self::WorkerDump { worker } | Self::UpdateSettings { worker, .. } => {
-                *worker
-            }
+            Self::CreateRouter { worker, .. }
+            | Self::WorkerDump { worker }
+            | Self::WebRtcServer { worker }
+            | Self::UpdateSettings { worker, .. } => *worker,
             Self::Refresh { router, .. } => router.unwrap_or(0),
             Self::CapabilitiesFor { router, .. }
             | Self::CreateWebRtcTransport { router, .. }
@@ -602,6 +625,7 @@ impl Op {
             Self::Pause { handle }
             | Self::Resume { handle }
             | Self::Dump { handle }
+            | Self::EnableTraceEvent { handle, .. }
             | Self::GetStats { handle }
             | Self::Close { handle } => *handle,
         }
@@ -766,6 +790,10 @@ pub enum Event {
     DominantSpeaker(Payload<ProducerId>),
     ObserverAdded(Payload<ProducerId>),
     ObserverRemoved(Payload<ProducerId>),
+    VideoOrientation(Payload<mediasoup::producer::ProducerVideoOrientation>),
+    TransportTrace(Payload<mediasoup::transport::TransportTraceEventData>),
+    ProducerTrace(Payload<mediasoup::producer::ProducerTraceEventData>),
+    ConsumerTrace(Payload<mediasoup::consumer::ConsumerTraceEventData>),
     Rtp(Vec<u8>),
     Rtcp(Vec<u8>),
     DataMessage {

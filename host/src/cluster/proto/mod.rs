@@ -25,7 +25,9 @@ use thiserror::Error;
 /// 2: sessions resume with a secret (`Hello::resume` is a [`ResumeTicket`], `Welcome::secret`).
 /// 3: the version moves into a fixed preamble; `Welcome` carries the host's boot id, its grace
 /// and the first advert; requests are answered once across a resume.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: trace and video orientation events, `EnableTraceEvent`, the hosts' WebRTC servers
+/// (`Op::WebRtcServer`, `WebRtcWire::server`).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The first bytes of every stream, before its version.
 pub const MAGIC: [u8; 4] = *b"MAFA";
 /// Bytes of the preamble: [`MAGIC`], then the version (u16 big-endian).

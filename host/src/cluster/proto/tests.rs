@@ -28,7 +28,7 @@ fn welcome() -> Message {
     })
 }
 
-/// A reader that has taken this version's preamble.
+/// A reader that has taken this version's preamble, and a frame announcing 2 GiB.
 fn greeted() -> FrameReader {
     let mut reader = FrameReader::default();
     reader.push(&preamble(PROTOCOL_VERSION));
@@ -184,7 +184,8 @@ fn expected(name: &str) -> Outcome {
 
 /// With `MAFALDA_WRITE_CORPUS` set, (re)writes the corpus files made from this version's
 /// messages (after a layout change bumps the version): `valid-N` is the preamble and one sample
-/// frame, `cut-N` the same without its last byte.
+/// frame, `cut-N` the same without its last byte, and the undecodable bodies after this
+/// version's preamble, and a frame announcing 2 GiB.
 fn write_corpus_if_asked(dir: &std::path::Path) {
     if std::env::var_os("MAFALDA_WRITE_CORPUS").is_none() {
         return;
@@ -198,6 +199,20 @@ fn write_corpus_if_asked(dir: &std::path::Path) {
     let mut other = preamble(99).to_vec();
     other.extend(encode(&welcome()).expect("encodes"));
     std::fs::write(dir.join("welcome-v99.bin"), other).expect("write");
+    // This version's preamble before bodies that decode as no message: a message variant
+    // beyond the last, and bytes of 0xff.
+    let with_body = |body: &[u8]| {
+        let mut bytes = preamble(PROTOCOL_VERSION).to_vec();
+        bytes.extend((body.len() as u32).to_be_bytes());
+        bytes.extend(body);
+        bytes
+    };
+    std::fs::write(dir.join("unknown-variant.bin"), with_body(&[0xfa, 0x01, 0x01])).expect("write");
+    std::fs::write(dir.join("garbage-body.bin"), with_body(&[0xff; 16])).expect("write");
+    let mut oversized = preamble(PROTOCOL_VERSION).to_vec();
+    oversized.extend(0x7fff_ffff_u32.to_be_bytes());
+    oversized.extend([1, 2, 3]);
+    std::fs::write(dir.join("oversized.bin"), oversized).expect("write");
 }
 
 /// The checked-in corpus (frames that once mattered: valid ones of this protocol version, cut

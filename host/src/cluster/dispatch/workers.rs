@@ -1,0 +1,150 @@
+//! Workers and their routers: routers, worker dumps and settings, and the host's WebRTC
+//! servers (one per worker, shared by every session).
+
+use super::*;
+use mediasoup::prelude::{Protocol, RouterOptions};
+use mediasoup::webrtc_server::{WebRtcServerDump, WebRtcServerListenInfos, WebRtcServerOptions};
+use mediasoup::worker::{WorkerId, WorkerLogLevel, WorkerLogTag, WorkerUpdateSettings};
+use std::collections::{HashMap, HashSet};
+
+pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
+    let (host, session, held) = (call.host(), call.session, &call.held);
+    match op {
+        Op::CreateRouter { media_codecs, room, token, .. } => {
+            let Held::Worker(worker) = held else { return Err(wrong("create_router", held)) };
+            let grant = match token {
+                Some(token) => router_grant(session, host, token, room.clone())?,
+                None => None,
+            };
+            let real = worker.create_router(RouterOptions::new(unpack(&media_codecs)?)).await.map_err(failed)?;
+            let info = ObjectInfo::Router { id: real.id(), rtp_capabilities: real.rtp_capabilities() };
+            let router = Some(real.id().to_string());
+            let cell = host.cells().into_iter().find(|c| c.worker_id() == worker.id() && !c.is_closed());
+            let counted = cell.as_ref().map(|c| CellUse::Router(c.router_here(real.id())));
+            let cell = cell.map(|c| (c, Arc::new(Counts::default())));
+            let place = Place { room, router, grant, cell };
+            let handle = session.next_handle();
+            let events = Emitter::new(session, handle);
+            let handlers = vec![real.on_close(Box::new(move || events.closed()))];
+            let entry = Entry { held: Held::Router(real), place, _handlers: handlers, _counted: counted };
+            lock(&session.objects).insert(handle, entry);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
+        }
+        Op::WorkerDump { .. } => {
+            let Held::Worker(worker) = held else { return Err(wrong("dump", held)) };
+            let mut dump = worker.dump().await.map_err(failed)?;
+            own_objects_only(session, &mut dump);
+            packed(&dump)
+        }
+        Op::UpdateSettings { log_level, log_tags, .. } => {
+            let Held::Worker(worker) = held else { return Err(wrong("update_settings", held)) };
+            let mut settings = WorkerUpdateSettings::default();
+            settings.log_level = log_level.as_deref().map(log_level_of);
+            settings.log_tags = log_tags.map(|tags| tags.iter().filter_map(|t| log_tag_of(t)).collect());
+            worker.update_settings(settings).await.map_err(failed)?;
+            Ok(Reply::Done)
+        }
+        Op::WebRtcServer { .. } => {
+            let Held::Worker(worker) = held else { return Err(wrong("a WebRTC server", held)) };
+            let cell = host
+                .cells()
+                .into_iter()
+                .find(|c| c.worker_id() == worker.id() && !c.is_closed())
+                .ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
+            let server = call.shared.webrtc_servers.of(call.shared, &cell).await?;
+            let mut dump = server.dump().await.map_err(failed)?;
+            own_transports_only(session, &mut dump);
+            packed(&dump)
+        }
+        Op::CapabilitiesFor { media_codecs, .. } => {
+            let Held::Router(real) = held else { return Err(wrong("update_media_codecs", held)) };
+            let caps = real.capabilities_for(unpack(&media_codecs)?).await.map_err(failed)?;
+            Ok(Reply::Capabilities(Payload::new(&caps)))
+        }
+        other => Err(misrouted(&other)),
+    }
+}
+
+/// The host's WebRTC servers, one per worker, bound on first use at `[serve]
+/// webrtc_server_port` + the worker's slot × `[pool] webrtc_server_port_stride` (UDP and TCP on
+/// the cluster endpoint's address, announcing the host's), and shared by every session: the
+/// transports a caller makes on them listen on those ports, whatever listen infos the caller
+/// gave its own server. A closed worker's server is forgotten at the next lookup.
+pub(crate) struct WebRtcServers {
+    port: Option<u16>,
+    servers: tokio::sync::Mutex<HashMap<WorkerId, Arc<dyn WebRtcServerBackend>>>,
+}
+
+impl WebRtcServers {
+    /// Servers from `port` on (`None`: this host runs none).
+    pub(crate) fn new(port: Option<u16>) -> Self {
+        Self { port, servers: tokio::sync::Mutex::default() }
+    }
+
+    /// The server of `cell`'s worker, bound now if it is not yet.
+    pub(super) async fn of(
+        &self,
+        shared: &Shared,
+        cell: &Arc<Cell>,
+    ) -> Result<Arc<dyn WebRtcServerBackend>, WireError> {
+        let base = self
+            .port
+            .ok_or_else(|| WireError::Failed("this host runs no WebRTC servers ([serve] webrtc_server_port)".into()))?;
+        let mut servers = self.servers.lock().await;
+        let live: HashSet<WorkerId> =
+            shared.host.cells().iter().filter(|c| !c.is_closed()).map(|c| c.worker_id()).collect();
+        servers.retain(|id, _| live.contains(id));
+        if let Some(server) = servers.get(&cell.worker_id()) {
+            return Ok(Arc::clone(server));
+        }
+        let stride = u32::from(shared.host.options().pool.webrtc_server_port_stride);
+        let port = u16::try_from(u32::from(base) + stride * u32::try_from(cell.slot()).unwrap_or(u32::MAX))
+            .map_err(|_| WireError::Failed(format!("no port for worker slot {} above {base}", cell.slot())))?;
+        let at = |protocol| {
+            let mut info = shared.media_listen(crate::config::listen_info(protocol, shared.options.listen.ip(), None));
+            info.port = Some(port);
+            info
+        };
+        let infos = WebRtcServerListenInfos::new(at(Protocol::Udp)).insert(at(Protocol::Tcp));
+        let worker = cell.worker().ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
+        let server = worker.create_webrtc_server(WebRtcServerOptions::new(infos)).await.map_err(failed)?;
+        tracing::info!(worker = %cell.worker_id(), port, "WebRTC server bound for remote sessions");
+        servers.insert(cell.worker_id(), Arc::clone(&server));
+        Ok(server)
+    }
+}
+
+/// Leaves in a server's dump only the transports of `session`.
+fn own_transports_only(session: &Session, dump: &mut WebRtcServerDump) {
+    let own: HashSet<String> = lock(&session.objects).values().filter_map(|entry| entry.held.id()).collect();
+    dump.webrtc_transport_ids.retain(|id| own.contains(&id.to_string()));
+    dump.local_ice_username_fragments.retain(|f| own.contains(&f.webrtc_transport_id.to_string()));
+}
+
+/// Leaves in a worker's dump only what belongs to `session` (the worker is shared with other
+/// sessions, whose object ids are not this caller's business).
+pub(super) fn own_objects_only(session: &Session, dump: &mut mediasoup::worker::WorkerDump) {
+    let own: std::collections::HashSet<String> =
+        lock(&session.objects).values().filter_map(|entry| entry.held.id()).collect();
+    dump.router_ids.retain(|id| own.contains(&id.to_string()));
+    dump.webrtc_server_ids.retain(|id| own.contains(&id.to_string()));
+    let handlers = &mut dump.channel_message_handlers;
+    handlers.channel_request_handlers.retain(|id| own.contains(&id.to_string()));
+    handlers.channel_notification_handlers.retain(|id| own.contains(&id.to_string()));
+}
+
+fn log_level_of(text: &str) -> WorkerLogLevel {
+    match text {
+        "Debug" => WorkerLogLevel::Debug,
+        "Warn" => WorkerLogLevel::Warn,
+        "Error" => WorkerLogLevel::Error,
+        _ => WorkerLogLevel::None,
+    }
+}
+
+fn log_tag_of(text: &str) -> Option<WorkerLogTag> {
+    use WorkerLogTag::*;
+    [Info, Ice, Dtls, Rtp, Srtp, Rtcp, Rtx, Bwe, Score, Simulcast, Svc, Sctp, Message]
+        .into_iter()
+        .find(|tag| format!("{tag:?}") == text)
+}
