@@ -293,6 +293,20 @@ impl Host {
         Arc::clone(&self.cells.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
+    /// The dump of every worker of this process (cells of other hosts aside), unfiltered:
+    /// what an operator or a leak check reads.
+    pub async fn worker_dumps(
+        &self,
+    ) -> Vec<(CellId, Result<mediasoup::worker::WorkerDump, mediasoup::worker::RequestError>)> {
+        let mut dumps = Vec::new();
+        for cell in self.cells().into_iter().filter(|c| c.origin() != Origin::Remote) {
+            if let Some(worker) = cell.worker() {
+                dumps.push((cell.id(), worker.dump().await));
+            }
+        }
+        dumps
+    }
+
     /// The open cell with this id.
     pub fn cell(&self, id: CellId) -> Option<Arc<Cell>> {
         self.cells().into_iter().find(|c| c.id() == id)

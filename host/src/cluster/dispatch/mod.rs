@@ -135,6 +135,11 @@ impl Place {
 }
 
 impl Entry {
+    /// Whether this is a worker's entry (every session holds its host's workers).
+    pub(crate) fn is_worker(&self) -> bool {
+        matches!(self.held, Held::Worker(_))
+    }
+
     /// A worker's entry.
     pub(crate) fn worker(held: Held) -> Self {
         Self { held, place: Place::default(), _handlers: Vec::new(), _counted: None }
