@@ -312,6 +312,57 @@ async fn a_room_through_webrtc_servers_one_port_per_worker() {
     }
 }
 
+const THREE: [&str; 3] = ["p1", "p2", "p3"];
+
+/// Every worker on two `mafalda-host serve` processes (127.0.0.50 and .51, no local worker):
+/// browsers reach the hosts directly (ICE, DTLS, SRTP), producers are piped host to host. Then
+/// the same room in its WebRtcServer mode: every transport uses its host's server port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_through_two_remote_hosts_with_and_without_webrtc_servers() {
+    let _serial = SERIAL.lock().await;
+    let nodes = [("room50", "127.0.0.50"), ("room51", "127.0.0.51")];
+    let dir = cluster_dir("remote-hosts", &nodes);
+    let host_port = "46300";
+    let hosts: Vec<ServeHost> =
+        nodes.iter().map(|(name, ip)| ServeHost::start(&dir, name, ip, &["--webrtc-server-port", host_port])).collect();
+    let cluster = hosts.iter().map(|h| h.address.clone()).collect::<Vec<_>>().join(",");
+    let ca = dir.join("ca.pem").display().to_string();
+    let env = [
+        ("MAFALDA_CLUSTER", cluster.as_str()),
+        ("MAFALDA_CA", ca.as_str()),
+        ("MAFALDA_MAX_WORKERS", "0"),
+        ("MAFALDA_POLICY", "spread"),
+    ];
+    let driver = ChromeDriver::start();
+    let host_ips: HashSet<&str> = nodes.iter().map(|(_, ip)| *ip).collect();
+    for (room, args) in [("remote", vec![]), ("remote-servers", vec!["--webrtc-server-port", "45300"])] {
+        let with_servers = !args.is_empty();
+        let server = Server::start(&args, &env);
+        let mut clients = Vec::new();
+        for peer in THREE {
+            clients.push(join(&driver, &server, room, peer).await);
+        }
+        let frames = everyone_receives_everyone(&clients, &THREE).await;
+        println!("room {room} through remote hosts: frames decoded per video track: {frames:?}");
+        media_crossed_workers(&server, room, THREE.len()).await;
+        let stats = server.stats().await;
+        for peer in room_peers(&stats, room) {
+            for transport in peer["transports"].as_array().expect("transports") {
+                for candidate in transport["iceCandidates"].as_array().expect("candidates") {
+                    let address = candidate["address"].as_str().unwrap_or("");
+                    assert!(host_ips.contains(address), "a candidate on a host's address: {candidate}");
+                    if with_servers {
+                        assert_eq!(candidate["port"].to_string(), host_port, "on its host's WebRTC server");
+                    }
+                }
+            }
+        }
+        for client in clients {
+            client.close().await.expect("close browser");
+        }
+    }
+}
+
 /// A small deterministic generator for garbage bytes.
 struct Noise(u64);
 

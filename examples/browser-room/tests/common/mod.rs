@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod hosts;
+
+pub use hosts::*;
+
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 use std::future::Future;
