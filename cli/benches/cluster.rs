@@ -1,9 +1,11 @@
 //! P4, the cluster as a user meets it (loopback, real `mafalda-host serve` processes):
-//! 1. `create_plain_transport` + `consume()` latency through a remote host vs a local worker
-//!    (median, p99; goal: remote <= local + 150 µs median), and control operations per second on
-//!    one connection (sequential, and 64 in flight);
-//! 2. forwarding through a pipe between two hosts vs between two workers of one host: packets
-//!    per second of worker-thread CPU (goal: ratio >= 0.95).
+//! 1. `create_plain_transport` + `consume()` latency through a remote host vs a local worker,
+//!    in alternating rounds of one run (medians over rounds with their spread, p99 over every
+//!    sample; goal: remote <= local + 150 µs median), and control operations per second on one
+//!    connection (sequential, and 64 in flight), alternating too;
+//! 2. forwarding through a pipe between two hosts (SRTP + RTX, always) vs between two workers
+//!    of one host, unprotected and with SRTP: packets per second of worker-thread CPU, in
+//!    alternating rounds (goal: ratio >= 0.9 against the same-host pipe with SRTP).
 //!
 //! Run: `cargo bench --workspace --bench cluster` (add `-- latency` or `-- pipe` for one).
 
@@ -23,11 +25,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 300;
-const OPS: usize = 3000;
+/// Alternating rounds (local, remote) and samples per round.
+const ROUNDS: usize = 12;
+const PER_ROUND: usize = 40;
+const OPS: usize = 2000;
+const PIPE_ROUNDS: usize = 3;
 const PRODUCERS: u32 = 20;
 const PIPE_RATE: u32 = 250;
-const PIPE_SECONDS: u64 = 6;
+const PIPE_SECONDS: u64 = 4;
 
 struct Host(Child);
 
@@ -99,13 +104,20 @@ fn certs(nodes: &[(&str, &str)]) -> PathBuf {
 }
 
 fn application(dir: &Path, hosts: &[&str], policy: &str) -> WorkerManager {
+    application_with(dir, hosts, policy, false)
+}
+
+/// [`application`] with pipes between workers of one host protected by SRTP or not.
+fn application_with(dir: &Path, hosts: &[&str], policy: &str, srtp_pipes: bool) -> WorkerManager {
     let vars: HashMap<&str, String> = HashMap::from([
         ("MAFALDA_CLUSTER", hosts.iter().map(|h| format!("{h}:4443")).collect::<Vec<_>>().join(",")),
         ("MAFALDA_CA", dir.join("ca.pem").display().to_string()),
         ("MAFALDA_MAX_WORKERS", "0".to_string()),
         ("MAFALDA_POLICY", policy.to_string()),
     ]);
-    WorkerManager::with_options(HostOptions::from_vars(|k| vars.get(k).cloned()).expect("options"))
+    let mut options = HostOptions::from_vars(|k| vars.get(k).cloned()).expect("options");
+    options.pipes.srtp = srtp_pipes;
+    WorkerManager::with_options(options)
 }
 
 fn quiet() -> WorkerSettings {
@@ -115,56 +127,88 @@ fn quiet() -> WorkerSettings {
     settings
 }
 
-fn summary(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-    (at(0.5), at(0.99))
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
-/// Median and p99 µs of create_plain_transport + consume(), then sequential and concurrent
-/// control operations per second.
-async fn latency(manager: &WorkerManager) -> ((f64, f64), f64, f64) {
-    let worker = manager.create_worker(quiet()).await.expect("worker");
-    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut options = PlainTransportOptions::new(loopback_listen_info());
-    options.comedia = true;
-    let input = router.create_plain_transport(options).await.expect("input");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(1))).await.expect("producer");
-    let mut samples = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS + 20 {
-        let start = Instant::now();
-        let transport =
-            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("transport");
-        let consumer =
-            transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
-        if round >= 20 {
-            samples.push(start.elapsed());
+/// The value at quantile `q` of `values` (sorted here).
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * q) as usize]
+}
+
+/// A median over rounds with its spread: `median [min – max]`.
+fn spread(mut values: Vec<f64>) -> String {
+    let median = quantile(&mut values, 0.5);
+    format!("{median:.1} [{:.1} – {:.1}]", values[0], values[values.len() - 1])
+}
+
+/// A router with a producer, where the measured operations run.
+struct Bench {
+    _worker: Worker,
+    router: Router,
+    _input: PlainTransport,
+    producer: Producer,
+}
+
+impl Bench {
+    async fn new(manager: &WorkerManager) -> Self {
+        let worker = manager.create_worker(quiet()).await.expect("worker");
+        let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+        let mut options = PlainTransportOptions::new(loopback_listen_info());
+        options.comedia = true;
+        let input = router.create_plain_transport(options).await.expect("input");
+        let producer =
+            input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(1))).await.expect("producer");
+        Self { _worker: worker, router, _input: input, producer }
+    }
+
+    /// `n` samples of create_plain_transport + consume().
+    async fn transport_and_consume(&self, n: usize) -> Vec<f64> {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let transport = self
+                .router
+                .create_plain_transport(PlainTransportOptions::new(loopback_listen_info()))
+                .await
+                .expect("transport");
+            let consumer = transport
+                .consume(ConsumerOptions::new(self.producer.id(), receiver_capabilities()))
+                .await
+                .expect("consume");
+            samples.push(micros(start.elapsed()));
+            drop(consumer);
+            drop(transport);
         }
-        drop(consumer);
-        drop(transport);
+        samples
     }
-    let transport = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("t");
-    let consumer = transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("c");
-    let start = Instant::now();
-    for i in 0..OPS {
-        if i % 2 == 0 { consumer.pause().await } else { consumer.resume().await }.expect("pause/resume");
+
+    /// Sequential pause/resume, then get_stats with 64 in flight: operations per second.
+    async fn operations(&self) -> (f64, f64) {
+        let transport =
+            self.router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("t");
+        let consumer =
+            transport.consume(ConsumerOptions::new(self.producer.id(), receiver_capabilities())).await.expect("c");
+        let start = Instant::now();
+        for i in 0..OPS {
+            if i % 2 == 0 { consumer.pause().await } else { consumer.resume().await }.expect("pause/resume");
+        }
+        let sequential = OPS as f64 / start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for lane in 0..64 {
+            let consumer = consumer.clone();
+            tasks.spawn(async move {
+                for _ in 0..OPS / 64 {
+                    consumer.get_stats().await.expect("stats");
+                }
+                lane
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        (sequential, (OPS / 64 * 64) as f64 / start.elapsed().as_secs_f64())
     }
-    let sequential = OPS as f64 / start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for lane in 0..64 {
-        let consumer = consumer.clone();
-        tasks.spawn(async move {
-            for _ in 0..OPS / 64 {
-                consumer.get_stats().await.expect("stats");
-            }
-            lane
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let concurrent = (OPS / 64 * 64) as f64 / start.elapsed().as_secs_f64();
-    (summary(samples), sequential, concurrent)
 }
 
 async fn p4_latency() {
@@ -176,19 +220,53 @@ async fn p4_latency() {
         options
     });
     let remote = application(&dir, &["127.0.0.20"], "pack");
-    let ((local_median, local_p99), local_seq, local_conc) = latency(&local).await;
-    let ((remote_median, remote_p99), remote_seq, remote_conc) = latency(&remote).await;
-    println!("P4 create_plain_transport + consume(), {ROUNDS} rounds (µs):");
-    println!("  local worker:        median {local_median:.1}, p99 {local_p99:.1}");
-    println!("  remote host (QUIC):  median {remote_median:.1}, p99 {remote_p99:.1}");
+    let (local, remote) = (Bench::new(&local).await, Bench::new(&remote).await);
+    // Warm-up of both, then rounds alternating which goes first.
+    local.transport_and_consume(20).await;
+    remote.transport_and_consume(20).await;
+    let (mut local_rounds, mut remote_rounds, mut differences) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut local_all, mut remote_all) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (mut l, mut r) = if round % 2 == 0 {
+            let l = local.transport_and_consume(PER_ROUND).await;
+            (l, remote.transport_and_consume(PER_ROUND).await)
+        } else {
+            let r = remote.transport_and_consume(PER_ROUND).await;
+            (local.transport_and_consume(PER_ROUND).await, r)
+        };
+        local_all.extend_from_slice(&l);
+        remote_all.extend_from_slice(&r);
+        let (lm, rm) = (quantile(&mut l, 0.5), quantile(&mut r, 0.5));
+        local_rounds.push(lm);
+        remote_rounds.push(rm);
+        differences.push(rm - lm);
+    }
+    println!("P4 create_plain_transport + consume(), {ROUNDS} alternating rounds of {PER_ROUND} (µs, median [min – max] of round medians):");
+    println!("  local worker:        {}, p99 {:.1}", spread(local_rounds), quantile(&mut local_all, 0.99));
+    println!("  remote host (QUIC):  {}, p99 {:.1}", spread(remote_rounds), quantile(&mut remote_all, 0.99));
+    println!("  remote - local:      {} (goal <= +150)", spread(differences));
+    let (mut local_ops, mut remote_ops) = (Vec::new(), Vec::new());
+    for round in 0..4 {
+        if round % 2 == 0 {
+            local_ops.push(local.operations().await);
+            remote_ops.push(remote.operations().await);
+        } else {
+            remote_ops.push(remote.operations().await);
+            local_ops.push(local.operations().await);
+        }
+    }
+    let column = |ops: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| ops.iter().map(pick).collect::<Vec<f64>>();
+    println!("P4 control operations per second on one connection, 4 alternating rounds (median [min – max]):");
     println!(
-        "  remote - local: median {:+.1} µs (goal <= +150), ratio {:.2}",
-        remote_median - local_median,
-        remote_median / local_median
+        "  sequential pause/resume: local {}/s, remote {}/s",
+        spread(column(&local_ops, |o| o.0)),
+        spread(column(&remote_ops, |o| o.0))
     );
-    println!("P4 control operations per second on one connection:");
-    println!("  sequential pause/resume: local {local_seq:.0}/s, remote {remote_seq:.0}/s");
-    println!("  get_stats, 64 in flight: local {local_conc:.0}/s, remote {remote_conc:.0}/s");
+    println!(
+        "  get_stats, 64 in flight: local {}/s, remote {}/s",
+        spread(column(&local_ops, |o| o.1)),
+        spread(column(&remote_ops, |o| o.1))
+    );
 }
 
 /// Packets per second of host CPU through one pipe: the producers on one worker, their
@@ -284,23 +362,35 @@ async fn consumer_packets(consumers: &[Consumer]) -> u64 {
 
 async fn p4_pipe() {
     let dir = certs(&[("pipe1", "127.0.0.21"), ("pipe2", "127.0.0.22"), ("pipe3", "127.0.0.23")]);
-    let (same_rate, same_sent) = {
-        let host = serve(&dir, "pipe3", "127.0.0.23", "2");
-        let manager = application(&dir, &["127.0.0.23"], "spread");
-        pipe_run(&manager, &[&host]).await
-    };
-    let (cross_rate, cross_sent) = {
-        let a = serve(&dir, "pipe1", "127.0.0.21", "1");
-        let b = serve(&dir, "pipe2", "127.0.0.22", "1");
+    let same = serve(&dir, "pipe3", "127.0.0.23", "2");
+    let (a, b) = (serve(&dir, "pipe1", "127.0.0.21", "1"), serve(&dir, "pipe2", "127.0.0.22", "1"));
+    let (mut plain, mut srtp, mut cross) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PIPE_ROUNDS {
+        let manager = application_with(&dir, &["127.0.0.23"], "spread", false);
+        plain.push(pipe_run(&manager, &[&same]).await.0);
+        drop(manager);
+        let manager = application_with(&dir, &["127.0.0.23"], "spread", true);
+        srtp.push(pipe_run(&manager, &[&same]).await.0);
+        drop(manager);
         let manager = application(&dir, &["127.0.0.21", "127.0.0.22"], "spread");
-        pipe_run(&manager, &[&a, &b]).await
-    };
+        cross.push(pipe_run(&manager, &[&a, &b]).await.0);
+    }
+    let ratios = |of: &[f64]| cross.iter().zip(of).map(|(c, s)| c / s).collect::<Vec<f64>>();
+    let (to_srtp, to_plain) = (ratios(&srtp), ratios(&plain));
     println!(
-        "P4 pipe forwarding, {PRODUCERS} x {PIPE_RATE} pps for {PIPE_SECONDS} s (packets per second of worker-thread CPU):"
+        "P4 pipe forwarding, {PRODUCERS} x {PIPE_RATE} pps, {PIPE_ROUNDS} alternating rounds of {PIPE_SECONDS} s (packets per second of worker-thread CPU, median [min – max]):"
     );
-    println!("  same host, two workers: {same_rate:.0} ({same_sent} packets)");
-    println!("  two hosts over UDP:     {cross_rate:.0} ({cross_sent} packets)");
-    println!("  ratio cross/same: {:.3} (goal >= 0.95)", cross_rate / same_rate);
+    println!("  same host, two workers, unprotected pipe: {}", spread(plain));
+    println!("  same host, two workers, SRTP pipe:        {}", spread(srtp));
+    println!("  two hosts over UDP (SRTP + RTX):          {}", spread(cross));
+    println!("  ratio two hosts / same host with SRTP:    {} (goal >= 0.9)", spread_ratio(to_srtp));
+    println!("  ratio two hosts / same host unprotected:  {}", spread_ratio(to_plain));
+}
+
+/// [`spread`] of ratios, with 3 decimals.
+fn spread_ratio(mut values: Vec<f64>) -> String {
+    let median = quantile(&mut values, 0.5);
+    format!("{median:.3} [{:.3} – {:.3}]", values[0], values[values.len() - 1])
 }
 
 #[tokio::main]
