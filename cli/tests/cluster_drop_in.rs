@@ -264,3 +264,46 @@ async fn webrtc_transports_on_a_remote_hosts_server_listen_on_its_ports() {
         .expect_err("no server on that host");
     assert!(refused.to_string().contains("webrtc_server_port"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_events_beyond_the_hosts_budget_are_dropped_and_media_flows_on() {
+    use mafalda_media_tools::media::opus_send_parameters;
+    use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator};
+    const SENT: u64 = 60;
+    const BUDGET: u64 = 5;
+    let dir = scratch("drop-in-traces");
+    let node = cluster_support::limited(&dir, "dropin48", "127.0.0.48", &format!("trace_events_per_second = {BUDGET}"));
+    let app = application(&dir, &[&node], &[]);
+    let worker = app.create_worker(WorkerSettings::default()).await.expect("worker");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut input = PlainTransportOptions::new(loopback_listen_info());
+    input.comedia = true;
+    let input = router.create_plain_transport(input).await.expect("input");
+    let producer =
+        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x48))).await.expect("producer");
+    let output = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("out");
+    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
+    output.connect(sink.remote_parameters()).await.expect("connect");
+    let consumer = output.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+    let traced = Arc::new(AtomicU32::new(0));
+    let count = Arc::clone(&traced);
+    consumer
+        .on_trace(move |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        })
+        .detach();
+    consumer.enable_trace_event(vec![ConsumerTraceEventType::Rtp]).await.expect("trace");
+    let started = std::time::Instant::now();
+    let generator = RtpGenerator::start(&input, GeneratorConfig::opus(0x48).with_count(SENT).with_rate(100))
+        .await
+        .expect("generator");
+    let report = sink.wait_for(SENT, WAIT).await;
+    assert!(report.has_all(SENT as u32), "media is not what the budget cuts: {report:?}");
+    assert_eq!(generator.sent(), SENT);
+    // A stats round trip: every trace the host let through has arrived before its reply.
+    consumer.get_stats().await.expect("stats");
+    let seconds = started.elapsed().as_secs_f64();
+    let traced = u64::from(traced.load(Ordering::Relaxed));
+    let allowed = BUDGET + (BUDGET as f64 * seconds).ceil() as u64;
+    assert!(traced > 0 && traced <= allowed, "{traced} traces of {SENT} packets in {seconds:.2} s, budget {allowed}");
+}

@@ -238,6 +238,9 @@ fn every_op(worker: u64, target: u64) -> Vec<mafalda_host::cluster::proto::Op> {
     vec![
         CreateRouter { worker, media_codecs: junk(), room: Some("blue".into()), token: None },
         UpdateSettings { worker, log_level: Some("Debug".into()), log_tags: None },
+        WorkerDump { worker },
+        WebRtcServer { worker },
+        EnableTraceEvent { handle: t, types: junk() },
         CapabilitiesFor { router: t, media_codecs: junk() },
         CreateWebRtcTransport { router: t, options: junk() },
         CreatePlainTransport { router: t, options: junk() },
@@ -320,7 +323,7 @@ async fn once_a_token_expires_every_operation_is_denied_until_it_is_refreshed() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let ops = every_op(worker, router);
-    assert_eq!(ops.len(), 36, "one of every operation that acts (not Refresh, WorkerDump or Close)");
+    assert_eq!(ops.len(), 39, "one of every operation that acts (not Refresh or Close)");
     for (n, op) in ops.into_iter().enumerate() {
         let name = format!("{op:?}");
         let result = raw.call(10 + n as u32, op).await;

@@ -274,6 +274,8 @@ pub struct ServeSettings {
     /// worker, UDP and TCP, at this port + the worker's slot × `[pool]
     /// webrtc_server_port_stride`); unset (default): none.
     pub webrtc_server_port: Option<u16>,
+    /// Trace events one session may receive per second (the excess is dropped).
+    pub trace_events_per_second: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -10,7 +10,8 @@
 //!   object, each calling its callback when the host's event arrives.
 //!
 //! Modes: `signal` (no argument), `by_ref T` / `by_value T` / `slice T` (a mediasoup value as a
-//! [`Payload`](super::proto::Payload); the callback takes `&T`, `T` or `&[T]`), `copy T` (a
+//! [`Payload`](super::proto::Payload); the callback takes `&T`, `T` or `&[T]`), `trace T` (as
+//! `by_ref`, within the session's trace budget on the host), `copy T` (a
 //! plain number), `bytes` (a packet), `message` (a data channel message), `volumes` (audio
 //! levels), `producer_close` (the object's producer closed: the object closes too).
 //! Closing (`on_close`) is the same for every kind and handled by both sides' shared code.
@@ -19,7 +20,7 @@
 macro_rules! events_of {
     (transport => $then:ident!($($pre:tt)*)) => {
         $then! {$($pre)*;
-            TransportTrace: on_trace(by_ref mediasoup::transport::TransportTraceEventData);
+            TransportTrace: on_trace(trace mediasoup::transport::TransportTraceEventData);
         }
     };
     (webrtc_transport => $then:ident!($($pre:tt)*)) => {
@@ -54,7 +55,7 @@ macro_rules! events_of {
             Resumed: on_resume(signal);
             ProducerScore: on_score(slice mediasoup::producer::ProducerScore);
             VideoOrientation: on_video_orientation_change(by_value mediasoup::producer::ProducerVideoOrientation);
-            ProducerTrace: on_trace(by_ref mediasoup::producer::ProducerTraceEventData);
+            ProducerTrace: on_trace(trace mediasoup::producer::ProducerTraceEventData);
         }
     };
     (consumer => $then:ident!($($pre:tt)*)) => {
@@ -66,7 +67,7 @@ macro_rules! events_of {
             ProducerClosed: on_producer_close(producer_close);
             ConsumerScore: on_score(by_ref mediasoup::consumer::ConsumerScore);
             Layers: on_layers_change(by_ref Option<mediasoup::consumer::ConsumerLayers>);
-            ConsumerTrace: on_trace(by_ref mediasoup::consumer::ConsumerTraceEventData);
+            ConsumerTrace: on_trace(trace mediasoup::consumer::ConsumerTraceEventData);
             Rtp: on_rtp(bytes);
         }
     };
@@ -123,6 +124,12 @@ macro_rules! forward_events {
         let e = $e.clone();
         $b.$m(std::sync::Arc::new(move |value: &$t| {
             e.emit($crate::cluster::proto::Event::$v($crate::cluster::proto::Payload::new(value)))
+        }))
+    }};
+    (@one $e:expr, $b:expr, $v:ident, $m:ident, trace, $t:ty) => {{
+        let e = $e.clone();
+        $b.$m(std::sync::Arc::new(move |value: &$t| {
+            e.emit_trace($crate::cluster::proto::Event::$v($crate::cluster::proto::Payload::new(value)))
         }))
     }};
     (@one $e:expr, $b:expr, $v:ident, $m:ident, by_value, $t:ty) => {{
@@ -184,19 +191,24 @@ macro_rules! client_events {
         fn $m(&self, callback: $crate::backend::Handler<$t>) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v(payload) = event {
-                    if let Ok(value) = payload.get() {
-                        callback(&value);
+                    match payload.get() {
+                        Ok(value) => callback(&value),
+                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
                     }
                 }
             })
         }
     };
+    (@one $v:ident, $m:ident, trace, $t:ty) => {
+        client_events!(@one $v, $m, by_ref, $t);
+    };
     (@one $v:ident, $m:ident, by_value, $t:ty) => {
         fn $m(&self, callback: std::sync::Arc<dyn Fn($t) + Send + Sync>) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v(payload) = event {
-                    if let Ok(value) = payload.get() {
-                        callback(value);
+                    match payload.get() {
+                        Ok(value) => callback(value),
+                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
                     }
                 }
             })
@@ -206,8 +218,9 @@ macro_rules! client_events {
         fn $m(&self, callback: $crate::backend::SliceHandler<$t>) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v(payload) = event {
-                    if let Ok(values) = payload.get() {
-                        callback(&values);
+                    match payload.get() {
+                        Ok(values) => callback(&values),
+                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
                     }
                 }
             })

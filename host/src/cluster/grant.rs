@@ -29,11 +29,17 @@ impl Scope {
         Self { rooms: grant.rooms.clone(), expires_unix: grant.expires_unix }
     }
 
+    /// Whether the grant still holds at `now_unix`.
+    pub fn unexpired(&self, now_unix: u64) -> Result<(), String> {
+        match self.expires_unix.filter(|e| *e <= now_unix) {
+            Some(expires) => Err(format!("the token expired at {expires} (refresh it)")),
+            None => Ok(()),
+        }
+    }
+
     /// Whether acting on `room` at `now_unix` is covered.
     pub fn covers(&self, room: Option<&str>, now_unix: u64) -> Result<(), String> {
-        if let Some(expires) = self.expires_unix.filter(|e| *e <= now_unix) {
-            return Err(format!("the token expired at {expires} (refresh it)"));
-        }
+        self.unexpired(now_unix)?;
         if self.rooms.is_empty() {
             return Ok(());
         }
@@ -110,7 +116,9 @@ pub fn check(caller: &Caller<'_>, access: Access, target: Target) -> Result<(), 
     }
     let grant = &caller.grant;
     match access {
-        Access::Release | Access::ReadWorker | Access::Refresh => Ok(()),
+        Access::Release | Access::Refresh => Ok(()),
+        // A shared worker is read (or its server named) within an unexpired grant, in any room.
+        Access::ReadWorker => grant.scope.unexpired(now_unix()).map_err(denied),
         Access::Use => grant.scope.covers(target.room.as_deref(), now_unix()).map_err(denied),
         Access::Create(_) | Access::Connect => {
             grant.scope.covers(target.room.as_deref(), now_unix()).map_err(denied)?;

@@ -108,6 +108,10 @@ pub struct ServeLimits {
     /// worker's slot × `[pool] webrtc_server_port_stride`); `None` (default): callers' WebRTC
     /// transports cannot use a WebRTC server on this host.
     pub webrtc_server_port: Option<u16>,
+    /// Trace events (`enable_trace_event`: one per packet for `rtp`) one session may receive
+    /// per second, over all its objects (default 1,000; a burst of one second's worth); the
+    /// excess is dropped on the host before it is encoded, and counted.
+    pub trace_events_per_second: u32,
 }
 
 impl Default for ServeLimits {
@@ -123,6 +127,7 @@ impl Default for ServeLimits {
             retry_above: 32,
             connect_to: Vec::new(),
             webrtc_server_port: None,
+            trace_events_per_second: 1_000,
         }
     }
 }
@@ -194,6 +199,7 @@ impl ServeLimits {
             limits.connect_to.push(parsed);
         }
         limits.webrtc_server_port = s.webrtc_server_port;
+        set(&mut limits.trace_events_per_second, s.trace_events_per_second);
         Ok(limits)
     }
 

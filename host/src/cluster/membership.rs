@@ -93,12 +93,18 @@ impl LinkObserver for Membership {
                 }
                 offered
             });
-            for (id, advert) in added {
-                let worker = RemoteWorker::advertised(link, &advert, id);
-                let backend: Arc<dyn WorkerBackend> = worker.clone();
-                let cell = host.add_remote_cell(backend, advert.node.clone(), advert.region.clone());
-                mine.insert(id, Known { worker, cell: Arc::downgrade(&cell) });
-            }
+        }
+        // Cells are added outside `known`: the host's new-cell handlers are the application's
+        // and may call back into the cluster. Adverts of one link arrive one at a time.
+        for (id, advert) in added {
+            let worker = RemoteWorker::advertised(link, &advert, id);
+            let backend: Arc<dyn WorkerBackend> = worker.clone();
+            let cell = host.add_remote_cell(backend, advert.node.clone(), advert.region.clone());
+            let mut known = lock(&self.known);
+            known
+                .entry(link.address().to_string())
+                .or_default()
+                .insert(id, Known { worker, cell: Arc::downgrade(&cell) });
         }
         for worker in gone {
             worker.lost("its host no longer offers it");

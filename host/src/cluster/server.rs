@@ -10,7 +10,7 @@ use super::limits::ServeLimits;
 use super::link::{self, MessageStream, Outbox};
 use super::proto::*;
 use super::session::{
-    Admitted, Arrival, Claim, ConnectionId, Refusal, Replies, ResumeAsk, Secret, SessionBook, SessionId,
+    Admitted, Arrival, Claim, ConnectionId, EventBudget, Refusal, Replies, ResumeAsk, Secret, SessionBook, SessionId,
 };
 use super::tls::{self, NodeTls, TlsError};
 use crate::cell::Origin;
@@ -76,6 +76,8 @@ pub(crate) struct Session {
     /// Request ids seen and recent replies: a request sent again after a resume is answered
     /// once.
     replies: Mutex<Replies>,
+    /// Trace events this session may still send (`[serve] trace_events_per_second`).
+    traces: Mutex<EventBudget>,
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -149,6 +151,26 @@ impl Session {
             }
             Ok(None) => {}
             Err(error) => warn!(session = self.id, %error, "event dropped: it cannot be a frame"),
+        }
+    }
+
+    /// A trace event: sent as [`Session::emit`] within the session's trace budget, else
+    /// dropped here (before it costs an encoding) and counted; the first drop is logged.
+    pub(crate) fn emit_trace(&self, handle: Handle, event: Event) {
+        let dropped = {
+            let mut budget = lock(&self.traces);
+            if budget.allow(Instant::now()) {
+                None
+            } else {
+                Some(budget.dropped())
+            }
+        };
+        match dropped {
+            None => self.emit(handle, event),
+            Some(1) => {
+                warn!(session = self.id, identity = %self.identity, "trace events beyond [serve] trace_events_per_second are dropped")
+            }
+            Some(_) => {}
         }
     }
 
@@ -265,6 +287,8 @@ impl Shared {
 pub struct ClusterServer {
     endpoint: quinn::Endpoint,
     shared: Arc<Shared>,
+    /// Forgets a closed cell's WebRTC server.
+    _cell_closed: event_listener_primitives::HandlerId,
 }
 
 impl std::fmt::Debug for ClusterServer {
@@ -302,8 +326,14 @@ impl ClusterServer {
         });
         tokio::spawn(accept(endpoint.clone(), Arc::downgrade(&shared)));
         tokio::spawn(expire(Arc::downgrade(&shared)));
+        let weak = Arc::downgrade(&shared);
+        let cell_closed = shared.host.on_cell_closed(move |closed| {
+            if let Some(shared) = weak.upgrade() {
+                shared.webrtc_servers.cell_closed(closed.worker);
+            }
+        });
         info!(listen = %shared.options.listen, announced = %shared.options.announced_ip, "cluster endpoint up");
-        Ok(Self { endpoint, shared })
+        Ok(Self { endpoint, shared, _cell_closed: cell_closed })
     }
 
     /// The bound address.
@@ -328,6 +358,7 @@ impl ClusterServer {
         self.endpoint.close(0u32.into(), b"host stopping");
         lock(&self.shared.book).clear();
         lock(&self.shared.sessions).clear();
+        self.shared.webrtc_servers.clear();
     }
 }
 
@@ -514,6 +545,7 @@ fn admit(
                 next: AtomicU64::new(1),
                 max_objects: shared.options.limits.objects_per_session,
                 replies: Mutex::new(Replies::new(REPLIES_KEPT, REPLY_BYTES_KEPT)),
+                traces: Mutex::new(EventBudget::new(shared.options.limits.trace_events_per_second)),
                 runtime: tokio::runtime::Handle::current(),
             })
         });

@@ -447,6 +447,13 @@ impl Emitter {
         }
     }
 
+    /// A trace event (within the session's trace budget).
+    fn emit_trace(&self, event: Event) {
+        if let Some(session) = self.session.upgrade() {
+            session.emit_trace(self.handle, event);
+        }
+    }
+
     /// The object closed on this host: tell the caller and forget it.
     fn closed(&self) {
         if let Some(session) = self.session.upgrade() {

@@ -65,23 +65,41 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
     }
 }
 
+/// A worker's server, bound once.
+type ServerSlot = tokio::sync::OnceCell<Arc<dyn WebRtcServerBackend>>;
+
+/// How long binding a WebRTC server may take (a worker of a peer behind a stalled link).
+const BIND_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The host's WebRTC servers, one per worker, bound on first use at `[serve]
 /// webrtc_server_port` + the worker's slot × `[pool] webrtc_server_port_stride` (UDP and TCP on
 /// the cluster endpoint's address, announcing the host's), and shared by every session: the
 /// transports a caller makes on them listen on those ports, whatever listen infos the caller
-/// gave its own server. A closed worker's server is forgotten at the next lookup.
+/// gave its own server. At most one per open cell: a closed cell's server is forgotten when
+/// the cell closes (its worker and ports go with it).
 pub(crate) struct WebRtcServers {
     port: Option<u16>,
-    servers: tokio::sync::Mutex<HashMap<WorkerId, Arc<dyn WebRtcServerBackend>>>,
+    servers: Mutex<HashMap<WorkerId, Arc<ServerSlot>>>,
 }
 
 impl WebRtcServers {
     /// Servers from `port` on (`None`: this host runs none).
     pub(crate) fn new(port: Option<u16>) -> Self {
-        Self { port, servers: tokio::sync::Mutex::default() }
+        Self { port, servers: Mutex::default() }
     }
 
-    /// The server of `cell`'s worker, bound now if it is not yet.
+    /// Forgets the server of a closed cell's worker.
+    pub(crate) fn cell_closed(&self, worker: WorkerId) {
+        lock(&self.servers).remove(&worker);
+    }
+
+    /// Forgets every server (the endpoint stops).
+    pub(crate) fn clear(&self) {
+        lock(&self.servers).clear();
+    }
+
+    /// The server of `cell`'s worker, bound now if it is not yet (one bind per worker at a
+    /// time; others wait for it, a failed bind is tried again by the next caller).
     pub(super) async fn of(
         &self,
         shared: &Shared,
@@ -90,28 +108,51 @@ impl WebRtcServers {
         let base = self
             .port
             .ok_or_else(|| WireError::Failed("this host runs no WebRTC servers ([serve] webrtc_server_port)".into()))?;
-        let mut servers = self.servers.lock().await;
-        let live: HashSet<WorkerId> =
-            shared.host.cells().iter().filter(|c| !c.is_closed()).map(|c| c.worker_id()).collect();
-        servers.retain(|id, _| live.contains(id));
-        if let Some(server) = servers.get(&cell.worker_id()) {
-            return Ok(Arc::clone(server));
-        }
-        let stride = u32::from(shared.host.options().pool.webrtc_server_port_stride);
-        let port = u16::try_from(u32::from(base) + stride * u32::try_from(cell.slot()).unwrap_or(u32::MAX))
-            .map_err(|_| WireError::Failed(format!("no port for worker slot {} above {base}", cell.slot())))?;
-        let at = |protocol| {
-            let mut info = shared.media_listen(crate::config::listen_info(protocol, shared.options.listen.ip(), None));
-            info.port = Some(port);
-            info
+        let once = {
+            let mut servers = lock(&self.servers);
+            let live: HashSet<WorkerId> =
+                shared.host.cells().iter().filter(|c| !c.is_closed()).map(|c| c.worker_id()).collect();
+            servers.retain(|id, _| live.contains(id));
+            Arc::clone(servers.entry(cell.worker_id()).or_default())
         };
-        let infos = WebRtcServerListenInfos::new(at(Protocol::Udp)).insert(at(Protocol::Tcp));
-        let worker = cell.worker().ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
-        let server = worker.create_webrtc_server(WebRtcServerOptions::new(infos)).await.map_err(failed)?;
-        tracing::info!(worker = %cell.worker_id(), port, "WebRTC server bound for remote sessions");
-        servers.insert(cell.worker_id(), Arc::clone(&server));
-        Ok(server)
+        let server = once
+            .get_or_try_init(|| async {
+                let worker = cell.worker().ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
+                let options = if cell.origin() == crate::cell::Origin::Remote {
+                    // A peer's worker (this host aggregates it): the peer binds its own server.
+                    server_options(shared, base)
+                } else {
+                    let port = slot_port(base, shared.host.options().pool.webrtc_server_port_stride, cell.slot())
+                        .ok_or_else(|| {
+                            WireError::Failed(format!("no port for worker slot {} above {base}", cell.slot()))
+                        })?;
+                    tracing::info!(worker = %cell.worker_id(), port, "binding a WebRTC server for remote sessions");
+                    server_options(shared, port)
+                };
+                tokio::time::timeout(BIND_WITHIN, worker.create_webrtc_server(options))
+                    .await
+                    .map_err(|_| WireError::Failed(format!("the WebRTC server was not bound within {BIND_WITHIN:?}")))?
+                    .map_err(failed)
+            })
+            .await?;
+        Ok(Arc::clone(server))
     }
+}
+
+/// The port of worker slot `slot`: `base + slot × stride`, if it is a port.
+fn slot_port(base: u16, stride: u16, slot: usize) -> Option<u16> {
+    let offset = u32::try_from(slot).ok()?.checked_mul(u32::from(stride))?;
+    u16::try_from(u32::from(base).checked_add(offset)?).ok()
+}
+
+/// A server on `port`, UDP and TCP, on the cluster endpoint's address announcing the host's.
+fn server_options(shared: &Shared, port: u16) -> WebRtcServerOptions {
+    let at = |protocol| {
+        let mut info = shared.media_listen(crate::config::listen_info(protocol, shared.options.listen.ip(), None));
+        info.port = Some(port);
+        info
+    };
+    WebRtcServerOptions::new(WebRtcServerListenInfos::new(at(Protocol::Udp)).insert(at(Protocol::Tcp)))
 }
 
 /// Leaves in a server's dump only the transports of `session`.
@@ -147,4 +188,17 @@ fn log_tag_of(text: &str) -> Option<WorkerLogTag> {
     [Info, Ice, Dtls, Rtp, Srtp, Rtcp, Rtx, Bwe, Score, Simulcast, Svc, Sctp, Message]
         .into_iter()
         .find(|tag| format!("{tag:?}") == text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_port;
+
+    #[test]
+    fn slot_ports_stop_at_the_last_port() {
+        assert_eq!(slot_port(40000, 100, 0), Some(40000));
+        assert_eq!(slot_port(40000, 100, 3), Some(40300));
+        assert_eq!(slot_port(65500, 100, 1), None);
+        assert_eq!(slot_port(1000, u16::MAX, usize::MAX), None);
+    }
 }

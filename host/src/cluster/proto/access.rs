@@ -20,7 +20,7 @@ pub enum Access {
     /// unexpired (checked on the host; the plugin granted the object when it was made).
     Use,
     /// Reads a worker shared with other sessions, or its WebRTC server: shows only the
-    /// caller's own objects.
+    /// caller's own objects; needs an unexpired grant (any room).
     ReadWorker,
     /// Changes a worker shared with other sessions (log level and tags): operators only, the
     /// plugin is asked for [`Operation::Admin`].

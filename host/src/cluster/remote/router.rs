@@ -7,6 +7,8 @@ use super::*;
 pub(crate) struct RouterState {
     pub(super) id: RouterId,
     pub(super) rtp_capabilities: RtpCapabilitiesFinalized,
+    /// The host's handle of the router's worker.
+    pub(super) worker: Handle,
 }
 
 impl State for RouterState {}
@@ -69,8 +71,10 @@ impl RouterBackend for RemoteRouter {
         let (server, listen_infos) = match listen {
             WebRtcListen::Individual(infos) => (false, infos.iter().cloned().collect()),
             WebRtcListen::Server(server) => {
-                let on_this_host =
-                    server.as_any().downcast_ref::<RemoteWebRtcServer>().is_some_and(|s| s.is_on(&self.link));
+                let on_this_host = server
+                    .as_any()
+                    .downcast_ref::<RemoteWebRtcServer>()
+                    .is_some_and(|s| s.serves(&self.link, self.read(|r| r.worker)));
                 if !on_this_host {
                     return Err(RequestError::Response {
                         reason: format!("WebRtcServer {} does not belong to this worker", server.id()),

@@ -53,7 +53,9 @@ impl WorkerBackend for RemoteWorker {
         let op = Op::CreateRouter { worker: self.handle, media_codecs, room, token };
         let (handle, info) = created(self.call(op).await?)?;
         match info {
-            ObjectInfo::Router { id, rtp_capabilities } => Ok(self.child(handle, RouterState { id, rtp_capabilities })),
+            ObjectInfo::Router { id, rtp_capabilities } => {
+                Ok(self.child(handle, RouterState { id, rtp_capabilities, worker: self.handle }))
+            }
             other => Err(wrong(&other)),
         }
     }
@@ -99,9 +101,10 @@ pub(crate) struct RemoteWebRtcServer {
 }
 
 impl RemoteWebRtcServer {
-    /// Whether transports of a router on `link` may use this server.
-    pub(super) fn is_on(&self, link: &Arc<HostLink>) -> bool {
-        Arc::ptr_eq(&self.link, link)
+    /// Whether transports of a router of `worker` on `link` may use this server (its own
+    /// worker's only, as mediasoup's).
+    pub(super) fn serves(&self, link: &Arc<HostLink>, worker: Handle) -> bool {
+        Arc::ptr_eq(&self.link, link) && self.worker == worker
     }
 }
 

@@ -10,9 +10,11 @@
 //! after a resume gets its first reply). [`LinkSession`] is the calling side's half: what the
 //! next hello resumes, requests waiting (sent again after a resume) and their deadlines,
 //! events seen once each, when a silent host leaves placement and when it counts as lost;
-//! [`Routes`] holds an object's first events until its sink registers.
+//! [`Routes`] holds an object's first events until its sink registers; [`EventBudget`] bounds
+//! the trace events a session may send per second.
 
 mod book;
+mod budget;
 mod events;
 mod limits;
 mod link;
@@ -20,6 +22,7 @@ mod replies;
 mod routes;
 
 pub use book::{Admitted, Claim, ConnectionId, Refusal, ResumeAsk, Secret, SessionBook, SessionId};
+pub use budget::EventBudget;
 pub use limits::SessionLimits;
 pub use link::{LinkSession, Welcomed};
 pub use replies::{Arrival, Replies};
