@@ -7,7 +7,7 @@
 mod cluster_support;
 
 use cluster_support::{application, certs, scratch, Node};
-use mafalda_host::consumer::{ConsumerTraceEventData, ConsumerTraceEventType};
+use mafalda_host::consumer::{ConsumerLayers, ConsumerTraceEventData, ConsumerTraceEventType};
 use mafalda_host::prelude::*;
 use mafalda_host::producer::{ProducerTraceEventData, ProducerTraceEventType};
 use mafalda_host::types::data_structures::TransportTuple;
@@ -15,6 +15,7 @@ use mafalda_host::worker::WorkerSettings;
 use mafalda_host::worker_manager::WorkerManager;
 use mafalda_media_tools::media::{
     loopback_listen_info, receiver_capabilities, router_codecs, send_to, vp8_send_parameters,
+    vp8_simulcast_send_parameters,
 };
 use mafalda_media_tools::rtp::packet::{encode_with_extensions, RtpHeader};
 use mafalda_media_tools::rtp::payload::{self, PayloadKind};
@@ -40,8 +41,12 @@ struct Seen {
     consumer_paused: (bool, bool),
     /// `consumer.producer_paused()` once the producer's pause, then resume, arrived.
     producer_paused: (bool, bool),
-    /// `subchannels()` after set [1, 2], add 3, remove 1.
-    subchannels: Vec<u16>,
+    /// `subchannels()` after set [1, 2], add 3, remove 1, then after set [9, 4, 9].
+    subchannels: (Vec<u16>, Vec<u16>),
+    /// A simulcast consumer's `preferred_layers()` after asking for spatial 1 / temporal 0,
+    /// then after asking for layers it does not have; its `priority()` after set 7, unset.
+    preferred_layers: (Option<ConsumerLayers>, Option<ConsumerLayers>),
+    priority: (u8, u8),
     /// The orientation the producer reported: (camera, flip, degrees).
     orientation: (bool, bool, u16),
     /// Whether RTP and key frame traces arrived for the producer, RTP for the consumer.
@@ -177,8 +182,28 @@ async fn observe(manager: &WorkerManager) -> Seen {
     data_consumer.set_subchannels(vec![1, 2]).await.expect("set");
     data_consumer.add_subchannel(3).await.expect("add");
     data_consumer.remove_subchannel(1).await.expect("remove");
-    let mut subchannels = data_consumer.subchannels();
-    subchannels.sort_unstable();
+    let mut first = data_consumer.subchannels();
+    first.sort_unstable();
+    data_consumer.set_subchannels(vec![9, 4, 9]).await.expect("set again");
+    let subchannels = (first, data_consumer.subchannels());
+
+    // A simulcast consumer's layers and priority, as the worker settles them.
+    let simulcast = input
+        .produce(ProducerOptions::new(MediaKind::Video, vp8_simulcast_send_parameters([0x51, 0x52, 0x53])))
+        .await
+        .expect("simulcast producer");
+    let layered = output
+        .consume(ConsumerOptions::new(simulcast.id(), receiver_capabilities()))
+        .await
+        .expect("simulcast consumer");
+    layered.set_preferred_layers(ConsumerLayers { spatial_layer: 1, temporal_layer: Some(0) }).await.expect("layers");
+    let asked = layered.preferred_layers();
+    layered.set_preferred_layers(ConsumerLayers { spatial_layer: 9, temporal_layer: Some(9) }).await.expect("layers");
+    let preferred_layers = (asked, layered.preferred_layers());
+    layered.set_priority(7).await.expect("priority");
+    let set = layered.priority();
+    layered.unset_priority().await.expect("unset priority");
+    let priority = (set, layered.priority());
 
     let routers_in_dump = worker.dump().await.expect("worker dump").router_ids.len();
     Seen {
@@ -187,6 +212,8 @@ async fn observe(manager: &WorkerManager) -> Seen {
         consumer_paused,
         producer_paused,
         subchannels,
+        preferred_layers,
+        priority,
         orientation,
         producer_rtp_traced: producer_rtp.load(Ordering::Relaxed) > 0,
         producer_key_frames_traced: producer_key_frames.load(Ordering::Relaxed) > 0,
@@ -205,6 +232,7 @@ async fn a_program_sees_the_same_over_a_remote_host_as_over_a_local_worker() {
     certs(&dir, &[("dropin44", "127.0.0.44")]);
     let node = Node::start(&dir, "dropin44", "127.0.0.44", 4443, &[]);
     let remote = observe(&application(&dir, &[&node], &[])).await;
+    println!("locally: {local:?}");
     assert_eq!(remote, local, "over a remote host, then locally");
 }
 

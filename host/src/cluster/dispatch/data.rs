@@ -87,17 +87,17 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
         Op::SetSubchannels { subchannels, .. } => {
             let Held::DataConsumer(c) = held else { return Err(wrong("set_subchannels", held)) };
             c.set_subchannels(subchannels).await.map_err(failed)?;
-            Ok(Reply::Done)
+            packed(&c.subchannels())
         }
         Op::AddSubchannel { subchannel, .. } => {
             let Held::DataConsumer(c) = held else { return Err(wrong("add_subchannel", held)) };
             c.add_subchannel(subchannel).await.map_err(failed)?;
-            Ok(Reply::Done)
+            packed(&c.subchannels())
         }
         Op::RemoveSubchannel { subchannel, .. } => {
             let Held::DataConsumer(c) = held else { return Err(wrong("remove_subchannel", held)) };
             c.remove_subchannel(subchannel).await.map_err(failed)?;
-            Ok(Reply::Done)
+            packed(&c.subchannels())
         }
         other => Err(misrouted(&other)),
     }

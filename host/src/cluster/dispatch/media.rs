@@ -72,7 +72,8 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
         Op::SetPreferredLayers { layers, .. } => {
             let Held::Consumer(c) = held else { return Err(wrong("set_preferred_layers", held)) };
             c.set_preferred_layers(unpack(&layers)?).await.map_err(failed)?;
-            Ok(Reply::Done)
+            // What the worker made of them (mediasoup keeps its answer, not the request).
+            packed(&c.preferred_layers())
         }
         Op::SetPriority { priority, .. } => {
             let Held::Consumer(c) = held else { return Err(wrong("set_priority", held)) };
@@ -81,7 +82,7 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
                 None => c.unset_priority().await,
             }
             .map_err(failed)?;
-            Ok(Reply::Done)
+            packed(&c.priority())
         }
         Op::RequestKeyFrame { .. } => {
             let Held::Consumer(c) = held else { return Err(wrong("request_key_frame", held)) };

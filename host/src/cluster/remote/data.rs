@@ -94,6 +94,15 @@ impl State for DataConsumerInfo {
     }
 }
 
+impl Remote<DataConsumerInfo> {
+    /// Carries out a subchannel change; keeps the subchannels the worker answers with.
+    async fn subchannels_after(&self, op: Op) -> Result<(), RequestError> {
+        let subchannels: Vec<u16> = value(self.call(op).await?)?;
+        lock(&self.state).subchannels = subchannels;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl DataConsumerBackend for Remote<DataConsumerInfo> {
     fn id(&self) -> DataConsumerId {
@@ -145,22 +154,13 @@ impl DataConsumerBackend for Remote<DataConsumerInfo> {
         done(self.call(Op::SetBufferedAmountLowThreshold { data_consumer: self.handle, threshold }).await?)
     }
     async fn set_subchannels(&self, subchannels: Vec<u16>) -> Result<(), RequestError> {
-        done(self.call(Op::SetSubchannels { data_consumer: self.handle, subchannels: subchannels.clone() }).await?)?;
-        lock(&self.state).subchannels = subchannels;
-        Ok(())
+        self.subchannels_after(Op::SetSubchannels { data_consumer: self.handle, subchannels }).await
     }
     async fn add_subchannel(&self, subchannel: u16) -> Result<(), RequestError> {
-        done(self.call(Op::AddSubchannel { data_consumer: self.handle, subchannel }).await?)?;
-        let mut state = lock(&self.state);
-        if !state.subchannels.contains(&subchannel) {
-            state.subchannels.push(subchannel);
-        }
-        Ok(())
+        self.subchannels_after(Op::AddSubchannel { data_consumer: self.handle, subchannel }).await
     }
     async fn remove_subchannel(&self, subchannel: u16) -> Result<(), RequestError> {
-        done(self.call(Op::RemoveSubchannel { data_consumer: self.handle, subchannel }).await?)?;
-        lock(&self.state).subchannels.retain(|s| *s != subchannel);
-        Ok(())
+        self.subchannels_after(Op::RemoveSubchannel { data_consumer: self.handle, subchannel }).await
     }
     async fn send(&self, message: WebRtcMessage<'_>) -> Result<u32, RequestError> {
         let (ppid, payload) = message.into_ppid_and_payload();

@@ -93,6 +93,15 @@ impl State for ConsumerInfo {
     }
 }
 
+impl Remote<ConsumerInfo> {
+    /// Sets (or with `None` unsets) the priority; keeps what the worker answers.
+    async fn set_priority_to(&self, priority: Option<u8>) -> Result<(), RequestError> {
+        let priority: u8 = value(self.call(Op::SetPriority { consumer: self.handle, priority }).await?)?;
+        lock(&self.state).priority = priority;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ConsumerBackend for Remote<ConsumerInfo> {
     fn id(&self) -> ConsumerId {
@@ -138,19 +147,16 @@ impl ConsumerBackend for Remote<ConsumerInfo> {
         self.set_paused(false).await
     }
     async fn set_preferred_layers(&self, layers: ConsumerLayers) -> Result<(), RequestError> {
-        done(self.call(Op::SetPreferredLayers { consumer: self.handle, layers: Payload::new(&layers) }).await?)?;
-        lock(&self.state).preferred_layers = Some(layers);
+        let op = Op::SetPreferredLayers { consumer: self.handle, layers: Payload::new(&layers) };
+        let layers: Option<ConsumerLayers> = value(self.call(op).await?)?;
+        lock(&self.state).preferred_layers = layers;
         Ok(())
     }
     async fn set_priority(&self, priority: u8) -> Result<(), RequestError> {
-        done(self.call(Op::SetPriority { consumer: self.handle, priority: Some(priority) }).await?)?;
-        lock(&self.state).priority = priority;
-        Ok(())
+        self.set_priority_to(Some(priority)).await
     }
     async fn unset_priority(&self) -> Result<(), RequestError> {
-        done(self.call(Op::SetPriority { consumer: self.handle, priority: None }).await?)?;
-        lock(&self.state).priority = 1;
-        Ok(())
+        self.set_priority_to(None).await
     }
     async fn request_key_frame(&self) -> Result<(), RequestError> {
         done(self.call(Op::RequestKeyFrame { consumer: self.handle }).await?)
