@@ -39,8 +39,9 @@ struct Seen {
     remote_half: bool,
     /// `consumer.paused()` after pause, then after resume.
     consumer_paused: (bool, bool),
-    /// `consumer.producer_paused()` once the producer's pause, then resume, arrived.
-    producer_paused: (bool, bool),
+    /// `consumer.producer_paused()` and `consumer.paused()` once the producer's pause, then
+    /// resume, arrived.
+    producer_paused: ((bool, bool), (bool, bool)),
     /// `subchannels()` after set [1, 2], add 3, remove 1, then after set [9, 4, 9].
     subchannels: (Vec<u16>, Vec<u16>),
     /// A simulcast consumer's `preferred_layers()` after asking for spatial 1 / temporal 0,
@@ -169,10 +170,10 @@ async fn observe(manager: &WorkerManager) -> Seen {
         .detach();
     producer.pause().await.expect("producer pause");
     next(&mut producer_rx, "producer pause").await;
-    let paused = consumer.producer_paused();
+    let paused = (consumer.producer_paused(), consumer.paused());
     producer.resume().await.expect("producer resume");
     next(&mut producer_rx, "producer resume").await;
-    let producer_paused = (paused, consumer.producer_paused());
+    let producer_paused = (paused, (consumer.producer_paused(), consumer.paused()));
 
     // Data subchannels of a direct data consumer.
     let direct = router.create_direct_transport(DirectTransportOptions::default()).await.expect("direct");

@@ -43,6 +43,7 @@ pub fn snapshot(rooms: &Rooms) -> Value {
                                 "where": located(transport.cell()),
                                 "iceState": transport.ice_state(),
                                 "dtlsState": transport.dtls_state(),
+                                "dtlsRole": transport.dtls_parameters().role,
                                 "iceCandidates": transport.ice_candidates(),
                             })
                         })

@@ -348,6 +348,9 @@ async fn a_room_through_two_remote_hosts_with_and_without_webrtc_servers() {
         let stats = server.stats().await;
         for peer in room_peers(&stats, room) {
             for transport in peer["transports"].as_array().expect("transports") {
+                // What mediasoup's transport knows once DTLS is up, read through the host.
+                assert_eq!(transport["dtlsState"], "connected", "{transport}");
+                assert!(matches!(transport["dtlsRole"].as_str(), Some("client" | "server")), "{transport}");
                 for candidate in transport["iceCandidates"].as_array().expect("candidates") {
                     let address = candidate["address"].as_str().unwrap_or("");
                     assert!(host_ips.contains(address), "a candidate on a host's address: {candidate}");

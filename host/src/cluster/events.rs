@@ -13,7 +13,8 @@
 //! [`Payload`](super::proto::Payload); the callback takes `&T`, `T` or `&[T]`), `trace T` (as
 //! `by_ref`, within the session's trace budget on the host), `copy T` (a
 //! plain number), `bytes` (a packet), `message` (a data channel message), `volumes` (audio
-//! levels), `producer_close` (the object's producer closed: the object closes too).
+//! levels), `dtls` (a DTLS state with the remote certificate then known), `producer_close`
+//! (the object's producer closed: the object closes too).
 //! Closing (`on_close`) is the same for every kind and handled by both sides' shared code.
 
 /// The declared events of one object kind, passed to a macro (see the module's doc).
@@ -27,7 +28,7 @@ macro_rules! events_of {
         $then! {$($pre)*;
             IceState: on_ice_state_change(by_value mediasoup::types::data_structures::IceState);
             IceSelectedTuple: on_ice_selected_tuple_change(by_ref mediasoup::types::data_structures::TransportTuple);
-            DtlsState: on_dtls_state_change(by_value mediasoup::types::data_structures::DtlsState);
+            DtlsState: on_dtls_state_change(dtls);
             SctpState: on_sctp_state_change(by_value mediasoup::types::data_structures::SctpState);
         }
     };
@@ -166,6 +167,15 @@ macro_rules! forward_events {
             e.emit($crate::cluster::proto::Event::$v(volumes.collect()))
         }))
     }};
+    (@one $e:expr, $b:expr, $v:ident, $m:ident, dtls) => {{
+        let e = $e.clone();
+        let transport = std::sync::Arc::downgrade(&$b);
+        $b.$m(std::sync::Arc::new(move |state: mediasoup::types::data_structures::DtlsState| {
+            // mediasoup stores the remote certificate before it calls the handlers.
+            let remote_cert = transport.upgrade().and_then(|t| t.dtls_remote_cert());
+            e.emit($crate::cluster::proto::Event::$v { state: $crate::cluster::proto::Payload::new(&state), remote_cert })
+        }))
+    }};
     (@one $e:expr, $b:expr, $v:ident, $m:ident, producer_close) => {{
         let e = $e.clone();
         $b.$m(Box::new(move || e.emit($crate::cluster::proto::Event::$v)))
@@ -267,6 +277,21 @@ macro_rules! client_events {
                         })
                         .collect();
                     callback(&volumes);
+                }
+            })
+        }
+    };
+    (@one $v:ident, $m:ident, dtls) => {
+        fn $m(
+            &self,
+            callback: std::sync::Arc<dyn Fn(mediasoup::types::data_structures::DtlsState) + Send + Sync>,
+        ) -> event_listener_primitives::HandlerId {
+            self.on(move |event| {
+                if let $crate::cluster::proto::Event::$v { state, .. } = event {
+                    match state.get() {
+                        Ok(state) => callback(state),
+                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
+                    }
                 }
             })
         }

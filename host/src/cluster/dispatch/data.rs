@@ -20,6 +20,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.protocol = wire.protocol;
             full.paused = wire.paused;
             let p = transport.produce_data(full).await.map_err(refusals::of_produce_data)?;
+            let handle = call.hold(Held::DataProducer(p.clone()), None, |e| {
+                let closed = e.clone();
+                let mut handlers = vec![p.on_close(Box::new(move || closed.closed()))];
+                handlers.extend(events_of!(data_producer => forward_events!(e, p)));
+                handlers
+            });
+            // The state is read once its events are forwarded: none falls between.
             let info = ObjectInfo::DataProducer(DataProducerInfo {
                 id: p.id(),
                 r#type: p.r#type(),
@@ -27,12 +34,6 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
                 label: p.label(),
                 protocol: p.protocol(),
                 paused: p.paused(),
-            });
-            let handle = call.hold(Held::DataProducer(p.clone()), None, |e| {
-                let closed = e.clone();
-                let mut handlers = vec![p.on_close(Box::new(move || closed.closed()))];
-                handlers.extend(events_of!(data_producer => forward_events!(e, p)));
-                handlers
             });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
@@ -51,6 +52,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.paused = wire.paused;
             full.subchannels = wire.subchannels;
             let c = transport.consume_data(full).await.map_err(refusals::of_consume_data)?;
+            let handle = call.hold(Held::DataConsumer(c.clone()), None, |e| {
+                let closed = e.clone();
+                let mut handlers = vec![c.on_close(Box::new(move || closed.closed()))];
+                handlers.extend(events_of!(data_consumer => forward_events!(e, c)));
+                handlers
+            });
+            // The state is read once its events are forwarded: none falls between.
             let info = ObjectInfo::DataConsumer(DataConsumerInfo {
                 id: c.id(),
                 r#type: c.r#type(),
@@ -60,12 +68,6 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
                 paused: c.paused(),
                 producer_paused: c.producer_paused(),
                 subchannels: c.subchannels(),
-            });
-            let handle = call.hold(Held::DataConsumer(c.clone()), None, |e| {
-                let closed = e.clone();
-                let mut handlers = vec![c.on_close(Box::new(move || closed.closed()))];
-                handlers.extend(events_of!(data_consumer => forward_events!(e, c)));
-                handlers
             });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }

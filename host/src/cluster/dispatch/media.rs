@@ -20,6 +20,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.key_frame_request_delay = wire.key_frame_request_delay;
             full.enable_mediasoup_packet_id_header_extension = wire.enable_mediasoup_packet_id_header_extension;
             let p = transport.produce(full).await.map_err(refusals::of_produce)?;
+            let handle = call.hold(Held::Producer(p.clone()), Some(Count::Producer), |e| {
+                let closed = e.clone();
+                let mut handlers = vec![p.on_close(Box::new(move || closed.closed()))];
+                handlers.extend(events_of!(producer => forward_events!(e, p)));
+                handlers
+            });
+            // The state is read once its events are forwarded: none falls between.
             let info = ObjectInfo::Producer(ProducerInfo {
                 id: p.id(),
                 kind: p.kind(),
@@ -29,12 +36,6 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
                 is_direct: p.is_direct(),
                 paused: p.paused(),
                 score: p.score(),
-            });
-            let handle = call.hold(Held::Producer(p.clone()), Some(Count::Producer), |e| {
-                let closed = e.clone();
-                let mut handlers = vec![p.on_close(Box::new(move || closed.closed()))];
-                handlers.extend(events_of!(producer => forward_events!(e, p)));
-                handlers
             });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
@@ -49,6 +50,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.ignore_dtx = wire.ignore_dtx;
             full.pipe = wire.pipe;
             let c = transport.consume(full).await.map_err(refusals::of_consume)?;
+            let handle = call.hold(Held::Consumer(c.clone()), Some(Count::Consumer), |e| {
+                let closed = e.clone();
+                let mut handlers = vec![c.on_close(Box::new(move || closed.closed()))];
+                handlers.extend(events_of!(consumer => forward_events!(e, c)));
+                handlers
+            });
+            // The state is read once its events are forwarded: none falls between.
             let info = ObjectInfo::Consumer(ConsumerInfo {
                 id: c.id(),
                 kind: c.kind(),
@@ -60,12 +68,6 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
                 score: c.score(),
                 preferred_layers: c.preferred_layers(),
                 current_layers: c.current_layers(),
-            });
-            let handle = call.hold(Held::Consumer(c.clone()), Some(Count::Consumer), |e| {
-                let closed = e.clone();
-                let mut handlers = vec![c.on_close(Box::new(move || closed.closed()))];
-                handlers.extend(events_of!(consumer => forward_events!(e, c)));
-                handlers
             });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }

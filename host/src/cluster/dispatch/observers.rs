@@ -18,12 +18,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             options.threshold = threshold;
             options.interval = interval;
             let o = real.create_audio_level_observer(options).await.map_err(failed)?;
-            let info = ObjectInfo::Observer { id: o.id(), paused: o.paused() };
             let handle = call.hold(Held::AudioLevel(o.clone()), None, |e| {
                 let mut handlers = watch_observer(e, o.as_ref());
                 handlers.extend(events_of!(audio_level_observer => forward_events!(e, o)));
                 handlers
             });
+            // The state is read once its events are forwarded: none falls between.
+            let info = ObjectInfo::Observer { id: o.id(), paused: o.paused() };
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CreateActiveSpeakerObserver { interval, .. } => {
@@ -31,12 +32,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             let mut options = ActiveSpeakerObserverOptions::default();
             options.interval = interval;
             let o = real.create_active_speaker_observer(options).await.map_err(failed)?;
-            let info = ObjectInfo::Observer { id: o.id(), paused: o.paused() };
             let handle = call.hold(Held::ActiveSpeaker(o.clone()), None, |e| {
                 let mut handlers = watch_observer(e, o.as_ref());
                 handlers.extend(events_of!(active_speaker_observer => forward_events!(e, o)));
                 handlers
             });
+            // The state is read once its events are forwarded: none falls between.
+            let info = ObjectInfo::Observer { id: o.id(), paused: o.paused() };
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::AddProducer { producer_id, .. } => {

@@ -38,17 +38,18 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.enable_srtp = wire.enable_srtp;
             full.srtp_crypto_suite = wire.srtp_crypto_suite;
             let t = real.create_plain_transport(full).await.map_err(failed)?;
+            let handle = call.hold(Held::Plain(t.clone()), Some(Count::Transport), |e| {
+                let mut handlers = watch_transport(e, t.as_ref());
+                handlers.extend(events_of!(plain_transport => forward_events!(e, t)));
+                handlers
+            });
+            // The state is read once its events are forwarded: none falls between.
             let info = ObjectInfo::PlainTransport(TupleTransportInfo {
                 id: t.id(),
                 tuple: t.tuple(),
                 rtcp_tuple: t.rtcp_tuple(),
                 sctp: sctp_info_of!(t),
                 srtp_parameters: t.srtp_parameters(),
-            });
-            let handle = call.hold(Held::Plain(t.clone()), Some(Count::Transport), |e| {
-                let mut handlers = watch_transport(e, t.as_ref());
-                handlers.extend(events_of!(plain_transport => forward_events!(e, t)));
-                handlers
             });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
@@ -60,17 +61,18 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.enable_rtx = wire.enable_rtx;
             full.enable_srtp = wire.enable_srtp;
             let t = real.create_pipe_transport(full).await.map_err(failed)?;
+            let handle = call.hold(Held::Pipe(t.clone()), Some(Count::Transport), |e| {
+                let mut handlers = watch_transport(e, t.as_ref());
+                handlers.extend(events_of!(pipe_transport => forward_events!(e, t)));
+                handlers
+            });
+            // The state is read once its events are forwarded: none falls between.
             let info = ObjectInfo::PipeTransport(TupleTransportInfo {
                 id: t.id(),
                 tuple: t.tuple(),
                 rtcp_tuple: None,
                 sctp: sctp_info_of!(t),
                 srtp_parameters: t.srtp_parameters(),
-            });
-            let handle = call.hold(Held::Pipe(t.clone()), Some(Count::Transport), |e| {
-                let mut handlers = watch_transport(e, t.as_ref());
-                handlers.extend(events_of!(pipe_transport => forward_events!(e, t)));
-                handlers
             });
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
@@ -80,12 +82,13 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             options.max_send_message_size = max_send_message_size;
             options.max_receive_message_size = max_receive_message_size;
             let t = real.create_direct_transport(options).await.map_err(failed)?;
-            let info = ObjectInfo::DirectTransport { id: t.id() };
             let handle = call.hold(Held::Direct(t.clone()), Some(Count::Transport), |e| {
                 let mut handlers = watch_transport(e, t.as_ref());
                 handlers.extend(events_of!(direct_transport => forward_events!(e, t)));
                 handlers
             });
+            // The state is read once its events are forwarded: none falls between.
+            let info = ObjectInfo::DirectTransport { id: t.id() };
             Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::Connect { params, .. } => connect(&call, unpack(&params)?).await,
@@ -154,6 +157,12 @@ async fn create_webrtc(call: &Call<'_>, real: &Arc<dyn RouterBackend>, wire: Web
         sctp_zero_checksum: sctp.sctp_zero_checksum,
     };
     let t = real.create_webrtc_transport(listen, settings).await.map_err(failed)?;
+    let handle = call.hold(Held::WebRtc(t.clone()), Some(Count::Transport), |e| {
+        let mut handlers = watch_transport(e, t.as_ref());
+        handlers.extend(events_of!(webrtc_transport => forward_events!(e, t)));
+        handlers
+    });
+    // The state is read once its events are forwarded: none falls between.
     let info = ObjectInfo::WebRtcTransport(WebRtcInfo {
         id: t.id(),
         ice_role: t.ice_role(),
@@ -165,11 +174,6 @@ async fn create_webrtc(call: &Call<'_>, real: &Arc<dyn RouterBackend>, wire: Web
         dtls_state: t.dtls_state(),
         dtls_remote_cert: t.dtls_remote_cert(),
         sctp: sctp_info_of!(t),
-    });
-    let handle = call.hold(Held::WebRtc(t.clone()), Some(Count::Transport), |e| {
-        let mut handlers = watch_transport(e, t.as_ref());
-        handlers.extend(events_of!(webrtc_transport => forward_events!(e, t)));
-        handlers
     });
     Ok(Reply::Created { handle, info: Payload::new(&info) })
 }
@@ -192,7 +196,7 @@ async fn connect(call: &Call<'_>, params: ConnectParams) -> Result<Reply, WireEr
     match (params, held) {
         (ConnectParams::WebRtc { dtls_parameters }, Held::WebRtc(t)) => {
             t.connect(WebRtcTransportRemoteParameters { dtls_parameters }).await.map_err(failed)?;
-            Ok(Reply::Done)
+            packed(&t.dtls_parameters().role)
         }
         // The state connect changes goes back with the reply: the tuple's remote half, the
         // RTCP tuple and the SRTP parameters the transport now uses.

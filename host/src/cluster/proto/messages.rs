@@ -781,7 +781,11 @@ pub enum Event {
     Layers(Payload<Option<ConsumerLayers>>),
     IceState(Payload<IceState>),
     IceSelectedTuple(Payload<TransportTuple>),
-    DtlsState(Payload<DtlsState>),
+    /// A WebRTC transport's DTLS state, with the remote certificate mediasoup then knows.
+    DtlsState {
+        state: Payload<DtlsState>,
+        remote_cert: Option<String>,
+    },
     SctpState(Payload<SctpState>),
     Tuple(Payload<TransportTuple>),
     RtcpTuple(Payload<TransportTuple>),

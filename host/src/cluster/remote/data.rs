@@ -84,9 +84,8 @@ impl State for DataConsumerInfo {
     }
 
     fn apply(&mut self, event: &Event) {
+        // `paused` is the data consumer's own (see the consumer's).
         match event {
-            Event::Paused => self.paused = true,
-            Event::Resumed => self.paused = false,
             Event::ProducerPaused => self.producer_paused = true,
             Event::ProducerResumed => self.producer_paused = false,
             _ => {}

@@ -81,9 +81,9 @@ impl State for ConsumerInfo {
     }
 
     fn apply(&mut self, event: &Event) {
+        // `paused` is the consumer's own (set by this side's pause and resume): mediasoup fires
+        // `on_pause` when the producer pauses too, without pausing the consumer.
         match event {
-            Event::Paused => self.paused = true,
-            Event::Resumed => self.paused = false,
             Event::ProducerPaused => self.producer_paused = true,
             Event::ProducerResumed => self.producer_paused = false,
             Event::ConsumerScore(score) => self.score = score.get().unwrap_or_else(|_| self.score.clone()),

@@ -39,7 +39,9 @@ use mediasoup::producer::{
 use mediasoup::router::{RouterDump, RouterId, RouterOptions, UpdateMediaCodecsError};
 use mediasoup::rtp_observer::{RtpObserverAddProducerOptions, RtpObserverId};
 use mediasoup::transport::TransportTraceEventType;
-use mediasoup::types::data_structures::{DtlsParameters, DtlsState, IceRole, IceState, SctpState, TransportTuple};
+use mediasoup::types::data_structures::{
+    DtlsParameters, DtlsRole, DtlsState, IceRole, IceState, SctpState, TransportTuple,
+};
 use mediasoup::types::sctp_parameters::{SctpNegotiatedCapabilities, SctpParameters};
 use mediasoup::types::srtp_parameters::SrtpParameters;
 use mediasoup::webrtc_server::{WebRtcServerDump, WebRtcServerId, WebRtcServerOptions};

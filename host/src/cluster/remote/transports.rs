@@ -79,10 +79,6 @@ async fn consume_data<S: State>(
     }
 }
 
-async fn connect<S: State>(remote: &Remote<S>, params: ConnectParams) -> Result<(), RequestError> {
-    done(remote.call(Op::Connect { transport: remote.handle, params: Payload::new(&params) }).await?)
-}
-
 /// Connects a plain or pipe transport and takes the state the host answers with.
 async fn connect_tuple<S: State>(
     remote: &Remote<S>,
@@ -155,7 +151,12 @@ impl State for WebRtcInfo {
         match event {
             Event::IceState(state) => self.ice_state = state.get().unwrap_or(self.ice_state),
             Event::IceSelectedTuple(tuple) => self.ice_selected_tuple = tuple.get().ok(),
-            Event::DtlsState(state) => self.dtls_state = state.get().unwrap_or(self.dtls_state),
+            Event::DtlsState { state, remote_cert } => {
+                self.dtls_state = state.get().unwrap_or(self.dtls_state);
+                if remote_cert.is_some() {
+                    self.dtls_remote_cert = remote_cert.clone();
+                }
+            }
             Event::SctpState(state) => self.sctp.state = state.get().ok(),
             _ => {}
         }
@@ -167,7 +168,12 @@ transport_backend!(WebRtcInfo, |s| s.id);
 #[async_trait]
 impl WebRtcTransportBackend for Remote<WebRtcInfo> {
     async fn connect(&self, remote: WebRtcTransportRemoteParameters) -> Result<(), RequestError> {
-        connect(self, ConnectParams::WebRtc { dtls_parameters: remote.dtls_parameters }).await
+        // The reply is the DTLS role the transport took (mediasoup keeps it in its parameters).
+        let params = ConnectParams::WebRtc { dtls_parameters: remote.dtls_parameters };
+        let reply = self.call(Op::Connect { transport: self.handle, params: Payload::new(&params) }).await?;
+        let role: DtlsRole = value(reply)?;
+        lock(&self.state).dtls_parameters.role = role;
+        Ok(())
     }
     async fn set_max_incoming_bitrate(&self, bitrate: u64) -> Result<(), RequestError> {
         self::bitrate(self, Op::SetMaxIncomingBitrate { transport: self.handle, bitrate }).await
