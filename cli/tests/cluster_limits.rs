@@ -193,3 +193,31 @@ async fn connections_beyond_those_in_their_handshake_are_refused() {
     holding.welcome().await.expect("welcome");
     client(&dir, &node, "second").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_those_in_flight_wait_unread_and_are_all_answered() {
+    const SENT: u32 = 60;
+    let dir = scratch("limits-in-flight");
+    let mut node = limited(&dir, "media49", "127.0.0.49", "requests_in_flight = 2");
+    let mut raw = client(&dir, &node, "pipeliner").await;
+    let router = router(&mut raw, 1).await.expect("router");
+    // Sixty dumps at once: two are carried out at a time, the rest wait unread.
+    for id in 100..100 + SENT {
+        raw.outbox.send(&Message::Request { id, op: Op::Dump { handle: router } }).expect("queued");
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while answered.len() < SENT as usize {
+        let next = tokio::time::timeout_at(deadline, raw.next()).await.expect("every request answered in time");
+        match next {
+            Some(Message::Response { id, result }) => {
+                assert!(result.is_ok(), "request {id}: {result:?}");
+                answered.insert(id);
+            }
+            Some(_) => {}
+            None => panic!("the connection ended after {} replies", answered.len()),
+        }
+    }
+    assert_eq!(answered, (100..100 + SENT).collect(), "each request answered once");
+    node.wait_for_log("requests in flight at the limit: reading paused", Duration::from_secs(5));
+}

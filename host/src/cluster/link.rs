@@ -7,6 +7,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+/// Frames queued together are written together up to this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// Why a frame was not queued.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -101,9 +104,29 @@ pub fn spawn_writer_speaking(
             debug!(%error, "link writer stopped before its preamble");
             return;
         }
-        while let Some(frame) = rx.recv().await {
-            let len = frame.len();
-            let result = send.write_all(&frame).await;
+        // Small frames queued meanwhile leave in the same write (up to `BATCH_BYTES`).
+        let mut held_back: Option<Vec<u8>> = None;
+        loop {
+            let first = match held_back.take() {
+                Some(frame) => frame,
+                None => match rx.recv().await {
+                    Some(frame) => frame,
+                    None => break,
+                },
+            };
+            let mut batch = first;
+            while batch.len() < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(next) if batch.len() + next.len() <= BATCH_BYTES => batch.extend_from_slice(&next),
+                    Ok(next) => {
+                        held_back = Some(next);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let len = batch.len();
+            let result = send.write_all(&batch).await;
             written.fetch_sub(len, Ordering::AcqRel);
             if let Err(error) = result {
                 debug!(%error, "link writer stopped");

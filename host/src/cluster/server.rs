@@ -16,6 +16,7 @@ use super::tls::{self, NodeTls, TlsError};
 use crate::cell::Origin;
 use crate::host::Host;
 use crate::internals::object::lock;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mafalda_plugin_sdk::types::Operation;
 use mediasoup::worker::WorkerId;
 use std::collections::HashMap;
@@ -24,7 +25,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 /// How a host serves the cluster.
@@ -626,11 +626,23 @@ async fn serve_connection(
             }
         })
     };
-    let in_flight = Arc::new(Semaphore::new(limits.requests_in_flight));
+    // Requests being carried out, polled by this task (no task per request: a short
+    // operation's reply leaves without a handoff). At most `requests_in_flight`: beyond, the
+    // next request waits unread and the caller's QUIC window slows it down.
+    let mut running = FuturesUnordered::new();
     let mut saturated = false;
     stream.limit(MAX_FRAME);
     let reason = loop {
-        let message = stream.next().await;
+        let full = running.len() >= limits.requests_in_flight;
+        if full && !saturated {
+            debug!(%remote, session = session.id, limit = limits.requests_in_flight, "requests in flight at the limit: reading paused");
+        }
+        saturated = full;
+        let message = tokio::select! {
+            Some(()) = running.next(), if !running.is_empty() => continue,
+            message = stream.next(), if !full => message,
+            else => break "closing".into(),
+        };
         if matches!(message, Ok(Some(Message::Request { .. })))
             && !lock(&shared.book).is_attached(session.id, connection_id)
         {
@@ -643,20 +655,11 @@ async fn serve_connection(
                 session.respond(id, result);
             }
             Ok(Some(Message::Request { id, op })) => {
-                // At most `requests_in_flight` at once: the next request waits unread (the
-                // caller's QUIC window then slows it down).
-                let full = in_flight.available_permits() == 0;
-                if full && !saturated {
-                    debug!(%remote, session = session.id, limit = limits.requests_in_flight, "requests in flight at the limit: reading paused");
-                }
-                saturated = full;
-                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break "closing".into() };
                 tracing::trace!(id, access = ?op.access(), "request");
                 let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
-                tokio::spawn(async move {
+                running.push(async move {
                     let result = dispatch::handle(&shared, &session, op).await;
                     session.respond(id, result);
-                    drop(permit);
                 });
             }
             Ok(Some(Message::Bye { reason })) => break Ended::Bye(reason),
@@ -666,6 +669,11 @@ async fn serve_connection(
         }
     };
     adverts.abort();
+    // Requests under way finish (their replies are kept for a resume): an operation is never
+    // cut in half by its connection's end.
+    if !running.is_empty() {
+        tokio::spawn(async move { while running.next().await.is_some() {} });
+    }
     connection.close(2u32.into(), reason.to_string().as_bytes());
     match reason {
         Ended::Bye(reason) => {
