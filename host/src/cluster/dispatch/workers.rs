@@ -105,9 +105,6 @@ impl WebRtcServers {
         shared: &Shared,
         cell: &Arc<Cell>,
     ) -> Result<Arc<dyn WebRtcServerBackend>, WireError> {
-        let base = self
-            .port
-            .ok_or_else(|| WireError::Failed("this host runs no WebRTC servers ([serve] webrtc_server_port)".into()))?;
         let once = {
             let mut servers = lock(&self.servers);
             let live: HashSet<WorkerId> =
@@ -119,9 +116,13 @@ impl WebRtcServers {
             .get_or_try_init(|| async {
                 let worker = cell.worker().ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
                 let options = if cell.origin() == crate::cell::Origin::Remote {
-                    // A peer's worker (this host aggregates it): the peer binds its own server.
-                    server_options(shared, base)
+                    // A peer's worker (this host aggregates it): the peer binds its own server
+                    // on its own ports (these options are not sent).
+                    server_options(shared, 0)
                 } else {
+                    let base = self.port.ok_or_else(|| {
+                        WireError::Failed("this host runs no WebRTC servers ([serve] webrtc_server_port)".into())
+                    })?;
                     let port = slot_port(base, shared.host.options().pool.webrtc_server_port_stride, cell.slot())
                         .ok_or_else(|| {
                             WireError::Failed(format!("no port for worker slot {} above {base}", cell.slot()))
