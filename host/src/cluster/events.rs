@@ -201,9 +201,8 @@ macro_rules! client_events {
         fn $m(&self, callback: $crate::backend::Handler<$t>) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v(payload) = event {
-                    match payload.get() {
-                        Ok(value) => callback(&value),
-                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
+                    if let Some(value) = $crate::cluster::events::decoded(payload, stringify!($v)) {
+                        callback(&value);
                     }
                 }
             })
@@ -216,9 +215,8 @@ macro_rules! client_events {
         fn $m(&self, callback: std::sync::Arc<dyn Fn($t) + Send + Sync>) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v(payload) = event {
-                    match payload.get() {
-                        Ok(value) => callback(value),
-                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
+                    if let Some(value) = $crate::cluster::events::decoded(payload, stringify!($v)) {
+                        callback(value);
                     }
                 }
             })
@@ -228,9 +226,8 @@ macro_rules! client_events {
         fn $m(&self, callback: $crate::backend::SliceHandler<$t>) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v(payload) = event {
-                    match payload.get() {
-                        Ok(values) => callback(&values),
-                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
+                    if let Some(values) = $crate::cluster::events::decoded(payload, stringify!($v)) {
+                        callback(&values);
                     }
                 }
             })
@@ -288,9 +285,8 @@ macro_rules! client_events {
         ) -> event_listener_primitives::HandlerId {
             self.on(move |event| {
                 if let $crate::cluster::proto::Event::$v { state, .. } = event {
-                    match state.get() {
-                        Ok(state) => callback(state),
-                        Err(error) => tracing::debug!(%error, event = stringify!($v), "event payload not decoded"),
+                    if let Some(state) = $crate::cluster::events::decoded(state, stringify!($v)) {
+                        callback(state);
                     }
                 }
             })
@@ -301,4 +297,10 @@ macro_rules! client_events {
             self.add_producer_close(callback)
         }
     };
+}
+
+/// An event's payload decoded; one that does not decode is logged (at debug: the protocol
+/// version is checked before any frame is read, so this is a bug, not skew) and skipped.
+pub(crate) fn decoded<T: serde::de::DeserializeOwned>(payload: &super::proto::Payload<T>, event: &str) -> Option<T> {
+    payload.get().map_err(|error| tracing::debug!(%error, event, "event payload not decoded")).ok()
 }

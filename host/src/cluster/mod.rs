@@ -49,6 +49,32 @@ macro_rules! apply_sctp_wire {
     }};
 }
 
+/// The bitrate settings of any mediasoup transport options or settings (they share field
+/// names) as a [`proto::BitrateWire`].
+macro_rules! bitrate_wire_of {
+    ($o:expr) => {
+        $crate::cluster::proto::BitrateWire {
+            enable_bwe: $o.enable_bwe,
+            initial_available_outgoing_bitrate: $o.initial_available_outgoing_bitrate,
+            max_incoming_bitrate: $o.max_incoming_bitrate,
+            max_outgoing_bitrate: $o.max_outgoing_bitrate,
+            min_outgoing_bitrate: $o.min_outgoing_bitrate,
+        }
+    };
+}
+
+/// Writes a [`proto::BitrateWire`] into mediasoup transport options.
+macro_rules! apply_bitrate_wire {
+    ($o:expr, $w:expr) => {{
+        let w = $w;
+        $o.enable_bwe = w.enable_bwe;
+        $o.initial_available_outgoing_bitrate = w.initial_available_outgoing_bitrate;
+        $o.max_incoming_bitrate = w.max_incoming_bitrate;
+        $o.max_outgoing_bitrate = w.max_outgoing_bitrate;
+        $o.min_outgoing_bitrate = w.min_outgoing_bitrate;
+    }};
+}
+
 /// The SCTP state of a backend transport.
 macro_rules! sctp_info_of {
     ($t:expr) => {

@@ -29,11 +29,7 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.rtcp_listen_info = wire.rtcp_listen_info.map(|i| shared.media_listen(i));
             full.rtcp_mux = wire.rtcp_mux;
             full.comedia = wire.comedia;
-            full.enable_bwe = wire.bitrate.enable_bwe;
-            full.initial_available_outgoing_bitrate = wire.bitrate.initial_available_outgoing_bitrate;
-            full.max_incoming_bitrate = wire.bitrate.max_incoming_bitrate;
-            full.max_outgoing_bitrate = wire.bitrate.max_outgoing_bitrate;
-            full.min_outgoing_bitrate = wire.bitrate.min_outgoing_bitrate;
+            apply_bitrate_wire!(full, wire.bitrate);
             apply_sctp_wire!(full, wire.sctp);
             full.enable_srtp = wire.enable_srtp;
             full.srtp_crypto_suite = wire.srtp_crypto_suite;

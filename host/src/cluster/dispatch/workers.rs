@@ -19,7 +19,7 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             let real = worker.create_router(RouterOptions::new(unpack(&media_codecs)?)).await.map_err(failed)?;
             let info = ObjectInfo::Router { id: real.id(), rtp_capabilities: real.rtp_capabilities() };
             let router = Some(real.id().to_string());
-            let cell = host.cells().into_iter().find(|c| c.worker_id() == worker.id() && !c.is_closed());
+            let cell = open_cell_of(host, worker.id());
             let counted = cell.as_ref().map(|c| CellUse::Router(c.router_here(real.id())));
             let cell = cell.map(|c| (c, Arc::new(Counts::default())));
             let place = Place { room, router, grant, cell };
@@ -46,11 +46,8 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
         }
         Op::WebRtcServer { .. } => {
             let Held::Worker(worker) = held else { return Err(wrong("a WebRTC server", held)) };
-            let cell = host
-                .cells()
-                .into_iter()
-                .find(|c| c.worker_id() == worker.id() && !c.is_closed())
-                .ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
+            let cell =
+                open_cell_of(host, worker.id()).ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
             let server = call.shared.webrtc_servers.of(call.shared, &cell).await?;
             let mut dump = server.dump().await.map_err(failed)?;
             own_transports_only(session, &mut dump);
@@ -105,13 +102,8 @@ impl WebRtcServers {
         shared: &Shared,
         cell: &Arc<Cell>,
     ) -> Result<Arc<dyn WebRtcServerBackend>, WireError> {
-        let once = {
-            let mut servers = lock(&self.servers);
-            let live: HashSet<WorkerId> =
-                shared.host.cells().iter().filter(|c| !c.is_closed()).map(|c| c.worker_id()).collect();
-            servers.retain(|id, _| live.contains(id));
-            Arc::clone(servers.entry(cell.worker_id()).or_default())
-        };
+        // Closed cells' servers are forgotten by `cell_closed` (the host's cell-closed event).
+        let once = Arc::clone(lock(&self.servers).entry(cell.worker_id()).or_default());
         let server = once
             .get_or_try_init(|| async {
                 let worker = cell.worker().ok_or_else(|| WireError::Failed("the worker is closed".into()))?;
@@ -156,9 +148,19 @@ fn server_options(shared: &Shared, port: u16) -> WebRtcServerOptions {
     WebRtcServerOptions::new(WebRtcServerListenInfos::new(at(Protocol::Udp)).insert(at(Protocol::Tcp)))
 }
 
+/// The open cell of this host's worker `worker`.
+fn open_cell_of(host: &Host, worker: WorkerId) -> Option<Arc<Cell>> {
+    host.cells().into_iter().find(|c| c.worker_id() == worker && !c.is_closed())
+}
+
+/// The ids of the real objects `session` holds (what its views of shared workers may show).
+fn own_ids(session: &Session) -> HashSet<String> {
+    lock(&session.objects).values().filter_map(|entry| entry.held.id()).collect()
+}
+
 /// Leaves in a server's dump only the transports of `session`.
 fn own_transports_only(session: &Session, dump: &mut WebRtcServerDump) {
-    let own: HashSet<String> = lock(&session.objects).values().filter_map(|entry| entry.held.id()).collect();
+    let own = own_ids(session);
     dump.webrtc_transport_ids.retain(|id| own.contains(&id.to_string()));
     dump.local_ice_username_fragments.retain(|f| own.contains(&f.webrtc_transport_id.to_string()));
 }
@@ -166,8 +168,7 @@ fn own_transports_only(session: &Session, dump: &mut WebRtcServerDump) {
 /// Leaves in a worker's dump only what belongs to `session` (the worker is shared with other
 /// sessions, whose object ids are not this caller's business).
 pub(super) fn own_objects_only(session: &Session, dump: &mut mediasoup::worker::WorkerDump) {
-    let own: std::collections::HashSet<String> =
-        lock(&session.objects).values().filter_map(|entry| entry.held.id()).collect();
+    let own = own_ids(session);
     dump.router_ids.retain(|id| own.contains(&id.to_string()));
     dump.webrtc_server_ids.retain(|id| own.contains(&id.to_string()));
     let handlers = &mut dump.channel_message_handlers;
