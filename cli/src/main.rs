@@ -12,6 +12,7 @@ use cmd::plugins::PluginFlags;
 use mafalda_host::autoscale::AutoscaleOptions;
 use mafalda_host::config::available_cores;
 use mafalda_host::config::{HostOptions, PolicyChoice};
+use mafalda_host::isolation::Isolation;
 use mafalda_host::plugin::{ConfigEntry, ConfigValue};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -74,6 +75,16 @@ struct HostFlags {
     #[arg(long, global = true, value_name = "SECS")]
     idle_grace: Option<f64>,
 
+    /// Where real workers run: process (a child process each, a crash costs that worker's
+    /// transports only; the default of serve and demo) or thread (threads of this process).
+    /// Overrides [pool] isolation and MAFALDA_ISOLATION.
+    #[arg(long, global = true, value_name = "MODE")]
+    isolation: Option<mafalda_host::isolation::Isolation>,
+
+    /// Pin each worker (its process under process isolation) to a core of its own.
+    #[arg(long, global = true)]
+    pin_workers: bool,
+
     /// TOML configuration file (sections [pool], [placement], [pipes]; see docs/drop-in.md).
     #[arg(long, global = true, value_name = "FILE", env = "MAFALDA_CONFIG")]
     config: Option<PathBuf>,
@@ -117,6 +128,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         trace: PathBuf,
     },
+    /// One worker in its own process, serving its parent host (started by the host under
+    /// --isolation process, not by hand).
+    #[command(hide = true)]
+    Worker(cmd::worker::WorkerArgs),
     /// Prints a generated join/leave trace (JSON lines) of typical rooms.
     Trace {
         /// Room shape.
@@ -264,6 +279,14 @@ impl HostFlags {
             options.policy = policy.clone();
             options.policy_given = true;
         }
+        pool.pin_workers |= self.pin_workers;
+        if let Some(isolation) = self.isolation {
+            pool.isolation = Some(isolation);
+        }
+        // serve and demo isolate workers unless told otherwise; the child is this binary.
+        if pool.isolation.get_or_insert(Isolation::Process) == &Isolation::Process && pool.worker_bin.is_none() {
+            pool.worker_bin = Some(std::env::current_exe().context("the path of this binary (the worker processes')")?);
+        }
         Ok(options.validate()?)
     }
 }
@@ -368,6 +391,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("demo: generator sent {sent} packets; closed {closed} workers cleanly");
             Ok(())
         }
+        Command::Worker(args) => cmd::worker::run(args).await,
         Command::Plugin { command: PluginCommand::Check { file } } => cmd::plugins::check(&cli.plugins, &file),
         Command::Plugin { command: PluginCommand::Componentize { input, output } } => {
             cmd::plugins::componentize(&input, &output)

@@ -1,6 +1,7 @@
 //! `tests/compat`'s program, written for plain mediasoup, runs unchanged against a remote host:
 //! only its environment names the cluster (`MAFALDA_CLUSTER`, `MAFALDA_CA`,
-//! `MAFALDA_MAX_WORKERS=0`), so every object it creates lives on the `serve` process.
+//! `MAFALDA_MAX_WORKERS=0`), so every object it creates lives on the `serve` process; and with
+//! every worker in a process of its own (`MAFALDA_ISOLATION=process`).
 
 mod cluster_support;
 
@@ -55,4 +56,22 @@ fn the_mediasoup_program_runs_against_a_remote_host() {
     // Everything it did happened on the host: its session held the objects.
     let log = node.drain_log();
     assert!(log.contains("cluster session"), "the program connected to the host:\n{log}");
+}
+
+#[test]
+fn the_mediasoup_program_runs_with_every_worker_in_its_own_process() {
+    for program in ["mafalda_conferencing", "mafalda_conferencing_spread"] {
+        let out = Command::new(compat_binary(program))
+            .env("MAFALDA_ISOLATION", "process")
+            .env("MAFALDA_WORKER_BIN", cluster_support::binary())
+            .env("RUST_LOG", "mafalda_host::isolation=info")
+            .env_remove("MAFALDA_POLICY")
+            .env_remove("MAFALDA_CLUSTER")
+            .output()
+            .expect("run the compat program");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{program} with worker processes:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("test result: ok"), "{stdout}");
+    }
 }

@@ -77,6 +77,18 @@ pub struct PoolOptions {
     /// process may run on (default false). Replaces pinning from a `thread_initializer`, which
     /// would pin every real worker of a virtual worker to the same core.
     pub pin_workers: bool,
+    /// Where real workers run: `thread` (threads of this process, mediasoup's model) or
+    /// `process` (a `mafalda-host worker` child each: a crash costs that worker's transports
+    /// only). `None`: the default of what runs the host — thread for the library, process for
+    /// `serve` and `demo`. `MAFALDA_ISOLATION`.
+    pub isolation: Option<crate::isolation::Isolation>,
+    /// The binary worker processes run (`MAFALDA_WORKER_BIN`; default: `mafalda-host` on
+    /// `PATH`).
+    pub worker_bin: Option<PathBuf>,
+    /// A worker process that does not answer a ping through its worker for this long is
+    /// killed and its cell lost (default 10 s: a 5 s stall of a loaded machine loses nothing).
+    #[serde(with = "secs")]
+    pub worker_liveness: Duration,
 }
 
 impl Default for PoolOptions {
@@ -91,6 +103,9 @@ impl Default for PoolOptions {
             rtc_max_port: 59_999,
             webrtc_server_port_stride: crate::internals::port_plan::DEFAULT_PORT_STRIDE,
             pin_workers: false,
+            isolation: None,
+            worker_bin: None,
+            worker_liveness: Duration::from_secs(10),
         }
     }
 }
@@ -378,7 +393,8 @@ impl HostOptions {
 
     /// Defaults, then `MAFALDA_CONFIG` (a TOML file), then `MAFALDA_POLICY`,
     /// `MAFALDA_MAX_WORKERS`, `MAFALDA_CPU_WATERMARK`, `MAFALDA_CLUSTER` (comma-separated
-    /// `host:port`s), `MAFALDA_CA`, `MAFALDA_TOKEN` from the environment.
+    /// `host:port`s), `MAFALDA_CA`, `MAFALDA_TOKEN`, `MAFALDA_ISOLATION` (`thread` or
+    /// `process`), `MAFALDA_WORKER_BIN` from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|key| std::env::var(key).ok())
     }
@@ -409,6 +425,12 @@ impl HostOptions {
         }
         if let Some(token) = var("MAFALDA_TOKEN") {
             options.cluster.token = Some(token);
+        }
+        if let Some(isolation) = var("MAFALDA_ISOLATION") {
+            options.pool.isolation = Some(isolation.parse().map_err(|e| invalid("MAFALDA_ISOLATION", e))?);
+        }
+        if let Some(bin) = var("MAFALDA_WORKER_BIN") {
+            options.pool.worker_bin = Some(PathBuf::from(bin));
         }
         if let Some(mark) = var("MAFALDA_CPU_WATERMARK") {
             options.pool.cpu_watermark =

@@ -29,6 +29,7 @@ pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod internals;
+pub mod isolation;
 pub mod labels;
 pub mod options;
 pub mod placement;
@@ -36,6 +37,7 @@ pub mod plugin;
 pub mod policy;
 pub mod prelude;
 pub mod stats;
+pub mod worker_log;
 
 pub use internals::{cell, host};
 

@@ -38,6 +38,8 @@ pub struct CellStats {
     pub idle_for: Option<Duration>,
     /// What the load model counts it carries (packets per second by kind).
     pub load: Load,
+    /// The worker's own process (pid, resident memory) under process isolation.
+    pub process: Option<crate::backend::ProcessStats>,
 }
 
 impl CellStats {
@@ -58,6 +60,7 @@ impl CellStats {
             draining: load.draining,
             idle_for: cell.idle_for(),
             load: cell.ledger().load(),
+            process: cell.worker().and_then(|w| w.process()),
         }
     }
 }

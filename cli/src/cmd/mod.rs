@@ -6,3 +6,4 @@ pub mod scale_hook;
 pub mod serve;
 pub mod shutdown;
 pub mod simulate;
+pub mod worker;

@@ -7,6 +7,8 @@ use crate::cluster::Cluster;
 use crate::config::HostOptions;
 use crate::internals::host::{Host, WorkerLauncher};
 use crate::internals::object::EventBag;
+use crate::isolation::launcher::ChildWorkers;
+use crate::isolation::Isolation;
 use crate::policy::PolicyLoader;
 use event_listener_primitives::HandlerId;
 use mediasoup::worker::WorkerSettings;
@@ -83,6 +85,22 @@ impl WorkerManager {
         }
     }
 
+    /// The launcher of `[pool] isolation`: worker processes around `launcher` (kept for the
+    /// in-process calculator), or `launcher` itself; an error when the worker binary is
+    /// missing.
+    fn isolated(
+        options: &HostOptions,
+        launcher: Arc<dyn WorkerLauncher>,
+    ) -> Result<Arc<dyn WorkerLauncher>, (String, Arc<dyn WorkerLauncher>)> {
+        if options.pool.isolation.unwrap_or_default() != Isolation::Process {
+            return Ok(launcher);
+        }
+        let bin =
+            crate::isolation::worker_bin(options.pool.worker_bin.as_deref()).map_err(|e| (e, Arc::clone(&launcher)))?;
+        let children = ChildWorkers::new(bin, options.pool.worker_liveness, options.node.clone(), launcher);
+        Ok(Arc::new(children))
+    }
+
     fn from_env(launcher: LocalWorkers) -> Self {
         match HostOptions::from_env() {
             Ok(options) => Self::build(options, None, launcher),
@@ -102,6 +120,13 @@ impl WorkerManager {
     fn build(options: HostOptions, config_error: Option<String>, launcher: impl Into<Launcher>) -> Self {
         let Launcher(launcher) = launcher.into();
         let mut config_error = config_error;
+        let launcher = match Self::isolated(&options, launcher) {
+            Ok(launcher) => launcher,
+            Err((error, launcher)) => {
+                config_error.get_or_insert(error);
+                launcher
+            }
+        };
         let policy = PolicyLoader::default().resolve(&options.policy, options.pack()).unwrap_or_else(|error| {
             config_error.get_or_insert_with(|| error.to_string());
             Arc::new(options.pack())

@@ -98,6 +98,19 @@ pub(crate) trait WorkerBackend: Send + Sync + Debug {
     fn on_dead(&self, callback: Box<dyn FnOnce(ExitError) + Send>) -> HandlerId;
     /// Called once when the worker is closed or dead.
     fn on_close(&self, callback: OnceCallback) -> HandlerId;
+    /// The worker's own process, when it runs in one (process isolation).
+    fn process(&self) -> Option<ProcessStats> {
+        None
+    }
+}
+
+/// A worker process: its pid and resident memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessStats {
+    /// The process id.
+    pub pid: u32,
+    /// Resident memory (from `/proc/PID/statm`), when readable.
+    pub rss_bytes: Option<u64>,
 }
 
 /// One real router.

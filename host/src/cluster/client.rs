@@ -5,7 +5,9 @@
 
 use super::limits::QuicLimits;
 use super::link::{self, MessageStream, Outbox};
-use super::proto::{encode, CellAdvert, Event, Handle, Hello, Message, Op, Reply, Role, Welcome, WireError};
+use super::proto::{
+    encode, CellAdvert, Event, Handle, Hello, Message, Op, Reply, Role, Welcome, WireError, PROTOCOL_VERSION,
+};
 use super::session::{LinkSession, Routes, Welcomed};
 use super::tls;
 use crate::internals::object::lock;
@@ -43,10 +45,48 @@ pub struct LinkTarget {
     pub node: String,
     /// The client's token.
     pub token: Option<String>,
-    /// TLS (verifying the host, and for peers presenting this node's certificate).
-    pub config: quinn::ClientConfig,
-    /// Keep-alive, idle timeout and silence before leaving placement.
-    pub quic: QuicLimits,
+    /// How the host is reached.
+    pub transport: LinkTransport,
+}
+
+/// How a link reaches its host.
+#[derive(Clone)]
+pub enum LinkTransport {
+    /// Over QUIC, reconnecting and resuming after a drop.
+    Quic {
+        /// TLS (verifying the host, and for peers presenting this node's certificate).
+        config: quinn::ClientConfig,
+        /// Keep-alive, idle timeout and silence before leaving placement.
+        quic: QuicLimits,
+        /// The endpoint connections leave from.
+        endpoint: quinn::Endpoint,
+    },
+    /// A worker process's end of a socketpair: one connection, never redialed. When it ends
+    /// the process is gone (or no longer answers) and its objects are lost at once.
+    Socket {
+        /// The socket, taken by the first (only) connection.
+        socket: Arc<Mutex<Option<tokio::net::UnixStream>>>,
+        /// Silence after which the process's worker leaves placement.
+        silence: Duration,
+    },
+}
+
+impl LinkTransport {
+    fn stale_after(&self) -> Duration {
+        match self {
+            LinkTransport::Quic { quic, .. } => quic.stale_after(),
+            LinkTransport::Socket { silence, .. } => *silence,
+        }
+    }
+}
+
+/// How long a worker process has to answer its parent's hello (it starts its worker first).
+const SOCKET_WELCOME_WITHIN: Duration = Duration::from_secs(10);
+
+/// A link's connection: how to close it, and the QUIC connection when it is one.
+struct Connected {
+    closer: Arc<dyn link::Closer>,
+    quic: Option<quinn::Connection>,
 }
 
 impl std::fmt::Debug for LinkTarget {
@@ -93,7 +133,6 @@ type Waiter = Option<oneshot::Sender<Result<Reply, WireError>>>;
 /// A link to one host.
 pub struct HostLink {
     target: LinkTarget,
-    endpoint: quinn::Endpoint,
     runtime: tokio::runtime::Handle,
     writer: Mutex<Option<Outbox>>,
     /// The session, sans-IO: what to resume, requests waiting, events seen, loss.
@@ -119,17 +158,11 @@ impl std::fmt::Debug for HostLink {
 
 impl HostLink {
     /// Starts a link on `runtime` (it connects in the background; see [`HostLink::state`]).
-    pub fn start(
-        target: LinkTarget,
-        endpoint: quinn::Endpoint,
-        runtime: tokio::runtime::Handle,
-        observer: Weak<dyn LinkObserver>,
-    ) -> Arc<Self> {
+    pub fn start(target: LinkTarget, runtime: tokio::runtime::Handle, observer: Weak<dyn LinkObserver>) -> Arc<Self> {
         let token = Mutex::new(target.token.clone());
-        let session = LinkSession::new(REQUEST_TIMEOUT, DEFAULT_GRACE, target.quic.stale_after());
+        let session = LinkSession::new(REQUEST_TIMEOUT, DEFAULT_GRACE, target.transport.stale_after());
         let link = Arc::new(Self {
             target,
-            endpoint,
             runtime: runtime.clone(),
             writer: Mutex::default(),
             session: Mutex::new(session),
@@ -145,6 +178,11 @@ impl HostLink {
         runtime.spawn(Arc::clone(&link).run());
         runtime.spawn(Self::expire_late(Arc::downgrade(&link)));
         link
+    }
+
+    /// Whether this is the link to a worker process of this host (over its socket).
+    pub fn is_worker_process(&self) -> bool {
+        matches!(self.target.transport, LinkTransport::Socket { .. })
     }
 
     /// The configured address.
@@ -269,7 +307,19 @@ impl HostLink {
         lock(&self.observer).as_ref().and_then(Weak::upgrade)
     }
 
-    async fn connect_once(&self) -> Result<(quinn::Connection, Outbox, MessageStream, Welcome), LinkState> {
+    async fn connect_once(&self) -> Result<(Connected, Outbox, MessageStream, Welcome), LinkState> {
+        match &self.target.transport {
+            LinkTransport::Quic { config, quic, endpoint } => self.connect_quic(config, quic, endpoint).await,
+            LinkTransport::Socket { socket, .. } => self.connect_socket(socket).await,
+        }
+    }
+
+    async fn connect_quic(
+        &self,
+        config: &quinn::ClientConfig,
+        quic: &QuicLimits,
+        endpoint: &quinn::Endpoint,
+    ) -> Result<(Connected, Outbox, MessageStream, Welcome), LinkState> {
         let down = |e: String| LinkState::Down(e);
         let address = &self.target.address;
         let addr: SocketAddr = tokio::net::lookup_host(address)
@@ -279,13 +329,58 @@ impl HostLink {
             .ok_or_else(|| down(format!("{address}: no address")))?;
         let server_name = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
         let server_name = server_name.trim_start_matches('[').trim_end_matches(']');
-        let mut config = self.target.config.clone();
-        config.transport_config(tls::transport(&self.target.quic, 0));
+        let mut config = config.clone();
+        config.transport_config(tls::transport(quic, 0));
         let connecting =
-            self.endpoint.connect_with(config, addr, server_name).map_err(|e| down(format!("{address}: {e}")))?;
+            endpoint.connect_with(config, addr, server_name).map_err(|e| down(format!("{address}: {e}")))?;
         let connection = connecting.await.map_err(|e| down(format!("{address}: {e}")))?;
         let (send, recv) = connection.open_bi().await.map_err(|e| down(format!("{address}: {e}")))?;
         let outbox = link::spawn_writer(send, &connection, OUTBOX_BYTES);
+        self.say_hello(&outbox);
+        let mut stream = MessageStream::new(recv);
+        let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .map_err(|_| down(format!("{address}: no answer to hello")))?;
+        if let Err(error) = &first {
+            let reason = connection.close_reason().map_or_else(|| error.to_string(), |r| r.to_string());
+            return Err(LinkState::Refused(format!("{address} refused: {reason}")));
+        }
+        let welcome = self.welcome_of(first)?;
+        // A host is the node its certificate names, whatever it calls itself.
+        let certified = tls::peer_name(&connection);
+        if certified.as_deref() != Some(welcome.node.as_str()) {
+            return Err(LinkState::Refused(format!(
+                "{address} calls itself '{}' but its certificate names {:?}",
+                welcome.node, certified
+            )));
+        }
+        *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
+        let connected = Connected { closer: Arc::new(connection.clone()), quic: Some(connection) };
+        Ok((connected, outbox, stream, welcome))
+    }
+
+    async fn connect_socket(
+        &self,
+        socket: &Mutex<Option<tokio::net::UnixStream>>,
+    ) -> Result<(Connected, Outbox, MessageStream, Welcome), LinkState> {
+        let address = &self.target.address;
+        let socket = lock(socket).take().ok_or_else(|| LinkState::Down(format!("{address}: the socket is closed")))?;
+        let closer: Arc<dyn link::Closer> =
+            Arc::new(link::SocketCloser::of(&socket).map_err(|e| LinkState::Down(format!("{address}: {e}")))?);
+        let (recv, send) = socket.into_split();
+        let outbox = link::spawn_stream_writer(send, Arc::clone(&closer), OUTBOX_BYTES, PROTOCOL_VERSION);
+        self.say_hello(&outbox);
+        let mut stream = MessageStream::new(recv);
+        let first = tokio::time::timeout(SOCKET_WELCOME_WITHIN, stream.next())
+            .await
+            .map_err(|_| LinkState::Down(format!("{address}: no answer to hello in {SOCKET_WELCOME_WITHIN:?}")))?;
+        let welcome = self.welcome_of(first)?;
+        *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
+        Ok((Connected { closer, quic: None }, outbox, stream, welcome))
+    }
+
+    /// Sends this side's hello (resuming the session if there is one).
+    fn say_hello(&self, outbox: &Outbox) {
         let (resume, last_event) = lock(&self.session).resume();
         let hello = Hello {
             role: self.target.role,
@@ -295,30 +390,17 @@ impl HostLink {
             last_event,
         };
         let _ = outbox.send(&Message::Hello(hello));
-        let mut stream = MessageStream::new(recv);
-        let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
-            .await
-            .map_err(|_| down(format!("{address}: no answer to hello")))?;
+    }
+
+    /// The welcome in the host's first message, or why there is none.
+    fn welcome_of(&self, first: Result<Option<Message>, link::LinkError>) -> Result<Welcome, LinkState> {
+        let address = &self.target.address;
         match first {
-            Ok(Some(Message::Welcome(welcome))) => {
-                // A host is the node its certificate names, whatever it calls itself.
-                let certified = tls::peer_name(&connection);
-                if certified.as_deref() != Some(welcome.node.as_str()) {
-                    return Err(LinkState::Refused(format!(
-                        "{address} calls itself '{}' but its certificate names {:?}",
-                        welcome.node, certified
-                    )));
-                }
-                *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
-                Ok((connection, outbox, stream, welcome))
-            }
+            Ok(Some(Message::Welcome(welcome))) => Ok(welcome),
             Ok(Some(Message::Refused { reason })) => Err(LinkState::Refused(format!("{address} refused: {reason}"))),
             Ok(Some(other)) => Err(LinkState::Refused(format!("{address}: unexpected answer ({})", other.kind()))),
             Ok(None) => Err(LinkState::Refused(format!("{address}: the host closed the stream"))),
-            Err(error) => {
-                let reason = connection.close_reason().map_or_else(|| error.to_string(), |r| r.to_string());
-                Err(LinkState::Refused(format!("{address} refused: {reason}")))
-            }
+            Err(error) => Err(LinkState::Refused(format!("{address} refused: {error}"))),
         }
     }
 
@@ -356,6 +438,7 @@ impl HostLink {
         while !self.stopped.load(Ordering::Acquire) {
             match self.connect_once().await {
                 Ok((connection, outbox, stream, welcome)) => {
+                    let once = connection.quic.is_none();
                     backoff = Duration::from_millis(100);
                     // What the welcome means for the old session's objects first (a restarted
                     // host's loss), then the workers it offers now.
@@ -374,20 +457,38 @@ impl HostLink {
                         _ = self.stop.notified() => "shut down".to_string(),
                     };
                     let writer = lock(&self.writer).take();
-                    if let Some(outbox) = writer {
+                    if let (Some(outbox), Some(quic)) = (writer, &connection.quic) {
                         if self.stopped.load(Ordering::Acquire) {
                             // A clean goodbye: the host releases the session at once.
                             let _ = outbox.send(&Message::Bye { reason: reason.clone() });
-                            let _ = tokio::time::timeout(BYE_WAIT, connection.closed()).await;
+                            let _ = tokio::time::timeout(BYE_WAIT, quic.closed()).await;
                         }
                     }
-                    connection.close(0u32.into(), reason.as_bytes());
+                    connection.closer.close(reason.as_bytes());
                     lock(&self.session).down(Instant::now());
-                    warn!(host = %self.target.address, %reason, "cluster link down");
-                    self.state.send_replace(LinkState::Down(reason));
+                    if self.stopped.load(Ordering::Acquire) {
+                        debug!(host = %self.target.address, %reason, "cluster link closed");
+                    } else {
+                        warn!(host = %self.target.address, %reason, "cluster link down");
+                    }
+                    self.state.send_replace(LinkState::Down(reason.clone()));
                     if let Some(observer) = self.observer() {
                         observer.down(&self);
                     }
+                    if once {
+                        // A worker process's socket is not dialed again: its objects are gone
+                        // (unless this side closed it: its worker was released).
+                        if !self.stopped.load(Ordering::Acquire) {
+                            self.lose_everything(&format!("its link ended: {reason}"));
+                        }
+                        break;
+                    }
+                }
+                Err(state) if matches!(self.target.transport, LinkTransport::Socket { .. }) => {
+                    warn!(host = %self.target.address, ?state, "worker process link failed");
+                    self.state.send_replace(state);
+                    self.lose_everything("its link could not be opened");
+                    break;
                 }
                 Err(state) => {
                     if matches!(state, LinkState::Refused(_)) {

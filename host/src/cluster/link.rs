@@ -1,14 +1,18 @@
-//! Framed messages over one QUIC bidirectional stream: a writer task fed by a bounded outbox,
+//! Framed messages over one ordered byte stream — a QUIC bidirectional stream between hosts, a
+//! Unix socket between a host and its worker processes: a writer task fed by a bounded outbox,
 //! and a reader that turns the stream into [`Message`]s with the sans-IO [`FrameReader`].
 
 use super::proto::{encode, preamble, FrameReader, Message, ProtoError, PROTOCOL_VERSION};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::debug;
 
 /// Frames queued together are written together up to this many bytes.
 const BATCH_BYTES: usize = 64 * 1024;
+/// Bytes read from the stream at once.
+const READ_BYTES: usize = 64 * 1024;
 
 /// Why a frame was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -27,15 +31,47 @@ pub enum OutboxError {
     Encode(#[from] ProtoError),
 }
 
+/// How a link's connection is closed (a QUIC connection with a reason, a socket shut down).
+pub trait Closer: Send + Sync {
+    /// Closes the connection; `reason` is for the other side's logs.
+    fn close(&self, reason: &[u8]);
+}
+
+impl Closer for quinn::Connection {
+    fn close(&self, reason: &[u8]) {
+        quinn::Connection::close(self, 3u32.into(), reason);
+    }
+}
+
+/// Closes a Unix socket link: shuts the socket down (both sides see its end) through a
+/// descriptor of its own, so the reader and writer tasks keep theirs.
+#[derive(Debug)]
+pub struct SocketCloser(std::os::unix::net::UnixStream);
+
+impl SocketCloser {
+    /// The closer of `socket`.
+    pub fn of(socket: &tokio::net::UnixStream) -> std::io::Result<Self> {
+        use std::os::fd::AsFd;
+        let fd = socket.as_fd().try_clone_to_owned()?;
+        Ok(Self(std::os::unix::net::UnixStream::from(fd)))
+    }
+}
+
+impl Closer for SocketCloser {
+    fn close(&self, _reason: &[u8]) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// Where frames to one connection are queued; the writer task sends them in order. At most
-/// `limit` bytes wait: a peer that stops reading fills its QUIC window, then this queue, and then
-/// its connection is closed, so a host never buffers without end for a caller.
+/// `limit` bytes wait: a peer that stops reading fills its transport's window, then this queue,
+/// and then its connection is closed, so a host never buffers without end for a caller.
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     queued: Arc<AtomicUsize>,
     limit: usize,
-    connection: quinn::Connection,
+    closer: Arc<dyn Closer>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -72,18 +108,13 @@ impl Outbox {
 
     /// Closes the connection.
     pub fn close(&self, reason: &[u8]) {
-        self.connection.close(3u32.into(), reason);
-    }
-
-    /// The connection's remote address.
-    pub fn remote_address(&self) -> std::net::SocketAddr {
-        self.connection.remote_address()
+        self.closer.close(reason);
     }
 }
 
-/// Starts the writer task of `send`: the preamble of this build's protocol version, then the
-/// frames queued on the returned outbox, in order, until every outbox clone is dropped or the
-/// stream fails.
+/// Starts the writer task of `send` (a QUIC stream of `connection`): the preamble of this
+/// build's protocol version, then the frames queued on the returned outbox, in order, until
+/// every outbox clone is dropped or the stream fails.
 pub fn spawn_writer(send: quinn::SendStream, connection: &quinn::Connection, limit: usize) -> Outbox {
     spawn_writer_speaking(send, connection, limit, PROTOCOL_VERSION)
 }
@@ -91,11 +122,19 @@ pub fn spawn_writer(send: quinn::SendStream, connection: &quinn::Connection, lim
 /// [`spawn_writer`] announcing protocol `version` (how an older or newer build speaks; tests of
 /// version handling use it).
 pub fn spawn_writer_speaking(
-    mut send: quinn::SendStream,
+    send: quinn::SendStream,
     connection: &quinn::Connection,
     limit: usize,
     version: u16,
 ) -> Outbox {
+    spawn_stream_writer(send, Arc::new(connection.clone()), limit, version)
+}
+
+/// [`spawn_writer`] over any ordered byte stream, closed through `closer`.
+pub fn spawn_stream_writer<W>(mut send: W, closer: Arc<dyn Closer>, limit: usize, version: u16) -> Outbox
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let queued = Arc::new(AtomicUsize::new(0));
     let written = Arc::clone(&queued);
@@ -133,9 +172,9 @@ pub fn spawn_writer_speaking(
                 return;
             }
         }
-        let _ = send.finish();
+        let _ = send.shutdown().await;
     });
-    Outbox { tx, queued, limit, connection: connection.clone() }
+    Outbox { tx, queued, limit, closer }
 }
 
 /// Why a link's stream ended.
@@ -149,16 +188,17 @@ pub enum LinkError {
     Stream(String),
 }
 
-/// Reads messages from `recv`, one at a time.
+/// Reads messages from an ordered byte stream, one at a time.
 pub struct MessageStream {
-    recv: quinn::RecvStream,
+    recv: Box<dyn AsyncRead + Unpin + Send>,
     reader: FrameReader,
+    buffer: Box<[u8]>,
 }
 
 impl MessageStream {
-    /// Wraps a receive stream.
-    pub fn new(recv: quinn::RecvStream) -> Self {
-        Self { recv, reader: FrameReader::default() }
+    /// Wraps a receive stream (a QUIC stream, a socket's read half).
+    pub fn new(recv: impl AsyncRead + Unpin + Send + 'static) -> Self {
+        Self { recv: Box::new(recv), reader: FrameReader::default(), buffer: vec![0; READ_BYTES].into_boxed_slice() }
     }
 
     /// Accepts frames of at most `limit` bytes from now on.
@@ -172,9 +212,9 @@ impl MessageStream {
             if let Some(message) = self.reader.next_message()? {
                 return Ok(Some(message));
             }
-            match self.recv.read_chunk(64 * 1024, true).await {
-                Ok(Some(chunk)) => self.reader.push(&chunk.bytes),
-                Ok(None) => return Ok(None),
+            match self.recv.read(&mut self.buffer).await {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.reader.push(&self.buffer[..n]),
                 Err(error) => return Err(LinkError::Stream(error.to_string())),
             }
         }

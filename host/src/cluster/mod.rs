@@ -106,7 +106,7 @@ pub mod tls;
 
 use crate::config::ClusterOptions;
 use crate::host::Host;
-use client::{HostLink, LinkObserver, LinkState, LinkTarget};
+use client::{HostLink, LinkObserver, LinkState, LinkTarget, LinkTransport};
 use membership::Membership;
 use proto::Role;
 use std::sync::{Arc, OnceLock};
@@ -132,7 +132,7 @@ pub enum ClusterError {
 /// cross no thread of this side but the caller's (two threads measured ≈ 60 µs slower per
 /// `create_plain_transport + consume()` on two cores). Event callbacks run on it: they must be
 /// quick, as mediasoup's on its channel thread.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
+pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
     // Built inside `get_or_init`: only one caller builds it (a runtime built by a losing racer
     // would be dropped inside an async context, which tokio forbids).
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
@@ -147,6 +147,13 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
         })
         .as_ref()
         .map_err(|e| ClusterError::Endpoint(e.clone()))
+}
+
+/// The QUIC endpoint this process's links leave from (on the cluster runtime).
+fn client_endpoint() -> Result<quinn::Endpoint, ClusterError> {
+    let _enter = runtime()?.enter();
+    quinn::Endpoint::client(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+        .map_err(|e| ClusterError::Endpoint(e.to_string()))
 }
 
 /// This process's links to the hosts whose workers it uses.
@@ -165,14 +172,11 @@ impl Cluster {
     fn join(host: &Arc<Host>, targets: Vec<LinkTarget>) -> Result<Arc<Self>, ClusterError> {
         let rt = runtime()?;
         let _enter = rt.enter();
-        let endpoint =
-            quinn::Endpoint::client("0.0.0.0:0".parse().map_err(|_| ClusterError::Endpoint("address".into()))?)
-                .map_err(|e| ClusterError::Endpoint(e.to_string()))?;
         let membership = Membership::new(host);
         let observer: Arc<dyn LinkObserver> = membership.clone();
         let links = targets
             .into_iter()
-            .map(|target| HostLink::start(target, endpoint.clone(), rt.handle().clone(), Arc::downgrade(&observer)))
+            .map(|target| HostLink::start(target, rt.handle().clone(), Arc::downgrade(&observer)))
             .collect();
         Ok(Arc::new(Self { links, membership }))
     }
@@ -183,6 +187,7 @@ impl Cluster {
         let config = tls::app_client_config(ca)?;
         let quic = limits::QuicLimits::for_application(options).map_err(|e| ClusterError::Unusable(e.to_string()))?;
         let node = std::env::args().next().unwrap_or_else(|| "application".into());
+        let endpoint = client_endpoint()?;
         let targets = options
             .hosts
             .iter()
@@ -191,8 +196,11 @@ impl Cluster {
                 role: Role::Client,
                 node: node.clone(),
                 token: options.token.clone(),
-                config: config.clone(),
-                quic: quic.clone(),
+                transport: LinkTransport::Quic {
+                    config: config.clone(),
+                    quic: quic.clone(),
+                    endpoint: endpoint.clone(),
+                },
             })
             .collect();
         Self::join(host, targets)
@@ -207,6 +215,7 @@ impl Cluster {
     ) -> Result<Arc<Self>, ClusterError> {
         let config = node_tls.peer_client_config()?;
         let node = host.options().node.clone();
+        let endpoint = client_endpoint()?;
         let targets = peers
             .iter()
             .map(|address| LinkTarget {
@@ -214,8 +223,11 @@ impl Cluster {
                 role: Role::Peer,
                 node: node.clone(),
                 token: None,
-                config: config.clone(),
-                quic: quic.clone(),
+                transport: LinkTransport::Quic {
+                    config: config.clone(),
+                    quic: quic.clone(),
+                    endpoint: endpoint.clone(),
+                },
             })
             .collect();
         Self::join(host, targets)

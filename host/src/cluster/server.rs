@@ -247,10 +247,31 @@ impl Session {
     }
 }
 
+/// Where the media of transports made for callers listens.
+#[derive(Debug, Clone)]
+pub(crate) enum MediaAddresses {
+    /// The host's own: on `listen`, announcing `announced` (a caller chooses only the
+    /// protocol), for applications and peers over the network.
+    Host {
+        /// The IP sockets bind.
+        listen: IpAddr,
+        /// The IP announced to endpoints.
+        announced: IpAddr,
+    },
+    /// As the caller asked: a worker process serving its parent host, which passes on the
+    /// application's own listen infos (the parent is this process's creator, not a stranger).
+    AsAsked,
+}
+
 /// What every connection handler shares.
 pub(crate) struct Shared {
     pub(crate) host: Arc<Host>,
-    pub(crate) options: ServeOptions,
+    /// Sessions, connections, queues and quotas.
+    pub(crate) limits: ServeLimits,
+    /// Where callers' media listens.
+    pub(crate) media: MediaAddresses,
+    /// Accept clients from any address without an auth plugin.
+    insecure_allow_any_client: bool,
     book: Arc<Mutex<Book>>,
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     next_connection: AtomicU64,
@@ -268,7 +289,37 @@ impl Shared {
     /// flags and buffer sizes are the host's, so a caller cannot squat ports or tune sockets of
     /// a shared machine.
     pub(crate) fn media_listen(&self, info: mediasoup::prelude::ListenInfo) -> mediasoup::prelude::ListenInfo {
-        crate::config::listen_info(info.protocol, self.options.listen.ip(), Some(self.options.announced_ip.to_string()))
+        match &self.media {
+            MediaAddresses::Host { listen, announced } => {
+                crate::config::listen_info(info.protocol, *listen, Some(announced.to_string()))
+            }
+            MediaAddresses::AsAsked => info,
+        }
+    }
+
+    /// The IP the host's own sockets (its WebRTC servers) bind.
+    pub(crate) fn listen_ip(&self) -> IpAddr {
+        match &self.media {
+            MediaAddresses::Host { listen, .. } => *listen,
+            MediaAddresses::AsAsked => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    fn new(host: Arc<Host>, limits: ServeLimits, media: MediaAddresses, insecure_allow_any_client: bool) -> Self {
+        let book = Arc::new(Mutex::new(Book::new(limits.sessions.clone())));
+        let webrtc_servers = dispatch::WebRtcServers::new(limits.webrtc_server_port);
+        Self {
+            host,
+            limits,
+            media,
+            insecure_allow_any_client,
+            book,
+            sessions: Mutex::default(),
+            next_connection: AtomicU64::new(1),
+            handshakes: AtomicUsize::new(0),
+            boot: boot_id(),
+            webrtc_servers,
+        }
     }
 
     /// Forgets sessions the book ended (their objects close).
@@ -286,6 +337,7 @@ impl Shared {
 /// A running cluster endpoint.
 pub struct ClusterServer {
     endpoint: quinn::Endpoint,
+    listen: SocketAddr,
     shared: Arc<Shared>,
     /// Forgets a closed cell's WebRTC server.
     _cell_closed: event_listener_primitives::HandlerId,
@@ -293,7 +345,7 @@ pub struct ClusterServer {
 
 impl std::fmt::Debug for ClusterServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterServer").field("listen", &self.shared.options.listen).finish()
+        f.debug_struct("ClusterServer").field("listen", &self.listen).finish()
     }
 }
 
@@ -312,28 +364,13 @@ impl ClusterServer {
         let config = options.tls.server_config(&options.limits)?;
         let endpoint = quinn::Endpoint::server(config, options.listen)
             .map_err(|source| ServeError::Bind { addr: options.listen, source })?;
-        let book = Arc::new(Mutex::new(Book::new(options.limits.sessions.clone())));
-        let webrtc_servers = dispatch::WebRtcServers::new(options.limits.webrtc_server_port);
-        let shared = Arc::new(Shared {
-            host,
-            options,
-            book,
-            sessions: Mutex::default(),
-            next_connection: AtomicU64::new(1),
-            handshakes: AtomicUsize::new(0),
-            boot: boot_id(),
-            webrtc_servers,
-        });
+        let media = MediaAddresses::Host { listen: options.listen.ip(), announced: options.announced_ip };
+        let shared = Arc::new(Shared::new(host, options.limits, media, options.insecure_allow_any_client));
         tokio::spawn(accept(endpoint.clone(), Arc::downgrade(&shared)));
         tokio::spawn(expire(Arc::downgrade(&shared)));
-        let weak = Arc::downgrade(&shared);
-        let cell_closed = shared.host.on_cell_closed(move |closed| {
-            if let Some(shared) = weak.upgrade() {
-                shared.webrtc_servers.cell_closed(closed.worker);
-            }
-        });
-        info!(listen = %shared.options.listen, announced = %shared.options.announced_ip, "cluster endpoint up");
-        Ok(Self { endpoint, shared, _cell_closed: cell_closed })
+        let cell_closed = forget_closed_cells_servers(&shared);
+        info!(listen = %options.listen, announced = %options.announced_ip, "cluster endpoint up");
+        Ok(Self { endpoint, listen: options.listen, shared, _cell_closed: cell_closed })
     }
 
     /// The bound address.
@@ -362,12 +399,63 @@ impl ClusterServer {
     }
 }
 
+/// Forgets a closed cell's WebRTC server when the host closes the cell.
+fn forget_closed_cells_servers(shared: &Arc<Shared>) -> event_listener_primitives::HandlerId {
+    let weak = Arc::downgrade(shared);
+    shared.host.on_cell_closed(move |closed| {
+        if let Some(shared) = weak.upgrade() {
+            shared.webrtc_servers.cell_closed(closed.worker);
+        }
+    })
+}
+
+/// Serves the one session of this process's parent host over `socket` (a worker process's
+/// inherited Unix socket: no TLS or token, the parent made the socket) until it ends; returns
+/// why it ended. Media listens where the parent asks (the application's listen infos).
+pub async fn serve_parent(host: Arc<Host>, socket: tokio::net::UnixStream, limits: ServeLimits) -> String {
+    let shared = Arc::new(Shared::new(host, limits, MediaAddresses::AsAsked, false));
+    let _cell_closed = forget_closed_cells_servers(&shared);
+    let closer: Arc<dyn link::Closer> = match link::SocketCloser::of(&socket) {
+        Ok(closer) => Arc::new(closer),
+        Err(error) => return format!("the parent's socket: {error}"),
+    };
+    let (recv, send) = socket.into_split();
+    let outbox = link::spawn_stream_writer(send, closer, shared.limits.outbox_bytes, PROTOCOL_VERSION);
+    let mut stream = MessageStream::new(recv);
+    stream.limit(MAX_HELLO_FRAME);
+    let deadline = tokio::time::Instant::now() + shared.limits.hello_within;
+    let hello = match tokio::time::timeout_at(deadline, stream.next()).await {
+        Ok(Ok(Some(Message::Hello(hello)))) => hello,
+        Ok(Ok(Some(other))) => return format!("expected a hello, got a {}", other.kind()),
+        Ok(Ok(None)) => return "the parent closed the socket before its hello".into(),
+        Ok(Err(error)) => return error.to_string(),
+        Err(_) => return "no hello from the parent in time".into(),
+    };
+    let claim = Claim {
+        role: Role::Peer,
+        identity: "parent".into(),
+        grant: TokenGrant { token: None, scope: Scope::default() },
+        address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    };
+    let (session, _) = match admit(&shared, claim, &hello, 0, &outbox) {
+        Ok(admitted) => admitted,
+        Err(reason) => return reason,
+    };
+    let ended = run_session(&shared, &session, stream, 0, "parent", &outbox).await;
+    let running = lock(&shared.sessions).clone();
+    lock(&shared.book).clear();
+    lock(&shared.sessions).clear();
+    drop(running);
+    shared.webrtc_servers.clear();
+    ended.to_string()
+}
+
 /// Accepts connections: beyond `retry_above` handshakes at once a new one must prove its
 /// address first; each has `hello_within` from its first packet to a complete hello.
 async fn accept(endpoint: quinn::Endpoint, shared: Weak<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let Some(shared) = shared.upgrade() else { return };
-        let limits = &shared.options.limits;
+        let limits = &shared.limits;
         let handshakes = shared.handshakes.load(Ordering::Acquire);
         if handshakes >= limits.max_incoming {
             debug!(remote = %incoming.remote_address(), handshakes, "too many handshakes at once: refused");
@@ -403,7 +491,7 @@ async fn accept(endpoint: quinn::Endpoint, shared: Weak<Shared>) {
 async fn expire(shared: Weak<Shared>) {
     let period = {
         let Some(shared) = shared.upgrade() else { return };
-        (shared.options.limits.sessions.grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+        (shared.limits.sessions.grace / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
     };
     let mut tick = tokio::time::interval(period);
     loop {
@@ -464,7 +552,7 @@ fn identify(shared: &Shared, connection: &quinn::Connection, hello: &Hello) -> R
                     grant: TokenGrant { token: hello.token.clone(), scope },
                     address,
                 });
-            } else if trusted_without_plugin(address, shared.options.insecure_allow_any_client) {
+            } else if trusted_without_plugin(address, shared.insecure_allow_any_client) {
                 hello.node.clone()
             } else {
                 return Err("no auth plugin is loaded: only loopback clients are accepted \
@@ -543,9 +631,9 @@ fn admit(
                 objects: Mutex::default(),
                 workers: Mutex::default(),
                 next: AtomicU64::new(1),
-                max_objects: shared.options.limits.objects_per_session,
+                max_objects: shared.limits.objects_per_session,
                 replies: Mutex::new(Replies::new(REPLIES_KEPT, REPLY_BYTES_KEPT)),
-                traces: Mutex::new(EventBudget::new(shared.options.limits.trace_events_per_second)),
+                traces: Mutex::new(EventBudget::new(shared.limits.trace_events_per_second)),
                 runtime: tokio::runtime::Handle::current(),
             })
         });
@@ -561,7 +649,7 @@ fn admit(
         session: admitted.session,
         secret: admitted.secret.0,
         resumed: admitted.resumed,
-        grace_ms: u64::try_from(shared.options.limits.sessions.grace.as_millis()).unwrap_or(u64::MAX),
+        grace_ms: u64::try_from(shared.limits.sessions.grace.as_millis()).unwrap_or(u64::MAX),
         cells: session.adverts(&shared.host),
     };
     if let Err(error) = outbox.send(&Message::Welcome(welcome)) {
@@ -589,7 +677,7 @@ async fn serve_connection(
         connection.close(1u32.into(), b"no stream opened");
         return;
     };
-    let limits = shared.options.limits.clone();
+    let limits = shared.limits.clone();
     let outbox = link::spawn_writer(send, &connection, limits.outbox_bytes);
     let mut stream = MessageStream::new(recv);
     // Until the hello is accepted a frame is at most a hello's size.
@@ -614,8 +702,23 @@ async fn serve_connection(
         Err(reason) => return refuse(&outbox, &connection, &reason),
     };
     info!(%remote, session = session.id, role = ?session.role, identity = %session.identity, resumed = admitted.resumed, "cluster session");
+    run_session(&shared, &session, stream, connection_id, &remote.to_string(), &outbox).await;
+}
+
+/// Serves an admitted session on one connection until it ends (the caller's bye, the stream's
+/// end, a protocol error, or the session moving to another connection), then closes the
+/// connection and ends or detaches the session.
+async fn run_session(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    mut stream: MessageStream,
+    connection_id: ConnectionId,
+    remote: &str,
+    outbox: &Outbox,
+) -> Ended {
+    let limits = shared.limits.clone();
     let adverts = {
-        let (session, host) = (Arc::downgrade(&session), Arc::downgrade(&shared.host));
+        let (session, host) = (Arc::downgrade(session), Arc::downgrade(&shared.host));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
@@ -674,8 +777,8 @@ async fn serve_connection(
     if !running.is_empty() {
         tokio::spawn(async move { while running.next().await.is_some() {} });
     }
-    connection.close(2u32.into(), reason.to_string().as_bytes());
-    match reason {
+    outbox.close(reason.to_string().as_bytes());
+    match &reason {
         Ended::Bye(reason) => {
             debug!(%remote, session = session.id, %reason, "cluster caller said bye: its session ends");
             // Only from the connection the session is attached to (a displaced one ends nothing).
@@ -689,6 +792,7 @@ async fn serve_connection(
             debug!(%remote, session = session.id, %reason, detached, "cluster connection ended");
         }
     }
+    reason
 }
 
 /// How a connection ended.

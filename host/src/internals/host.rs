@@ -12,6 +12,7 @@ use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
 use crate::internals::load_model::{Coefficients, Learner, RateBook, Reservation, PRIOR_HALF_LIFE};
 use crate::internals::object::{lock, within, EventBag};
 use crate::internals::port_plan::PortClaims;
+use crate::isolation::restarts::{self, Restart, Restarts};
 use crate::placement::{
     pack_rows, Candidates, CellId, CellLoad, EngineCounters, LabelMatch, Placement, PlacementEngine, PlacementPolicy,
     PlacementRequest, PlacementRow, RowReading,
@@ -63,11 +64,6 @@ pub struct CellClosed {
     pub node: Option<String>,
 }
 
-/// Attempts at starting a worker in place of a dead one before its settings set is lost.
-pub const REPLACE_ATTEMPTS: u32 = 3;
-/// Pause between those attempts (times the attempt number).
-const REPLACE_BACKOFF: Duration = Duration::from_millis(200);
-
 /// Samples in a row a worker must stay above the CPU watermark before rebalance advice.
 pub const REBALANCE_AFTER: u32 = 3;
 
@@ -104,6 +100,11 @@ pub enum PlaceError {
 pub(crate) trait WorkerLauncher: Send + Sync {
     /// Starts a worker made from `template`.
     async fn start(&self, template: &WorkerTemplate) -> std::io::Result<Arc<dyn WorkerBackend>>;
+    /// Starts a worker in this process whatever the isolation (the RTP capabilities
+    /// calculator: no media, and it computes synchronously).
+    async fn start_in_process(&self, template: &WorkerTemplate) -> std::io::Result<Arc<dyn WorkerBackend>> {
+        self.start(template).await
+    }
 }
 
 #[async_trait]
@@ -185,6 +186,8 @@ pub struct Host {
     /// taken again).
     generation: AtomicU64,
     spawn_lock: tokio::sync::Mutex<()>,
+    /// Crashes per worker slot: the back-off of their replacements and the crash-loop limit.
+    restarts: Mutex<Restarts>,
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
     calculator: Calculator,
     server_ports: PortClaims,
@@ -255,6 +258,7 @@ impl Host {
             placing: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             spawn_lock: tokio::sync::Mutex::new(()),
+            restarts: Mutex::default(),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
             server_ports: PortClaims::default(),
@@ -482,7 +486,7 @@ impl Host {
                         };
                         let started = self
                             .launcher
-                            .start(&template)
+                            .start_in_process(&template)
                             .await
                             .map_err(|e| request(RequestError::Response { reason: e.to_string() }))?;
                         worker.insert(started).clone()
@@ -639,41 +643,56 @@ impl Host {
         }
         self.events.cell_closed.call_simple(&event);
         if reason == CloseReason::Died && cell.origin() != Origin::Remote {
-            self.replace_dead(cell.settings_set(), exit.unwrap_or(ExitError::Unexpected));
+            self.replace_dead(cell.settings_set(), cell.origin(), cell.slot(), exit.unwrap_or(ExitError::Unexpected));
         }
         Some(event)
     }
 
-    /// After a worker of `set` died: when the set has no worker left, starts one (on a thread of
-    /// its own: the dying worker's thread must not wait, nor the deferred thread). A pool that
-    /// is full of other settings' workers still serves the set (placement uses them); only
-    /// when starting a worker fails [`REPLACE_ATTEMPTS`] times can the set no longer serve, and
-    /// its virtual workers are told (`Worker::on_dead`).
-    fn replace_dead(&self, set: SettingsSet, exit: ExitError) {
-        if self.cells().iter().any(|c| c.serves(set) && c.origin() != Origin::Remote && !c.is_closed()) {
-            return;
-        }
+    /// After a worker of `set` in `slot` died: a replacement of the same origin is started (on
+    /// a thread of its own: the dying worker's thread must not wait, nor the deferred thread),
+    /// so the pool keeps its capacity. The slot's crashes set the back-off; past the crash-loop
+    /// limit ([`restarts::CRASH_LIMIT`] in [`restarts::CRASH_WINDOW`], a failed start counting
+    /// as a crash) the slot stays down, the host reports itself not ready ([`Host::readiness`])
+    /// and, when no worker can serve the set any more, its virtual workers are told
+    /// (`Worker::on_dead`).
+    fn replace_dead(&self, set: SettingsSet, origin: Origin, slot: usize, exit: ExitError) {
         let Some(host) = self.me.upgrade() else { return };
-        let spawned = std::thread::Builder::new().name("mafalda-replace".into()).spawn(move || {
-            let mut last = None;
-            for attempt in 0..REPLACE_ATTEMPTS {
-                match futures_lite::future::block_on(host.spawn_in(set, Origin::Pool)) {
-                    // Started, or the pool is full (of other settings' workers, which serve).
-                    Ok(_) => return,
-                    Err(error) => {
-                        warn!(set = set.0, attempt, %error, "could not start a worker in place of the dead one");
-                        last = Some(error);
-                        std::thread::sleep(REPLACE_BACKOFF * (attempt + 1));
+        let spawned = std::thread::Builder::new().name("mafalda-replace".into()).spawn(move || loop {
+            let decision = lock(&host.restarts).crashed(slot, std::time::Instant::now());
+            match decision {
+                Restart::GiveUp { crashes } => {
+                    tracing::error!(
+                        slot,
+                        crashes,
+                        window = ?restarts::CRASH_WINDOW,
+                        "worker slot in a crash loop: not restarted any more (the host reports not ready)"
+                    );
+                    if host.cells().iter().all(|c| !c.serves(set) || c.is_closed()) {
+                        warn!(set = set.0, "no worker can serve this settings set any more");
+                        host.events.set_lost.call_simple(&(set, exit));
                     }
+                    return;
                 }
+                Restart::After(wait) => std::thread::sleep(wait),
             }
-            if host.cells().iter().all(|c| !c.serves(set) || c.is_closed()) {
-                warn!(set = set.0, error = ?last, "no worker can serve this settings set any more");
-                host.events.set_lost.call_simple(&(set, exit));
+            match futures_lite::future::block_on(host.spawn_in(set, origin)) {
+                // Started, or the pool is full (of other settings' workers, which serve).
+                Ok(_) => return,
+                Err(error) => warn!(set = set.0, slot, %error, "could not start a worker in place of the dead one"),
             }
         });
         if let Err(error) = spawned {
             warn!(%error, "could not start the thread replacing a dead worker");
+        }
+    }
+
+    /// Whether the host serves as configured: `Err` with why not (worker slots left down after
+    /// a crash loop).
+    pub fn readiness(&self) -> Result<(), String> {
+        let restarts = lock(&self.restarts);
+        match restarts.given_up() {
+            [] => Ok(()),
+            slots => Err(format!("worker slots {slots:?} are in a crash loop and stay down")),
         }
     }
 

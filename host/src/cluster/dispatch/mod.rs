@@ -40,6 +40,7 @@ pub(crate) enum Held {
     DataConsumer(Arc<dyn DataConsumerBackend>),
     AudioLevel(Arc<dyn AudioLevelObserverBackend>),
     ActiveSpeaker(Arc<dyn ActiveSpeakerObserverBackend>),
+    WebRtcServer(Arc<dyn WebRtcServerBackend>),
 }
 
 impl Held {
@@ -57,6 +58,7 @@ impl Held {
             Self::DataConsumer(_) => "a data consumer",
             Self::AudioLevel(_) => "an audio level observer",
             Self::ActiveSpeaker(_) => "an active speaker observer",
+            Self::WebRtcServer(_) => "a WebRTC server",
         }
     }
 
@@ -75,6 +77,7 @@ impl Held {
             Self::DataConsumer(c) => c.id().to_string(),
             Self::AudioLevel(o) => o.id().to_string(),
             Self::ActiveSpeaker(o) => o.id().to_string(),
+            Self::WebRtcServer(s) => s.id().to_string(),
         })
     }
 
@@ -281,6 +284,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, session: &Arc<Session>, op: Op)
         | Op::WorkerDump { .. }
         | Op::UpdateSettings { .. }
         | Op::WebRtcServer { .. }
+        | Op::CreateWebRtcServer { .. }
         | Op::CapabilitiesFor { .. } => workers::handle(call, op).await,
         Op::CreateWebRtcTransport { .. }
         | Op::CreatePlainTransport { .. }
@@ -358,6 +362,7 @@ async fn dump(call: Call<'_>) -> Result<Reply, WireError> {
         Held::Consumer(c) => packed(&c.dump().await.map_err(failed)?),
         Held::DataProducer(p) => packed(&p.dump().await.map_err(failed)?),
         Held::DataConsumer(c) => packed(&c.dump().await.map_err(failed)?),
+        Held::WebRtcServer(s) => packed(&s.dump().await.map_err(failed)?),
         other => Err(wrong("dump", other)),
     }
 }

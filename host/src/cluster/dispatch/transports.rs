@@ -21,7 +21,7 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             let Held::Router(real) = held else { return Err(wrong("create_plain_transport", held)) };
             let wire = unpack(&options)?;
             let shared = call.shared;
-            if wire.comedia && !shared.options.limits.connect_to.is_empty() {
+            if wire.comedia && !shared.limits.connect_to.is_empty() {
                 // comedia sends to whoever sent first: no destination to check against connect_to.
                 return Err(WireError::Denied("comedia transports are off while [serve] connect_to is set".into()));
             }
@@ -122,14 +122,25 @@ async fn create_webrtc(call: &Call<'_>, real: &Arc<dyn RouterBackend>, wire: Web
         return Err(WireError::BadRequest(format!("at most {MAX_LISTEN_INFOS} listen infos")));
     }
     let infos: Vec<ListenInfo> = wire.listen_infos.into_iter().map(|i| call.shared.media_listen(i)).collect();
-    let listen = if wire.server {
-        let (cell, _) =
-            call.place.cell.as_ref().ok_or_else(|| WireError::Failed("the router has no worker here".into()))?;
-        WebRtcListen::Server(call.shared.webrtc_servers.of(call.shared, cell).await?)
-    } else {
-        let infos =
-            WebRtcTransportListenInfos::try_from(infos).map_err(|_| WireError::BadRequest("no listen info".into()))?;
-        WebRtcListen::Individual(infos)
+    let listen = match wire.server {
+        ServerWire::Host => {
+            let (cell, _) =
+                call.place.cell.as_ref().ok_or_else(|| WireError::Failed("the router has no worker here".into()))?;
+            WebRtcListen::Server(call.shared.webrtc_servers.of(call.shared, cell).await?)
+        }
+        ServerWire::Object(handle) => {
+            let server = match lock(&call.session.objects).get(&handle).map(|e| &e.held) {
+                Some(Held::WebRtcServer(server)) => Arc::clone(server),
+                Some(other) => return Err(wrong("a WebRTC server", other)),
+                None => return Err(WireError::NotFound(handle)),
+            };
+            WebRtcListen::Server(server)
+        }
+        ServerWire::None => {
+            let infos = WebRtcTransportListenInfos::try_from(infos)
+                .map_err(|_| WireError::BadRequest("no listen info".into()))?;
+            WebRtcListen::Individual(infos)
+        }
     };
     let (bitrate, sctp) = (wire.bitrate, wire.sctp);
     let settings = WebRtcTransportSettings {
@@ -177,7 +188,7 @@ async fn create_webrtc(call: &Call<'_>, real: &Arc<dyn RouterBackend>, wire: Web
 async fn connect(call: &Call<'_>, params: ConnectParams) -> Result<Reply, WireError> {
     let held = &call.held;
     if let Some(to) = call.destination {
-        call.shared.options.limits.may_connect_to(to.ip).map_err(WireError::Denied)?;
+        call.shared.limits.may_connect_to(to.ip).map_err(WireError::Denied)?;
     }
     // mediasoup is given the address the plugin and `connect_to` saw (mapped IPv4 as IPv4).
     let params = match params {

@@ -2,9 +2,10 @@
 //! servers (one per worker, shared by every session).
 
 use super::*;
+use crate::cluster::server::MediaAddresses;
 use mediasoup::prelude::{Protocol, RouterOptions};
 use mediasoup::webrtc_server::{WebRtcServerDump, WebRtcServerListenInfos, WebRtcServerOptions};
-use mediasoup::worker::{WorkerId, WorkerLogLevel, WorkerLogTag, WorkerUpdateSettings};
+use mediasoup::worker::{WorkerId, WorkerLogLevel, WorkerUpdateSettings};
 use std::collections::{HashMap, HashSet};
 
 pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
@@ -39,8 +40,9 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
         Op::UpdateSettings { log_level, log_tags, .. } => {
             let Held::Worker(worker) = held else { return Err(wrong("update_settings", held)) };
             let mut settings = WorkerUpdateSettings::default();
-            settings.log_level = log_level.as_deref().map(log_level_of);
-            settings.log_tags = log_tags.map(|tags| tags.iter().filter_map(|t| log_tag_of(t)).collect());
+            settings.log_level =
+                log_level.as_deref().map(|l| crate::worker_log::level_of(l).unwrap_or(WorkerLogLevel::None));
+            settings.log_tags = log_tags.map(|tags| tags.iter().filter_map(|t| crate::worker_log::tag_of(t)).collect());
             worker.update_settings(settings).await.map_err(failed)?;
             Ok(Reply::Done)
         }
@@ -52,6 +54,29 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             let mut dump = server.dump().await.map_err(failed)?;
             own_transports_only(session, &mut dump);
             packed(&dump)
+        }
+        Op::CreateWebRtcServer { listen_infos, .. } => {
+            let Held::Worker(worker) = held else { return Err(wrong("create_webrtc_server", held)) };
+            if !matches!(call.shared.media, MediaAddresses::AsAsked) {
+                return Err(WireError::Denied(
+                    "this host offers its own WebRTC servers only (they listen on its addresses)".into(),
+                ));
+            }
+            let infos: Vec<mediasoup::prelude::ListenInfo> = unpack(&listen_infos)?;
+            let infos = WebRtcServerListenInfos::try_from(infos)
+                .map_err(|_| WireError::BadRequest("a WebRTC server needs a listen info".into()))?;
+            let server =
+                tokio::time::timeout(BIND_WITHIN, worker.create_webrtc_server(WebRtcServerOptions::new(infos)))
+                    .await
+                    .map_err(|_| WireError::Failed(format!("the WebRTC server was not bound within {BIND_WITHIN:?}")))?
+                    .map_err(failed)?;
+            let info = ObjectInfo::WebRtcServer { id: server.id() };
+            let cell = open_cell_of(host, worker.id()).map(|c| (c, Arc::new(Counts::default())));
+            let place = Place { cell, ..Place::default() };
+            let handle = session.next_handle();
+            let entry = Entry { held: Held::WebRtcServer(server), place, _handlers: Vec::new(), _counted: None };
+            lock(&session.objects).insert(handle, entry);
+            Ok(Reply::Created { handle, info: Payload::new(&info) })
         }
         Op::CapabilitiesFor { media_codecs, .. } => {
             let Held::Router(real) = held else { return Err(wrong("update_media_codecs", held)) };
@@ -141,7 +166,7 @@ fn slot_port(base: u16, stride: u16, slot: usize) -> Option<u16> {
 /// A server on `port`, UDP and TCP, on the cluster endpoint's address announcing the host's.
 fn server_options(shared: &Shared, port: u16) -> WebRtcServerOptions {
     let at = |protocol| {
-        let mut info = shared.media_listen(crate::config::listen_info(protocol, shared.options.listen.ip(), None));
+        let mut info = shared.media_listen(crate::config::listen_info(protocol, shared.listen_ip(), None));
         info.port = Some(port);
         info
     };
@@ -174,22 +199,6 @@ pub(super) fn own_objects_only(session: &Session, dump: &mut mediasoup::worker::
     let handlers = &mut dump.channel_message_handlers;
     handlers.channel_request_handlers.retain(|id| own.contains(&id.to_string()));
     handlers.channel_notification_handlers.retain(|id| own.contains(&id.to_string()));
-}
-
-fn log_level_of(text: &str) -> WorkerLogLevel {
-    match text {
-        "Debug" => WorkerLogLevel::Debug,
-        "Warn" => WorkerLogLevel::Warn,
-        "Error" => WorkerLogLevel::Error,
-        _ => WorkerLogLevel::None,
-    }
-}
-
-fn log_tag_of(text: &str) -> Option<WorkerLogTag> {
-    use WorkerLogTag::*;
-    [Info, Ice, Dtls, Rtp, Srtp, Rtcp, Rtx, Bwe, Score, Simulcast, Svc, Sctp, Message]
-        .into_iter()
-        .find(|tag| format!("{tag:?}") == text)
 }
 
 #[cfg(test)]

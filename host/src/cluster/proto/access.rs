@@ -88,7 +88,7 @@ impl Op {
             Self::ProduceData { .. } => Access::Create(Operation::ProduceData),
             Self::ConsumeData { .. } => Access::Create(Operation::ConsumeData),
             Self::WorkerDump { .. } | Self::WebRtcServer { .. } => Access::ReadWorker,
-            Self::UpdateSettings { .. } => Access::Admin,
+            Self::UpdateSettings { .. } | Self::CreateWebRtcServer { .. } => Access::Admin,
             Self::Refresh { .. } => Access::Refresh,
             Self::Close { .. } => Access::Release,
             Self::CapabilitiesFor { .. }

@@ -281,9 +281,8 @@ pub struct BitrateWire {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct WebRtcWire {
-    /// Listen on the host's WebRTC server of the router's worker ([`Op::WebRtcServer`]); the
-    /// listen infos are then empty.
-    pub server: bool,
+    /// Listen on a WebRTC server (the listen infos are then empty) or not.
+    pub server: ServerWire,
     pub listen_infos: Vec<ListenInfo>,
     pub bitrate: BitrateWire,
     pub enable_udp: bool,
@@ -292,6 +291,17 @@ pub struct WebRtcWire {
     pub prefer_tcp: bool,
     pub ice_consent_timeout: u8,
     pub sctp: SctpWire,
+}
+
+/// Which WebRTC server a WebRTC transport listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerWire {
+    /// None: on its own listen infos.
+    None,
+    /// The host's WebRTC server of the router's worker ([`Op::WebRtcServer`]).
+    Host,
+    /// A server this session created ([`Op::CreateWebRtcServer`]) on the router's worker.
+    Object(Handle),
 }
 
 /// The trace event types asked of a transport, producer or consumer.
@@ -576,6 +586,12 @@ pub enum Op {
     WebRtcServer {
         worker: Handle,
     },
+    /// A WebRTC server of the caller's own on this worker, listening where it asks (a worker
+    /// process serving its parent only; a host's own servers are [`Op::WebRtcServer`]).
+    CreateWebRtcServer {
+        worker: Handle,
+        listen_infos: Payload<Vec<ListenInfo>>,
+    },
     GetStats {
         handle: Handle,
     },
@@ -591,6 +607,7 @@ impl Op {
             Self::CreateRouter { worker, .. }
             | Self::WorkerDump { worker }
             | Self::WebRtcServer { worker }
+            | Self::CreateWebRtcServer { worker, .. }
             | Self::UpdateSettings { worker, .. } => *worker,
             Self::Refresh { router, .. } => router.unwrap_or(0),
             Self::CapabilitiesFor { router, .. }
@@ -668,6 +685,7 @@ pub enum ObjectInfo {
     DataProducer(DataProducerInfo),
     DataConsumer(DataConsumerInfo),
     Observer { id: mediasoup::rtp_observer::RtpObserverId, paused: bool },
+    WebRtcServer { id: mediasoup::webrtc_server::WebRtcServerId },
 }
 
 /// A WebRTC transport's state.

@@ -27,7 +27,9 @@ use thiserror::Error;
 /// and the first advert; requests are answered once across a resume.
 /// 4: trace and video orientation events, `EnableTraceEvent`, the hosts' WebRTC servers
 /// (`Op::WebRtcServer`, `WebRtcWire::server`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: WebRTC servers of a worker process's parent (`Op::CreateWebRtcServer`,
+/// `WebRtcWire::server` names which server).
+pub const PROTOCOL_VERSION: u16 = 5;
 /// The first bytes of every stream, before its version.
 pub const MAGIC: [u8; 4] = *b"MAFA";
 /// Bytes of the preamble: [`MAGIC`], then the version (u16 big-endian).

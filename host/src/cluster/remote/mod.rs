@@ -62,6 +62,7 @@ mod worker;
 use observers::ObserverState;
 use router::RouterState;
 use transports::{DirectState, PipeState, PlainState};
+use worker::OwnWebRtcServer;
 pub(crate) use worker::RemoteWorker;
 
 fn bad_reply(reply: &Reply) -> RequestError {
@@ -159,6 +160,11 @@ impl<S: State> Remote<S> {
     async fn fetch<T: DeserializeOwned>(&self, stats: bool) -> Result<T, RequestError> {
         let op = if stats { Op::GetStats { handle: self.handle } } else { Op::Dump { handle: self.handle } };
         value(self.call(op).await?)
+    }
+
+    /// The object's handle on its host.
+    pub(crate) fn handle(&self) -> Handle {
+        self.handle
     }
 
     fn read<T>(&self, f: impl FnOnce(&S) -> T) -> T {

@@ -69,18 +69,23 @@ impl RouterBackend for RemoteRouter {
         settings: WebRtcTransportSettings,
     ) -> Result<Arc<dyn WebRtcTransportBackend>, RequestError> {
         let (server, listen_infos) = match listen {
-            WebRtcListen::Individual(infos) => (false, infos.iter().cloned().collect()),
+            WebRtcListen::Individual(infos) => (ServerWire::None, infos.iter().cloned().collect()),
             WebRtcListen::Server(server) => {
-                let on_this_host = server
-                    .as_any()
-                    .downcast_ref::<RemoteWebRtcServer>()
-                    .is_some_and(|s| s.serves(&self.link, self.read(|r| r.worker)));
-                if !on_this_host {
+                let worker = self.read(|r| r.worker);
+                let any = server.as_any();
+                let wire = if let Some(host) = any.downcast_ref::<RemoteWebRtcServer>() {
+                    host.serves(&self.link, worker).then_some(ServerWire::Host)
+                } else if let Some(own) = any.downcast_ref::<OwnWebRtcServer>() {
+                    own.serves(&self.link, worker).then_some(ServerWire::Object(own.handle))
+                } else {
+                    None
+                };
+                let Some(wire) = wire else {
                     return Err(RequestError::Response {
                         reason: format!("WebRtcServer {} does not belong to this worker", server.id()),
                     });
-                }
-                (true, Vec::new())
+                };
+                (wire, Vec::new())
             }
         };
         let options = WebRtcWire {

@@ -61,11 +61,23 @@ impl WorkerBackend for RemoteWorker {
     }
 
     /// The host's WebRTC server of this worker: it listens on the host's configured ports, not
-    /// on `options`' listen infos (the host's addresses are its own; see docs/drop-in.md).
+    /// on `options`' listen infos (the host's addresses are its own; see docs/drop-in.md). A
+    /// worker process of this host binds a server of this side's own on `options`' listen infos.
     async fn create_webrtc_server(
         &self,
-        _options: WebRtcServerOptions,
+        options: WebRtcServerOptions,
     ) -> Result<Arc<dyn WebRtcServerBackend>, CreateWebRtcServerError> {
+        if self.link.is_worker_process() {
+            let listen_infos: Vec<_> = options.listen_infos.iter().cloned().collect();
+            let op = Op::CreateWebRtcServer { worker: self.handle, listen_infos: Payload::new(&listen_infos) };
+            let reply = self.call(op).await.map_err(CreateWebRtcServerError::Request)?;
+            return match created(reply).map_err(CreateWebRtcServerError::Request)? {
+                (handle, ObjectInfo::WebRtcServer { id }) => {
+                    Ok(self.child(handle, ServerState { id, worker: self.handle }))
+                }
+                (_, other) => Err(CreateWebRtcServerError::Request(wrong(&other))),
+            };
+        }
         let dump: WebRtcServerDump =
             value(self.call(Op::WebRtcServer { worker: self.handle }).await.map_err(CreateWebRtcServerError::Request)?)
                 .map_err(CreateWebRtcServerError::Request)?;
@@ -73,8 +85,8 @@ impl WorkerBackend for RemoteWorker {
     }
 
     async fn update_settings(&self, data: WorkerUpdateSettings) -> Result<(), RequestError> {
-        let log_level = data.log_level.map(|l| format!("{l:?}"));
-        let log_tags = data.log_tags.map(|tags| tags.iter().map(|t| format!("{t:?}")).collect());
+        let log_level = data.log_level.map(crate::worker_log::level_name);
+        let log_tags = data.log_tags.map(|tags| tags.into_iter().map(crate::worker_log::tag_name).collect());
         done(self.call(Op::UpdateSettings { worker: self.handle, log_level, log_tags }).await?)
     }
 
@@ -88,6 +100,39 @@ impl WorkerBackend for RemoteWorker {
 
     fn on_close(&self, callback: OnceCallback) -> HandlerId {
         Remote::on_close(self, callback)
+    }
+}
+
+/// A WebRTC server of this side's own in a worker process (closed when dropped).
+pub(crate) struct ServerState {
+    id: WebRtcServerId,
+    worker: Handle,
+}
+
+impl State for ServerState {}
+
+/// A WebRTC server this side created in a worker process.
+pub(crate) type OwnWebRtcServer = Remote<ServerState>;
+
+impl OwnWebRtcServer {
+    /// Whether transports of a router of `worker` on `link` may use this server.
+    pub(super) fn serves(&self, link: &Arc<HostLink>, worker: Handle) -> bool {
+        Arc::ptr_eq(&self.link, link) && self.read(|s| s.worker) == worker
+    }
+}
+
+#[async_trait]
+impl WebRtcServerBackend for OwnWebRtcServer {
+    fn id(&self) -> WebRtcServerId {
+        self.read(|s| s.id)
+    }
+
+    async fn dump(&self) -> Result<WebRtcServerDump, RequestError> {
+        self.fetch(false).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 
