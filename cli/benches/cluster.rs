@@ -1,8 +1,9 @@
 //! P4, the cluster as a user meets it (loopback, real `mafalda-host serve` processes):
-//! 1. `create_plain_transport` + `consume()` latency through a remote host vs a local worker,
-//!    in alternating rounds of one run (medians over rounds with their spread, p99 over every
-//!    sample; goal: remote <= local + 150 µs median), and control operations per second on one
-//!    connection (sequential, and 64 in flight), alternating too;
+//! 1. `create_plain_transport` + `consume()` latency on an in-process worker, on a worker
+//!    process of this host and through a remote host (`serve` as it runs by default), in
+//!    rotating rounds of one run (medians over rounds with their spread, p99 over every sample;
+//!    goals: process <= in-process + 50 µs, remote <= in-process + 150 µs median), and control
+//!    operations per second on one connection (sequential, and 64 in flight), alternating too;
 //! 2. forwarding through a pipe between two hosts (SRTP + RTX, always) vs between two workers
 //!    of one host, unprotected and with SRTP: packets per second of worker-thread CPU, in
 //!    alternating rounds (goal: ratio >= 0.9 against the same-host pipe with SRTP).
@@ -10,6 +11,7 @@
 //! Run: `cargo bench --workspace --bench cluster` (add `-- latency` or `-- pipe` for one).
 
 use mafalda_host::config::HostOptions;
+use mafalda_host::isolation::Isolation;
 use mafalda_host::prelude::*;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_host::worker_manager::WorkerManager;
@@ -213,38 +215,42 @@ impl Bench {
 
 async fn p4_latency() {
     let dir = certs(&[("bench1", "127.0.0.20")]);
+    // The host as `serve` runs by default (its worker in a child process).
     let _host = serve(&dir, "bench1", "127.0.0.20", "1");
-    let local = WorkerManager::with_options({
+    let in_process = |isolation| {
         let mut options = HostOptions::default();
         options.pool.max_workers = 1;
-        options
-    });
+        options.pool.isolation = Some(isolation);
+        options.pool.worker_bin = Some(PathBuf::from(env!("CARGO_BIN_EXE_mafalda-host")));
+        WorkerManager::with_options(options)
+    };
+    let local = in_process(Isolation::Thread);
+    let child = in_process(Isolation::Process);
     let remote = application(&dir, &["127.0.0.20"], "pack");
-    let (local, remote) = (Bench::new(&local).await, Bench::new(&remote).await);
-    // Warm-up of both, then rounds alternating which goes first.
-    local.transport_and_consume(20).await;
-    remote.transport_and_consume(20).await;
-    let (mut local_rounds, mut remote_rounds, mut differences) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut local_all, mut remote_all) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (mut l, mut r) = if round % 2 == 0 {
-            let l = local.transport_and_consume(PER_ROUND).await;
-            (l, remote.transport_and_consume(PER_ROUND).await)
-        } else {
-            let r = remote.transport_and_consume(PER_ROUND).await;
-            (local.transport_and_consume(PER_ROUND).await, r)
-        };
-        local_all.extend_from_slice(&l);
-        remote_all.extend_from_slice(&r);
-        let (lm, rm) = (quantile(&mut l, 0.5), quantile(&mut r, 0.5));
-        local_rounds.push(lm);
-        remote_rounds.push(rm);
-        differences.push(rm - lm);
+    let benches = [Bench::new(&local).await, Bench::new(&child).await, Bench::new(&remote).await];
+    let names = ["in-process worker:  ", "worker process:     ", "remote host (QUIC): "];
+    for bench in &benches {
+        bench.transport_and_consume(20).await;
     }
-    println!("P4 create_plain_transport + consume(), {ROUNDS} alternating rounds of {PER_ROUND} (µs, median [min – max] of round medians):");
-    println!("  local worker:        {}, p99 {:.1}", spread(local_rounds), quantile(&mut local_all, 0.99));
-    println!("  remote host (QUIC):  {}, p99 {:.1}", spread(remote_rounds), quantile(&mut remote_all, 0.99));
-    println!("  remote - local:      {} (goal <= +150)", spread(differences));
+    // Rounds rotate which setup goes first.
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut all: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for round in 0..ROUNDS {
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            let mut samples = benches[which].transport_and_consume(PER_ROUND).await;
+            all[which].extend_from_slice(&samples);
+            rounds[which].push(quantile(&mut samples, 0.5));
+        }
+    }
+    println!("P4 create_plain_transport + consume(), {ROUNDS} rotating rounds of {PER_ROUND} (µs, median [min – max] of round medians):");
+    for (k, name) in names.iter().enumerate() {
+        println!("  {name}{}, p99 {:.1}", spread(rounds[k].clone()), quantile(&mut all[k], 0.99));
+    }
+    let minus = |a: usize, b: usize| rounds[a].iter().zip(&rounds[b]).map(|(x, y)| x - y).collect::<Vec<f64>>();
+    println!("  process - in-process: {} (goal <= +50)", spread(minus(1, 0)));
+    println!("  remote - in-process:  {} (goal <= +150)", spread(minus(2, 0)));
+    let [local, _, remote] = benches;
     let (mut local_ops, mut remote_ops) = (Vec::new(), Vec::new());
     for round in 0..4 {
         if round % 2 == 0 {

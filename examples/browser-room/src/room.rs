@@ -187,6 +187,20 @@ impl Room {
     /// The peer left (its socket closed): everything it owned is closed, so the others'
     /// consumers of its tracks close too; the others are told.
     pub fn leave(&self, peer: &Peer) {
+        self.remove(peer);
+    }
+
+    /// A transport of `peer` lost its router (the worker serving it died): the peer leaves the
+    /// room and its page is told to join again (once, whichever of its transports tells first).
+    fn evict(&self, peer: &Peer, reason: &str) {
+        if self.remove(peer) {
+            tracing::warn!(room = %self.id, peer = %peer.id, reason, "peer evicted: its page joins again");
+            peer.notify(Notification::Reconnect { reason: reason.to_owned() });
+        }
+    }
+
+    /// Removes `peer` (if it is still this room's): closes what it owned, tells the others.
+    fn remove(&self, peer: &Peer) -> bool {
         let removed = {
             let mut peers = lock(&self.peers);
             match peers.get(&peer.id) {
@@ -195,7 +209,7 @@ impl Room {
             }
         };
         if removed.is_none() {
-            return;
+            return false;
         }
         let was_joined = peer.state().joined();
         drop(peer.leave());
@@ -208,6 +222,7 @@ impl Room {
         if let Some(rooms) = self.rooms.upgrade() {
             rooms.close_if_empty(self);
         }
+        true
     }
 
     /// Carries out one request of `peer`'s page.
@@ -347,7 +362,7 @@ impl Room {
 
     async fn create_transport(
         &self,
-        peer: &Peer,
+        peer: &Arc<Peer>,
         producing: bool,
         consuming: bool,
         sctp: bool,
@@ -370,6 +385,16 @@ impl Room {
             .on_dtls_state_change(move |state| {
                 tracing::debug!(room, peer = peer_id, transport = %id, ?state, "DTLS state");
             })
+            .detach();
+        // The worker under the transport died (mediasoup closes its routers): the peer joins
+        // again, placed afresh. Evicted on the runtime, not inside the worker's callback.
+        let (me, who, runtime) =
+            (rooms.get(&self.id).map(|r| Arc::downgrade(&r)), Arc::downgrade(peer), rooms.runtime.clone());
+        transport
+            .on_router_close(Box::new(move || {
+                let (Some(room), Some(peer)) = (me.and_then(|r| r.upgrade()), who.upgrade()) else { return };
+                drop(runtime.spawn(async move { room.evict(&peer, "the media worker serving this peer stopped") }));
+            }))
             .detach();
         let answer = json!({
             "id": id,

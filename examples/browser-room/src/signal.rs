@@ -177,6 +177,13 @@ pub enum Notification {
         /// The consumer.
         consumer_id: ConsumerId,
     },
+    /// The router side of the page's transports closed under it (the media worker serving it
+    /// stopped): the page joins again, and the server places it afresh.
+    #[serde(rename_all = "camelCase")]
+    Reconnect {
+        /// Why.
+        reason: String,
+    },
     /// The simulcast layers forwarded to a consumer changed.
     #[serde(rename_all = "camelCase")]
     ConsumerLayersChanged {

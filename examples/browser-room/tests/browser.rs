@@ -512,3 +512,88 @@ async fn garbage_at_live_transport_ports_does_not_stop_the_room() {
         client.close().await.expect("close browser");
     }
 }
+
+/// The worker process serving a cell, from the server's stats.
+fn pid_of_cell(stats: &Value, cell: u64) -> i32 {
+    let workers = stats["workers"].as_array().expect("workers");
+    let worker = workers.iter().find(|w| w["id"].as_u64() == Some(cell)).expect("the cell's worker");
+    let pid = worker["process"]["pid"].as_i64().unwrap_or_else(|| panic!("a worker process: {worker}"));
+    i32::try_from(pid).expect("pid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_browsers_over_two_worker_processes_rejoin_when_one_dies() {
+    let _serial = SERIAL.lock().await;
+    // Two workers, each its own process; the packer fills one with four transports (two peers)
+    // before the next, so p1 and p2 share one worker process and p3 and p4 the other.
+    let config = std::env::temp_dir().join(format!("browser-room-isolation-{}.toml", std::process::id()));
+    std::fs::write(&config, "[placement]\nmax_transports = 4\n").expect("config");
+    let bin = mafalda_host_binary();
+    let server = Server::start(
+        &[],
+        &[
+            ("MAFALDA_ISOLATION", "process"),
+            ("MAFALDA_WORKER_BIN", bin.to_str().expect("utf-8")),
+            ("MAFALDA_POLICY", "pack"),
+            ("MAFALDA_MAX_WORKERS", "2"),
+            ("MAFALDA_CONFIG", config.to_str().expect("utf-8")),
+        ],
+    );
+    let driver = ChromeDriver::start();
+    let room = "isolated";
+    let mut clients = Vec::new();
+    for peer in FOUR {
+        clients.push(join(&driver, &server, room, peer).await);
+    }
+    everyone_receives_everyone(&clients, &FOUR).await;
+    let stats = server.stats().await;
+    let cells_of = |peer: &str| -> HashSet<u64> {
+        let peers = room_peers(&stats, room);
+        let entry = peers.iter().find(|p| p["id"] == peer).expect("peer in stats");
+        entry["transports"].as_array().expect("transports").iter().map(cell).collect()
+    };
+    let (first, second) = (cells_of("p1"), cells_of("p3"));
+    assert_eq!(first.len(), 1, "p1's transports share a worker");
+    assert_eq!(cells_of("p2"), first, "p1 and p2 share a worker");
+    assert_eq!(cells_of("p4"), second, "p3 and p4 share the other");
+    assert_ne!(first, second);
+    let victim = *second.iter().next().expect("cell");
+    let pid = pid_of_cell(&stats, victim);
+
+    // SAFETY: kill has no memory effects; the pid is the server's worker process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "the worker process of p3 and p4 is killed");
+    let killed = std::time::Instant::now();
+    // p1 and p2 keep decoding each other meanwhile.
+    for (client, me, other) in [(&clients[0], "p1", "p2"), (&clients[1], "p2", "p1")] {
+        let now = page_state(client).await;
+        let frames = consumers_of(&now, other, "video").first().and_then(|c| c["framesDecoded"].as_u64()).unwrap_or(0);
+        wait_receiving(client, me, &[other], frames + 10, 0).await;
+    }
+    // p3 and p4 are told to join again; within 10 s everyone decodes everyone again.
+    for (client, me) in clients.iter().zip(FOUR) {
+        let left = Duration::from_secs(10).saturating_sub(killed.elapsed());
+        wait_for(&format!("{me} decodes everyone again"), left, || async {
+            let state = page_state(client).await;
+            for other in others(me, &FOUR) {
+                let decoded = consumers_of(&state, other, "video")
+                    .iter()
+                    .filter_map(|c| c["framesDecoded"].as_u64())
+                    .max()
+                    .unwrap_or(0);
+                if decoded < 5 {
+                    return Err(format!("{decoded} frames of {other}"));
+                }
+            }
+            Ok(())
+        })
+        .await;
+    }
+    println!("all four decode again {:?} after the worker process was killed", killed.elapsed());
+    let stats = server.stats().await;
+    let workers = stats["workers"].as_array().map_or(0, Vec::len);
+    assert_eq!(workers, 2, "a replacement worker process serves: {}", stats["workers"]);
+    let _ = std::fs::remove_file(&config);
+    for client in clients {
+        client.close().await.expect("close browser");
+    }
+}

@@ -25,6 +25,9 @@ use tracing::{debug, info, warn};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes of requests a link queues for a host that does not read (beyond, the link drops).
 pub const OUTBOX_BYTES: usize = 8 << 20;
+/// The same for a worker process of this host (its own worker: a burst of `send` of direct
+/// producers must not cost the worker; beyond, the child is counted dead).
+pub const SOCKET_OUTBOX_BYTES: usize = 64 << 20;
 /// How long a link that shuts down waits for the host to close after its goodbye.
 pub const BYE_WAIT: Duration = Duration::from_millis(500);
 /// How long an unreachable host has before it counts as lost until its first welcome gives its
@@ -368,7 +371,7 @@ impl HostLink {
         let closer: Arc<dyn link::Closer> =
             Arc::new(link::SocketCloser::of(&socket).map_err(|e| LinkState::Down(format!("{address}: {e}")))?);
         let (recv, send) = socket.into_split();
-        let outbox = link::spawn_stream_writer(send, Arc::clone(&closer), OUTBOX_BYTES, PROTOCOL_VERSION);
+        let outbox = link::spawn_stream_writer(send, Arc::clone(&closer), SOCKET_OUTBOX_BYTES, PROTOCOL_VERSION);
         self.say_hello(&outbox);
         let mut stream = MessageStream::new(recv);
         let first = tokio::time::timeout(SOCKET_WELCOME_WITHIN, stream.next())

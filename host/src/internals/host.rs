@@ -188,6 +188,8 @@ pub struct Host {
     spawn_lock: tokio::sync::Mutex<()>,
     /// Crashes per worker slot: the back-off of their replacements and the crash-loop limit.
     restarts: Mutex<Restarts>,
+    /// Set by [`Host::close_all`]: dead workers are no longer replaced.
+    stopping: AtomicBool,
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
     calculator: Calculator,
     server_ports: PortClaims,
@@ -226,12 +228,16 @@ impl PlacementRow<RouterId> for Priced<'_> {
 
 /// The lowest slot not used by the cells of the same machine: this process's own cells, or the
 /// cells of one remote node (slots choose WebRTC server ports, which are per machine).
-fn free_slot(cells: &[Arc<Cell>], origin: Origin, node: &str) -> usize {
+/// Slots left down after a crash loop (`down`) are not handed out again.
+fn free_slot(cells: &[Arc<Cell>], origin: Origin, node: &str, down: &[usize]) -> usize {
     let same_machine = |c: &&Arc<Cell>| match origin {
         Origin::Remote => c.origin() == Origin::Remote && c.node() == node,
         _ => c.origin() != Origin::Remote,
     };
-    let taken: Vec<usize> = cells.iter().filter(same_machine).map(|c| c.slot()).collect();
+    let mut taken: Vec<usize> = cells.iter().filter(same_machine).map(|c| c.slot()).collect();
+    if origin != Origin::Remote {
+        taken.extend_from_slice(down);
+    }
     (0..).find(|slot| !taken.contains(slot)).unwrap_or(taken.len())
 }
 
@@ -259,6 +265,7 @@ impl Host {
             generation: AtomicU64::new(0),
             spawn_lock: tokio::sync::Mutex::new(()),
             restarts: Mutex::default(),
+            stopping: AtomicBool::new(false),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
             server_ports: PortClaims::default(),
@@ -392,7 +399,8 @@ impl Host {
         }
         let location =
             Location { node: self.options.node.as_str().into(), region: self.options.region.as_str().into() };
-        let slot = free_slot(&self.cells(), origin, &location.node);
+        let down = lock(&self.restarts).given_up().to_vec();
+        let slot = free_slot(&self.cells(), origin, &location.node, &down);
         let mut template = lock(&self.templates).get(set.0).cloned().unwrap_or_default();
         template.rtc_ports = self.options.pool.rtc_min_port..=self.options.pool.rtc_max_port;
         if self.options.pool.pin_workers {
@@ -414,7 +422,7 @@ impl Host {
         node: String,
         region: String,
     ) -> Arc<Cell> {
-        let slot = free_slot(&self.cells(), Origin::Remote, &node);
+        let slot = free_slot(&self.cells(), Origin::Remote, &node, &[]);
         let location = Location { node: node.as_str().into(), region: region.as_str().into() };
         self.admit(worker, SettingsSet::default(), Origin::Remote, location, slot)
     }
@@ -658,6 +666,9 @@ impl Host {
     fn replace_dead(&self, set: SettingsSet, origin: Origin, slot: usize, exit: ExitError) {
         let Some(host) = self.me.upgrade() else { return };
         let spawned = std::thread::Builder::new().name("mafalda-replace".into()).spawn(move || loop {
+            if host.stopping.load(Ordering::Acquire) {
+                return;
+            }
             let decision = lock(&host.restarts).crashed(slot, std::time::Instant::now());
             match decision {
                 Restart::GiveUp { crashes } => {
@@ -677,7 +688,10 @@ impl Host {
             }
             match futures_lite::future::block_on(host.spawn_in(set, origin)) {
                 // Started, or the pool is full (of other settings' workers, which serve).
-                Ok(_) => return,
+                Ok(_) => {
+                    lock(&host.restarts).started(slot);
+                    return;
+                }
                 Err(error) => warn!(set = set.0, slot, %error, "could not start a worker in place of the dead one"),
             }
         });
@@ -700,6 +714,7 @@ impl Host {
     /// `deadline`) for their workers to be closed; returns how many cells were closed and how
     /// many workers had still not closed at the deadline.
     pub async fn close_all(&self, deadline: Duration) -> (usize, usize) {
+        self.stopping.store(true, Ordering::Release);
         let cells = self.cells();
         let mut closing = Vec::new();
         // The calculator's worker closes too (its router first); routers created later start it

@@ -18,6 +18,25 @@ use tracing::info;
 pub const MAX_OBJECTS: usize = 1_000_000;
 /// Requests the parent may have in flight at once.
 pub const REQUESTS_IN_FLIGHT: usize = 1_024;
+/// Bytes of replies and events queued for the parent (its reader is the host's cluster thread:
+/// a slow event handler there must not cost the worker; beyond, the link ends).
+pub const OUTBOX_BYTES: usize = 64 << 20;
+
+/// The serving limits of a worker process: the parent is not a stranger (its own limits bound
+/// what applications do), its session never resumes (nothing is kept for a replay), and trace
+/// events are budgeted by the parent for its own callers, not here.
+fn parent_limits() -> ServeLimits {
+    let mut limits = ServeLimits {
+        objects_per_session: MAX_OBJECTS,
+        requests_in_flight: REQUESTS_IN_FLIGHT,
+        outbox_bytes: OUTBOX_BYTES,
+        trace_events_per_second: u32::MAX,
+        ..ServeLimits::default()
+    };
+    limits.sessions.replay_bytes = 0;
+    limits.sessions.attached_replay_bytes = 0;
+    limits
+}
 
 /// What the parent asks of a worker process (its command line).
 #[derive(Debug, Clone)]
@@ -73,6 +92,21 @@ pub async fn run(args: ChildArgs) -> Result<String, ChildError> {
     // SAFETY: the descriptor was inherited for this process alone (the parent dup'ed it here
     // before exec); nothing else in this process owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(args.socket_fd) };
+    // Not passed on to anything this process might start.
+    // SAFETY: fcntl on a descriptor this process owns.
+    unsafe {
+        let flags = libc::fcntl(args.socket_fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(args.socket_fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+    // The parent stops this process (by ending the link): a terminal's Ctrl-C or a SIGTERM to
+    // the whole group must not take the worker from under it first.
+    // SAFETY: setting a signal's disposition to ignore.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
     let socket = std::os::unix::net::UnixStream::from(fd);
     let socket_error = |source| ChildError::Socket { fd: args.socket_fd, source };
     socket.set_nonblocking(true).map_err(socket_error)?;
@@ -111,11 +145,7 @@ pub async fn run(args: ChildArgs) -> Result<String, ChildError> {
     // The virtual worker holds the set's one real worker for the process's life.
     let worker = manager.create_worker(settings).await.map_err(ChildError::Worker)?;
     info!(pid = std::process::id(), "worker process serving its parent");
-    let limits = ServeLimits {
-        objects_per_session: MAX_OBJECTS,
-        requests_in_flight: REQUESTS_IN_FLIGHT,
-        ..ServeLimits::default()
-    };
+    let limits = parent_limits();
     let reason = crate::cluster::server::serve_parent(std::sync::Arc::clone(manager.host()), socket, limits).await;
     drop(worker);
     manager.host().close_all(std::time::Duration::from_secs(2)).await;

@@ -13,12 +13,12 @@
 use crate::backend::local::WorkerTemplate;
 use crate::backend::{OnceCallback, ProcessStats, RouterBackend, WebRtcServerBackend, WorkerBackend};
 use crate::cluster::client::{HostLink, LinkObserver, LinkState, LinkTarget, LinkTransport};
-use crate::cluster::proto::{CellAdvert, Op, Role};
+use crate::cluster::proto::{CellAdvert, Op, Role, WireError};
 use crate::cluster::remote::RemoteWorker;
 use crate::host::WorkerLauncher;
 use crate::internals::object::lock;
 use async_trait::async_trait;
-use event_listener_primitives::HandlerId;
+use event_listener_primitives::{BagOnce, HandlerId};
 use mediasoup::router::RouterOptions;
 use mediasoup::webrtc_server::WebRtcServerOptions;
 use mediasoup::worker::{CreateWebRtcServerError, ExitError, RequestError, WorkerDump, WorkerId, WorkerUpdateSettings};
@@ -175,22 +175,64 @@ async fn start_child(spawn: Spawn, liveness: Duration) -> std::io::Result<Arc<dy
         std::io::Error::new(e.kind(), format!("cannot start the worker process {}: {e}", spawn.bin.display()))
     })?;
     let pid = child.id();
-    let process = Arc::new(ChildProcess { pid, exited: AtomicBool::new(false), worker: OnceLock::new() });
+    let process = Arc::new(ChildProcess {
+        pid,
+        exited: AtomicBool::new(false),
+        worker: OnceLock::new(),
+        on_exit: BagOnce::default(),
+    });
     let stderr = child.stderr.take();
-    reap(child, stderr, Arc::clone(&process))?;
+    if let Err(error) = reap(child, stderr, Arc::clone(&process)) {
+        // Not reaped by a thread of its own: killed, and left to the spawner's exit.
+        process.kill();
+        return Err(error);
+    }
+    let mut link = None;
+    let started = link_to(&spawn, pid, parent_end, liveness, &mut link).await;
+    match started {
+        Ok((remote, observer)) => {
+            let link = link.ok_or_else(|| std::io::Error::other("no link"))?;
+            let _ = process.worker.set(remote.id());
+            info!(id = %remote.id(), pid, "worker process started");
+            let worker = Arc::new(ChildWorker { remote, link, process, _observer: observer });
+            tokio::spawn(ping(Arc::downgrade(&worker), liveness));
+            Ok(worker)
+        }
+        Err(error) => {
+            // Whatever failed, the child and its link go.
+            process.kill();
+            if let Some(link) = link {
+                link.shutdown();
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Links to a started child over `parent_end` and waits for its worker (the link is left in
+/// `link` as soon as it exists, for the caller to shut down on failure).
+async fn link_to(
+    spawn: &Spawn,
+    pid: u32,
+    parent_end: std::os::unix::net::UnixStream,
+    liveness: Duration,
+    link: &mut Option<Arc<HostLink>>,
+) -> std::io::Result<(Arc<RemoteWorker>, Arc<dyn LinkObserver>)> {
     parent_end.set_nonblocking(true)?;
     let socket = tokio::net::UnixStream::from_std(parent_end)?;
     let (adverts, mut offered) = watch::channel(None);
-    let observer: Arc<dyn LinkObserver> = Arc::new(ChildObserver { adverts, pid });
+    let child_observer = Arc::new(ChildObserver { adverts, pid, worker: OnceLock::new() });
+    let observer: Arc<dyn LinkObserver> = child_observer.clone();
     let target = LinkTarget {
         address: format!("worker process {pid}"),
         role: Role::Peer,
-        node: spawn.node,
+        node: spawn.node.clone(),
         token: None,
         transport: LinkTransport::Socket { socket: Arc::new(Mutex::new(Some(socket))), silence: liveness },
     };
-    let link = HostLink::start(target, tokio::runtime::Handle::current(), Arc::downgrade(&observer));
-    let mut state = link.state();
+    let started = HostLink::start(target, tokio::runtime::Handle::current(), Arc::downgrade(&observer));
+    *link = Some(Arc::clone(&started));
+    let mut state = started.state();
     let advert = tokio::time::timeout(START_WITHIN, async {
         loop {
             if let Some(advert) = offered.borrow_and_update().clone() {
@@ -206,40 +248,24 @@ async fn start_child(spawn: Spawn, liveness: Duration) -> std::io::Result<Arc<dy
         }
         Err(std::io::Error::other(format!("worker process {pid} ended before offering its worker")))
     })
-    .await;
-    let advert = match advert {
-        Ok(Ok(advert)) => advert,
-        Ok(Err(error)) => {
-            process.kill();
-            link.shutdown();
-            return Err(error);
-        }
-        Err(_) => {
-            process.kill();
-            link.shutdown();
-            return Err(std::io::Error::other(format!(
-                "worker process {pid} offered no worker within {START_WITHIN:?}"
-            )));
-        }
-    };
+    .await
+    .map_err(|_| std::io::Error::other(format!("worker process {pid} offered no worker within {START_WITHIN:?}")))??;
     let id: WorkerId = advert
         .worker_id
         .parse()
         .map_err(|_| std::io::Error::other(format!("worker process {pid} offered a bad worker id")))?;
-    let remote = RemoteWorker::advertised(&link, &advert, id);
-    let _ = process.worker.set(id);
-    info!(%id, pid, "worker process started");
-    let worker = Arc::new(ChildWorker { remote, link, process, _observer: observer });
-    tokio::spawn(ping(Arc::downgrade(&worker), liveness));
-    Ok(worker)
+    let remote = RemoteWorker::advertised(&started, &advert, id);
+    let _ = child_observer.worker.set(Arc::downgrade(&remote));
+    Ok((remote, observer))
 }
 
 /// What the parent knows of a child process.
-#[derive(Debug)]
 struct ChildProcess {
     pid: u32,
     exited: AtomicBool,
     worker: OnceLock<WorkerId>,
+    /// Called once the process is reaped.
+    on_exit: BagOnce<OnceCallback>,
 }
 
 impl ChildProcess {
@@ -251,6 +277,25 @@ impl ChildProcess {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+    }
+
+    /// CPU time of the child's mediasoup worker thread(s), read by the parent from
+    /// `/proc/PID/task/*/schedstat` (what the child cannot misreport).
+    fn worker_cpu(&self) -> Option<Duration> {
+        let mut nanos = 0u64;
+        let mut found = false;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()?.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("mediasoup-worke") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            if let Some(n) = stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
+                nanos = nanos.saturating_add(n);
+                found = true;
+            }
+        }
+        found.then(|| Duration::from_nanos(nanos))
     }
 
     fn rss_bytes(&self) -> Option<u64> {
@@ -279,7 +324,13 @@ fn reap(
                 match std::io::Read::take(&mut reader, 64 << 10).read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let _ = std::io::stderr().write_all(&line);
+                        // Prefixed, so a child cannot pass its lines off as the host's.
+                        let mut out = std::io::stderr().lock();
+                        let _ = write!(out, "[worker process {}] ", process.pid);
+                        let _ = out.write_all(&line);
+                        if !line.ends_with(b"\n") {
+                            let _ = out.write_all(b"\n");
+                        }
                         if tail.len() == STDERR_TAIL {
                             tail.pop_front();
                         }
@@ -290,6 +341,7 @@ fn reap(
         }
         let status = child.wait();
         process.exited.store(true, Ordering::Release);
+        process.on_exit.call_simple();
         let worker = process.worker.get().map(ToString::to_string).unwrap_or_default();
         let pid = process.pid;
         match status {
@@ -323,27 +375,34 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// Pings a child's worker every [`PING_EVERY`]; kills the child when one ping goes unanswered
-/// for `liveness`.
+/// Pings a child's worker every [`PING_EVERY`] (a request through its worker thread); kills the
+/// child when two pings in a row go unanswered for `liveness` each (a reply that waited behind a
+/// stall of this side is not taken for a dead child).
 async fn ping(worker: Weak<ChildWorker>, liveness: Duration) {
     let mut tick = tokio::time::interval(PING_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut missed = 0;
     loop {
         tick.tick().await;
         let Some(child) = worker.upgrade() else { return };
         if child.remote.closed() {
             return;
         }
-        let (link, op) = (
-            Arc::clone(&child.link),
-            Op::UpdateSettings { worker: child.remote.handle(), log_level: None, log_tags: None },
-        );
-        let process = Arc::clone(&child.process);
+        let op = Op::UpdateSettings { worker: child.remote.handle(), log_level: None, log_tags: None };
+        let (link, process) = (Arc::clone(&child.link), Arc::clone(&child.process));
         drop(child);
-        if tokio::time::timeout(liveness, link.call(op)).await.is_err() {
-            error!(pid = process.pid, ?liveness, "worker process did not answer: killed");
-            process.kill();
-            return;
+        match tokio::time::timeout(liveness, link.call(op)).await {
+            Ok(Ok(_)) => missed = 0,
+            Ok(Err(WireError::LinkDown)) => return,
+            Ok(Err(_)) | Err(_) => {
+                missed += 1;
+                warn!(pid = process.pid, ?liveness, missed, "worker process did not answer a ping");
+                if missed >= 2 {
+                    error!(pid = process.pid, ?liveness, "worker process did not answer: killed");
+                    process.kill();
+                    return;
+                }
+            }
         }
     }
 }
@@ -352,11 +411,16 @@ async fn ping(worker: Weak<ChildWorker>, liveness: Duration) {
 struct ChildObserver {
     adverts: watch::Sender<Option<CellAdvert>>,
     pid: u32,
+    /// The child's worker once known (later adverts update it).
+    worker: OnceLock<Weak<RemoteWorker>>,
 }
 
 impl LinkObserver for ChildObserver {
     fn cells(&self, _link: &Arc<HostLink>, adverts: &[CellAdvert]) {
         if let Some(first) = adverts.first() {
+            if let Some(worker) = self.worker.get().and_then(Weak::upgrade) {
+                worker.update(first);
+            }
             self.adverts.send_if_modified(|seen| {
                 let first_time = seen.is_none();
                 if first_time {
@@ -419,7 +483,7 @@ impl WorkerBackend for ChildWorker {
     }
 
     fn cpu_time(&self) -> Option<Duration> {
-        self.remote.cpu_time()
+        self.process.worker_cpu().or_else(|| self.remote.cpu_time())
     }
 
     async fn create_router(&self, options: RouterOptions) -> Result<Arc<dyn RouterBackend>, RequestError> {
@@ -445,8 +509,13 @@ impl WorkerBackend for ChildWorker {
         self.remote.on_dead(callback)
     }
 
+    /// When the process has exited (after a release, its worker closed; or it died).
     fn on_close(&self, callback: OnceCallback) -> HandlerId {
-        self.remote.on_close(callback)
+        let handler = self.process.on_exit.add(callback);
+        if self.process.exited.load(Ordering::Acquire) {
+            self.process.on_exit.call_simple();
+        }
+        handler
     }
 
     fn process(&self) -> Option<ProcessStats> {

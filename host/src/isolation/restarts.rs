@@ -33,6 +33,9 @@ pub struct Restarts {
     limit: usize,
     window: Duration,
     crashes: HashMap<usize, VecDeque<Instant>>,
+    /// Crashes (or failed starts) since the slot last started: a start that fails slowly
+    /// (longer than the window over the limit) still ends in a give-up.
+    in_a_row: HashMap<usize, usize>,
     given_up: Vec<usize>,
 }
 
@@ -45,7 +48,12 @@ impl Default for Restarts {
 impl Restarts {
     /// A policy giving up after `limit` crashes within `window` (a limit of 0 counts as 1).
     pub fn new(limit: usize, window: Duration) -> Self {
-        Self { limit: limit.max(1), window, crashes: HashMap::new(), given_up: Vec::new() }
+        Self { limit: limit.max(1), window, crashes: HashMap::new(), in_a_row: HashMap::new(), given_up: Vec::new() }
+    }
+
+    /// Slot `slot` started a worker (its next crash is the first in a row).
+    pub fn started(&mut self, slot: usize) {
+        self.in_a_row.remove(&slot);
     }
 
     /// Slot `slot` crashed (or its replacement failed to start) at `now`.
@@ -60,7 +68,9 @@ impl Restarts {
         while history.len() > self.limit {
             history.pop_front();
         }
-        let crashes = history.len();
+        let in_a_row = self.in_a_row.entry(slot).or_default();
+        *in_a_row += 1;
+        let crashes = history.len().max(*in_a_row);
         if crashes >= self.limit {
             if !self.given_up.contains(&slot) {
                 self.given_up.push(slot);
@@ -105,28 +115,54 @@ mod tests {
             restarts.crashed(1, t0 + Duration::from_secs(i));
         }
         assert_eq!(restarts.crashed(2, t0), Restart::After(Duration::ZERO), "another slot starts afresh");
+        restarts.started(1);
         let later = t0 + CRASH_WINDOW + Duration::from_secs(10);
         assert_eq!(restarts.crashed(1, later), Restart::After(Duration::ZERO), "the old crashes left the window");
         assert!(restarts.given_up().is_empty());
     }
 
+    #[test]
+    fn starts_that_fail_slowly_still_end_in_a_give_up_and_a_start_resets_the_run() {
+        let mut restarts = Restarts::default();
+        let t0 = Instant::now();
+        // One failure every 20 s: never five in a window, five in a row.
+        for i in 0..4 {
+            assert!(matches!(restarts.crashed(3, t0 + Duration::from_secs(20 * i)), Restart::After(_)));
+        }
+        assert_eq!(restarts.crashed(3, t0 + Duration::from_secs(80)), Restart::GiveUp { crashes: 5 });
+        let mut restarts = Restarts::default();
+        for i in 0..4 {
+            restarts.crashed(4, t0 + Duration::from_secs(20 * i));
+        }
+        restarts.started(4);
+        assert!(matches!(restarts.crashed(4, t0 + Duration::from_secs(80)), Restart::After(_)), "ran in between");
+    }
+
     proptest! {
-        /// Whatever the crash times, a slot gives up exactly when `limit` of its crashes fall
-        /// within one window, waits never exceed the maximum and history stays bounded.
+        /// Whatever the crash times and the starts between them, a slot gives up exactly when
+        /// `limit` of its crashes fall within one window or `limit` come in a row without a
+        /// start; waits never exceed the maximum and history stays bounded.
         #[test]
-        fn gives_up_exactly_at_the_limit_within_the_window(gaps in proptest::collection::vec(0u64..40_000, 1..40)) {
+        fn gives_up_exactly_at_the_limit(events in proptest::collection::vec((0u64..40_000, proptest::bool::ANY), 1..40)) {
             let mut restarts = Restarts::default();
             let t0 = Instant::now();
             let mut now = t0;
             let mut times: Vec<Instant> = Vec::new();
-            for gap in gaps {
+            let mut in_a_row = 0;
+            for (gap, started) in events {
+                if started {
+                    restarts.started(0);
+                    in_a_row = 0;
+                }
                 now += Duration::from_millis(gap);
                 times.push(now);
+                in_a_row += 1;
                 let in_window = times.iter().filter(|t| now.duration_since(**t) < CRASH_WINDOW).count();
+                let expect_give_up = in_window >= CRASH_LIMIT || in_a_row >= CRASH_LIMIT;
                 match restarts.crashed(0, now) {
-                    Restart::GiveUp { .. } => prop_assert!(in_window >= CRASH_LIMIT),
+                    Restart::GiveUp { .. } => prop_assert!(expect_give_up),
                     Restart::After(wait) => {
-                        prop_assert!(in_window < CRASH_LIMIT);
+                        prop_assert!(!expect_give_up);
                         prop_assert!(wait <= MAX_BACKOFF);
                     }
                 }

@@ -273,6 +273,14 @@ function onNotification(method, data) {
       break;
     case 'consumerLayersChanged':
       break;
+    case 'reconnect':
+      // The server lost the worker under this page's transports: join again (a fresh page
+      // is a fresh peer to the server, placed on a worker that serves).
+      console.log('reconnect', data.reason);
+      setStatus('reconnecting');
+      socket.close();
+      location.reload();
+      break;
     case 'error':
       setStatus(`error: ${data.reason}`);
       break;

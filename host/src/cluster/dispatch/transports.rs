@@ -1,6 +1,7 @@
 //! Transports: made on a router, connected, their bitrates and ICE.
 
 use super::*;
+use crate::cluster::server::MediaAddresses;
 use mediasoup::direct_transport::DirectTransportOptions;
 use mediasoup::pipe_transport::{PipeTransportOptions, PipeTransportRemoteParameters};
 use mediasoup::plain_transport::{PlainTransportOptions, PlainTransportRemoteParameters};
@@ -118,7 +119,8 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
 
 /// A WebRTC transport on the host's addresses, or on the WebRTC server of the router's worker.
 async fn create_webrtc(call: &Call<'_>, real: &Arc<dyn RouterBackend>, wire: WebRtcWire) -> Result<Reply, WireError> {
-    if wire.listen_infos.len() > MAX_LISTEN_INFOS {
+    let from_parent = matches!(call.shared.media, MediaAddresses::AsAsked);
+    if wire.listen_infos.len() > MAX_LISTEN_INFOS && !from_parent {
         return Err(WireError::BadRequest(format!("at most {MAX_LISTEN_INFOS} listen infos")));
     }
     let infos: Vec<ListenInfo> = wire.listen_infos.into_iter().map(|i| call.shared.media_listen(i)).collect();
@@ -188,7 +190,10 @@ async fn create_webrtc(call: &Call<'_>, real: &Arc<dyn RouterBackend>, wire: Web
 async fn connect(call: &Call<'_>, params: ConnectParams) -> Result<Reply, WireError> {
     let held = &call.held;
     if let Some(to) = call.destination {
-        call.shared.limits.may_connect_to(to.ip).map_err(WireError::Denied)?;
+        // A worker process's parent connects where its application asks, as mediasoup does.
+        if !matches!(call.shared.media, MediaAddresses::AsAsked) {
+            call.shared.limits.may_connect_to(to.ip).map_err(WireError::Denied)?;
+        }
     }
     // mediasoup is given the address the plugin and `connect_to` saw (mapped IPv4 as IPv4).
     let params = match params {
