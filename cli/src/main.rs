@@ -291,10 +291,19 @@ impl HostFlags {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
-    if let Err(error) = run(cli).await {
+    // A worker process runs one worker: one thread serves its parent (the host's own commands
+    // use every core).
+    let runtime = match cli.command {
+        Some(Command::Worker(_)) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let outcome = match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => Err(anyhow::Error::new(error).context("starting the async runtime")),
+    };
+    if let Err(error) = outcome {
         eprintln!("mafalda-host: error: {error:#}");
         std::process::exit(1);
     }

@@ -90,6 +90,10 @@ impl Consumer {
         real.on_producer_close(Box::new(move || {
             if let Some(inner) = weak.upgrade() {
                 inner.source_closed();
+                // This may be the last reference (the application dropped its handle meanwhile,
+                // on another thread): it must not die on the worker's channel thread, whose
+                // handler lock the real object's drop takes.
+                crate::internals::object::drop_later(inner);
             }
         }))
         .detach();

@@ -14,7 +14,7 @@ use event_listener_primitives::HandlerId;
 use mediasoup::worker::WorkerSettings;
 use std::io;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How long `create_worker` waits for the cluster's hosts to answer.
 const CLUSTER_READY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -173,7 +173,13 @@ impl WorkerManager {
             cluster.ready(CLUSTER_READY).await.map_err(io::Error::other)?;
         }
         let host = &self.inner.host;
-        if worker_settings.thread_initializer.is_some() && host.options().pool.max_workers > 1 {
+        let isolated = host.options().pool.isolation.unwrap_or_default() == Isolation::Process;
+        if worker_settings.thread_initializer.is_some() && isolated {
+            warn!(
+                "thread_initializer is not run under [pool] isolation = \"process\": a closure cannot \
+                 cross into a worker process (pin workers with [pool] pin_workers)"
+            );
+        } else if worker_settings.thread_initializer.is_some() && host.options().pool.max_workers > 1 {
             info!(
                 "thread_initializer runs on every real worker serving this worker; pin real workers to \
                  cores with [pool] pin_workers instead of pinning from the initializer"
