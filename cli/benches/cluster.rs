@@ -250,29 +250,22 @@ async fn p4_latency() {
     let minus = |a: usize, b: usize| rounds[a].iter().zip(&rounds[b]).map(|(x, y)| x - y).collect::<Vec<f64>>();
     println!("  process - in-process: {} (goal <= +50)", spread(minus(1, 0)));
     println!("  remote - in-process:  {} (goal <= +150)", spread(minus(2, 0)));
-    let [local, _, remote] = benches;
-    let (mut local_ops, mut remote_ops) = (Vec::new(), Vec::new());
+    let mut ops: Vec<Vec<(f64, f64)>> = vec![Vec::new(); 3];
     for round in 0..4 {
-        if round % 2 == 0 {
-            local_ops.push(local.operations().await);
-            remote_ops.push(remote.operations().await);
-        } else {
-            remote_ops.push(remote.operations().await);
-            local_ops.push(local.operations().await);
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            ops[which].push(benches[which].operations().await);
         }
     }
     let column = |ops: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| ops.iter().map(pick).collect::<Vec<f64>>();
-    println!("P4 control operations per second on one connection, 4 alternating rounds (median [min – max]):");
-    println!(
-        "  sequential pause/resume: local {}/s, remote {}/s",
-        spread(column(&local_ops, |o| o.0)),
-        spread(column(&remote_ops, |o| o.0))
-    );
-    println!(
-        "  get_stats, 64 in flight: local {}/s, remote {}/s",
-        spread(column(&local_ops, |o| o.1)),
-        spread(column(&remote_ops, |o| o.1))
-    );
+    println!("P4 control operations per second on one connection, 4 rotating rounds (median [min – max]):");
+    for (k, name) in names.iter().enumerate() {
+        println!(
+            "  {name}sequential pause/resume {}/s, get_stats 64 in flight {}/s",
+            spread(column(&ops[k], |o| o.0)),
+            spread(column(&ops[k], |o| o.1))
+        );
+    }
 }
 
 /// Packets per second of host CPU through one pipe: the producers on one worker, their

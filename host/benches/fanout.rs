@@ -21,7 +21,8 @@
 //!   the sinks send no feedback, so the estimate stays at the 600 kbps start and each subscriber's
 //!   four consumers get the middle layer.
 //!
-//! Run: `cargo bench --workspace --bench fanout` (add pattern names to run some).
+//! Run: `cargo bench --workspace --bench fanout` (add pattern names to run some; add
+//! `--pin-workers` to pin mafalda's workers to a core each).
 
 use mafalda_media_tools::media::{
     loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs, send_to,
@@ -515,6 +516,8 @@ async fn trial(setup: Setup, subscribers: usize, pattern: Pattern, media: Media)
         Setup::Mafalda1 | Setup::Mafalda2 => {
             let mut options = mafalda_host::config::HostOptions::default();
             options.pool.max_workers = if setup == Setup::Mafalda1 { 1 } else { 2 };
+            // `--pin-workers`: mafalda's real workers pinned to a core each ([pool] pin_workers).
+            options.pool.pin_workers = std::env::args().any(|a| a == "--pin-workers");
             let manager = mafalda_host::worker_manager::WorkerManager::with_options(options);
             let worker = manager.create_worker(virt::quiet()).await.expect("worker");
             let router = virt::router(&worker).await;

@@ -371,7 +371,7 @@ impl HostLink {
         let closer: Arc<dyn link::Closer> =
             Arc::new(link::SocketCloser::of(&socket).map_err(|e| LinkState::Down(format!("{address}: {e}")))?);
         let (recv, send) = socket.into_split();
-        let outbox = link::spawn_stream_writer(send, Arc::clone(&closer), SOCKET_OUTBOX_BYTES, PROTOCOL_VERSION);
+        let outbox = link::spawn_socket_writer(send, Arc::clone(&closer), SOCKET_OUTBOX_BYTES, PROTOCOL_VERSION);
         self.say_hello(&outbox);
         let mut stream = MessageStream::new(recv);
         let first = tokio::time::timeout(SOCKET_WELCOME_WITHIN, stream.next())

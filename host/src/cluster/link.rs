@@ -68,7 +68,7 @@ impl Closer for SocketCloser {
 /// and then its connection is closed, so a host never buffers without end for a caller.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    sink: Sink,
     queued: Arc<AtomicUsize>,
     limit: usize,
     closer: Arc<dyn Closer>,
@@ -90,10 +90,13 @@ impl Outbox {
             self.close(b"not reading: outbox full");
             return Err(OutboxError::Full { limit: self.limit });
         }
-        self.tx.send(frame).map_err(|_| {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            OutboxError::Closed
-        })
+        match &self.sink {
+            Sink::Task(tx) => tx.send(frame).map_err(|_| {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                OutboxError::Closed
+            }),
+            Sink::Socket(socket) => socket.writer.send(frame, len, &self.queued),
+        }
     }
 
     /// Queues a message.
@@ -174,7 +177,156 @@ where
         }
         let _ = send.shutdown().await;
     });
-    Outbox { tx, queued, limit, closer }
+    Outbox { sink: Sink::Task(tx), queued, limit, closer }
+}
+
+/// Where an outbox's frames go.
+#[derive(Clone)]
+enum Sink {
+    /// To a writer task (a QUIC stream: writes are async).
+    Task(mpsc::UnboundedSender<Vec<u8>>),
+    /// Straight into a Unix socket when nothing waits before them (the sender's thread makes
+    /// the write: no handoff to another task or thread), else after what waits, by a task.
+    Socket(Arc<SocketLink>),
+}
+
+/// The outboxes' share of a socket writer: when the last outbox goes, the writer finishes.
+struct SocketLink {
+    writer: Arc<SocketWriter>,
+}
+
+impl Drop for SocketLink {
+    fn drop(&mut self) {
+        lock(&self.writer.state).done = true;
+        self.writer.wake.notify_one();
+    }
+}
+
+/// What waits to be written into a socket, in order.
+#[derive(Default)]
+struct WriterState {
+    queue: std::collections::VecDeque<Vec<u8>>,
+    /// The task is writing a batch taken from the queue.
+    writing: bool,
+    /// Every outbox is gone: flush and stop.
+    done: bool,
+}
+
+/// A Unix socket's write half, written by senders directly or by its task.
+struct SocketWriter {
+    half: tokio::net::unix::OwnedWriteHalf,
+    state: std::sync::Mutex<WriterState>,
+    wake: tokio::sync::Notify,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SocketWriter {
+    /// Writes `frame` now if nothing waits before it and the socket takes it; else queues it
+    /// (counted in `queued`) for the task.
+    fn send(&self, frame: Vec<u8>, len: usize, queued: &AtomicUsize) -> Result<(), OutboxError> {
+        let mut state = lock(&self.state);
+        if state.done {
+            queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(OutboxError::Closed);
+        }
+        if state.queue.is_empty() && !state.writing {
+            match self.half.try_write(&frame) {
+                Ok(n) if n == len => {
+                    queued.fetch_sub(len, Ordering::AcqRel);
+                    return Ok(());
+                }
+                Ok(n) => {
+                    queued.fetch_sub(n, Ordering::AcqRel);
+                    state.queue.push_back(frame[n..].to_vec());
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => state.queue.push_back(frame),
+                Err(error) => {
+                    debug!(%error, "socket link write failed");
+                    queued.fetch_sub(len, Ordering::AcqRel);
+                    return Err(OutboxError::Closed);
+                }
+            }
+        } else {
+            state.queue.push_back(frame);
+        }
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Writes all of `bytes`, waiting for the socket to take them.
+    async fn write_all(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            self.half.writable().await?;
+            match self.half.try_write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// The task: writes what senders could not, in order, batched up to `BATCH_BYTES`.
+    async fn run(self: Arc<Self>, queued: Arc<AtomicUsize>) {
+        loop {
+            let batch = {
+                let mut state = lock(&self.state);
+                if state.queue.is_empty() {
+                    state.writing = false;
+                    if state.done {
+                        return;
+                    }
+                    None
+                } else {
+                    state.writing = true;
+                    let mut batch = state.queue.pop_front().unwrap_or_default();
+                    while let Some(next) = state.queue.front() {
+                        if batch.len() + next.len() > BATCH_BYTES {
+                            break;
+                        }
+                        batch.extend_from_slice(next);
+                        state.queue.pop_front();
+                    }
+                    Some(batch)
+                }
+            };
+            let Some(batch) = batch else {
+                self.wake.notified().await;
+                continue;
+            };
+            let result = self.write_all(&batch).await;
+            queued.fetch_sub(batch.len(), Ordering::AcqRel);
+            if let Err(error) = result {
+                debug!(%error, "socket link writer stopped");
+                let mut state = lock(&self.state);
+                state.done = true;
+                state.queue.clear();
+                return;
+            }
+        }
+    }
+}
+
+/// [`spawn_writer`] for a Unix socket's write half: frames are written by their sender's
+/// thread when nothing waits before them (one syscall, no handoff), else by a task in order.
+pub fn spawn_socket_writer(
+    half: tokio::net::unix::OwnedWriteHalf,
+    closer: Arc<dyn Closer>,
+    limit: usize,
+    version: u16,
+) -> Outbox {
+    let preamble = preamble(version).to_vec();
+    let queued = Arc::new(AtomicUsize::new(preamble.len()));
+    let mut state = WriterState::default();
+    state.queue.push_back(preamble);
+    let writer = Arc::new(SocketWriter { half, state: std::sync::Mutex::new(state), wake: tokio::sync::Notify::new() });
+    tokio::spawn(Arc::clone(&writer).run(Arc::clone(&queued)));
+    writer.wake.notify_one();
+    Outbox { sink: Sink::Socket(Arc::new(SocketLink { writer })), queued, limit, closer }
 }
 
 /// Why a link's stream ended.

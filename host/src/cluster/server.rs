@@ -420,7 +420,7 @@ pub async fn serve_parent(host: Arc<Host>, socket: tokio::net::UnixStream, limit
         Err(error) => return format!("the parent's socket: {error}"),
     };
     let (recv, send) = socket.into_split();
-    let outbox = link::spawn_stream_writer(send, closer, shared.limits.outbox_bytes, PROTOCOL_VERSION);
+    let outbox = link::spawn_socket_writer(send, closer, shared.limits.outbox_bytes, PROTOCOL_VERSION);
     let mut stream = MessageStream::new(recv);
     stream.limit(MAX_HELLO_FRAME);
     let deadline = tokio::time::Instant::now() + shared.limits.hello_within;
@@ -754,12 +754,12 @@ async fn run_session(
         match message {
             Ok(Some(Message::Request { id, .. })) if !session.arrive(id) => {}
             Ok(Some(Message::Request { id, op })) if dispatch::is_immediate(&op) => {
-                let result = dispatch::handle_immediate(&shared.host, &session, op);
+                let result = dispatch::handle_immediate(&shared.host, session, op);
                 session.respond(id, result);
             }
             Ok(Some(Message::Request { id, op })) => {
                 tracing::trace!(id, access = ?op.access(), "request");
-                let (shared, session) = (Arc::clone(&shared), Arc::clone(&session));
+                let (shared, session) = (Arc::clone(shared), Arc::clone(session));
                 running.push(async move {
                     let result = dispatch::handle(&shared, &session, op).await;
                     session.respond(id, result);

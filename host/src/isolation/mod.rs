@@ -2,12 +2,14 @@
 //! own transports and never the host.
 //!
 //! - [`Isolation`]: threads of this process (mediasoup's model) or child processes;
-//! - `launcher`: the parent's side (spawn, link over an inherited socketpair, reap, ping);
+//! - `launcher`: the parent's side (a worker backend over the child's socket, liveness ping);
+//! - `process`: children as processes (spawn, parent-death signal, reaping, `/proc` readings);
 //! - [`child`]: the child's side (`mafalda-host worker`);
 //! - [`restarts`]: when a dead worker's slot starts again, and the crash-loop limit (sans-IO).
 
 pub mod child;
 pub(crate) mod launcher;
+mod process;
 pub mod restarts;
 
 use serde::{Deserialize, Serialize};
