@@ -283,9 +283,16 @@ impl HostFlags {
         if let Some(isolation) = self.isolation {
             pool.isolation = Some(isolation);
         }
-        // serve and demo isolate workers unless told otherwise; the child is this binary.
+        // serve and demo isolate workers unless told otherwise; the child is this very binary
+        // (`/proc/self/exe` in the forked child still names the host's executable, even after
+        // a package upgrade replaced the file: a new worker never speaks another version).
         if pool.isolation.get_or_insert(Isolation::Process) == &Isolation::Process && pool.worker_bin.is_none() {
-            pool.worker_bin = Some(std::env::current_exe().context("the path of this binary (the worker processes')")?);
+            let this = PathBuf::from("/proc/self/exe");
+            pool.worker_bin = Some(if this.is_file() {
+                this
+            } else {
+                std::env::current_exe().context("the path of this binary (the worker processes')")?
+            });
         }
         Ok(options.validate()?)
     }
