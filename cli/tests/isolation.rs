@@ -295,3 +295,53 @@ async fn garbage_on_a_worker_socket_ends_that_link_only() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_server_listens_per_worker_process_and_again_after_a_crash() {
+    let manager = isolated(2, Path::new(binary()));
+    let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
+    let (new_tx, mut new_cells) = mpsc::unbounded_channel();
+    manager
+        .host()
+        .on_new_cell(move |cell| {
+            let _ = new_tx.send(*cell);
+        })
+        .detach();
+    let mut listen = loopback_listen_info();
+    let base = 47_300 + (std::process::id() % 500) as u16;
+    listen.port = Some(base);
+    let server = worker
+        .create_webrtc_server(mafalda_host::webrtc_server::WebRtcServerOptions::new(
+            mafalda_host::webrtc_server::WebRtcServerListenInfos::new(listen),
+        ))
+        .await
+        .expect("server");
+    let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+    let mut transports = Vec::new();
+    // The packer puts two transports in the first worker process, the third in the second.
+    for _ in 0..3 {
+        let options = WebRtcTransportOptions::new_with_server(server.clone());
+        transports.push(router.create_webrtc_transport(options).await.expect("webrtc transport"));
+    }
+    let port_of = |t: &WebRtcTransport| t.ice_candidates().first().map(|c| c.port).expect("a candidate");
+    let stride = HostOptions::default().pool.webrtc_server_port_stride;
+    let slot_of = |cell| manager.host().cell(cell).map(|c| c.slot()).expect("cell");
+    for t in &transports {
+        assert_eq!(port_of(t), base + stride * slot_of(t.cell()) as u16, "the server of the worker's slot");
+    }
+    let second = transports[2].cell();
+    assert_ne!(second, transports[0].cell());
+    let pid = pid_of(&manager, second);
+    // SAFETY: kill has no memory effects; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let replacement =
+        tokio::time::timeout(Duration::from_secs(5), new_cells.recv()).await.expect("replaced").expect("event");
+    assert_eq!(slot_of(replacement), 1, "the replacement takes the dead worker's slot");
+    transports.truncate(2);
+    let again = router
+        .create_webrtc_transport(WebRtcTransportOptions::new_with_server(server.clone()))
+        .await
+        .expect("a transport on the replacement's server");
+    assert_eq!(again.cell(), replacement);
+    assert_eq!(port_of(&again), base + stride, "the replacement binds the slot's ports again");
+}

@@ -34,6 +34,12 @@ pub use mediasoup::webrtc_server::WebRtcServerOptions;
 const BIND_ATTEMPTS: u32 = 5;
 /// Pause between them (times the attempt number).
 const BIND_RETRY: std::time::Duration = std::time::Duration::from_millis(40);
+/// How long a slot's ports are tried again after its worker went: a worker process that died
+/// or is stopping may hold them until it has exited (it is killed at most 5 s after its link
+/// ended).
+const REHOLD_FOR: std::time::Duration = std::time::Duration::from_secs(8);
+/// Pause between those tries.
+const REHOLD_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `WebRtcServerDump`'s fields, in its order.
 #[derive(serde::Serialize)]
@@ -222,16 +228,37 @@ impl WebRtcServer {
     /// Holds the ports of `slot` again (its worker went, or failed to bind); best effort: a
     /// port still held by a closing worker stays free until a worker takes the slot again.
     fn hold_slot(&self, slot: usize) {
-        // A worker took the slot again meanwhile: its real server holds the ports.
-        if self.closed() || lock(&self.inner.members).iter().any(|m| m.local && m.slot == slot) {
+        if self.try_hold_slot(slot).is_ok() {
             return;
         }
-        match hold(&self.inner.plan.listen_infos(slot), slot) {
-            Ok(held) => {
-                lock(&self.inner.held).insert(slot, held);
+        // The worker that had the slot may still hold its ports (a worker process closing):
+        // tried again for a while, off the deferred thread.
+        let server = self.clone();
+        let retried = std::thread::Builder::new().name("mafalda-rehold".into()).spawn(move || {
+            let until = std::time::Instant::now() + REHOLD_FOR;
+            while std::time::Instant::now() < until {
+                std::thread::sleep(REHOLD_EVERY);
+                match server.try_hold_slot(slot) {
+                    Ok(()) => return,
+                    Err(error) => debug!(server = %server.id(), slot, %error, "slot ports not held again yet"),
+                }
             }
-            Err(error) => debug!(server = %self.id(), slot, %error, "slot ports not held again"),
+            debug!(server = %server.id(), slot, "slot ports not held again: the next worker of the slot binds them");
+        });
+        if let Err(error) = retried {
+            debug!(%error, "slot ports not held again");
         }
+    }
+
+    /// Holds a slot's ports unless the server closed or a worker took the slot again (its real
+    /// server holds them then).
+    fn try_hold_slot(&self, slot: usize) -> Result<(), crate::internals::port_plan::PortPlanError> {
+        if self.closed() || lock(&self.inner.members).iter().any(|m| m.local && m.slot == slot) {
+            return Ok(());
+        }
+        let held = hold(&self.inner.plan.listen_infos(slot), slot)?;
+        lock(&self.inner.held).insert(slot, held);
+        Ok(())
     }
 
     pub(crate) fn transport_created(&self, transport: &WebRtcTransport) {

@@ -407,6 +407,13 @@ impl Host {
             template.core = self.cores.get(slot % self.cores.len().max(1)).copied();
         }
         let worker = self.launcher.start(&template).await?;
+        // A worker process reports its own id: one that claims a live worker's is refused.
+        if self.cells().iter().any(|c| !c.is_closed() && c.worker_id() == worker.id()) {
+            return Err(PlaceError::Spawn(std::io::Error::other(format!(
+                "a started worker claims the id {} of a live one",
+                worker.id()
+            ))));
+        }
         Ok(Some(self.admit(worker, set, origin, location, slot)))
     }
 
