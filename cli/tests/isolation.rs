@@ -99,6 +99,18 @@ fn children_of(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+/// The cells the host adds from now on (replacements).
+fn new_cells(manager: &WorkerManager) -> mpsc::UnboundedReceiver<mafalda_host::placement::CellId> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    manager
+        .host()
+        .on_new_cell(move |cell| {
+            let _ = tx.send(*cell);
+        })
+        .detach();
+    rx
+}
+
 /// Waits (bounded) until `done` holds, polling every 20 ms.
 async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let since = Instant::now();
@@ -121,13 +133,7 @@ fn nothing_missing(room: &Room) {
 async fn a_crashing_worker_process_costs_its_own_transports_only() {
     let manager = isolated(3, Path::new(binary()));
     let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
-    let (new_tx, mut new_cells) = mpsc::unbounded_channel();
-    manager
-        .host()
-        .on_new_cell(move |cell| {
-            let _ = new_tx.send(*cell);
-        })
-        .detach();
+    let mut new_cells = new_cells(&manager);
     let mut rooms = vec![room(&worker, 0x10).await, room(&worker, 0x11).await, room(&worker, 0x12).await];
     let cells: HashSet<_> = rooms.iter().map(|r| r.cell).collect();
     assert_eq!(cells.len(), 3, "one room per worker process");
@@ -300,13 +306,7 @@ async fn garbage_on_a_worker_socket_ends_that_link_only() {
 async fn a_webrtc_server_listens_per_worker_process_and_again_after_a_crash() {
     let manager = isolated(2, Path::new(binary()));
     let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
-    let (new_tx, mut new_cells) = mpsc::unbounded_channel();
-    manager
-        .host()
-        .on_new_cell(move |cell| {
-            let _ = new_tx.send(*cell);
-        })
-        .detach();
+    let mut new_cells = new_cells(&manager);
     let mut listen = loopback_listen_info();
     let base = 47_300 + (std::process::id() % 500) as u16;
     listen.port = Some(base);
