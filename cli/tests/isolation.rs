@@ -23,6 +23,11 @@ use tokio::sync::mpsc;
 /// A host of `workers` worker processes running `bin`, two transports per worker (the built-in
 /// packer keeps a room's transports together).
 fn isolated(workers: usize, bin: &Path) -> WorkerManager {
+    isolated_with(workers, bin, |_| {})
+}
+
+/// [`isolated`], with `change` applied to the options.
+fn isolated_with(workers: usize, bin: &Path, change: impl FnOnce(&mut HostOptions)) -> WorkerManager {
     let mut options = HostOptions::default();
     options.pool.isolation = Some(Isolation::Process);
     options.pool.worker_bin = Some(bin.to_path_buf());
@@ -31,6 +36,7 @@ fn isolated(workers: usize, bin: &Path) -> WorkerManager {
     options.policy = PolicyChoice::parse("pack").expect("pack");
     options.policy_given = true;
     options.max_transports = Some(2);
+    change(&mut options);
     WorkerManager::with_options(options)
 }
 
@@ -344,4 +350,40 @@ async fn a_webrtc_server_listens_per_worker_process_and_again_after_a_crash() {
         .expect("a transport on the replacement's server");
     assert_eq!(again.cell(), replacement);
     assert_eq!(port_of(&again), base + stride, "the replacement binds the slot's ports again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_process_leaves_placement_and_returns_with_its_objects() {
+    // Liveness 4 s: silent (out of placement) after 2 s, killed only after two pings of 4 s
+    // each went unanswered; a 3.5 s stall costs no object.
+    let manager = isolated_with(2, Path::new(binary()), |o| o.pool.worker_liveness = Duration::from_secs(4));
+    let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
+    let (calm, stalled) = (room(&worker, 0x40).await, room(&worker, 0x41).await);
+    assert_ne!(calm.cell, stalled.cell);
+    let pid = pid_of(&manager, stalled.cell);
+    let host = manager.host();
+    let draining = |cell| host.cell(cell).is_some_and(|c| c.is_draining());
+    // SAFETY: kill has no memory effects; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let stopped = Instant::now();
+    until("the stalled worker leaves placement", Duration::from_secs(4), || draining(stalled.cell)).await;
+    assert!(!draining(calm.cell), "the other worker stays in placement");
+    let left = Duration::from_millis(3_500).saturating_sub(stopped.elapsed());
+    tokio::time::sleep(left).await;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    until("the worker returns to placement once heard", Duration::from_secs(4), || !draining(stalled.cell)).await;
+    assert!(alive(pid), "a stall is not a death");
+    assert_eq!(pid_of(&manager, stalled.cell), pid, "the same worker process serves the cell");
+    // Its objects are all there: media flows through it again. What reached it while it was
+    // stopped was forwarded once it ran, up to its socket's kernel buffer (a stopped worker
+    // thread in-process would lose the same); the other worker lost nothing.
+    let before = stalled.sink.report().intact;
+    let report = stalled.sink.wait_for(before + 30, Duration::from_secs(5)).await;
+    assert!(report.intact >= before + 30, "{report:?}");
+    let last = report.indices.last().copied().expect("packets");
+    let missing = u64::from(last + 1) - report.indices.len() as u64;
+    assert!(missing < 350, "at most what was sent during the 3.5 s stall at 100 pps is missing: {missing}");
+    assert_eq!(report.corrupt, 0);
+    nothing_missing(&calm);
 }

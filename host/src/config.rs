@@ -85,8 +85,9 @@ pub struct PoolOptions {
     /// The binary worker processes run (`MAFALDA_WORKER_BIN`; default: `mafalda-host` on
     /// `PATH`).
     pub worker_bin: Option<PathBuf>,
-    /// A worker process that does not answer a ping through its worker for this long is
-    /// killed and its cell lost (default 10 s: a 5 s stall of a loaded machine loses nothing).
+    /// A worker process that leaves two pings through its worker unanswered for this long each
+    /// is killed and its cell lost; silent for half of it, it leaves placement until heard
+    /// (default 10 s, 1–15 s: a 5 s stall of a loaded machine loses nothing).
     #[serde(with = "secs")]
     pub worker_liveness: Duration,
 }
@@ -491,6 +492,13 @@ impl HostOptions {
                 format!("{} exceeds max_workers {}", pool.min_workers, pool.max_workers),
             ));
         }
+        let deadline = crate::cluster::client::REQUEST_TIMEOUT;
+        if pool.worker_liveness < Duration::from_secs(1) || pool.worker_liveness > deadline {
+            return Err(invalid(
+                "worker_liveness",
+                format!("{:?} is not between 1 s and {deadline:?} (a request's deadline)", pool.worker_liveness),
+            ));
+        }
         if !(pool.cpu_watermark > 0.0 && pool.cpu_watermark <= 1.0) {
             return Err(invalid(
                 "cpu_watermark",
@@ -603,5 +611,13 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         let err = HostOptions::from_vars(vars(&[("MAFALDA_CONFIG", "/nonexistent/mafalda.toml")])).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+        let err = HostOptions::from_vars(vars(&[("MAFALDA_ISOLATION", "fibers")])).unwrap_err();
+        assert!(err.to_string().contains("MAFALDA_ISOLATION"), "{err}");
+        for liveness in ["0", "0.5", "16"] {
+            let err = HostOptions::from_toml(&format!("[pool]\nworker_liveness = {liveness}\n")).unwrap_err();
+            assert!(err.to_string().contains("worker_liveness"), "{liveness}: {err}");
+        }
+        let options = HostOptions::from_toml("[pool]\nisolation = \"process\"\nworker_liveness = 3\n").expect("valid");
+        assert_eq!(options.pool.isolation, Some(crate::isolation::Isolation::Process));
     }
 }

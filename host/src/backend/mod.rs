@@ -102,6 +102,10 @@ pub(crate) trait WorkerBackend: Send + Sync + Debug {
     fn process(&self) -> Option<ProcessStats> {
         None
     }
+    /// Called with `true` when the worker goes silent (a worker process that stopped
+    /// answering: it should leave placement until heard again) and `false` when it is heard
+    /// again; in-process workers never do.
+    fn on_silence(&self, _callback: Box<dyn Fn(bool) + Send + Sync>) {}
 }
 
 /// A worker process: its pid and resident memory.

@@ -451,6 +451,12 @@ impl Host {
         let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
         let cell = Arc::new(Cell::new(id, slot, set, origin, location, Arc::clone(&worker)));
         cell.sample_cpu();
+        let silent_cell = Arc::downgrade(&cell);
+        worker.on_silence(Box::new(move |silent| {
+            if let Some(cell) = silent_cell.upgrade() {
+                cell.set_draining(silent);
+            }
+        }));
         let weak = Arc::downgrade(self);
         worker
             .on_dead(Box::new(move |exit| {

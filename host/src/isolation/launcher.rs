@@ -13,6 +13,7 @@ use crate::cluster::client::{HostLink, LinkObserver, LinkState, LinkTarget, Link
 use crate::cluster::proto::{CellAdvert, Op, Role, WireError};
 use crate::cluster::remote::RemoteWorker;
 use crate::host::WorkerLauncher;
+use crate::internals::object::lock;
 use async_trait::async_trait;
 use event_listener_primitives::HandlerId;
 use mediasoup::router::RouterOptions;
@@ -113,7 +114,7 @@ async fn start_child(spawn: Spawn, liveness: Duration) -> std::io::Result<Arc<dy
             let link = link.ok_or_else(|| std::io::Error::other("no link"))?;
             let _ = process.worker.set(remote.id());
             info!(id = %remote.id(), pid, "worker process started");
-            let worker = Arc::new(ChildWorker { remote, link, process, _observer: observer });
+            let worker = Arc::new(ChildWorker { remote, link, process, observer });
             tokio::spawn(ping(Arc::downgrade(&worker), liveness));
             Ok(worker)
         }
@@ -128,6 +129,12 @@ async fn start_child(spawn: Spawn, liveness: Duration) -> std::io::Result<Arc<dy
     }
 }
 
+/// How long a child may be silent before its worker leaves placement: half its liveness (it is
+/// killed after two unanswered pings of `liveness` each), at least a second.
+fn silence_of(liveness: Duration) -> Duration {
+    (liveness / 2).max(Duration::from_secs(1))
+}
+
 /// Links to a started child over `parent_end` and waits for its worker (the link is left in
 /// `link` as soon as it exists, for the caller to shut down on failure).
 async fn link_to(
@@ -136,18 +143,18 @@ async fn link_to(
     parent_end: std::os::unix::net::UnixStream,
     liveness: Duration,
     link: &mut Option<Arc<HostLink>>,
-) -> std::io::Result<(Arc<RemoteWorker>, Arc<dyn LinkObserver>)> {
+) -> std::io::Result<(Arc<RemoteWorker>, Arc<ChildObserver>)> {
     parent_end.set_nonblocking(true)?;
     let socket = tokio::net::UnixStream::from_std(parent_end)?;
     let (adverts, mut offered) = watch::channel(None);
-    let child_observer = Arc::new(ChildObserver { adverts, pid, worker: OnceLock::new() });
+    let child_observer = Arc::new(ChildObserver { adverts, pid, worker: OnceLock::new(), silence: Mutex::default() });
     let observer: Arc<dyn LinkObserver> = child_observer.clone();
     let target = LinkTarget {
         address: format!("worker process {pid}"),
         role: Role::Peer,
         node: spawn.node.clone(),
         token: None,
-        transport: LinkTransport::Socket { socket: Arc::new(Mutex::new(Some(socket))), silence: liveness },
+        transport: LinkTransport::Socket { socket: Arc::new(Mutex::new(Some(socket))), silence: silence_of(liveness) },
     };
     let started = HostLink::start(target, tokio::runtime::Handle::current(), Arc::downgrade(&observer));
     *link = Some(Arc::clone(&started));
@@ -175,7 +182,8 @@ async fn link_to(
         .map_err(|_| std::io::Error::other(format!("worker process {pid} offered a bad worker id")))?;
     let remote = RemoteWorker::advertised(&started, &advert, id);
     let _ = child_observer.worker.set(Arc::downgrade(&remote));
-    Ok((remote, observer))
+    drop(observer);
+    Ok((remote, child_observer))
 }
 
 /// Pings a child's worker every [`PING_EVERY`] (a request through its worker thread); kills the
@@ -210,12 +218,26 @@ async fn ping(worker: Weak<ChildWorker>, liveness: Duration) {
     }
 }
 
+/// What a worker's silence and return are told to (its cell's placement).
+type SilenceCallback = Box<dyn Fn(bool) + Send + Sync>;
+
 /// A link observer that hands the child's first advert to the starter.
 struct ChildObserver {
     adverts: watch::Sender<Option<CellAdvert>>,
     pid: u32,
     /// The child's worker once known (later adverts update it).
     worker: OnceLock<Weak<RemoteWorker>>,
+    /// Told when the child goes silent and when it is heard again (its cell leaves placement
+    /// meanwhile).
+    silence: Mutex<Option<SilenceCallback>>,
+}
+
+impl ChildObserver {
+    fn silent(&self, silent: bool) {
+        if let Some(callback) = lock(&self.silence).as_ref() {
+            callback(silent);
+        }
+    }
 }
 
 impl LinkObserver for ChildObserver {
@@ -235,10 +257,13 @@ impl LinkObserver for ChildObserver {
     }
 
     fn down(&self, _link: &Arc<HostLink>) {
-        warn!(pid = self.pid, "worker process silent");
+        warn!(pid = self.pid, "worker process silent: its worker leaves placement until heard");
+        self.silent(true);
     }
 
-    fn up(&self, _link: &Arc<HostLink>) {}
+    fn up(&self, _link: &Arc<HostLink>) {
+        self.silent(false);
+    }
 
     fn lost(&self, _link: &Arc<HostLink>) {}
 }
@@ -248,7 +273,7 @@ pub(crate) struct ChildWorker {
     remote: Arc<RemoteWorker>,
     link: Arc<HostLink>,
     process: Arc<ChildProcess>,
-    _observer: Arc<dyn LinkObserver>,
+    observer: Arc<ChildObserver>,
 }
 
 impl std::fmt::Debug for ChildWorker {
@@ -319,6 +344,10 @@ impl WorkerBackend for ChildWorker {
             self.process.on_exit.call_simple();
         }
         handler
+    }
+
+    fn on_silence(&self, callback: Box<dyn Fn(bool) + Send + Sync>) {
+        *lock(&self.observer.silence) = Some(callback);
     }
 
     fn process(&self) -> Option<ProcessStats> {
