@@ -7,7 +7,7 @@
 
 mod cluster_support;
 
-use cluster_support::{application, certs, limited, scratch, Node};
+use cluster_support::{application, certs, limited, opus_input, scratch, until, Node};
 use mafalda_host::cluster::client::LinkState;
 use mafalda_host::prelude::*;
 use mafalda_host::router::CellLost;
@@ -41,11 +41,7 @@ fn node_of(manager: &WorkerManager, cell: mafalda_host::placement::CellId) -> St
 async fn room(manager: &WorkerManager, consumers: usize) -> Room {
     let worker = manager.create_worker(WorkerSettings::default()).await.expect("worker");
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut options = PlainTransportOptions::new(loopback_listen_info());
-    options.comedia = true;
-    let input = router.create_plain_transport(options).await.expect("input");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x77))).await.expect("producer");
+    let (input, producer) = opus_input(&router, 0x77).await;
     let mut outputs = Vec::new();
     for _ in 0..consumers {
         let transport =
@@ -76,16 +72,6 @@ fn link_state(manager: &WorkerManager, node: &Node) -> LinkState {
     let address = node.address();
     let cluster = manager.cluster().expect("cluster");
     cluster.states().into_iter().find(|(a, _)| *a == address).map(|(_, s)| s).expect("link")
-}
-
-/// Waits (bounded) until `done` holds, polling every 20 ms.
-async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let since = Instant::now();
-    while !done() {
-        assert!(since.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    since.elapsed()
 }
 
 fn placeable(manager: &WorkerManager, node: &str) -> bool {

@@ -5,7 +5,7 @@
 
 mod cluster_support;
 
-use cluster_support::{application, certs, scratch, Node};
+use cluster_support::{application, certs, opus_input, scratch, Node};
 use mafalda_host::prelude::*;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
@@ -32,11 +32,7 @@ async fn one_router_over_three_hosts_carries_every_packet() {
     assert_eq!(node_names, ["media1", "media2", "media3"].map(String::from).into(), "cells: {cells:?}");
 
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut input_options = PlainTransportOptions::new(loopback_listen_info());
-    input_options.comedia = true;
-    let input = router.create_plain_transport(input_options).await.expect("input transport");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x1234))).await.expect("producer");
+    let (input, producer) = opus_input(&router, 0x1234).await;
 
     // Six consumers: spread puts two on each host.
     let mut outputs = Vec::new();
@@ -149,11 +145,7 @@ async fn three_hosts_linked_with_peers_serve_one_router_to_a_client_of_one() {
         tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("the peers' workers advertised");
     }
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut input_options = PlainTransportOptions::new(loopback_listen_info());
-    input_options.comedia = true;
-    let input = router.create_plain_transport(input_options).await.expect("input");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x42))).await.expect("producer");
+    let (input, producer) = opus_input(&router, 0x42).await;
     let mut outputs = Vec::new();
     for _ in 0..3 {
         let transport =

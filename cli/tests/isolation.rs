@@ -6,14 +6,14 @@
 
 mod cluster_support;
 
-use cluster_support::{binary, scratch};
+use cluster_support::{binary, opus_input, scratch, until};
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::isolation::Isolation;
 use mafalda_host::prelude::*;
 use mafalda_host::router::CellLost;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_host::worker_manager::WorkerManager;
-use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities, router_codecs};
 use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -51,11 +51,7 @@ struct Room {
 /// A producer fed by a generator and one consumer, in one worker.
 async fn room(worker: &Worker, ssrc: u32) -> Room {
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut options = PlainTransportOptions::new(loopback_listen_info());
-    options.comedia = true;
-    let input = router.create_plain_transport(options).await.expect("input");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(ssrc))).await.expect("producer");
+    let (input, producer) = opus_input(&router, ssrc).await;
     let output =
         router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
     assert_eq!(input.cell(), output.cell(), "a room's two transports share a worker");
@@ -115,16 +111,6 @@ fn new_cells(manager: &WorkerManager) -> mpsc::UnboundedReceiver<mafalda_host::p
         })
         .detach();
     rx
-}
-
-/// Waits (bounded) until `done` holds, polling every 20 ms.
-async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let since = Instant::now();
-    while !done() {
-        assert!(since.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    since.elapsed()
 }
 
 /// No packet of `room` is missing up to the last one received.

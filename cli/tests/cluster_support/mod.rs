@@ -13,6 +13,32 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Waits (bounded) until `done` holds, polling every 20 ms; returns how long it took.
+pub async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let since = Instant::now();
+    while !done() {
+        assert!(since.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    since.elapsed()
+}
+
+/// A comedia plain transport in `router` (a generator sends to it) and an Opus producer of
+/// `ssrc` on it: a room's input.
+pub async fn opus_input(
+    router: &mafalda_host::router::Router,
+    ssrc: u32,
+) -> (mafalda_host::prelude::PlainTransport, mafalda_host::prelude::Producer) {
+    use mafalda_host::prelude::*;
+    use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters};
+    let mut options = PlainTransportOptions::new(loopback_listen_info());
+    options.comedia = true;
+    let input = router.create_plain_transport(options).await.expect("input transport");
+    let producer =
+        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(ssrc))).await.expect("producer");
+    (input, producer)
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_mafalda-host")

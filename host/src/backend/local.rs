@@ -22,6 +22,7 @@ use mediasoup::webrtc_transport::WebRtcTransport;
 use mediasoup::worker::{Worker, WorkerDtlsFiles, WorkerLogLevel, WorkerLogTag, WorkerSettings};
 use mediasoup::worker_manager::WorkerManager;
 use std::fs;
+use std::path::Path;
 use std::sync::OnceLock;
 use tracing::{error, info};
 
@@ -146,10 +147,16 @@ impl WorkerThread {
     /// `/proc/self/task/TID/schedstat`); `None` when that cannot be read.
     pub fn cpu_time(&self) -> Option<Duration> {
         let tid = self.tid()?;
-        let text = fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-        let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
-        Some(Duration::from_nanos(nanos))
+        schedstat_cpu(Path::new(&format!("/proc/self/task/{tid}/schedstat")))
     }
+}
+
+/// The CPU time a thread has run, from its `/proc/…/task/TID/schedstat` (the scheduler's own
+/// accounting: its first field, nanoseconds on a CPU); `None` when that cannot be read.
+pub(crate) fn schedstat_cpu(path: &Path) -> Option<Duration> {
+    let text = fs::read_to_string(path).ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
 }
 
 /// Pins the calling thread to `core`.

@@ -25,8 +25,9 @@ use tracing::{debug, info, warn};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes of requests a link queues for a host that does not read (beyond, the link drops).
 pub const OUTBOX_BYTES: usize = 8 << 20;
-/// The same for a worker process of this host (its own worker: a burst of `send` of direct
-/// producers must not cost the worker; beyond, the child is counted dead).
+/// The same for a worker process of this host, each way (its own worker: a burst of `send`
+/// of direct producers, or of events towards a slow handler, must not cost the worker;
+/// beyond, the child is counted dead).
 pub const SOCKET_OUTBOX_BYTES: usize = 64 << 20;
 /// How long a link that shuts down waits for the host to close after its goodbye.
 pub const BYE_WAIT: Duration = Duration::from_millis(500);

@@ -3,6 +3,7 @@
 //! and a reader that turns the stream into [`Message`]s with the sans-IO [`FrameReader`].
 
 use super::proto::{encode, preamble, FrameReader, Message, ProtoError, PROTOCOL_VERSION};
+use crate::internals::object::lock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -217,10 +218,6 @@ struct SocketWriter {
     half: tokio::net::unix::OwnedWriteHalf,
     state: std::sync::Mutex<WriterState>,
     wake: tokio::sync::Notify,
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SocketWriter {

@@ -322,6 +322,15 @@ impl Shared {
         }
     }
 
+    /// Forgets every session and server (the endpoint stops): their objects close, outside
+    /// the sessions' lock.
+    fn forget_everything(&self) {
+        lock(&self.book).clear();
+        let sessions = std::mem::take(&mut *lock(&self.sessions));
+        drop(sessions);
+        self.webrtc_servers.clear();
+    }
+
     /// Forgets sessions the book ended (their objects close).
     fn drop_sessions(&self, ended: &[SessionId]) {
         let dropped: Vec<_> = {
@@ -393,9 +402,7 @@ impl ClusterServer {
     /// Closes every connection and forgets every session.
     pub fn close(&self) {
         self.endpoint.close(0u32.into(), b"host stopping");
-        lock(&self.shared.book).clear();
-        lock(&self.shared.sessions).clear();
-        self.shared.webrtc_servers.clear();
+        self.shared.forget_everything();
     }
 }
 
@@ -442,11 +449,7 @@ pub async fn serve_parent(host: Arc<Host>, socket: tokio::net::UnixStream, limit
         Err(reason) => return reason,
     };
     let ended = run_session(&shared, &session, stream, 0, "parent", &outbox).await;
-    let running = lock(&shared.sessions).clone();
-    lock(&shared.book).clear();
-    lock(&shared.sessions).clear();
-    drop(running);
-    shared.webrtc_servers.clear();
+    shared.forget_everything();
     ended.to_string()
 }
 

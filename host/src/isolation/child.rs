@@ -18,9 +18,6 @@ use tracing::info;
 pub const MAX_OBJECTS: usize = 1_000_000;
 /// Requests the parent may have in flight at once.
 pub const REQUESTS_IN_FLIGHT: usize = 1_024;
-/// Bytes of replies and events queued for the parent (its reader is the host's cluster thread:
-/// a slow event handler there must not cost the worker; beyond, the link ends).
-pub const OUTBOX_BYTES: usize = 64 << 20;
 
 /// The serving limits of a worker process: the parent is not a stranger (its own limits bound
 /// what applications do), its session never resumes (nothing is kept for a replay), and trace
@@ -29,7 +26,9 @@ fn parent_limits() -> ServeLimits {
     let mut limits = ServeLimits {
         objects_per_session: MAX_OBJECTS,
         requests_in_flight: REQUESTS_IN_FLIGHT,
-        outbox_bytes: OUTBOX_BYTES,
+        // Replies and events for the parent, whose reader is the host's cluster thread: the
+        // same bound as the parent's queue towards this process.
+        outbox_bytes: crate::cluster::client::SOCKET_OUTBOX_BYTES,
         trace_events_per_second: u32::MAX,
         ..ServeLimits::default()
     };

@@ -129,20 +129,17 @@ impl ChildProcess {
     /// CPU time of the child's mediasoup worker thread(s), read by the parent from
     /// `/proc/PID/task/*/schedstat` (what the child cannot misreport).
     pub(super) fn worker_cpu(&self) -> Option<Duration> {
-        let mut nanos = 0u64;
-        let mut found = false;
+        let mut total: Option<Duration> = None;
         for task in std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()?.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if !comm.starts_with("mediasoup-worke") {
                 continue;
             }
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            if let Some(n) = stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
-                nanos = nanos.saturating_add(n);
-                found = true;
+            if let Some(cpu) = crate::backend::local::schedstat_cpu(&task.path().join("schedstat")) {
+                total = Some(total.unwrap_or_default().saturating_add(cpu));
             }
         }
-        found.then(|| Duration::from_nanos(nanos))
+        total
     }
 
     /// Resident memory (`/proc/PID/statm`).
