@@ -66,13 +66,18 @@ impl Host {
 }
 
 fn mafalda(args: &[&str]) {
-    let status = Command::new(env!("CARGO_BIN_EXE_mafalda-host")).args(args).status().expect("run mafalda-host");
+    let status = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
+        .args(args)
+        .status()
+        .expect("run mafalda-host");
     assert!(status.success(), "mafalda-host {args:?}");
 }
 
 fn serve(dir: &Path, name: &str, ip: &str, workers: &str) -> Host {
     let listen = format!("{ip}:4443");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(["serve", "--workers", workers, "--max-workers", workers, "--listen", &listen, "--node", name])
         .args(["--tls-dir", dir.to_str().expect("utf-8")])
         .env_remove("MAFALDA_CLUSTER")

@@ -1,6 +1,7 @@
 //! The `mafalda-host` binary: runs mediasoup workers with their plugins, and the tools around
 //! them (demo, plugin check, simulator).
 
+mod admin;
 mod cmd;
 
 use crate::cmd::demo::{self, DemoOptions};
@@ -46,8 +47,57 @@ struct Cli {
     #[arg(long, global = true, value_name = "SECS")]
     duration: Option<u64>,
 
+    #[command(flatten)]
+    ops: OpsFlags,
+
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How the host is operated: admin server, drain, logs.
+#[derive(Debug, Args)]
+struct OpsFlags {
+    /// The admin HTTP server (/metrics, /healthz, /readyz, /status, the status page at /, and
+    /// POST /drain, /undrain, /plugins/reload): ADDR:PORT, or `off`.
+    #[arg(long, global = true, value_name = "ADDR|off", env = "MAFALDA_ADMIN", default_value = admin::DEFAULT_ADDR, value_parser = admin::parse_addr)]
+    admin: admin::AdminAddr,
+
+    /// Bearer token the admin actions then need from every caller (without it they are
+    /// accepted from loopback only). Prefer the environment variable: a command line is
+    /// visible to every user of the machine.
+    #[arg(long, global = true, value_name = "TOKEN", env = "MAFALDA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// Longest drain (SIGTERM or POST /drain) before the host stops with transports left.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = cmd::shutdown::DRAIN_TIMEOUT.as_secs_f64())]
+    drain_timeout: f64,
+
+    /// Log format: text, or json (one JSON object per line, for log shippers; worker
+    /// processes log the same way).
+    #[arg(long, global = true, value_name = "FORMAT", env = "MAFALDA_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl OpsFlags {
+    fn admin(&self) -> Result<Option<admin::AdminOptions>> {
+        if let Some(token) = &self.admin_token {
+            admin::auth::validate_token(token).map_err(anyhow::Error::msg)?;
+        }
+        Ok(self.admin.0.map(|addr| admin::AdminOptions { addr, token: self.admin_token.clone() }))
+    }
+
+    fn drain_timeout(&self) -> Result<Duration> {
+        Duration::try_from_secs_f64(self.drain_timeout).context("--drain-timeout")
+    }
 }
 
 /// Flags shared by every command that runs workers.
@@ -132,6 +182,14 @@ enum Command {
     /// --isolation process, not by hand).
     #[command(hide = true)]
     Worker(cmd::worker::WorkerArgs),
+    /// Asks a running host to drain (no new transport; it stops once empty or at its
+    /// --drain-timeout), or with --undrain to take transports again, through its admin server.
+    /// The host is named by --admin (its admin server) and, when it has one, --admin-token.
+    Drain {
+        /// End a drain instead.
+        #[arg(long)]
+        undrain: bool,
+    },
     /// Prints a generated join/leave trace (JSON lines) of typical rooms.
     Trace {
         /// Room shape.
@@ -300,6 +358,10 @@ impl HostFlags {
 
 fn main() {
     let cli = Cli::parse();
+    if cli.ops.log_format == LogFormat::Json {
+        // Worker processes inherit the format (set before any thread starts).
+        std::env::set_var("MAFALDA_LOG_FORMAT", "json");
+    }
     // A worker process runs one worker: one thread serves its parent (the host's own commands
     // use every core).
     let runtime = match cli.command {
@@ -319,11 +381,13 @@ fn main() {
 async fn run(cli: Cli) -> Result<()> {
     // Plugins built with the SDK are core modules: componentise them on load.
     mafalda_host::plugin::set_componentizer(mafalda_plugin_componentize::componentize);
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.ops.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     let duration = cli.duration.map(Duration::from_secs);
     let interval = Duration::try_from_secs_f64(cli.autoscale_interval).context("--autoscale-interval")?;
     let autoscale = AutoscaleOptions::new(interval).context("--autoscale-interval")?;
@@ -355,10 +419,13 @@ async fn run(cli: Cli) -> Result<()> {
                 &options.serve,
             )?;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
+            let admin = cli.ops.admin()?;
+            let drain_timeout = cli.ops.drain_timeout()?;
             let mut running =
                 cmd::serve::start(options, &cli.plugins, autoscale, cli.scale_hook.clone(), initial).await?;
             cmd::serve::join_cluster(&mut running, cluster)?;
-            cmd::serve::serve(running, duration).await
+            cmd::serve::open_admin(&running, admin).await?;
+            cmd::serve::serve(running, duration, drain_timeout).await
         }
         Command::Certs { command: CertsCommand::Init { out, days } } => {
             mafalda_host::cluster::certs::init_ca(&out, days)?;
@@ -391,7 +458,9 @@ async fn run(cli: Cli) -> Result<()> {
                     value: ConfigValue::Literal(capacity.to_string()),
                 });
             }
+            let admin = cli.ops.admin()?;
             let running = cmd::serve::start(options, &plugins, autoscale, cli.scale_hook.clone(), workers).await?;
+            cmd::serve::open_admin(&running, admin).await?;
             let demo = DemoOptions {
                 consumers: capacity * workers.get() - 1,
                 packets_per_second: pps,
@@ -408,6 +477,13 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Worker(args) => cmd::worker::run(args).await,
+        Command::Drain { undrain } => {
+            let address = cli.ops.admin.0.context("--admin names the host's admin server (not off)")?;
+            let path = if undrain { "/undrain" } else { "/drain" };
+            let answer = admin::client::post(address, path, cli.ops.admin_token.as_deref()).await?;
+            println!("{answer}");
+            Ok(())
+        }
         Command::Plugin { command: PluginCommand::Check { file } } => cmd::plugins::check(&cli.plugins, &file),
         Command::Plugin { command: PluginCommand::Componentize { input, output } } => {
             cmd::plugins::componentize(&input, &output)

@@ -3,7 +3,11 @@
 use std::process::Command;
 
 fn host(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mafalda-host")).args(args).output().expect("run mafalda-host")
+    Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
+        .args(args)
+        .output()
+        .expect("run mafalda-host")
 }
 
 #[test]
@@ -38,6 +42,7 @@ fn bad_configuration_is_a_clear_error() {
     assert!(stderr.contains("'fastest' is not pack, spread, pack-plugin or a .wasm file"), "stderr: {stderr}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(["--duration", "0"])
         .env("MAFALDA_MAX_WORKERS", "lots")
         .output()

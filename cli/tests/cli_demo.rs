@@ -9,7 +9,7 @@ use std::time::Duration;
 
 fn demo(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mafalda-host"));
-    cmd.arg("demo").args(args).env("RUST_LOG", "info");
+    cmd.arg("demo").args(args).env("RUST_LOG", "info").env("MAFALDA_ADMIN", "off");
     cmd
 }
 

@@ -27,6 +27,7 @@ fn sighup_reloads_the_plugins_of_a_running_host() {
     let path = scratch("sighup");
     install(&built_plugin("mafalda_plugin_pack"), &path);
     let mut child = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(["--workers", "1", "--duration", "60", "--plugin", path.to_str().expect("utf-8")])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -61,6 +62,7 @@ fn the_cli_refuses_bad_plugins_clearly() {
     let garbage = std::env::temp_dir().join(format!("mafalda-garbage-{}.wasm", std::process::id()));
     std::fs::write(&garbage, b"not wasm at all").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(["--plugin", garbage.to_str().expect("utf-8"), "--duration", "0"])
         .output()
         .expect("run");
@@ -70,6 +72,7 @@ fn the_cli_refuses_bad_plugins_clearly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(["plugin", "check", built_plugin("mafalda_test_plugin_foreign").to_str().expect("utf-8")])
         .output()
         .expect("run");
@@ -78,6 +81,7 @@ fn the_cli_refuses_bad_plugins_clearly() {
     assert!(stderr.contains("wrong world"), "{stderr}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(["plugin", "check", built_plugin("mafalda_plugin_pack").to_str().expect("utf-8")])
         .output()
         .expect("run");

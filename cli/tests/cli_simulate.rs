@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mafalda-host")).args(args).output().expect("run mafalda-host")
+    Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
+        .args(args)
+        .output()
+        .expect("run mafalda-host")
 }
 
 fn sample_trace(name: &str) -> PathBuf {
@@ -84,6 +88,7 @@ fn a_generated_trace_is_reproducible_and_replays() {
 /// Runs the host, killed if it outlives `limit` (a spinning simulator fails instead of hanging).
 fn host_within(args: &[&str], limit: std::time::Duration) -> Output {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mafalda-host"))
+        .env("MAFALDA_ADMIN", "off")
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

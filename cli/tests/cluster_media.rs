@@ -185,6 +185,7 @@ fn the_demo_runs_a_room_across_three_hosts() {
     let nodes: Vec<Node> = addresses.iter().map(|(n, ip)| Node::start(&dir, n, ip, 4443, &[])).collect();
     let cluster = nodes.iter().map(Node::address).collect::<Vec<_>>().join(",");
     let out = std::process::Command::new(cluster_support::binary())
+        .env("MAFALDA_ADMIN", "off")
         .args(["demo", "--workers", "3", "--duration", "6"])
         .env("MAFALDA_CLUSTER", cluster)
         .env("MAFALDA_CA", dir.join("ca.pem"))

@@ -16,6 +16,7 @@ fn mode(path: &Path) -> u32 {
 /// `serve` with `args`; its stderr once it exits (it must, with an error).
 fn serve_error(args: &[&str]) -> String {
     let out = Command::new(binary())
+        .env("MAFALDA_ADMIN", "off")
         .arg("serve")
         .args(args)
         // Bounded even if it wrongly starts.

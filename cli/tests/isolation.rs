@@ -230,6 +230,7 @@ async fn a_crash_loop_stops_at_its_limit_and_the_host_serves_on_with_the_rest() 
 #[test]
 fn a_killed_host_leaves_no_worker_process() {
     let mut host = std::process::Command::new(binary())
+        .env("MAFALDA_ADMIN", "off")
         .args(["serve", "--workers", "2", "--isolation", "process"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

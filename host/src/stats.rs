@@ -2,6 +2,7 @@
 //! (worker): CPU, transports, producers, consumers, pipes, placement counters.
 
 use crate::cell::Cell;
+use crate::internals::cell::Count;
 use crate::internals::load_model::{Coefficients, Load};
 use crate::placement::{CellId, EngineCounters};
 use mediasoup::router::RouterId;
@@ -18,6 +19,8 @@ pub struct CellStats {
     pub worker: WorkerId,
     /// The node (host) running it.
     pub node: String,
+    /// That node's region.
+    pub region: String,
     /// CPU share of one core, last sample.
     pub cpu: f64,
     /// CPU share the load model predicts (what placement reads).
@@ -30,6 +33,10 @@ pub struct CellStats {
     pub consumers: u32,
     /// Pipe producers piped into this cell.
     pub pipes: u32,
+    /// Data producers living here.
+    pub data_producers: u32,
+    /// Data consumers living here.
+    pub data_consumers: u32,
     /// Virtual routers with a real router here.
     pub routers: usize,
     /// Whether placement skips this cell.
@@ -50,12 +57,15 @@ impl CellStats {
             id: cell.id(),
             worker: cell.worker_id(),
             node: cell.node().to_string(),
+            region: cell.region().to_string(),
             cpu: load.cpu,
             predicted: load.predicted,
             transports: load.transports,
             producers: load.producers,
             consumers: load.consumers,
             pipes: load.pipes,
+            data_producers: cell.count(Count::DataProducer),
+            data_consumers: cell.count(Count::DataConsumer),
             routers: load.routers.len(),
             draining: load.draining,
             idle_for: cell.idle_for(),

@@ -1,7 +1,8 @@
 //! `mafalda-host serve`: the host with its plugins, until stopped.
 
 use super::plugins::PluginFlags;
-use crate::cmd::shutdown::{stop_requested, StopReason};
+use crate::admin::AdminOptions;
+use crate::cmd::shutdown::{until_stopped, StopReason};
 use anyhow::{bail, Context, Result};
 use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
 use mafalda_host::cluster::limits::ServeLimits;
@@ -9,6 +10,7 @@ use mafalda_host::cluster::server::{ClusterServer, ServeOptions};
 use mafalda_host::cluster::tls::NodeTls;
 use mafalda_host::cluster::Cluster;
 use mafalda_host::config::{HostOptions, PolicyChoice, ServeSettings};
+use mafalda_host::ops::Operations;
 use mafalda_host::plugin::{watch, PluginSet};
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
 use mafalda_host::worker_manager::WorkerManager;
@@ -87,7 +89,9 @@ pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
     let host = running.manager.host();
     if let (false, Some(tls)) = (flags.peers.is_empty(), &flags.tls) {
         let quic = flags.serve.as_ref().map(|serve| serve.limits.quic.clone()).unwrap_or_default();
-        running.peers = Some(Cluster::for_peers(host, &flags.peers, tls, &quic).context("linking to peers")?);
+        let peers = Cluster::for_peers(host, &flags.peers, tls, &quic).context("linking to peers")?;
+        running.ops.set_peers(Arc::clone(&peers));
+        running.peers = Some(peers);
     }
     if let Some(serve) = flags.serve {
         if serve.insecure_allow_any_client {
@@ -98,7 +102,9 @@ pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
         } else if !host.has_auth() {
             info!("no auth plugin: only loopback applications are accepted");
         }
-        running.server = Some(ClusterServer::start(Arc::clone(host), serve).context("opening the cluster endpoint")?);
+        let server = Arc::new(ClusterServer::start(Arc::clone(host), serve).context("opening the cluster endpoint")?);
+        running.ops.set_server(Arc::clone(&server));
+        running.server = Some(server);
     }
     Ok(())
 }
@@ -117,7 +123,9 @@ pub struct Running {
     /// The autoscaler, when an autoscale plugin is loaded.
     pub autoscaler: Option<Arc<Autoscaler>>,
     /// The cluster endpoint (`--listen`).
-    pub server: Option<ClusterServer>,
+    pub server: Option<Arc<ClusterServer>>,
+    /// What the admin server reads (metrics, readiness, status) and drains.
+    pub ops: Arc<Operations>,
     /// The links to peers (`--peer`).
     pub peers: Option<Arc<Cluster>>,
     _watch: Option<watch::WatchGuard>,
@@ -176,13 +184,15 @@ pub async fn start(
         }
         autoscaler
     });
-    let reloadable = plugins.clone();
+    let ops = Operations::new(host, mafalda_host::ops::media::MEDIA_INTERVAL);
+    ops.set_plugins(plugins.clone());
+    let reloadable = Arc::clone(&ops);
     let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             info!("SIGHUP: reloading plugins");
-            let set = reloadable.clone();
-            let _ = tokio::task::spawn_blocking(move || set.reload()).await;
+            let ops = Arc::clone(&reloadable);
+            let _ = tokio::task::spawn_blocking(move || ops.reload_plugins()).await;
         }
     });
     let watch = if flags.watch { Some(watch::watch(plugins.clone(), Duration::from_millis(500))?) } else { None };
@@ -194,7 +204,15 @@ pub async fn start(
         autoscale = plugins.autoscale.as_ref().map_or("none", |p| p.label()),
         "mafalda-host running; Ctrl-C to stop"
     );
-    Ok(Running { manager, worker, _plugins: plugins, autoscaler, server: None, peers: None, _watch: watch })
+    Ok(Running { manager, worker, _plugins: plugins, autoscaler, server: None, ops, peers: None, _watch: watch })
+}
+
+/// Opens the admin server (`--admin`), unless disabled.
+pub async fn open_admin(running: &Running, admin: Option<AdminOptions>) -> Result<()> {
+    if let Some(admin) = admin {
+        crate::admin::start(Arc::clone(&running.ops), admin).await?;
+    }
+    Ok(())
 }
 
 /// Closes every worker and waits (bounded) for their close events; returns how many.
@@ -215,9 +233,10 @@ pub async fn stop(running: Running) -> usize {
     closed
 }
 
-/// Runs until SIGINT/SIGTERM or `duration`.
-pub async fn serve(running: Running, duration: Option<Duration>) -> Result<()> {
-    let reason = stop_requested(duration).await.context("installing signal handlers")?;
+/// Runs until SIGINT, `duration`, or a drain's end (SIGTERM or `POST /drain`; see
+/// [`until_stopped`]).
+pub async fn serve(running: Running, duration: Option<Duration>, drain_timeout: Duration) -> Result<()> {
+    let reason = until_stopped(&running.ops, duration, drain_timeout).await.context("installing signal handlers")?;
     info!(?reason, "stopping");
     let closed = stop(running).await;
     if reason == StopReason::Deadline {

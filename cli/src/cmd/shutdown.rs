@@ -1,17 +1,31 @@
-//! Resolves when the process is asked to stop (Ctrl-C / SIGINT, or SIGTERM) or a deadline passes.
+//! When the process stops: Ctrl-C / SIGINT stops at once; SIGTERM drains (no new transport
+//! here, what lives here keeps flowing) and stops once this host's cells are empty or at the
+//! drain timeout — a second SIGTERM or a SIGINT then stops at once; a deadline (`--duration`)
+//! stops too. A drain asked over the admin server (`POST /drain`) ends the same way.
 
-use std::time::Duration;
+use mafalda_host::ops::Operations;
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
 
-/// Why [`stop_requested`] returned.
+/// Default of `--drain-timeout`.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often a drain checks whether the cells are empty.
+const DRAIN_CHECK: Duration = Duration::from_millis(250);
+
+/// Why the host stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     /// SIGINT (Ctrl-C).
     Interrupt,
-    /// SIGTERM.
+    /// SIGTERM (a second one during a drain, or without a drain).
     Terminate,
     /// The deadline passed.
     Deadline,
+    /// The drain ended: no transport left in this host's cells.
+    Drained,
+    /// The drain timeout passed with transports left.
+    DrainTimeout,
 }
 
 /// Waits for SIGINT, SIGTERM or `deadline` (if any), whichever comes first.
@@ -29,4 +43,48 @@ pub async fn stop_requested(deadline: Option<Duration>) -> std::io::Result<StopR
         _ = terminate.recv() => StopReason::Terminate,
         _ = deadline => StopReason::Deadline,
     })
+}
+
+/// Runs until the host should stop: SIGINT, a second SIGTERM, `deadline`, or the end of a
+/// drain (asked by SIGTERM or by the admin server) — empty cells or `drain_timeout`.
+pub async fn until_stopped(
+    ops: &Operations,
+    deadline: Option<Duration>,
+    drain_timeout: Duration,
+) -> std::io::Result<StopReason> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let deadline = deadline.map(|d| tokio::time::Instant::now() + d);
+    let mut check = tokio::time::interval(DRAIN_CHECK);
+    let mut drain_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => return Ok(StopReason::Interrupt),
+            _ = terminate.recv() => {
+                if ops.host().is_draining() {
+                    return Ok(StopReason::Terminate);
+                }
+                ops.drain("SIGTERM");
+                info!(timeout = ?drain_timeout, "SIGTERM: draining; a second SIGTERM or Ctrl-C stops at once");
+            }
+            _ = async { match deadline { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
+                return Ok(StopReason::Deadline);
+            }
+            _ = check.tick() => {}
+        }
+        if !ops.host().is_draining() {
+            drain_since = None;
+            continue;
+        }
+        let since = *drain_since.get_or_insert_with(Instant::now);
+        let left = ops.local_transports();
+        if left == 0 {
+            info!(after = ?since.elapsed(), "drained: no transport left on this host");
+            return Ok(StopReason::Drained);
+        }
+        if since.elapsed() >= drain_timeout {
+            warn!(transports = left, timeout = ?drain_timeout, "drain timeout: stopping with transports left");
+            return Ok(StopReason::DrainTimeout);
+        }
+    }
 }

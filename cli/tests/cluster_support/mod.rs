@@ -54,7 +54,12 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Runs `mafalda-host ARGS` to completion; panics with its stderr when it fails.
 pub fn run(args: &[&str]) -> String {
-    let out = Command::new(binary()).args(args).env_remove("MAFALDA_CLUSTER").output().expect("run mafalda-host");
+    let out = Command::new(binary())
+        .env("MAFALDA_ADMIN", "off")
+        .args(args)
+        .env_remove("MAFALDA_CLUSTER")
+        .output()
+        .expect("run mafalda-host");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "mafalda-host {args:?} failed: {stderr}");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -86,6 +91,9 @@ pub struct Node {
     pub log: Vec<String>,
 }
 
+/// The port of every node's admin server (on the node's own address).
+pub const ADMIN_PORT: u16 = 9464;
+
 impl Node {
     /// Starts `serve` for node `name` on `ip:port` with `extra` flags; returns once its cluster
     /// endpoint is up (bounded).
@@ -110,7 +118,9 @@ impl Node {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        // Each node's admin server on its own address (the `--admin` flag in `extra` wins).
         let mut child = Command::new(binary())
+            .env("MAFALDA_ADMIN", format!("{ip}:{ADMIN_PORT}"))
             .args(&args)
             .env_remove("MAFALDA_CLUSTER")
             .env_remove("MAFALDA_MAX_WORKERS")
@@ -136,6 +146,11 @@ impl Node {
     /// `ip:port`.
     pub fn address(&self) -> String {
         format!("{}:{}", self.ip, self.port)
+    }
+
+    /// Its admin server's address.
+    pub fn admin(&self) -> String {
+        format!("{}:{ADMIN_PORT}", self.ip)
     }
 
     /// Waits for a log line containing `needle`; panics with the log so far after `limit`.

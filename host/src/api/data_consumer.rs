@@ -7,7 +7,7 @@ pub use mediasoup::data_consumer::*;
 use super::endpoint::{kinded_handle, on, Endpoint};
 use super::transport::Transport;
 use crate::backend::DataConsumerBackend;
-use crate::internals::cell::Cell;
+use crate::internals::cell::{Cell, Count};
 use crate::internals::pipes::PipeLease;
 use crate::placement::CellId;
 use event_listener_primitives::HandlerId;
@@ -56,10 +56,11 @@ impl DataConsumer {
         real: Arc<dyn DataConsumerBackend>,
         data_producer_id: DataProducerId,
         transport: Arc<dyn Transport>,
-        cell: &Arc<Cell>,
+        (router, cell): (&super::router::Router, &Arc<Cell>),
         lease: Option<PipeLease>,
         app_data: AppData,
     ) -> Self {
+        let ticket = cell.ticket(&router.inner.counts, Count::DataConsumer, Vec::new());
         let meta = DataConsumerMeta {
             id: real.id(),
             data_producer_id,
@@ -84,7 +85,7 @@ impl DataConsumer {
         .detach();
         let weak = Arc::downgrade(&inner);
         real.on_close(Box::new(move || {
-            drop((lease, load));
+            drop((lease, ticket, load));
             if let Some(inner) = weak.upgrade() {
                 inner.close();
             }

@@ -7,7 +7,7 @@ use super::endpoint::{kinded_handle, on, Endpoint};
 use super::router::{Router, RouterInner};
 use super::transport::Transport;
 use crate::backend::DataProducerBackend;
-use crate::internals::cell::Cell;
+use crate::internals::cell::{Cell, Count};
 use crate::internals::pause::{Followers, PausableEnd};
 use crate::internals::pipes::{PipedObject, Replicas};
 use crate::internals::registry::Registered;
@@ -81,8 +81,9 @@ impl DataProducer {
         app_data: AppData,
     ) -> Self {
         let held = cell.hold_id(PipeSource::DataProducer(real.id()));
+        let ticket = cell.ticket(&router.inner.counts, Count::DataProducer, Vec::new());
         let load = cell.ledger().data();
-        real.on_close(Box::new(move || drop((held, load)))).detach();
+        real.on_close(Box::new(move || drop((held, ticket, load)))).detach();
         let meta = DataProducerMeta {
             id: known,
             real_id: real.id(),

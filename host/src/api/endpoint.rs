@@ -6,12 +6,43 @@
 use super::transport::Transport;
 use super::transport_core::Child;
 use crate::internals::lifecycle::Lifecycle;
+use crate::internals::media_counters::MediaProbe;
 use crate::internals::object::{inert_handler, lock, Slot};
 use crate::placement::CellId;
 use event_listener_primitives::HandlerId;
 use mediasoup::prelude::AppData;
 use mediasoup::worker::RequestError;
 use std::sync::{Arc, Mutex};
+
+/// A real object's media probe (producers and consumers; data objects carry no RTP).
+pub(crate) trait Probed {
+    /// The probe of this real object.
+    fn probe(self: Arc<Self>) -> Option<MediaProbe>;
+}
+
+impl Probed for dyn crate::backend::ProducerBackend {
+    fn probe(self: Arc<Self>) -> Option<MediaProbe> {
+        Some(MediaProbe::Producer(self))
+    }
+}
+
+impl Probed for dyn crate::backend::ConsumerBackend {
+    fn probe(self: Arc<Self>) -> Option<MediaProbe> {
+        Some(MediaProbe::Consumer(self))
+    }
+}
+
+impl Probed for dyn crate::backend::DataProducerBackend {
+    fn probe(self: Arc<Self>) -> Option<MediaProbe> {
+        None
+    }
+}
+
+impl Probed for dyn crate::backend::DataConsumerBackend {
+    fn probe(self: Arc<Self>) -> Option<MediaProbe> {
+        None
+    }
+}
 
 /// The pause state of a real producer, consumer, data producer or data consumer: its own, and
 /// (consumers) its producer's.
@@ -138,10 +169,14 @@ impl<B: ?Sized + Send + Sync + PauseState, M: Send + Sync> Endpoint<B, M> {
     }
 }
 
-impl<B: ?Sized + Send + Sync + PauseState, M: Send + Sync> Child for Endpoint<B, M> {
+impl<B: ?Sized + Send + Sync + PauseState + Probed, M: Send + Sync> Child for Endpoint<B, M> {
     fn transport_closed(&self) {
         self.forgotten(self.life.transport_closed());
         self.take_real();
+    }
+
+    fn media(&self) -> Option<MediaProbe> {
+        self.live().and_then(Probed::probe)
     }
 }
 

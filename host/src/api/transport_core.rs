@@ -52,6 +52,12 @@ async fn check_consumable<B: ?Sized + TransportBackend>(
 pub(crate) trait Child: Send + Sync {
     /// Fires `on_transport_close` then `on_close`, and drops the real object.
     fn transport_closed(&self);
+
+    /// The real producer or consumer, when this is one and is open (its stats are the cell's
+    /// media counters).
+    fn media(&self) -> Option<crate::internals::media_counters::MediaProbe> {
+        None
+    }
 }
 
 #[allow(clippy::type_complexity)]
@@ -254,7 +260,8 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Transport
             _ => found.real,
         };
         let real_data_consumer = real.consume_data(options.consuming(here)).await?;
-        let data_consumer = DataConsumer::wrap(real_data_consumer, id, handle, &self.cell, lease, app_data);
+        let data_consumer =
+            DataConsumer::wrap(real_data_consumer, id, handle, (&self.router, &self.cell), lease, app_data);
         self.adopt(data_consumer.as_child());
         self.handlers.new_data_consumer.call(|cb| cb(&data_consumer));
         Ok(data_consumer)
@@ -332,6 +339,11 @@ impl<B: ?Sized + TransportBackend + 'static, X: Send + Sync + 'static> Member fo
 
     fn transport(&self) -> Option<(mediasoup::router::RouterId, mediasoup::prelude::TransportId)> {
         (!self.closed.load(Ordering::Acquire)).then(|| (self.router.id(), self.id))
+    }
+
+    fn media(&self, probes: &mut Vec<crate::internals::media_counters::MediaProbe>) {
+        let children: Vec<Weak<dyn Child>> = lock(&self.children).clone();
+        probes.extend(children.iter().filter_map(Weak::upgrade).filter_map(|c| c.media()));
     }
 }
 

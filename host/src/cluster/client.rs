@@ -15,7 +15,7 @@ use mediasoup::prelude::RtpParameters;
 use mediasoup::producer::ProducerId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch, Notify};
@@ -152,6 +152,30 @@ pub struct HostLink {
     state: watch::Sender<LinkState>,
     stop: Notify,
     stopped: AtomicBool,
+    /// The QUIC connection while up (its path stats give the RTT).
+    quic: Mutex<Option<quinn::Connection>>,
+    /// Times the link came up resuming its session, and times it went down.
+    resumes: AtomicU64,
+    drops: AtomicU64,
+}
+
+/// One link as the metrics and the status page show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LinkStats {
+    /// The address dialled.
+    pub address: String,
+    /// The host's node name, once known.
+    pub node: Option<String>,
+    /// `connecting`, `up`, `refused` or `down`.
+    pub state: &'static str,
+    /// The QUIC path's smoothed round-trip time while up, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Bytes waiting in the link's send queue.
+    pub queued_bytes: usize,
+    /// Times the link came back up with its session resumed.
+    pub resumes: u64,
+    /// Times the link dropped.
+    pub drops: u64,
 }
 
 impl std::fmt::Debug for HostLink {
@@ -178,6 +202,9 @@ impl HostLink {
             state: watch::channel(LinkState::Connecting).0,
             stop: Notify::new(),
             stopped: AtomicBool::new(false),
+            quic: Mutex::default(),
+            resumes: AtomicU64::new(0),
+            drops: AtomicU64::new(0),
         });
         runtime.spawn(Arc::clone(&link).run());
         runtime.spawn(Self::expire_late(Arc::downgrade(&link)));
@@ -202,6 +229,25 @@ impl HostLink {
     /// Watches the link's state.
     pub fn state(&self) -> watch::Receiver<LinkState> {
         self.state.subscribe()
+    }
+
+    /// The link's numbers now.
+    pub fn stats(&self) -> LinkStats {
+        let state = match &*self.state.borrow() {
+            LinkState::Connecting => "connecting",
+            LinkState::Up(_) => "up",
+            LinkState::Refused(_) => "refused",
+            LinkState::Down(_) => "down",
+        };
+        LinkStats {
+            address: self.target.address.clone(),
+            node: self.node().map(|(node, _)| node),
+            state,
+            rtt_ms: lock(&self.quic).as_ref().map(|c| c.rtt().as_secs_f64() * 1e3),
+            queued_bytes: lock(&self.writer).as_ref().map_or(0, Outbox::queued),
+            resumes: self.resumes.load(Ordering::Relaxed),
+            drops: self.drops.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops the link (its connection is closed; objects of the session are released by the
@@ -452,6 +498,10 @@ impl HostLink {
                     }
                     let node = welcome.node.clone();
                     info!(host = %self.target.address, %node, resumed = welcome.resumed, "cluster link up");
+                    if welcome.resumed {
+                        self.resumes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    lock(&self.quic).clone_from(&connection.quic);
                     self.state.send_replace(LinkState::Up(node));
                     if let Some(observer) = self.observer() {
                         observer.up(&self);
@@ -469,6 +519,8 @@ impl HostLink {
                         }
                     }
                     connection.closer.close(reason.as_bytes());
+                    lock(&self.quic).take();
+                    self.drops.fetch_add(1, Ordering::Relaxed);
                     lock(&self.session).down(Instant::now());
                     if self.stopped.load(Ordering::Acquire) {
                         debug!(host = %self.target.address, %reason, "cluster link closed");

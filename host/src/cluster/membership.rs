@@ -8,6 +8,7 @@ use super::remote::RemoteWorker;
 use crate::backend::WorkerBackend;
 use crate::cell::Cell;
 use crate::host::Host;
+use crate::internals::cell::DrainCause;
 use crate::internals::object::lock;
 use mediasoup::worker::WorkerId;
 use std::collections::HashMap;
@@ -82,7 +83,12 @@ impl LinkObserver for Membership {
                     continue;
                 }
                 match mine.get(&id) {
-                    Some(k) => k.worker.update(advert),
+                    Some(k) => {
+                        k.worker.update(advert);
+                        if let Some(cell) = k.cell.upgrade() {
+                            cell.set_draining(DrainCause::HostDraining, advert.draining);
+                        }
+                    }
                     None => added.push((id, advert.clone())),
                 }
             }
@@ -100,6 +106,7 @@ impl LinkObserver for Membership {
             let worker = RemoteWorker::advertised(link, &advert, id);
             let backend: Arc<dyn WorkerBackend> = worker.clone();
             let cell = host.add_remote_cell(backend, advert.node.clone(), advert.region.clone());
+            cell.set_draining(DrainCause::HostDraining, advert.draining);
             let mut known = lock(&self.known);
             known
                 .entry(link.address().to_string())
@@ -114,14 +121,14 @@ impl LinkObserver for Membership {
 
     fn down(&self, link: &Arc<HostLink>) {
         for cell in self.cells_of(link) {
-            cell.set_draining(true);
+            cell.set_draining(DrainCause::LinkDown, true);
         }
         info!(host = %link.address(), "cluster host unreachable: its workers leave placement");
     }
 
     fn up(&self, link: &Arc<HostLink>) {
         for cell in self.cells_of(link) {
-            cell.set_draining(false);
+            cell.set_draining(DrainCause::LinkDown, false);
         }
     }
 

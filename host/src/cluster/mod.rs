@@ -256,6 +256,11 @@ impl Cluster {
         }
     }
 
+    /// Each link's numbers (state, RTT, queue, resumes).
+    pub fn link_stats(&self) -> Vec<client::LinkStats> {
+        self.links.iter().map(|l| l.stats()).collect()
+    }
+
     /// Each link's state.
     pub fn states(&self) -> Vec<(String, LinkState)> {
         self.links.iter().map(|l| (l.address().to_string(), l.state().borrow().clone())).collect()

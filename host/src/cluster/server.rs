@@ -241,6 +241,7 @@ impl Session {
                 node,
                 region,
                 cpu_time_us: worker.cpu_time().map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
+                draining: cell.is_draining(),
             });
         }
         adverts
@@ -281,6 +282,26 @@ pub(crate) struct Shared {
     boot: u64,
     /// The WebRTC servers callers' transports may share.
     pub(crate) webrtc_servers: dispatch::WebRtcServers,
+    /// Sessions resumed on a new connection, and events replayed to them.
+    resumes: AtomicU64,
+    replayed: AtomicU64,
+}
+
+/// The endpoint's numbers (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStats {
+    /// Sessions held (attached or in their grace period).
+    pub sessions: usize,
+    /// Objects held for them (workers aside).
+    pub held_objects: usize,
+    /// Connections in their handshake.
+    pub handshakes: usize,
+    /// Sessions resumed on a new connection so far.
+    pub resumes: u64,
+    /// Events replayed to resumed sessions so far.
+    pub events_replayed: u64,
+    /// Bytes waiting in the sessions' send queues.
+    pub queued_bytes: usize,
 }
 
 impl Shared {
@@ -319,6 +340,8 @@ impl Shared {
             handshakes: AtomicUsize::new(0),
             boot: boot_id(),
             webrtc_servers,
+            resumes: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
         }
     }
 
@@ -397,6 +420,23 @@ impl ClusterServer {
     pub fn held_objects(&self) -> usize {
         let sessions: Vec<Arc<Session>> = lock(&self.shared.sessions).values().cloned().collect();
         sessions.iter().map(|s| lock(&s.objects).values().filter(|e| !e.is_worker()).count()).sum()
+    }
+
+    /// The endpoint's numbers now.
+    pub fn stats(&self) -> ServerStats {
+        let ids: Vec<SessionId> = lock(&self.shared.sessions).keys().copied().collect();
+        let queued_bytes = {
+            let book = lock(&self.shared.book);
+            ids.iter().filter_map(|id| book.outbox(*id)).map(|(_, outbox)| outbox.queued()).sum()
+        };
+        ServerStats {
+            sessions: self.sessions(),
+            held_objects: self.held_objects(),
+            handshakes: self.shared.handshakes.load(Ordering::Relaxed),
+            resumes: self.shared.resumes.load(Ordering::Relaxed),
+            events_replayed: self.shared.replayed.load(Ordering::Relaxed),
+            queued_bytes,
+        }
     }
 
     /// Closes every connection and forgets every session.
@@ -658,6 +698,10 @@ fn admit(
     if let Err(error) = outbox.send(&Message::Welcome(welcome)) {
         warn!(session = admitted.session, %error, "welcome not sent");
     }
+    if admitted.resumed {
+        shared.resumes.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.replayed.fetch_add(admitted.replay.len() as u64, Ordering::Relaxed);
     for frame in &admitted.replay {
         let _ = outbox.send_frame(frame.clone());
     }
@@ -722,11 +766,17 @@ async fn run_session(
     let limits = shared.limits.clone();
     let adverts = {
         let (session, host) = (Arc::downgrade(session), Arc::downgrade(&shared.host));
+        let mut drains = shared.host.drain_changes();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
             loop {
-                tick.tick().await;
+                // Every second, and at once when one of this host's cells starts or stops
+                // draining (peers and applications stop placing on it without waiting).
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    changed = drains.changed() => if changed.is_err() { return },
+                }
                 let (Some(session), Some(host)) = (session.upgrade(), host.upgrade()) else { return };
                 session.send(&Message::Cells(session.adverts(&host)));
             }

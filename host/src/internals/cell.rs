@@ -26,11 +26,15 @@ pub(crate) enum Count {
     Consumer,
     /// A pipe producer piped into this cell.
     Pipe,
+    /// A data producer living here.
+    DataProducer,
+    /// A data consumer living here.
+    DataConsumer,
 }
 
 /// Live object counts (of a cell, or of a virtual router).
 #[derive(Debug, Default)]
-pub(crate) struct Counts([AtomicU32; 4]);
+pub(crate) struct Counts([AtomicU32; 6]);
 
 impl Counts {
     /// Current value of one count.
@@ -67,6 +71,32 @@ struct CpuMeter {
     /// The last sample could not be read; the share is estimated from the counts.
     estimated: bool,
 }
+
+/// Why a cell takes no new transports; a cell drains while any cause holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainCause {
+    /// Drained by the operator or the autoscaler ([`crate::host::Host::drain_cell`]).
+    Operator,
+    /// Retiring: it closes once idle.
+    Retiring,
+    /// Its host drains as a whole (this host's `Host::drain`, or another host's adverts).
+    HostDraining,
+    /// Its worker process stopped answering (until heard again).
+    Silent,
+    /// The link to its host is down (until it is up again).
+    LinkDown,
+    /// It is closed.
+    Closed,
+}
+
+impl DrainCause {
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// Called when a cell starts or stops draining (set by the host on every cell it admits).
+pub(crate) type DrainWatch = Box<dyn Fn(&Cell, bool) + Send + Sync>;
 
 /// The cell is closed: nothing may join it any more.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +147,9 @@ pub struct Cell {
     ledger: Arc<Ledger>,
     row: Mutex<Row>,
     members: Mutex<Vec<Weak<dyn Member>>>,
-    draining: AtomicBool,
+    /// The [`DrainCause`]s that hold, one bit each.
+    draining: AtomicU32,
+    drain_watch: std::sync::OnceLock<DrainWatch>,
     retiring: AtomicBool,
     closed: AtomicBool,
     idle_since: Mutex<Option<Instant>>,
@@ -232,7 +264,8 @@ impl Cell {
             ledger: Arc::default(),
             row: Mutex::default(),
             members: Mutex::default(),
-            draining: AtomicBool::new(false),
+            draining: AtomicU32::new(0),
+            drain_watch: std::sync::OnceLock::new(),
             retiring: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             idle_since: Mutex::new(Some(Instant::now())),
@@ -304,17 +337,38 @@ impl Cell {
 
     /// True when the cell takes no new transports.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.load(Ordering::Acquire) != 0
     }
 
-    /// Stops (or resumes) placing transports here.
-    pub fn set_draining(&self, draining: bool) {
-        self.draining.store(draining, Ordering::Relaxed);
+    /// Whether `cause` holds for this cell.
+    pub fn drains_for(&self, cause: DrainCause) -> bool {
+        self.draining.load(Ordering::Acquire) & cause.bit() != 0
+    }
+
+    /// Sets or clears one reason to take no new transports here; the cell drains while any
+    /// holds. The drain watch hears when the cell starts or stops draining.
+    pub fn set_draining(&self, cause: DrainCause, on: bool) {
+        let before = if on {
+            self.draining.fetch_or(cause.bit(), Ordering::AcqRel)
+        } else {
+            self.draining.fetch_and(!cause.bit(), Ordering::AcqRel)
+        };
+        let after = if on { before | cause.bit() } else { before & !cause.bit() };
+        if (before == 0) != (after == 0) && cause != DrainCause::Closed && !self.is_closed() {
+            if let Some(watch) = self.drain_watch.get() {
+                watch(self, after != 0);
+            }
+        }
+    }
+
+    /// Installs what hears this cell's drain changes (once).
+    pub(crate) fn watch_draining(&self, watch: DrainWatch) {
+        let _ = self.drain_watch.set(watch);
     }
 
     /// Drains the cell and marks it to be closed as soon as it is idle.
     pub fn set_retiring(&self) {
-        self.set_draining(true);
+        self.set_draining(DrainCause::Retiring, true);
         self.retiring.store(true, Ordering::Relaxed);
     }
 
@@ -517,6 +571,16 @@ impl Cell {
         }
     }
 
+    /// The real producers and consumers living here (their stats are the cell's media).
+    pub(crate) fn media_probes(&self) -> Vec<crate::internals::media_counters::MediaProbe> {
+        let members: Vec<Weak<dyn Member>> = lock(&self.members).clone();
+        let mut probes = Vec::new();
+        for member in members.iter().filter_map(Weak::upgrade) {
+            member.media(&mut probes);
+        }
+        probes
+    }
+
     /// The open transports living here, oldest first, with their virtual routers.
     pub fn transports(&self) -> Vec<(RouterId, mediasoup::prelude::TransportId)> {
         let members: Vec<Weak<dyn Member>> = lock(&self.members).clone();
@@ -562,7 +626,7 @@ impl Cell {
             }
             std::mem::take(&mut *members)
         };
-        self.set_draining(true);
+        self.set_draining(DrainCause::Closed, true);
         let mut lost = Lost::default();
         for member in members.iter().filter_map(Weak::upgrade) {
             member.detach(&mut lost);

@@ -8,7 +8,7 @@
 use crate::backend::local::WorkerTemplate;
 use crate::backend::{RouterBackend, WorkerBackend};
 use crate::config::HostOptions;
-use crate::internals::cell::{Cell, Location, Origin, SettingsSet};
+use crate::internals::cell::{Cell, DrainCause, Location, Origin, SettingsSet};
 use crate::internals::load_model::{Coefficients, Learner, RateBook, Reservation, PRIOR_HALF_LIFE};
 use crate::internals::object::{lock, within, EventBag};
 use crate::internals::port_plan::PortClaims;
@@ -22,7 +22,7 @@ use crate::plugin::AuthGate;
 use crate::stats::{CellStats, HostStats, RouterStats};
 use async_trait::async_trait;
 use event_listener_primitives::HandlerId;
-use mafalda_plugin_sdk::types::{AuthRequest, Denial, Grant, Node, Snapshot};
+use mafalda_plugin_sdk::types::{AuthRequest, Denial, Grant, Node, Operation, Snapshot};
 use mediasoup::prelude::{RouterOptions, RtpCapabilitiesFinalized, RtpCodecCapability, TransportId};
 use mediasoup::router::{RouterId, UpdateMediaCodecsError};
 use mediasoup::worker::{
@@ -63,6 +63,42 @@ pub struct CellClosed {
     /// The node of a cell of another host (`None` for this process's own workers).
     pub node: Option<String>,
 }
+
+/// A cell started or stopped taking new transports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellDraining {
+    /// The cell.
+    pub cell: CellId,
+    /// Its worker.
+    pub worker: WorkerId,
+    /// The node running it (this host's own node for its workers).
+    pub node: String,
+    /// True when it now takes no new transports; false when it takes them again.
+    pub draining: bool,
+}
+
+/// Worker deaths and replacements so far (the metrics' counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    /// Workers of this host that died (crash, kill, lost process).
+    pub crashes: u64,
+    /// Workers started in place of dead ones.
+    pub restarts: u64,
+    /// Worker slots left down after a crash loop.
+    pub slots_down: usize,
+}
+
+/// Every operation an auth plugin decides, in the contract's order (auth counters' index).
+pub const AUTH_OPERATIONS: [Operation; 8] = [
+    Operation::Connect,
+    Operation::CreateRouter,
+    Operation::CreateTransport,
+    Operation::Produce,
+    Operation::Consume,
+    Operation::ProduceData,
+    Operation::ConsumeData,
+    Operation::Admin,
+];
 
 /// Samples in a row a worker must stay above the CPU watermark before rebalance advice.
 pub const REBALANCE_AFTER: u32 = 3;
@@ -130,6 +166,7 @@ struct Events {
     cell_closed: EventBag<CellClosed>,
     rebalance: EventBag<RebalanceAdvice>,
     set_lost: EventBag<(SettingsSet, ExitError)>,
+    cell_draining: EventBag<CellDraining>,
 }
 
 /// Computes RTP capabilities for virtual routers. mediasoup computes a router's capabilities
@@ -190,6 +227,16 @@ pub struct Host {
     restarts: Mutex<Restarts>,
     /// Set by [`Host::close_all`]: dead workers are no longer replaced.
     stopping: AtomicBool,
+    /// Set by [`Host::drain`]: this host's cells take no new transports and no worker is
+    /// started for placement.
+    draining: AtomicBool,
+    /// Bumped whenever one of this host's cells starts or stops draining (the cluster's
+    /// adverts go out at once).
+    drain_changes: tokio::sync::watch::Sender<u64>,
+    crashes: AtomicU64,
+    restarts_done: AtomicU64,
+    /// Auth decisions per operation: `[granted, denied]`.
+    auth_decisions: [[AtomicU64; 2]; AUTH_OPERATIONS.len()],
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
     calculator: Calculator,
     server_ports: PortClaims,
@@ -266,6 +313,11 @@ impl Host {
             spawn_lock: tokio::sync::Mutex::new(()),
             restarts: Mutex::default(),
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            drain_changes: tokio::sync::watch::channel(0).0,
+            crashes: AtomicU64::new(0),
+            restarts_done: AtomicU64::new(0),
+            auth_decisions: Default::default(),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
             server_ports: PortClaims::default(),
@@ -451,10 +503,19 @@ impl Host {
         let id = CellId(self.next_cell.fetch_add(1, Ordering::Relaxed));
         let cell = Arc::new(Cell::new(id, slot, set, origin, location, Arc::clone(&worker)));
         cell.sample_cpu();
+        let weak = Arc::downgrade(self);
+        cell.watch_draining(Box::new(move |cell, draining| {
+            if let Some(host) = weak.upgrade() {
+                host.cell_draining(cell, draining);
+            }
+        }));
+        if origin != Origin::Remote && self.is_draining() {
+            cell.set_draining(DrainCause::HostDraining, true);
+        }
         let silent_cell = Arc::downgrade(&cell);
         worker.on_silence(Box::new(move |silent| {
             if let Some(cell) = silent_cell.upgrade() {
-                cell.set_draining(silent);
+                cell.set_draining(DrainCause::Silent, silent);
             }
         }));
         let weak = Arc::downgrade(self);
@@ -586,7 +647,8 @@ impl Host {
         let usable = |c: &&Arc<Cell>| !c.is_closed() && !avoid.contains(&c.id());
         let mut open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set)).filter(usable).collect();
         let local_cells = cells.iter().filter(local).count();
-        let room = self.options.pool.max_workers.saturating_sub(local_cells);
+        // A draining host starts no worker for a new transport.
+        let room = if self.is_draining() { 0 } else { self.options.pool.max_workers.saturating_sub(local_cells) };
         if open.is_empty() && room == 0 {
             // Other settings hold the whole pool: their workers serve this set too (its port
             // range reaches its transports through their listen infos; only log settings
@@ -655,15 +717,18 @@ impl Host {
         };
         match reason {
             CloseReason::Died => {
-                warn!(cell = %id, ?exit, lost = event.lost_transports.len(), "worker died; cell closed")
+                warn!(cell = %id, worker = %event.worker, node = %cell.node(), ?exit, lost = event.lost_transports.len(), "worker died; cell closed")
             }
-            _ => info!(cell = %id, ?reason, lost = event.lost_transports.len(), "cell closed"),
+            _ => {
+                info!(cell = %id, worker = %event.worker, node = %cell.node(), ?reason, lost = event.lost_transports.len(), "cell closed")
+            }
         }
         for router in self.reporters() {
             router.cell_closed(&event, present.contains(&router.id()));
         }
         self.events.cell_closed.call_simple(&event);
         if reason == CloseReason::Died && cell.origin() != Origin::Remote {
+            self.crashes.fetch_add(1, Ordering::Relaxed);
             self.replace_dead(cell.settings_set(), cell.origin(), cell.slot(), exit.unwrap_or(ExitError::Unexpected));
         }
         Some(event)
@@ -701,8 +766,11 @@ impl Host {
             }
             match futures_lite::future::block_on(host.spawn_in(set, origin)) {
                 // Started, or the pool is full (of other settings' workers, which serve).
-                Ok(_) => {
+                Ok(started) => {
                     lock(&host.restarts).started(slot);
+                    if started.is_some() {
+                        host.restarts_done.fetch_add(1, Ordering::Relaxed);
+                    }
                     return;
                 }
                 Err(error) => warn!(set = set.0, slot, %error, "could not start a worker in place of the dead one"),
@@ -767,14 +835,81 @@ impl Host {
 
     /// Stops placing transports in a cell (it keeps serving what it has).
     pub fn drain_cell(&self, id: CellId) -> bool {
-        self.cell(id).map(|cell| cell.set_draining(true)).is_some()
+        self.cell(id).map(|cell| cell.set_draining(DrainCause::Operator, true)).is_some()
+    }
+
+    /// Drains the whole host: none of its own cells takes a new transport (peers and
+    /// applications linked to it learn it from its adverts at once), no worker is started for
+    /// placement, and what lives here keeps flowing. Returns false if it was draining already.
+    pub fn drain(&self) -> bool {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        info!("host draining: its workers take no new transports");
+        self.set_local_draining(true);
+        true
+    }
+
+    /// Ends a drain: the host's cells take transports again. Returns false if it was not
+    /// draining.
+    pub fn undrain(&self) -> bool {
+        if !self.draining.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        info!("host no longer draining");
+        self.set_local_draining(false);
+        true
+    }
+
+    fn set_local_draining(&self, on: bool) {
+        for cell in self.cells().iter().filter(|c| c.origin() != Origin::Remote) {
+            cell.set_draining(DrainCause::HostDraining, on);
+        }
+        self.drain_changes.send_modify(|n| *n += 1);
+    }
+
+    /// Whether the host drains ([`Host::drain`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Watches changes of this host's cells' draining (for pushing adverts at once).
+    pub(crate) fn drain_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.drain_changes.subscribe()
+    }
+
+    /// A cell's draining changed: tell the application (and the adverts of a local cell).
+    fn cell_draining(&self, cell: &Cell, draining: bool) {
+        let event = CellDraining { cell: cell.id(), worker: cell.worker_id(), node: cell.node().to_string(), draining };
+        info!(cell = %event.cell, worker = %event.worker, node = %event.node, draining, "cell draining changed");
+        if cell.origin() != Origin::Remote {
+            self.drain_changes.send_modify(|n| *n += 1);
+        }
+        self.events.cell_draining.call_simple(&event);
+    }
+
+    /// Called when a cell starts or stops taking new transports: its host drains (this one, or
+    /// another host of the cluster as its adverts say), the operator or autoscaler drained or
+    /// retired it, its worker process went silent, or the link to its host went down. An
+    /// application may move its rooms off a draining cell (mafalda never moves them).
+    pub fn on_cell_draining<F: Fn(&CellDraining) + Send + Sync + 'static>(&self, callback: F) -> HandlerId {
+        self.events.cell_draining.add(Arc::new(callback))
+    }
+
+    /// Worker deaths and replacements so far.
+    pub fn worker_counters(&self) -> WorkerCounters {
+        WorkerCounters {
+            crashes: self.crashes.load(Ordering::Relaxed),
+            restarts: self.restarts_done.load(Ordering::Relaxed),
+            slots_down: lock(&self.restarts).given_up().len(),
+        }
     }
 
     /// Retires a cell: drains it and closes it once idle (at once when idle now).
     pub fn retire_cell(&self, id: CellId) -> bool {
         let Some(cell) = self.cell(id) else { return false };
         cell.set_retiring();
-        info!(cell = %id, "cell retiring");
+        info!(cell = %id, worker = %cell.worker_id(), node = %cell.node(), "cell retiring");
         if cell.is_idle() {
             self.close_cell(id, CloseReason::Retired);
         }
@@ -791,7 +926,7 @@ impl Host {
             workers: cells.len() as u32,
             max_workers: u32::try_from(self.options.pool.max_workers).unwrap_or(u32::MAX),
             cpu,
-            draining: false,
+            draining: self.is_draining(),
         };
         Snapshot { nodes: vec![node], cells, now_ms: monotonic_ms() }
     }
@@ -805,12 +940,25 @@ impl Host {
     /// closed); without one, everything is granted (in-process use needs no auth).
     pub fn authorize(&self, request: &AuthRequest) -> Result<Grant, Denial> {
         let gate = self.auth.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        match gate {
+        let decision = match gate {
             Some(gate) => gate.authorize(request),
             None => {
                 Ok(Grant { identity: request.peer.clone().unwrap_or_default(), rooms: Vec::new(), expires_unix: None })
             }
+        };
+        if let Some(counts) = self.auth_decisions.get(request.operation as usize) {
+            counts[usize::from(decision.is_err())].fetch_add(1, Ordering::Relaxed);
         }
+        decision
+    }
+
+    /// Auth decisions so far: per operation, how many were granted and denied.
+    pub fn auth_counters(&self) -> Vec<(Operation, u64, u64)> {
+        AUTH_OPERATIONS
+            .iter()
+            .zip(&self.auth_decisions)
+            .map(|(op, [granted, denied])| (*op, granted.load(Ordering::Relaxed), denied.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Registers a virtual router for stats and cell events.
@@ -928,6 +1076,8 @@ impl Host {
                 if !measured && !self.cpu_warned.swap(true, Ordering::Relaxed) {
                     warn!(
                         cell = %cell.id(),
+                        worker = %cell.worker_id(),
+                        node = %cell.node(),
                         "worker CPU time is unreadable (/proc/self/task/*/schedstat); CPU is estimated from \
                          consumers ({} per core) until it can be read",
                         crate::internals::cell::FALLBACK_CONSUMERS_PER_CORE
@@ -974,5 +1124,17 @@ fn spawn_sampler(host: Weak<Host>) {
     });
     if let Err(error) = spawned {
         warn!(%error, "could not start the sampler thread: CPU is not measured, idle workers are kept");
+    }
+}
+
+#[cfg(test)]
+mod auth_order {
+    use super::AUTH_OPERATIONS;
+
+    #[test]
+    fn auth_counters_are_indexed_by_the_operation() {
+        for (at, op) in AUTH_OPERATIONS.iter().enumerate() {
+            assert_eq!(*op as usize, at, "{op:?}");
+        }
     }
 }

@@ -11,13 +11,17 @@
 //! - `pipes`: producers made available in other cells, from backend primitives;
 //! - [`port_plan`]: where each virtual WebRTC server listens in each worker slot;
 //! - `dump`: merging real routers' dumps;
-//! - `object`, `lifecycle`: slots, close events, members of cells.
+//! - `object`, `lifecycle`: slots, close events, members of cells;
+//! - [`histogram`]: lock-free duration histograms (plugin calls);
+//! - [`media_counters`]: per-cell RTP totals from the objects' stats.
 
 pub mod cell;
 pub(crate) mod dump;
+pub mod histogram;
 pub mod host;
 pub(crate) mod lifecycle;
 pub mod load_model;
+pub mod media_counters;
 pub(crate) mod object;
 pub(crate) mod pause;
 pub(crate) mod pipes;

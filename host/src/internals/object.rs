@@ -94,6 +94,9 @@ pub(crate) trait Member: Send + Sync {
     fn transport(&self) -> Option<(mediasoup::router::RouterId, mediasoup::prelude::TransportId)> {
         None
     }
+
+    /// The real producers and consumers of this member whose stats count as the cell's media.
+    fn media(&self, _probes: &mut Vec<crate::internals::media_counters::MediaProbe>) {}
 }
 
 /// Work handed to the host's deferred thread.

@@ -105,7 +105,7 @@ struct Spawn {
 
 /// Starts a child, links to it and waits for its worker.
 async fn start_child(spawn: Spawn, liveness: Duration) -> std::io::Result<Arc<dyn WorkerBackend>> {
-    let (process, parent_end) = process::spawn(&spawn.bin, &spawn.args).await?;
+    let (process, parent_end) = process::spawn(&spawn.bin, &spawn.args, &spawn.node).await?;
     let pid = process.pid;
     let mut link = None;
     let started = link_to(&spawn, pid, parent_end, liveness, &mut link).await;

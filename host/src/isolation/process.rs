@@ -7,7 +7,7 @@ use crate::internals::object::lock;
 use event_listener_primitives::BagOnce;
 use mediasoup::worker::WorkerId;
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -55,6 +55,7 @@ fn spawner() -> std::io::Result<&'static Mutex<std_mpsc::Sender<SpawnRequest>>> 
 pub(super) async fn spawn(
     bin: &std::path::Path,
     args: &[String],
+    node: &str,
 ) -> std::io::Result<(Arc<ChildProcess>, std::os::unix::net::UnixStream)> {
     let (parent_end, child_end) = std::os::unix::net::UnixStream::pair()?;
     let child_fd = child_end.as_raw_fd();
@@ -89,6 +90,7 @@ pub(super) async fn spawn(
     let pid = child.id();
     let process = Arc::new(ChildProcess {
         pid,
+        node: node.to_string(),
         exited: AtomicBool::new(false),
         worker: OnceLock::new(),
         on_exit: BagOnce::default(),
@@ -106,6 +108,8 @@ pub(super) async fn spawn(
 pub(super) struct ChildProcess {
     /// The process id.
     pub(super) pid: u32,
+    /// The host's node (in the child's log lines).
+    pub(super) node: String,
     /// Set once reaped.
     pub(super) exited: AtomicBool,
     /// Its worker, once offered (for the log of its exit).
@@ -169,17 +173,16 @@ fn reap(
                 match std::io::Read::take(&mut reader, 64 << 10).read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        // Prefixed, so a child cannot pass its lines off as the host's.
-                        let mut out = std::io::stderr().lock();
-                        let _ = write!(out, "[worker process {}] ", process.pid);
-                        let _ = out.write_all(&line);
-                        if !line.ends_with(b"\n") {
-                            let _ = out.write_all(b"\n");
-                        }
+                        // Re-logged as the host's own event with the child's pid, worker and
+                        // node (a child cannot pass its lines off as the host's, and a JSON log
+                        // stays JSON: the line is one field).
+                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                        let worker = process.worker.get().map(ToString::to_string).unwrap_or_default();
+                        info!(target: "mafalda_host::worker_process", pid = process.pid, %worker, node = %process.node, line = %text, "worker process output");
                         if tail.len() == STDERR_TAIL {
                             tail.pop_front();
                         }
-                        tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                        tail.push_back(text);
                     }
                 }
             }

@@ -39,6 +39,8 @@ pub struct EngineCounters {
     pub fallbacks: u64,
     /// Transports rejected.
     pub rejections: u64,
+    /// Decisions that started a new worker.
+    pub new_cells: u64,
 }
 
 /// Checks a decision against the cells that exist and the pool's maximum.
@@ -67,6 +69,7 @@ pub struct PlacementEngine {
     decisions: AtomicU64,
     fallbacks: AtomicU64,
     rejections: AtomicU64,
+    new_cells: AtomicU64,
 }
 
 impl std::fmt::Debug for PlacementEngine {
@@ -84,6 +87,7 @@ impl PlacementEngine {
             decisions: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
+            new_cells: AtomicU64::new(0),
         }
     }
 
@@ -120,9 +124,11 @@ impl PlacementEngine {
                 Outcome { placement, fallback_reason: Some(reason) }
             }
         };
-        if matches!(outcome.placement, Placement::Rejected(_)) {
-            self.rejections.fetch_add(1, Ordering::Relaxed);
-        }
+        match outcome.placement {
+            Placement::Rejected(_) => self.rejections.fetch_add(1, Ordering::Relaxed),
+            Placement::Spawn => self.new_cells.fetch_add(1, Ordering::Relaxed),
+            Placement::Existing(_) => 0,
+        };
         outcome
     }
 
@@ -132,6 +138,7 @@ impl PlacementEngine {
             decisions: self.decisions.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             rejections: self.rejections.load(Ordering::Relaxed),
+            new_cells: self.new_cells.load(Ordering::Relaxed),
         }
     }
 }
@@ -196,7 +203,7 @@ mod tests {
         assert_eq!(e.decide(&request(2), &view(&cells())).placement, Placement::Existing(CellId(3)));
         let e = engine(Ok(Decision::Reject("full".into())));
         assert_eq!(e.decide(&request(2), &view(&cells())).placement, Placement::Rejected("full".into()));
-        assert_eq!(e.counters(), EngineCounters { decisions: 1, fallbacks: 0, rejections: 1 });
+        assert_eq!(e.counters(), EngineCounters { decisions: 1, fallbacks: 0, rejections: 1, new_cells: 0 });
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::bindings::{
 };
 use super::error::PluginError;
 use super::runtime::{Compiled, PluginRuntime, EPOCH_TICK};
+use crate::internals::histogram::{DurationHistogram, HistogramSnapshot};
 use crate::internals::object::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,6 +88,10 @@ pub struct PluginCounters {
     pub calls: u64,
     /// Calls that trapped or timed out.
     pub failures: u64,
+    /// Of those, calls stopped at their CPU budget, wall bound or fuel.
+    pub timeouts: u64,
+    /// How long calls took (those that returned and those that failed).
+    pub durations: HistogramSnapshot,
     /// Calls refused during backoff.
     pub skipped: u64,
     /// Instances built.
@@ -107,6 +112,8 @@ pub struct Instances<W> {
     health: Mutex<Health>,
     calls: AtomicU64,
     failures: AtomicU64,
+    timeouts: AtomicU64,
+    durations: DurationHistogram,
     skipped: AtomicU64,
     built: AtomicU64,
     logs_dropped: Arc<AtomicU64>,
@@ -140,6 +147,8 @@ impl<W: World> Instances<W> {
             health: Mutex::default(),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            durations: DurationHistogram::default(),
             skipped: AtomicU64::new(0),
             built: AtomicU64::new(0),
             logs_dropped: Arc::default(),
@@ -164,6 +173,8 @@ impl<W: World> Instances<W> {
         PluginCounters {
             calls: self.calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            durations: self.durations.snapshot(),
             skipped: self.skipped.load(Ordering::Relaxed),
             instances: self.built.load(Ordering::Relaxed),
             warm: lock(&self.idle).len(),
@@ -278,7 +289,10 @@ impl<W: World> Instances<W> {
             None => self.build().inspect_err(|_| self.failed())?,
         };
         self.arm(&mut warm.store)?;
-        match f(&warm.bindings, &mut warm.store) {
+        let called_at = warm.store.data().called_at;
+        let answer = f(&warm.bindings, &mut warm.store);
+        self.durations.record(called_at.elapsed());
+        match answer {
             Ok(answer) => {
                 self.calls.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.health) = Health::default();
@@ -293,7 +307,11 @@ impl<W: World> Instances<W> {
                 // The instance may be in any state after a trap: it is dropped, not reused.
                 self.failed();
                 let name = self.compiled.name.clone();
-                Err(self.classify(error, |reason| PluginError::Trap { name, reason }))
+                let error = self.classify(error, |reason| PluginError::Trap { name, reason });
+                if matches!(error, PluginError::Timeout { .. }) {
+                    self.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error)
             }
         }
     }

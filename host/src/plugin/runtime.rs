@@ -36,6 +36,15 @@ impl PluginKind {
         }
     }
 
+    /// The hook's short name (`placement`, `auth`, `autoscale`).
+    pub fn hook(self) -> &'static str {
+        match self {
+            Self::Placement => "placement",
+            Self::Auth => "auth",
+            Self::Autoscale => "autoscale",
+        }
+    }
+
     fn hook_export(self) -> &'static str {
         match self {
             Self::Placement => "mafalda:plugin/placement",

@@ -11,6 +11,30 @@ use super::swap::Swappable;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// One loaded plugin's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginReading {
+    /// Its label (file name).
+    pub label: String,
+    /// The hook it implements (`placement`, `auth`, `autoscale`).
+    pub hook: &'static str,
+    /// Its current version's counters (calls, failures, timeouts, durations).
+    pub counters: super::instances::PluginCounters,
+    /// Times it was reloaded.
+    pub swaps: u64,
+}
+
+impl PluginReading {
+    fn of<W: super::instances::World>(plugin: &Swappable<W>, kind: PluginKind) -> Self {
+        Self {
+            label: plugin.label().to_string(),
+            hook: kind.hook(),
+            counters: plugin.current().counters(),
+            swaps: plugin.swaps(),
+        }
+    }
+}
+
 /// One plugin per hook, at most.
 #[derive(Debug, Default, Clone)]
 pub struct PluginSet {
@@ -58,6 +82,22 @@ impl PluginSet {
             tracing::info!(plugin = %file.display(), world = kind.world(), "plugin loaded");
         }
         Ok(set)
+    }
+
+    /// Each loaded plugin: its label, its hook (world), its current version's counters and how
+    /// many times it was swapped (reloads).
+    pub fn counters(&self) -> Vec<PluginReading> {
+        let mut readings = Vec::new();
+        if let Some(p) = &self.placement {
+            readings.push(PluginReading::of(p, PluginKind::Placement));
+        }
+        if let Some(p) = &self.auth {
+            readings.push(PluginReading::of(p, PluginKind::Auth));
+        }
+        if let Some(p) = &self.autoscale {
+            readings.push(PluginReading::of(p, PluginKind::Autoscale));
+        }
+        readings
     }
 
     /// Files of the loaded plugins.

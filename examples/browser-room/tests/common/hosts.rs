@@ -49,6 +49,7 @@ impl ServeHost {
     pub fn start(dir: &Path, name: &str, ip: &str, extra: &[&str]) -> Self {
         let address = format!("{ip}:4443");
         let mut child = Command::new(mafalda_host_binary())
+            .env("MAFALDA_ADMIN", "off")
             .args(["serve", "--workers", "1", "--listen", &address, "--node", name])
             .args(["--tls-dir", dir.to_str().expect("utf-8")])
             .args(extra)

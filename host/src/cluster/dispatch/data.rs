@@ -20,7 +20,7 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.protocol = wire.protocol;
             full.paused = wire.paused;
             let p = transport.produce_data(full).await.map_err(refusals::of_produce_data)?;
-            let handle = call.hold(Held::DataProducer(p.clone()), None, |e| {
+            let handle = call.hold(Held::DataProducer(p.clone()), Some(Count::DataProducer), |e| {
                 let closed = e.clone();
                 let mut handlers = vec![p.on_close(Box::new(move || closed.closed()))];
                 handlers.extend(events_of!(data_producer => forward_events!(e, p)));
@@ -52,7 +52,7 @@ pub(super) async fn handle(call: Call<'_>, op: Op) -> Result<Reply, WireError> {
             full.paused = wire.paused;
             full.subchannels = wire.subchannels;
             let c = transport.consume_data(full).await.map_err(refusals::of_consume_data)?;
-            let handle = call.hold(Held::DataConsumer(c.clone()), None, |e| {
+            let handle = call.hold(Held::DataConsumer(c.clone()), Some(Count::DataConsumer), |e| {
                 let closed = e.clone();
                 let mut handlers = vec![c.on_close(Box::new(move || closed.closed()))];
                 handlers.extend(events_of!(data_consumer => forward_events!(e, c)));

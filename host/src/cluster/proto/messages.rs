@@ -119,6 +119,9 @@ pub struct CellAdvert {
     pub region: String,
     /// Its CPU time so far, in microseconds (when measurable).
     pub cpu_time_us: Option<u64>,
+    /// It takes no new transports (its host drains, or the operator drained it): placement
+    /// skips it; what lives there keeps working.
+    pub draining: bool,
 }
 
 /// Every message, in both directions.

@@ -29,7 +29,8 @@ use thiserror::Error;
 /// (`Op::WebRtcServer`, `WebRtcWire::server`).
 /// 5: WebRTC servers of a worker process's parent (`Op::CreateWebRtcServer`,
 /// `WebRtcWire::server` names which server).
-pub const PROTOCOL_VERSION: u16 = 5;
+/// 6: `CellAdvert::draining` (a draining host's workers leave placement everywhere).
+pub const PROTOCOL_VERSION: u16 = 6;
 /// The first bytes of every stream, before its version.
 pub const MAGIC: [u8; 4] = *b"MAFA";
 /// Bytes of the preamble: [`MAGIC`], then the version (u16 big-endian).

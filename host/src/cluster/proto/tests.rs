@@ -12,7 +12,14 @@ fn hello() -> Message {
 }
 
 fn advert() -> CellAdvert {
-    CellAdvert { worker: 1, worker_id: "w".into(), node: "media1".into(), region: "eu".into(), cpu_time_us: Some(5) }
+    CellAdvert {
+        worker: 1,
+        worker_id: "w".into(),
+        node: "media1".into(),
+        region: "eu".into(),
+        cpu_time_us: Some(5),
+        draining: false,
+    }
 }
 
 fn welcome() -> Message {

@@ -1,0 +1,244 @@
+//! Operating a host: what an operator's tools read — readiness with reasons, a status report
+//! (the host's stats, links, recent events) and the Prometheus metrics — gathered from the
+//! host, its cluster endpoint and links, and its plugins. The HTTP server around it is the
+//! binary's (`mafalda-host serve --admin`); an application embedding the library can serve the
+//! same from [`Operations`].
+//!
+//! - [`journal`]: recent events (bounded);
+//! - [`media`]: the cells' RTP counters, read at a bounded rate;
+//! - [`metrics`]: the OpenMetrics exposition;
+//! - [`process`]: this process's resources.
+
+pub mod journal;
+pub mod media;
+pub mod metrics;
+pub mod process;
+
+use crate::cell::Origin;
+use crate::cluster::client::LinkStats;
+use crate::cluster::server::ClusterServer;
+use crate::cluster::Cluster;
+use crate::host::Host;
+use crate::internals::cell::DrainCause;
+use crate::internals::object::lock;
+use crate::plugin::PluginSet;
+use crate::stats::HostStats;
+use journal::{Journal, JournalEntry};
+use media::MediaSampler;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Whether the host should receive new work, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// True when every check passes.
+    pub ready: bool,
+    /// What fails (empty when ready).
+    pub reasons: Vec<String>,
+}
+
+/// The status report (`/status`, and the live status page).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// This node.
+    pub node: String,
+    /// Its region.
+    pub region: String,
+    /// The binary's version.
+    pub version: &'static str,
+    /// Seconds since the operations view was made (the host's start).
+    pub uptime_seconds: f64,
+    /// Whether the host drains.
+    pub draining: bool,
+    /// Whether it is ready.
+    pub ready: bool,
+    /// Why not.
+    pub not_ready: Vec<String>,
+    /// Cells, rooms (virtual routers) and totals.
+    pub stats: HostStats,
+    /// Links to other hosts.
+    pub links: Vec<LinkStats>,
+    /// Sessions of applications and peers on this host's cluster endpoint.
+    pub sessions: usize,
+    /// Recent events, newest first.
+    pub events: Vec<JournalEntry>,
+}
+
+/// The pieces a running host is made of, as its operator sees them.
+#[derive(Debug)]
+pub struct Operations {
+    host: Arc<Host>,
+    server: Mutex<Option<Arc<ClusterServer>>>,
+    peers: Mutex<Option<Arc<Cluster>>>,
+    plugins: Mutex<PluginSet>,
+    journal: Arc<Journal>,
+    media: Arc<MediaSampler>,
+    started: Instant,
+}
+
+impl Operations {
+    /// The operations view of `host`; the cells' RTP counters are read at most every
+    /// `media_interval` (when metrics are scraped).
+    pub fn new(host: &Arc<Host>, media_interval: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            host: Arc::clone(host),
+            server: Mutex::default(),
+            peers: Mutex::default(),
+            plugins: Mutex::default(),
+            journal: Journal::listening(host),
+            media: MediaSampler::new(host, media_interval),
+            started: Instant::now(),
+        })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// Adds the host's cluster endpoint (sessions, resumes, queues).
+    pub fn set_server(&self, server: Arc<ClusterServer>) {
+        *lock(&self.server) = Some(server);
+    }
+
+    /// Adds the host's links to its peers (which readiness waits for).
+    pub fn set_peers(&self, peers: Arc<Cluster>) {
+        *lock(&self.peers) = Some(peers);
+    }
+
+    /// Adds the loaded plugins (counters; reloads).
+    pub fn set_plugins(&self, plugins: PluginSet) {
+        *lock(&self.plugins) = plugins;
+    }
+
+    /// The recent events.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Starts draining (see [`Host::drain`]); false if already draining.
+    pub fn drain(&self, why: &str) -> bool {
+        let started = self.host.drain();
+        if started {
+            self.journal.record("drain", format!("host draining ({why})"));
+        }
+        started
+    }
+
+    /// Ends a drain; false if not draining.
+    pub fn undrain(&self, why: &str) -> bool {
+        let ended = self.host.undrain();
+        if ended {
+            self.journal.record("undrain", format!("host no longer draining ({why})"));
+        }
+        ended
+    }
+
+    /// Reloads every plugin from its file: each plugin's label and error, if any.
+    pub fn reload_plugins(&self) -> Vec<(String, Option<String>)> {
+        let plugins = lock(&self.plugins).clone();
+        let results: Vec<(String, Option<String>)> =
+            plugins.reload().into_iter().map(|(name, result)| (name, result.err().map(|e| e.to_string()))).collect();
+        let failed = results.iter().filter(|(_, e)| e.is_some()).count();
+        self.journal.record(
+            "plugins_reloaded",
+            format!("{} plugins reloaded, {failed} failed (kept as they were)", results.len() - failed),
+        );
+        results
+    }
+
+    /// Transports still living in this host's own cells (a drain ends at zero).
+    pub fn local_transports(&self) -> u32 {
+        self.host
+            .cells()
+            .iter()
+            .filter(|c| c.origin() != Origin::Remote)
+            .map(|c| c.load(&self.host.coefficients()).transports)
+            .sum()
+    }
+
+    /// Links to peers.
+    pub fn links(&self) -> Vec<LinkStats> {
+        lock(&self.peers).as_ref().map_or_else(Vec::new, |peers| peers.link_stats())
+    }
+
+    /// Whether the host should receive new work: a worker of its own serving, no worker slot
+    /// in a crash loop, not draining, every configured peer linked.
+    pub fn readiness(&self) -> Readiness {
+        let mut reasons = Vec::new();
+        let serving = self
+            .host
+            .cells()
+            .iter()
+            .filter(|c| c.origin() != Origin::Remote && !c.is_closed() && !c.drains_for(DrainCause::Silent))
+            .count();
+        if serving == 0 {
+            reasons.push("no worker of this host is serving".to_string());
+        }
+        if let Err(why) = self.host.readiness() {
+            reasons.push(why);
+        }
+        if self.host.is_draining() {
+            reasons.push("draining".to_string());
+        }
+        for link in self.links().iter().filter(|l| l.state != "up") {
+            reasons.push(format!("peer {} is {}", link.address, link.state));
+        }
+        Readiness { ready: reasons.is_empty(), reasons }
+    }
+
+    /// The status report now.
+    pub fn status(&self) -> StatusReport {
+        let options = self.host.options();
+        let readiness = self.readiness();
+        StatusReport {
+            node: options.node.clone(),
+            region: options.region.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            draining: self.host.is_draining(),
+            ready: readiness.ready,
+            not_ready: readiness.reasons,
+            stats: self.host.stats(),
+            links: self.links(),
+            sessions: lock(&self.server).as_ref().map_or(0, |s| s.sessions()),
+            events: self.journal.recent(),
+        }
+    }
+
+    /// Everything the metrics export, read now (and a refresh of the RTP counters asked for,
+    /// at most one round per interval, read by a later scrape).
+    pub fn readings(&self) -> metrics::Readings {
+        self.media.refresh();
+        let stats = self.host.stats();
+        let (round, objects) = self.media.last_round();
+        metrics::Readings {
+            node: self.host.options().node.clone(),
+            region: self.host.options().region.clone(),
+            policy: self.host.placement().policy_name(),
+            cells: stats.cells,
+            media: self.media.totals(),
+            draining: self.host.is_draining(),
+            ready: self.readiness().ready,
+            placement: stats.placement,
+            plugins: lock(&self.plugins).counters(),
+            auth: self.host.auth_counters(),
+            links: self.links(),
+            server: lock(&self.server).as_ref().map(|s| s.stats()),
+            workers: self.host.worker_counters(),
+            media_round: (round.as_secs_f64(), objects),
+            process: process::read(),
+        }
+    }
+
+    /// The exposition now, in `format`.
+    pub fn metrics(&self, format: metrics::Format) -> Result<String, std::fmt::Error> {
+        self.readings().encode(format)
+    }
+
+    /// The media sampler (tests and benchmarks run a round directly).
+    pub fn media(&self) -> &Arc<MediaSampler> {
+        &self.media
+    }
+}
