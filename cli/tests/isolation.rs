@@ -6,7 +6,7 @@
 
 mod cluster_support;
 
-use cluster_support::{binary, opus_input, scratch, until};
+use cluster_support::{alive, binary, children_of, opus_input, scratch, until};
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::isolation::Isolation;
 use mafalda_host::prelude::*;
@@ -76,29 +76,6 @@ fn pid_of(manager: &WorkerManager, cell: mafalda_host::placement::CellId) -> i32
     let stats = manager.host().stats();
     let process = stats.cells.iter().find(|c| c.id == cell).and_then(|c| c.process).expect("a worker process");
     i32::try_from(process.pid).expect("pid")
-}
-
-/// Whether `pid` is a live process (a zombie counts as gone).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Worker processes whose parent is `parent`.
-fn children_of(parent: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(parent) && cmdline.split(|b| *b == 0).any(|arg| arg == b"worker") && alive(*pid)
-        })
-        .collect()
 }
 
 /// The cells the host adds from now on (replacements).
