@@ -204,3 +204,40 @@ fn admin_actions_need_loopback_or_the_token() {
     assert!(!refused.status.success(), "without the token the command fails");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_and_a_cells_lines_carry_its_worker_and_node() {
+    let out = ops_support::output_within(
+        Command::new(binary())
+            .args(["serve", "--workers", "1", "--isolation", "process", "--log-format", "json", "--duration", "3"])
+            .args(["--node", "jsonnode", "--admin", "off"])
+            .env("RUST_LOG", "info")
+            .env_remove("MAFALDA_CLUSTER"),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let with = |message: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|l| l["fields"]["message"] == message).collect()
+    };
+    let new_cell = with("new cell");
+    assert_eq!(new_cell.len(), 1, "{stderr}");
+    assert_eq!(new_cell[0]["fields"]["node"], "jsonnode");
+    assert!(new_cell[0]["fields"]["worker"].as_str().is_some_and(|w| w.len() == 36), "{}", new_cell[0]);
+    // The worker process logs JSON too, relayed with its pid, worker and node.
+    let relayed = with("worker process output");
+    assert!(!relayed.is_empty(), "the worker process said something: {stderr}");
+    for line in relayed {
+        assert_eq!(line["fields"]["node"], "jsonnode", "{line}");
+        assert!(line["fields"]["pid"].as_u64().is_some(), "{line}");
+        let inner = line["fields"]["line"].as_str().expect("the child's line");
+        serde_json::from_str::<serde_json::Value>(inner)
+            .unwrap_or_else(|e| panic!("the child logs JSON ({e}): {inner}"));
+    }
+}

@@ -20,7 +20,7 @@ pub const EVENT_TEXT_MAX: usize = 512;
 pub struct JournalEntry {
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// What kind: `new_cell`, `cell_closed`, `cell_lost`, `cell_draining`, `rebalance`,
+    /// What kind: `started`, `new_cell`, `cell_closed`, `cell_lost`, `cell_draining`, `rebalance`,
     /// `drain`, `undrain`, `plugins_reloaded`.
     pub kind: &'static str,
     /// What happened, for a person.

@@ -81,12 +81,23 @@ impl Operations {
     /// The operations view of `host`; the cells' RTP counters are read at most every
     /// `media_interval` (when metrics are scraped).
     pub fn new(host: &Arc<Host>, media_interval: Duration) -> Arc<Self> {
+        let journal = Journal::listening(host);
+        let cells = host.cells();
+        journal.record(
+            "started",
+            format!(
+                "host {} up with {} workers: {}",
+                host.options().node,
+                cells.len(),
+                cells.iter().map(|c| c.id().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        );
         Arc::new(Self {
             host: Arc::clone(host),
             server: Mutex::default(),
             peers: Mutex::default(),
             plugins: Mutex::default(),
-            journal: Journal::listening(host),
+            journal,
             media: MediaSampler::new(host, media_interval),
             started: Instant::now(),
         })
