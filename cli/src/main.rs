@@ -88,11 +88,15 @@ enum LogFormat {
 }
 
 impl OpsFlags {
-    fn admin(&self) -> Result<Option<admin::AdminOptions>> {
+    /// Binds the admin server (before anything starts: a taken port fails at once).
+    async fn admin(&self) -> Result<Option<admin::Bound>> {
         if let Some(token) = &self.admin_token {
             admin::auth::validate_token(token).map_err(anyhow::Error::msg)?;
         }
-        Ok(self.admin.0.map(|addr| admin::AdminOptions { addr, token: self.admin_token.clone() }))
+        match self.admin.0 {
+            Some(addr) => Ok(Some(admin::bind(admin::AdminOptions { addr, token: self.admin_token.clone() }).await?)),
+            None => Ok(None),
+        }
     }
 
     fn drain_timeout(&self) -> Result<Duration> {
@@ -419,12 +423,12 @@ async fn run(cli: Cli) -> Result<()> {
                 &options.serve,
             )?;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
-            let admin = cli.ops.admin()?;
+            let admin = cli.ops.admin().await?;
             let drain_timeout = cli.ops.drain_timeout()?;
             let mut running =
                 cmd::serve::start(options, &cli.plugins, autoscale, cli.scale_hook.clone(), initial).await?;
             cmd::serve::join_cluster(&mut running, cluster)?;
-            cmd::serve::open_admin(&running, admin).await?;
+            cmd::serve::open_admin(&running, admin)?;
             cmd::serve::serve(running, duration, drain_timeout).await
         }
         Command::Certs { command: CertsCommand::Init { out, days } } => {
@@ -458,9 +462,9 @@ async fn run(cli: Cli) -> Result<()> {
                     value: ConfigValue::Literal(capacity.to_string()),
                 });
             }
-            let admin = cli.ops.admin()?;
+            let admin = cli.ops.admin().await?;
             let running = cmd::serve::start(options, &plugins, autoscale, cli.scale_hook.clone(), workers).await?;
-            cmd::serve::open_admin(&running, admin).await?;
+            cmd::serve::open_admin(&running, admin)?;
             let demo = DemoOptions {
                 consumers: capacity * workers.get() - 1,
                 packets_per_second: pps,

@@ -141,6 +141,9 @@ async fn sigterm_drains_until_the_drain_timeout_and_a_second_sigterm_stops_at_on
     let (mut second, _app2, _transport2) = host_with_a_transport("127.0.0.55", "drain4", &[]).await;
     second.signal(libc::SIGTERM);
     second.wait_for_log("SIGTERM: draining", Duration::from_secs(5));
+    // Once told to stop, the drain cannot be undone over HTTP.
+    let undrain = ops_support::post(&second.admin(), "/undrain", None);
+    assert_eq!(undrain.status, 409, "{}", undrain.body);
     std::thread::sleep(Duration::from_millis(500));
     assert!(second.running(), "a drain waits for the transport");
     let since = Instant::now();

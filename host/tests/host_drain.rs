@@ -35,12 +35,16 @@ async fn a_draining_host_places_nothing_new_and_keeps_forwarding() {
     assert!(host.is_draining());
     assert!(host.stats().cells.iter().all(|c| c.draining), "{:?}", host.stats().cells);
     assert!(host.snapshot().nodes.iter().all(|n| n.draining), "the autoscaler sees the drain");
-    {
+    // Every cell is reported (events come on the host's event thread, in order).
+    let cells: Vec<_> = host.cells().iter().map(|c| c.id()).collect();
+    let reported = || {
         let events = events.lock().expect("events");
-        let cells: Vec<_> = host.cells().iter().map(|c| c.id()).collect();
-        for cell in &cells {
-            assert!(events.iter().any(|e| e.cell == *cell && e.draining), "{cell} reported: {events:?}");
-        }
+        cells.iter().all(|cell| events.iter().any(|e| e.cell == *cell && e.draining))
+    };
+    let since = std::time::Instant::now();
+    while !reported() {
+        assert!(since.elapsed() < EVENT_LIMIT, "every cell reported draining: {:?}", events.lock());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 
     // Nothing new lands here, and no worker is started for it.
@@ -60,6 +64,10 @@ async fn a_draining_host_places_nothing_new_and_keeps_forwarding() {
     assert!(!host.is_draining());
     let again = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await;
     assert!(again.is_ok(), "placement is back: {:?}", again.err());
-    assert!(events.lock().expect("events").iter().any(|e| !e.draining), "undrain reported");
+    let since = std::time::Instant::now();
+    while !events.lock().expect("events").iter().any(|e| !e.draining) {
+        assert!(since.elapsed() < EVENT_LIMIT, "undrain reported");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert!(host.stats().cells.iter().all(|c| !c.draining));
 }

@@ -45,6 +45,18 @@ pub fn check(peer: IpAddr, authorization: Option<&[u8]>, token: Option<&str>) ->
     }
 }
 
+/// Whether an HTTP `Host` header names an IP address or `localhost` (with or without a port):
+/// a browser tricked by DNS rebinding sends the attacker's host name.
+pub fn host_is_address(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => return v6.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
 /// Checks a configured token's strength.
 pub fn validate_token(token: &str) -> Result<(), String> {
     if token.len() < TOKEN_MIN_LEN {
@@ -86,6 +98,16 @@ mod tests {
         }
         let longer = format!("Bearer {TOKEN}x");
         assert_eq!(check(remote, Some(longer.as_bytes()), Some(TOKEN)), Err(Refusal::BadToken));
+    }
+
+    #[test]
+    fn only_addresses_and_localhost_are_hosts_of_an_action() {
+        for ok in ["127.0.0.1:9464", "127.0.0.1", "localhost:9464", "LOCALHOST", "[::1]:9464", "10.254.3.1:9465"] {
+            assert!(host_is_address(ok), "{ok}");
+        }
+        for bad in ["evil.example:9464", "evil.example", "127.0.0.1.evil.example", "[nonsense]:1", ""] {
+            assert!(!host_is_address(bad), "{bad}");
+        }
     }
 
     #[test]

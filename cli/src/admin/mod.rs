@@ -68,13 +68,34 @@ struct Admin {
 #[derive(Clone, Copy)]
 struct Peer(IpAddr);
 
-/// Binds the admin server and serves it on the current runtime until the runtime ends.
-pub async fn start(ops: Arc<Operations>, options: AdminOptions) -> anyhow::Result<SocketAddr> {
+/// The admin server's socket, bound before the host starts (a taken port fails the start
+/// before any worker runs).
+#[derive(Debug)]
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    token: Option<String>,
+}
+
+/// Binds the admin server's address.
+pub async fn bind(options: AdminOptions) -> anyhow::Result<Bound> {
     let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| {
         anyhow::anyhow!("cannot open the admin server on {} ({e}); --admin off disables it", options.addr)
     })?;
+    if !options.addr.ip().is_loopback() && options.token.is_none() {
+        warn!(
+            admin = %options.addr,
+            "the admin server listens beyond loopback without --admin-token: its actions are accepted from \
+             loopback peers only, which in a service mesh includes the sidecar; set MAFALDA_ADMIN_TOKEN"
+        );
+    }
+    Ok(Bound { listener, token: options.token })
+}
+
+/// Serves the bound admin server on the current runtime until the runtime ends.
+pub fn start(ops: Arc<Operations>, bound: Bound) -> anyhow::Result<SocketAddr> {
+    let Bound { listener, token } = bound;
     let local = listener.local_addr()?;
-    let admin = Admin { ops, token: options.token.map(Into::into) };
+    let admin = Admin { ops, token: token.map(Into::into) };
     let router = Router::new()
         .route("/", get(page))
         .route("/status", get(status))
@@ -103,9 +124,11 @@ pub async fn start(ops: Arc<Operations>, options: AdminOptions) -> anyhow::Resul
             };
             let service = TowerToHyperService::new(router.clone().layer(Extension(Peer(peer.ip()))));
             tokio::spawn(async move {
+                // One request per connection: an idle keep-alive never holds a slot.
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_WITHIN)
+                    .keep_alive(false)
                     .serve_connection(TokioIo::new(stream), service);
                 let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
                 drop(permit);
@@ -132,8 +155,26 @@ async fn metrics(State(admin): State<Admin>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn healthz() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
+/// How long the host has to answer a liveness check.
+pub const HEALTH_WITHIN: Duration = Duration::from_secs(2);
+
+/// Alive: the host answers (its cells' lock and the stats path complete within
+/// [`HEALTH_WITHIN`] on a blocking thread) and can still recover (not every worker slot is
+/// down after a crash loop with no worker serving: then only a restart helps).
+async fn healthz(State(admin): State<Admin>) -> Response {
+    let ops = Arc::clone(&admin.ops);
+    let check = tokio::task::spawn_blocking(move || ops.liveness());
+    match tokio::time::timeout(HEALTH_WITHIN, check).await {
+        Ok(Ok(Ok(()))) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(Ok(Err(why))) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "failing", "reason": why }))).into_response()
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "failing", "reason": format!("the host did not answer within {HEALTH_WITHIN:?}") })),
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {
@@ -142,8 +183,23 @@ async fn readyz(State(admin): State<Admin>) -> Response {
     (code, Json(readiness)).into_response()
 }
 
-/// Refuses an action the caller may not ask for.
+/// Refuses an action the caller may not ask for: one a browser sends for a web page (an
+/// `Origin`, or `Sec-Fetch-Site` other than `same-origin`: a page may not drain the host from
+/// a user's browser on the machine), one addressed by a host name other than `localhost` (DNS
+/// rebinding), then the address or token rule of [`auth::check`].
 fn refused(admin: &Admin, peer: Peer, headers: &HeaderMap) -> Option<Response> {
+    let forbidden = |why: &str| Some((StatusCode::FORBIDDEN, Json(json!({ "error": why }))).into_response());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if headers.contains_key(header::ORIGIN) || fetch_site.is_some_and(|site| site != "same-origin") {
+        warn!(peer = %peer.0, "admin action from a web page refused");
+        return forbidden("admin actions are not accepted from web pages");
+    }
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        if !auth::host_is_address(host) {
+            warn!(peer = %peer.0, %host, "admin action for a host name refused");
+            return forbidden("admin actions are addressed to an IP address or localhost");
+        }
+    }
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     let refusal = auth::check(peer.0, authorization, admin.token.as_deref()).err()?;
     warn!(peer = %peer.0, ?refusal, "admin action refused");
@@ -166,8 +222,10 @@ async fn undrain(State(admin): State<Admin>, Extension(peer): Extension<Peer>, h
     if let Some(refusal) = refused(&admin, peer, &headers) {
         return refusal;
     }
-    let ended = admin.ops.undrain(&format!("POST /undrain from {}", peer.0));
-    Json(json!({ "draining": false, "ended": ended })).into_response()
+    match admin.ops.undrain(&format!("POST /undrain from {}", peer.0)) {
+        Ok(ended) => Json(json!({ "draining": false, "ended": ended })).into_response(),
+        Err(why) => (StatusCode::CONFLICT, Json(json!({ "error": why }))).into_response(),
+    }
 }
 
 async fn reload(State(admin): State<Admin>, Extension(peer): Extension<Peer>, headers: HeaderMap) -> Response {

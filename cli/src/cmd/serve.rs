@@ -1,7 +1,7 @@
 //! `mafalda-host serve`: the host with its plugins, until stopped.
 
 use super::plugins::PluginFlags;
-use crate::admin::AdminOptions;
+use crate::admin::Bound;
 use crate::cmd::shutdown::{until_stopped, StopReason};
 use anyhow::{bail, Context, Result};
 use mafalda_host::autoscale::{AutoscaleOptions, Autoscaler};
@@ -207,10 +207,10 @@ pub async fn start(
     Ok(Running { manager, worker, _plugins: plugins, autoscaler, server: None, ops, peers: None, _watch: watch })
 }
 
-/// Opens the admin server (`--admin`), unless disabled.
-pub async fn open_admin(running: &Running, admin: Option<AdminOptions>) -> Result<()> {
+/// Serves the admin server (`--admin`, bound before the host started), unless disabled.
+pub fn open_admin(running: &Running, admin: Option<Bound>) -> Result<()> {
     if let Some(admin) = admin {
-        crate::admin::start(Arc::clone(&running.ops), admin).await?;
+        crate::admin::start(Arc::clone(&running.ops), admin)?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! When the process stops: Ctrl-C / SIGINT stops at once; SIGTERM drains (no new transport
 //! here, what lives here keeps flowing) and stops once this host's cells are empty or at the
-//! drain timeout — a second SIGTERM or a SIGINT then stops at once; a deadline (`--duration`)
-//! stops too. A drain asked over the admin server (`POST /drain`) ends the same way.
+//! drain timeout — a second SIGTERM or a SIGINT then stops at once, and the drain can no longer
+//! be undone; a deadline (`--duration`) stops too. A drain asked over the admin server
+//! (`POST /drain`) ends the same way (and may be undone with `POST /undrain`).
 
 use mafalda_host::ops::Operations;
 use std::time::{Duration, Instant};
@@ -61,10 +62,10 @@ pub async fn until_stopped(
         tokio::select! {
             _ = interrupt.recv() => return Ok(StopReason::Interrupt),
             _ = terminate.recv() => {
-                if ops.host().is_draining() {
+                // A drain asked over HTTP before does not make the first SIGTERM a hard stop.
+                if ops.terminate("SIGTERM") {
                     return Ok(StopReason::Terminate);
                 }
-                ops.drain("SIGTERM");
                 info!(timeout = ?drain_timeout, "SIGTERM: draining; a second SIGTERM or Ctrl-C stops at once");
             }
             _ = async { match deadline { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {

@@ -73,7 +73,11 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
     let mut stream = connect(addr)?;
     stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    // The caller's own Host header replaces the default one.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

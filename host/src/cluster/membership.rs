@@ -28,11 +28,18 @@ pub(crate) struct Membership {
     known: Mutex<HashMap<String, HashMap<WorkerId, Known>>>,
     /// Bumped on every advert (readiness waits on it).
     adverts: watch::Sender<u64>,
+    /// Links already warned about odd adverts (at most one entry per link).
+    warned: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Membership {
     pub(crate) fn new(host: &Arc<Host>) -> Arc<Self> {
-        Arc::new(Self { host: Arc::downgrade(host), known: Mutex::default(), adverts: watch::channel(0).0 })
+        Arc::new(Self {
+            host: Arc::downgrade(host),
+            known: Mutex::default(),
+            adverts: watch::channel(0).0,
+            warned: Mutex::default(),
+        })
     }
 
     /// Whether `link` has advertised its workers since it came up.
@@ -52,6 +59,17 @@ impl Membership {
     }
 }
 
+/// Workers taken from one host's advert (more are ignored): its cells become this host's, and
+/// each is a series in the metrics and a line in the status.
+pub const MAX_ADVERTISED: usize = 256;
+/// Longest node or region name taken from an advert (bytes, printable ASCII).
+pub const MAX_ADVERTISED_NAME: usize = 64;
+
+/// Whether an advertised node or region name is usable (a label, a log field).
+fn sane(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_ADVERTISED_NAME && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn worker_id(text: &str) -> Option<WorkerId> {
     text.parse().ok()
 }
@@ -59,6 +77,18 @@ fn worker_id(text: &str) -> Option<WorkerId> {
 impl LinkObserver for Membership {
     fn cells(&self, link: &Arc<HostLink>, adverts: &[CellAdvert]) {
         let Some(host) = self.host.upgrade() else { return };
+        let odd = adverts.len() > MAX_ADVERTISED || adverts.iter().any(|a| !sane(&a.node) || !sane(&a.region));
+        // Once per link (adverts come every second).
+        if odd && lock(&self.warned).insert(link.address().to_string()) {
+            tracing::warn!(
+                host = %link.address(),
+                workers = adverts.len(),
+                "a host advertised too many workers or unusable names: only the first {MAX_ADVERTISED} with sane names are used"
+            );
+        }
+        let adverts: Vec<CellAdvert> =
+            adverts.iter().filter(|a| sane(&a.node) && sane(&a.region)).take(MAX_ADVERTISED).cloned().collect();
+        let adverts = adverts.as_slice();
         let mut added = Vec::new();
         let mut gone = Vec::new();
         {

@@ -21,6 +21,16 @@ pub(crate) enum MediaProbe {
     Consumer(Arc<dyn ConsumerBackend>),
 }
 
+impl MediaProbe {
+    /// The object's key.
+    pub(crate) fn key(&self) -> ProbeKey {
+        match self {
+            MediaProbe::Producer(p) => (true, p.id().into()),
+            MediaProbe::Consumer(c) => (false, c.id().into()),
+        }
+    }
+}
+
 /// Which object a reading is of.
 pub(crate) type ProbeKey = (bool, uuid::Uuid);
 
@@ -79,7 +89,7 @@ pub(crate) async fn read(probe: &MediaProbe) -> Option<(ProbeKey, MediaTotals)> 
                 totals.nacks_sent += stat.nack_count;
                 totals.plis_sent += stat.pli_count;
             }
-            Some(((true, producer.id().into()), totals))
+            Some((probe.key(), totals))
         }
         MediaProbe::Consumer(consumer) => {
             for stat in consumer.get_stats().await.ok()? {
@@ -90,7 +100,7 @@ pub(crate) async fn read(probe: &MediaProbe) -> Option<(ProbeKey, MediaTotals)> 
                     totals.plis_received += stat.pli_count;
                 }
             }
-            Some(((false, consumer.id().into()), totals))
+            Some((probe.key(), totals))
         }
     }
 }
@@ -104,16 +114,27 @@ pub struct MediaBook {
 
 impl MediaBook {
     /// Takes one round of readings: each object's growth since its previous reading is added
-    /// to its cell. Objects not read this round are forgotten (closed), as are the totals of
-    /// cells no longer `open`.
-    pub(crate) fn round(&mut self, readings: Vec<(CellId, ProbeKey, MediaTotals)>, open: &[CellId]) {
-        let mut seen = HashMap::with_capacity(readings.len());
-        for (cell, key, now) in readings {
-            let before = self.last.get(&key).filter(|(c, _)| *c == cell).map(|(_, t)| *t).unwrap_or_default();
-            self.totals.entry(cell).or_default().add_growth(now, before);
-            seen.insert(key, (cell, now));
+    /// to its cell. Objects that no longer exist (not in `alive`) are forgotten; an object alive
+    /// but not read this round (its read failed or timed out) keeps its previous reading, so
+    /// its next one adds only its growth. The totals of cells no longer `open` are forgotten.
+    pub(crate) fn round(
+        &mut self,
+        readings: Vec<(CellId, ProbeKey, MediaTotals)>,
+        alive: &[ProbeKey],
+        open: &[CellId],
+    ) {
+        let mut kept: HashMap<ProbeKey, (CellId, MediaTotals)> = HashMap::with_capacity(alive.len());
+        for key in alive {
+            if let Some(last) = self.last.get(key) {
+                kept.insert(*key, *last);
+            }
         }
-        self.last = seen;
+        for (cell, key, now) in readings {
+            let before = kept.get(&key).filter(|(c, _)| *c == cell).map(|(_, t)| *t).unwrap_or_default();
+            self.totals.entry(cell).or_default().add_growth(now, before);
+            kept.insert(key, (cell, now));
+        }
+        self.last = kept;
         self.totals.retain(|cell, _| open.contains(cell));
         for cell in open {
             self.totals.entry(*cell).or_default();
@@ -147,14 +168,22 @@ mod tests {
     fn a_cell_keeps_counting_after_its_objects_close() {
         let (a, b) = (CellId(0), CellId(1));
         let mut book = MediaBook::default();
-        book.round(vec![(a, key(1, true), t(10, 0)), (a, key(2, false), t(0, 7))], &[a, b]);
+        book.round(
+            vec![(a, key(1, true), t(10, 0)), (a, key(2, false), t(0, 7))],
+            &[key(1, true), key(2, false)],
+            &[a, b],
+        );
         assert_eq!(book.totals()[&a], t(10, 7));
         assert_eq!(book.totals()[&b], t(0, 0), "an open cell without media shows zero");
-        book.round(vec![(a, key(1, true), t(25, 0))], &[a, b]);
+        book.round(vec![(a, key(1, true), t(25, 0))], &[key(1, true)], &[a, b]);
         assert_eq!(book.totals()[&a], t(25, 7), "the closed consumer's packets stay counted");
         assert_eq!(book.tracked(), 1);
         // A new object counts from zero; a cell that closed is forgotten.
-        book.round(vec![(a, key(1, true), t(30, 0)), (a, key(3, false), t(0, 4))], &[a]);
+        book.round(
+            vec![(a, key(1, true), t(30, 0)), (a, key(3, false), t(0, 4))],
+            &[key(1, true), key(3, false)],
+            &[a],
+        );
         assert_eq!(book.totals()[&a], t(30, 11));
         assert!(!book.totals().contains_key(&b));
     }
@@ -163,9 +192,21 @@ mod tests {
     fn a_reading_that_goes_back_counts_from_zero() {
         let a = CellId(0);
         let mut book = MediaBook::default();
-        book.round(vec![(a, key(1, true), t(10, 0))], &[a]);
-        book.round(vec![(a, key(1, true), t(4, 0))], &[a]);
+        book.round(vec![(a, key(1, true), t(10, 0))], &[key(1, true)], &[a]);
+        book.round(vec![(a, key(1, true), t(4, 0))], &[key(1, true)], &[a]);
         assert_eq!(book.totals()[&a], t(14, 0));
+    }
+
+    #[test]
+    fn an_object_whose_read_failed_is_not_counted_twice() {
+        let a = CellId(0);
+        let mut book = MediaBook::default();
+        book.round(vec![(a, key(1, true), t(100, 0))], &[key(1, true)], &[a]);
+        // Alive but its read timed out: nothing added, its reading kept.
+        book.round(Vec::new(), &[key(1, true)], &[a]);
+        assert_eq!(book.totals()[&a], t(100, 0));
+        book.round(vec![(a, key(1, true), t(130, 0))], &[key(1, true)], &[a]);
+        assert_eq!(book.totals()[&a], t(130, 0), "only the growth since the last reading");
     }
 
     proptest::proptest! {
@@ -175,8 +216,9 @@ mod tests {
             let mut book = MediaBook::default();
             let mut before = 0;
             for round in rounds {
-                let readings = round.into_iter().map(|(k, p)| (a, key(k, true), t(p, 0))).collect();
-                book.round(readings, &[a]);
+                let readings: Vec<_> = round.into_iter().map(|(k, p)| (a, key(k, true), t(p, 0))).collect();
+                let alive: Vec<_> = readings.iter().map(|r| r.1).collect();
+                book.round(readings, &alive, &[a]);
                 let now = book.totals()[&a].packets_in;
                 proptest::prop_assert!(now >= before);
                 before = now;

@@ -61,6 +61,8 @@ pub(super) async fn spawn(
     let child_fd = child_end.as_raw_fd();
     let mut command = Command::new(bin);
     command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // A worker needs no credential of its host.
+    command.env_remove("MAFALDA_ADMIN_TOKEN");
     // SAFETY: only async-signal-safe calls (prctl, getppid, setpgid, dup2, fcntl) between fork
     // and exec.
     unsafe {
@@ -178,7 +180,14 @@ fn reap(
                         // stays JSON: the line is one field).
                         let text = String::from_utf8_lossy(&line).trim_end().to_string();
                         let worker = process.worker.get().map(ToString::to_string).unwrap_or_default();
-                        info!(target: "mafalda_host::worker_process", pid = process.pid, %worker, node = %process.node, line = %text, "worker process output");
+                        // Quoted (`?`): the line cannot pose as fields or lines of the host's.
+                        let (pid, node) = (process.pid, &process.node);
+                        match relayed_level(&text) {
+                            tracing::Level::ERROR => error!(target: "mafalda_host::worker_process", pid, %worker, %node, line = ?text, "worker process output"),
+                            tracing::Level::WARN => warn!(target: "mafalda_host::worker_process", pid, %worker, %node, line = ?text, "worker process output"),
+                            tracing::Level::INFO => info!(target: "mafalda_host::worker_process", pid, %worker, %node, line = ?text, "worker process output"),
+                            _ => tracing::debug!(target: "mafalda_host::worker_process", pid, %worker, %node, line = ?text, "worker process output"),
+                        }
                         if tail.len() == STDERR_TAIL {
                             tail.pop_front();
                         }
@@ -209,6 +218,25 @@ fn reap(
     Ok(())
 }
 
+/// The level a worker process's stderr line is relayed at: its own, as its log line states it
+/// (the host's text or JSON format, which the child shares); anything else a worker writes
+/// (a panic, mediasoup's abort message) is an error.
+fn relayed_level(line: &str) -> tracing::Level {
+    const LEVELS: [(&str, tracing::Level); 5] = [
+        ("ERROR", tracing::Level::ERROR),
+        ("WARN", tracing::Level::WARN),
+        ("INFO", tracing::Level::INFO),
+        ("DEBUG", tracing::Level::DEBUG),
+        ("TRACE", tracing::Level::TRACE),
+    ];
+    // JSON: `"level":"WARN"`; text: the first word after the timestamp.
+    let stated = match line.split_once("\"level\":\"") {
+        Some((_, rest)) => rest.split('"').next(),
+        None => line.split_whitespace().nth(1),
+    };
+    LEVELS.iter().find(|(name, _)| stated == Some(*name)).map_or(tracing::Level::ERROR, |(_, level)| *level)
+}
+
 fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGSEGV => "SIGSEGV",
@@ -220,5 +248,20 @@ fn signal_name(signal: i32) -> &'static str {
         libc::SIGFPE => "SIGFPE",
         libc::SIGINT => "SIGINT",
         _ => "signal",
+    }
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use super::relayed_level;
+    use tracing::Level;
+
+    #[test]
+    fn a_relayed_line_keeps_its_level_and_anything_else_is_an_error() {
+        assert_eq!(relayed_level("2026-12-06T21:00:00.000000Z  WARN mafalda_host: slow"), Level::WARN);
+        assert_eq!(relayed_level("2026-12-06T21:00:00.000000Z  INFO mafalda_host: up"), Level::INFO);
+        assert_eq!(relayed_level(r#"{"timestamp":"x","level":"DEBUG","fields":{}}"#), Level::DEBUG);
+        assert_eq!(relayed_level("thread 'main' panicked at src/x.rs:1:1:"), Level::ERROR);
+        assert_eq!(relayed_level(""), Level::ERROR);
     }
 }

@@ -21,6 +21,8 @@ pub const MEDIA_CONCURRENCY: usize = 16;
 pub const MEDIA_PROBES_MAX: usize = 20_000;
 /// How long one stats request may take.
 pub const MEDIA_READ_WITHIN: Duration = Duration::from_secs(2);
+/// How long a whole round may take (objects not read by then keep their previous reading).
+pub const MEDIA_ROUND_WITHIN: Duration = Duration::from_secs(10);
 
 /// The per-cell RTP totals, refreshed at most every `interval`.
 #[derive(Debug)]
@@ -91,16 +93,23 @@ impl MediaSampler {
             .collect();
         drop((host, cells));
         let count = probes.len();
-        let readings: Vec<_> = futures_util::stream::iter(probes)
+        let alive: Vec<media_counters::ProbeKey> = probes.iter().map(|(_, p)| p.key()).collect();
+        // Reads that do not finish within the round's deadline keep their previous reading.
+        let mut readings = Vec::with_capacity(count);
+        let mut reads = futures_util::stream::iter(probes)
             .map(|(cell, probe)| async move {
                 let read = tokio::time::timeout(MEDIA_READ_WITHIN, media_counters::read(&probe)).await.ok().flatten();
                 read.map(|(key, totals)| (cell, key, totals))
             })
-            .buffer_unordered(MEDIA_CONCURRENCY)
-            .filter_map(|r| async move { r })
-            .collect()
-            .await;
-        lock(&self.book).round(readings, &open);
+            .buffer_unordered(MEDIA_CONCURRENCY);
+        let _ = tokio::time::timeout(MEDIA_ROUND_WITHIN, async {
+            while let Some(read) = reads.next().await {
+                readings.extend(read);
+            }
+        })
+        .await;
+        drop(reads);
+        lock(&self.book).round(readings, &alive, &open);
         *lock(&self.last_round) = (started.elapsed(), count);
     }
 }

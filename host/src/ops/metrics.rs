@@ -61,7 +61,7 @@ pub struct Readings {
     pub region: String,
     /// The placement policy's name.
     pub policy: String,
-    /// Every cell (this host's and its peers').
+    /// This host's own cells (its peers export theirs: summing over hosts counts each once).
     pub cells: Vec<CellStats>,
     /// RTP totals of this host's cells.
     pub media: HashMap<CellId, MediaTotals>,
@@ -191,10 +191,10 @@ impl Readings {
             isolated,
         )?;
         let media: [MediaCounter; 8] = [
-            ("mafalda_cell_rtp_packets_received", "RTP packets received from producing endpoints", |t| t.packets_in),
-            ("mafalda_cell_rtp_bytes_received", "RTP bytes received from producing endpoints", |t| t.bytes_in),
-            ("mafalda_cell_rtp_packets_sent", "RTP packets sent to consuming endpoints", |t| t.packets_out),
-            ("mafalda_cell_rtp_bytes_sent", "RTP bytes sent to consuming endpoints", |t| t.bytes_out),
+            ("mafalda_cell_rtp_received_packets", "RTP packets received from producing endpoints", |t| t.packets_in),
+            ("mafalda_cell_rtp_received_bytes", "RTP bytes received from producing endpoints", |t| t.bytes_in),
+            ("mafalda_cell_rtp_sent_packets", "RTP packets sent to consuming endpoints", |t| t.packets_out),
+            ("mafalda_cell_rtp_sent_bytes", "RTP bytes sent to consuming endpoints", |t| t.bytes_out),
             ("mafalda_cell_nacks_sent", "NACKs sent to producing endpoints", |t| t.nacks_sent),
             ("mafalda_cell_nacks_received", "NACKs received from consuming endpoints", |t| t.nacks_received),
             ("mafalda_cell_plis_sent", "PLIs sent to producing endpoints", |t| t.plis_sent),
@@ -231,12 +231,7 @@ impl Readings {
             "1 when the host is ready (see /readyz)",
             [(host, f64::from(u8::from(self.ready)))],
         )?;
-        gauge(
-            e,
-            "mafalda_cells",
-            "Open cells (workers), this host's and its peers'",
-            [(none(), self.cells.len() as f64)],
-        )?;
+        gauge(e, "mafalda_cells", "This host's open cells (workers)", [(none(), self.cells.len() as f64)])?;
         let policy = |outcome: &'static str| vec![("policy", self.policy.clone()), ("outcome", outcome.to_string())];
         let p = self.placement;
         let placed = p.decisions.saturating_sub(p.rejections).saturating_sub(p.new_cells);
@@ -313,7 +308,8 @@ impl Readings {
     }
 
     fn encode_cluster(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
-        let link = |l: &LinkStats| vec![("peer", l.address.clone()), ("node", l.node.clone().unwrap_or_default())];
+        // By the configured address only: a peer's node name is known once linked.
+        let link = |l: &LinkStats| vec![("peer", l.address.clone())];
         gauge(
             e,
             "mafalda_cluster_link_up",
@@ -347,7 +343,12 @@ impl Readings {
         let Some(s) = self.server else { return Ok(()) };
         gauge(e, "mafalda_cluster_sessions", "Sessions of applications and peers held", [(none(), s.sessions as f64)])?;
         gauge(e, "mafalda_cluster_held_objects", "Objects held for the sessions", [(none(), s.held_objects as f64)])?;
-        gauge(e, "mafalda_cluster_handshakes", "Connections in their handshake", [(none(), s.handshakes as f64)])?;
+        gauge(
+            e,
+            "mafalda_cluster_handshakes_in_progress",
+            "Connections in their handshake",
+            [(none(), s.handshakes as f64)],
+        )?;
         gauge(
             e,
             "mafalda_cluster_queued_bytes",
@@ -457,7 +458,7 @@ mod tests {
         let labels = format!("worker=\"{worker}\",node=\"media1\",region=\"eu\"");
         assert!(text.contains(&format!("mafalda_cell_consumers{{{labels}}} 2")), "{text}");
         assert!(text.contains(&format!("mafalda_cell_draining{{{labels}}} 1")), "{text}");
-        assert!(text.contains(&format!("mafalda_cell_rtp_packets_sent_total{{{labels}}} 42")), "{text}");
+        assert!(text.contains(&format!("mafalda_cell_rtp_sent_packets_total{{{labels}}} 42")), "{text}");
         assert!(
             text.contains("mafalda_placement_decisions_total{policy=\"pack\",outcome=\"existing_cell\"} 2"),
             "{text}"

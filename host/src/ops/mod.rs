@@ -26,6 +26,8 @@ use crate::stats::HostStats;
 use journal::{Journal, JournalEntry};
 use media::MediaSampler;
 use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +77,12 @@ pub struct Operations {
     journal: Arc<Journal>,
     media: Arc<MediaSampler>,
     started: Instant,
+    /// Set once the process is told to stop (SIGTERM): a drain can no longer be undone.
+    terminating: AtomicBool,
+    /// Peers (by address) whose link was up at least once: readiness waits for each once; a
+    /// peer down later shows in the status and metrics, not readiness (one peer down would
+    /// otherwise take every host of the cluster out of rotation).
+    linked: Mutex<HashSet<String>>,
 }
 
 impl Operations {
@@ -100,6 +108,8 @@ impl Operations {
             journal,
             media: MediaSampler::new(host, media_interval),
             started: Instant::now(),
+            terminating: AtomicBool::new(false),
+            linked: Mutex::default(),
         })
     }
 
@@ -137,13 +147,46 @@ impl Operations {
         started
     }
 
-    /// Ends a drain; false if not draining.
-    pub fn undrain(&self, why: &str) -> bool {
+    /// Ends a drain; false if not draining; refused once the process is stopping.
+    pub fn undrain(&self, why: &str) -> Result<bool, String> {
+        if self.terminating.load(Ordering::Acquire) {
+            return Err("the host is stopping (SIGTERM): its drain cannot be undone".into());
+        }
         let ended = self.host.undrain();
         if ended {
             self.journal.record("undrain", format!("host no longer draining ({why})"));
         }
-        ended
+        Ok(ended)
+    }
+
+    /// The process was told to stop: drains, and refuses undrain from now on. Returns whether
+    /// it was told before.
+    pub fn terminate(&self, why: &str) -> bool {
+        let before = self.terminating.swap(true, Ordering::AcqRel);
+        self.drain(why);
+        before
+    }
+
+    /// Whether the host is alive and can recover by itself: its cells and stats answer, and
+    /// unless it runs no worker of its own by configuration, not every worker slot is down
+    /// with no worker serving (only a restart helps then).
+    pub fn liveness(&self) -> Result<(), String> {
+        let _ = self.host.stats();
+        if self.host.options().pool.max_workers > 0 && self.serving() == 0 {
+            if let Err(why) = self.host.readiness() {
+                return Err(format!("no worker is serving and {why}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// This host's own workers that serve (open, not silent).
+    fn serving(&self) -> usize {
+        self.host
+            .cells()
+            .iter()
+            .filter(|c| c.origin() != Origin::Remote && !c.is_closed() && !c.drains_for(DrainCause::Silent))
+            .count()
     }
 
     /// Reloads every plugin from its file: each plugin's label and error, if any.
@@ -178,13 +221,8 @@ impl Operations {
     /// in a crash loop, not draining, every configured peer linked.
     pub fn readiness(&self) -> Readiness {
         let mut reasons = Vec::new();
-        let serving = self
-            .host
-            .cells()
-            .iter()
-            .filter(|c| c.origin() != Origin::Remote && !c.is_closed() && !c.drains_for(DrainCause::Silent))
-            .count();
-        if serving == 0 {
+        // A host configured with no worker of its own (a hub of its peers) serves through them.
+        if self.host.options().pool.max_workers > 0 && self.serving() == 0 {
             reasons.push("no worker of this host is serving".to_string());
         }
         if let Err(why) = self.host.readiness() {
@@ -193,8 +231,13 @@ impl Operations {
         if self.host.is_draining() {
             reasons.push("draining".to_string());
         }
-        for link in self.links().iter().filter(|l| l.state != "up") {
-            reasons.push(format!("peer {} is {}", link.address, link.state));
+        let mut linked = lock(&self.linked);
+        for link in self.links() {
+            if link.state == "up" {
+                linked.insert(link.address);
+            } else if !linked.contains(&link.address) {
+                reasons.push(format!("peer {} not linked yet ({})", link.address, link.state));
+            }
         }
         Readiness { ready: reasons.is_empty(), reasons }
     }
@@ -223,17 +266,19 @@ impl Operations {
     pub fn readings(&self) -> metrics::Readings {
         self.media.refresh();
         let stats = self.host.stats();
+        let own: HashSet<crate::placement::CellId> =
+            self.host.cells().iter().filter(|c| c.origin() != Origin::Remote).map(|c| c.id()).collect();
         let (round, objects) = self.media.last_round();
         metrics::Readings {
             node: self.host.options().node.clone(),
             region: self.host.options().region.clone(),
             policy: self.host.placement().policy_name(),
-            cells: stats.cells,
+            cells: stats.cells.into_iter().filter(|c| own.contains(&c.id)).collect(),
             media: self.media.totals(),
             draining: self.host.is_draining(),
             ready: self.readiness().ready,
             placement: stats.placement,
-            plugins: lock(&self.plugins).counters(),
+            plugins: self.plugin_readings(),
             auth: self.host.auth_counters(),
             links: self.links(),
             server: lock(&self.server).as_ref().map(|s| s.stats()),
@@ -241,6 +286,22 @@ impl Operations {
             media_round: (round.as_secs_f64(), objects),
             process: process::read(),
         }
+    }
+
+    /// The loaded plugins' numbers, and the placement policy's when it is a plugin that was
+    /// not given with `--plugin` (the embedded `pack` plugin, a `MAFALDA_POLICY` file).
+    fn plugin_readings(&self) -> Vec<crate::plugin::set::PluginReading> {
+        let mut readings = lock(&self.plugins).counters();
+        let policy = self.host.placement().policy();
+        if let (Some(counters), false) = (policy.plugin_counters(), readings.iter().any(|r| r.hook == "placement")) {
+            readings.push(crate::plugin::set::PluginReading {
+                label: policy.name().to_string(),
+                hook: "placement",
+                counters,
+                swaps: 0,
+            });
+        }
+        readings
     }
 
     /// The exposition now, in `format`.

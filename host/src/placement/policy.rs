@@ -29,4 +29,10 @@ pub trait PlacementPolicy: Send + Sync {
     fn place_cells(&self, request: &PlacementRequest, cells: &[CellLoad]) -> Result<Decision, PolicyError> {
         self.place(request, &Candidates::from_cells(request, cells))
     }
+
+    /// The plugin's counters, when the policy is a WebAssembly plugin (the metrics export
+    /// them).
+    fn plugin_counters(&self) -> Option<crate::plugin::PluginCounters> {
+        None
+    }
 }

@@ -30,6 +30,10 @@ impl PlacementPolicy for WasmPlacement {
             .map(decision_from_wit)
             .map_err(|e| PolicyError { policy: self.label().to_string(), reason: e.to_string() })
     }
+
+    fn plugin_counters(&self) -> Option<PluginCounters> {
+        Some(self.counters())
+    }
 }
 
 impl WasmPlacement {
