@@ -57,6 +57,21 @@ async fn a_drained_host_takes_no_new_transport_keeps_its_room_flowing_and_exits_
         sink.wait_for(20, Duration::from_secs(20)).await;
     }
 
+    // A serving host counts its applications' media (its sessions' producers and consumers).
+    let sent = |admin: &str| -> f64 {
+        get(admin, "/metrics")
+            .body
+            .lines()
+            .filter(|l| l.starts_with("mafalda_cell_rtp_sent_packets_total{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let since = Instant::now();
+    while sent(&other.admin()) <= 0.0 {
+        assert!(since.elapsed() < Duration::from_secs(20), "drain2 counts the RTP it sends");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // The operator's command.
     let answer = run(&["drain", "--admin", &draining.admin()]);
     assert!(answer.contains("\"draining\":true"), "{answer}");

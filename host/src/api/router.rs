@@ -198,6 +198,24 @@ impl RouterReport for RouterInner {
             });
         }
     }
+
+    fn footprint(&self, footprint: &mut crate::internals::footprint::Footprint) {
+        let (producers, renamed) = self.producers.sizes();
+        let (data_producers, data_renamed) = self.data_producers.sizes();
+        let (reals, watchers) = self.reals.sizes();
+        let (slots, real_ids, links) = self.pipes.sizes();
+        footprint.router_objects += self.counts.total();
+        footprint.router_producers += producers;
+        footprint.router_data_producers += data_producers;
+        footprint.router_renamed_ids += renamed + data_renamed;
+        footprint.router_consumer_lists += lock(&self.consumers_of).len();
+        footprint.router_members += self.members.live();
+        footprint.real_routers += reals;
+        footprint.real_router_watchers += watchers;
+        footprint.pipe_slots += slots;
+        footprint.pipe_real_ids += real_ids;
+        footprint.pipe_links += links;
+    }
 }
 
 impl RouterInner {

@@ -18,7 +18,7 @@
 use super::consumer::Consumer;
 use super::data_consumer::DataConsumerOptions;
 use super::data_producer::{DataProducerOptions, NonClosingDataProducer};
-use super::pipe_transport::PipeTransport;
+use super::pipe_transport::{PipeTransport, WeakPipeTransport};
 use super::producer::{PipedProducer, ProducerOptions};
 use super::router::{
     PipeDataProducerToRouterError, PipeDataProducerToRouterPair, PipeProducerToRouterError, PipeProducerToRouterPair,
@@ -40,11 +40,16 @@ use std::sync::{Arc, Mutex};
 /// A connected pair: the source router's end, the target router's end.
 type Pair = (PipeTransport, PipeTransport);
 
+/// A pair as the cache keeps it: weak, as mediasoup keeps its pipe transport pairs (the pipe
+/// consumer and producer made on it hold it; a strong pair would hold both routers forever,
+/// each transport holding its router).
+type WeakPair = (WeakPipeTransport, WeakPipeTransport);
+
 /// The pairs one router made, by (target router, source cell): usually one; more when
 /// `keep_id` needs a target end on a worker that does not hold the piped id yet.
 #[derive(Default)]
 pub(crate) struct PairCache {
-    pairs: Mutex<HashMap<(RouterId, CellId), Vec<Pair>>>,
+    pairs: Mutex<HashMap<(RouterId, CellId), Vec<WeakPair>>>,
     creating: tokio::sync::Mutex<()>,
 }
 
@@ -62,9 +67,15 @@ impl PairCache {
     ) -> Option<(PipeTransport, PipeTransport)> {
         let mut pairs = lock(&self.pairs);
         let list = pairs.get_mut(key)?;
-        list.retain(|(a, b)| !a.closed() && !b.closed());
-        list.iter().find(|(_, remote)| usable(&remote.inner.cell)).cloned()
+        list.retain(|pair| open(pair).is_some());
+        list.iter().filter_map(open).find(|(_, remote)| usable(&remote.inner.cell))
     }
+}
+
+/// The pair while both ends live and are open.
+fn open((a, b): &WeakPair) -> Option<Pair> {
+    let (a, b) = (a.upgrade()?, b.upgrade()?);
+    (!a.closed() && !b.closed()).then_some((a, b))
 }
 
 /// The pipe transport options of `options` on the host's pipe address.
@@ -187,10 +198,10 @@ async fn open_pair(
     let mut pairs = lock(&source.inner.pairs.pairs);
     // Pairs closed since (their target router or a worker went) are forgotten.
     pairs.retain(|_, list| {
-        list.retain(|(a, b)| !a.closed() && !b.closed());
+        list.retain(|pair| open(pair).is_some());
         !list.is_empty()
     });
-    pairs.entry((target.id(), home.id())).or_default().push((local.clone(), remote.clone()));
+    pairs.entry((target.id(), home.id())).or_default().push((local.downgrade(), remote.downgrade()));
     Ok((local, remote))
 }
 

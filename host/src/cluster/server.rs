@@ -422,6 +422,16 @@ impl ClusterServer {
         sessions.iter().map(|s| lock(&s.objects).values().filter(|e| !e.is_worker()).count()).sum()
     }
 
+    /// The producers and consumers its sessions hold, with their cells (the cells' RTP
+    /// counters: on a serving host, its applications' media).
+    pub(crate) fn media_probes(&self) -> Vec<(crate::placement::CellId, crate::internals::media_counters::MediaProbe)> {
+        let sessions: Vec<Arc<Session>> = lock(&self.shared.sessions).values().cloned().collect();
+        sessions
+            .iter()
+            .flat_map(|s| lock(&s.objects).values().filter_map(dispatch::Entry::media).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// The endpoint's numbers now.
     pub fn stats(&self) -> ServerStats {
         let ids: Vec<SessionId> = lock(&self.shared.sessions).keys().copied().collect();

@@ -50,6 +50,11 @@ impl Counts {
         self.0[count as usize].fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Every count, summed ([`crate::host::Host::footprint`]).
+    pub(crate) fn total(&self) -> u64 {
+        self.0.iter().map(|c| u64::from(c.load(Ordering::Relaxed))).sum()
+    }
+
     fn all_zero(&self) -> bool {
         self.0.iter().all(|c| c.load(Ordering::Relaxed) == 0)
     }
@@ -412,6 +417,27 @@ impl Cell {
     /// Whether a producer or data producer with id `id` lives here.
     pub(crate) fn holds(&self, id: &PipeSource) -> bool {
         lock(&self.ids).contains_key(id)
+    }
+
+    /// Producer and data-producer ids held here ([`crate::host::Host::footprint`]).
+    pub(crate) fn held_ids(&self) -> usize {
+        lock(&self.ids).len()
+    }
+
+    /// Live members (virtual objects detached when the cell closes).
+    pub(crate) fn live_members(&self) -> usize {
+        lock(&self.members).iter().filter(|m| m.strong_count() > 0).count()
+    }
+
+    /// Entries of the placement row: routers present, label values counted.
+    pub(crate) fn row_entries(&self) -> (usize, usize) {
+        let row = lock(&self.row);
+        (row.routers.len(), row.labels.values().map(HashMap::len).sum())
+    }
+
+    /// Objects counted here, every kind.
+    pub(crate) fn counted(&self) -> u64 {
+        self.counts.total()
     }
 
     /// Records that `router` lives here until the returned mark is dropped.

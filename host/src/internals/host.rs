@@ -158,6 +158,8 @@ pub(crate) trait RouterReport: Send + Sync {
     fn stats(&self) -> RouterStats;
     /// A cell closed; `was_present` when the router had a real router there.
     fn cell_closed(&self, event: &CellClosed, was_present: bool);
+    /// Adds the sizes of the router's own tables to `footprint` ([`Host::footprint`]).
+    fn footprint(&self, footprint: &mut crate::internals::footprint::Footprint);
 }
 
 #[derive(Default)]
@@ -167,6 +169,19 @@ struct Events {
     rebalance: EventBag<RebalanceAdvice>,
     set_lost: EventBag<(SettingsSet, ExitError)>,
     cell_draining: EventBag<CellDraining>,
+}
+
+impl Events {
+    /// Handlers registered on every event ([`Host::footprint`]).
+    fn handlers(&self) -> usize {
+        let count = std::cell::Cell::new(0);
+        self.new_cell.call(|_| count.set(count.get() + 1));
+        self.cell_closed.call(|_| count.set(count.get() + 1));
+        self.rebalance.call(|_| count.set(count.get() + 1));
+        self.set_lost.call(|_| count.set(count.get() + 1));
+        self.cell_draining.call(|_| count.set(count.get() + 1));
+        count.get()
+    }
 }
 
 /// Computes RTP capabilities for virtual routers. mediasoup computes a router's capabilities
@@ -230,6 +245,8 @@ pub struct Host {
     /// Set by [`Host::drain`]: this host's cells take no new transports and no worker is
     /// started for placement.
     draining: AtomicBool,
+    /// Held while the drain flag changes and its cells follow, and while a cell joins.
+    drain_lock: Mutex<()>,
     /// Bumped whenever one of this host's cells starts or stops draining (the cluster's
     /// adverts go out at once).
     drain_changes: tokio::sync::watch::Sender<u64>,
@@ -314,6 +331,7 @@ impl Host {
             restarts: Mutex::default(),
             stopping: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            drain_lock: Mutex::new(()),
             drain_changes: tokio::sync::watch::channel(0).0,
             crashes: AtomicU64::new(0),
             restarts_done: AtomicU64::new(0),
@@ -509,9 +527,6 @@ impl Host {
                 host.cell_draining(cell, draining);
             }
         }));
-        if origin != Origin::Remote && self.is_draining() {
-            cell.set_draining(DrainCause::HostDraining, true);
-        }
         let silent_cell = Arc::downgrade(&cell);
         worker.on_silence(Box::new(move |silent| {
             if let Some(cell) = silent_cell.upgrade() {
@@ -527,10 +542,17 @@ impl Host {
             }))
             .detach();
         {
+            // Under the drain lock: a drain or undrain either sees this cell in the list or
+            // this sees its flag (a cell started meanwhile is never left behind).
+            let _drain = lock(&self.drain_lock);
             let mut cells = self.cells.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut next = cells.to_vec();
             next.push(Arc::clone(&cell));
             *cells = Arc::new(next);
+            drop(cells);
+            if origin != Origin::Remote && self.is_draining() {
+                cell.set_draining(DrainCause::HostDraining, true);
+            }
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
         info!(cell = %id, worker = %worker.id(), slot, set = set.0, ?origin, node = %cell.node(), "new cell");
@@ -842,6 +864,7 @@ impl Host {
     /// applications linked to it learn it from its adverts at once), no worker is started for
     /// placement, and what lives here keeps flowing. Returns false if it was draining already.
     pub fn drain(&self) -> bool {
+        let _drain = lock(&self.drain_lock);
         if self.draining.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -853,6 +876,7 @@ impl Host {
     /// Ends a drain: the host's cells take transports again. Returns false if it was not
     /// draining.
     pub fn undrain(&self) -> bool {
+        let _drain = lock(&self.drain_lock);
         if !self.draining.swap(false, Ordering::AcqRel) {
             return false;
         }
@@ -885,7 +909,10 @@ impl Host {
         if cell.origin() != Origin::Remote {
             self.drain_changes.send_modify(|n| *n += 1);
         }
-        self.events.cell_draining.call_simple(&event);
+        // Delivered on the deferred thread, in order: the caller may hold the drain lock (or
+        // a link's), and an application's handler may drain the host itself.
+        let Some(host) = self.me.upgrade() else { return };
+        crate::internals::object::run_later(move || host.events.cell_draining.call_simple(&event));
     }
 
     /// Called when a cell starts or stops taking new transports: its host drains (this one, or
@@ -970,6 +997,21 @@ impl Host {
 
     fn reporters(&self) -> Vec<Arc<dyn RouterReport>> {
         lock(&self.reporters).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// The live virtual routers ([`Host::footprint`]).
+    pub(crate) fn live_reporters(&self) -> Vec<Arc<dyn RouterReport>> {
+        self.reporters()
+    }
+
+    /// Settings-sets (worker templates) kept ([`Host::footprint`]).
+    pub(crate) fn settings_sets(&self) -> usize {
+        lock(&self.templates).len()
+    }
+
+    /// Handlers on the host's events ([`Host::footprint`]).
+    pub(crate) fn event_handlers(&self) -> usize {
+        self.events.handlers()
     }
 
     /// A snapshot of the whole host (reading it changes nothing).

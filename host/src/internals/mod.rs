@@ -13,10 +13,12 @@
 //! - `dump`: merging real routers' dumps;
 //! - `object`, `lifecycle`: slots, close events, members of cells;
 //! - [`histogram`]: lock-free duration histograms (plugin calls);
-//! - [`media_counters`]: per-cell RTP totals from the objects' stats.
+//! - [`media_counters`]: per-cell RTP totals from the objects' stats;
+//! - [`footprint`]: the size of every internal table, for leak checks.
 
 pub mod cell;
 pub(crate) mod dump;
+pub mod footprint;
 pub mod histogram;
 pub mod host;
 pub(crate) mod lifecycle;

@@ -666,6 +666,13 @@ impl PipeRegistry {
         slots.iter().filter(|(_, slot)| slot.pipe.get().is_some_and(|p| p.is_open())).map(|(key, _)| *key).collect()
     }
 
+    /// Entries: pipe slots, real ids of pipe producers, live links
+    /// ([`crate::host::Host::footprint`]).
+    pub(crate) fn sizes(&self) -> (usize, usize, usize) {
+        let links = lock(&self.links.links).values().filter(|l| l.strong_count() > 0).count();
+        (lock(&self.shared.slots).len(), lock(&self.shared.by_real).len(), links)
+    }
+
     /// The source of the pipe producer (or data producer) whose real id is `real`, if one of
     /// these pipes made it.
     pub(crate) fn source_of(&self, real: PipeSource) -> Option<PipeSource> {

@@ -214,6 +214,11 @@ impl PortClaims {
     pub(crate) fn release(&self, server: &WebRtcServerId) {
         lock(&self.plans).remove(server);
     }
+
+    /// Claims held ([`crate::host::Host::footprint`]).
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.plans).len()
+    }
 }
 
 /// A socket holding a planned port until its slot's worker binds it.

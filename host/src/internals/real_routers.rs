@@ -183,6 +183,11 @@ impl RealRouters {
         all
     }
 
+    /// Entries: real routers, their cell-close watchers ([`crate::host::Host::footprint`]).
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        (lock(&self.shared.entries).len(), lock(&self.shared.members).len())
+    }
+
     /// The real router in `cell`, if there is one.
     pub(crate) fn get(&self, cell: CellId) -> Option<Arc<dyn RouterBackend>> {
         lock(&self.shared.entries).get(&cell).map(|e| e.real.clone())

@@ -101,6 +101,11 @@ impl<I: Copy + Eq + Hash, W: Registered> Table<I, W> {
         lock(&self.renamed).get(real).copied()
     }
 
+    /// Entries: objects, renamed ids ([`crate::host::Host::footprint`]).
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        (lock(&self.entries).len(), lock(&self.renamed).len())
+    }
+
     /// Real id → known id of every renamed object (for dumps).
     pub(crate) fn renamed(&self) -> Vec<(I, I)> {
         lock(&self.renamed).iter().map(|(real, id)| (*real, *id)).collect()
@@ -117,6 +122,11 @@ impl Members {
     /// Registers an object to close with the router.
     pub(crate) fn join(&self, member: Weak<dyn Member>) {
         push_live(&mut lock(&self.members), member);
+    }
+
+    /// Live registered objects ([`crate::host::Host::footprint`]).
+    pub(crate) fn live(&self) -> usize {
+        lock(&self.members).iter().filter(|m| m.strong_count() > 0).count()
     }
 
     /// Closes every registered object (the router closed under them).

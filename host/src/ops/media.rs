@@ -4,7 +4,7 @@
 
 use crate::cell::Origin;
 use crate::host::Host;
-use crate::internals::media_counters::{self, MediaBook, MediaTotals};
+use crate::internals::media_counters::{self, MediaBook, MediaProbe, MediaTotals};
 use crate::internals::object::lock;
 use crate::placement::CellId;
 use futures_util::StreamExt;
@@ -59,8 +59,10 @@ impl MediaSampler {
         *lock(&self.last_round)
     }
 
-    /// Starts a round on the current tokio runtime unless one runs or the last is recent.
-    pub fn refresh(self: &Arc<Self>) {
+    /// Starts a round on the current tokio runtime unless one runs or the last is recent;
+    /// `more` gives the probes the cells do not list (a cluster endpoint's sessions' objects),
+    /// asked only when a round starts.
+    pub(crate) fn refresh(self: &Arc<Self>, more: impl FnOnce() -> Vec<(CellId, MediaProbe)> + Send + 'static) {
         if lock(&self.last).is_some_and(|at| at.elapsed() < self.interval) {
             return;
         }
@@ -73,22 +75,23 @@ impl MediaSampler {
         };
         let me = Arc::clone(self);
         runtime.spawn(async move {
-            me.round().await;
+            me.round(more()).await;
             *lock(&me.last) = Some(Instant::now());
             me.running.store(false, Ordering::Release);
         });
     }
 
-    /// One round: every probe of every own open cell, read with bounded concurrency.
-    pub async fn round(&self) {
+    /// One round: every probe of every own open cell and `more`, read with bounded concurrency.
+    pub(crate) async fn round(&self, more: Vec<(CellId, MediaProbe)>) {
         let Some(host) = self.host.upgrade() else { return };
         let started = Instant::now();
         let cells: Vec<_> =
             host.cells().into_iter().filter(|c| c.origin() != Origin::Remote && !c.is_closed()).collect();
         let open: Vec<CellId> = cells.iter().map(|c| c.id()).collect();
-        let probes: Vec<(CellId, media_counters::MediaProbe)> = cells
+        let probes: Vec<(CellId, MediaProbe)> = cells
             .iter()
             .flat_map(|cell| cell.media_probes().into_iter().map(move |p| (cell.id(), p)))
+            .chain(more.into_iter().filter(|(cell, _)| open.contains(cell)))
             .take(MEDIA_PROBES_MAX)
             .collect();
         drop((host, cells));

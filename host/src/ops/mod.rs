@@ -264,7 +264,8 @@ impl Operations {
     /// Everything the metrics export, read now (and a refresh of the RTP counters asked for,
     /// at most one round per interval, read by a later scrape).
     pub fn readings(&self) -> metrics::Readings {
-        self.media.refresh();
+        let server = lock(&self.server).clone();
+        self.media.refresh(move || server.map(|s| s.media_probes()).unwrap_or_default());
         let stats = self.host.stats();
         let own: HashSet<crate::placement::CellId> =
             self.host.cells().iter().filter(|c| c.origin() != Origin::Remote).map(|c| c.id()).collect();
@@ -309,8 +310,14 @@ impl Operations {
         self.readings().encode(format)
     }
 
-    /// The media sampler (tests and benchmarks run a round directly).
+    /// The media sampler.
     pub fn media(&self) -> &Arc<MediaSampler> {
         &self.media
+    }
+
+    /// Runs one round of the cells' RTP counters now (benchmarks, tests).
+    pub async fn read_media(&self) {
+        let more = lock(&self.server).as_ref().map(|s| s.media_probes()).unwrap_or_default();
+        self.media.round(more).await;
     }
 }

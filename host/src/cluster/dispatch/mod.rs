@@ -138,6 +138,17 @@ impl Place {
 }
 
 impl Entry {
+    /// A producer's or consumer's media probe with its cell (the metrics' RTP counters).
+    pub(crate) fn media(&self) -> Option<(crate::placement::CellId, crate::internals::media_counters::MediaProbe)> {
+        use crate::internals::media_counters::MediaProbe;
+        let cell = self.place.cell.as_ref()?.0.id();
+        match &self.held {
+            Held::Producer(p) => Some((cell, MediaProbe::Producer(Arc::clone(p)))),
+            Held::Consumer(c) => Some((cell, MediaProbe::Consumer(Arc::clone(c)))),
+            _ => None,
+        }
+    }
+
     /// Whether this is a worker's entry (every session holds its host's workers).
     pub(crate) fn is_worker(&self) -> bool {
         matches!(self.held, Held::Worker(_))

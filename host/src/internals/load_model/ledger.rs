@@ -190,6 +190,16 @@ impl Ledger {
         }
     }
 
+    /// Entries of the book: flows, transports, data objects, and every packet rate it sums
+    /// (carried, received, expected, reserved; absolute values) in thousandths of a packet per
+    /// second ([`crate::host::Host::footprint`]).
+    pub(crate) fn entries(&self) -> (usize, usize, u32, u64) {
+        let book = lock(&self.book);
+        let rates = [book.load.forwarded, book.load.received, book.load.expected, book.reserved];
+        let milli = rates.iter().flatten().map(|v| (v.abs() * 1000.0).round() as u64).sum();
+        (book.flows.len(), book.transports.len(), book.load.data_objects, milli)
+    }
+
     /// Counts a decision's `prior` (packets per second by kind) until its transport exists.
     pub fn reserve(self: &Arc<Self>, prior: [f64; 2]) -> Reservation {
         let mut book = lock(&self.book);

@@ -127,6 +127,11 @@ impl RateBook {
         self.len() == 0
     }
 
+    /// Producers tracked that are still alive (the others are forgotten by the next poll).
+    pub(crate) fn live(&self) -> usize {
+        lock(&self.sources).iter().filter(|s| s.rate.strong_count() > 0 && s.producer.strong_count() > 0).count()
+    }
+
     /// Reads the stats of the next producers (see the module docs for the bounds); call it from
     /// a thread that may block (the sampler).
     pub(crate) fn poll(&self) {
