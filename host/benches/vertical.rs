@@ -5,17 +5,26 @@
 //!   1 worker vs 2 workers (goal: >= 1.8x). Delivery is counted from consumer stats; consumers
 //!   send to a sink socket nobody reads, so the benchmark does not compete for the cores.
 //! - P5: time to create 1,000 consumers, mafalda vs plain single router (goal: <= 1.2x).
+//! - metrics: the cost of metrics on the hot path (P1 and P5's one `consume()` while an
+//!   [`Operations`] of the host is scraped every second; goals: P1 ratio unchanged >= 0.97,
+//!   `consume()` +<= 2 %) and at scrape time (1,000 consumers on 2 workers: `metrics()`, the
+//!   exposition's size, one media round and the worker CPU it costs). Not run by default.
 //!
-//! Run: `cargo bench -p mafalda-host --bench vertical` (add `-- p1`, `p2` or `p5` for one).
+//! Run: `cargo bench -p mafalda-host --bench vertical` (add `-- p1`, `p2`, `p5` or `metrics`
+//! for one).
 //! The same scenario code drives both crates (a macro instantiates it per crate), which is
 //! itself a check that the APIs match.
 
 use mafalda_host::backend::local::WorkerThread;
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
+use mafalda_host::ops::media::MEDIA_INTERVAL;
+use mafalda_host::ops::metrics::Format;
+use mafalda_host::ops::Operations;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_media_tools::rtp::packet::{encode, RtpHeader};
 use mafalda_media_tools::rtp::payload::{make, PayloadKind};
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,6 +126,100 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// `median (min–max)` of `values`, with `decimals` decimals.
+fn spread(values: &[f64], decimals: usize) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.decimals$} ({min:.decimals$}–{max:.decimals$})", median(values.to_vec()))
+}
+
+/// How often the scraper of the `metrics` mode scrapes (Prometheus' default is 15 s).
+const SCRAPE_EVERY: Duration = Duration::from_secs(1);
+
+/// An [`Operations`] of a host, scraped (OpenMetrics) by a tokio task as a [`Way`] says.
+struct Scraper {
+    ops: Arc<Operations>,
+    task: tokio::task::JoinHandle<()>,
+    scrapes: Arc<AtomicUsize>,
+}
+
+impl Scraper {
+    /// Starts scraping `manager`'s host the way `way` says (none for an unscraped way).
+    fn start(manager: &mafalda_host::worker_manager::WorkerManager, way: Way) -> Option<Self> {
+        let media_interval = match way {
+            Way::Mediasoup | Way::Mafalda => return None,
+            Way::Scraped(interval) => interval,
+            Way::Rounds => MEDIA_INTERVAL,
+        };
+        let ops = Operations::new(manager.host(), media_interval);
+        let scrapes = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let (ops, scrapes) = (Arc::clone(&ops), Arc::clone(&scrapes));
+            async move {
+                let mut every = tokio::time::interval(SCRAPE_EVERY);
+                loop {
+                    if matches!(way, Way::Rounds) {
+                        ops.read_media().await;
+                        if ops.media().last_round().1 == 0 {
+                            // Nothing to read yet: a round does not wait on anything then.
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    } else {
+                        every.tick().await;
+                    }
+                    std::hint::black_box(ops.metrics(Format::OpenMetrics).expect("metrics"));
+                    scrapes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Some(Self { ops, task, scrapes })
+    }
+
+    /// Stops scraping; returns how many scrapes were made and the objects of the last media
+    /// round.
+    fn stop(self) -> (usize, usize) {
+        self.task.abort();
+        (self.scrapes.load(Ordering::Relaxed), self.ops.media().last_round().1)
+    }
+}
+
+/// The ways the `metrics` mode runs a scenario.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    Mediasoup,
+    Mafalda,
+    /// Mafalda, scraped every SCRAPE_EVERY (the first time at once) with this media interval.
+    Scraped(Duration),
+    /// Mafalda while media rounds run back to back, each followed by a scrape: an upper bound
+    /// (the worker always has stats requests to answer).
+    Rounds,
+}
+
+impl Way {
+    /// The ways of the `metrics` mode's P1.
+    const P1: [Way; 4] = [Way::Mediasoup, Way::Mafalda, Way::Scraped(MEDIA_INTERVAL), Way::Scraped(SCRAPE_EVERY)];
+    /// The ways of its P5 (whose batch is much shorter than a second).
+    const P5: [Way; 5] =
+        [Way::Mediasoup, Way::Mafalda, Way::Scraped(MEDIA_INTERVAL), Way::Scraped(SCRAPE_EVERY), Way::Rounds];
+
+    fn label(self) -> String {
+        match self {
+            Way::Mediasoup => "mediasoup".to_string(),
+            Way::Mafalda => "mafalda".to_string(),
+            Way::Scraped(interval) => format!("scraped/{}s", interval.as_secs()),
+            Way::Rounds => "rounds-loop".to_string(),
+        }
+    }
+
+    /// The order of `ways` in round `round`: rotated by `round`, with their indices.
+    fn order(ways: &[Way], round: usize) -> impl Iterator<Item = (usize, Way)> + '_ {
+        (0..ways.len()).map(move |k| {
+            let i = (k + round) % ways.len();
+            (i, ways[i])
+        })
+    }
+}
+
 /// A paced RTP sender keeping its socket (a comedia transport only accepts its first source)
 /// and its sequence numbers across windows.
 struct Sender {
@@ -198,17 +301,21 @@ async fn p1_mediasoup(sink: SocketAddr) -> f64 {
     per_core(forwarded, thread.cpu_time().expect("cpu") - before)
 }
 
-async fn p1_mafalda(sink: SocketAddr) -> f64 {
+/// P1 on mafalda, scraped the way `way` says.
+async fn p1_mafalda(sink: SocketAddr, way: Way) -> f64 {
     let manager = mafalda(1, false);
     let (_w, router) = virt::router(&manager).await;
     let (_t, producer, target) = virt::ingest(&router).await;
     let out = virt::egress(&router, sink).await;
     let consumers = [virt::consume(&out, producer.id()).await];
     let cell = manager.host().cells().into_iter().next().expect("a worker");
+    let scraper = Scraper::start(&manager, way);
     let before = cell.cpu_time().expect("cpu");
     tokio::task::spawn_blocking(move || paced(target, P1_PACKETS, P1_RATE)).await.expect("sender");
     let forwarded = settle(|| virt::sent(&consumers)).await;
-    per_core(forwarded, cell.cpu_time().expect("cpu") - before)
+    let rate = per_core(forwarded, cell.cpu_time().expect("cpu") - before);
+    scraper.map(Scraper::stop);
+    rate
 }
 
 async fn p1() {
@@ -222,9 +329,9 @@ async fn p1() {
     for round in 0..P1_ROUNDS {
         let (a, b) = if round % 2 == 0 {
             let a = p1_mediasoup(sink_addr).await;
-            (a, p1_mafalda(sink_addr).await)
+            (a, p1_mafalda(sink_addr, Way::Mafalda).await)
         } else {
-            let b = p1_mafalda(sink_addr).await;
+            let b = p1_mafalda(sink_addr, Way::Mafalda).await;
             (p1_mediasoup(sink_addr).await, b)
         };
         println!("  round {round}: mediasoup {a:>9.0}  mafalda {b:>9.0} pkt/s per core");
@@ -331,10 +438,11 @@ struct P5Round {
     each_us: Vec<f64>,
 }
 
-/// Time to create P5_CONSUMERS consumers on 10 transports of `router`.
+/// Time to create P5_CONSUMERS consumers on 10 transports of `router`; returns the
+/// measurement and what was created (to keep it alive).
 macro_rules! time_consumers {
     ($api:ident, $router:expr, $sink:expr) => {{
-        let (_t, producer, _) = $api::ingest($router).await;
+        let (ingest, producer, _) = $api::ingest($router).await;
         let mut transports = Vec::new();
         for _ in 0..10 {
             transports.push($api::egress($router, $sink).await);
@@ -347,20 +455,26 @@ macro_rules! time_consumers {
             consumers.push($api::consume(&transports[i % 10], producer.id()).await);
             each.push(one.elapsed().as_secs_f64() * 1e6);
         }
-        P5Round { total_ms: started.elapsed().as_secs_f64() * 1000.0, each_us: each }
+        let round = P5Round { total_ms: started.elapsed().as_secs_f64() * 1000.0, each_us: each };
+        (round, (ingest, producer, transports, consumers))
     }};
 }
 
 async fn p5_mediasoup(sink: SocketAddr) -> P5Round {
     let manager = mediasoup::worker_manager::WorkerManager::new();
     let (_w, router) = plain::router(&manager).await;
-    time_consumers!(plain, &router, sink)
+    let (round, _created) = time_consumers!(plain, &router, sink);
+    round
 }
 
-async fn p5_mafalda(sink: SocketAddr, workers: usize) -> P5Round {
+/// P5 on mafalda, scraped the way `way` says (from before the ingest is made); returns the
+/// scrapes made and the last media round's objects.
+async fn p5_mafalda(sink: SocketAddr, workers: usize, way: Way) -> (P5Round, (usize, usize)) {
     let manager = mafalda(workers, workers > 1);
     let (_w, router) = virt::router(&manager).await;
-    time_consumers!(virt, &router, sink)
+    let scraper = Scraper::start(&manager, way);
+    let (round, _created) = time_consumers!(virt, &router, sink);
+    (round, scraper.map_or((0, 0), Scraper::stop))
 }
 
 async fn p5() {
@@ -372,9 +486,9 @@ async fn p5() {
         for round in 0..P5_ROUNDS {
             if round % 2 == 0 {
                 theirs.push(p5_mediasoup(sink_addr).await);
-                ours.push(p5_mafalda(sink_addr, workers).await);
+                ours.push(p5_mafalda(sink_addr, workers, Way::Mafalda).await.0);
             } else {
-                ours.push(p5_mafalda(sink_addr, workers).await);
+                ours.push(p5_mafalda(sink_addr, workers, Way::Mafalda).await.0);
                 theirs.push(p5_mediasoup(sink_addr).await);
             }
         }
@@ -393,6 +507,202 @@ async fn p5() {
     println!();
 }
 
+/// Sum of the CPU time of `manager`'s cells' workers.
+fn workers_cpu(manager: &mafalda_host::worker_manager::WorkerManager) -> Duration {
+    manager.host().cells().iter().map(|c| c.cpu_time().expect("cpu")).sum()
+}
+
+/// CPU time of this whole process (every thread: workers, tokio, the sender).
+fn process_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// The ratios of `medians` (one per way of `ways`, the first two mediasoup and mafalda) the
+/// goals are about; `paired` are the medians of the per-round ratios, when there are rounds.
+fn report_ratios(what: &str, ways: &[Way], medians: &[f64], paired: Option<&dyn Fn(usize, usize) -> f64>) {
+    let ratio = |a: usize, b: usize| match paired {
+        Some(paired) => format!("{:.3} [{:.3}]", medians[a] / medians[b], paired(a, b)),
+        None => format!("{:.3}", medians[a] / medians[b]),
+    };
+    let note = if paired.is_some() { " (median of the per-round ratios in brackets)" } else { "" };
+    println!("  {what} ratios{note}: mafalda/mediasoup {}", ratio(1, 0));
+    for (i, way) in ways.iter().enumerate().skip(2) {
+        let label = way.label();
+        println!("    {label}/mafalda {}, {label}/mediasoup {}", ratio(i, 1), ratio(i, 0));
+    }
+}
+
+/// Medians (with spread) of the per-round `values` of each of `ways`, and their ratios.
+fn report_ways(what: &str, unit: &str, decimals: usize, ways: &[Way], values: &[Vec<f64>]) {
+    for (way, v) in ways.iter().zip(values) {
+        println!("  {:<12} median {} {unit} (min–max)", way.label(), spread(v, decimals));
+    }
+    let medians: Vec<f64> = values.iter().map(|v| median(v.clone())).collect();
+    let paired = |a: usize, b: usize| median(values[a].iter().zip(&values[b]).map(|(x, y)| x / y).collect());
+    report_ratios(what, ways, &medians, Some(&paired));
+}
+
+const METRICS_P1_ROUNDS: usize = 15;
+const METRICS_P5_ROUNDS: usize = 21;
+
+/// P1 the ways of [`Way::P1`], order rotating per round.
+async fn metrics_p1(sink: SocketAddr) {
+    let ways = &Way::P1;
+    println!(
+        "metrics/P1: forwarding per second of worker CPU ({P1_PACKETS} packets at {P1_RATE} pkt/s), \
+         {METRICS_P1_ROUNDS} rounds, order rotating;\n   \
+         scraped/Ns = mafalda while its host's metrics are scraped every {}s with a media interval of N s",
+        SCRAPE_EVERY.as_secs()
+    );
+    let mut values = vec![Vec::new(); ways.len()];
+    for round in 0..METRICS_P1_ROUNDS {
+        let mut line = Vec::new();
+        for (i, way) in Way::order(ways, round) {
+            let rate = match way {
+                Way::Mediasoup => p1_mediasoup(sink).await,
+                _ => p1_mafalda(sink, way).await,
+            };
+            line.push(format!("{} {rate:.0}", way.label()));
+            values[i].push(rate);
+        }
+        println!("  round {round:>2}: {} pkt/s per core", line.join(", "));
+    }
+    report_ways("P1", "pkt/s per core", 0, ways, &values);
+    println!("  (goal: mafalda/mediasoup >= 0.97, unchanged when scraped)\n");
+}
+
+/// P5's one-`consume()` median the ways of [`Way::P5`] (1 worker), order rotating per round.
+async fn metrics_p5(sink: SocketAddr) {
+    let ways = &Way::P5;
+    println!(
+        "metrics/P5: creating {P5_CONSUMERS} consumers on 1 worker, {METRICS_P5_ROUNDS} rounds, order rotating; \
+         per round: one consume() median / batch [scrapes during the batch, objects of the last media round]"
+    );
+    let (mut each, mut total, mut all) =
+        (vec![Vec::new(); ways.len()], vec![Vec::new(); ways.len()], vec![Vec::new(); ways.len()]);
+    for round in 0..METRICS_P5_ROUNDS {
+        let mut line = Vec::new();
+        for (i, way) in Way::order(ways, round) {
+            let (r, note) = match way {
+                Way::Mediasoup => (p5_mediasoup(sink).await, String::new()),
+                _ => {
+                    let (r, (scrapes, objects)) = p5_mafalda(sink, 1, way).await;
+                    let note =
+                        if matches!(way, Way::Mafalda) { String::new() } else { format!(" [{scrapes}, {objects}]") };
+                    (r, note)
+                }
+            };
+            let one = median(r.each_us.clone());
+            line.push(format!("{} {one:.1} µs / {:.0} ms{note}", way.label(), r.total_ms));
+            each[i].push(one);
+            total[i].push(r.total_ms);
+            all[i].extend(r.each_us);
+        }
+        println!("  round {round:>2}: {}", line.join(", "));
+    }
+    let pooled: Vec<f64> = all.into_iter().map(median).collect();
+    println!("  one consume(), median of all rounds' consume() calls (as P5 reports it):");
+    for (way, m) in ways.iter().zip(&pooled) {
+        println!("  {:<12} {m:.1} µs", way.label());
+    }
+    report_ratios("consume() (pooled)", ways, &pooled, None);
+    println!("  one consume(), per-round medians:");
+    report_ways("consume()", "µs", 1, ways, &each);
+    println!("  batch of {P5_CONSUMERS}:");
+    report_ways("batch", "ms", 1, ways, &total);
+    println!("  (goal: consume() scraped/mafalda <= 1.02)\n");
+}
+
+/// The cost of a scrape with P5's 1,000 consumers on 2 workers.
+async fn metrics_scale(sink: SocketAddr) {
+    const CALLS: usize = 50;
+    const ROUNDS: usize = 5;
+    println!("metrics/scale: {P5_CONSUMERS} consumers (P5's setup) on 2 workers");
+    let manager = mafalda(2, true);
+    let (_w, router) = virt::router(&manager).await;
+    let (setup, _created) = time_consumers!(virt, &router, sink);
+    let cells: Vec<String> = manager
+        .host()
+        .stats()
+        .cells
+        .iter()
+        .map(|c| format!("{} consumers/{} producers/{} pipes", c.consumers, c.producers, c.pipes))
+        .collect();
+    println!("  created in {:.0} ms; cells: {}", setup.total_ms, cells.join("; "));
+    let ops = Operations::new(manager.host(), MEDIA_INTERVAL);
+
+    // The first scrape starts a media round in the background; wait for it, so that the
+    // timed calls read filled counters and race no round (the next is due MEDIA_INTERVAL later).
+    let first = Instant::now();
+    let text = ops.metrics(Format::OpenMetrics).expect("metrics");
+    let first = first.elapsed();
+    while ops.media().last_round().1 == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (round, objects) = ops.media().last_round();
+    println!(
+        "  first metrics() {:.2} ms ({} bytes, before any media round); its background round: {:.1} ms, {objects} objects",
+        first.as_secs_f64() * 1e3,
+        text.len(),
+        round.as_secs_f64() * 1e3
+    );
+
+    let (mut times, mut size, mut lines) = (Vec::with_capacity(CALLS), 0, 0);
+    let (cpu_before, started) = (process_cpu(), Instant::now());
+    for _ in 0..CALLS {
+        let one = Instant::now();
+        let text = ops.metrics(Format::OpenMetrics).expect("metrics");
+        times.push(one.elapsed().as_secs_f64() * 1e3);
+        (size, lines) = (text.len(), text.lines().count());
+    }
+    let (wall, cpu) = (started.elapsed(), process_cpu() - cpu_before);
+    let max = times.iter().copied().fold(0.0, f64::max);
+    println!(
+        "  metrics() x{CALLS}: median {:.3} ms, max {max:.3} ms (process CPU {:.1} ms over {:.1} ms wall); \
+         exposition {size} bytes, {lines} lines",
+        median(times),
+        cpu.as_secs_f64() * 1e3,
+        wall.as_secs_f64() * 1e3
+    );
+
+    // Media rounds run directly: their time, and the worker CPU they cost (against the same
+    // span idle).
+    for n in 0..ROUNDS {
+        let (workers_before, process_before, started) = (workers_cpu(&manager), process_cpu(), Instant::now());
+        ops.read_media().await;
+        let wall = started.elapsed();
+        let (workers, process) = (workers_cpu(&manager) - workers_before, process_cpu() - process_before);
+        let idle_before = workers_cpu(&manager);
+        tokio::time::sleep(wall).await;
+        let idle = workers_cpu(&manager) - idle_before;
+        let (round, objects) = ops.media().last_round();
+        println!(
+            "  media round {n}: {:.1} ms, {objects} objects; worker CPU {:.1} ms (idle over the same span {:.1} ms), \
+             process CPU {:.1} ms",
+            round.as_secs_f64() * 1e3,
+            workers.as_secs_f64() * 1e3,
+            idle.as_secs_f64() * 1e3,
+            process.as_secs_f64() * 1e3
+        );
+    }
+    println!();
+}
+
+async fn metrics() {
+    let sink = sink();
+    let sink_addr = sink.local_addr().expect("addr");
+    metrics_p1(sink_addr).await;
+    metrics_p5(sink_addr).await;
+    metrics_scale(sink_addr).await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -405,5 +715,9 @@ async fn main() {
     }
     if run("p2") {
         p2().await;
+    }
+    // Not part of the default run (it repeats P1 and P5 several ways).
+    if wanted.iter().any(|w| w == "metrics") {
+        metrics().await;
     }
 }
