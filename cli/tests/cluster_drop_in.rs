@@ -6,7 +6,7 @@
 
 mod cluster_support;
 
-use cluster_support::{application, certs, scratch, Node};
+use cluster_support::{application, certs, opus_input, opus_output, scratch, Node};
 use mafalda_host::consumer::{ConsumerLayers, ConsumerTraceEventData, ConsumerTraceEventType};
 use mafalda_host::prelude::*;
 use mafalda_host::producer::{ProducerTraceEventData, ProducerTraceEventType};
@@ -296,7 +296,6 @@ async fn webrtc_transports_on_a_remote_hosts_server_listen_on_its_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_events_beyond_the_hosts_budget_are_dropped_and_media_flows_on() {
-    use mafalda_media_tools::media::opus_send_parameters;
     use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator};
     const SENT: u64 = 60;
     const BUDGET: u64 = 5;
@@ -305,15 +304,8 @@ async fn trace_events_beyond_the_hosts_budget_are_dropped_and_media_flows_on() {
     let app = application(&dir, &[&node], &[]);
     let worker = app.create_worker(WorkerSettings::default()).await.expect("worker");
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut input = PlainTransportOptions::new(loopback_listen_info());
-    input.comedia = true;
-    let input = router.create_plain_transport(input).await.expect("input");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(0x48))).await.expect("producer");
-    let output = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("out");
-    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-    output.connect(sink.remote_parameters()).await.expect("connect");
-    let consumer = output.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+    let (input, producer) = opus_input(&router, 0x48).await;
+    let (_output, consumer, sink) = opus_output(&router, &producer).await;
     let traced = Arc::new(AtomicU32::new(0));
     let count = Arc::clone(&traced);
     consumer

@@ -7,14 +7,14 @@
 
 mod cluster_support;
 
-use cluster_support::{application, certs, limited, opus_input, scratch, until, Node};
+use cluster_support::{application, certs, limited, opus_input, opus_output, scratch, until, Node};
 use mafalda_host::cluster::client::LinkState;
 use mafalda_host::prelude::*;
 use mafalda_host::router::CellLost;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_host::worker_manager::WorkerManager;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
-use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator, RtpSink};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -44,12 +44,7 @@ async fn room(manager: &WorkerManager, consumers: usize) -> Room {
     let (input, producer) = opus_input(&router, 0x77).await;
     let mut outputs = Vec::new();
     for _ in 0..consumers {
-        let transport =
-            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
-        let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-        transport.connect(sink.remote_parameters()).await.expect("connect");
-        let consumer =
-            transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+        let (transport, consumer, sink) = opus_output(&router, &producer).await;
         let node = node_of(manager, transport.cell());
         outputs.push(Output { transport, consumer, sink, node });
     }

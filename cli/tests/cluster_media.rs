@@ -5,7 +5,7 @@
 
 mod cluster_support;
 
-use cluster_support::{application, certs, opus_input, scratch, Node};
+use cluster_support::{application, certs, opus_input, opus_output, scratch, Node};
 use mafalda_host::prelude::*;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
@@ -37,12 +37,7 @@ async fn one_router_over_three_hosts_carries_every_packet() {
     // Six consumers: spread puts two on each host.
     let mut outputs = Vec::new();
     for _ in 0..6 {
-        let transport =
-            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
-        let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-        transport.connect(sink.remote_parameters()).await.expect("connect");
-        let consumer =
-            transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+        let (transport, consumer, sink) = opus_output(&router, &producer).await;
         outputs.push((transport, consumer, sink));
     }
     let used: BTreeSet<String> =
@@ -148,12 +143,7 @@ async fn three_hosts_linked_with_peers_serve_one_router_to_a_client_of_one() {
     let (input, producer) = opus_input(&router, 0x42).await;
     let mut outputs = Vec::new();
     for _ in 0..3 {
-        let transport =
-            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
-        let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-        transport.connect(sink.remote_parameters()).await.expect("connect");
-        let consumer =
-            transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+        let (transport, consumer, sink) = opus_output(&router, &producer).await;
         outputs.push((transport, consumer, sink));
     }
     let used: BTreeSet<String> = std::iter::once(&input)

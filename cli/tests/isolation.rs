@@ -6,15 +6,15 @@
 
 mod cluster_support;
 
-use cluster_support::{alive, binary, children_of, opus_input, scratch, until};
+use cluster_support::{alive, binary, children_of, opus_input, opus_output, scratch, until};
 use mafalda_host::config::{HostOptions, PolicyChoice};
 use mafalda_host::isolation::Isolation;
 use mafalda_host::prelude::*;
 use mafalda_host::router::CellLost;
 use mafalda_host::worker::WorkerSettings;
 use mafalda_host::worker_manager::WorkerManager;
-use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities, router_codecs};
-use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_media_tools::media::{loopback_listen_info, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator, RtpSink};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,12 +52,8 @@ struct Room {
 async fn room(worker: &Worker, ssrc: u32) -> Room {
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
     let (input, producer) = opus_input(&router, ssrc).await;
-    let output =
-        router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
+    let (output, consumer, sink) = opus_output(&router, &producer).await;
     assert_eq!(input.cell(), output.cell(), "a room's two transports share a worker");
-    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-    output.connect(sink.remote_parameters()).await.expect("connect");
-    let consumer = output.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
     let generator = RtpGenerator::start(&input, GeneratorConfig::opus(ssrc).with_rate(100)).await.expect("generator");
     let report = sink.wait_for(20, Duration::from_secs(10)).await;
     assert!(report.intact >= 20, "media flows: {report:?}");

@@ -6,26 +6,15 @@
 mod cluster_support;
 mod ops_support;
 
-use cluster_support::{application, certs, opus_input, run, scratch, until, Node};
+use cluster_support::{application, certs, opus_input, opus_output, run, scratch, until, Node};
 use mafalda_host::host::CellDraining;
 use mafalda_host::prelude::*;
 use mafalda_host::worker::WorkerSettings;
-use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities, router_codecs};
-use mafalda_media_tools::rtp::{GeneratorConfig, PayloadKind, RtpGenerator, RtpSink};
+use mafalda_media_tools::media::{loopback_listen_info, router_codecs};
+use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator};
 use ops_support::get;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A consumer of `producer` on a plain transport of `router`, and the socket it sends to.
-async fn output(router: &Router, producer: &Producer) -> (PlainTransport, Consumer, RtpSink) {
-    let transport =
-        router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
-    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
-    transport.connect(sink.remote_parameters()).await.expect("connect");
-    let consumer =
-        transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
-    (transport, consumer, sink)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_host_takes_no_new_transport_keeps_its_room_flowing_and_exits_0_once_it_left() {
@@ -46,7 +35,7 @@ async fn a_drained_host_takes_no_new_transport_keeps_its_room_flowing_and_exits_
     let (input, producer) = opus_input(&router, 0x5151).await;
     let mut outputs = Vec::new();
     for _ in 0..4 {
-        outputs.push(output(&router, &producer).await);
+        outputs.push(opus_output(&router, &producer).await);
     }
     let on_drained: Vec<usize> = (0..outputs.len()).filter(|i| node_of(outputs[*i].0.cell()) == "drain1").collect();
     assert!(!on_drained.is_empty(), "some consumers on drain1");
@@ -91,7 +80,7 @@ async fn a_drained_host_takes_no_new_transport_keeps_its_room_flowing_and_exits_
     // New transports: none on the draining host.
     let mut later = Vec::new();
     for _ in 0..4 {
-        let (transport, consumer, sink) = output(&router, &producer).await;
+        let (transport, consumer, sink) = opus_output(&router, &producer).await;
         assert_eq!(node_of(transport.cell()), "drain2", "a new transport avoids the draining host");
         later.push((transport, consumer, sink));
     }

@@ -62,6 +62,24 @@ pub fn children_of(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+/// A consumer of `producer` on a plain transport of `router`, connected to an Opus sink: a
+/// room's output.
+pub async fn opus_output(
+    router: &mafalda_host::router::Router,
+    producer: &mafalda_host::prelude::Producer,
+) -> (mafalda_host::prelude::PlainTransport, mafalda_host::prelude::Consumer, mafalda_media_tools::rtp::RtpSink) {
+    use mafalda_host::prelude::*;
+    use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities};
+    use mafalda_media_tools::rtp::{PayloadKind, RtpSink};
+    let transport =
+        router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("output");
+    let sink = RtpSink::bind(PayloadKind::Opus).await.expect("sink");
+    transport.connect(sink.remote_parameters()).await.expect("connect");
+    let consumer =
+        transport.consume(ConsumerOptions::new(producer.id(), receiver_capabilities())).await.expect("consume");
+    (transport, consumer, sink)
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_mafalda-host")
