@@ -21,16 +21,15 @@
 
 #[path = "../tests/cluster_support/mod.rs"]
 mod cluster_support;
+#[path = "../tests/ops_support/mod.rs"]
+mod ops_support;
 
-use mafalda_host::config::HostOptions;
 use mafalda_host::prelude::*;
-use mafalda_host::worker_manager::WorkerManager;
-use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
+use mafalda_media_tools::media::{loopback_listen_info, receiver_capabilities, router_codecs};
 use mafalda_media_tools::rtp::packet::is_rtcp;
 use mafalda_media_tools::rtp::{GeneratorConfig, RtpGenerator};
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -153,29 +152,14 @@ impl Serve {
     }
 }
 
-/// `GET path` from the admin server over plain HTTP/1.0: the body of a 200, else `None`.
+/// `GET path` from the admin server: the body of a 200, else `None`.
 fn get(path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(ADMIN).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ADMIN}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.lines().next().filter(|status| status.contains(" 200 "))?;
-    Some(body.to_string())
+    let reply = ops_support::request(ADMIN, "GET", path, &[], &[]).ok()?;
+    (reply.status == 200).then_some(reply.body)
 }
 
 fn status() -> serde_json::Value {
     serde_json::from_str(&get("/status").expect("GET /status")).expect("/status is JSON")
-}
-
-/// The sum of every sample of metric `name` (any labels) in an OpenMetrics text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// One process now: resident memory (bytes), open fds, threads.
@@ -256,8 +240,8 @@ fn sample(serve: &Serve, t: f64, app: App) -> Sample {
         worker_count: workers.len(),
         totals: totals(&status),
         sessions: status["sessions"].as_u64().unwrap_or(0),
-        held: metric(&metrics, "mafalda_cluster_held_objects"),
-        sent: metric(&metrics, "mafalda_cell_rtp_sent_packets_total"),
+        held: ops_support::metric_sum(&metrics, "mafalda_cluster_held_objects"),
+        sent: ops_support::metric_sum(&metrics, "mafalda_cell_rtp_sent_packets_total"),
         received: app.received,
         consumers: app.consumers,
         app_pipes: app.pipes,
@@ -392,11 +376,7 @@ struct Room {
 
 async fn room(worker: &Worker, ssrc: u32) -> Room {
     let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-    let mut options = PlainTransportOptions::new(loopback_listen_info());
-    options.comedia = true;
-    let input = router.create_plain_transport(options).await.expect("input transport");
-    let producer =
-        input.produce(ProducerOptions::new(MediaKind::Audio, opus_send_parameters(ssrc))).await.expect("producer");
+    let (input, producer) = cluster_support::opus_input(&router, ssrc).await;
     let generator = RtpGenerator::start(&input, GeneratorConfig::opus(ssrc)).await.expect("generator");
     Room { router, producer, _input: input, _generator: generator, subscribers: VecDeque::new() }
 }
@@ -416,18 +396,6 @@ async fn fill(room: &mut Room, count: usize, received: &Arc<AtomicU64>) {
         }
         left -= batch;
     }
-}
-
-/// The application's manager: no workers of its own, the host's through the cluster link,
-/// placed by `spread`.
-fn application(dir: &std::path::Path) -> WorkerManager {
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("MAFALDA_CLUSTER", format!("{IP}:{CLUSTER_PORT}")),
-        ("MAFALDA_CA", dir.join("ca.pem").display().to_string()),
-        ("MAFALDA_MAX_WORKERS", "0".to_string()),
-        ("MAFALDA_POLICY", "spread".to_string()),
-    ]);
-    WorkerManager::with_options(HostOptions::from_vars(|k| vars.get(k).cloned()).expect("application options"))
 }
 
 /// Worker settings without mediasoup's chatty default logging.
@@ -512,7 +480,9 @@ async fn main() {
     let start = sample(&serve, 0.0, App::default());
 
     let received = Arc::new(AtomicU64::new(0));
-    let manager = application(&dir);
+    // No workers of its own, the host's through the cluster link, placed by `spread`.
+    let manager =
+        cluster_support::application_at(&dir, &[format!("{IP}:{CLUSTER_PORT}")], &[("MAFALDA_POLICY", "spread")]);
     let worker = manager.create_worker(quiet()).await.expect("application worker");
     let mut rooms = Vec::new();
     for r in 0..args.producers {

@@ -47,14 +47,8 @@ async fn a_drained_host_takes_no_new_transport_keeps_its_room_flowing_and_exits_
     }
 
     // A serving host counts its applications' media (its sessions' producers and consumers).
-    let sent = |admin: &str| -> f64 {
-        get(admin, "/metrics")
-            .body
-            .lines()
-            .filter(|l| l.starts_with("mafalda_cell_rtp_sent_packets_total{"))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
-    };
+    let sent =
+        |admin: &str| ops_support::metric_sum(&get(admin, "/metrics").body, "mafalda_cell_rtp_sent_packets_total");
     let since = Instant::now();
     while sent(&other.admin()) <= 0.0 {
         assert!(since.elapsed() < Duration::from_secs(20), "drain2 counts the RTP it sends");

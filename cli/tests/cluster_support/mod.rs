@@ -283,8 +283,13 @@ pub fn limited(dir: &Path, name: &str, ip: &str, serve: &str) -> Node {
 /// An application's manager for `hosts`, configured through the `MAFALDA_*` variables plus
 /// `extra` (e.g. the policy), with no local workers.
 pub fn application(dir: &Path, hosts: &[&Node], extra: &[(&str, &str)]) -> WorkerManager {
+    application_at(dir, &hosts.iter().map(|n| n.address()).collect::<Vec<_>>(), extra)
+}
+
+/// As [`application`], for hosts at `addresses` (`ADDR:PORT`, certificates made in `dir`).
+pub fn application_at(dir: &Path, addresses: &[String], extra: &[(&str, &str)]) -> WorkerManager {
     let mut vars: HashMap<String, String> = HashMap::new();
-    vars.insert("MAFALDA_CLUSTER".into(), hosts.iter().map(|n| n.address()).collect::<Vec<_>>().join(","));
+    vars.insert("MAFALDA_CLUSTER".into(), addresses.join(","));
     vars.insert("MAFALDA_CA".into(), dir.join("ca.pem").display().to_string());
     vars.insert("MAFALDA_MAX_WORKERS".into(), "0".into());
     for (k, v) in extra {

@@ -470,6 +470,16 @@ fn parse_samples(answer: &Value) -> Result<Vec<(Labels, f64)>, String> {
 ///
 /// promtool 2.42 reads the classic text format: an OpenMetrics exposition (counters' `_total`
 /// samples under a family without it, `info` types, `# EOF`) fails here although Prometheus
+/// The sum of every sample of metric `name` (any labels) in an exposition (either format).
+pub fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// scrapes it fine; see [`promtool_check_openmetrics`].
 pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
     assert!(Path::new(PROMTOOL).exists(), "{PROMTOOL} missing: run scripts/bootstrap (Debian package prometheus)");
