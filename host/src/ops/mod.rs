@@ -19,7 +19,7 @@ use crate::cluster::client::LinkStats;
 use crate::cluster::server::ClusterServer;
 use crate::cluster::Cluster;
 use crate::host::Host;
-use crate::internals::cell::DrainCause;
+use crate::internals::cell::{Count, DrainCause};
 use crate::internals::object::lock;
 use crate::plugin::PluginSet;
 use crate::stats::HostStats;
@@ -204,12 +204,7 @@ impl Operations {
 
     /// Transports still living in this host's own cells (a drain ends at zero).
     pub fn local_transports(&self) -> u32 {
-        self.host
-            .cells()
-            .iter()
-            .filter(|c| c.origin() != Origin::Remote)
-            .map(|c| c.load(&self.host.coefficients()).transports)
-            .sum()
+        self.host.cells().iter().filter(|c| c.origin() != Origin::Remote).map(|c| c.count(Count::Transport)).sum()
     }
 
     /// Links to peers.
@@ -220,6 +215,11 @@ impl Operations {
     /// Whether the host should receive new work: a worker of its own serving, no worker slot
     /// in a crash loop, not draining, every configured peer linked.
     pub fn readiness(&self) -> Readiness {
+        self.readiness_with(&self.links())
+    }
+
+    /// [`Operations::readiness`] with the peers' links already read.
+    fn readiness_with(&self, links: &[LinkStats]) -> Readiness {
         let mut reasons = Vec::new();
         // A host configured with no worker of its own (a hub of its peers) serves through them.
         if self.host.options().pool.max_workers > 0 && self.serving() == 0 {
@@ -232,9 +232,9 @@ impl Operations {
             reasons.push("draining".to_string());
         }
         let mut linked = lock(&self.linked);
-        for link in self.links() {
+        for link in links {
             if link.state == "up" {
-                linked.insert(link.address);
+                linked.insert(link.address.clone());
             } else if !linked.contains(&link.address) {
                 reasons.push(format!("peer {} not linked yet ({})", link.address, link.state));
             }
@@ -245,7 +245,8 @@ impl Operations {
     /// The status report now.
     pub fn status(&self) -> StatusReport {
         let options = self.host.options();
-        let readiness = self.readiness();
+        let links = self.links();
+        let readiness = self.readiness_with(&links);
         StatusReport {
             node: options.node.clone(),
             region: options.region.clone(),
@@ -255,7 +256,7 @@ impl Operations {
             ready: readiness.ready,
             not_ready: readiness.reasons,
             stats: self.host.stats(),
-            links: self.links(),
+            links,
             sessions: lock(&self.server).as_ref().map_or(0, |s| s.sessions()),
             events: self.journal.recent(),
         }
@@ -270,6 +271,7 @@ impl Operations {
         let own: HashSet<crate::placement::CellId> =
             self.host.cells().iter().filter(|c| c.origin() != Origin::Remote).map(|c| c.id()).collect();
         let (round, objects) = self.media.last_round();
+        let links = self.links();
         metrics::Readings {
             node: self.host.options().node.clone(),
             region: self.host.options().region.clone(),
@@ -277,11 +279,11 @@ impl Operations {
             cells: stats.cells.into_iter().filter(|c| own.contains(&c.id)).collect(),
             media: self.media.totals(),
             draining: self.host.is_draining(),
-            ready: self.readiness().ready,
+            ready: self.readiness_with(&links).ready,
             placement: stats.placement,
             plugins: self.plugin_readings(),
             auth: self.host.auth_counters(),
-            links: self.links(),
+            links,
             server: lock(&self.server).as_ref().map(|s| s.stats()),
             workers: self.host.worker_counters(),
             media_round: (round.as_secs_f64(), objects),
