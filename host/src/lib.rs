@@ -31,6 +31,7 @@ pub mod config;
 pub mod internals;
 pub mod isolation;
 pub mod labels;
+pub mod fleet;
 pub mod ops;
 pub mod options;
 pub mod placement;

@@ -1,0 +1,535 @@
+//! The fleet as this side knows it, sans-IO: the registry's records, the links to their
+//! hosts and what each link proved, driven by `(input, now)`. It decides which hosts to link
+//! to (at most `max_linked` plus the hosts rooms use; idle links are dropped; a host whose
+//! link fails is left alone for a growing while) and serves node selection its views.
+
+use super::record::HostRecord;
+use crate::placement::nodes::{NodeRequest, NodeSelector, NodeView};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the book decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookSettings {
+    /// Links kept to hosts no room uses (the best ones by node selection).
+    pub max_linked: usize,
+    /// Records kept (a registry holding more is read up to this many, by node name).
+    pub max_records: usize,
+    /// A link not up within this is given up (and its host left alone for a while).
+    pub connect_within: Duration,
+    /// A link no room uses and node selection no longer wants is closed after this.
+    pub idle_after: Duration,
+    /// First time a failed host is left alone (doubling on each failure).
+    pub penalty: Duration,
+    /// Longest time a failed host is left alone.
+    pub max_penalty: Duration,
+    /// The cluster protocol this side speaks (hosts of another are not linked).
+    pub protocol: u16,
+}
+
+/// Default [`BookSettings::max_linked`].
+pub const DEFAULT_MAX_LINKED: usize = 8;
+/// Default [`BookSettings::max_records`].
+pub const DEFAULT_MAX_RECORDS: usize = 10_000;
+
+impl Default for BookSettings {
+    fn default() -> Self {
+        Self {
+            max_linked: DEFAULT_MAX_LINKED,
+            max_records: DEFAULT_MAX_RECORDS,
+            connect_within: Duration::from_secs(3),
+            idle_after: Duration::from_secs(30),
+            penalty: Duration::from_secs(10),
+            max_penalty: Duration::from_secs(300),
+            protocol: crate::cluster::proto::PROTOCOL_VERSION,
+        }
+    }
+}
+
+/// What this side's link to a host is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkHealth {
+    /// Opened, not up yet.
+    Connecting,
+    /// Up: the host proved its node name.
+    Up,
+    /// Down after being up (it reconnects; the link is the truth for the host's liveness).
+    Down,
+    /// Refused: wrong certificate, version, token.
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+struct Linked {
+    address: String,
+    opened: Instant,
+    health: LinkHealth,
+    /// Since when no room uses it and selection did not want it (None: used or wanted).
+    idle_since: Option<Instant>,
+    /// Once up: it stays until idle (a failure after that is the link's to recover from).
+    was_up: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Penalty {
+    until: Instant,
+    next: Duration,
+}
+
+/// Links to open and to close.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkPlan {
+    /// `(node, address)` to link to.
+    pub open: Vec<(String, String)>,
+    /// `(node, address)` of links to close.
+    pub close: Vec<(String, String)>,
+    /// `(node, why)` of hosts given up on now.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What a record read changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Nodes seen for the first time (or with a new boot id).
+    pub joined: Vec<String>,
+    /// Nodes whose record is gone.
+    pub left: Vec<String>,
+}
+
+/// The records, links and penalties.
+#[derive(Debug)]
+pub struct FleetBook {
+    settings: BookSettings,
+    me: Option<String>,
+    records: BTreeMap<String, HostRecord>,
+    links: BTreeMap<String, Linked>,
+    penalties: HashMap<String, Penalty>,
+    in_use: HashSet<String>,
+    views: Arc<Vec<NodeView>>,
+    index: Arc<HashMap<Arc<str>, u32>>,
+    dirty: bool,
+}
+
+impl FleetBook {
+    /// An empty book; `me` (a host's own node) is never linked or selected.
+    pub fn new(settings: BookSettings, me: Option<String>) -> Self {
+        Self {
+            settings,
+            me,
+            records: BTreeMap::new(),
+            links: BTreeMap::new(),
+            penalties: HashMap::new(),
+            in_use: HashSet::new(),
+            views: Arc::default(),
+            index: Arc::default(),
+            dirty: true,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &BookSettings {
+        &self.settings
+    }
+
+    /// Records known.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is known.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// A node's record.
+    pub fn record(&self, node: &str) -> Option<&HostRecord> {
+        self.records.get(node)
+    }
+
+    /// Every record, by node.
+    pub fn records(&self) -> impl Iterator<Item = &HostRecord> {
+        self.records.values()
+    }
+
+    /// Nodes linked (or being linked) and their address.
+    pub fn links(&self) -> impl Iterator<Item = (&str, &str, LinkHealth)> {
+        self.links.iter().map(|(node, l)| (node.as_str(), l.address.as_str(), l.health))
+    }
+
+    fn usable(&self, record: &HostRecord) -> bool {
+        self.me.as_deref() != Some(record.node.as_str()) && record.protocol == self.settings.protocol
+    }
+
+    /// A full read of the registry: records not in it are gone (their key expired or was
+    /// deleted). Records beyond `max_records` are not kept.
+    pub fn snapshot(&mut self, records: Vec<HostRecord>) -> Changes {
+        let mut fresh: BTreeMap<String, HostRecord> = BTreeMap::new();
+        for record in records {
+            if fresh.len() >= self.settings.max_records && !fresh.contains_key(&record.node) {
+                continue;
+            }
+            fresh.insert(record.node.clone(), record);
+        }
+        let mut changes = Changes::default();
+        for (node, record) in &fresh {
+            if self.records.get(node).is_none_or(|old| old.boot_id != record.boot_id) {
+                changes.joined.push(node.clone());
+            }
+        }
+        for node in self.records.keys() {
+            if !fresh.contains_key(node) {
+                changes.left.push(node.clone());
+            }
+        }
+        for node in &changes.joined {
+            // A new start of a host it gave up on is tried again.
+            self.penalties.remove(node);
+        }
+        self.records = fresh;
+        self.dirty = true;
+        changes
+    }
+
+    /// One record (read after its host announced a change). True when it is new.
+    pub fn upsert(&mut self, record: HostRecord) -> bool {
+        if self.records.len() >= self.settings.max_records && !self.records.contains_key(&record.node) {
+            return false;
+        }
+        let new = self.records.get(&record.node).is_none_or(|old| old.boot_id != record.boot_id);
+        if new {
+            self.penalties.remove(&record.node);
+        }
+        self.records.insert(record.node.clone(), record);
+        self.dirty = true;
+        new
+    }
+
+    /// A host announced it leaves (its record is deleted).
+    pub fn remove(&mut self, node: &str) -> bool {
+        self.dirty = true;
+        self.records.remove(node).is_some()
+    }
+
+    /// Which linked hosts this side's rooms use now (their links stay whatever the registry
+    /// says).
+    pub fn set_in_use(&mut self, nodes: HashSet<String>) {
+        if nodes != self.in_use {
+            self.in_use = nodes;
+        }
+    }
+
+    /// What a link reports.
+    pub fn link_health(&mut self, node: &str, health: LinkHealth, now: Instant) {
+        let Some(link) = self.links.get_mut(node) else { return };
+        if link.health != health {
+            self.dirty = true;
+        }
+        link.health = health;
+        if health == LinkHealth::Up {
+            link.was_up = true;
+            self.penalties.remove(node);
+        }
+        let _ = now;
+    }
+
+    fn penalize(&mut self, node: &str, now: Instant) {
+        let next = self.penalties.get(node).map_or(self.settings.penalty, |p| p.next);
+        self.penalties.insert(
+            node.to_string(),
+            Penalty { until: now + next, next: (next * 2).min(self.settings.max_penalty) },
+        );
+    }
+
+    fn penalized(&self, node: &str, now: Instant) -> bool {
+        self.penalties.get(node).is_some_and(|p| now < p.until)
+    }
+
+    /// The hosts node selection may choose from (not this host, same protocol), rebuilt when
+    /// records or links changed, with each node's index.
+    pub fn views(&mut self) -> (Arc<Vec<NodeView>>, Arc<HashMap<Arc<str>, u32>>) {
+        if self.dirty {
+            let mut views = Vec::with_capacity(self.records.len());
+            let mut index = HashMap::with_capacity(self.records.len());
+            for record in self.records.values().filter(|r| self.usable(r)) {
+                let node: Arc<str> = record.node.as_str().into();
+                index.insert(Arc::clone(&node), u32::try_from(views.len()).unwrap_or(u32::MAX));
+                views.push(NodeView {
+                    node,
+                    region: record.region.as_str().into(),
+                    load: record.load(),
+                    workers: u32::try_from(record.cells.len()).unwrap_or(u32::MAX),
+                    max_workers: record.max_workers,
+                    routers: record.routers(),
+                    draining: record.is_draining(),
+                    linked: self.links.get(&record.node).is_some_and(|l| l.health == LinkHealth::Up),
+                });
+            }
+            self.views = Arc::new(views);
+            self.index = Arc::new(index);
+            self.dirty = false;
+        }
+        (Arc::clone(&self.views), Arc::clone(&self.index))
+    }
+
+    /// Which links to open and close now. Links rooms use are kept; a link not up within
+    /// `connect_within` (never up) is given up and its host penalized; the best hosts by
+    /// `selector` (skipping penalized ones) are linked up to `max_linked`; others idle for
+    /// `idle_after` are closed.
+    pub fn plan(&mut self, selector: &dyn NodeSelector, region: Option<&str>, now: Instant) -> LinkPlan {
+        let mut plan = LinkPlan::default();
+        // Give up on links that never came up, or were refused.
+        let failed: Vec<(String, Linked)> = self
+            .links
+            .iter()
+            .filter(|(node, l)| {
+                !self.in_use.contains(*node)
+                    && (l.health == LinkHealth::Refused
+                        || (!l.was_up && now.duration_since(l.opened) >= self.settings.connect_within))
+            })
+            .map(|(n, l)| (n.clone(), l.clone()))
+            .collect();
+        for (node, link) in failed {
+            let why = match link.health {
+                LinkHealth::Refused => "refused".to_string(),
+                _ => format!("not up within {:?}", self.settings.connect_within),
+            };
+            self.links.remove(&node);
+            self.penalize(&node, now);
+            plan.close.push((node.clone(), link.address));
+            plan.failed.push((node, why));
+            self.dirty = true;
+        }
+        // A record that moved (new address) or left: its link goes unless a room uses it.
+        let moved: Vec<(String, String)> = self
+            .links
+            .iter()
+            .filter(|(node, l)| {
+                !self.in_use.contains(*node)
+                    && self.records.get(*node).is_none_or(|r| r.address != l.address || r.is_draining())
+            })
+            .map(|(n, l)| (n.clone(), l.address.clone()))
+            .collect();
+        for (node, address) in moved {
+            self.links.remove(&node);
+            plan.close.push((node, address));
+            self.dirty = true;
+        }
+        // The hosts wanted: the best ones, skipping penalized ones.
+        let (views, _) = self.views();
+        let eligible: Vec<u32> = (0..views.len())
+            .filter(|i| !self.penalized(&views[*i].node, now))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        let filtered: Vec<NodeView> = eligible.iter().map(|i| views[*i as usize].clone()).collect();
+        let request = NodeRequest {
+            region: region.map(String::from),
+            limit: u32::try_from(self.settings.max_linked).unwrap_or(u32::MAX),
+            ..NodeRequest::default()
+        };
+        let wanted: Vec<String> = selector
+            .select(&request, &filtered)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| filtered.get(i as usize))
+            .filter(|v| !v.draining)
+            .take(self.settings.max_linked)
+            .map(|v| v.node.to_string())
+            .collect();
+        // Idle links: neither used nor wanted, for `idle_after`.
+        let mut idle = Vec::new();
+        for (node, link) in &mut self.links {
+            if self.in_use.contains(node) || wanted.contains(node) {
+                link.idle_since = None;
+            } else {
+                let since = *link.idle_since.get_or_insert(now);
+                if now.duration_since(since) >= self.settings.idle_after {
+                    idle.push((node.clone(), link.address.clone()));
+                }
+            }
+        }
+        // Over the budget (rooms left hosts): unwanted links go at once.
+        let allowed = self.settings.max_linked + self.in_use.iter().filter(|n| self.links.contains_key(*n)).count();
+        let mut over = self.links.len().saturating_sub(allowed + idle.len());
+        for (node, link) in &self.links {
+            if over == 0 {
+                break;
+            }
+            let unwanted = !self.in_use.contains(node) && !wanted.contains(node);
+            if unwanted && !idle.iter().any(|(n, _)| n == node) {
+                idle.push((node.clone(), link.address.clone()));
+                over -= 1;
+            }
+        }
+        for (node, address) in idle {
+            self.links.remove(&node);
+            plan.close.push((node, address));
+            self.dirty = true;
+        }
+        // New links, while the budget allows.
+        for node in wanted {
+            if self.links.len() >= allowed {
+                break;
+            }
+            if self.links.contains_key(&node) {
+                continue;
+            }
+            let Some(record) = self.records.get(&node) else { continue };
+            let address = record.address.clone();
+            self.links.insert(
+                node.clone(),
+                Linked { address: address.clone(), opened: now, health: LinkHealth::Connecting, idle_since: None, was_up: false },
+            );
+            plan.open.push((node, address));
+            self.dirty = true;
+        }
+        plan
+    }
+
+    /// Links `node` now (for a room that wants it), unless it is linked, unknown or penalized.
+    /// Returns its address when a link is to be opened.
+    pub fn link_now(&mut self, node: &str, now: Instant) -> Option<String> {
+        if self.links.contains_key(node) || self.penalized(node, now) {
+            return None;
+        }
+        let address = self.records.get(node).filter(|r| self.usable(r))?.address.clone();
+        self.links.insert(
+            node.to_string(),
+            Linked { address: address.clone(), opened: now, health: LinkHealth::Connecting, idle_since: None, was_up: false },
+        );
+        self.dirty = true;
+        Some(address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::record::tests::record;
+    use crate::placement::nodes::LeastLoaded;
+    use proptest::prelude::*;
+
+    fn book(max_linked: usize) -> FleetBook {
+        FleetBook::new(BookSettings { max_linked, ..BookSettings::default() }, Some("me".into()))
+    }
+
+    fn fleet(n: usize) -> Vec<HostRecord> {
+        (0..n).map(|i| record(&format!("h{i:03}"), &format!("127.0.1.{}:4443", i % 250 + 1), i as f64 / 1000.0)).collect()
+    }
+
+    fn opened(plan: &LinkPlan) -> Vec<&str> {
+        plan.open.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn links_the_best_hosts_up_to_the_budget_and_never_itself() {
+        let mut b = book(3);
+        let mut records = fleet(10);
+        records.push(record("me", "127.0.0.9:4443", 0.0));
+        let changes = b.snapshot(records);
+        assert_eq!(changes.joined.len(), 11);
+        let now = Instant::now();
+        let plan = b.plan(&LeastLoaded::default(), None, now);
+        assert_eq!(opened(&plan), ["h000", "h001", "h002"]);
+        assert!(b.plan(&LeastLoaded::default(), None, now).open.is_empty(), "already linked");
+    }
+
+    #[test]
+    fn a_link_that_never_comes_up_is_given_up_and_its_host_left_alone() {
+        let mut b = book(1);
+        b.snapshot(fleet(3));
+        let t0 = Instant::now();
+        assert_eq!(opened(&b.plan(&LeastLoaded::default(), None, t0)), ["h000"]);
+        let later = t0 + Duration::from_secs(4);
+        let plan = b.plan(&LeastLoaded::default(), None, later);
+        assert_eq!(plan.failed.len(), 1);
+        assert_eq!(plan.close[0].0, "h000");
+        assert_eq!(opened(&plan), ["h001"], "the next best is tried at once");
+        b.link_health("h001", LinkHealth::Up, later);
+        // h000 returns to consideration after its penalty, but h001 is up and used nothing yet.
+        let plan = b.plan(&LeastLoaded::default(), None, later + Duration::from_secs(11));
+        assert!(plan.open.is_empty(), "the budget is full");
+    }
+
+    #[test]
+    fn a_refused_host_is_dropped_and_a_restart_is_tried_again() {
+        let mut b = book(1);
+        b.snapshot(fleet(1));
+        let t0 = Instant::now();
+        b.plan(&LeastLoaded::default(), None, t0);
+        b.link_health("h000", LinkHealth::Refused, t0);
+        let plan = b.plan(&LeastLoaded::default(), None, t0);
+        assert_eq!(plan.failed[0].0, "h000");
+        assert!(b.plan(&LeastLoaded::default(), None, t0).open.is_empty(), "penalized");
+        let mut restarted = fleet(1);
+        restarted[0].boot_id = "again".into();
+        b.snapshot(restarted);
+        assert_eq!(opened(&b.plan(&LeastLoaded::default(), None, t0)), ["h000"]);
+    }
+
+    #[test]
+    fn links_rooms_use_stay_even_when_the_record_expired_and_idle_ones_go() {
+        let mut b = book(1);
+        b.snapshot(fleet(2));
+        let t0 = Instant::now();
+        b.plan(&LeastLoaded::default(), None, t0);
+        b.link_health("h000", LinkHealth::Up, t0);
+        b.set_in_use(["h000".to_string()].into());
+        let changes = b.snapshot(fleet(2)[1..].to_vec());
+        assert_eq!(changes.left, ["h000"]);
+        let plan = b.plan(&LeastLoaded::default(), None, t0);
+        assert!(plan.close.is_empty(), "the link is the truth for liveness");
+        assert_eq!(opened(&plan), ["h001"], "the budget is beside the rooms' hosts");
+        // The room left: h000 is gone from the registry, its link closes.
+        b.set_in_use(HashSet::new());
+        let plan = b.plan(&LeastLoaded::default(), None, t0);
+        assert_eq!(plan.close, [("h000".to_string(), "127.0.1.1:4443".to_string())]);
+    }
+
+    #[test]
+    fn an_unwanted_link_closes_after_idle_after() {
+        let mut b = book(1);
+        b.snapshot(fleet(2));
+        let t0 = Instant::now();
+        b.plan(&LeastLoaded::default(), None, t0);
+        b.link_health("h000", LinkHealth::Up, t0);
+        // h001 becomes the better host: h000 idles, then closes; h001 is linked once room exists.
+        let mut records = fleet(2);
+        records[0].cells[0].predicted = 0.9;
+        b.snapshot(records);
+        let plan = b.plan(&LeastLoaded::default(), None, t0);
+        assert!(plan.close.is_empty() && plan.open.is_empty(), "the budget is full until h000 idles out");
+        let plan = b.plan(&LeastLoaded::default(), None, t0 + Duration::from_secs(31));
+        assert_eq!(plan.close.len(), 1);
+        assert_eq!(opened(&plan), ["h001"]);
+    }
+
+    proptest! {
+        #[test]
+        fn links_never_exceed_the_budget_plus_used_hosts(
+            steps in proptest::collection::vec((0usize..40, 0u8..4, proptest::collection::vec(0usize..40, 0..4), 0u64..5000), 1..40),
+            max_linked in 1usize..6,
+        ) {
+            let mut b = book(max_linked);
+            let mut now = Instant::now();
+            let all = fleet(40);
+            for (n, event, used, advance) in steps {
+                now += Duration::from_millis(advance);
+                b.snapshot(all[..n].to_vec());
+                let used: HashSet<String> = used.into_iter().map(|i| format!("h{i:03}")).filter(|n| b.links.contains_key(n)).collect();
+                let used_count = used.len();
+                b.set_in_use(used);
+                let linked: Vec<String> = b.links.keys().cloned().collect();
+                for node in linked.iter().take(2) {
+                    let health = [LinkHealth::Up, LinkHealth::Connecting, LinkHealth::Refused, LinkHealth::Down][event as usize];
+                    b.link_health(node, health, now);
+                }
+                let plan = b.plan(&LeastLoaded::default(), None, now);
+                prop_assert!(b.links.len() <= max_linked + used_count, "{} links, budget {} + {} used", b.links.len(), max_linked, used_count);
+                for (node, _) in &plan.open {
+                    prop_assert!(node != "me");
+                }
+            }
+        }
+    }
+}
