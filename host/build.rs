@@ -18,6 +18,7 @@ const PLUGINS: &[&str] = &[
     "mafalda-test-plugin-contract-v010",
     "mafalda-test-plugin-contract-v010-auth",
     "mafalda-test-plugin-connect-auth",
+    "mafalda-test-plugin-node-select",
 ];
 
 fn main() {

@@ -238,6 +238,16 @@ struct ServeArgs {
     /// mutual TLS; this host's clients get routers over both.
     #[arg(long, value_name = "HOST:PORT")]
     peer: Vec<String>,
+    /// The fleet's registry (`redis://[user:pass@]HOST:PORT/DB`, `rediss://…` for TLS): this
+    /// host writes its record there (with --listen) and finds its peers there.
+    #[arg(long, value_name = "URL", env = "MAFALDA_REGISTRY")]
+    registry: Option<String>,
+    /// The cluster's name in the registry (several clusters may share one Redis).
+    #[arg(long, value_name = "NAME", env = "MAFALDA_CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// Peers found in the registry this host links to (0: none; it is only listed).
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_LINKED_HOSTS")]
+    max_linked_hosts: Option<usize>,
     /// Accept application connections from any address without an auth plugin (by default
     /// only loopback clients are accepted unless an auth plugin is loaded).
     #[arg(long)]
@@ -413,6 +423,17 @@ async fn run(cli: Cli) -> Result<()> {
                 options.pipes.listen_ip = listen.ip();
                 options.pipes.announced_address = args.announced_ip.map(|ip| ip.to_string());
             }
+            // The registry is the host's (listed there, peers found there), not an application's.
+            let mut fleet = options.cluster.clone();
+            options.cluster.registry = None;
+            fleet.registry = args.registry.or(fleet.registry);
+            fleet.name = args.cluster_name.or(fleet.name);
+            fleet.max_linked_hosts = args.max_linked_hosts.or(fleet.max_linked_hosts);
+            fleet.region = Some(options.region.clone());
+            let fleet = mafalda_host::fleet::FleetOptions::from_cluster(&fleet, Some(options.node.clone()));
+            if let Some(fleet) = &fleet {
+                mafalda_host::fleet::record::Keys::new(&fleet.cluster).context("--cluster-name")?;
+            }
             let cluster = cmd::serve::ClusterFlags::from_args(
                 args.listen,
                 args.announced_ip,
@@ -421,6 +442,7 @@ async fn run(cli: Cli) -> Result<()> {
                 args.insecure_allow_any_client,
                 &options.node,
                 &options.serve,
+                fleet,
             )?;
             let initial = cli.host.workers.unwrap_or_else(available_cores);
             let admin = cli.ops.admin().await?;
@@ -445,7 +467,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo { consumers_per_worker, pps, srtp_pipes } => {
             let mut options = cli.host.options()?;
             let workers = cli.host.workers.unwrap_or_else(available_cores);
-            if options.cluster.hosts.is_empty() {
+            if !options.cluster.is_used() {
                 // Every worker is started up front and kept: the table shows them all.
                 options.pool.max_workers = workers.get();
                 options.pool.min_workers = workers.get();

@@ -8,6 +8,9 @@
 //!   counters behind one lock per cell);
 //!
 //! median and p99 µs per decision (goals: wasm median <= 3 µs at 16 cells, <= 20 µs at 1,024);
+//! node selection (contract 0.1.3) over 500 and 5,000 host views: the built-in `LeastLoaded` vs
+//! a plugin's `select_nodes` (`tests/plugins/node-select`: the hosts packed, the call, the
+//! answer checked), median and p99 µs, their ratio, and the packing's share;
 //! then the wasm decision as a share of one `consume()` on a real worker, and transport creation
 //! (where placement runs) with the plugin vs the native packer, end to end.
 //!
@@ -16,10 +19,13 @@
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
 use mafalda_host::labels::PlacementHints;
 use mafalda_host::placement::{
-    pack_rows, BinPack, Candidate, LabelMatch, PlacementEngine, PlacementPolicy, PlacementRequest, PlacementRow,
-    RowReading,
+    pack_rows, BinPack, Candidate, LabelMatch, LeastLoaded, NodeRequest, NodeSelector, NodeView, PlacementEngine,
+    PlacementPolicy, PlacementRequest, PlacementRow, RowReading,
 };
-use mafalda_host::plugin::{PluginKind, PluginLimits, PluginRuntime, WasmPlacement, DEFAULT_PLACEMENT_WASM};
+use mafalda_host::plugin::placement::pack_node_views;
+use mafalda_host::plugin::{
+    PluginKind, PluginLimits, PluginRuntime, WasmPlacement, BUILT_PLUGIN_DIR, DEFAULT_PLACEMENT_WASM,
+};
 use mafalda_host::prelude::*;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_plugin_sdk::candidate::Name;
@@ -201,6 +207,64 @@ async fn placement(plugin: &Arc<WasmPlacement>) -> Vec<(u32, f64)> {
     vec![(16, w16.0), (1024, w_med)]
 }
 
+/// `n` host views in three regions (shared region names), mixed load and routers, a few
+/// draining, some linked.
+fn host_views(n: usize) -> Vec<NodeView> {
+    let regions: [Name; 3] = ["eu".into(), "us".into(), "ap".into()];
+    (0..n)
+        .map(|i| NodeView {
+            node: format!("media{i}.example.net").into(),
+            region: Arc::clone(&regions[i % 3]),
+            load: (i * 37 % 90) as f64 / 100.0,
+            workers: 1 + (i % 16) as u32,
+            max_workers: 16,
+            routers: (i * 13 % 50) as u32,
+            draining: i % 23 == 5,
+            linked: i % 5 == 2,
+        })
+        .collect()
+}
+
+/// Node selection over 500 and 5,000 host views: the built-in vs the plugin (median, p99 µs).
+fn node_selection(runtime: &Arc<PluginRuntime>) {
+    let file = std::path::Path::new(BUILT_PLUGIN_DIR).join("mafalda_test_plugin_node_select.wasm");
+    let bytes = std::fs::read(&file).expect("the node-select test plugin is built");
+    let config = [("prefer-region".to_string(), "eu".to_string())];
+    let plugin = WasmPlacement::from_bytes(Arc::clone(runtime), PluginKind::Placement, "node-select", &bytes, &config)
+        .expect("the node-select plugin loads");
+    let builtin = LeastLoaded::default();
+    let request = NodeRequest { region: Some("eu".into()), limit: 4, ..NodeRequest::default() };
+    println!(
+        "Node selection (contract 0.1.3): built-in LeastLoaded vs node-select plugin (wasm), {CALLS} selections each"
+    );
+    println!(
+        "  hosts   built-in median/p99 µs   plugin median/p99 µs   ratio (medians)   of which packing (median µs)"
+    );
+    for n in [500, 5_000] {
+        let views = host_views(n);
+        assert!(matches!(plugin.select_nodes(&request, &views), Some(Ok(chosen)) if chosen.len() == 4));
+        let native = summary(time_calls(|_| {
+            std::hint::black_box(builtin.select(&request, &views).expect("selects"));
+        }));
+        let wasm = summary(time_calls(|_| {
+            std::hint::black_box(plugin.select_nodes(&request, &views).expect("selects").expect("answers"));
+        }));
+        let packing = summary(time_calls(|_| {
+            std::hint::black_box(pack_node_views(&views));
+        }));
+        println!(
+            "  {n:>5}   {:>8.2} / {:<8.2}       {:>8.2} / {:<8.2}     {:>8.1}          {:>8.2}",
+            native.0,
+            native.1,
+            wasm.0,
+            wasm.1,
+            wasm.0 / native.0,
+            packing.0
+        );
+    }
+    println!("  plugin counters: {:?}", plugin.counters());
+}
+
 fn quiet() -> WorkerSettings {
     let mut settings = WorkerSettings::default();
     settings.log_level = mafalda_host::worker::WorkerLogLevel::Warn;
@@ -260,10 +324,12 @@ async fn end_to_end(plugin: Arc<WasmPlacement>) -> ((f64, f64), (f64, f64)) {
 async fn main() {
     let runtime = PluginRuntime::new(PluginLimits::default(), None).expect("plugin runtime");
     let config = BinPack { watermark: WATERMARK, max_transports: None }.plugin_config();
-    let plugin = WasmPlacement::from_bytes(runtime, PluginKind::Placement, "pack", DEFAULT_PLACEMENT_WASM, &config)
-        .expect("the embedded pack plugin loads");
+    let plugin =
+        WasmPlacement::from_bytes(Arc::clone(&runtime), PluginKind::Placement, "pack", DEFAULT_PLACEMENT_WASM, &config)
+            .expect("the embedded pack plugin loads");
     let plugin = Arc::new(plugin);
     let wasm_medians = placement(&plugin).await;
+    node_selection(&runtime);
 
     let ((native_create, native_consume), (wasm_create, wasm_consume)) = end_to_end(plugin.clone()).await;
     println!("P3 end to end on a real worker, {ROUNDS} x {CONSUMES} operations each (median µs):");

@@ -229,6 +229,34 @@ pub struct ClusterOptions {
     /// and the host's applies). The host's session, and every object in it, waits the host's
     /// grace for the link to return.
     pub idle_timeout_ms: Option<u64>,
+    /// The fleet's registry, `redis://[user:pass@]HOST:PORT/DB` or `rediss://…` (TLS): hosts
+    /// are found there instead of (or besides) `hosts`.
+    pub registry: Option<String>,
+    /// The cluster's name in the registry (default `default`): several clusters may share one
+    /// Redis.
+    pub name: Option<String>,
+    /// Hosts linked beside those rooms use (default 8, at most 1,000; 0: only the hosts rooms
+    /// are placed on, linked when needed).
+    pub max_linked_hosts: Option<usize>,
+    /// A CA (PEM) for a `rediss://` registry whose certificate the system roots do not know.
+    pub registry_ca: Option<PathBuf>,
+    /// The region rooms are placed in by default (a transport's `region` label wins).
+    pub region: Option<String>,
+}
+
+/// Default [`ClusterOptions::name`].
+pub const DEFAULT_CLUSTER_NAME: &str = "default";
+
+impl ClusterOptions {
+    /// Whether this process uses cluster hosts (a static list or a registry).
+    pub fn is_used(&self) -> bool {
+        !self.hosts.is_empty() || self.registry.is_some()
+    }
+
+    /// The cluster's name in the registry.
+    pub fn cluster_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(DEFAULT_CLUSTER_NAME)
+    }
 }
 
 /// The file form of the options (`[pool]`, `[placement]`, `[pipes]`, `[cluster]`).
@@ -394,7 +422,9 @@ impl HostOptions {
 
     /// Defaults, then `MAFALDA_CONFIG` (a TOML file), then `MAFALDA_POLICY`,
     /// `MAFALDA_MAX_WORKERS`, `MAFALDA_CPU_WATERMARK`, `MAFALDA_CLUSTER` (comma-separated
-    /// `host:port`s), `MAFALDA_CA`, `MAFALDA_TOKEN`, `MAFALDA_ISOLATION` (`thread` or
+    /// `host:port`s), `MAFALDA_REGISTRY` (a `redis://` or `rediss://` URL),
+    /// `MAFALDA_CLUSTER_NAME`, `MAFALDA_MAX_LINKED_HOSTS`, `MAFALDA_REGISTRY_CA`,
+    /// `MAFALDA_REGION`, `MAFALDA_CA`, `MAFALDA_TOKEN`, `MAFALDA_ISOLATION` (`thread` or
     /// `process`), `MAFALDA_WORKER_BIN` from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|key| std::env::var(key).ok())
@@ -420,6 +450,22 @@ impl HostOptions {
         if let Some(hosts) = var("MAFALDA_CLUSTER") {
             options.cluster.hosts =
                 hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect();
+        }
+        if let Some(registry) = var("MAFALDA_REGISTRY") {
+            options.cluster.registry = Some(registry);
+        }
+        if let Some(name) = var("MAFALDA_CLUSTER_NAME") {
+            options.cluster.name = Some(name);
+        }
+        if let Some(ca) = var("MAFALDA_REGISTRY_CA") {
+            options.cluster.registry_ca = Some(PathBuf::from(ca));
+        }
+        if let Some(region) = var("MAFALDA_REGION") {
+            options.cluster.region = Some(region);
+        }
+        if let Some(max) = var("MAFALDA_MAX_LINKED_HOSTS") {
+            options.cluster.max_linked_hosts =
+                Some(max.parse().map_err(|_| invalid("MAFALDA_MAX_LINKED_HOSTS", format!("'{max}' is not a number")))?);
         }
         if let Some(ca) = var("MAFALDA_CA") {
             options.cluster.ca = Some(PathBuf::from(ca));
@@ -470,10 +516,25 @@ impl HostOptions {
     /// Checks ranges; returns the options unchanged when they are usable.
     pub fn validate(self) -> Result<Self, ConfigError> {
         let pool = &self.pool;
-        if pool.max_workers == 0 && self.cluster.hosts.is_empty() {
+        if pool.max_workers == 0 && !self.cluster.is_used() {
             return Err(invalid("max_workers", "must be at least 1 (0 only with cluster hosts to use)"));
         }
-        if !self.cluster.hosts.is_empty() {
+        if let Some(registry) = &self.cluster.registry {
+            if !(registry.starts_with("redis://") || registry.starts_with("rediss://")) {
+                return Err(invalid("registry", "not a redis:// or rediss:// URL"));
+            }
+            crate::fleet::record::Keys::new(self.cluster.cluster_name())
+                .map_err(|e| invalid("cluster name", e.to_string()))?;
+            if let Some(max) = self.cluster.max_linked_hosts {
+                if max > 1000 {
+                    return Err(invalid("max_linked_hosts", format!("{max} is more than 1,000")));
+                }
+            }
+            if self.cluster.region.as_deref().is_some_and(|r| !crate::fleet::record::sane_name(r)) {
+                return Err(invalid("region", "1 to 64 printable ASCII characters"));
+            }
+        }
+        if self.cluster.is_used() {
             if self.cluster.ca.is_none() {
                 return Err(invalid(
                     "cluster",

@@ -1,6 +1,7 @@
 //! The plugin contract grows compatibly: plugins built against `mafalda:plugin@0.1.0` (before
 //! the `load` and `connect-target` imports) still load, place and authorize, and plugins built
-//! against 0.1.1 see the host's predicted load through that import.
+//! against 0.1.1 see the host's predicted load through that import; plugins built against 0.1.3
+//! may also export `node-selection` (a new world) and are asked to select nodes.
 
 mod common;
 
@@ -62,4 +63,32 @@ async fn an_auth_plugin_built_against_contract_0_1_0_still_loads_and_authorizes(
     assert_eq!(manager.host().authorize(&connect).expect("the old rule: a token is enough").identity, "alice");
     let anonymous = AuthRequest { token: None, ..connect };
     assert!(manager.host().authorize(&anonymous).is_err());
+}
+
+#[test]
+fn plugins_built_against_contract_0_1_3_may_also_select_nodes() {
+    use mafalda_host::placement::{NodeRequest, NodeView};
+    let runtime = plugin_runtime();
+    // The 0.1.0 plugin and pack export no `node-selection`: loaded in the placement world.
+    for name in ["mafalda_test_plugin_contract_v010", "mafalda_plugin_pack"] {
+        let compiled = runtime.load_file(&built_plugin(name)).expect("loads");
+        assert!(!compiled.selects_nodes(), "{name}: {:?}", compiled.exports);
+    }
+    let compiled = runtime.load_file(&built_plugin("mafalda_test_plugin_node_select")).expect("loads");
+    assert_eq!(compiled.kind, PluginKind::Placement, "a fleet placement plugin is a placement plugin");
+    assert!(compiled.selects_nodes(), "{:?}", compiled.exports);
+    let plugin = placement_plugin("mafalda_test_plugin_node_select", &[]);
+    let view = |node: &str, routers| NodeView {
+        node: node.into(),
+        region: "eu".into(),
+        load: 0.0,
+        workers: 1,
+        max_workers: 1,
+        routers,
+        draining: false,
+        linked: false,
+    };
+    let request = NodeRequest { limit: 1, ..NodeRequest::default() };
+    let answer = plugin.select_nodes(&request, &[view("a", 3), view("b", 1)]).expect("it selects nodes");
+    assert_eq!(answer.expect("answered"), [1], "the fewest routers, by the plugin's rule");
 }

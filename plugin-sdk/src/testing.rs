@@ -1,5 +1,7 @@
 //! Native test helpers: describe cells in full and tersely, and run a placement policy on them
-//! as the host would (through the [`Candidate`](crate::candidate::Candidate) view), without wasm.
+//! as the host would (through the [`Candidate`](crate::candidate::Candidate) view), without wasm;
+//! likewise hosts of a fleet and a node selection (through the
+//! [`FleetNode`](crate::fleet::FleetNode) view).
 //!
 //! ```
 //! use mafalda_plugin_sdk::{cells, testing::cell, types::Request};
@@ -29,4 +31,19 @@ macro_rules! cells {
 #[cfg(feature = "guest")]
 pub fn place<P: crate::guest::Placement>(request: &crate::types::Request, cells: &[Cell]) -> crate::types::Decision {
     P::place(request, &crate::candidate::candidates(request, cells))
+}
+
+/// A host of a fleet named `name` in `region`, idle (chain `with_*` to fill it).
+pub fn node(name: &str, region: &str) -> crate::fleet::FleetNode {
+    crate::fleet::FleetNode::new(name, region)
+}
+
+/// What node selection `S` answers for `request` given `nodes`, seen as the host shows them
+/// (packed and unpacked: each host's index is its position in `nodes`).
+#[cfg(feature = "guest")]
+pub fn select_nodes<S: crate::guest::NodeSelection>(
+    request: &crate::fleet::NodeRequest,
+    nodes: &[crate::fleet::FleetNode],
+) -> Vec<u32> {
+    S::select_nodes(request, &crate::fleet::fleet(nodes))
 }

@@ -10,6 +10,7 @@ use mafalda_host::cluster::server::{ClusterServer, ServeOptions};
 use mafalda_host::cluster::tls::NodeTls;
 use mafalda_host::cluster::Cluster;
 use mafalda_host::config::{HostOptions, PolicyChoice, ServeSettings};
+use mafalda_host::fleet::{Fleet, FleetOptions, Identity, Publisher};
 use mafalda_host::ops::Operations;
 use mafalda_host::plugin::{watch, PluginSet};
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
@@ -28,10 +29,14 @@ pub struct ClusterFlags {
     serve: Option<ServeOptions>,
     peers: Vec<String>,
     tls: Option<NodeTls>,
+    /// The fleet's registry: this host is listed there (with --listen) and finds its peers
+    /// there.
+    fleet: Option<FleetOptions>,
 }
 
 impl ClusterFlags {
-    /// Checks the flags: --listen and --peer need --tls-dir with this node's files.
+    /// Checks the flags: --listen, --peer and --registry need --tls-dir with this node's files.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_args(
         listen: Option<SocketAddr>,
         announced_ip: Option<IpAddr>,
@@ -40,14 +45,15 @@ impl ClusterFlags {
         insecure_allow_any_client: bool,
         node: &str,
         settings: &ServeSettings,
+        fleet: Option<FleetOptions>,
     ) -> Result<Self> {
-        if listen.is_none() && peers.is_empty() {
+        if listen.is_none() && peers.is_empty() && fleet.is_none() {
             if tls_dir.is_some() || announced_ip.is_some() {
                 bail!("--tls-dir and --announced-ip need --listen or --peer");
             }
             return Ok(Self::default());
         }
-        let dir = tls_dir.context("--listen and --peer need --tls-dir (see `mafalda-host certs`)")?;
+        let dir = tls_dir.context("--listen, --peer and --registry need --tls-dir (see `mafalda-host certs`)")?;
         let tls = NodeTls::in_dir(&dir, node);
         for file in [&tls.ca, &tls.cert, &tls.key] {
             if !file.is_file() {
@@ -80,17 +86,37 @@ impl ClusterFlags {
                 bail!("--announced-ip is needed when --listen is {} (media needs a reachable address)", serve.listen);
             }
         }
-        Ok(Self { serve, peers, tls: Some(tls) })
+        Ok(Self { serve, peers, tls: Some(tls), fleet })
     }
 }
 
 /// Opens the QUIC endpoint and the links to peers.
 pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
     let host = running.manager.host();
-    if let (false, Some(tls)) = (flags.peers.is_empty(), &flags.tls) {
+    let linked = !flags.peers.is_empty() || flags.fleet.is_some();
+    if let (true, Some(tls)) = (linked, &flags.tls) {
         let quic = flags.serve.as_ref().map(|serve| serve.limits.quic.clone()).unwrap_or_default();
         let peers = Cluster::for_peers(host, &flags.peers, tls, &quic).context("linking to peers")?;
-        running.ops.set_peers(Arc::clone(&peers));
+        running.ops.set_peers(Arc::clone(&peers), &flags.peers);
+        if let Some(options) = flags.fleet.clone() {
+            let fleet = Fleet::start(host, Arc::clone(&peers), options).context("joining the fleet registry")?;
+            if let Some(serve) = &flags.serve {
+                let address = if serve.listen.ip().is_unspecified() {
+                    SocketAddr::new(serve.announced_ip, serve.listen.port())
+                } else {
+                    serve.listen
+                };
+                let identity = Identity {
+                    node: host.options().node.clone(),
+                    region: host.options().region.clone(),
+                    address,
+                    announced_ip: serve.announced_ip,
+                    boot_id: uuid::Uuid::new_v4().to_string(),
+                };
+                running.publisher = Some(Publisher::start(Arc::clone(fleet.registry()), host, identity));
+            }
+            running.fleet = Some(fleet);
+        }
         running.peers = Some(peers);
     }
     if let Some(serve) = flags.serve {
@@ -126,8 +152,12 @@ pub struct Running {
     pub server: Option<Arc<ClusterServer>>,
     /// What the admin server reads (metrics, readiness, status) and drains.
     pub ops: Arc<Operations>,
-    /// The links to peers (`--peer`).
+    /// The links to peers (`--peer`, and those found in the registry).
     pub peers: Option<Arc<Cluster>>,
+    /// Discovery of peers through the registry (`--registry`).
+    pub fleet: Option<Arc<Fleet>>,
+    /// This host's record in the registry (`--registry` with `--listen`).
+    pub publisher: Option<Arc<Publisher>>,
     _watch: Option<watch::WatchGuard>,
 }
 
@@ -156,7 +186,7 @@ pub async fn start(
     options.policy = PolicyChoice::Custom(loader.resolve(&choice, options.pack())?);
     // The workers asked for stay up: idle release never goes below them (an application of a
     // cluster, e.g. the demo with MAFALDA_CLUSTER, keeps the pool it was configured with).
-    if options.cluster.hosts.is_empty() {
+    if !options.cluster.is_used() {
         options.pool.max_workers = options.pool.max_workers.max(workers.get());
         options.pool.min_workers = options.pool.min_workers.max(workers.get());
     }
@@ -204,7 +234,18 @@ pub async fn start(
         autoscale = plugins.autoscale.as_ref().map_or("none", |p| p.label()),
         "mafalda-host running; Ctrl-C to stop"
     );
-    Ok(Running { manager, worker, _plugins: plugins, autoscaler, server: None, ops, peers: None, _watch: watch })
+    Ok(Running {
+        manager,
+        worker,
+        _plugins: plugins,
+        autoscaler,
+        server: None,
+        ops,
+        peers: None,
+        fleet: None,
+        publisher: None,
+        _watch: watch,
+    })
 }
 
 /// Serves the admin server (`--admin`, bound before the host started), unless disabled.
@@ -217,10 +258,15 @@ pub fn open_admin(running: &Running, admin: Option<Bound>) -> Result<()> {
 
 /// Closes every worker and waits (bounded) for their close events; returns how many.
 pub async fn stop(running: Running) -> usize {
-    let Running { manager, worker, autoscaler, server, peers, .. } = running;
+    let Running { manager, worker, autoscaler, server, peers, fleet, publisher, .. } = running;
+    // Out of the registry first: applications stop choosing this host at once.
+    if let Some(publisher) = publisher {
+        publisher.leave().await;
+    }
     if let Some(server) = server {
         server.close();
     }
+    drop(fleet);
     drop(peers);
     drop(autoscaler);
     worker.close();

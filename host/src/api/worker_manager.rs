@@ -5,6 +5,7 @@ use super::worker::Worker;
 use crate::backend::local::{LocalWorkers, WorkerTemplate};
 use crate::cluster::Cluster;
 use crate::config::HostOptions;
+use crate::fleet::{Fleet, FleetOptions};
 use crate::internals::host::{Host, WorkerLauncher};
 use crate::internals::object::EventBag;
 use crate::isolation::launcher::ChildWorkers;
@@ -37,6 +38,8 @@ impl From<Arc<dyn WorkerLauncher>> for Launcher {
 struct Inner {
     host: Arc<Host>,
     cluster: Option<Arc<Cluster>>,
+    /// Discovery through the registry (`MAFALDA_REGISTRY`), when configured.
+    fleet: Option<Arc<Fleet>>,
     config_error: Option<String>,
     new_worker: EventBag<Worker>,
 }
@@ -137,14 +140,20 @@ impl WorkerManager {
         }
         let cluster_options = options.cluster.clone();
         let host = Host::new(options, policy, launcher, template);
-        let cluster = if cluster_options.hosts.is_empty() {
+        let cluster = if !cluster_options.is_used() {
             None
         } else {
             Cluster::for_application(&host, &cluster_options)
                 .map_err(|error| config_error.get_or_insert_with(|| error.to_string()).clone())
                 .ok()
         };
-        Self { inner: Arc::new(Inner { host, cluster, config_error, new_worker: EventBag::default() }) }
+        let fleet = match (&cluster, FleetOptions::from_cluster(&cluster_options, None)) {
+            (Some(cluster), Some(options)) => Fleet::start(&host, Arc::clone(cluster), options)
+                .map_err(|error| config_error.get_or_insert_with(|| error.to_string()).clone())
+                .ok(),
+            _ => None,
+        };
+        Self { inner: Arc::new(Inner { host, cluster, fleet, config_error, new_worker: EventBag::default() }) }
     }
 
     /// How real workers for `settings` are made: the settings, with the pool's port range (a
@@ -169,7 +178,9 @@ impl WorkerManager {
         if let Some(error) = &self.inner.config_error {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, error.clone()));
         }
-        if let Some(cluster) = &self.inner.cluster {
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.ready(CLUSTER_READY).await.map_err(io::Error::other)?;
+        } else if let Some(cluster) = &self.inner.cluster {
             cluster.ready(CLUSTER_READY).await.map_err(io::Error::other)?;
         }
         let host = &self.inner.host;
@@ -199,6 +210,13 @@ impl WorkerManager {
     #[must_use]
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.inner.cluster.as_ref()
+    }
+
+    /// mafalda extension: discovery through the fleet's registry (`MAFALDA_REGISTRY`), if
+    /// configured: the records known, the hosts linked.
+    #[must_use]
+    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.inner.fleet.as_ref()
     }
 
     /// Callback is called when a new worker is created.

@@ -51,6 +51,8 @@ pub struct LinkTarget {
     pub token: Option<String>,
     /// How the host is reached.
     pub transport: LinkTransport,
+    /// The node the host must prove with its certificate (a registry record's node), if any.
+    pub expect_node: Option<String>,
 }
 
 /// How a link reaches its host.
@@ -83,6 +85,9 @@ impl LinkTransport {
         }
     }
 }
+
+/// How long a QUIC handshake may take (a host under load, a paused VM: it is tried again).
+pub const HANDSHAKE_WITHIN: Duration = Duration::from_secs(5);
 
 /// How long a worker process has to answer its parent's hello (it starts its worker first).
 const SOCKET_WELCOME_WITHIN: Duration = Duration::from_secs(10);
@@ -383,7 +388,12 @@ impl HostLink {
         config.transport_config(tls::transport(quic, 0));
         let connecting =
             endpoint.connect_with(config, addr, server_name).map_err(|e| down(format!("{address}: {e}")))?;
-        let connection = connecting.await.map_err(|e| down(format!("{address}: {e}")))?;
+        // A first contact has `HANDSHAKE_WITHIN` (a host that does not answer is not waited
+        // for as long as a live link's idle timeout).
+        let connection = tokio::time::timeout(HANDSHAKE_WITHIN, connecting)
+            .await
+            .map_err(|_| down(format!("{address}: no QUIC handshake within {HANDSHAKE_WITHIN:?}")))?
+            .map_err(|e| down(format!("{address}: {e}")))?;
         let (send, recv) = connection.open_bi().await.map_err(|e| down(format!("{address}: {e}")))?;
         let outbox = link::spawn_writer(send, &connection, OUTBOX_BYTES);
         self.say_hello(&outbox);
@@ -402,6 +412,11 @@ impl HostLink {
             return Err(LinkState::Refused(format!(
                 "{address} calls itself '{}' but its certificate names {:?}",
                 welcome.node, certified
+            )));
+        }
+        if let Some(expected) = self.target.expect_node.as_deref().filter(|n| Some(*n) != certified.as_deref()) {
+            return Err(LinkState::Refused(format!(
+                "{address} is listed as node '{expected}' but its certificate names {certified:?}: not used"
             )));
         }
         *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));

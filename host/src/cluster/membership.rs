@@ -52,6 +52,19 @@ impl Membership {
         self.adverts.subscribe()
     }
 
+    /// The link was closed by this side: its host's workers leave.
+    pub(crate) fn forget(&self, link: &HostLink) {
+        self.remove(link, "its link was closed");
+    }
+
+    fn remove(&self, link: &HostLink, why: &str) {
+        let known = lock(&self.known).remove(link.address());
+        for (_, k) in known.unwrap_or_default() {
+            k.worker.lost(why);
+        }
+        self.adverts.send_modify(|n| *n += 1);
+    }
+
     fn cells_of(&self, link: &HostLink) -> Vec<Arc<Cell>> {
         lock(&self.known)
             .get(link.address())
@@ -163,10 +176,6 @@ impl LinkObserver for Membership {
     }
 
     fn lost(&self, link: &Arc<HostLink>) {
-        let known = lock(&self.known).remove(link.address());
-        for (_, k) in known.unwrap_or_default() {
-            k.worker.lost("its host was lost");
-        }
-        self.adverts.send_modify(|n| *n += 1);
+        self.remove(link, "its host was lost");
     }
 }

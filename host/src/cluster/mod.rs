@@ -106,10 +106,11 @@ pub mod tls;
 
 use crate::config::ClusterOptions;
 use crate::host::Host;
+use crate::internals::object::lock;
 use client::{HostLink, LinkObserver, LinkState, LinkTarget, LinkTransport};
 use membership::Membership;
 use proto::Role;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -156,54 +157,66 @@ fn client_endpoint() -> Result<quinn::Endpoint, ClusterError> {
         .map_err(|e| ClusterError::Endpoint(e.to_string()))
 }
 
-/// This process's links to the hosts whose workers it uses.
+/// How this process's links are made (every link of a [`Cluster`] alike, but its address).
+#[derive(Clone)]
+struct LinkTemplate {
+    role: Role,
+    node: String,
+    transport: LinkTransport,
+}
+
+/// This process's links to the hosts whose workers it uses: a fixed list (`MAFALDA_CLUSTER`,
+/// `--peer`) or, in a fleet, the hosts the registry's records lead to (links come and go).
 pub struct Cluster {
-    links: Vec<Arc<HostLink>>,
+    links: Mutex<Vec<Arc<HostLink>>>,
     membership: Arc<Membership>,
+    observer: Arc<dyn LinkObserver>,
+    template: LinkTemplate,
+    /// The token of new links (the configured one, until refreshed).
+    token: Mutex<Option<String>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("links", &self.links).finish()
+        f.debug_struct("Cluster").field("links", &*lock(&self.links)).finish()
     }
 }
 
 impl Cluster {
-    fn join(host: &Arc<Host>, targets: Vec<LinkTarget>) -> Result<Arc<Self>, ClusterError> {
+    fn join(
+        host: &Arc<Host>,
+        template: LinkTemplate,
+        token: Option<String>,
+        addresses: &[String],
+    ) -> Result<Arc<Self>, ClusterError> {
         let rt = runtime()?;
-        let _enter = rt.enter();
         let membership = Membership::new(host);
         let observer: Arc<dyn LinkObserver> = membership.clone();
-        let links = targets
-            .into_iter()
-            .map(|target| HostLink::start(target, rt.handle().clone(), Arc::downgrade(&observer)))
-            .collect();
-        Ok(Arc::new(Self { links, membership }))
+        let cluster = Arc::new(Self {
+            links: Mutex::default(),
+            membership,
+            observer,
+            template,
+            token: Mutex::new(token),
+            runtime: rt.handle().clone(),
+        });
+        for address in addresses {
+            cluster.link(address, None);
+        }
+        Ok(cluster)
     }
 
-    /// An application's links (server TLS against the CA, its token).
+    /// An application's links (server TLS against the CA, its token) to `options.hosts`.
     pub fn for_application(host: &Arc<Host>, options: &ClusterOptions) -> Result<Arc<Self>, ClusterError> {
         let ca = options.ca.as_deref().ok_or_else(|| ClusterError::Unusable("no CA given (MAFALDA_CA)".into()))?;
         let config = tls::app_client_config(ca)?;
         let quic = limits::QuicLimits::for_application(options).map_err(|e| ClusterError::Unusable(e.to_string()))?;
         let node = std::env::args().next().unwrap_or_else(|| "application".into());
         let endpoint = client_endpoint()?;
-        let targets = options
-            .hosts
-            .iter()
-            .map(|address| LinkTarget {
-                address: address.clone(),
-                role: Role::Client,
-                node: node.clone(),
-                token: options.token.clone(),
-                transport: LinkTransport::Quic {
-                    config: config.clone(),
-                    quic: quic.clone(),
-                    endpoint: endpoint.clone(),
-                },
-            })
-            .collect();
-        Self::join(host, targets)
+        let template =
+            LinkTemplate { role: Role::Client, node, transport: LinkTransport::Quic { config, quic, endpoint } };
+        Self::join(host, template, options.token.clone(), &options.hosts)
     }
 
     /// A host's links to its peers (mutual TLS with its node certificate, `quic`'s timers).
@@ -216,28 +229,62 @@ impl Cluster {
         let config = node_tls.peer_client_config()?;
         let node = host.options().node.clone();
         let endpoint = client_endpoint()?;
-        let targets = peers
-            .iter()
-            .map(|address| LinkTarget {
-                address: address.clone(),
-                role: Role::Peer,
-                node: node.clone(),
-                token: None,
-                transport: LinkTransport::Quic {
-                    config: config.clone(),
-                    quic: quic.clone(),
-                    endpoint: endpoint.clone(),
-                },
-            })
-            .collect();
-        Self::join(host, targets)
+        let template = LinkTemplate {
+            role: Role::Peer,
+            node,
+            transport: LinkTransport::Quic { config, quic: quic.clone(), endpoint },
+        };
+        Self::join(host, template, None, peers)
+    }
+
+    /// Opens a link to `address` (it connects in the background). With `expect_node`, the host
+    /// there must prove that node name with its certificate, or the link is refused.
+    pub fn link(&self, address: &str, expect_node: Option<&str>) -> Arc<HostLink> {
+        let _enter = self.runtime.enter();
+        let target = LinkTarget {
+            address: address.to_string(),
+            role: self.template.role,
+            node: self.template.node.clone(),
+            token: lock(&self.token).clone(),
+            transport: self.template.transport.clone(),
+            expect_node: expect_node.map(String::from),
+        };
+        let link = HostLink::start(target, self.runtime.clone(), Arc::downgrade(&self.observer));
+        lock(&self.links).push(Arc::clone(&link));
+        link
+    }
+
+    /// Closes the link to `address`: its host's workers leave this side (they are counted lost:
+    /// close only links no room uses).
+    pub fn unlink(&self, address: &str) {
+        let removed: Vec<Arc<HostLink>> = {
+            let mut links = lock(&self.links);
+            let (gone, kept): (Vec<_>, Vec<_>) = links.drain(..).partition(|l| l.address() == address);
+            *links = kept;
+            gone
+        };
+        for link in removed {
+            link.shutdown();
+            self.membership.forget(&link);
+        }
+    }
+
+    /// Watches the linked hosts' adverts (bumped on each).
+    pub(crate) fn adverts(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.membership.adverts()
+    }
+
+    /// The links now.
+    pub fn links(&self) -> Vec<Arc<HostLink>> {
+        lock(&self.links).clone()
     }
 
     /// Presents a new token to every host (an expiring token is replaced without reconnecting;
     /// the sessions keep their objects). Fails with the hosts that refused it.
     pub async fn refresh_token(&self, token: &str) -> Result<(), ClusterError> {
         let rt = runtime()?;
-        let links = self.links.clone();
+        let links = self.links();
+        *lock(&self.token) = Some(token.to_string());
         let token = token.to_string();
         let refreshed = rt.spawn(async move {
             let mut refused = Vec::new();
@@ -258,19 +305,19 @@ impl Cluster {
 
     /// Each link's numbers (state, RTT, queue, resumes).
     pub fn link_stats(&self) -> Vec<client::LinkStats> {
-        self.links.iter().map(|l| l.stats()).collect()
+        self.links().iter().map(|l| l.stats()).collect()
     }
 
     /// Each link's state.
     pub fn states(&self) -> Vec<(String, LinkState)> {
-        self.links.iter().map(|l| (l.address().to_string(), l.state().borrow().clone())).collect()
+        self.links().iter().map(|l| (l.address().to_string(), l.state().borrow().clone())).collect()
     }
 
     /// Waits (at most `deadline`) until every link is up with its workers known, or refused,
     /// or unreachable; fails when no link is up.
     pub async fn ready(&self, deadline: Duration) -> Result<(), ClusterError> {
         let rt = runtime()?;
-        let links = self.links.clone();
+        let links = self.links();
         let membership = Arc::clone(&self.membership);
         let waited = rt.spawn(async move {
             let end = tokio::time::Instant::now() + deadline;
@@ -301,7 +348,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for link in &self.links {
+        for link in lock(&self.links).iter() {
             link.shutdown();
         }
     }

@@ -75,6 +75,8 @@ struct Linked {
 struct Penalty {
     until: Instant,
     next: Duration,
+    /// The views were rebuilt since it ran out.
+    lifted: bool,
 }
 
 /// Links to open and to close.
@@ -234,10 +236,11 @@ impl FleetBook {
     }
 
     fn penalize(&mut self, node: &str, now: Instant) {
+        self.dirty = true;
         let next = self.penalties.get(node).map_or(self.settings.penalty, |p| p.next);
         self.penalties.insert(
             node.to_string(),
-            Penalty { until: now + next, next: (next * 2).min(self.settings.max_penalty) },
+            Penalty { until: now + next, next: (next * 2).min(self.settings.max_penalty), lifted: false },
         );
     }
 
@@ -245,13 +248,24 @@ impl FleetBook {
         self.penalties.get(node).is_some_and(|p| now < p.until)
     }
 
-    /// The hosts node selection may choose from (not this host, same protocol), rebuilt when
-    /// records or links changed, with each node's index.
-    pub fn views(&mut self) -> (Arc<Vec<NodeView>>, Arc<HashMap<Arc<str>, u32>>) {
-        if self.dirty {
+    /// Leaves `node` alone for a while (a room waited for its link in vain).
+    pub fn give_up(&mut self, node: &str, now: Instant) {
+        self.penalize(node, now);
+        self.dirty = true;
+    }
+
+    /// The hosts node selection may choose from (not this host, same protocol, not left alone
+    /// after a failure), rebuilt when records, links or penalties changed, with each node's
+    /// index.
+    pub fn views(&mut self, now: Instant) -> (Arc<Vec<NodeView>>, Arc<HashMap<Arc<str>, u32>>) {
+        let expired = self.penalties.values().any(|p| p.until <= now && !p.lifted);
+        if self.dirty || expired {
+            for penalty in self.penalties.values_mut() {
+                penalty.lifted = penalty.until <= now;
+            }
             let mut views = Vec::with_capacity(self.records.len());
             let mut index = HashMap::with_capacity(self.records.len());
-            for record in self.records.values().filter(|r| self.usable(r)) {
+            for record in self.records.values().filter(|r| self.usable(r) && !self.penalized(&r.node, now)) {
                 let node: Arc<str> = record.node.as_str().into();
                 index.insert(Arc::clone(&node), u32::try_from(views.len()).unwrap_or(u32::MAX));
                 views.push(NodeView {
@@ -315,13 +329,8 @@ impl FleetBook {
             plan.close.push((node, address));
             self.dirty = true;
         }
-        // The hosts wanted: the best ones, skipping penalized ones.
-        let (views, _) = self.views();
-        let eligible: Vec<u32> = (0..views.len())
-            .filter(|i| !self.penalized(&views[*i].node, now))
-            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
-            .collect();
-        let filtered: Vec<NodeView> = eligible.iter().map(|i| views[*i as usize].clone()).collect();
+        // The hosts wanted: the best ones (penalized ones are not in the views).
+        let (filtered, _) = self.views(now);
         let request = NodeRequest {
             region: region.map(String::from),
             limit: u32::try_from(self.settings.max_linked).unwrap_or(u32::MAX),
@@ -378,7 +387,13 @@ impl FleetBook {
             let address = record.address.clone();
             self.links.insert(
                 node.clone(),
-                Linked { address: address.clone(), opened: now, health: LinkHealth::Connecting, idle_since: None, was_up: false },
+                Linked {
+                    address: address.clone(),
+                    opened: now,
+                    health: LinkHealth::Connecting,
+                    idle_since: None,
+                    was_up: false,
+                },
             );
             plan.open.push((node, address));
             self.dirty = true;
@@ -395,7 +410,13 @@ impl FleetBook {
         let address = self.records.get(node).filter(|r| self.usable(r))?.address.clone();
         self.links.insert(
             node.to_string(),
-            Linked { address: address.clone(), opened: now, health: LinkHealth::Connecting, idle_since: None, was_up: false },
+            Linked {
+                address: address.clone(),
+                opened: now,
+                health: LinkHealth::Connecting,
+                idle_since: None,
+                was_up: false,
+            },
         );
         self.dirty = true;
         Some(address)
@@ -414,7 +435,9 @@ mod tests {
     }
 
     fn fleet(n: usize) -> Vec<HostRecord> {
-        (0..n).map(|i| record(&format!("h{i:03}"), &format!("127.0.1.{}:4443", i % 250 + 1), i as f64 / 1000.0)).collect()
+        (0..n)
+            .map(|i| record(&format!("h{i:03}"), &format!("127.0.1.{}:4443", i % 250 + 1), i as f64 / 1000.0))
+            .collect()
     }
 
     fn opened(plan: &LinkPlan) -> Vec<&str> {

@@ -11,4 +11,11 @@
 //! used once its certificate, checked against the cluster CA, names that node.
 
 pub mod book;
+pub mod discovery;
+pub mod publisher;
 pub mod record;
+pub mod registry;
+
+pub use discovery::{Fleet, FleetOptions};
+pub use publisher::{Identity, Publisher};
+pub use registry::{Registry, RegistryError};

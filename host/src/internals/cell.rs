@@ -458,6 +458,16 @@ impl Cell {
         self.touch();
     }
 
+    /// Whether `router` has a real router here.
+    pub(crate) fn has_router(&self, router: &RouterId) -> bool {
+        lock(&self.row).routers.contains(router)
+    }
+
+    /// How many virtual routers have a real router here.
+    pub(crate) fn router_count(&self) -> usize {
+        lock(&self.row).routers.len()
+    }
+
     /// The virtual routers with a real router here.
     pub(crate) fn routers_present(&self) -> HashSet<RouterId> {
         lock(&self.row).routers.clone()

@@ -10,6 +10,7 @@ use crate::backend::{RouterBackend, WorkerBackend};
 use crate::config::HostOptions;
 use crate::internals::cell::{Cell, DrainCause, Location, Origin, SettingsSet};
 use crate::internals::load_model::{Coefficients, Learner, RateBook, Reservation, PRIOR_HALF_LIFE};
+use crate::internals::node_scope::{NodeScope, Scope};
 use crate::internals::object::{lock, within, EventBag};
 use crate::internals::port_plan::PortClaims;
 use crate::isolation::restarts::{self, Restart, Restarts};
@@ -252,6 +253,8 @@ pub struct Host {
     drain_changes: tokio::sync::watch::Sender<u64>,
     crashes: AtomicU64,
     restarts_done: AtomicU64,
+    /// A fleet's node selection (none: every node's cells are candidates).
+    node_scope: RwLock<Option<Weak<dyn NodeScope>>>,
     /// Auth decisions per operation: `[granted, denied]`.
     auth_decisions: [[AtomicU64; 2]; AUTH_OPERATIONS.len()],
     reporters: Mutex<Vec<Weak<dyn RouterReport>>>,
@@ -335,6 +338,7 @@ impl Host {
             drain_changes: tokio::sync::watch::channel(0).0,
             crashes: AtomicU64::new(0),
             restarts_done: AtomicU64::new(0),
+            node_scope: RwLock::new(None),
             auth_decisions: Default::default(),
             reporters: Mutex::default(),
             calculator: Calculator::default(),
@@ -628,13 +632,14 @@ impl Host {
         set: SettingsSet,
         avoid: &[CellId],
     ) -> Result<(Arc<Cell>, Reservation), PlaceError> {
+        let scope = self.scope_for(router, &request).await;
         // A cell may vanish or the pool may fill between deciding and acting: decide again.
         for _ in 0..8 {
             let seen = {
                 let _placing = self.placing.lock().await;
                 let seen = self.generation.load(Ordering::Acquire);
                 let cells = self.snapshot_cells();
-                let (open, max_cells) = self.open_cells(&cells, set, avoid);
+                let (open, max_cells) = self.open_cells(&cells, set, avoid, scope.as_deref());
                 request.max_cells = max_cells;
                 if open.is_empty() && max_cells == 0 {
                     if let Some(cell) = avoid.iter().find_map(|id| cells.iter().find(|c| c.id() == *id)) {
@@ -664,10 +669,25 @@ impl Host {
     /// The candidates of a request of `set` among `cells` (never `avoid` ones), and how many
     /// cells its view may have (the candidates plus the local workers the pool may still
     /// start: remote cells do not count against `max_workers`).
-    fn open_cells<'a>(&self, cells: &'a [Arc<Cell>], set: SettingsSet, avoid: &[CellId]) -> (Vec<&'a Arc<Cell>>, u32) {
+    fn open_cells<'a>(
+        &self,
+        cells: &'a [Arc<Cell>],
+        set: SettingsSet,
+        avoid: &[CellId],
+        scope: Option<&[String]>,
+    ) -> (Vec<&'a Arc<Cell>>, u32) {
         let local = |c: &&Arc<Cell>| c.origin() != Origin::Remote;
         let usable = |c: &&Arc<Cell>| !c.is_closed() && !avoid.contains(&c.id());
         let mut open: Vec<&Arc<Cell>> = cells.iter().filter(|c| c.serves(set)).filter(usable).collect();
+        if let Some(nodes) = scope {
+            // Node selection's hosts (and this host's own cells); when none of their cells is
+            // open, every cell stays a candidate rather than refusing the transport.
+            let scoped: Vec<&Arc<Cell>> =
+                open.iter().copied().filter(|c| local(c) || nodes.iter().any(|n| n == c.node())).collect();
+            if scoped.iter().any(|c| !c.is_draining()) {
+                open = scoped;
+            }
+        }
         let local_cells = cells.iter().filter(local).count();
         // A draining host starts no worker for a new transport.
         let room = if self.is_draining() { 0 } else { self.options.pool.max_workers.saturating_sub(local_cells) };
@@ -679,6 +699,32 @@ impl Host {
         }
         let max_cells = u32::try_from(open.len() + room).unwrap_or(u32::MAX);
         (open, max_cells)
+    }
+
+    /// The placement policy deciding now.
+    pub(crate) fn placement_policy(&self) -> Arc<dyn crate::placement::PlacementPolicy> {
+        self.engine.policy()
+    }
+
+    /// Lets a fleet's node selection scope placements (held weakly: the fleet owns itself).
+    pub fn set_node_scope(&self, scope: Weak<dyn NodeScope>) {
+        *self.node_scope.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scope);
+    }
+
+    /// The nodes node selection allows for a transport of `router` (`None`: any).
+    async fn scope_for(&self, router: RouterId, request: &PlacementRequest) -> Scope {
+        let scope = self.node_scope.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let scope = scope?.upgrade()?;
+        let mut used: Vec<String> = self
+            .cells()
+            .iter()
+            .filter(|c| c.origin() == Origin::Remote && !c.is_closed() && c.has_router(&router))
+            .map(|c| c.node().to_string())
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let region = request.labels.iter().find(|(key, _)| key == "region").map(|(_, value)| value.clone());
+        scope.nodes_for(router, region, used).await
     }
 
     /// `cells` as `request` (for `router`) sees them, packed from each cell's placement row.
@@ -700,7 +746,7 @@ impl Host {
         let mut request = crate::labels::request_for(&router.to_string(), app_data);
         let _placing = self.placing.lock().await;
         let cells = self.snapshot_cells();
-        let (open, max_cells) = self.open_cells(&cells, set, &[]);
+        let (open, max_cells) = self.open_cells(&cells, set, &[], None);
         request.max_cells = max_cells;
         let view = self.candidates(&request, &router, &open);
         match self.engine.decide(&request, &view).placement {

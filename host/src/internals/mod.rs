@@ -14,7 +14,8 @@
 //! - `object`, `lifecycle`: slots, close events, members of cells;
 //! - [`histogram`]: lock-free duration histograms (plugin calls);
 //! - [`media_counters`]: per-cell RTP totals from the objects' stats;
-//! - [`footprint`]: the size of every internal table, for leak checks.
+//! - [`footprint`]: the size of every internal table, for leak checks;
+//! - [`node_scope`]: which hosts a placement may use (a fleet's node selection).
 
 pub mod cell;
 pub(crate) mod dump;
@@ -24,6 +25,7 @@ pub mod host;
 pub(crate) mod lifecycle;
 pub mod load_model;
 pub mod media_counters;
+pub mod node_scope;
 pub(crate) mod object;
 pub(crate) mod pause;
 pub(crate) mod pipes;

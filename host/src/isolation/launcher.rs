@@ -155,6 +155,7 @@ async fn link_to(
         node: spawn.node.clone(),
         token: None,
         transport: LinkTransport::Socket { socket: Arc::new(Mutex::new(Some(socket))), silence: silence_of(liveness) },
+        expect_node: None,
     };
     let started = HostLink::start(target, tokio::runtime::Handle::current(), Arc::downgrade(&observer));
     *link = Some(Arc::clone(&started));

@@ -73,6 +73,8 @@ pub struct Operations {
     host: Arc<Host>,
     server: Mutex<Option<Arc<ClusterServer>>>,
     peers: Mutex<Option<Arc<Cluster>>>,
+    /// The peer addresses readiness waits for.
+    required: Mutex<std::collections::HashSet<String>>,
     plugins: Mutex<PluginSet>,
     journal: Arc<Journal>,
     media: Arc<MediaSampler>,
@@ -104,6 +106,7 @@ impl Operations {
             host: Arc::clone(host),
             server: Mutex::default(),
             peers: Mutex::default(),
+            required: Mutex::default(),
             plugins: Mutex::default(),
             journal,
             media: MediaSampler::new(host, media_interval),
@@ -123,8 +126,10 @@ impl Operations {
         *lock(&self.server) = Some(server);
     }
 
-    /// Adds the host's links to its peers (which readiness waits for).
-    pub fn set_peers(&self, peers: Arc<Cluster>) {
+    /// Adds the host's links to its peers; readiness waits for those to `required` addresses
+    /// (the configured `--peer`s: peers found in a fleet's registry come and go).
+    pub fn set_peers(&self, peers: Arc<Cluster>, required: &[String]) {
+        *lock(&self.required) = required.iter().cloned().collect();
         *lock(&self.peers) = Some(peers);
     }
 
@@ -232,7 +237,8 @@ impl Operations {
             reasons.push("draining".to_string());
         }
         let mut linked = lock(&self.linked);
-        for link in links {
+        let required = lock(&self.required);
+        for link in links.iter().filter(|l| required.contains(&l.address)) {
             if link.state == "up" {
                 linked.insert(link.address.clone());
             } else if !linked.contains(&link.address) {

@@ -1,4 +1,4 @@
-//! Host bindings of the three plugin worlds, generated from `wit/` by wasmtime's `bindgen!`,
+//! Host bindings of the plugin worlds, generated from `wit/` by wasmtime's `bindgen!`,
 //! and the host side of the plugins' two imports: `log` and a monotonic `clock`.
 #![allow(missing_docs)]
 
@@ -9,6 +9,21 @@ use wasmtime::StoreLimits;
 /// The `placement-plugin` world (it also defines the types and imports every world uses).
 pub mod placement {
     wasmtime::component::bindgen!({ path: "../wit", world: "placement-plugin" });
+}
+
+/// The `fleet-placement-plugin` world (contract 0.1.3): the placement world plus the
+/// `node-selection` export. Its imports are the placement world's.
+pub mod fleet {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "fleet-placement-plugin",
+        with: {
+            "mafalda:plugin/types": super::placement::mafalda::plugin::types,
+            "mafalda:plugin/log": super::placement::mafalda::plugin::log,
+            "mafalda:plugin/clock": super::placement::mafalda::plugin::clock,
+            "mafalda:plugin/load": super::placement::mafalda::plugin::load,
+        },
+    });
 }
 
 /// The `auth-plugin` world.

@@ -22,14 +22,15 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// One of the three worlds, as instances need it.
+/// A plugin world (or a choice of worlds, as [`PlacementWorld`](super::placement::PlacementWorld)),
+/// as instances need it.
 pub trait World: Sized + Send + 'static {
     /// Adds the world's imports to `linker`.
     fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()>;
-    /// Instantiates the component.
+    /// Instantiates the compiled plugin.
     fn instantiate(
         store: &mut Store<PluginState>,
-        component: &wasmtime::component::Component,
+        compiled: &Compiled,
         linker: &Linker<PluginState>,
     ) -> wasmtime::Result<Self>;
     /// Calls the world's `lifecycle.configure`.
@@ -49,10 +50,10 @@ macro_rules! world {
 
             fn instantiate(
                 store: &mut Store<PluginState>,
-                component: &wasmtime::component::Component,
+                compiled: &Compiled,
                 linker: &Linker<PluginState>,
             ) -> wasmtime::Result<Self> {
-                <$ty>::instantiate(store, component, linker)
+                <$ty>::instantiate(store, &compiled.component, linker)
             }
 
             fn configure(
@@ -232,7 +233,7 @@ impl<W: World> Instances<W> {
             Ok(if within { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
         });
         self.arm(&mut store)?;
-        let bindings = W::instantiate(&mut store, &self.compiled.component, &self.linker)
+        let bindings = W::instantiate(&mut store, &self.compiled, &self.linker)
             .map_err(|e| self.classify(e, |reason| PluginError::Instantiate { name: name.clone(), reason }))?;
         self.arm(&mut store)?;
         bindings

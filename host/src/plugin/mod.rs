@@ -23,14 +23,20 @@ pub use config::{ConfigEntry, ConfigValue, PluginConfig};
 pub use error::PluginError;
 pub use instances::PluginCounters;
 pub use placement::WasmPlacement;
-pub use runtime::{plugin_name, set_componentizer, Compiled, Componentizer, PluginKind, PluginLimits, PluginRuntime};
+pub use runtime::{
+    plugin_name, set_componentizer, Compiled, Componentizer, PluginKind, PluginLimits, PluginRuntime, NODE_SELECTION,
+};
 pub use set::PluginSet;
 
-/// The three worlds' host bindings (for code generic over [`instances::Instances`]).
+/// The worlds' host bindings (for code generic over [`instances::Instances`]): a placement
+/// plugin is loaded as a [`PlacementWorld`](worlds::PlacementWorld), the placement world or,
+/// when it selects nodes (contract 0.1.3), the fleet placement world.
 pub mod worlds {
     pub use super::bindings::auth::AuthPlugin;
     pub use super::bindings::autoscale::AutoscalePlugin;
+    pub use super::bindings::fleet::FleetPlacementPlugin;
     pub use super::bindings::placement::PlacementPlugin;
+    pub use super::placement::PlacementWorld;
 }
 
 /// The default placement plugin (`plugins/pack`), compiled to wasm by the build and embedded.

@@ -55,9 +55,13 @@ impl PluginKind {
 }
 
 /// The contract versions this host runs: `mafalda:plugin@0.1.x` (0.1.1 added the `load`
-/// import, 0.1.2 the `connect-target` import; plugins built against earlier 0.1 versions keep
-/// loading).
+/// import, 0.1.2 the `connect-target` import, 0.1.3 the `node-selection` export in a new world;
+/// plugins built against earlier 0.1 versions keep loading).
 pub const CONTRACT: &str = "0.1";
+
+/// The interface a placement plugin of the `fleet-placement-plugin` world exports besides
+/// `placement` (contract 0.1.3), unversioned.
+pub const NODE_SELECTION: &str = "mafalda:plugin/node-selection";
 
 /// `name` without its version, if the version is one of [`CONTRACT`]'s.
 fn unversioned(name: &str) -> Option<&str> {
@@ -118,6 +122,19 @@ pub struct Compiled {
     pub imports: Vec<String>,
     /// Whether the native code came from the artifact cache.
     pub from_cache: bool,
+}
+
+impl Compiled {
+    /// Whether the plugin exports `interface` (unversioned, e.g. [`NODE_SELECTION`]) at one of
+    /// [`CONTRACT`]'s versions.
+    pub fn exports_interface(&self, interface: &str) -> bool {
+        self.exports.iter().any(|e| unversioned(e) == Some(interface))
+    }
+
+    /// Whether it is a placement plugin that also selects nodes (it exports [`NODE_SELECTION`]).
+    pub fn selects_nodes(&self) -> bool {
+        self.kind == PluginKind::Placement && self.exports_interface(NODE_SELECTION)
+    }
 }
 
 impl std::fmt::Debug for Compiled {

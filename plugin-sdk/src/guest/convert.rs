@@ -1,7 +1,7 @@
 //! Conversions between the guest's WIT types and the SDK's plain types, and the adapters the
 //! export macros call.
 
-use super::{Auth, Autoscale, Placement};
+use super::{Auth, Autoscale, NodeSelection, Placement};
 
 crate::wit_conversions!(super::wit);
 
@@ -19,6 +19,26 @@ pub fn place<P: Placement>(
         cell.predicted = predicted;
     }
     decision_to_wit(P::place(&request, &cells))
+}
+
+/// The WIT types of node selection (contract 0.1.3).
+pub use super::bindings::fleet::exports::mafalda::plugin::node_selection as node_wit;
+
+/// Runs `S::select_nodes` on WIT values.
+pub fn select_nodes<S: NodeSelection>(request: node_wit::NodeRequest, nodes: node_wit::FleetNodes) -> Vec<u32> {
+    let request = crate::fleet::NodeRequest {
+        router: request.router,
+        region: request.region,
+        used: request.used,
+        limit: request.limit,
+    };
+    let packed = crate::fleet::PackedNodes {
+        names: nodes.names,
+        regions: nodes.regions.into_iter().map(Into::into).collect(),
+        rows: nodes.rows,
+        load: nodes.load,
+    };
+    S::select_nodes(&request, &crate::fleet::unpack_nodes(&packed))
 }
 
 /// Runs `A::authorize` on WIT values.

@@ -1,5 +1,5 @@
-//! `export_placement!`, `export_auth!`, `export_autoscale!`: one line to turn a type
-//! implementing a hook trait into the plugin's exports.
+//! `export_placement!`, `export_fleet_placement!`, `export_auth!`, `export_autoscale!`: one line
+//! to turn a type implementing a hook trait into the plugin's exports.
 
 /// Exports a [`Placement`](crate::guest::Placement) implementation as the plugin's
 /// `placement-plugin` world.
@@ -30,6 +30,48 @@ macro_rules! export_placement {
         // trait impls above still type-check.
         #[cfg(target_arch = "wasm32")]
         $crate::guest::bindings::placement::export_placement_world!(__MafaldaPlacementExport with_types_in $crate::guest::bindings::placement);
+    };
+}
+
+/// Exports a [`Placement`](crate::guest::Placement) implementation that also implements
+/// [`NodeSelection`](crate::guest::NodeSelection) as the plugin's `fleet-placement-plugin` world
+/// (contract 0.1.3; a host before 0.1.3 refuses it).
+#[macro_export]
+macro_rules! export_fleet_placement {
+    ($policy:ty) => {
+        #[doc(hidden)]
+        pub struct __MafaldaFleetPlacementExport;
+
+        impl $crate::guest::bindings::fleet::exports::mafalda::plugin::placement::Guest for __MafaldaFleetPlacementExport {
+            fn place(
+                request: $crate::guest::wit::PlacementRequest,
+                cells: $crate::guest::wit::Candidates,
+            ) -> $crate::guest::wit::Decision {
+                $crate::guest::convert::place::<$policy>(request, cells)
+            }
+        }
+
+        impl $crate::guest::bindings::fleet::exports::mafalda::plugin::node_selection::Guest for __MafaldaFleetPlacementExport {
+            fn select_nodes(
+                request: $crate::guest::convert::node_wit::NodeRequest,
+                nodes: $crate::guest::convert::node_wit::FleetNodes,
+            ) -> ::std::vec::Vec<u32> {
+                $crate::guest::convert::select_nodes::<$policy>(request, nodes)
+            }
+        }
+
+        impl $crate::guest::bindings::fleet::exports::mafalda::plugin::lifecycle::Guest for __MafaldaFleetPlacementExport {
+            fn configure(
+                config: ::std::vec::Vec<$crate::guest::wit::ConfigEntry>,
+            ) -> ::std::result::Result<(), ::std::string::String> {
+                <$policy as $crate::guest::Placement>::configure(&$crate::guest::convert::config(config))
+            }
+        }
+
+        // The component's exports exist only in the wasm build; natively (unit tests) the
+        // trait impls above still type-check.
+        #[cfg(target_arch = "wasm32")]
+        $crate::guest::bindings::fleet::export_fleet_placement_world!(__MafaldaFleetPlacementExport with_types_in $crate::guest::bindings::fleet);
     };
 }
 

@@ -7,6 +7,7 @@ pub mod convert;
 mod macros;
 
 use crate::candidate::Candidate;
+use crate::fleet::{FleetNode, NodeRequest};
 use crate::types::{Action, AuthRequest, Config, Decision, Denial, Grant, LogLevel, Request, Snapshot};
 
 /// The generated WIT types (what crosses the component boundary).
@@ -23,6 +24,17 @@ pub trait Placement {
         let _ = config;
         Ok(())
     }
+}
+
+/// Node selection (contract 0.1.3): which hosts of a fleet a room may use, for a placement
+/// policy that also chooses hosts. Export the type with
+/// [`export_fleet_placement!`](crate::export_fleet_placement) (the `fleet-placement-plugin`
+/// world); a placement plugin without it leaves the choice to the host's built-in selector.
+pub trait NodeSelection: Placement {
+    /// The hosts the room described by `request` may use, as indices ([`FleetNode::index`])
+    /// into `nodes`, best first, at most `request.limit`. An index out of range makes the host's
+    /// built-in selector decide instead; draining hosts in the answer are ignored.
+    fn select_nodes(request: &NodeRequest, nodes: &[FleetNode]) -> Vec<u32>;
 }
 
 /// An auth policy: who may do what.

@@ -9,8 +9,8 @@ wit_bindgen::generate!({
     export_macro_name: "export_auth_world",
     default_bindings_module: "mafalda_plugin_world_auth",
     with: {
-        "mafalda:plugin/types@0.1.2": mafalda_plugin_world_placement::mafalda::plugin::types,
-        "mafalda:plugin/log@0.1.2": mafalda_plugin_world_placement::mafalda::plugin::log,
-        "mafalda:plugin/clock@0.1.2": mafalda_plugin_world_placement::mafalda::plugin::clock,
+        "mafalda:plugin/types@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::types,
+        "mafalda:plugin/log@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::log,
+        "mafalda:plugin/clock@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::clock,
     },
 });

@@ -1,0 +1,511 @@
+//! A side of the fleet that uses hosts (an application, or a host aggregating peers): it reads
+//! the registry (every record each [`READ_EVERY`], one record at once when its host announces a
+//! change), keeps the [`FleetBook`], opens and closes the cluster's links as the book plans,
+//! and scopes placement to the hosts node selection picks ([`NodeScope`]).
+
+use super::book::{BookSettings, FleetBook, LinkHealth};
+use super::record::{Announcement, Change, HostRecord};
+use super::registry::{Registry, RegistryError};
+use crate::cluster::client::LinkState;
+use crate::cluster::{Cluster, ClusterError};
+use crate::config::ClusterOptions;
+use crate::host::Host;
+use crate::internals::cell::{Count, Origin};
+use crate::internals::node_scope::{NodeScope, Scope};
+use crate::internals::object::lock;
+use crate::placement::nodes::{LeastLoaded, NodeRequest, NodeSelector, NodeView, SelectError, MAX_SELECTED};
+use crate::placement::PlacementPolicy;
+use mediasoup::router::RouterId;
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{debug, info, warn};
+
+/// How often every record is read (joins, leaves and drains are heard at once on the channel;
+/// this catches expired records and load changes).
+pub const READ_EVERY: Duration = Duration::from_secs(1);
+/// How often links are checked against the plan.
+pub const PLAN_EVERY: Duration = Duration::from_millis(250);
+/// How long a new room waits for the link to the host node selection chose (then it takes
+/// the next one, or any linked host).
+pub const LINK_WAIT: Duration = Duration::from_secs(2);
+/// Announcements queued between the subscription and the book (beyond, they are dropped: the
+/// next full read catches up).
+pub const ANNOUNCEMENTS_QUEUED: usize = 256;
+/// Hosts node selection offers a new room (tried in order).
+const NEW_ROOM_CHOICES: u32 = 4;
+
+/// How a side uses the fleet.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// The registry's URL.
+    pub registry: String,
+    /// The cluster's name in it.
+    pub cluster: String,
+    /// A CA for a `rediss://` registry.
+    pub registry_ca: Option<PathBuf>,
+    /// The book's settings (`max_linked` …).
+    pub book: BookSettings,
+    /// The region rooms go to unless a transport's `region` label says otherwise.
+    pub region: Option<String>,
+    /// This host's node (never linked to itself), for a host.
+    pub me: Option<String>,
+}
+
+impl FleetOptions {
+    /// The fleet part of `[cluster]` (`None` without a registry).
+    pub fn from_cluster(options: &ClusterOptions, me: Option<String>) -> Option<Self> {
+        let registry = options.registry.clone()?;
+        let mut book = BookSettings::default();
+        if let Some(max) = options.max_linked_hosts {
+            book.max_linked = max;
+        }
+        Some(Self {
+            registry,
+            cluster: options.cluster_name().to_string(),
+            registry_ca: options.registry_ca.clone(),
+            book,
+            region: options.region.clone(),
+            me,
+        })
+    }
+}
+
+/// The placement policy's node selection, or the built-in one when it has none or fails.
+struct PolicySelector(Arc<dyn PlacementPolicy>);
+
+impl NodeSelector for PolicySelector {
+    fn name(&self) -> String {
+        self.0.name().to_string()
+    }
+
+    fn select(&self, request: &NodeRequest, nodes: &[NodeView]) -> Result<Vec<u32>, SelectError> {
+        match self.0.select_nodes(request, nodes) {
+            Some(Ok(chosen)) => Ok(chosen),
+            Some(Err(error)) => {
+                debug!(%error, "node selection by the policy failed: the built-in one decides");
+                LeastLoaded::default().select(request, nodes)
+            }
+            None => LeastLoaded::default().select(request, nodes),
+        }
+    }
+}
+
+/// What discovery did (metrics, benches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscoveryStats {
+    /// Full reads done.
+    pub reads: u64,
+    /// Reads (full or one record) that failed.
+    pub failures: u64,
+    /// Announcements heard.
+    pub announcements: u64,
+    /// Records refused (malformed, under another node's key).
+    pub refused: u64,
+}
+
+/// The fleet as this side uses it.
+pub struct Fleet {
+    registry: Arc<Registry>,
+    cluster: Arc<Cluster>,
+    host: Weak<Host>,
+    book: Mutex<FleetBook>,
+    options: FleetOptions,
+    /// True once the first read and plan are done (or the first read failed).
+    settled: watch::Sender<bool>,
+    /// Plan now (a link was asked for).
+    wake: Notify,
+    stop: Notify,
+    reads: AtomicU64,
+    failures: AtomicU64,
+    announcements: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("registry", &self.registry).finish()
+    }
+}
+
+impl Fleet {
+    /// Starts discovery for `host` through `cluster`'s links (on the cluster's runtime), and
+    /// scopes `host`'s placement to node selection's hosts.
+    pub fn start(host: &Arc<Host>, cluster: Arc<Cluster>, options: FleetOptions) -> Result<Arc<Self>, ClusterError> {
+        let registry = Registry::open(&options.registry, &options.cluster, options.registry_ca.as_deref())
+            .map_err(|e| ClusterError::Unusable(e.to_string()))?;
+        let rt = crate::cluster::runtime()?;
+        let fleet = Arc::new(Self {
+            registry: Arc::new(registry),
+            cluster,
+            host: Arc::downgrade(host),
+            book: Mutex::new(FleetBook::new(options.book.clone(), options.me.clone())),
+            options,
+            settled: watch::channel(false).0,
+            wake: Notify::new(),
+            stop: Notify::new(),
+            reads: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            announcements: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(ANNOUNCEMENTS_QUEUED);
+        rt.spawn(Self::listen(Arc::downgrade(&fleet), Arc::clone(&fleet.registry), tx));
+        rt.spawn(Self::run(Arc::downgrade(&fleet), rx));
+        let scope: Arc<dyn NodeScope> = fleet.clone();
+        host.set_node_scope(Arc::downgrade(&scope));
+        Ok(fleet)
+    }
+
+    /// The links.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The records known now.
+    pub fn records(&self) -> Vec<HostRecord> {
+        lock(&self.book).records().cloned().collect()
+    }
+
+    /// The nodes linked (or being linked) now, with their address.
+    pub fn linked(&self) -> Vec<(String, String)> {
+        lock(&self.book).links().map(|(n, a, _)| (n.to_string(), a.to_string())).collect()
+    }
+
+    /// Its numbers.
+    pub fn stats(&self) -> DiscoveryStats {
+        DiscoveryStats {
+            reads: self.reads.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            announcements: self.announcements.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits (at most `deadline`) for the first read of the registry and the links it led to;
+    /// fails when no link is up.
+    pub async fn ready(&self, deadline: Duration) -> Result<(), ClusterError> {
+        let end = tokio::time::Instant::now() + deadline;
+        let mut settled = self.settled.subscribe();
+        let _ = tokio::time::timeout_at(end, settled.wait_for(|s| *s)).await;
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        self.cluster.ready(left).await.map_err(|e| match e {
+            ClusterError::Unusable(reason) if reason.is_empty() => {
+                ClusterError::Unusable(format!("the registry {} lists no usable host", self.registry.shown()))
+            }
+            other => other,
+        })
+    }
+
+    /// The selector: the placement policy's, else the built-in one.
+    fn selector(&self) -> Option<PolicySelector> {
+        self.host.upgrade().map(|host| PolicySelector(host.placement_policy()))
+    }
+
+    /// Node selection for `request` over the current views (what placement asks; public for
+    /// the bench): node names, best first.
+    pub fn select(&self, request: &NodeRequest) -> Vec<String> {
+        let Some(selector) = self.selector() else { return Vec::new() };
+        let (views, _) = lock(&self.book).views(Instant::now());
+        chosen_names(&selector, request, &views)
+    }
+
+    /// Forwards announcements until the fleet is gone, resubscribing after a failure.
+    async fn listen(fleet: Weak<Self>, registry: Arc<Registry>, tx: mpsc::Sender<Announcement>) {
+        let mut warned = false;
+        loop {
+            let subscribed = || {
+                if warned {
+                    info!(registry = %registry.shown(), "fleet registry subscription back");
+                }
+            };
+            let error = registry.listen(&tx, subscribed).await;
+            if fleet.strong_count() == 0 || tx.is_closed() {
+                return;
+            }
+            if !warned {
+                debug!(%error, "fleet registry subscription lost: retrying");
+            }
+            warned = true;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Reads, hears and plans until the fleet is dropped.
+    async fn run(fleet: Weak<Self>, mut rx: mpsc::Receiver<Announcement>) {
+        let mut connection = None;
+        let mut unreachable = false;
+        let mut read = tokio::time::interval(READ_EVERY);
+        let mut plan = tokio::time::interval(PLAN_EVERY);
+        read.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        plan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let Some(this) = fleet.upgrade() else { return };
+            tokio::select! {
+                _ = read.tick() => {
+                    let result = this.read_all(&mut connection).await;
+                    this.note_read(result, &mut connection, &mut unreachable);
+                    this.plan();
+                    this.settled.send_replace(true);
+                }
+                Some(announcement) = rx.recv() => {
+                    this.announcements.fetch_add(1, Ordering::Relaxed);
+                    let result = this.hear(&announcement, &mut connection).await;
+                    this.note_read(result, &mut connection, &mut unreachable);
+                    this.plan();
+                }
+                _ = plan.tick() => this.plan(),
+                () = this.wake.notified() => this.plan(),
+                () = this.stop.notified() => return,
+            }
+        }
+    }
+
+    fn note_read(
+        &self,
+        result: Result<(), RegistryError>,
+        connection: &mut Option<redis::aio::MultiplexedConnection>,
+        unreachable: &mut bool,
+    ) {
+        match result {
+            Ok(()) => {
+                if *unreachable {
+                    info!(registry = %self.registry.shown(), "fleet registry reachable again: discovery resumes");
+                }
+                *unreachable = false;
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                *connection = None;
+                if !*unreachable {
+                    warn!(%error, "fleet registry unreachable: discovery pauses; links and rooms are unaffected");
+                }
+                *unreachable = true;
+            }
+        }
+    }
+
+    async fn connection<'a>(
+        &self,
+        connection: &'a mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<&'a mut redis::aio::MultiplexedConnection, RegistryError> {
+        if connection.is_none() {
+            *connection = Some(self.registry.connect().await?);
+        }
+        connection.as_mut().ok_or_else(|| RegistryError::Config("no connection".into()))
+    }
+
+    async fn read_all(&self, connection: &mut Option<redis::aio::MultiplexedConnection>) -> Result<(), RegistryError> {
+        let max = self.options.book.max_records;
+        let conn = self.connection(connection).await?;
+        let read = self.registry.read_all(conn, max).await?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.note_refused(&read.refused);
+        let changes = lock(&self.book).snapshot(read.records);
+        for node in &changes.joined {
+            debug!(%node, "fleet host listed");
+        }
+        for node in &changes.left {
+            debug!(%node, "fleet host no longer listed");
+        }
+        Ok(())
+    }
+
+    fn note_refused(&self, refused: &[(String, super::record::RecordError)]) {
+        if refused.is_empty() {
+            return;
+        }
+        let before = self.refused.fetch_add(refused.len() as u64, Ordering::Relaxed);
+        if before == 0 {
+            let (key, error) = &refused[0];
+            warn!(%key, %error, count = refused.len(), "fleet registry records refused (shown once)");
+        }
+    }
+
+    async fn hear(
+        &self,
+        announcement: &Announcement,
+        connection: &mut Option<redis::aio::MultiplexedConnection>,
+    ) -> Result<(), RegistryError> {
+        match announcement.change {
+            Change::Leave => {
+                lock(&self.book).remove(&announcement.node);
+            }
+            Change::Join | Change::Drain => {
+                let conn = self.connection(connection).await?;
+                match self.registry.read_one(conn, &announcement.node).await? {
+                    Some(Ok(record)) => {
+                        if lock(&self.book).upsert(record) {
+                            info!(node = %announcement.node, "fleet host joined");
+                        }
+                    }
+                    Some(Err(error)) => self.note_refused(&[(announcement.node.clone(), error)]),
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the links in line with the book's plan.
+    fn plan(&self) {
+        let Some(host) = self.host.upgrade() else { return };
+        let now = Instant::now();
+        let links = self.cluster.links();
+        let in_use: HashSet<String> = host
+            .cells()
+            .iter()
+            .filter(|c| c.origin() == Origin::Remote && !c.is_closed())
+            .filter(|c| c.router_count() > 0 || c.count(Count::Transport) > 0)
+            .map(|c| c.node().to_string())
+            .collect();
+        let selector = PolicySelector(host.placement_policy());
+        let plan = {
+            let mut book = lock(&self.book);
+            let by_address: Vec<(String, String)> =
+                book.links().map(|(n, a, _)| (n.to_string(), a.to_string())).collect();
+            for (node, address) in &by_address {
+                let Some(link) = links.iter().find(|l| l.address() == address) else { continue };
+                let health = match &*link.state().borrow() {
+                    LinkState::Connecting => LinkHealth::Connecting,
+                    LinkState::Up(_) => LinkHealth::Up,
+                    LinkState::Down(_) => LinkHealth::Down,
+                    LinkState::Refused(_) => LinkHealth::Refused,
+                };
+                book.link_health(node, health, now);
+            }
+            book.set_in_use(in_use);
+            book.plan(&selector, self.options.region.as_deref(), now)
+        };
+        for (node, why) in &plan.failed {
+            let refusal = links
+                .iter()
+                .find(|l| l.node().is_none() && plan.close.iter().any(|(n, a)| n == node && a == l.address()));
+            match refusal.map(|l| l.state().borrow().clone()) {
+                Some(LinkState::Refused(reason)) => warn!(%node, %reason, "fleet host refused: left alone for a while"),
+                _ => debug!(%node, %why, "fleet host not reached: left alone for a while"),
+            }
+        }
+        for (node, address) in &plan.close {
+            debug!(%node, %address, "fleet link closed");
+            self.cluster.unlink(address);
+        }
+        for (node, address) in &plan.open {
+            debug!(%node, %address, "fleet link opened");
+            self.cluster.link(address, Some(node));
+        }
+    }
+
+    /// Whether `node` has an open cell here (its link is up and it advertised workers).
+    fn serves(host: &Host, node: &str) -> bool {
+        host.cells()
+            .iter()
+            .any(|c| c.origin() == Origin::Remote && c.node() == node && !c.is_closed() && !c.is_draining())
+    }
+
+    /// Waits (at most [`LINK_WAIT`]) until `node` serves, linking to it if needed.
+    async fn wait_for(&self, host: &Host, node: &str) -> bool {
+        if Self::serves(host, node) {
+            return true;
+        }
+        let address = lock(&self.book).link_now(node, Instant::now());
+        if let Some(address) = address {
+            self.cluster.link(&address, Some(node));
+        }
+        let mut adverts = self.cluster.adverts();
+        let waited = tokio::time::timeout(LINK_WAIT, async {
+            loop {
+                if Self::serves(host, node) {
+                    return;
+                }
+                if adverts.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let served = waited.is_ok() && Self::serves(host, node);
+        if !served {
+            lock(&self.book).give_up(node, Instant::now());
+            debug!(%node, "fleet host chosen for a room did not serve within {LINK_WAIT:?}: the next one is tried");
+        }
+        served
+    }
+
+    async fn scope(&self, router: RouterId, region: Option<String>, used: Vec<String>) -> Scope {
+        let host = self.host.upgrade()?;
+        let selector = PolicySelector(host.placement_policy());
+        let (views, index) = lock(&self.book).views(Instant::now());
+        if views.is_empty() {
+            // The registry lists nothing usable (or was never read): any linked host.
+            return None;
+        }
+        let request = NodeRequest {
+            router: router.to_string(),
+            region: region.or_else(|| self.options.region.clone()),
+            used: used.iter().filter_map(|n| index.get(n.as_str()).copied()).collect(),
+            limit: if used.is_empty() { NEW_ROOM_CHOICES } else { u32::try_from(used.len()).unwrap_or(u32::MAX) + 1 },
+        };
+        let chosen = chosen_names(&selector, &request, &views);
+        if used.is_empty() {
+            // A new room: the first chosen host that serves.
+            for node in &chosen {
+                if self.wait_for(&host, node).await {
+                    return Some(vec![node.clone()]);
+                }
+            }
+            return None;
+        }
+        // A room already on hosts: the chosen ones that serve (a new one is linked, waited for).
+        let mut allowed: Vec<String> = Vec::new();
+        for node in chosen {
+            if used.contains(&node) || self.wait_for(&host, &node).await {
+                allowed.push(node);
+            }
+        }
+        Some(allowed).filter(|a| !a.is_empty())
+    }
+}
+
+impl NodeScope for Fleet {
+    fn nodes_for(
+        &self,
+        router: RouterId,
+        region: Option<String>,
+        used: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Scope> + Send + '_>> {
+        Box::pin(self.scope(router, region, used))
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+    }
+}
+
+/// `selector`'s answer as node names: valid, open, distinct, at most [`MAX_SELECTED`].
+fn chosen_names(selector: &dyn NodeSelector, request: &NodeRequest, views: &[NodeView]) -> Vec<String> {
+    let chosen = selector.select(request, views).unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    for i in chosen {
+        let Some(view) = views.get(i as usize) else { continue };
+        if !view.draining && !names.iter().any(|n| **n == *view.node) {
+            names.push(view.node.to_string());
+        }
+        if names.len() >= MAX_SELECTED {
+            break;
+        }
+    }
+    names
+}

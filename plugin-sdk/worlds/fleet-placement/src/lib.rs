@@ -1,0 +1,18 @@
+//! Guest bindings of the `fleet-placement-plugin` world (contract 0.1.3: the placement world plus
+//! the `node-selection` export); types and imports come from the placement world's crate, so one
+//! set of conversions serves every world.
+#![allow(missing_docs, clippy::all)]
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "fleet-placement-plugin",
+    pub_export_macro: true,
+    export_macro_name: "export_fleet_placement_world",
+    default_bindings_module: "mafalda_plugin_world_fleet_placement",
+    with: {
+        "mafalda:plugin/types@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::types,
+        "mafalda:plugin/log@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::log,
+        "mafalda:plugin/clock@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::clock,
+        "mafalda:plugin/load@0.1.3": mafalda_plugin_world_placement::mafalda::plugin::load,
+    },
+});
