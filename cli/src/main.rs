@@ -245,6 +245,9 @@ struct ServeArgs {
     /// The cluster's name in the registry (several clusters may share one Redis).
     #[arg(long, value_name = "NAME", env = "MAFALDA_CLUSTER_NAME")]
     cluster_name: Option<String>,
+    /// A CA (PEM) for a `rediss://` registry whose certificate the system roots do not know.
+    #[arg(long, value_name = "FILE", env = "MAFALDA_REGISTRY_CA")]
+    registry_ca: Option<PathBuf>,
     /// Peers found in the registry this host links to (0: none; it is only listed).
     #[arg(long, value_name = "N", env = "MAFALDA_MAX_LINKED_HOSTS")]
     max_linked_hosts: Option<usize>,
@@ -429,6 +432,7 @@ async fn run(cli: Cli) -> Result<()> {
             fleet.registry = args.registry.or(fleet.registry);
             fleet.name = args.cluster_name.or(fleet.name);
             fleet.max_linked_hosts = args.max_linked_hosts.or(fleet.max_linked_hosts);
+            fleet.registry_ca = args.registry_ca.or(fleet.registry_ca);
             fleet.region = Some(options.region.clone());
             let fleet = mafalda_host::fleet::FleetOptions::from_cluster(&fleet, Some(options.node.clone()));
             if let Some(fleet) = &fleet {

@@ -88,7 +88,7 @@ fn the_cli_refuses_bad_plugins_clearly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.contains("world:   mafalda:plugin/placement-plugin (built against mafalda:plugin@0.1.2)"),
+        stdout.contains("world:   mafalda:plugin/placement-plugin (built against mafalda:plugin@0.1.3)"),
         "{stdout}"
     );
 }

@@ -523,15 +523,10 @@ impl HostOptions {
             if !(registry.starts_with("redis://") || registry.starts_with("rediss://")) {
                 return Err(invalid("registry", "not a redis:// or rediss:// URL"));
             }
-            crate::fleet::record::Keys::new(self.cluster.cluster_name())
-                .map_err(|e| invalid("cluster name", e.to_string()))?;
             if let Some(max) = self.cluster.max_linked_hosts {
                 if max > 1000 {
                     return Err(invalid("max_linked_hosts", format!("{max} is more than 1,000")));
                 }
-            }
-            if self.cluster.region.as_deref().is_some_and(|r| !crate::fleet::record::sane_name(r)) {
-                return Err(invalid("region", "1 to 64 printable ASCII characters"));
             }
         }
         if self.cluster.is_used() {

@@ -177,7 +177,7 @@ pub async fn conference(worker_manager: WorkerManager, media_flowed: impl FnOnce
     let data_consumer =
         receiving.consume_data(DataConsumerOptions::new_direct(data_producer.id(), None)).await.expect("data consumer");
     // Type inference in the application is mediasoup's (no extra `PartialEq` impls in scope).
-    assert_eq!(data_consumer.subchannels(), []);
+    assert!(data_consumer.subchannels().is_empty());
     let (tx, mut rx) = mpsc::unbounded_channel();
     data_consumer
         .on_message(move |message| {

@@ -102,13 +102,14 @@ pub fn check(flags: &PluginFlags, file: &Path) -> Result<()> {
         .iter()
         .find_map(|e| e.strip_prefix("mafalda:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v))
         .unwrap_or("?");
-    println!("world:   mafalda:plugin/{} (built against mafalda:plugin@{built_against})", compiled.kind.world());
+    let world = if compiled.selects_nodes() { "fleet-placement-plugin" } else { compiled.kind.world() };
+    println!("world:   mafalda:plugin/{world} (built against mafalda:plugin@{built_against})");
     println!("exports: {}", compiled.exports.join(", "));
     println!("imports: {}", if compiled.imports.is_empty() { "none".to_string() } else { compiled.imports.join(", ") });
     let kind = compiled.kind;
     let config = flags.config().for_plugin(&mafalda_host::plugin::plugin_name(file))?;
     match kind {
-        PluginKind::Placement => drop(swap::build::<worlds::PlacementPlugin>(&runtime, kind, compiled, &config)?),
+        PluginKind::Placement => drop(swap::build::<worlds::PlacementWorld>(&runtime, kind, compiled, &config)?),
         PluginKind::Auth => drop(swap::build::<worlds::AuthPlugin>(&runtime, kind, compiled, &config)?),
         PluginKind::Autoscale => drop(swap::build::<worlds::AutoscalePlugin>(&runtime, kind, compiled, &config)?),
     }

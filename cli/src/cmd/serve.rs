@@ -115,6 +115,7 @@ pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
                 };
                 running.publisher = Some(Publisher::start(Arc::clone(fleet.registry()), host, identity));
             }
+            running.ops.set_fleet(Some(Arc::clone(&fleet)), running.publisher.clone());
             running.fleet = Some(fleet);
         }
         running.peers = Some(peers);

@@ -85,6 +85,33 @@ pub struct Readings {
     pub media_round: (f64, usize),
     /// This process.
     pub process: Option<ProcessReading>,
+    /// The fleet registry, when the host uses one.
+    pub fleet: Option<FleetReading>,
+}
+
+/// The fleet registry as one host uses it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FleetReading {
+    /// The registry's URL (no password).
+    pub registry: String,
+    /// Host records known.
+    pub records: usize,
+    /// Nodes linked through discovery.
+    pub linked: Vec<String>,
+    /// Full reads of the registry.
+    pub reads: u64,
+    /// Reads that failed (Redis unreachable).
+    pub read_failures: u64,
+    /// Announcements heard.
+    pub announcements: u64,
+    /// Records refused (malformed, under another node's key).
+    pub refused: u64,
+    /// This host's record writes.
+    pub writes: u64,
+    /// Writes that failed.
+    pub write_failures: u64,
+    /// Bytes of records written.
+    pub written_bytes: u64,
 }
 
 fn operation_name(op: Operation) -> &'static str {
@@ -364,6 +391,24 @@ impl Readings {
         )
     }
 
+    fn encode_fleet(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let Some(f) = &self.fleet else { return Ok(()) };
+        gauge(e, "mafalda_fleet_records", "Host records known from the registry", [(none(), f.records as f64)])?;
+        gauge(e, "mafalda_fleet_linked_hosts", "Hosts linked through discovery", [(none(), f.linked.len() as f64)])?;
+        counter(e, "mafalda_fleet_registry_reads", "Full reads of the registry", [(none(), f.reads)])?;
+        counter(
+            e,
+            "mafalda_fleet_registry_read_failures",
+            "Reads of the registry that failed (Redis unreachable)",
+            [(none(), f.read_failures)],
+        )?;
+        counter(e, "mafalda_fleet_announcements", "Join, leave and drain announcements heard", [(none(), f.announcements)])?;
+        counter(e, "mafalda_fleet_records_refused", "Registry records refused as unusable", [(none(), f.refused)])?;
+        counter(e, "mafalda_fleet_record_writes", "This host's record writes", [(none(), f.writes)])?;
+        counter(e, "mafalda_fleet_record_write_failures", "This host's record writes that failed", [(none(), f.write_failures)])?;
+        counter(e, "mafalda_fleet_record_written_bytes", "Bytes of this host's records written", [(none(), f.written_bytes)])
+    }
+
     fn encode_process(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let Some(p) = self.process else { return Ok(()) };
         gauge(
@@ -409,6 +454,7 @@ impl Collector for Readings {
         self.encode_cells(&mut encoder)?;
         self.encode_host(&mut encoder)?;
         self.encode_cluster(&mut encoder)?;
+        self.encode_fleet(&mut encoder)?;
         self.encode_process(&mut encoder)
     }
 }

@@ -18,6 +18,7 @@ use crate::cell::Origin;
 use crate::cluster::client::LinkStats;
 use crate::cluster::server::ClusterServer;
 use crate::cluster::Cluster;
+use crate::fleet::{Fleet, Publisher};
 use crate::host::Host;
 use crate::internals::cell::{Count, DrainCause};
 use crate::internals::object::lock;
@@ -65,6 +66,18 @@ pub struct StatusReport {
     pub sessions: usize,
     /// Recent events, newest first.
     pub events: Vec<JournalEntry>,
+    /// The fleet registry, when the host uses one.
+    pub fleet: Option<metrics::FleetReading>,
+}
+
+/// Discovery through the registry, and this host's record there.
+#[derive(Default, Clone)]
+struct FleetParts(Option<Arc<Fleet>>, Option<Arc<Publisher>>);
+
+impl std::fmt::Debug for FleetParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetParts").field("discovery", &self.0).field("listed", &self.1.is_some()).finish()
+    }
 }
 
 /// The pieces a running host is made of, as its operator sees them.
@@ -75,6 +88,8 @@ pub struct Operations {
     peers: Mutex<Option<Arc<Cluster>>>,
     /// The peer addresses readiness waits for.
     required: Mutex<std::collections::HashSet<String>>,
+    /// Discovery through the registry, and this host's record there.
+    fleet: Mutex<FleetParts>,
     plugins: Mutex<PluginSet>,
     journal: Arc<Journal>,
     media: Arc<MediaSampler>,
@@ -107,6 +122,7 @@ impl Operations {
             server: Mutex::default(),
             peers: Mutex::default(),
             required: Mutex::default(),
+            fleet: Mutex::default(),
             plugins: Mutex::default(),
             journal,
             media: MediaSampler::new(host, media_interval),
@@ -124,6 +140,33 @@ impl Operations {
     /// Adds the host's cluster endpoint (sessions, resumes, queues).
     pub fn set_server(&self, server: Arc<ClusterServer>) {
         *lock(&self.server) = Some(server);
+    }
+
+    /// Adds the host's fleet: discovery of its peers and its own record in the registry.
+    pub fn set_fleet(&self, fleet: Option<Arc<Fleet>>, publisher: Option<Arc<Publisher>>) {
+        *lock(&self.fleet) = FleetParts(fleet, publisher);
+    }
+
+    /// The fleet's numbers, when the host uses a registry.
+    fn fleet_reading(&self) -> Option<metrics::FleetReading> {
+        let FleetParts(fleet, publisher) = lock(&self.fleet).clone();
+        if fleet.is_none() && publisher.is_none() {
+            return None;
+        }
+        let discovery = fleet.as_ref().map(|f| f.stats()).unwrap_or_default();
+        let written = publisher.as_ref().map(|p| p.stats()).unwrap_or_default();
+        Some(metrics::FleetReading {
+            registry: fleet.as_ref().map(|f| f.registry().shown().to_string()).unwrap_or_default(),
+            records: fleet.as_ref().map_or(0, |f| f.records().len()),
+            linked: fleet.as_ref().map_or_else(Vec::new, |f| f.linked().into_iter().map(|(node, _)| node).collect()),
+            reads: discovery.reads,
+            read_failures: discovery.failures,
+            announcements: discovery.announcements,
+            refused: discovery.refused,
+            writes: written.writes,
+            write_failures: written.failures,
+            written_bytes: written.bytes,
+        })
     }
 
     /// Adds the host's links to its peers; readiness waits for those to `required` addresses
@@ -265,6 +308,7 @@ impl Operations {
             links,
             sessions: lock(&self.server).as_ref().map_or(0, |s| s.sessions()),
             events: self.journal.recent(),
+            fleet: self.fleet_reading(),
         }
     }
 
@@ -294,6 +338,7 @@ impl Operations {
             workers: self.host.worker_counters(),
             media_round: (round.as_secs_f64(), objects),
             process: process::read(),
+            fleet: self.fleet_reading(),
         }
     }
 

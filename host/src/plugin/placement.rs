@@ -74,8 +74,8 @@ fn node_request_to_wit(request: &NodeRequest) -> node_wit::NodeRequest {
 
 /// `nodes` packed as they cross into a plugin (see `wit/plugin.wit`, `fleet-nodes`).
 pub fn pack_node_views(nodes: &[NodeView]) -> PackedNodes {
-    // Names are short: an estimate spares most regrowth of the names string.
-    let mut packed = PackedNodes::with_capacity(nodes.len(), nodes.len() * 16);
+    let name_bytes = nodes.iter().map(|view| view.node.len()).sum();
+    let mut packed = PackedNodes::with_capacity(nodes.len(), name_bytes);
     for view in nodes {
         packed.push(NodeFields {
             name: &view.node,

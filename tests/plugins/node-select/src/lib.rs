@@ -70,15 +70,20 @@ impl NodeSelection for NodeSelect {
         let key = |n: &FleetNode| {
             (first != Some(n.name()), region.is_some_and(|r| r != &*n.region), !n.linked, n.routers, n.index)
         };
-        let mut open: Vec<_> = nodes.iter().filter(|n| !n.draining).map(|n| (key(n), n.index)).collect();
-        // The best `limit` in linear time, then only those sorted.
-        let limit = (request.limit.max(1) as usize).min(open.len());
-        if limit < open.len() {
-            open.select_nth_unstable(limit);
-            open.truncate(limit);
+        // One pass, keeping the best `limit` sorted in a short list (most hosts are compared
+        // with its worst entry only).
+        let limit = request.limit.max(1) as usize;
+        let mut best = Vec::with_capacity(limit.min(nodes.len()) + 1);
+        for node in nodes.iter().filter(|n| !n.draining) {
+            let key = key(node);
+            if best.len() == limit && best.last().is_some_and(|worst| key >= *worst) {
+                continue;
+            }
+            let at = best.partition_point(|other| *other < key);
+            best.insert(at, key);
+            best.truncate(limit);
         }
-        open.sort_unstable();
-        open.into_iter().map(|(_, index)| index).collect()
+        best.into_iter().map(|(.., index)| index).collect()
     }
 }
 
