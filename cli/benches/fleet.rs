@@ -116,7 +116,8 @@ async fn main() {
     let mut rooms = Vec::new();
     for _ in 0..4 {
         let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
-        let transport = router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("t");
+        let transport =
+            router.create_plain_transport(PlainTransportOptions::new(loopback_listen_info())).await.expect("t");
         rooms.push((router, transport));
     }
 

@@ -240,7 +240,7 @@ struct ServeArgs {
     peer: Vec<String>,
     /// The fleet's registry (`redis://[user:pass@]HOST:PORT/DB`, `rediss://…` for TLS): this
     /// host writes its record there (with --listen) and finds its peers there.
-    #[arg(long, value_name = "URL", env = "MAFALDA_REGISTRY")]
+    #[arg(long, value_name = "URL", env = "MAFALDA_REGISTRY", hide_env_values = true)]
     registry: Option<String>,
     /// The cluster's name in the registry (several clusters may share one Redis).
     #[arg(long, value_name = "NAME", env = "MAFALDA_CLUSTER_NAME")]
@@ -248,7 +248,8 @@ struct ServeArgs {
     /// A CA (PEM) for a `rediss://` registry whose certificate the system roots do not know.
     #[arg(long, value_name = "FILE", env = "MAFALDA_REGISTRY_CA")]
     registry_ca: Option<PathBuf>,
-    /// Peers found in the registry this host links to (0: none; it is only listed).
+    /// Peers found in the registry this host links to (default 8, at most 64; 0: none, the
+    /// host is only listed).
     #[arg(long, value_name = "N", env = "MAFALDA_MAX_LINKED_HOSTS")]
     max_linked_hosts: Option<usize>,
     /// Accept application connections from any address without an auth plugin (by default
@@ -433,6 +434,10 @@ async fn run(cli: Cli) -> Result<()> {
             fleet.name = args.cluster_name.or(fleet.name);
             fleet.max_linked_hosts = args.max_linked_hosts.or(fleet.max_linked_hosts);
             fleet.registry_ca = args.registry_ca.or(fleet.registry_ca);
+            let most = mafalda_host::placement::nodes::MAX_SELECTED;
+            if fleet.max_linked_hosts.is_some_and(|n| n > most) {
+                anyhow::bail!("--max-linked-hosts is at most {most}");
+            }
             fleet.region = Some(options.region.clone());
             let fleet = mafalda_host::fleet::FleetOptions::from_cluster(&fleet, Some(options.node.clone()));
             if let Some(fleet) = &fleet {

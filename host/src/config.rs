@@ -235,8 +235,7 @@ pub struct ClusterOptions {
     /// The cluster's name in the registry (default `default`): several clusters may share one
     /// Redis.
     pub name: Option<String>,
-    /// Hosts linked beside those rooms use (default 8, at most 1,000; 0: only the hosts rooms
-    /// are placed on, linked when needed).
+    /// Hosts linked beside those rooms use (default 8, 1 to 64).
     pub max_linked_hosts: Option<usize>,
     /// A CA (PEM) for a `rediss://` registry whose certificate the system roots do not know.
     pub registry_ca: Option<PathBuf>,
@@ -524,8 +523,9 @@ impl HostOptions {
                 return Err(invalid("registry", "not a redis:// or rediss:// URL"));
             }
             if let Some(max) = self.cluster.max_linked_hosts {
-                if max > 1000 {
-                    return Err(invalid("max_linked_hosts", format!("{max} is more than 1,000")));
+                let most = crate::placement::nodes::MAX_SELECTED;
+                if max == 0 || max > most {
+                    return Err(invalid("max_linked_hosts", format!("{max} is not between 1 and {most}")));
                 }
             }
         }

@@ -13,6 +13,6 @@ pub use builtin::{BinPack, Spread, DEFAULT_CPU_WATERMARK};
 pub use candidates::{pack_rows, Candidates, PlacementRow, RowReading};
 pub use engine::{EngineCounters, Outcome, Placement, PlacementEngine};
 pub use mafalda_plugin_sdk::candidate::{Candidate, LabelMatch, Packed};
-pub use nodes::{LeastLoaded, NodeRequest, NodeSelector, NodeView, SelectError};
 pub use model::{CellId, CellLoad, Decision, Direction, PlacementRequest};
+pub use nodes::{LeastLoaded, NodeRequest, NodeSelector, NodeView, SelectError};
 pub use policy::{PlacementPolicy, PolicyError};

@@ -10,7 +10,7 @@ use mafalda_host::cluster::server::{ClusterServer, ServeOptions};
 use mafalda_host::cluster::tls::NodeTls;
 use mafalda_host::cluster::Cluster;
 use mafalda_host::config::{HostOptions, PolicyChoice, ServeSettings};
-use mafalda_host::fleet::{Fleet, FleetOptions, Identity, Publisher};
+use mafalda_host::fleet::{Fleet, FleetOptions, Identity, Publisher, Registry};
 use mafalda_host::ops::Operations;
 use mafalda_host::plugin::{watch, PluginSet};
 use mafalda_host::worker::{WorkerLogLevel, WorkerSettings};
@@ -99,7 +99,19 @@ pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
         let peers = Cluster::for_peers(host, &flags.peers, tls, &quic).context("linking to peers")?;
         running.ops.set_peers(Arc::clone(&peers), &flags.peers);
         if let Some(options) = flags.fleet.clone() {
-            let fleet = Fleet::start(host, Arc::clone(&peers), options).context("joining the fleet registry")?;
+            // `--max-linked-hosts 0`: listed, but no peer is discovered (nor the registry read).
+            let fleet = if options.book.max_linked == 0 {
+                None
+            } else {
+                Some(Fleet::start(host, Arc::clone(&peers), options.clone()).context("joining the fleet registry")?)
+            };
+            let registry = match &fleet {
+                Some(fleet) => Arc::clone(fleet.registry()),
+                None => Arc::new(
+                    Registry::open(&options.registry, &options.cluster, options.registry_ca.as_deref())
+                        .context("the fleet registry")?,
+                ),
+            };
             if let Some(serve) = &flags.serve {
                 let address = if serve.listen.ip().is_unspecified() {
                     SocketAddr::new(serve.announced_ip, serve.listen.port())
@@ -113,10 +125,10 @@ pub fn join_cluster(running: &mut Running, flags: ClusterFlags) -> Result<()> {
                     announced_ip: serve.announced_ip,
                     boot_id: uuid::Uuid::new_v4().to_string(),
                 };
-                running.publisher = Some(Publisher::start(Arc::clone(fleet.registry()), host, identity));
+                running.publisher = Some(Publisher::start(registry, host, identity));
             }
-            running.ops.set_fleet(Some(Arc::clone(&fleet)), running.publisher.clone());
-            running.fleet = Some(fleet);
+            running.ops.set_fleet(fleet.clone(), running.publisher.clone());
+            running.fleet = fleet;
         }
         running.peers = Some(peers);
     }

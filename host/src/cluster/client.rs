@@ -226,6 +226,11 @@ impl HostLink {
         &self.target.address
     }
 
+    /// The node the host at the address must prove (a registry record's node), if any.
+    pub fn expected_node(&self) -> Option<&str> {
+        self.target.expect_node.as_deref()
+    }
+
     /// The host's node name and region (once connected).
     pub fn node(&self) -> Option<(String, String)> {
         lock(&self.node).clone()
@@ -394,6 +399,15 @@ impl HostLink {
             .await
             .map_err(|_| down(format!("{address}: no QUIC handshake within {HANDSHAKE_WITHIN:?}")))?
             .map_err(|e| down(format!("{address}: {e}")))?;
+        // A host is the node its certificate names, whatever it calls itself; a link opened for
+        // a registry record's node goes no further (no hello, no token) with another node.
+        let certified = tls::peer_name(&connection);
+        if let Some(expected) = self.target.expect_node.as_deref().filter(|n| Some(*n) != certified.as_deref()) {
+            connection.close(0u32.into(), b"not the node listed");
+            return Err(LinkState::Refused(format!(
+                "{address} is listed as node '{expected}' but its certificate names {certified:?}: not used"
+            )));
+        }
         let (send, recv) = connection.open_bi().await.map_err(|e| down(format!("{address}: {e}")))?;
         let outbox = link::spawn_writer(send, &connection, OUTBOX_BYTES);
         self.say_hello(&outbox);
@@ -406,17 +420,10 @@ impl HostLink {
             return Err(LinkState::Refused(format!("{address} refused: {reason}")));
         }
         let welcome = self.welcome_of(first)?;
-        // A host is the node its certificate names, whatever it calls itself.
-        let certified = tls::peer_name(&connection);
         if certified.as_deref() != Some(welcome.node.as_str()) {
             return Err(LinkState::Refused(format!(
                 "{address} calls itself '{}' but its certificate names {:?}",
                 welcome.node, certified
-            )));
-        }
-        if let Some(expected) = self.target.expect_node.as_deref().filter(|n| Some(*n) != certified.as_deref()) {
-            return Err(LinkState::Refused(format!(
-                "{address} is listed as node '{expected}' but its certificate names {certified:?}: not used"
             )));
         }
         *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
@@ -442,6 +449,18 @@ impl HostLink {
         let welcome = self.welcome_of(first)?;
         *lock(&self.node) = Some((welcome.node.clone(), welcome.region.clone()));
         Ok((Connected { closer, quic: None }, outbox, stream, welcome))
+    }
+
+    /// The workers of a host's advert this link offers placement. A link opened for a registry
+    /// record (`expect_node`) offers only the workers of the node it proved: a host also
+    /// advertises its peers' workers, and in a fleet every host a room uses is linked directly,
+    /// so a worker is reached through its own host's link (a host that dies takes only its own
+    /// rooms), and no host offers workers under another node's name.
+    fn own_adverts<'a>(&self, adverts: &'a [CellAdvert]) -> std::borrow::Cow<'a, [CellAdvert]> {
+        match self.target.expect_node.as_deref() {
+            Some(node) => adverts.iter().filter(|a| a.node == node).cloned().collect(),
+            None => std::borrow::Cow::Borrowed(adverts),
+        }
     }
 
     /// Sends this side's hello (resuming the session if there is one).
@@ -509,7 +528,7 @@ impl HostLink {
                     // host's loss), then the workers it offers now.
                     self.welcomed(&welcome, outbox);
                     if let Some(observer) = self.observer() {
-                        observer.cells(&self, &welcome.cells);
+                        observer.cells(&self, &self.own_adverts(&welcome.cells));
                     }
                     let node = welcome.node.clone();
                     info!(host = %self.target.address, %node, resumed = welcome.resumed, "cluster link up");
@@ -638,7 +657,7 @@ impl HostLink {
                 }
                 Ok(Some(Message::Cells(adverts))) => {
                     if let Some(observer) = self.observer() {
-                        observer.cells(self, &adverts);
+                        observer.cells(self, &self.own_adverts(&adverts));
                     }
                 }
                 Ok(Some(Message::Bye { reason })) => return format!("host said bye: {reason}"),

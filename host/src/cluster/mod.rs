@@ -134,20 +134,27 @@ pub enum ClusterError {
 /// `create_plain_transport + consume()` on two cores). Event callbacks run on it: they must be
 /// quick, as mediasoup's on its channel thread.
 pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    one_thread_runtime(&RUNTIME, "mafalda-cluster")
+}
+
+/// A process-wide runtime of one worker thread named `name`, built once in `cell`.
+pub(crate) fn one_thread_runtime(
+    cell: &'static OnceLock<Result<tokio::runtime::Runtime, String>>,
+    name: &str,
+) -> Result<&'static tokio::runtime::Runtime, ClusterError> {
     // Built inside `get_or_init`: only one caller builds it (a runtime built by a losing racer
     // would be dropped inside an async context, which tokio forbids).
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("mafalda-cluster")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| ClusterError::Endpoint(e.clone()))
+    cell.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| ClusterError::Endpoint(e.clone()))
 }
 
 /// The QUIC endpoint this process's links leave from (on the cluster runtime).
@@ -254,18 +261,26 @@ impl Cluster {
         link
     }
 
-    /// Closes the link to `address`: its host's workers leave this side (they are counted lost:
-    /// close only links no room uses).
-    pub fn unlink(&self, address: &str) {
-        let removed: Vec<Arc<HostLink>> = {
+    /// Closes the link to `address` opened for `expect_node`: its host's workers leave this side
+    /// (they are counted lost: close only links no room uses). Another link to the same address
+    /// (a registry record naming another node there, refused or not) is left alone, and so are
+    /// the workers it brought.
+    pub fn unlink(&self, address: &str, expect_node: Option<&str>) {
+        let (removed, shared) = {
             let mut links = lock(&self.links);
-            let (gone, kept): (Vec<_>, Vec<_>) = links.drain(..).partition(|l| l.address() == address);
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                links.drain(..).partition(|l| l.address() == address && l.expected_node() == expect_node);
             *links = kept;
-            gone
+            (gone, links.iter().any(|l| l.address() == address))
         };
         for link in removed {
             link.shutdown();
-            self.membership.forget(&link);
+            // Membership knows workers by address: a link that never proved its host (refused:
+            // the certificate there names another node) brought none, and must not take those
+            // of the link that did.
+            if link.node().is_some() || !shared {
+                self.membership.forget(&link);
+            }
         }
     }
 
@@ -331,6 +346,45 @@ impl Cluster {
             }
         });
         let _ = waited.await;
+        self.verdict()
+    }
+
+    /// Waits (at most `deadline`) until one link is up with its workers known, or no link is
+    /// still connecting; fails when no link is up. A fleet's links: a record may name a host
+    /// that never answers (its handshake fails after seconds), which no one should wait for
+    /// while another host serves.
+    pub async fn ready_any(&self, deadline: Duration) -> Result<(), ClusterError> {
+        let rt = runtime()?;
+        let links = self.links();
+        let membership = Arc::clone(&self.membership);
+        let waited = rt.spawn(async move {
+            let mut adverts = membership.adverts();
+            let mut states: Vec<_> = links.iter().map(|l| l.state()).collect();
+            let settled = async {
+                loop {
+                    let up = links
+                        .iter()
+                        .any(|l| matches!(*l.state().borrow(), LinkState::Up(_)) && membership.advertised(l));
+                    let connecting = links.iter().any(|l| matches!(*l.state().borrow(), LinkState::Connecting));
+                    if up || !connecting {
+                        return;
+                    }
+                    // An advert, or any link's state changing.
+                    let changes = states.iter_mut().map(|s| Box::pin(s.changed()));
+                    tokio::select! {
+                        _ = adverts.changed() => {}
+                        _ = futures_util::future::select_all(changes) => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(deadline, settled).await;
+        });
+        let _ = waited.await;
+        self.verdict()
+    }
+
+    /// Ok when a link is up, else why none is.
+    fn verdict(&self) -> Result<(), ClusterError> {
         let states = self.states();
         if states.iter().any(|(_, s)| matches!(s, LinkState::Up(_))) {
             return Ok(());

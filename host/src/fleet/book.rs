@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The hosts node selection may choose from, and each node's index among them.
+pub type Views = (Arc<Vec<NodeView>>, Arc<HashMap<Arc<str>, u32>>);
+
 /// How the book decides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookSettings {
@@ -27,6 +30,9 @@ pub struct BookSettings {
     /// The cluster protocol this side speaks (hosts of another are not linked).
     pub protocol: u16,
 }
+
+/// How long a host a room asked for is kept linked before the plan may close it.
+pub const PIN: Duration = Duration::from_secs(10);
 
 /// Default [`BookSettings::max_linked`].
 pub const DEFAULT_MAX_LINKED: usize = 8;
@@ -108,6 +114,11 @@ pub struct FleetBook {
     links: BTreeMap<String, Linked>,
     penalties: HashMap<String, Penalty>,
     in_use: HashSet<String>,
+    /// Nodes a room is waiting for (linked by `link_now`), kept like used ones until then.
+    pins: HashMap<String, Instant>,
+    /// Addresses linked statically (`MAFALDA_CLUSTER`, `--peer`): their records are not linked
+    /// again (the static link serves them).
+    static_addresses: HashSet<String>,
     views: Arc<Vec<NodeView>>,
     index: Arc<HashMap<Arc<str>, u32>>,
     dirty: bool,
@@ -123,6 +134,8 @@ impl FleetBook {
             links: BTreeMap::new(),
             penalties: HashMap::new(),
             in_use: HashSet::new(),
+            pins: HashMap::new(),
+            static_addresses: HashSet::new(),
             views: Arc::default(),
             index: Arc::default(),
             dirty: true,
@@ -160,7 +173,27 @@ impl FleetBook {
     }
 
     fn usable(&self, record: &HostRecord) -> bool {
-        self.me.as_deref() != Some(record.node.as_str()) && record.protocol == self.settings.protocol
+        self.me.as_deref() != Some(record.node.as_str())
+            && record.protocol == self.settings.protocol
+            && !self.static_addresses.contains(&record.address)
+    }
+
+    /// The addresses this side links statically (their records are not linked again).
+    pub fn set_static(&mut self, addresses: HashSet<String>) {
+        if addresses != self.static_addresses {
+            self.static_addresses = addresses;
+            self.dirty = true;
+        }
+    }
+
+    /// Whether `node`'s link is kept whatever the plan wants: a room uses it, or one waits
+    /// for it.
+    fn kept(&self, node: &str, now: Instant) -> bool {
+        self.in_use.contains(node) || self.pins.get(node).is_some_and(|until| now < *until)
+    }
+
+    fn link_up(&self, node: &str) -> bool {
+        self.links.get(node).is_some_and(|l| l.health == LinkHealth::Up)
     }
 
     /// A full read of the registry: records not in it are gone (their key expired or was
@@ -179,15 +212,25 @@ impl FleetBook {
                 changes.joined.push(node.clone());
             }
         }
+        // A record gone while its link is up stays (the link is the truth for liveness).
+        let stale: Vec<(String, HostRecord)> = self
+            .records
+            .iter()
+            .filter(|(node, _)| !fresh.contains_key(*node) && self.link_up(node))
+            .map(|(node, record)| (node.clone(), record.clone()))
+            .collect();
         for node in self.records.keys() {
-            if !fresh.contains_key(node) {
+            if !fresh.contains_key(node) && !stale.iter().any(|(n, _)| n == node) {
                 changes.left.push(node.clone());
             }
         }
+        fresh.extend(stale);
         for node in &changes.joined {
             // A new start of a host it gave up on is tried again.
             self.penalties.remove(node);
         }
+        // Penalties only of hosts still listed (rotating names cannot grow the map).
+        self.penalties.retain(|node, _| fresh.contains_key(node));
         self.records = fresh;
         self.dirty = true;
         changes
@@ -209,6 +252,10 @@ impl FleetBook {
 
     /// A host announced it leaves (its record is deleted).
     pub fn remove(&mut self, node: &str) -> bool {
+        if self.link_up(node) {
+            // Its link says it is alive: it goes when the link does.
+            return false;
+        }
         self.dirty = true;
         self.records.remove(node).is_some()
     }
@@ -257,7 +304,7 @@ impl FleetBook {
     /// The hosts node selection may choose from (not this host, same protocol, not left alone
     /// after a failure), rebuilt when records, links or penalties changed, with each node's
     /// index.
-    pub fn views(&mut self, now: Instant) -> (Arc<Vec<NodeView>>, Arc<HashMap<Arc<str>, u32>>) {
+    pub fn views(&mut self, now: Instant) -> Views {
         let expired = self.penalties.values().any(|p| p.until <= now && !p.lifted);
         if self.dirty || expired {
             for penalty in self.penalties.values_mut() {
@@ -319,7 +366,7 @@ impl FleetBook {
             .links
             .iter()
             .filter(|(node, l)| {
-                !self.in_use.contains(*node)
+                !self.kept(node, now)
                     && self.records.get(*node).is_none_or(|r| r.address != l.address || r.is_draining())
             })
             .map(|(n, l)| (n.clone(), l.address.clone()))
@@ -347,8 +394,10 @@ impl FleetBook {
             .collect();
         // Idle links: neither used nor wanted, for `idle_after`.
         let mut idle = Vec::new();
+        self.pins.retain(|_, until| now < *until);
+        let kept: HashSet<String> = self.links.keys().filter(|n| self.kept(n, now)).cloned().collect();
         for (node, link) in &mut self.links {
-            if self.in_use.contains(node) || wanted.contains(node) {
+            if kept.contains(node) || wanted.contains(node) {
                 link.idle_since = None;
             } else {
                 let since = *link.idle_since.get_or_insert(now);
@@ -358,13 +407,13 @@ impl FleetBook {
             }
         }
         // Over the budget (rooms left hosts): unwanted links go at once.
-        let allowed = self.settings.max_linked + self.in_use.iter().filter(|n| self.links.contains_key(*n)).count();
+        let allowed = self.settings.max_linked + kept.len();
         let mut over = self.links.len().saturating_sub(allowed + idle.len());
         for (node, link) in &self.links {
             if over == 0 {
                 break;
             }
-            let unwanted = !self.in_use.contains(node) && !wanted.contains(node);
+            let unwanted = !kept.contains(node) && !wanted.contains(node);
             if unwanted && !idle.iter().any(|(n, _)| n == node) {
                 idle.push((node.clone(), link.address.clone()));
                 over -= 1;
@@ -404,7 +453,12 @@ impl FleetBook {
     /// Links `node` now (for a room that wants it), unless it is linked, unknown or penalized.
     /// Returns its address when a link is to be opened.
     pub fn link_now(&mut self, node: &str, now: Instant) -> Option<String> {
-        if self.links.contains_key(node) || self.penalized(node, now) {
+        if self.penalized(node, now) || !self.records.get(node).is_some_and(|r| self.usable(r)) {
+            return None;
+        }
+        // Kept while the room waits (a link the plan does not want is not closed under it).
+        self.pins.insert(node.to_string(), now + PIN);
+        if self.links.contains_key(node) {
             return None;
         }
         let address = self.records.get(node).filter(|r| self.usable(r))?.address.clone();
@@ -499,12 +553,14 @@ mod tests {
         b.link_health("h000", LinkHealth::Up, t0);
         b.set_in_use(["h000".to_string()].into());
         let changes = b.snapshot(fleet(2)[1..].to_vec());
-        assert_eq!(changes.left, ["h000"]);
+        assert!(changes.left.is_empty(), "the link is the truth for liveness");
         let plan = b.plan(&LeastLoaded::default(), None, t0);
         assert!(plan.close.is_empty(), "the link is the truth for liveness");
-        assert_eq!(opened(&plan), ["h001"], "the budget is beside the rooms' hosts");
-        // The room left: h000 is gone from the registry, its link closes.
+        assert!(opened(&plan).is_empty(), "h000, kept by its link, is still the best: {plan:?}");
+        // The room left and the host is gone (its link down, its record expired): it closes.
         b.set_in_use(HashSet::new());
+        b.link_health("h000", LinkHealth::Down, t0);
+        assert_eq!(b.snapshot(fleet(2)[1..].to_vec()).left, ["h000"]);
         let plan = b.plan(&LeastLoaded::default(), None, t0);
         assert_eq!(plan.close, [("h000".to_string(), "127.0.1.1:4443".to_string())]);
     }
@@ -525,6 +581,48 @@ mod tests {
         let plan = b.plan(&LeastLoaded::default(), None, t0 + Duration::from_secs(31));
         assert_eq!(plan.close.len(), 1);
         assert_eq!(opened(&plan), ["h001"]);
+    }
+
+    #[test]
+    fn a_host_a_room_waits_for_is_not_closed_under_it_however_full_the_budget() {
+        let mut b = book(1);
+        b.snapshot(fleet(3));
+        let t0 = Instant::now();
+        assert_eq!(opened(&b.plan(&LeastLoaded::default(), None, t0)), ["h000"]);
+        b.link_health("h000", LinkHealth::Up, t0);
+        // A room wants h002 (another region, a plugin's choice): linked beyond the budget.
+        assert_eq!(b.link_now("h002", t0).as_deref(), Some("127.0.1.3:4443"));
+        let plan = b.plan(&LeastLoaded::default(), None, t0 + Duration::from_millis(250));
+        assert!(plan.close.is_empty(), "the pinned link stays: {plan:?}");
+        b.link_health("h002", LinkHealth::Up, t0 + Duration::from_millis(300));
+        // Once the pin ran out and no room uses it, the budget closes it.
+        let plan = b.plan(&LeastLoaded::default(), None, t0 + PIN + Duration::from_secs(1));
+        assert_eq!(plan.close.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["h002"]);
+        assert_eq!(b.link_now("nobody", t0), None, "no record, no link and no pin");
+    }
+
+    #[test]
+    fn a_record_gone_while_its_link_is_up_stays_and_a_leave_does_not_drop_it() {
+        let mut b = book(2);
+        b.snapshot(fleet(2));
+        let t0 = Instant::now();
+        b.plan(&LeastLoaded::default(), None, t0);
+        b.link_health("h000", LinkHealth::Up, t0);
+        let changes = b.snapshot(Vec::new());
+        assert_eq!(changes.left, ["h001"], "h000's link is up: not gone");
+        assert!(b.record("h000").is_some());
+        assert!(!b.remove("h000"), "a leave while the link is up waits for the link");
+        assert!(!b.plan(&LeastLoaded::default(), None, t0).close.iter().any(|(n, _)| n == "h000"));
+        b.link_health("h000", LinkHealth::Down, t0);
+        assert_eq!(b.snapshot(Vec::new()).left, ["h000"]);
+    }
+
+    #[test]
+    fn statically_linked_addresses_are_not_linked_again() {
+        let mut b = book(4);
+        b.snapshot(fleet(2));
+        b.set_static(["127.0.1.1:4443".to_string()].into());
+        assert_eq!(opened(&b.plan(&LeastLoaded::default(), None, Instant::now())), ["h001"]);
     }
 
     proptest! {

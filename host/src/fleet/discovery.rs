@@ -21,7 +21,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, info, warn};
@@ -29,6 +29,11 @@ use tracing::{debug, info, warn};
 /// How often every record is read (joins, leaves and drains are heard at once on the channel;
 /// this catches expired records and load changes).
 pub const READ_EVERY: Duration = Duration::from_secs(1);
+/// Records a watcher reads per second at most in full reads (a fleet of 5,000 is read every
+/// 10 s: joins, leaves and drains still arrive at once by announcement).
+pub const READ_RECORDS_PER_SECOND: f64 = 500.0;
+/// The longest time between full reads.
+pub const MAX_READ_EVERY: Duration = Duration::from_secs(10);
 /// How often links are checked against the plan.
 pub const PLAN_EVERY: Duration = Duration::from_millis(250);
 /// How long a new room waits for the link to the host node selection chose (then it takes
@@ -37,8 +42,9 @@ pub const LINK_WAIT: Duration = Duration::from_secs(2);
 /// Announcements queued between the subscription and the book (beyond, they are dropped: the
 /// next full read catches up).
 pub const ANNOUNCEMENTS_QUEUED: usize = 256;
-/// Hosts node selection offers a new room (tried in order).
-const NEW_ROOM_CHOICES: u32 = 4;
+/// Hosts node selection's best a new room waits for (at most [`LINK_WAIT`] in all) when none
+/// of the hosts it chose serves yet.
+const NEW_ROOM_CHOICES: usize = 4;
 
 /// How a side uses the fleet.
 #[derive(Debug, Clone)]
@@ -77,7 +83,7 @@ impl FleetOptions {
 }
 
 /// The placement policy's node selection, or the built-in one when it has none or fails.
-struct PolicySelector(Arc<dyn PlacementPolicy>);
+struct PolicySelector(Arc<dyn PlacementPolicy>, LeastLoaded);
 
 impl NodeSelector for PolicySelector {
     fn name(&self) -> String {
@@ -89,9 +95,9 @@ impl NodeSelector for PolicySelector {
             Some(Ok(chosen)) => Ok(chosen),
             Some(Err(error)) => {
                 debug!(%error, "node selection by the policy failed: the built-in one decides");
-                LeastLoaded::default().select(request, nodes)
+                self.1.select(request, nodes)
             }
-            None => LeastLoaded::default().select(request, nodes),
+            None => self.1.select(request, nodes),
         }
     }
 }
@@ -116,6 +122,8 @@ pub struct Fleet {
     host: Weak<Host>,
     book: Mutex<FleetBook>,
     options: FleetOptions,
+    /// The built-in node selection, salted for this process.
+    builtin: LeastLoaded,
     /// True once the first read and plan are done (or the first read failed).
     settled: watch::Sender<bool>,
     /// Plan now (a link was asked for).
@@ -139,13 +147,17 @@ impl Fleet {
     pub fn start(host: &Arc<Host>, cluster: Arc<Cluster>, options: FleetOptions) -> Result<Arc<Self>, ClusterError> {
         let registry = Registry::open(&options.registry, &options.cluster, options.registry_ca.as_deref())
             .map_err(|e| ClusterError::Unusable(e.to_string()))?;
-        let rt = crate::cluster::runtime()?;
+        // Reads and parsing (up to `max_records` records a read) run on a thread of their own,
+        // never on the one every QUIC link runs on.
+        static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+        let rt = crate::cluster::one_thread_runtime(&RUNTIME, "mafalda-fleet")?;
         let fleet = Arc::new(Self {
             registry: Arc::new(registry),
             cluster,
             host: Arc::downgrade(host),
             book: Mutex::new(FleetBook::new(options.book.clone(), options.me.clone())),
             options,
+            builtin: LeastLoaded::salted(),
             settled: watch::channel(false).0,
             wake: Notify::new(),
             stop: Notify::new(),
@@ -177,6 +189,11 @@ impl Fleet {
         lock(&self.book).records().cloned().collect()
     }
 
+    /// How many records are known now.
+    pub fn record_count(&self) -> usize {
+        lock(&self.book).len()
+    }
+
     /// The nodes linked (or being linked) now, with their address.
     pub fn linked(&self) -> Vec<(String, String)> {
         lock(&self.book).links().map(|(n, a, _)| (n.to_string(), a.to_string())).collect()
@@ -192,14 +209,15 @@ impl Fleet {
         }
     }
 
-    /// Waits (at most `deadline`) for the first read of the registry and the links it led to;
-    /// fails when no link is up.
+    /// Waits (at most `deadline`) for the first read of the registry and the first link it led
+    /// to that is up with its workers (links to hosts that do not answer are not waited for:
+    /// the plan gives them up); fails when no link is up.
     pub async fn ready(&self, deadline: Duration) -> Result<(), ClusterError> {
         let end = tokio::time::Instant::now() + deadline;
         let mut settled = self.settled.subscribe();
         let _ = tokio::time::timeout_at(end, settled.wait_for(|s| *s)).await;
         let left = end.saturating_duration_since(tokio::time::Instant::now());
-        self.cluster.ready(left).await.map_err(|e| match e {
+        self.cluster.ready_any(left).await.map_err(|e| match e {
             ClusterError::Unusable(reason) if reason.is_empty() => {
                 ClusterError::Unusable(format!("the registry {} lists no usable host", self.registry.shown()))
             }
@@ -209,7 +227,7 @@ impl Fleet {
 
     /// The selector: the placement policy's, else the built-in one.
     fn selector(&self) -> Option<PolicySelector> {
-        self.host.upgrade().map(|host| PolicySelector(host.placement_policy()))
+        self.host.upgrade().map(|host| PolicySelector(host.placement_policy(), self.builtin))
     }
 
     /// Node selection for `request` over the current views (what placement asks; public for
@@ -241,27 +259,40 @@ impl Fleet {
         }
     }
 
-    /// Reads, hears and plans until the fleet is dropped.
+    /// Reads, hears and plans until the fleet is dropped. Full reads come every
+    /// [`READ_EVERY`], slower in a large fleet (at most [`READ_RECORDS_PER_SECOND`] records a
+    /// second, so a watcher's Redis traffic stays bounded); announcements are handled in
+    /// batches, with one plan per batch.
     async fn run(fleet: Weak<Self>, mut rx: mpsc::Receiver<Announcement>) {
         let mut connection = None;
-        let mut unreachable = false;
-        let mut read = tokio::time::interval(READ_EVERY);
+        let mut next_read = tokio::time::Instant::now();
         let mut plan = tokio::time::interval(PLAN_EVERY);
-        read.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         plan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let Some(this) = fleet.upgrade() else { return };
             tokio::select! {
-                _ = read.tick() => {
+                () = tokio::time::sleep_until(next_read) => {
                     let result = this.read_all(&mut connection).await;
-                    this.note_read(result, &mut connection, &mut unreachable);
+                    this.note_read(result, &mut connection);
                     this.plan();
                     this.settled.send_replace(true);
+                    next_read = tokio::time::Instant::now() + this.read_interval();
                 }
-                Some(announcement) = rx.recv() => {
-                    this.announcements.fetch_add(1, Ordering::Relaxed);
-                    let result = this.hear(&announcement, &mut connection).await;
-                    this.note_read(result, &mut connection, &mut unreachable);
+                Some(first) = rx.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < ANNOUNCEMENTS_QUEUED {
+                        match rx.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                    this.announcements.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.sort_by(|a, b| a.node.cmp(&b.node));
+                    batch.dedup_by(|a, b| a.node == b.node);
+                    for announcement in &batch {
+                        let result = this.hear(announcement, &mut connection).await;
+                        this.note_read(result, &mut connection);
+                    }
                     this.plan();
                 }
                 _ = plan.tick() => this.plan(),
@@ -271,26 +302,19 @@ impl Fleet {
         }
     }
 
-    fn note_read(
-        &self,
-        result: Result<(), RegistryError>,
-        connection: &mut Option<redis::aio::MultiplexedConnection>,
-        unreachable: &mut bool,
-    ) {
+    /// The time between full reads: [`READ_EVERY`], or longer for a large fleet.
+    fn read_interval(&self) -> Duration {
+        let records = lock(&self.book).len() as f64;
+        READ_EVERY.max(Duration::from_secs_f64(records / READ_RECORDS_PER_SECOND)).min(MAX_READ_EVERY)
+    }
+
+    fn note_read(&self, result: Result<(), RegistryError>, connection: &mut Option<redis::aio::MultiplexedConnection>) {
         match result {
-            Ok(()) => {
-                if *unreachable {
-                    info!(registry = %self.registry.shown(), "fleet registry reachable again: discovery resumes");
-                }
-                *unreachable = false;
-            }
+            Ok(()) => self.registry.succeeded(),
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 *connection = None;
-                if !*unreachable {
-                    warn!(%error, "fleet registry unreachable: discovery pauses; links and rooms are unaffected");
-                }
-                *unreachable = true;
+                self.registry.failed(&error);
             }
         }
     }
@@ -345,8 +369,9 @@ impl Fleet {
                 let conn = self.connection(connection).await?;
                 match self.registry.read_one(conn, &announcement.node).await? {
                     Some(Ok(record)) => {
-                        if lock(&self.book).upsert(record) {
-                            info!(node = %announcement.node, "fleet host joined");
+                        let new = lock(&self.book).upsert(record);
+                        if new {
+                            debug!(node = %announcement.node, "fleet host joined");
                         }
                     }
                     Some(Err(error)) => self.note_refused(&[(announcement.node.clone(), error)]),
@@ -369,13 +394,16 @@ impl Fleet {
             .filter(|c| c.router_count() > 0 || c.count(Count::Transport) > 0)
             .map(|c| c.node().to_string())
             .collect();
-        let selector = PolicySelector(host.placement_policy());
+        let selector = PolicySelector(host.placement_policy(), self.builtin);
         let plan = {
             let mut book = lock(&self.book);
             let by_address: Vec<(String, String)> =
                 book.links().map(|(n, a, _)| (n.to_string(), a.to_string())).collect();
             for (node, address) in &by_address {
-                let Some(link) = links.iter().find(|l| l.address() == address) else { continue };
+                let Some(link) = links.iter().find(|l| l.address() == address && l.expected_node() == Some(node))
+                else {
+                    continue;
+                };
                 let health = match &*link.state().borrow() {
                     LinkState::Connecting => LinkHealth::Connecting,
                     LinkState::Up(_) => LinkHealth::Up,
@@ -385,12 +413,16 @@ impl Fleet {
                 book.link_health(node, health, now);
             }
             book.set_in_use(in_use);
+            book.set_static(
+                links.iter().filter(|l| l.expected_node().is_none()).map(|l| l.address().to_string()).collect(),
+            );
             book.plan(&selector, self.options.region.as_deref(), now)
         };
         for (node, why) in &plan.failed {
-            let refusal = links
-                .iter()
-                .find(|l| l.node().is_none() && plan.close.iter().any(|(n, a)| n == node && a == l.address()));
+            let refusal = links.iter().find(|l| {
+                l.expected_node() == Some(node.as_str())
+                    && plan.close.iter().any(|(n, a)| n == node && a == l.address())
+            });
             match refusal.map(|l| l.state().borrow().clone()) {
                 Some(LinkState::Refused(reason)) => warn!(%node, %reason, "fleet host refused: left alone for a while"),
                 _ => debug!(%node, %why, "fleet host not reached: left alone for a while"),
@@ -398,7 +430,7 @@ impl Fleet {
         }
         for (node, address) in &plan.close {
             debug!(%node, %address, "fleet link closed");
-            self.cluster.unlink(address);
+            self.cluster.unlink(address, Some(node));
         }
         for (node, address) in &plan.open {
             debug!(%node, %address, "fleet link opened");
@@ -442,9 +474,53 @@ impl Fleet {
         served
     }
 
+    /// Links the hosts of `nodes` not linked yet and waits (at most [`LINK_WAIT`] in all) until
+    /// one serves: the first of them, in `nodes`' order, that does. When none did, each is left
+    /// alone for a while.
+    async fn wait_for_any(&self, host: &Host, nodes: &[String]) -> Option<String> {
+        if nodes.is_empty() {
+            return None;
+        }
+        let mut adverts = self.cluster.adverts();
+        let first = || nodes.iter().find(|n| Self::serves(host, n)).cloned();
+        if let Some(node) = first() {
+            return Some(node);
+        }
+        for node in nodes {
+            let address = lock(&self.book).link_now(node, Instant::now());
+            if let Some(address) = address {
+                self.cluster.link(&address, Some(node));
+            }
+        }
+        let waited = tokio::time::timeout(LINK_WAIT, async {
+            loop {
+                if let Some(node) = first() {
+                    return Some(node);
+                }
+                if adverts.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        let served = waited.ok().flatten();
+        if served.is_none() {
+            let now = Instant::now();
+            let mut book = lock(&self.book);
+            for node in nodes {
+                book.give_up(node, now);
+            }
+            debug!(
+                ?nodes,
+                "fleet hosts chosen for a room did not serve within {LINK_WAIT:?}: any linked host takes it"
+            );
+        }
+        served
+    }
+
     async fn scope(&self, router: RouterId, region: Option<String>, used: Vec<String>) -> Scope {
         let host = self.host.upgrade()?;
-        let selector = PolicySelector(host.placement_policy());
+        let selector = PolicySelector(host.placement_policy(), self.builtin);
         let (views, index) = lock(&self.book).views(Instant::now());
         if views.is_empty() {
             // The registry lists nothing usable (or was never read): any linked host.
@@ -454,17 +530,26 @@ impl Fleet {
             router: router.to_string(),
             region: region.or_else(|| self.options.region.clone()),
             used: used.iter().filter_map(|n| index.get(n.as_str()).copied()).collect(),
-            limit: if used.is_empty() { NEW_ROOM_CHOICES } else { u32::try_from(used.len()).unwrap_or(u32::MAX) + 1 },
+            limit: if used.is_empty() {
+                u32::try_from(MAX_SELECTED).unwrap_or(u32::MAX)
+            } else {
+                u32::try_from(used.len()).unwrap_or(u32::MAX) + 1
+            },
         };
         let chosen = chosen_names(&selector, &request, &views);
         if used.is_empty() {
-            // A new room: the first chosen host that serves.
-            for node in &chosen {
-                if self.wait_for(&host, node).await {
-                    return Some(vec![node.clone()]);
-                }
+            // A new room: the first chosen host of the best one's region that serves now; a
+            // room waits for a host only when none of those serves (a record may outlive its
+            // host for its TTL, or name a host that never answers: each cost a room LINK_WAIT
+            // when they were waited for in turn). Then the best few are linked and the first
+            // to serve takes it.
+            let region_of = |node: &str| index.get(node).and_then(|i| views.get(*i as usize)).map(|v| &v.region);
+            let best_region = chosen.first().and_then(|n| region_of(n));
+            if let Some(node) = chosen.iter().find(|n| region_of(n) == best_region && Self::serves(&host, n)) {
+                return Some(vec![node.clone()]);
             }
-            return None;
+            let best = &chosen[..chosen.len().min(NEW_ROOM_CHOICES)];
+            return self.wait_for_any(&host, best).await.map(|node| vec![node]);
         }
         // A room already on hosts: the chosen ones that serve (a new one is linked, waited for).
         let mut allowed: Vec<String> = Vec::new();

@@ -91,6 +91,11 @@ pub fn record_of(host: &Host, identity: &Identity) -> HostRecord {
 impl Publisher {
     /// Starts writing `host`'s record on the current runtime.
     pub fn start(registry: Arc<Registry>, host: &Arc<Host>, identity: Identity) -> Arc<Self> {
+        let unusable = record_of(host, &identity).check().err();
+        if let Some(error) = unusable {
+            // Every reader would refuse it: say so here, where it can be fixed.
+            warn!(%error, "this host's registry record is unusable: no application or peer will use it");
+        }
         let publisher = Arc::new(Self {
             registry,
             node: identity.node.clone(),
@@ -116,7 +121,6 @@ impl Publisher {
     async fn run(self: Arc<Self>, host: Weak<Host>, identity: Identity) {
         let mut connection = None;
         let mut registered = false;
-        let mut unreachable = false;
         let mut draining = None;
         let mut drains = match host.upgrade() {
             Some(host) => host.drain_changes(),
@@ -150,21 +154,15 @@ impl Publisher {
                     if !registered {
                         info!(registry = %self.registry.shown(), node = %record.node, "registered in the fleet registry");
                     }
-                    if unreachable {
-                        info!(registry = %self.registry.shown(), "fleet registry reachable again: record written");
-                    }
+                    self.registry.succeeded();
                     registered = true;
-                    unreachable = false;
                     draining = Some(record.draining);
                 }
                 Err(error) => {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     connection = None;
                     registered = false;
-                    if !unreachable {
-                        warn!(%error, "fleet registry unreachable: this host's record is not refreshed (it expires); links and rooms are unaffected, discovery pauses");
-                    }
-                    unreachable = true;
+                    self.registry.failed(&error);
                 }
             }
             tokio::select! {

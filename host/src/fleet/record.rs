@@ -242,7 +242,13 @@ pub(crate) mod tests {
             boot_id: format!("boot-{node}"),
             max_workers: 2,
             draining: false,
-            cells: vec![CellRecord { worker: "w1".into(), predicted: load, transports: 0, routers: 0, draining: false }],
+            cells: vec![CellRecord {
+                worker: "w1".into(),
+                predicted: load,
+                transports: 0,
+                routers: 0,
+                draining: false,
+            }],
         }
     }
 

@@ -2,21 +2,32 @@
 //! reads of every record (`SCAN` + `MGET`), one record (`GET`), a host's write (`SET … PX`),
 //! its announcements (`PUBLISH`) and the subscription watchers react on.
 
-use super::record::{Announcement, HostRecord, Keys, RecordError};
+use super::record::{Announcement, HostRecord, Keys, RecordError, MAX_RECORD_BYTES};
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 /// How long a connection attempt or a command may take (a stalled Redis is an unreachable
 /// one: links and rooms do not depend on it).
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-/// Keys asked per `SCAN` step, and per `MGET`.
+/// Keys asked per `SCAN` step, and per bounded read.
 const BATCH: usize = 500;
+
+/// `GET` of each key whose value is a string of at most `ARGV[1]` bytes (nil otherwise).
+const BOUNDED_GET: &str = r"local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = false
+  if redis.call('TYPE', key)['ok'] == 'string' and redis.call('STRLEN', key) <= tonumber(ARGV[1]) then
+    out[i] = redis.call('GET', key)
+  end
+end
+return out";
 
 /// The registry could not be used.
 #[derive(Debug, Error)]
@@ -39,6 +50,8 @@ pub struct Registry {
     client: Client,
     keys: Keys,
     shown: String,
+    /// The last operation failed (one WARN per outage).
+    unreachable: AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -86,7 +99,7 @@ impl Registry {
             None => Client::open(url),
         }
         .map_err(|e| RegistryError::Config(format!("{shown}: {e}")))?;
-        Ok(Self { client, keys, shown })
+        Ok(Self { client, keys, shown, unreachable: AtomicBool::new(false) })
     }
 
     /// The cluster's keys.
@@ -141,8 +154,7 @@ impl Registry {
         keys.truncate(max);
         let mut read = ReadAll::default();
         for chunk in keys.chunks(BATCH) {
-            let values: Vec<Option<Vec<u8>>> =
-                redis::cmd("MGET").arg(chunk).query_async(conn).await.map_err(|e| self.error(e))?;
+            let values = self.bounded_get(conn, chunk).await?;
             for (key, value) in chunk.iter().zip(values) {
                 let Some(value) = value else { continue };
                 match self.checked(key, &value) {
@@ -152,6 +164,42 @@ impl Registry {
             }
         }
         Ok(read)
+    }
+
+    /// The values of `keys`, each only if it is a string of at most [`MAX_RECORD_BYTES`]
+    /// (longer ones, and other types, read as absent): a record is never transferred whole
+    /// before its size is known (a Redis value may be 512 MB).
+    async fn bounded_get(
+        &self,
+        conn: &mut MultiplexedConnection,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, RegistryError> {
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("EVAL")
+            .arg(BOUNDED_GET)
+            .arg(keys.len())
+            .arg(keys)
+            .arg(MAX_RECORD_BYTES)
+            .query_async(conn)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(values)
+    }
+
+    /// Notes a failed registry operation: the first failure after a success is one WARN for
+    /// the whole process (a host's publisher and discovery share it), the rest debug lines.
+    pub fn failed(&self, error: &RegistryError) {
+        if !self.unreachable.swap(true, Ordering::AcqRel) {
+            warn!(%error, "fleet registry unreachable: discovery pauses and this host's record (if any) is not refreshed; links and rooms are unaffected");
+        } else {
+            debug!(%error, "fleet registry still unreachable");
+        }
+    }
+
+    /// Notes a registry operation that succeeded (one INFO after an outage).
+    pub fn succeeded(&self) {
+        if self.unreachable.swap(false, Ordering::AcqRel) {
+            info!(registry = %self.shown, "fleet registry reachable again");
+        }
     }
 
     /// A record read under `key`: valid, and naming the node its key names.
@@ -170,7 +218,7 @@ impl Registry {
         node: &str,
     ) -> Result<Option<Result<HostRecord, RecordError>>, RegistryError> {
         let key = self.keys.host(node);
-        let value: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(conn).await.map_err(|e| self.error(e))?;
+        let value = self.bounded_get(conn, std::slice::from_ref(&key)).await?.pop().flatten();
         Ok(value.map(|v| self.checked(&key, &v)))
     }
 

@@ -402,11 +402,26 @@ impl Readings {
             "Reads of the registry that failed (Redis unreachable)",
             [(none(), f.read_failures)],
         )?;
-        counter(e, "mafalda_fleet_announcements", "Join, leave and drain announcements heard", [(none(), f.announcements)])?;
+        counter(
+            e,
+            "mafalda_fleet_announcements",
+            "Join, leave and drain announcements heard",
+            [(none(), f.announcements)],
+        )?;
         counter(e, "mafalda_fleet_records_refused", "Registry records refused as unusable", [(none(), f.refused)])?;
         counter(e, "mafalda_fleet_record_writes", "This host's record writes", [(none(), f.writes)])?;
-        counter(e, "mafalda_fleet_record_write_failures", "This host's record writes that failed", [(none(), f.write_failures)])?;
-        counter(e, "mafalda_fleet_record_written_bytes", "Bytes of this host's records written", [(none(), f.written_bytes)])
+        counter(
+            e,
+            "mafalda_fleet_record_write_failures",
+            "This host's record writes that failed",
+            [(none(), f.write_failures)],
+        )?;
+        counter(
+            e,
+            "mafalda_fleet_record_written_bytes",
+            "Bytes of this host's records written",
+            [(none(), f.written_bytes)],
+        )
     }
 
     fn encode_process(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {

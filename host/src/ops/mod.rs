@@ -157,7 +157,7 @@ impl Operations {
         let written = publisher.as_ref().map(|p| p.stats()).unwrap_or_default();
         Some(metrics::FleetReading {
             registry: fleet.as_ref().map(|f| f.registry().shown().to_string()).unwrap_or_default(),
-            records: fleet.as_ref().map_or(0, |f| f.records().len()),
+            records: fleet.as_ref().map_or(0, |f| f.record_count()),
             linked: fleet.as_ref().map_or_else(Vec::new, |f| f.linked().into_iter().map(|(node, _)| node).collect()),
             reads: discovery.reads,
             read_failures: discovery.failures,

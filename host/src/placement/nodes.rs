@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use thiserror::Error;
 
-/// Most nodes a selection returns.
-pub const MAX_SELECTED: usize = 16;
+/// Most nodes a selection returns (and most hosts linked beside those rooms use).
+pub const MAX_SELECTED: usize = 64;
 
 /// One host as node selection sees it (digested from its record, once per change).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,20 +68,45 @@ pub const DEFAULT_SPILL: f64 = 0.8;
 pub struct LeastLoaded {
     /// Mean predicted share at which a room's hosts count as full.
     pub spill: f64,
+    /// Breaks near-ties between hosts differently in each process (0: by node order), so
+    /// applications that see the same records do not all pick the same host.
+    pub salt: u64,
 }
 
 impl Default for LeastLoaded {
     fn default() -> Self {
-        Self { spill: DEFAULT_SPILL }
+        Self { spill: DEFAULT_SPILL, salt: 0 }
     }
+}
+
+impl LeastLoaded {
+    /// The built-in selector with a random tie-breaker of its own.
+    pub fn salted() -> Self {
+        let mut bytes = [0u8; 8];
+        let salt = getrandom::fill(&mut bytes).map_or(0, |()| u64::from_le_bytes(bytes));
+        Self { salt, ..Self::default() }
+    }
+}
+
+/// A number in [0, 1) from `salt` and `node`, the same for both in one process (FNV-1a).
+fn jitter(salt: u64, node: &str) -> f64 {
+    if salt == 0 {
+        return 0.0;
+    }
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ salt;
+    for byte in node.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How good a new host is for `request` (lower is better): another region costs more than any
 /// load; then the predicted load, and rooms per worker as a tie-breaker between idle hosts.
-fn cost(view: &NodeView, region: Option<&str>) -> f64 {
+fn cost(view: &NodeView, region: Option<&str>, salt: u64) -> f64 {
     let elsewhere = region.is_some_and(|r| r != &*view.region);
     let rooms = f64::from(view.routers) / f64::from(view.workers.max(1));
-    f64::from(u8::from(elsewhere)) * 1e6 + view.load + 0.001 * rooms
+    // The tie-breaker weighs less than one room per worker.
+    f64::from(u8::from(elsewhere)) * 1e6 + view.load + 0.001 * rooms + 0.0009 * jitter(salt, &view.node)
 }
 
 impl NodeSelector for LeastLoaded {
@@ -109,7 +134,7 @@ impl NodeSelector for LeastLoaded {
             if view.draining || request.used.contains(&i) {
                 continue;
             }
-            let c = cost(view, region);
+            let c = cost(view, region, self.salt);
             if best.len() == want && best.last().is_some_and(|(worst, _)| c >= *worst) {
                 continue;
             }
