@@ -22,7 +22,7 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts it; returns once it answers PING (bounded).
+    /// Starts it; returns once it answers (bounded).
     pub fn start(port: u16) -> Self {
         let mut redis = Self { port, child: None };
         redis.restart();
@@ -41,8 +41,14 @@ impl Redis {
         self.child = Some(child);
         let since = Instant::now();
         loop {
+            // Ours, not another run's on the same port.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server on {} exited ({status}): is the port taken?", self.port);
+            }
             if let Ok(mut client) = Resp::connect(self.port) {
-                if matches!(client.cmd(&["PING"]), Ok(Value::Status(s)) if s == "PONG") {
+                let pid = self.child.as_ref().map_or(0, Child::id);
+                let info = client.cmd(&["INFO", "server"]).ok().and_then(|v| v.text()).unwrap_or_default();
+                if info.lines().any(|l| l.trim() == format!("process_id:{pid}")) {
                     return;
                 }
             }
