@@ -156,9 +156,14 @@ async fn main() {
         up.push(ready.as_secs_f64() * 1e3);
         listed.push((known - ready).as_secs_f64() * 1e3);
         placed.push((first - ready).as_secs_f64() * 1e3);
-        // Its rooms leave with it: the next round's host is the least loaded again.
+        // Its rooms leave, and it stops as an operator stops a host (SIGTERM: drained, out of
+        // the registry): the next round's host is the least loaded again.
         rooms.retain(|(_, t)| node_of(t) != name);
-        late.kill();
+        late.signal(libc::SIGTERM);
+        assert!(late.wait_exit(Duration::from_secs(20)).is_some(), "{name} did not stop");
+        while fleet.records().iter().any(|r| r.node == name) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     for (what, values) in [("spawn -> up", &mut up), ("up -> listed", &mut listed), ("up -> first room", &mut placed)] {
         let (min, max) = spread(values);

@@ -78,13 +78,6 @@ impl Room {
 }
 
 /// The application's logs on stderr when `FLEET_TEST_LOG` is set (e.g. `info,mafalda_host=debug`).
-/// The tests of this file one at a time: each starts several hosts and a Redis; run two at once,
-/// a host of one stopped before its endpoint came up (cause not found yet; alone each passes).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn logs() {
     if let Ok(filter) = std::env::var("FLEET_TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
@@ -109,7 +102,6 @@ fn refs(flags: &[String]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_found_in_the_registry_serve_rooms_a_new_one_is_used_a_dead_one_and_a_drained_one_are_not() {
-    let _serial = serial();
     const CLUSTER: &str = "fleet-a";
     logs();
     let redis = Redis::start(46390);
@@ -272,7 +264,6 @@ async fn hosts_found_in_the_registry_serve_rooms_a_new_one_is_used_a_dead_one_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_leaves_links_and_rooms_alone_and_every_record_is_back_soon_after_redis() {
-    let _serial = serial();
     const CLUSTER: &str = "fleet-b";
     logs();
     let mut redis = Redis::start(46391);
@@ -381,7 +372,6 @@ fn in_use(manager: &WorkerManager) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn among_500_dead_records_the_links_stay_within_the_budget_and_rooms_land_on_real_hosts() {
-    let _serial = serial();
     const CLUSTER: &str = "fleet-c";
     const DEAD: usize = 500;
     logs();
@@ -486,7 +476,6 @@ async fn among_500_dead_records_the_links_stay_within_the_budget_and_rooms_land_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_naming_another_node_at_a_real_hosts_address_is_refused_and_odd_records_are_ignored() {
-    let _serial = serial();
     const CLUSTER: &str = "fleet-d";
     logs();
     let redis = Redis::start(46393);
