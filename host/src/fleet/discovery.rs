@@ -225,19 +225,6 @@ impl Fleet {
         })
     }
 
-    /// The selector: the placement policy's, else the built-in one.
-    fn selector(&self) -> Option<PolicySelector> {
-        self.host.upgrade().map(|host| PolicySelector(host.placement_policy(), self.builtin))
-    }
-
-    /// Node selection for `request` over the current views (what placement asks; public for
-    /// the bench): node names, best first.
-    pub fn select(&self, request: &NodeRequest) -> Vec<String> {
-        let Some(selector) = self.selector() else { return Vec::new() };
-        let (views, _) = lock(&self.book).views(Instant::now());
-        chosen_names(&selector, request, &views)
-    }
-
     /// Forwards announcements until the fleet is gone, resubscribing after a failure.
     async fn listen(fleet: Weak<Self>, registry: Arc<Registry>, tx: mpsc::Sender<Announcement>) {
         let mut warned = false;
@@ -445,35 +432,6 @@ impl Fleet {
             .any(|c| c.origin() == Origin::Remote && c.node() == node && !c.is_closed() && !c.is_draining())
     }
 
-    /// Waits (at most [`LINK_WAIT`]) until `node` serves, linking to it if needed.
-    async fn wait_for(&self, host: &Host, node: &str) -> bool {
-        if Self::serves(host, node) {
-            return true;
-        }
-        let address = lock(&self.book).link_now(node, Instant::now());
-        if let Some(address) = address {
-            self.cluster.link(&address, Some(node));
-        }
-        let mut adverts = self.cluster.adverts();
-        let waited = tokio::time::timeout(LINK_WAIT, async {
-            loop {
-                if Self::serves(host, node) {
-                    return;
-                }
-                if adverts.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
-        let served = waited.is_ok() && Self::serves(host, node);
-        if !served {
-            lock(&self.book).give_up(node, Instant::now());
-            debug!(%node, "fleet host chosen for a room did not serve within {LINK_WAIT:?}: the next one is tried");
-        }
-        served
-    }
-
     /// Links the hosts of `nodes` not linked yet and waits (at most [`LINK_WAIT`] in all) until
     /// one serves: the first of them, in `nodes`' order, that does. When none did, each is left
     /// alone for a while.
@@ -554,7 +512,7 @@ impl Fleet {
         // A room already on hosts: the chosen ones that serve (a new one is linked, waited for).
         let mut allowed: Vec<String> = Vec::new();
         for node in chosen {
-            if used.contains(&node) || self.wait_for(&host, &node).await {
+            if used.contains(&node) || self.wait_for_any(&host, std::slice::from_ref(&node)).await.is_some() {
                 allowed.push(node);
             }
         }
