@@ -1,7 +1,7 @@
 //! The fleet on Redis, with real processes: `mafalda-host serve --registry` hosts list
 //! themselves, an application that knows only `MAFALDA_REGISTRY` finds them, places rooms on
-//! them (media flowing), uses a host that joins later, forgets one that died or drains, rides
-//! out a Redis outage, keeps its links within the budget among hundreds of dead records, and
+//! them (media flowing), spreads a burst of rooms opened at once, uses a host that joins later,
+//! forgets one that died or drains, rides out a Redis outage, keeps its links within the budget among hundreds of dead records, and
 //! never uses a host whose certificate is not the node its record names.
 
 mod cluster_support;
@@ -280,6 +280,36 @@ async fn a_redis_outage_leaves_links_and_rooms_alone_and_every_record_is_back_so
     let manager = application_from_registry(&dir, &redis.url(), CLUSTER, &[]);
     let worker = manager.create_worker(WorkerSettings::default()).await.expect("a worker from the registry");
     let fleet = manager.fleet().expect("a fleet").clone();
+    until("both hosts serve the application", Duration::from_secs(5), || {
+        names.iter().all(|(name, _)| manager.host().cells().iter().any(|c| c.node() == *name))
+    })
+    .await;
+
+    // A burst: four rooms at once, each joined as a consume-first client does (its first two
+    // transports created at once, before either made a router). The records show none of them
+    // yet: still two rooms on each host, each room on one host.
+    let mut joins = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (manager, worker) = (manager.clone(), worker.clone());
+        joins.spawn(async move {
+            let router = worker.create_router(RouterOptions::new(router_codecs())).await.expect("router");
+            let options = || PlainTransportOptions::new(mafalda_media_tools::media::loopback_listen_info());
+            let (a, b) =
+                tokio::join!(router.create_plain_transport(options()), router.create_plain_transport(options()));
+            let (a, b) = (a.expect("a transport"), b.expect("a transport"));
+            let nodes: BTreeSet<String> = [a.cell(), b.cell()].into_iter().map(|c| node_of(&manager, c)).collect();
+            (router, a, b, nodes)
+        });
+    }
+    let burst = tokio::time::timeout(Duration::from_secs(10), joins.join_all()).await.expect("the burst is placed");
+    let mut per_host: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, _, nodes) in &burst {
+        assert_eq!(nodes.len(), 1, "a room's first transports on several hosts: {nodes:?}");
+        *per_host.entry(nodes.iter().next().cloned().unwrap_or_default()).or_default() += 1;
+    }
+    assert_eq!(per_host, BTreeMap::from([("fb1".into(), 2), ("fb2".into(), 2)]), "the burst's rooms by host");
+    drop(burst);
+
     let mut rooms = Vec::new();
     for i in 0..2 {
         rooms.push(Room::open(&manager, &worker, 0xb100 + i, 2).await);

@@ -69,7 +69,7 @@ fn main() {
         let select = |request: &NodeRequest, book: &mut FleetBook| {
             let (views, _) = book.views(now);
             let chosen = selector.select(request, &views).unwrap_or_default();
-            chosen.iter().map(|i| views[*i as usize].node.to_string()).collect::<Vec<_>>().len()
+            chosen.iter().map(|i| views[*i as usize].name().to_string()).collect::<Vec<_>>().len()
         };
         let new_room =
             NodeRequest { router: "room".into(), region: Some("eu".into()), limit: 4, ..NodeRequest::default() };

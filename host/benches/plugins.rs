@@ -19,16 +19,17 @@
 use mafalda_host::config::{HostOptions, PolicyChoice, PoolOptions};
 use mafalda_host::labels::PlacementHints;
 use mafalda_host::placement::{
-    pack_rows, BinPack, Candidate, LabelMatch, LeastLoaded, NodeRequest, NodeSelector, NodeView, PlacementEngine,
+    pack_rows, BinPack, Candidate, LabelMatch, LeastLoaded, NodeRequest, NodeSelector, PlacementEngine,
     PlacementPolicy, PlacementRequest, PlacementRow, RowReading,
 };
-use mafalda_host::plugin::placement::pack_node_views;
 use mafalda_host::plugin::{
     PluginKind, PluginLimits, PluginRuntime, WasmPlacement, BUILT_PLUGIN_DIR, DEFAULT_PLACEMENT_WASM,
 };
 use mafalda_host::prelude::*;
 use mafalda_media_tools::media::{loopback_listen_info, opus_send_parameters, receiver_capabilities, router_codecs};
 use mafalda_plugin_sdk::candidate::Name;
+use mafalda_plugin_sdk::fleet::pack_nodes;
+use mafalda_plugin_sdk::testing::varied_fleet;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -207,24 +208,6 @@ async fn placement(plugin: &Arc<WasmPlacement>) -> Vec<(u32, f64)> {
     vec![(16, w16.0), (1024, w_med)]
 }
 
-/// `n` host views in three regions (shared region names), mixed load and routers, a few
-/// draining, some linked.
-fn host_views(n: usize) -> Vec<NodeView> {
-    let regions: [Name; 3] = ["eu".into(), "us".into(), "ap".into()];
-    (0..n)
-        .map(|i| NodeView {
-            node: format!("media{i}.example.net").into(),
-            region: Arc::clone(&regions[i % 3]),
-            load: (i * 37 % 90) as f64 / 100.0,
-            workers: 1 + (i % 16) as u32,
-            max_workers: 16,
-            routers: (i * 13 % 50) as u32,
-            draining: i % 23 == 5,
-            linked: i % 5 == 2,
-        })
-        .collect()
-}
-
 /// Node selection over 500 and 5,000 host views: the built-in vs the plugin (median, p99 µs).
 fn node_selection(runtime: &Arc<PluginRuntime>) {
     let file = std::path::Path::new(BUILT_PLUGIN_DIR).join("mafalda_test_plugin_node_select.wasm");
@@ -241,7 +224,7 @@ fn node_selection(runtime: &Arc<PluginRuntime>) {
         "  hosts   built-in median/p99 µs   plugin median/p99 µs   ratio (medians)   of which packing (median µs)"
     );
     for n in [500, 5_000] {
-        let views = host_views(n);
+        let views = varied_fleet(n);
         assert!(matches!(plugin.select_nodes(&request, &views), Some(Ok(chosen)) if chosen.len() == 4));
         let native = summary(time_calls(|_| {
             std::hint::black_box(builtin.select(&request, &views).expect("selects"));
@@ -250,7 +233,7 @@ fn node_selection(runtime: &Arc<PluginRuntime>) {
             std::hint::black_box(plugin.select_nodes(&request, &views).expect("selects").expect("answers"));
         }));
         let packing = summary(time_calls(|_| {
-            std::hint::black_box(pack_node_views(&views));
+            std::hint::black_box(pack_nodes(&views));
         }));
         println!(
             "  {n:>5}   {:>8.2} / {:<8.2}       {:>8.2} / {:<8.2}     {:>8.1}          {:>8.2}",

@@ -14,5 +14,5 @@ pub use candidates::{pack_rows, Candidates, PlacementRow, RowReading};
 pub use engine::{EngineCounters, Outcome, Placement, PlacementEngine};
 pub use mafalda_plugin_sdk::candidate::{Candidate, LabelMatch, Packed};
 pub use model::{CellId, CellLoad, Decision, Direction, PlacementRequest};
-pub use nodes::{LeastLoaded, NodeRequest, NodeSelector, NodeView, SelectError};
+pub use nodes::{FleetNode, LeastLoaded, NodeRequest, NodeSelector, SelectError};
 pub use policy::{PlacementPolicy, PolicyError};

@@ -67,7 +67,7 @@ async fn an_auth_plugin_built_against_contract_0_1_0_still_loads_and_authorizes(
 
 #[test]
 fn plugins_built_against_contract_0_1_3_may_also_select_nodes() {
-    use mafalda_host::placement::{NodeRequest, NodeView};
+    use mafalda_host::placement::{FleetNode, NodeRequest};
     let runtime = plugin_runtime();
     // The 0.1.0 plugin and pack export no `node-selection`: loaded in the placement world.
     for name in ["mafalda_test_plugin_contract_v010", "mafalda_plugin_pack"] {
@@ -78,16 +78,7 @@ fn plugins_built_against_contract_0_1_3_may_also_select_nodes() {
     assert_eq!(compiled.kind, PluginKind::Placement, "a fleet placement plugin is a placement plugin");
     assert!(compiled.selects_nodes(), "{:?}", compiled.exports);
     let plugin = placement_plugin("mafalda_test_plugin_node_select", &[]);
-    let view = |node: &str, routers| NodeView {
-        node: node.into(),
-        region: "eu".into(),
-        load: 0.0,
-        workers: 1,
-        max_workers: 1,
-        routers,
-        draining: false,
-        linked: false,
-    };
+    let view = |node: &str, routers| FleetNode::new(node, "eu").with_workers(1, 1).with_routers(routers);
     let request = NodeRequest { limit: 1, ..NodeRequest::default() };
     let answer = plugin.select_nodes(&request, &[view("a", 3), view("b", 1)]).expect("it selects nodes");
     assert_eq!(answer.expect("answered"), [1], "the fewest routers, by the plugin's rule");

@@ -8,62 +8,35 @@
 mod common;
 
 use common::{built_plugin, placement_plugin, plugin_runtime};
-use mafalda_host::placement::{CellLoad, Decision, NodeRequest, NodeView, PlacementPolicy, PlacementRequest};
+use mafalda_host::placement::{CellLoad, Decision, FleetNode, NodeRequest, PlacementPolicy, PlacementRequest};
 use mafalda_host::plugin::{PluginConfig, PluginKind, PluginSet, WasmPlacement};
+use mafalda_plugin_sdk::testing::varied_fleet;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 const PLUGIN: &str = "mafalda_test_plugin_node_select";
 
-fn view(node: &str, region: &str, routers: u32) -> NodeView {
-    NodeView {
-        node: node.into(),
-        region: region.into(),
-        load: 0.1,
-        workers: 2,
-        max_workers: 4,
-        routers,
-        draining: false,
-        linked: false,
-    }
+fn view(node: &str, region: &str, routers: u32) -> FleetNode {
+    FleetNode::new(node, region).with_load(0.1).with_workers(2, 4).with_routers(routers)
 }
 
 fn request(region: Option<&str>, limit: u32) -> NodeRequest {
     NodeRequest { region: region.map(String::from), limit, ..NodeRequest::default() }
 }
 
-fn select(plugin: &WasmPlacement, request: &NodeRequest, nodes: &[NodeView]) -> Vec<u32> {
+fn select(plugin: &WasmPlacement, request: &NodeRequest, nodes: &[FleetNode]) -> Vec<u32> {
     plugin
         .select_nodes(request, nodes)
         .expect("the plugin selects nodes")
         .unwrap_or_else(|e| panic!("node selection failed: {e}"))
 }
 
-/// `n` hosts in three regions sharing their region names, with mixed routers, some draining,
-/// some linked, and names of varying length (some not ASCII).
-fn fleet(n: usize) -> Vec<NodeView> {
-    let regions: [Arc<str>; 3] = ["eu".into(), "us-east".into(), "ap".into()];
-    (0..n)
-        .map(|i| NodeView {
-            node: if i % 7 == 0 { format!("hôte-{i:04}") } else { format!("h{i}") }.into(),
-            region: Arc::clone(&regions[i % 3]),
-            load: (i * 37 % 90) as f64 / 100.0,
-            workers: 1 + (i % 4) as u32,
-            max_workers: 8,
-            routers: (i * 13 % 50) as u32,
-            draining: i % 11 == 5,
-            linked: i % 5 == 2,
-        })
-        .collect()
-}
-
 /// The test plugin's rule, natively: never draining; `first` by name; the region; linked; the
 /// fewest routers; the lowest index.
-fn expected(nodes: &[NodeView], first: Option<&str>, region: Option<&str>, limit: usize) -> Vec<u32> {
+fn expected(nodes: &[FleetNode], first: Option<&str>, region: Option<&str>, limit: usize) -> Vec<u32> {
     let mut open: Vec<usize> = (0..nodes.len()).filter(|i| !nodes[*i].draining).collect();
     open.sort_by_key(|i| {
         let n = &nodes[*i];
-        (first != Some(&*n.node), region.is_some_and(|r| r != &*n.region), !n.linked, n.routers, *i)
+        (first != Some(n.name()), region.is_some_and(|r| r != &*n.region), !n.linked, n.routers, *i)
     });
     open.into_iter().take(limit.max(1)).map(|i| i as u32).collect()
 }
@@ -90,7 +63,7 @@ fn its_answer_is_returned_for_3_and_for_500_hosts() {
     assert_eq!(select(&plugin, &request(None, 2), &three), [2, 1], "eu first, then the fewest routers");
     assert_eq!(select(&plugin, &request(Some("us"), 3), &three), [2, 1, 0], "the configured region wins");
 
-    let many = fleet(500);
+    let many = varied_fleet(500);
     for limit in [1, 4, 16] {
         let answer = select(&plugin, &request(None, limit), &many);
         assert_eq!(answer, expected(&many, None, Some("eu"), limit as usize), "limit {limit}");
@@ -110,9 +83,8 @@ fn every_field_of_a_host_reaches_the_plugin() {
     nodes[0].draining = true;
     assert_eq!(select(&plugin, &request(Some("eu"), 3), &nodes), [1, 2], "the draining host left out");
     // Names (not ASCII, of any length) and regions cross intact among 500 hosts.
-    let many = fleet(500);
-    let named = Arc::clone(&many[420].node);
-    assert_eq!(&*named, "hôte-0420");
+    let many = varied_fleet(500);
+    let named = many[420].name().to_string();
     let plugin = placement_plugin(PLUGIN, &[("prefer-node", &named)]);
     let answer = select(&plugin, &request(Some("ap"), 16), &many);
     assert_eq!(answer[0], 420, "the host named in the config");

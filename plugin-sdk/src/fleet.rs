@@ -84,6 +84,12 @@ impl FleetNode {
         Self { region: region.into(), names: name.into(), name: (0, name.len()), ..Self::default() }
     }
 
+    /// A host whose name and region are already shared strings (neither is copied), at
+    /// `index`, idle, with no worker.
+    pub fn shared(index: u32, name: &Name, region: &Name) -> Self {
+        Self { index, region: Arc::clone(region), names: Arc::clone(name), name: (0, name.len()), ..Self::default() }
+    }
+
     /// Its name.
     pub fn name(&self) -> &str {
         self.names.get(self.name.0..self.name.1).unwrap_or_default()
@@ -126,27 +132,6 @@ impl FleetNode {
     }
 }
 
-/// One host's fields, borrowed, as [`PackedNodes::push`] takes them.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeFields<'a> {
-    /// Node name.
-    pub name: &'a str,
-    /// Its region (a shared name: packing compares pointers first).
-    pub region: &'a Name,
-    /// Mean predicted CPU share of its open workers.
-    pub load: f64,
-    /// Workers it runs.
-    pub workers: u32,
-    /// Most workers it may run.
-    pub max_workers: u32,
-    /// Routers over its workers.
-    pub routers: u32,
-    /// It takes no new room.
-    pub draining: bool,
-    /// The asking host's link to it is up.
-    pub linked: bool,
-}
-
 /// The hosts of one selection as they cross into a plugin (the WIT `fleet-nodes` record: see
 /// `wit/plugin.wit` for the layout).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,10 +168,11 @@ impl PackedNodes {
         self.rows.len() < NODE_WIDTH
     }
 
-    /// Appends one host (its index is the number of hosts before it). Regions are named once,
-    /// found by pointer first (hosts of one region usually share its name).
-    pub fn push(&mut self, node: NodeFields<'_>) {
-        let region = node.region;
+    /// Appends one host (its own [`FleetNode::index`] is not packed: its index is the number
+    /// of hosts before it). Regions are named once, found by pointer first (hosts of one region
+    /// usually share its name).
+    pub fn push(&mut self, node: &FleetNode) {
+        let region = &node.region;
         let same = |r: &Name| Arc::ptr_eq(r, region) || r == region;
         let at = match self.regions.last() {
             Some(last) if same(last) => self.regions.len() - 1,
@@ -195,7 +181,7 @@ impl PackedNodes {
                 self.regions.len() - 1
             }),
         };
-        self.names.push_str(node.name);
+        self.names.push_str(node.name());
         let flags = if node.draining { DRAINING } else { 0 } | if node.linked { LINKED } else { 0 };
         self.rows.extend([
             u32::try_from(self.names.len()).unwrap_or(u32::MAX),
@@ -214,16 +200,7 @@ pub fn pack_nodes(nodes: &[FleetNode]) -> PackedNodes {
     let bytes = nodes.iter().map(|n| n.name().len()).sum();
     let mut packed = PackedNodes::with_capacity(nodes.len(), bytes);
     for node in nodes {
-        packed.push(NodeFields {
-            name: node.name(),
-            region: &node.region,
-            load: node.load,
-            workers: node.workers,
-            max_workers: node.max_workers,
-            routers: node.routers,
-            draining: node.draining,
-            linked: node.linked,
-        });
+        packed.push(node);
     }
     packed
 }

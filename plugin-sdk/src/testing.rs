@@ -38,6 +38,27 @@ pub fn node(name: &str, region: &str) -> crate::fleet::FleetNode {
     crate::fleet::FleetNode::new(name, region)
 }
 
+/// `n` varied hosts, as a large fleet looks: three regions sharing their names ("eu",
+/// "us-east", "ap"), names of varying length (every seventh not ASCII), mixed load, workers and
+/// routers, a few draining, some linked. Each host's index is its position.
+pub fn varied_fleet(n: usize) -> Vec<crate::fleet::FleetNode> {
+    let regions: [crate::candidate::Name; 3] = ["eu".into(), "us-east".into(), "ap".into()];
+    (0..n)
+        .map(|i| {
+            let name = if i % 7 == 0 { format!("hôte-{i:04}") } else { format!("h{i}") };
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let small = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+            let mut node = crate::fleet::FleetNode::shared(index, &name.into(), &regions[i % 3])
+                .with_load((i * 37 % 90) as f64 / 100.0)
+                .with_workers(1 + small(i % 4), 8)
+                .with_routers(small(i * 13 % 50));
+            node.draining = i % 11 == 5;
+            node.linked = i % 5 == 2;
+            node
+        })
+        .collect()
+}
+
 /// What node selection `S` answers for `request` given `nodes`, seen as the host shows them
 /// (packed and unpacked: each host's index is its position in `nodes`).
 #[cfg(feature = "guest")]

@@ -4,13 +4,13 @@
 //! link fails is left alone for a growing while) and serves node selection its views.
 
 use super::record::HostRecord;
-use crate::placement::nodes::{NodeRequest, NodeSelector, NodeView};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::placement::nodes::{FleetNode, NodeRequest, NodeSelector};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The hosts node selection may choose from, and each node's index among them.
-pub type Views = (Arc<Vec<NodeView>>, Arc<HashMap<Arc<str>, u32>>);
+pub type Views = (Arc<Vec<FleetNode>>, Arc<HashMap<Arc<str>, u32>>);
 
 /// How the book decides.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,16 @@ pub struct BookSettings {
 
 /// How long a host a room asked for is kept linked before the plan may close it.
 pub const PIN: Duration = Duration::from_secs(10);
+
+/// How long a room this side placed counts on its host before the host's record shows it
+/// (records are written every second and read about as often).
+pub const PLACED_FOR: Duration = Duration::from_secs(3);
+/// Most rooms remembered as just placed (the oldest is forgotten first).
+pub const MAX_PLACED: usize = 4096;
+/// Least predicted load a room just placed adds to its host (a share of one worker; a small
+/// audio and video room): a burst of new rooms from one application spreads over hosts whose
+/// records are equal rather than all landing on the first until the records catch up.
+pub const PLACED_ROOM_LOAD: f64 = 0.02;
 
 /// Default [`BookSettings::max_linked`].
 pub const DEFAULT_MAX_LINKED: usize = 8;
@@ -105,6 +115,65 @@ pub struct Changes {
     pub left: Vec<String>,
 }
 
+/// Rooms this side placed in the last [`PLACED_FOR`]: where each went, oldest first.
+#[derive(Debug, Default)]
+struct Placed {
+    /// Router → (node, when, the number of its entry in `order`).
+    by_router: HashMap<String, (Arc<str>, Instant, u64)>,
+    /// (router, when, number), oldest first; a router placed again leaves its older entries.
+    order: VecDeque<(String, Instant, u64)>,
+    next: u64,
+}
+
+impl Placed {
+    fn insert(&mut self, router: &str, node: &str, now: Instant) {
+        if self.by_router.len() >= MAX_PLACED && !self.by_router.contains_key(router) {
+            self.pop_oldest();
+        }
+        let number = self.next;
+        self.next += 1;
+        self.by_router.insert(router.to_string(), (node.into(), now, number));
+        self.order.push_back((router.to_string(), now, number));
+        // Outdated entries of routers placed again are bounded all the same.
+        while self.order.len() > 2 * MAX_PLACED {
+            self.pop_oldest();
+        }
+    }
+
+    /// Forgets the oldest entry (and its router, unless placed again since).
+    fn pop_oldest(&mut self) {
+        if let Some((router, _, number)) = self.order.pop_front() {
+            if self.by_router.get(&router).is_some_and(|(_, _, current)| *current == number) {
+                self.by_router.remove(&router);
+            }
+        }
+    }
+
+    /// Forgets rooms placed [`PLACED_FOR`] ago or more; true when one was.
+    fn expire(&mut self, now: Instant) -> bool {
+        let before = self.by_router.len();
+        while self.order.front().is_some_and(|(_, at, _)| now.saturating_duration_since(*at) >= PLACED_FOR) {
+            self.pop_oldest();
+        }
+        self.by_router.len() != before
+    }
+
+    fn on(&self, router: &str, now: Instant) -> Option<&Arc<str>> {
+        self.by_router
+            .get(router)
+            .filter(|(_, at, _)| now.saturating_duration_since(*at) < PLACED_FOR)
+            .map(|(node, _, _)| node)
+    }
+
+    fn per_node(&self) -> HashMap<&str, u32> {
+        let mut count: HashMap<&str, u32> = HashMap::new();
+        for (node, _, _) in self.by_router.values() {
+            *count.entry(node).or_default() += 1;
+        }
+        count
+    }
+}
+
 /// The records, links and penalties.
 #[derive(Debug)]
 pub struct FleetBook {
@@ -119,7 +188,8 @@ pub struct FleetBook {
     /// Addresses linked statically (`MAFALDA_CLUSTER`, `--peer`): their records are not linked
     /// again (the static link serves them).
     static_addresses: HashSet<String>,
-    views: Arc<Vec<NodeView>>,
+    placed: Placed,
+    views: Arc<Vec<FleetNode>>,
     index: Arc<HashMap<Arc<str>, u32>>,
     dirty: bool,
 }
@@ -136,6 +206,7 @@ impl FleetBook {
             in_use: HashSet::new(),
             pins: HashMap::new(),
             static_addresses: HashSet::new(),
+            placed: Placed::default(),
             views: Arc::default(),
             index: Arc::default(),
             dirty: true,
@@ -301,12 +372,28 @@ impl FleetBook {
         self.dirty = true;
     }
 
+    /// This side placed the new room `router` on `node`: until [`PLACED_FOR`] has passed, the
+    /// room counts on `node` (one router more, and its share of load: see [`PLACED_ROOM_LOAD`])
+    /// and [`FleetBook::placed_on`] names `node` for it.
+    pub fn placed(&mut self, router: &str, node: &str, now: Instant) {
+        self.placed.insert(router, node, now);
+        self.dirty = true;
+    }
+
+    /// The node this side placed the new room `router` on less than [`PLACED_FOR`] ago (its
+    /// next transports go there too, even before it has a router there).
+    pub fn placed_on(&self, router: &str, now: Instant) -> Option<Arc<str>> {
+        self.placed.on(router, now).cloned()
+    }
+
     /// The hosts node selection may choose from (not this host, same protocol, not left alone
-    /// after a failure), rebuilt when records, links or penalties changed, with each node's
-    /// index.
+    /// after a failure), rebuilt when records, links, penalties or rooms just placed changed,
+    /// with each node's index. A host's rooms just placed count on top of its record.
     pub fn views(&mut self, now: Instant) -> Views {
         let expired = self.penalties.values().any(|p| p.until <= now && !p.lifted);
-        if self.dirty || expired {
+        let forgotten = self.placed.expire(now);
+        if self.dirty || expired || forgotten {
+            let placed = self.placed.per_node();
             for penalty in self.penalties.values_mut() {
                 penalty.lifted = penalty.until <= now;
             }
@@ -314,17 +401,23 @@ impl FleetBook {
             let mut index = HashMap::with_capacity(self.records.len());
             for record in self.records.values().filter(|r| self.usable(r) && !self.penalized(&r.node, now)) {
                 let node: Arc<str> = record.node.as_str().into();
-                index.insert(Arc::clone(&node), u32::try_from(views.len()).unwrap_or(u32::MAX));
-                views.push(NodeView {
-                    node,
-                    region: record.region.as_str().into(),
-                    load: record.load(),
-                    workers: u32::try_from(record.cells.len()).unwrap_or(u32::MAX),
-                    max_workers: record.max_workers,
-                    routers: record.routers(),
-                    draining: record.is_draining(),
-                    linked: self.links.get(&record.node).is_some_and(|l| l.health == LinkHealth::Up),
-                });
+                let at = u32::try_from(views.len()).unwrap_or(u32::MAX);
+                index.insert(Arc::clone(&node), at);
+                let mut view = FleetNode::shared(at, &node, &record.region.as_str().into())
+                    .with_load(record.load())
+                    .with_workers(u32::try_from(record.cells.len()).unwrap_or(u32::MAX), record.max_workers)
+                    .with_routers(record.routers());
+                if let Some(rooms) = placed.get(record.node.as_str()) {
+                    // Each counts what a room costs there on average, at least PLACED_ROOM_LOAD
+                    // of one of its workers.
+                    let workers = f64::from(view.workers.max(1));
+                    let per_room = (view.load / f64::from(view.routers.max(1))).max(PLACED_ROOM_LOAD / workers);
+                    view.load += f64::from(*rooms) * per_room;
+                    view.routers = view.routers.saturating_add(*rooms);
+                }
+                view.draining = record.is_draining();
+                view.linked = self.links.get(&record.node).is_some_and(|l| l.health == LinkHealth::Up);
+                views.push(view);
             }
             self.views = Arc::new(views);
             self.index = Arc::new(index);
@@ -390,7 +483,7 @@ impl FleetBook {
             .filter_map(|i| filtered.get(i as usize))
             .filter(|v| !v.draining)
             .take(self.settings.max_linked)
-            .map(|v| v.node.to_string())
+            .map(|v| v.name().to_string())
             .collect();
         // Idle links: neither used nor wanted, for `idle_after`.
         let mut idle = Vec::new();
@@ -623,6 +716,76 @@ mod tests {
         b.snapshot(fleet(2));
         b.set_static(["127.0.1.1:4443".to_string()].into());
         assert_eq!(opened(&b.plan(&LeastLoaded::default(), None, Instant::now())), ["h001"]);
+    }
+
+    /// Places the new room `router` as discovery does: the best host by the built-in selector.
+    fn place_new_room(b: &mut FleetBook, router: &str, now: Instant) -> String {
+        let (views, _) = b.views(now);
+        let chosen = LeastLoaded::default().select(&NodeRequest::new(1).with_router(router), &views).expect("select");
+        let node = views[chosen[0] as usize].name().to_string();
+        b.placed(router, &node, now);
+        node
+    }
+
+    #[test]
+    fn a_burst_of_new_rooms_spreads_over_hosts_whose_records_are_equal_until_the_records_show_them() {
+        let mut b = book(3);
+        // Three idle hosts, a little measured noise apart.
+        b.snapshot(fleet(3));
+        let now = Instant::now();
+        let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..6 {
+            *by_node.entry(place_new_room(&mut b, &format!("room-{i}"), now)).or_default() += 1;
+        }
+        assert_eq!(by_node.values().copied().collect::<Vec<_>>(), [2, 2, 2], "{by_node:?}");
+        // A room's next transport goes where its first did, before it has a router there.
+        let first = b.placed_on("room-0", now).expect("room-0 was placed");
+        assert!(by_node.contains_key(&*first));
+        assert_eq!(b.placed_on("room-9", now), None);
+        let (views, _) = b.views(now);
+        assert!(views.iter().all(|v| v.routers == 2 && v.load >= 2.0 * PLACED_ROOM_LOAD / 1.0), "{views:?}");
+        // Once the records had time to show them, rooms count only through the records.
+        let later = now + PLACED_FOR;
+        assert_eq!(b.placed_on("room-0", later), None);
+        let (views, _) = b.views(later);
+        assert!(views.iter().all(|v| v.routers == 0 && v.load < 0.01), "{views:?}");
+    }
+
+    #[test]
+    fn a_room_just_placed_costs_its_hosts_mean_room() {
+        let mut b = book(2);
+        let mut busy = record("busy", "127.0.1.1:4443", 0.3);
+        busy.cells[0].routers = 3;
+        b.snapshot(vec![busy, record("idle", "127.0.1.2:4443", 0.35)]);
+        let now = Instant::now();
+        // Busy (0.3, 3 rooms): a room there is predicted at 0.1, so after it the idle host
+        // (0.35, counted at least PLACED_ROOM_LOAD a room) is the better one.
+        assert_eq!(place_new_room(&mut b, "r1", now), "busy");
+        let (views, index) = b.views(now);
+        let busy = &views[index["busy"] as usize];
+        assert!((busy.load - 0.4).abs() < 1e-9 && busy.routers == 4, "{busy:?}");
+        assert_eq!(place_new_room(&mut b, "r2", now), "idle");
+    }
+
+    #[test]
+    fn rooms_just_placed_are_bounded() {
+        let mut b = book(1);
+        b.snapshot(fleet(2));
+        let now = Instant::now();
+        for i in 0..MAX_PLACED + 10 {
+            b.placed(&format!("r{i}"), "h000", now);
+        }
+        assert_eq!(b.placed.by_router.len(), MAX_PLACED);
+        assert_eq!(b.placed_on("r0", now), None, "the oldest is forgotten first");
+        assert!(b.placed_on(&format!("r{}", MAX_PLACED + 9), now).is_some());
+        // One router placed over and over cannot grow the queue without bound.
+        for _ in 0..3 * MAX_PLACED {
+            b.placed("again", "h001", now);
+        }
+        assert!(b.placed.order.len() <= 2 * MAX_PLACED && b.placed.by_router.len() <= MAX_PLACED);
+        assert_eq!(b.placed_on("again", now).as_deref(), Some("h001"));
+        let (views, index) = b.views(now);
+        assert!(views[index["h000"] as usize].routers < u32::try_from(MAX_PLACED).unwrap_or(u32::MAX));
     }
 
     proptest! {

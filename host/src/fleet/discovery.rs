@@ -13,7 +13,7 @@ use crate::host::Host;
 use crate::internals::cell::{Count, Origin};
 use crate::internals::node_scope::{NodeScope, Scope};
 use crate::internals::object::lock;
-use crate::placement::nodes::{LeastLoaded, NodeRequest, NodeSelector, NodeView, SelectError, MAX_SELECTED};
+use crate::placement::nodes::{FleetNode, LeastLoaded, NodeRequest, NodeSelector, SelectError, MAX_SELECTED};
 use crate::placement::PlacementPolicy;
 use mediasoup::router::RouterId;
 use std::collections::HashSet;
@@ -90,7 +90,7 @@ impl NodeSelector for PolicySelector {
         self.0.name().to_string()
     }
 
-    fn select(&self, request: &NodeRequest, nodes: &[NodeView]) -> Result<Vec<u32>, SelectError> {
+    fn select(&self, request: &NodeRequest, nodes: &[FleetNode]) -> Result<Vec<u32>, SelectError> {
         match self.0.select_nodes(request, nodes) {
             Some(Ok(chosen)) => Ok(chosen),
             Some(Err(error)) => {
@@ -381,7 +381,7 @@ impl Fleet {
             .filter(|c| c.router_count() > 0 || c.count(Count::Transport) > 0)
             .map(|c| c.node().to_string())
             .collect();
-        let selector = PolicySelector(host.placement_policy(), self.builtin);
+        let selector = self.selector(&host);
         let plan = {
             let mut book = lock(&self.book);
             let by_address: Vec<(String, String)> =
@@ -423,6 +423,11 @@ impl Fleet {
             debug!(%node, %address, "fleet link opened");
             self.cluster.link(address, Some(node));
         }
+    }
+
+    /// Node selection as `host`'s placement policy does it (the built-in one when it has none).
+    fn selector(&self, host: &Host) -> PolicySelector {
+        PolicySelector(host.placement_policy(), self.builtin)
     }
 
     /// Whether `node` has an open cell here (its link is up and it advertised workers).
@@ -476,38 +481,58 @@ impl Fleet {
         served
     }
 
-    async fn scope(&self, router: RouterId, region: Option<String>, used: Vec<String>) -> Scope {
+    async fn scope(&self, router: RouterId, region: Option<String>, mut used: Vec<String>) -> Scope {
         let host = self.host.upgrade()?;
-        let selector = PolicySelector(host.placement_policy(), self.builtin);
-        let (views, index) = lock(&self.book).views(Instant::now());
-        if views.is_empty() {
-            // The registry lists nothing usable (or was never read): any linked host.
-            return None;
-        }
-        let request = NodeRequest {
-            router: router.to_string(),
-            region: region.or_else(|| self.options.region.clone()),
-            used: used.iter().filter_map(|n| index.get(n.as_str()).copied()).collect(),
-            limit: if used.is_empty() {
-                u32::try_from(MAX_SELECTED).unwrap_or(u32::MAX)
-            } else {
-                u32::try_from(used.len()).unwrap_or(u32::MAX) + 1
-            },
-        };
-        let chosen = chosen_names(&selector, &request, &views);
-        if used.is_empty() {
-            // A new room: the first chosen host of the best one's region that serves now; a
-            // room waits for a host only when none of those serves (a record may outlive its
-            // host for its TTL, or name a host that never answers: each cost a room LINK_WAIT
-            // when they were waited for in turn). Then the best few are linked and the first
-            // to serve takes it.
-            let region_of = |node: &str| index.get(node).and_then(|i| views.get(*i as usize)).map(|v| &v.region);
-            let best_region = chosen.first().and_then(|n| region_of(n));
-            if let Some(node) = chosen.iter().find(|n| region_of(n) == best_region && Self::serves(&host, n)) {
-                return Some(vec![node.clone()]);
+        let selector = self.selector(&host);
+        let router = router.to_string();
+        let now = Instant::now();
+        // Selection, and the record of where a new room went, under the book's lock: rooms
+        // placed at once see each other (a burst spreads; a room's second transport, placed
+        // before its first made a router, follows the first).
+        let (chosen, best) = {
+            let mut book = lock(&self.book);
+            if used.is_empty() {
+                used.extend(book.placed_on(&router, now).map(|node| node.to_string()));
             }
-            let best = &chosen[..chosen.len().min(NEW_ROOM_CHOICES)];
-            return self.wait_for_any(&host, best).await.map(|node| vec![node]);
+            let (views, index) = book.views(now);
+            if views.is_empty() {
+                // The registry lists nothing usable (or was never read): any linked host.
+                return None;
+            }
+            let request = NodeRequest {
+                router: router.clone(),
+                region: region.or_else(|| self.options.region.clone()),
+                used: used.iter().filter_map(|n| index.get(n.as_str()).copied()).collect(),
+                limit: if used.is_empty() {
+                    u32::try_from(MAX_SELECTED).unwrap_or(u32::MAX)
+                } else {
+                    u32::try_from(used.len()).unwrap_or(u32::MAX) + 1
+                },
+            };
+            let chosen = chosen_names(&selector, &request, &views);
+            if !used.is_empty() {
+                (chosen, Vec::new())
+            } else {
+                // A new room: the first chosen host of the best one's region that serves now; a
+                // room waits for a host only when none of those serves (a record may outlive
+                // its host for its TTL, or name a host that never answers: each cost a room
+                // LINK_WAIT when they were waited for in turn). Then the best few are linked
+                // and the first to serve takes it.
+                let region_of =
+                    |node: &str| index.get(node).and_then(|i| views.get(*i as usize)).map(|v| Arc::clone(&v.region));
+                let best_region = chosen.first().and_then(|n| region_of(n));
+                if let Some(node) = chosen.iter().find(|n| region_of(n) == best_region && Self::serves(&host, n)) {
+                    book.placed(&router, node, now);
+                    return Some(vec![node.clone()]);
+                }
+                let best = chosen[..chosen.len().min(NEW_ROOM_CHOICES)].to_vec();
+                (Vec::new(), best)
+            }
+        };
+        if used.is_empty() {
+            let node = self.wait_for_any(&host, &best).await?;
+            lock(&self.book).placed(&router, &node, Instant::now());
+            return Some(vec![node]);
         }
         // A room already on hosts: the chosen ones that serve (a new one is linked, waited for).
         let mut allowed: Vec<String> = Vec::new();
@@ -538,13 +563,13 @@ impl Drop for Fleet {
 }
 
 /// `selector`'s answer as node names: valid, open, distinct, at most [`MAX_SELECTED`].
-fn chosen_names(selector: &dyn NodeSelector, request: &NodeRequest, views: &[NodeView]) -> Vec<String> {
+fn chosen_names(selector: &dyn NodeSelector, request: &NodeRequest, views: &[FleetNode]) -> Vec<String> {
     let chosen = selector.select(request, views).unwrap_or_default();
     let mut names: Vec<String> = Vec::new();
     for i in chosen {
         let Some(view) = views.get(i as usize) else { continue };
-        if !view.draining && !names.iter().any(|n| **n == *view.node) {
-            names.push(view.node.to_string());
+        if !view.draining && !names.iter().any(|n| n == view.name()) {
+            names.push(view.name().to_string());
         }
         if names.len() >= MAX_SELECTED {
             break;

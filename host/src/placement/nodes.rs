@@ -6,45 +6,14 @@
 //! ([`super::PlacementPolicy::select_nodes`]; a plugin through `node-selection`, contract
 //! 0.1.3).
 
-use std::sync::Arc;
 use thiserror::Error;
 
 /// Most nodes a selection returns (and most hosts linked beside those rooms use).
 pub const MAX_SELECTED: usize = 64;
 
-/// One host as node selection sees it (digested from its record, once per change).
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeView {
-    /// Node name.
-    pub node: Arc<str>,
-    /// Its region.
-    pub region: Arc<str>,
-    /// Mean predicted CPU share of its open workers.
-    pub load: f64,
-    /// Workers it runs.
-    pub workers: u32,
-    /// Most workers it may run.
-    pub max_workers: u32,
-    /// Routers over its workers.
-    pub routers: u32,
-    /// It takes no new room.
-    pub draining: bool,
-    /// This side's link to it is up.
-    pub linked: bool,
-}
-
-/// What a selection is for.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct NodeRequest {
-    /// The (virtual) router the room is; empty when choosing which hosts to link to.
-    pub router: String,
-    /// The region wanted (the transport's `region` label, else this side's region).
-    pub region: Option<String>,
-    /// Indices (into the views) of the hosts the room already uses.
-    pub used: Vec<u32>,
-    /// Most hosts to return.
-    pub limit: u32,
-}
+/// One host as node selection sees it (digested from its record, once per change), and what a
+/// selection is for: the plugin contract's types, one declaration for host and plugins.
+pub use mafalda_plugin_sdk::fleet::{FleetNode, NodeRequest};
 
 /// A selector could not answer (the built-in one decides instead).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -57,7 +26,7 @@ pub trait NodeSelector: Send + Sync {
     fn name(&self) -> String;
     /// Indices into `nodes`, best first, at most `request.limit`. Draining hosts and unknown
     /// indices in the answer are ignored.
-    fn select(&self, request: &NodeRequest, nodes: &[NodeView]) -> Result<Vec<u32>, SelectError>;
+    fn select(&self, request: &NodeRequest, nodes: &[FleetNode]) -> Result<Vec<u32>, SelectError>;
 }
 
 /// Default share of a host's predicted CPU above which a room takes one more host.
@@ -102,11 +71,11 @@ fn jitter(salt: u64, node: &str) -> f64 {
 
 /// How good a new host is for `request` (lower is better): another region costs more than any
 /// load; then the predicted load, and rooms per worker as a tie-breaker between idle hosts.
-fn cost(view: &NodeView, region: Option<&str>, salt: u64) -> f64 {
+fn cost(view: &FleetNode, region: Option<&str>, salt: u64) -> f64 {
     let elsewhere = region.is_some_and(|r| r != &*view.region);
     let rooms = f64::from(view.routers) / f64::from(view.workers.max(1));
     // The tie-breaker weighs less than one room per worker.
-    f64::from(u8::from(elsewhere)) * 1e6 + view.load + 0.001 * rooms + 0.0009 * jitter(salt, &view.node)
+    f64::from(u8::from(elsewhere)) * 1e6 + view.load + 0.001 * rooms + 0.0009 * jitter(salt, view.name())
 }
 
 impl NodeSelector for LeastLoaded {
@@ -114,7 +83,7 @@ impl NodeSelector for LeastLoaded {
         "least-loaded".into()
     }
 
-    fn select(&self, request: &NodeRequest, nodes: &[NodeView]) -> Result<Vec<u32>, SelectError> {
+    fn select(&self, request: &NodeRequest, nodes: &[FleetNode]) -> Result<Vec<u32>, SelectError> {
         let limit = (request.limit as usize).clamp(1, MAX_SELECTED);
         let open = |i: &u32| nodes.get(*i as usize).is_some_and(|n| !n.draining);
         let mut chosen: Vec<u32> = request.used.iter().copied().filter(open).collect();
@@ -152,21 +121,12 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    pub(crate) fn view(node: &str, region: &str, load: f64) -> NodeView {
-        NodeView {
-            node: node.into(),
-            region: region.into(),
-            load,
-            workers: 2,
-            max_workers: 2,
-            routers: 0,
-            draining: false,
-            linked: false,
-        }
+    pub(crate) fn view(node: &str, region: &str, load: f64) -> FleetNode {
+        FleetNode::new(node, region).with_load(load).with_workers(2, 2)
     }
 
-    fn names(nodes: &[NodeView], chosen: &[u32]) -> Vec<String> {
-        chosen.iter().map(|i| nodes[*i as usize].node.to_string()).collect()
+    fn names(nodes: &[FleetNode], chosen: &[u32]) -> Vec<String> {
+        chosen.iter().map(|i| nodes[*i as usize].name().to_string()).collect()
     }
 
     #[test]
@@ -209,7 +169,7 @@ pub(crate) mod tests {
             used in proptest::collection::vec(0u32..70, 0..5),
             limit in 0u32..20,
         ) {
-            let nodes: Vec<NodeView> = loads.iter().enumerate().map(|(i, (load, draining, region))| {
+            let nodes: Vec<FleetNode> = loads.iter().enumerate().map(|(i, (load, draining, region))| {
                 let mut v = view(&format!("n{i}"), ["eu", "us", "ap"][*region as usize], *load);
                 v.draining = *draining;
                 v

@@ -3,7 +3,7 @@
 
 use super::candidates::Candidates;
 use super::model::{CellLoad, Decision, PlacementRequest};
-use super::nodes::{NodeRequest, NodeView};
+use super::nodes::{FleetNode, NodeRequest};
 use thiserror::Error;
 
 /// A policy failed to answer (a plugin trapped, timed out, …).
@@ -40,7 +40,7 @@ pub trait PlacementPolicy: Send + Sync {
     /// Node selection by the policy itself (a plugin exporting `node-selection`): the hosts a
     /// room may use, as indices into `nodes`, best first. `None` (the default) lets the
     /// built-in [`super::LeastLoaded`] decide; so does an error.
-    fn select_nodes(&self, _request: &NodeRequest, _nodes: &[NodeView]) -> Option<Result<Vec<u32>, PolicyError>> {
+    fn select_nodes(&self, _request: &NodeRequest, _nodes: &[FleetNode]) -> Option<Result<Vec<u32>, PolicyError>> {
         None
     }
 }

@@ -13,8 +13,8 @@ use super::instances::{Instances, PluginCounters, World};
 use super::runtime::Compiled;
 use super::swap::Swappable;
 use crate::placement::nodes::MAX_SELECTED;
-use crate::placement::{Candidates, Decision, NodeRequest, NodeView, PlacementPolicy, PlacementRequest, PolicyError};
-use mafalda_plugin_sdk::fleet::{NodeFields, PackedNodes};
+use crate::placement::{Candidates, Decision, FleetNode, NodeRequest, PlacementPolicy, PlacementRequest, PolicyError};
+use mafalda_plugin_sdk::fleet::{pack_nodes, PackedNodes};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Store;
 
@@ -72,25 +72,6 @@ fn node_request_to_wit(request: &NodeRequest) -> node_wit::NodeRequest {
     }
 }
 
-/// `nodes` packed as they cross into a plugin (see `wit/plugin.wit`, `fleet-nodes`).
-pub fn pack_node_views(nodes: &[NodeView]) -> PackedNodes {
-    let name_bytes = nodes.iter().map(|view| view.node.len()).sum();
-    let mut packed = PackedNodes::with_capacity(nodes.len(), name_bytes);
-    for view in nodes {
-        packed.push(NodeFields {
-            name: &view.node,
-            region: &view.region,
-            load: view.load,
-            workers: view.workers,
-            max_workers: view.max_workers,
-            routers: view.routers,
-            draining: view.draining,
-            linked: view.linked,
-        });
-    }
-    packed
-}
-
 /// The WIT form of packed nodes.
 fn packed_nodes_to_wit(packed: PackedNodes) -> node_wit::FleetNodes {
     node_wit::FleetNodes {
@@ -132,14 +113,14 @@ impl PlacementPolicy for WasmPlacement {
     /// the same limits, backoff and counters as `place`. A trap, a timeout, a backoff or an
     /// answer naming an index out of range is an error (the built-in selector decides); the
     /// answer is cut to `request.limit` (at least 1, at most [`MAX_SELECTED`]).
-    fn select_nodes(&self, request: &NodeRequest, nodes: &[NodeView]) -> Option<Result<Vec<u32>, PolicyError>> {
+    fn select_nodes(&self, request: &NodeRequest, nodes: &[FleetNode]) -> Option<Result<Vec<u32>, PolicyError>> {
         let current = self.current();
         if !current.compiled().selects_nodes() {
             return None;
         }
         let failed = |reason: String| PolicyError { policy: self.label().to_string(), reason };
         let wit_request = node_request_to_wit(request);
-        let wit_nodes = packed_nodes_to_wit(pack_node_views(nodes));
+        let wit_nodes = packed_nodes_to_wit(pack_nodes(nodes));
         let answer = current.call(|plugin, store| match plugin {
             PlacementWorld::Fleet(p) => {
                 // No placement call is in progress: the `load` import answers nothing.
