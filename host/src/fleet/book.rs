@@ -85,7 +85,32 @@ struct Linked {
     idle_since: Option<Instant>,
     /// Once up: it stays until idle (a failure after that is the link's to recover from).
     was_up: bool,
+    /// What the link itself last showed of the host (authenticated, unlike its record).
+    seen: Option<LinkSeen>,
 }
+
+impl Linked {
+    fn new(address: String, now: Instant) -> Self {
+        Self { address, opened: now, health: LinkHealth::Connecting, idle_since: None, was_up: false, seen: None }
+    }
+}
+
+/// What a host's own link shows of it: its workers as advertised over the link (which proved
+/// the host's node name) and measured through it. For a host linked and up, this outweighs
+/// its record, which anyone able to write to Redis could have written: the record may make
+/// the host look busier, never idler, and its draining flag is the link's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkSeen {
+    /// Mean predicted CPU share of its open workers, as this side sees them.
+    pub load: f64,
+    /// Routers this side has over its workers.
+    pub routers: u32,
+    /// Every worker it advertises drains.
+    pub draining: bool,
+}
+
+/// Smallest change of a linked host's load that rebuilds the views (loads move all the time).
+const SEEN_LOAD_STEP: f64 = 0.01;
 
 #[derive(Debug, Clone)]
 struct Penalty {
@@ -339,6 +364,30 @@ impl FleetBook {
         }
     }
 
+    /// What `node`'s link, up, shows of it.
+    fn seen(&self, node: &str) -> Option<LinkSeen> {
+        self.links.get(node).filter(|l| l.health == LinkHealth::Up).and_then(|l| l.seen)
+    }
+
+    /// Whether `record`'s host drains: as its link shows it when up, else as the record says.
+    fn draining(&self, record: &HostRecord) -> bool {
+        self.seen(&record.node).map_or_else(|| record.is_draining(), |seen| seen.draining)
+    }
+
+    /// What `node`'s link shows of it now (ignored unless the link is up).
+    pub fn link_seen(&mut self, node: &str, seen: LinkSeen) {
+        let Some(link) = self.links.get_mut(node) else { return };
+        let moved = link.seen.is_none_or(|old| {
+            old.draining != seen.draining
+                || old.routers != seen.routers
+                || (old.load - seen.load).abs() >= SEEN_LOAD_STEP
+        });
+        if moved {
+            link.seen = Some(seen);
+            self.dirty = true;
+        }
+    }
+
     /// What a link reports.
     pub fn link_health(&mut self, node: &str, health: LinkHealth, now: Instant) {
         let Some(link) = self.links.get_mut(node) else { return };
@@ -407,6 +456,10 @@ impl FleetBook {
                     .with_load(record.load())
                     .with_workers(u32::try_from(record.cells.len()).unwrap_or(u32::MAX), record.max_workers)
                     .with_routers(record.routers());
+                if let Some(seen) = self.seen(&record.node) {
+                    view.load = view.load.max(seen.load);
+                    view.routers = view.routers.max(seen.routers);
+                }
                 if let Some(rooms) = placed.get(record.node.as_str()) {
                     // Each counts what a room costs there on average, at least PLACED_ROOM_LOAD
                     // of one of its workers.
@@ -415,7 +468,7 @@ impl FleetBook {
                     view.load += f64::from(*rooms) * per_room;
                     view.routers = view.routers.saturating_add(*rooms);
                 }
-                view.draining = record.is_draining();
+                view.draining = self.draining(record);
                 view.linked = self.links.get(&record.node).is_some_and(|l| l.health == LinkHealth::Up);
                 views.push(view);
             }
@@ -460,7 +513,7 @@ impl FleetBook {
             .iter()
             .filter(|(node, l)| {
                 !self.kept(node, now)
-                    && self.records.get(*node).is_none_or(|r| r.address != l.address || r.is_draining())
+                    && self.records.get(*node).is_none_or(|r| r.address != l.address || self.draining(r))
             })
             .map(|(n, l)| (n.clone(), l.address.clone()))
             .collect();
@@ -527,16 +580,7 @@ impl FleetBook {
             }
             let Some(record) = self.records.get(&node) else { continue };
             let address = record.address.clone();
-            self.links.insert(
-                node.clone(),
-                Linked {
-                    address: address.clone(),
-                    opened: now,
-                    health: LinkHealth::Connecting,
-                    idle_since: None,
-                    was_up: false,
-                },
-            );
+            self.links.insert(node.clone(), Linked::new(address.clone(), now));
             plan.open.push((node, address));
             self.dirty = true;
         }
@@ -555,16 +599,7 @@ impl FleetBook {
             return None;
         }
         let address = self.records.get(node).filter(|r| self.usable(r))?.address.clone();
-        self.links.insert(
-            node.to_string(),
-            Linked {
-                address: address.clone(),
-                opened: now,
-                health: LinkHealth::Connecting,
-                idle_since: None,
-                was_up: false,
-            },
-        );
+        self.links.insert(node.to_string(), Linked::new(address.clone(), now));
         self.dirty = true;
         Some(address)
     }
@@ -716,6 +751,45 @@ mod tests {
         b.snapshot(fleet(2));
         b.set_static(["127.0.1.1:4443".to_string()].into());
         assert_eq!(opened(&b.plan(&LeastLoaded::default(), None, Instant::now())), ["h001"]);
+    }
+
+    #[test]
+    fn a_linked_hosts_record_may_make_it_look_busier_never_idler_nor_draining() {
+        let mut b = book(3);
+        b.snapshot(fleet(3));
+        let t0 = Instant::now();
+        b.plan(&LeastLoaded::default(), None, t0);
+        for node in ["h000", "h001"] {
+            b.link_health(node, LinkHealth::Up, t0);
+        }
+        // Then forged records: h000 claims to be idle, h001 to drain; h002's link is not up.
+        let mut records = fleet(3);
+        records[1].draining = true;
+        b.snapshot(records);
+        let seen = |load, draining| LinkSeen { load, routers: 5, draining };
+        b.link_seen("h000", seen(0.6, false));
+        b.link_seen("h001", seen(0.2, false));
+        b.link_seen("h002", seen(0.9, true));
+        let (views, index) = b.views(t0);
+        let view = |node: &str| views[index[node] as usize].clone();
+        assert!((view("h000").load - 0.6).abs() < 1e-9 && view("h000").routers == 5, "the link's load");
+        assert!(!view("h001").draining, "the link says it takes rooms");
+        assert!(!view("h002").draining && view("h002").load < 0.01, "no link up: the record");
+        let plan = b.plan(&LeastLoaded::default(), None, t0);
+        assert!(plan.close.is_empty(), "a forged drain does not close a genuine host's link: {plan:?}");
+        // A record busier than the link shows counts; the link's drain counts.
+        b.link_seen("h000", seen(0.1, true));
+        let (views, index) = b.views(t0);
+        assert!(views[index["h000"] as usize].draining);
+        b.link_seen("h001", seen(0.0, false));
+        let mut busy = fleet(3);
+        busy[1].cells[0].predicted = 0.7;
+        b.snapshot(busy);
+        let (views, index) = b.views(t0);
+        assert!((views[index["h001"] as usize].load - 0.7).abs() < 1e-9);
+        // Small moves of a linked host's load leave the views as they are.
+        b.link_seen("h001", seen(0.004, false));
+        assert!(Arc::ptr_eq(&views, &b.views(t0).0));
     }
 
     /// Places the new room `router` as discovery does: the best host by the built-in selector.

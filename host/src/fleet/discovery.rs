@@ -3,7 +3,7 @@
 //! change), keeps the [`FleetBook`], opens and closes the cluster's links as the book plans,
 //! and scopes placement to the hosts node selection picks ([`NodeScope`]).
 
-use super::book::{BookSettings, FleetBook, LinkHealth};
+use super::book::{BookSettings, FleetBook, LinkHealth, LinkSeen};
 use super::record::{Announcement, Change, HostRecord};
 use super::registry::{Registry, RegistryError};
 use crate::cluster::client::LinkState;
@@ -16,7 +16,7 @@ use crate::internals::object::lock;
 use crate::placement::nodes::{FleetNode, LeastLoaded, NodeRequest, NodeSelector, SelectError, MAX_SELECTED};
 use crate::placement::PlacementPolicy;
 use mediasoup::router::RouterId;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -113,6 +113,9 @@ pub struct DiscoveryStats {
     pub announcements: u64,
     /// Records refused (malformed, under another node's key).
     pub refused: u64,
+    /// Hosts whose link was refused (a certificate not naming the record's node, another
+    /// version, a token refused): each left alone for a while.
+    pub hosts_refused: u64,
 }
 
 /// The fleet as this side uses it.
@@ -133,6 +136,7 @@ pub struct Fleet {
     failures: AtomicU64,
     announcements: AtomicU64,
     refused: AtomicU64,
+    hosts_refused: AtomicU64,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -165,6 +169,7 @@ impl Fleet {
             failures: AtomicU64::new(0),
             announcements: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            hosts_refused: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(ANNOUNCEMENTS_QUEUED);
         rt.spawn(Self::listen(Arc::downgrade(&fleet), Arc::clone(&fleet.registry), tx));
@@ -206,6 +211,7 @@ impl Fleet {
             failures: self.failures.load(Ordering::Relaxed),
             announcements: self.announcements.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            hosts_refused: self.hosts_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -374,13 +380,7 @@ impl Fleet {
         let Some(host) = self.host.upgrade() else { return };
         let now = Instant::now();
         let links = self.cluster.links();
-        let in_use: HashSet<String> = host
-            .cells()
-            .iter()
-            .filter(|c| c.origin() == Origin::Remote && !c.is_closed())
-            .filter(|c| c.router_count() > 0 || c.count(Count::Transport) > 0)
-            .map(|c| c.node().to_string())
-            .collect();
+        let (in_use, seen) = linked_hosts_seen(&host);
         let selector = self.selector(&host);
         let plan = {
             let mut book = lock(&self.book);
@@ -399,6 +399,9 @@ impl Fleet {
                 };
                 book.link_health(node, health, now);
             }
+            for (node, seen) in seen {
+                book.link_seen(&node, seen);
+            }
             book.set_in_use(in_use);
             book.set_static(
                 links.iter().filter(|l| l.expected_node().is_none()).map(|l| l.address().to_string()).collect(),
@@ -411,7 +414,10 @@ impl Fleet {
                     && plan.close.iter().any(|(n, a)| n == node && a == l.address())
             });
             match refusal.map(|l| l.state().borrow().clone()) {
-                Some(LinkState::Refused(reason)) => warn!(%node, %reason, "fleet host refused: left alone for a while"),
+                Some(LinkState::Refused(reason)) => {
+                    self.hosts_refused.fetch_add(1, Ordering::Relaxed);
+                    warn!(%node, %reason, "fleet host refused: left alone for a while");
+                }
                 _ => debug!(%node, %why, "fleet host not reached: left alone for a while"),
             }
         }
@@ -560,6 +566,35 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         self.stop.notify_one();
     }
+}
+
+/// The remote hosts this side's rooms use, and what each linked host's workers show over its
+/// link (mean predicted load of the open ones, this side's routers there, whether all drain).
+fn linked_hosts_seen(host: &Host) -> (HashSet<String>, HashMap<String, LinkSeen>) {
+    let coefficients = host.coefficients();
+    let mut in_use = HashSet::new();
+    // Node → (load of open workers, open workers, routers, all drain).
+    let mut sums: HashMap<String, (f64, u32, u32, bool)> = HashMap::new();
+    for cell in host.cells().iter().filter(|c| c.origin() == Origin::Remote && !c.is_closed()) {
+        let routers = u32::try_from(cell.router_count()).unwrap_or(u32::MAX);
+        if routers > 0 || cell.count(Count::Transport) > 0 {
+            in_use.insert(cell.node().to_string());
+        }
+        let sum = sums.entry(cell.node().to_string()).or_insert((0.0, 0, 0, true));
+        if !cell.is_draining() {
+            sum.0 += cell.predicted(&coefficients).max(0.0);
+            sum.1 += 1;
+            sum.3 = false;
+        }
+        sum.2 = sum.2.saturating_add(routers);
+    }
+    let seen = sums
+        .into_iter()
+        .map(|(node, (load, open, routers, draining))| {
+            (node, LinkSeen { load: load / f64::from(open.max(1)), routers, draining })
+        })
+        .collect();
+    (in_use, seen)
 }
 
 /// `selector`'s answer as node names: valid, open, distinct, at most [`MAX_SELECTED`].

@@ -106,6 +106,8 @@ pub struct FleetReading {
     pub announcements: u64,
     /// Records refused (malformed, under another node's key).
     pub refused: u64,
+    /// Hosts whose link was refused (certificate, version, token).
+    pub hosts_refused: u64,
     /// This host's record writes.
     pub writes: u64,
     /// Writes that failed.
@@ -409,6 +411,12 @@ impl Readings {
             [(none(), f.announcements)],
         )?;
         counter(e, "mafalda_fleet_records_refused", "Registry records refused as unusable", [(none(), f.refused)])?;
+        counter(
+            e,
+            "mafalda_fleet_hosts_refused",
+            "Listed hosts whose link was refused (certificate not the record's node, version, token)",
+            [(none(), f.hosts_refused)],
+        )?;
         counter(e, "mafalda_fleet_record_writes", "This host's record writes", [(none(), f.writes)])?;
         counter(
             e,

@@ -163,6 +163,7 @@ impl Operations {
             read_failures: discovery.failures,
             announcements: discovery.announcements,
             refused: discovery.refused,
+            hosts_refused: discovery.hosts_refused,
             writes: written.writes,
             write_failures: written.failures,
             written_bytes: written.bytes,
