@@ -105,6 +105,8 @@ pub struct LinkSeen {
     pub load: f64,
     /// Routers this side has over its workers.
     pub routers: u32,
+    /// Workers it advertises over the link (open or draining).
+    pub workers: u32,
     /// Every worker it advertises drains.
     pub draining: bool,
 }
@@ -152,7 +154,8 @@ struct Placed {
 
 impl Placed {
     fn insert(&mut self, router: &str, node: &str, now: Instant) {
-        if self.by_router.len() >= MAX_PLACED && !self.by_router.contains_key(router) {
+        // Every router has an entry in `order`: this ends.
+        while self.by_router.len() >= MAX_PLACED && !self.by_router.contains_key(router) {
             self.pop_oldest();
         }
         let number = self.next;
@@ -188,6 +191,14 @@ impl Placed {
             .get(router)
             .filter(|(_, at, _)| now.saturating_duration_since(*at) < PLACED_FOR)
             .map(|(node, _, _)| node)
+    }
+
+    /// Forgets the rooms whose router is in `present`; true when one was.
+    fn forget(&mut self, present: &HashSet<String>) -> bool {
+        let before = self.by_router.len();
+        self.by_router.retain(|router, _| !present.contains(router));
+        // Their entries in `order` find no router when they come up (they are not its number).
+        self.by_router.len() != before
     }
 
     fn per_node(&self) -> HashMap<&str, u32> {
@@ -369,21 +380,44 @@ impl FleetBook {
         self.links.get(node).filter(|l| l.health == LinkHealth::Up).and_then(|l| l.seen)
     }
 
-    /// Whether `record`'s host drains: as its link shows it when up, else as the record says.
+    /// Whether `record`'s host drains for node selection: as its link shows it when up, else
+    /// as the record says.
     fn draining(&self, record: &HostRecord) -> bool {
         self.seen(&record.node).map_or_else(|| record.is_draining(), |seen| seen.draining)
     }
 
-    /// What `node`'s link shows of it now (ignored unless the link is up).
-    pub fn link_seen(&mut self, node: &str, seen: LinkSeen) {
-        let Some(link) = self.links.get_mut(node) else { return };
-        let moved = link.seen.is_none_or(|old| {
-            old.draining != seen.draining
-                || old.routers != seen.routers
-                || (old.load - seen.load).abs() >= SEEN_LOAD_STEP
-        });
-        if moved {
-            link.seen = Some(seen);
+    /// Whether `record`'s host drains for its link to close: its record says so and its link
+    /// (when up and showing workers) agrees. A forged drain does not close a genuine host's
+    /// link; nor does a drain the link shows only because it fell silent.
+    fn drains(&self, record: &HostRecord) -> bool {
+        record.is_draining() && self.seen(&record.node).is_none_or(|seen| seen.draining)
+    }
+
+    /// What each linked host's link shows of it now, by node (ignored unless the link is up);
+    /// a host missing from `seen` (no worker advertised) is known by its record alone.
+    pub fn links_seen(&mut self, seen: &HashMap<String, LinkSeen>) {
+        for (node, link) in &mut self.links {
+            let now = seen.get(node).copied();
+            let moved = match (link.seen, now) {
+                (Some(old), Some(new)) => {
+                    old.draining != new.draining
+                        || old.routers != new.routers
+                        || old.workers != new.workers
+                        || (old.load - new.load).abs() >= SEEN_LOAD_STEP
+                }
+                (old, new) => old.is_some() != new.is_some(),
+            };
+            if moved {
+                link.seen = now;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Rooms this side placed lately whose router is now on a remote host (`present`): the
+    /// link's view counts them from now on (one count, not two).
+    pub fn placed_arrived(&mut self, present: &HashSet<String>) {
+        if self.placed.forget(present) {
             self.dirty = true;
         }
     }
@@ -392,6 +426,8 @@ impl FleetBook {
     pub fn link_health(&mut self, node: &str, health: LinkHealth, now: Instant) {
         let Some(link) = self.links.get_mut(node) else { return };
         if link.health != health {
+            // What the link showed before is not what it shows now.
+            link.seen = None;
             self.dirty = true;
         }
         link.health = health;
@@ -457,8 +493,11 @@ impl FleetBook {
                     .with_workers(u32::try_from(record.cells.len()).unwrap_or(u32::MAX), record.max_workers)
                     .with_routers(record.routers());
                 if let Some(seen) = self.seen(&record.node) {
+                    // Busier than its record says, never idler: a forged record's many routers
+                    // or workers cannot make a room there look cheap either.
                     view.load = view.load.max(seen.load);
                     view.routers = view.routers.max(seen.routers);
+                    view.workers = seen.workers.max(1);
                 }
                 if let Some(rooms) = placed.get(record.node.as_str()) {
                     // Each counts what a room costs there on average, at least PLACED_ROOM_LOAD
@@ -513,7 +552,7 @@ impl FleetBook {
             .iter()
             .filter(|(node, l)| {
                 !self.kept(node, now)
-                    && self.records.get(*node).is_none_or(|r| r.address != l.address || self.draining(r))
+                    && self.records.get(*node).is_none_or(|r| r.address != l.address || self.drains(r))
             })
             .map(|(n, l)| (n.clone(), l.address.clone()))
             .collect();
@@ -766,10 +805,13 @@ mod tests {
         let mut records = fleet(3);
         records[1].draining = true;
         b.snapshot(records);
-        let seen = |load, draining| LinkSeen { load, routers: 5, draining };
-        b.link_seen("h000", seen(0.6, false));
-        b.link_seen("h001", seen(0.2, false));
-        b.link_seen("h002", seen(0.9, true));
+        let seen = |load, draining| LinkSeen { load, routers: 5, workers: 1, draining };
+        let mut shown = HashMap::from([
+            ("h000".to_string(), seen(0.6, false)),
+            ("h001".to_string(), seen(0.2, false)),
+            ("h002".to_string(), seen(0.9, true)),
+        ]);
+        b.links_seen(&shown);
         let (views, index) = b.views(t0);
         let view = |node: &str| views[index[node] as usize].clone();
         assert!((view("h000").load - 0.6).abs() < 1e-9 && view("h000").routers == 5, "the link's load");
@@ -778,18 +820,38 @@ mod tests {
         let plan = b.plan(&LeastLoaded::default(), None, t0);
         assert!(plan.close.is_empty(), "a forged drain does not close a genuine host's link: {plan:?}");
         // A record busier than the link shows counts; the link's drain counts.
-        b.link_seen("h000", seen(0.1, true));
+        shown.insert("h000".into(), seen(0.1, true));
+        b.links_seen(&shown);
         let (views, index) = b.views(t0);
         assert!(views[index["h000"] as usize].draining);
-        b.link_seen("h001", seen(0.0, false));
+        shown.insert("h001".into(), seen(0.0, false));
+        b.links_seen(&shown);
         let mut busy = fleet(3);
         busy[1].cells[0].predicted = 0.7;
         b.snapshot(busy);
         let (views, index) = b.views(t0);
         assert!((views[index["h001"] as usize].load - 0.7).abs() < 1e-9);
         // Small moves of a linked host's load leave the views as they are.
-        b.link_seen("h001", seen(0.004, false));
+        shown.insert("h001".into(), seen(0.004, false));
+        b.links_seen(&shown);
         assert!(Arc::ptr_eq(&views, &b.views(t0).0));
+        // A link that went down and came back shows nothing until told again; a host no
+        // longer showing workers is known by its record alone.
+        b.link_health("h000", LinkHealth::Down, t0);
+        b.link_health("h000", LinkHealth::Up, t0);
+        assert_eq!(b.seen("h000"), None);
+        let mut forged = fleet(3);
+        forged[1].draining = true;
+        // Many forged workers and routers do not make a room there look cheap.
+        forged[0].cells = vec![forged[0].cells[0].clone(); 200];
+        forged[0].cells.iter_mut().for_each(|c| c.routers = 1_000);
+        b.snapshot(forged);
+        b.links_seen(&shown);
+        assert_eq!(b.views(t0).0[index["h000"] as usize].workers, 1, "the link's worker count");
+        shown.remove("h001");
+        b.links_seen(&shown);
+        assert_eq!(b.seen("h001"), None);
+        assert!(b.views(t0).0[index["h001"] as usize].draining, "the forged record decides again");
     }
 
     /// Places the new room `router` as discovery does: the best host by the built-in selector.
@@ -818,6 +880,11 @@ mod tests {
         assert_eq!(b.placed_on("room-9", now), None);
         let (views, _) = b.views(now);
         assert!(views.iter().all(|v| v.routers == 2 && v.load >= 2.0 * PLACED_ROOM_LOAD / 1.0), "{views:?}");
+        // A room whose router is there now counts through the link's view, not twice.
+        b.placed_arrived(&HashSet::from(["room-0".to_string()]));
+        assert_eq!(b.placed_on("room-0", now), None);
+        let (views, index) = b.views(now);
+        assert_eq!(views[index[&*first] as usize].routers, 1);
         // Once the records had time to show them, rooms count only through the records.
         let later = now + PLACED_FOR;
         assert_eq!(b.placed_on("room-0", later), None);

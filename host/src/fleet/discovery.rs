@@ -380,7 +380,7 @@ impl Fleet {
         let Some(host) = self.host.upgrade() else { return };
         let now = Instant::now();
         let links = self.cluster.links();
-        let (in_use, seen) = linked_hosts_seen(&host);
+        let LinkedHosts { in_use, seen, present } = linked_hosts(&host);
         let selector = self.selector(&host);
         let plan = {
             let mut book = lock(&self.book);
@@ -399,9 +399,8 @@ impl Fleet {
                 };
                 book.link_health(node, health, now);
             }
-            for (node, seen) in seen {
-                book.link_seen(&node, seen);
-            }
+            book.links_seen(&seen);
+            book.placed_arrived(&present);
             book.set_in_use(in_use);
             book.set_static(
                 links.iter().filter(|l| l.expected_node().is_none()).map(|l| l.address().to_string()).collect(),
@@ -498,7 +497,13 @@ impl Fleet {
         let (chosen, best) = {
             let mut book = lock(&self.book);
             if used.is_empty() {
-                used.extend(book.placed_on(&router, now).map(|node| node.to_string()));
+                if let Some(node) = book.placed_on(&router, now) {
+                    // Its first transport went there a moment ago: so does this one.
+                    if Self::serves(&host, &node) {
+                        return Some(vec![node.to_string()]);
+                    }
+                    used.push(node.to_string());
+                }
             }
             let (views, index) = book.views(now);
             if views.is_empty() {
@@ -537,7 +542,13 @@ impl Fleet {
         };
         if used.is_empty() {
             let node = self.wait_for_any(&host, &best).await?;
-            lock(&self.book).placed(&router, &node, Instant::now());
+            let mut book = lock(&self.book);
+            let now = Instant::now();
+            // A transport of the same room that waited too may have taken a host meanwhile.
+            if let Some(first) = book.placed_on(&router, now).filter(|n| Self::serves(&host, n)) {
+                return Some(vec![first.to_string()]);
+            }
+            book.placed(&router, &node, now);
             return Some(vec![node]);
         }
         // A room already on hosts: the chosen ones that serve (a new one is linked, waited for).
@@ -568,33 +579,44 @@ impl Drop for Fleet {
     }
 }
 
-/// The remote hosts this side's rooms use, and what each linked host's workers show over its
-/// link (mean predicted load of the open ones, this side's routers there, whether all drain).
-fn linked_hosts_seen(host: &Host) -> (HashSet<String>, HashMap<String, LinkSeen>) {
+/// What this side's remote cells show of the hosts it is linked to.
+struct LinkedHosts {
+    /// Hosts this side's rooms use.
+    in_use: HashSet<String>,
+    /// Each host's workers as its link shows them (mean predicted load of the open ones, this
+    /// side's routers there, workers advertised, whether all drain).
+    seen: HashMap<String, LinkSeen>,
+    /// Routers this side has on remote hosts.
+    present: HashSet<String>,
+}
+
+fn linked_hosts(host: &Host) -> LinkedHosts {
     let coefficients = host.coefficients();
-    let mut in_use = HashSet::new();
-    // Node → (load of open workers, open workers, routers, all drain).
-    let mut sums: HashMap<String, (f64, u32, u32, bool)> = HashMap::new();
+    let (mut in_use, mut present) = (HashSet::new(), HashSet::new());
+    // Node → (load of open workers, open workers, routers, workers, all drain).
+    let mut sums: HashMap<String, (f64, u32, u32, u32, bool)> = HashMap::new();
     for cell in host.cells().iter().filter(|c| c.origin() == Origin::Remote && !c.is_closed()) {
-        let routers = u32::try_from(cell.router_count()).unwrap_or(u32::MAX);
-        if routers > 0 || cell.count(Count::Transport) > 0 {
+        let routers = cell.routers_present();
+        if !routers.is_empty() || cell.count(Count::Transport) > 0 {
             in_use.insert(cell.node().to_string());
         }
-        let sum = sums.entry(cell.node().to_string()).or_insert((0.0, 0, 0, true));
+        let sum = sums.entry(cell.node().to_string()).or_insert((0.0, 0, 0, 0, true));
         if !cell.is_draining() {
             sum.0 += cell.predicted(&coefficients).max(0.0);
             sum.1 += 1;
-            sum.3 = false;
+            sum.4 = false;
         }
-        sum.2 = sum.2.saturating_add(routers);
+        sum.2 = sum.2.saturating_add(u32::try_from(routers.len()).unwrap_or(u32::MAX));
+        sum.3 = sum.3.saturating_add(1);
+        present.extend(routers.iter().map(ToString::to_string));
     }
     let seen = sums
         .into_iter()
-        .map(|(node, (load, open, routers, draining))| {
-            (node, LinkSeen { load: load / f64::from(open.max(1)), routers, draining })
+        .map(|(node, (load, open, routers, workers, draining))| {
+            (node, LinkSeen { load: load / f64::from(open.max(1)), routers, workers, draining })
         })
         .collect();
-    (in_use, seen)
+    LinkedHosts { in_use, seen, present }
 }
 
 /// `selector`'s answer as node names: valid, open, distinct, at most [`MAX_SELECTED`].
