@@ -97,6 +97,16 @@ fn closed_cells(manager: &WorkerManager) -> Arc<Mutex<Vec<String>>> {
     closed
 }
 
+/// Hosts `names` (node, IP) listed in `redis`'s cluster `cluster` (no admin server), their
+/// certificates in a fresh scratch directory named after the cluster.
+fn listed_hosts(redis: &Redis, cluster: &str, names: &[(&str, &str)]) -> (std::path::PathBuf, Vec<Node>) {
+    let dir = scratch(cluster);
+    certs(&dir, names);
+    let flags = fleet_flags(redis, cluster, false);
+    let hosts = names.iter().map(|(name, ip)| Node::start(&dir, name, ip, 4443, &refs(&flags))).collect();
+    (dir, hosts)
+}
+
 /// `flags` as the `&str`s `Node::start` takes.
 fn refs(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
@@ -270,12 +280,8 @@ async fn a_redis_outage_leaves_links_and_rooms_alone_and_every_record_is_back_so
     logs();
     let mut redis = Redis::start(46391);
     let mut db = redis.client();
-    let dir = scratch("fleet-b");
     let names = [("fb1", "127.0.0.75"), ("fb2", "127.0.0.76")];
-    certs(&dir, &names);
-    let flags = fleet_flags(&redis, CLUSTER, false);
-    let mut hosts: Vec<Node> =
-        names.iter().map(|(name, ip)| Node::start(&dir, name, ip, 4443, &refs(&flags))).collect();
+    let (dir, mut hosts) = listed_hosts(&redis, CLUSTER, &names);
     let pattern = host_key(CLUSTER, "*");
     until("both records", Duration::from_secs(10), || db.keys(&pattern).len() == 2).await;
 
@@ -424,11 +430,8 @@ async fn among_500_dead_records_the_links_stay_within_the_budget_and_rooms_land_
     let answers = db.pipeline(&writes).expect("records written");
     assert!(answers.iter().all(|a| *a == fleet_support::Value::Status("OK".into())));
 
-    let dir = scratch("fleet-c");
     let names = [("fc1", "127.0.0.78"), ("fc2", "127.0.0.79"), ("fc3", "127.0.0.80")];
-    certs(&dir, &names);
-    let flags = fleet_flags(&redis, CLUSTER, false);
-    let _hosts: Vec<Node> = names.iter().map(|(name, ip)| Node::start(&dir, name, ip, 4443, &refs(&flags))).collect();
+    let (dir, _hosts) = listed_hosts(&redis, CLUSTER, &names);
     let pattern = host_key(CLUSTER, "*");
     until("every record", Duration::from_secs(10), || db.keys(&pattern).len() == DEAD + 3).await;
 
@@ -526,12 +529,8 @@ async fn a_record_naming_another_node_at_a_real_hosts_address_is_refused_and_odd
     let liar = fake_record("fd2", "127.0.0.84:4443", 0.0);
     db.set_px(&host_key(CLUSTER, "liar"), &liar.to_json(), 120_000);
 
-    let dir = scratch("fleet-d");
     let names = [("fd1", "127.0.0.81"), ("fd2", "127.0.0.82")];
-    certs(&dir, &names);
-    let flags = fleet_flags(&redis, CLUSTER, false);
-    let mut hosts: Vec<Node> =
-        names.iter().map(|(name, ip)| Node::start(&dir, name, ip, 4443, &refs(&flags))).collect();
+    let (dir, mut hosts) = listed_hosts(&redis, CLUSTER, &names);
     let pattern = host_key(CLUSTER, "*");
     until("the real records", Duration::from_secs(10), || db.keys(&pattern).len() == 6).await;
 

@@ -508,7 +508,7 @@ impl FleetBook {
                     view.routers = view.routers.saturating_add(*rooms);
                 }
                 view.draining = self.draining(record);
-                view.linked = self.links.get(&record.node).is_some_and(|l| l.health == LinkHealth::Up);
+                view.linked = self.link_up(&record.node);
                 views.push(view);
             }
             self.views = Arc::new(views);

@@ -435,11 +435,14 @@ impl Fleet {
         PolicySelector(host.placement_policy(), self.builtin)
     }
 
-    /// Whether `node` has an open cell here (its link is up and it advertised workers).
-    fn serves(host: &Host, node: &str) -> bool {
+    /// The nodes with an open cell here (their link is up and they advertised workers): one
+    /// pass over the cells, however many nodes are asked about.
+    fn serving(host: &Host) -> HashSet<String> {
         host.cells()
             .iter()
-            .any(|c| c.origin() == Origin::Remote && c.node() == node && !c.is_closed() && !c.is_draining())
+            .filter(|c| c.origin() == Origin::Remote && !c.is_closed() && !c.is_draining())
+            .map(|c| c.node().to_string())
+            .collect()
     }
 
     /// Links the hosts of `nodes` not linked yet and waits (at most [`LINK_WAIT`] in all) until
@@ -450,7 +453,10 @@ impl Fleet {
             return None;
         }
         let mut adverts = self.cluster.adverts();
-        let first = || nodes.iter().find(|n| Self::serves(host, n)).cloned();
+        let first = || {
+            let serving = Self::serving(host);
+            nodes.iter().find(|n| serving.contains(n.as_str())).cloned()
+        };
         if let Some(node) = first() {
             return Some(node);
         }
@@ -491,6 +497,7 @@ impl Fleet {
         let selector = self.selector(&host);
         let router = router.to_string();
         let now = Instant::now();
+        let serving = Self::serving(&host);
         // Selection, and the record of where a new room went, under the book's lock: rooms
         // placed at once see each other (a burst spreads; a room's second transport, placed
         // before its first made a router, follows the first).
@@ -499,7 +506,7 @@ impl Fleet {
             if used.is_empty() {
                 if let Some(node) = book.placed_on(&router, now) {
                     // Its first transport went there a moment ago: so does this one.
-                    if Self::serves(&host, &node) {
+                    if serving.contains(&*node) {
                         return Some(vec![node.to_string()]);
                     }
                     used.push(node.to_string());
@@ -532,7 +539,8 @@ impl Fleet {
                 let region_of =
                     |node: &str| index.get(node).and_then(|i| views.get(*i as usize)).map(|v| Arc::clone(&v.region));
                 let best_region = chosen.first().and_then(|n| region_of(n));
-                if let Some(node) = chosen.iter().find(|n| region_of(n) == best_region && Self::serves(&host, n)) {
+                if let Some(node) = chosen.iter().find(|n| region_of(n) == best_region && serving.contains(n.as_str()))
+                {
                     book.placed(&router, node, now);
                     return Some(vec![node.clone()]);
                 }
@@ -545,7 +553,7 @@ impl Fleet {
             let mut book = lock(&self.book);
             let now = Instant::now();
             // A transport of the same room that waited too may have taken a host meanwhile.
-            if let Some(first) = book.placed_on(&router, now).filter(|n| Self::serves(&host, n)) {
+            if let Some(first) = book.placed_on(&router, now).filter(|n| Self::serving(&host).contains(&**n)) {
                 return Some(vec![first.to_string()]);
             }
             book.placed(&router, &node, now);
